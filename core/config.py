@@ -1,0 +1,133 @@
+"""Settings from the environment and the repo's `.env`, read once at start-up."""
+
+from __future__ import annotations
+
+import re
+import zoneinfo
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from core.errors import ConfigError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+_TOKEN = re.compile(r"^\d+:[A-Za-z0-9_-]{20,}$")
+
+# How to fix each setting, shown in the one line that stops start-up.
+FIXES: dict[str, str] = {
+    "TELEGRAM_BOT_TOKEN": "get one from @BotFather, then TELEGRAM_BOT_TOKEN=123456:ABC... in .env",
+    "TELEGRAM_ADMIN_IDS": "use numeric Telegram user ids, e.g. TELEGRAM_ADMIN_IDS=12345,67890",
+    "TELEGRAM_API_URL": "set a URL such as http://127.0.0.1:8081, or leave it empty",
+    "DATABASE_URL": "use sqlite:///data/wasched.db or mongodb://host:27017/wasched",
+    "DEFAULT_TIMEZONE": "use an IANA zone name such as Europe/Berlin or UTC",
+    "HTTP_HOST": "use an address such as 127.0.0.1",
+    "HTTP_PORT": "use a port number from 1 to 65535, e.g. HTTP_PORT=8001",
+    "WHATSAPP_URL": "use the sidecar's URL, e.g. WHATSAPP_URL=http://127.0.0.1:3001",
+    "WHATSAPP_API_KEY": "set any long random string, the same for wasched and the sidecar",
+    "SEND_GAP_MIN_S": "use seconds >= 0, e.g. SEND_GAP_MIN_S=20",
+    "SEND_GAP_MAX_S": "use seconds >= SEND_GAP_MIN_S, e.g. SEND_GAP_MAX_S=60",
+    "SEND_HOURLY_CAP": "use a whole number > 0, e.g. SEND_HOURLY_CAP=60",
+    "SEND_DAILY_CAP": "use a whole number > 0, e.g. SEND_DAILY_CAP=400",
+    "RETRY_MAX_ATTEMPTS": "use a whole number >= 1, e.g. RETRY_MAX_ATTEMPTS=5",
+    "MISFIRE_GRACE_S": "use seconds >= 0, e.g. MISFIRE_GRACE_S=3600",
+}
+
+
+class Settings(BaseSettings):
+    """Every setting of wasched's Python process (DESIGN.md, "Settings")."""
+
+    model_config = SettingsConfigDict(
+        env_file=str(REPO_ROOT / ".env"),
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=True,
+    )
+
+    TELEGRAM_BOT_TOKEN: str = ""
+    TELEGRAM_ADMIN_IDS: str = ""
+    TELEGRAM_API_URL: str = ""
+    DATABASE_URL: str = "sqlite:///data/wasched.db"
+    DEFAULT_TIMEZONE: str = "UTC"
+    HTTP_HOST: str = "127.0.0.1"
+    HTTP_PORT: int = Field(default=8001, ge=1, le=65535)
+    WHATSAPP_URL: str = "http://127.0.0.1:3001"
+    WHATSAPP_API_KEY: str = ""
+    SEND_GAP_MIN_S: float = Field(default=20.0, ge=0)
+    SEND_GAP_MAX_S: float = Field(default=60.0, ge=0)
+    SEND_HOURLY_CAP: int = Field(default=60, gt=0)
+    SEND_DAILY_CAP: int = Field(default=400, gt=0)
+    RETRY_MAX_ATTEMPTS: int = Field(default=5, ge=1)
+    MISFIRE_GRACE_S: int = Field(default=3600, ge=0)
+
+    @field_validator("TELEGRAM_BOT_TOKEN")
+    @classmethod
+    def _token(cls, value: str) -> str:
+        value = value.strip()
+        if value and not _TOKEN.match(value):
+            raise ValueError("malformed")
+        return value
+
+    @field_validator("TELEGRAM_ADMIN_IDS")
+    @classmethod
+    def _admins(cls, value: str) -> str:
+        parts = [p.strip() for p in value.split(",") if p.strip()]
+        if any(not p.lstrip("-").isdigit() for p in parts):
+            raise ValueError("malformed")
+        return ",".join(parts)
+
+    @field_validator("TELEGRAM_API_URL", "WHATSAPP_URL")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        value = value.strip().rstrip("/")
+        if value and not re.match(r"^https?://[^\s/]+", value):
+            raise ValueError("malformed")
+        return value
+
+    @field_validator("DATABASE_URL")
+    @classmethod
+    def _database(cls, value: str) -> str:
+        value = value.strip()
+        if not value.startswith(("sqlite:///", "mongodb://", "mongodb+srv://")):
+            raise ValueError("malformed")
+        return value
+
+    @field_validator("DEFAULT_TIMEZONE")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError("unknown zone") from exc
+        return value
+
+    @model_validator(mode="after")
+    def _gaps(self) -> Settings:
+        if self.SEND_GAP_MAX_S < self.SEND_GAP_MIN_S:
+            raise ValueError("SEND_GAP_MAX_S below SEND_GAP_MIN_S")
+        return self
+
+    @property
+    def admin_ids(self) -> frozenset[int]:
+        return frozenset(int(p) for p in self.TELEGRAM_ADMIN_IDS.split(",") if p)
+
+    def require_bot_token(self) -> str:
+        if not self.TELEGRAM_BOT_TOKEN:
+            raise ConfigError("TELEGRAM_BOT_TOKEN is missing: " + FIXES["TELEGRAM_BOT_TOKEN"])
+        return self.TELEGRAM_BOT_TOKEN
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read the settings; a missing or malformed one raises `ConfigError` with one line."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        loc = error.get("loc") or ()
+        name = str(loc[0]) if loc else ""
+        if not name and "SEND_GAP_MAX_S" in str(error.get("msg", "")):
+            name = "SEND_GAP_MAX_S"
+        fix = FIXES.get(name, "check its value in .env")
+        raise ConfigError(f"{name or 'a setting'} is malformed: {fix}") from None

@@ -1,0 +1,113 @@
+"""One tree of errors for everything wasched refuses or fails at.
+
+Every message is a sentence a person can act on; the bot shows `str(error)` as it is.
+Foreign exceptions (sqlite, pymongo, httpx) are translated where they occur.
+"""
+
+from __future__ import annotations
+
+
+class WaschedError(Exception):
+    """Base of every error wasched raises on purpose."""
+
+
+# --- configuration -----------------------------------------------------------------------
+
+
+class ConfigError(WaschedError):
+    """A setting is missing or malformed; the message names it and says how to fix it."""
+
+
+# --- input a person typed ----------------------------------------------------------------
+
+
+class InvalidInput(WaschedError):
+    """Something a person typed cannot be used; the message says what to type instead."""
+
+
+class InvalidWhen(InvalidInput):
+    """A time or rule that cannot be parsed, is impossible, or lies in the past."""
+
+
+class InvalidRecipient(InvalidInput):
+    """A recipient that is neither a number, a saved contact nor a group id."""
+
+
+class InvalidTemplate(InvalidInput):
+    """A template with unknown variables or broken braces."""
+
+
+class MessageTooLong(InvalidInput):
+    """Message text over WhatsApp's limit."""
+
+
+class InvalidTimezone(InvalidInput):
+    """A time zone name that is not in the IANA database."""
+
+
+# --- records -----------------------------------------------------------------------------
+
+
+class NotFound(WaschedError):
+    """A record the caller named does not exist (or belongs to someone else)."""
+
+
+class AlreadyExists(WaschedError):
+    """A record with the same unique name exists already."""
+
+
+class DuplicateRun(WaschedError):
+    """A run for this (schedule, scheduled_for) was inserted already, by us or another process."""
+
+
+class InvalidState(WaschedError):
+    """The action does not fit the record's state (resume a done schedule, retry a sent one)."""
+
+
+class StoreError(WaschedError):
+    """The database failed or cannot be reached."""
+
+
+class TargetNotEmpty(StoreError):
+    """A migration target already holds data."""
+
+
+# --- WhatsApp sidecar --------------------------------------------------------------------
+
+
+class WhatsAppError(WaschedError):
+    """The sidecar refused or failed a request."""
+
+    code: str = "send_failed"
+    transient: bool = False
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        if code is not None:
+            self.code = code
+
+
+class WhatsAppUnavailable(WhatsAppError):
+    """The sidecar is down, timed out or answered 5xx: worth trying again later."""
+
+    code = "unavailable"
+    transient = True
+
+
+class WhatsAppNotReady(WhatsAppError):
+    """The WhatsApp session is not linked or not connected (sidecar `not_ready`)."""
+
+    code = "not_ready"
+    transient = True
+
+
+class NotOnWhatsApp(WhatsAppError):
+    """The number has no WhatsApp account (sidecar `not_on_whatsapp`)."""
+
+    code = "not_on_whatsapp"
+
+
+class WhatsAppRequestRejected(WhatsAppError):
+    """The sidecar refused the request as invalid (`invalid_request`, `unauthorized`)."""
+
+    code = "invalid_request"

@@ -1,0 +1,197 @@
+"""The records wasched keeps: contacts, templates, schedules, runs, deliveries, users.
+
+All datetimes are timezone-aware UTC. Ids are short integers a person can type (`#12`).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+# WhatsApp refuses text messages longer than this many characters.
+WHATSAPP_TEXT_LIMIT = 65536
+
+
+class Record(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ScheduleState(StrEnum):
+    active = "active"
+    paused = "paused"
+    done = "done"
+
+
+class RunTrigger(StrEnum):
+    schedule = "schedule"
+    manual = "manual"
+    catch_up = "catch_up"
+
+
+class DeliveryStatus(StrEnum):
+    queued = "queued"
+    sending = "sending"
+    sent = "sent"
+    delivered = "delivered"
+    read = "read"
+    failed = "failed"
+    missed = "missed"
+    held = "held"
+
+
+# Order of the ack-driven states; an ack never moves a delivery backwards.
+ACK_ORDER = {DeliveryStatus.sent: 1, DeliveryStatus.delivered: 2, DeliveryStatus.read: 3}
+FINAL_STATUSES = frozenset(
+    {
+        DeliveryStatus.sent,
+        DeliveryStatus.delivered,
+        DeliveryStatus.read,
+        DeliveryStatus.failed,
+        DeliveryStatus.missed,
+    }
+)
+
+
+class RuleKind(StrEnum):
+    once = "once"
+    cron = "cron"
+    interval = "interval"
+
+
+class Rule(Record):
+    """When a schedule fires, in the owner's time zone.
+
+    - once: `at` (UTC instant).
+    - cron: `cron`, a standard 5-field expression (Sunday is 0 or 7), read in `timezone`.
+    - interval: every `every_seconds`, counted from `start` (UTC instant).
+    """
+
+    kind: RuleKind
+    timezone: str
+    at: datetime | None = None
+    cron: str | None = None
+    every_seconds: int | None = None
+    start: datetime | None = None
+
+
+class RecipientKind(StrEnum):
+    phone = "phone"
+    contact = "contact"
+    group = "group"
+
+
+class Recipient(Record):
+    """One addressee: `address` is `+E164` for phones and contacts, `...@g.us` for groups."""
+
+    kind: RecipientKind
+    address: str
+    name: str | None = None
+    contact_id: int | None = None
+
+
+class Media(Record):
+    mimetype: str
+    filename: str
+    data_base64: str
+
+
+class User(Record):
+    """A Telegram user of the bot."""
+
+    telegram_id: int
+    timezone: str | None = None
+    is_owner: bool = False
+    created_at: datetime
+
+
+class Contact(Record):
+    id: int
+    name: str
+    phone: str
+    whatsapp_id: str | None = None
+    fields: dict[str, str] = Field(default_factory=dict)
+    created_at: datetime
+
+
+class Template(Record):
+    id: int
+    name: str
+    text: str
+    created_at: datetime
+
+
+class Schedule(Record):
+    id: int
+    owner_id: int
+    recipients: tuple[Recipient, ...]
+    text: str | None = None
+    template_id: int | None = None
+    media: Media | None = None
+    rule: Rule
+    state: ScheduleState = ScheduleState.active
+    next_run_at: datetime | None = None
+    misfire_grace_s: int | None = None
+    created_at: datetime
+    updated_at: datetime
+
+
+class Run(Record):
+    id: int
+    schedule_id: int
+    owner_id: int
+    scheduled_for: datetime
+    trigger: RunTrigger
+    created_at: datetime
+    outcome: str | None = None
+
+
+class Delivery(Record):
+    id: int
+    run_id: int
+    schedule_id: int
+    owner_id: int
+    recipient: str
+    recipient_name: str | None = None
+    text: str
+    idempotency_key: str
+    status: DeliveryStatus = DeliveryStatus.queued
+    attempts: int = 0
+    last_error: str | None = None
+    error_code: str | None = None
+    whatsapp_id: str | None = None
+    next_attempt_at: datetime
+    lease_owner: str | None = None
+    lease_until: datetime | None = None
+    created_at: datetime
+    queued_at: datetime | None = None
+    sending_at: datetime | None = None
+    sent_at: datetime | None = None
+    delivered_at: datetime | None = None
+    read_at: datetime | None = None
+    failed_at: datetime | None = None
+    missed_at: datetime | None = None
+    held_at: datetime | None = None
+
+
+class NewDelivery(Record):
+    """What the engine hands the store when it fans a run out."""
+
+    recipient: str
+    recipient_name: str | None = None
+    text: str
+    idempotency_key: str
+    status: DeliveryStatus = DeliveryStatus.queued
+
+
+class DeliveryFilter(Record):
+    run_id: int | None = None
+    schedule_id: int | None = None
+    owner_id: int | None = None
+    statuses: tuple[DeliveryStatus, ...] | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    limit: int | None = None
+    order: Literal["newest", "oldest"] = "newest"

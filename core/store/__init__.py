@@ -1,0 +1,234 @@
+"""The `Store` protocol: the only truth about schedules, runs and deliveries.
+
+Two implementations pass one contract test suite: `SQLiteStore` (embedded default) and
+`MongoStore` (PyMongo async). Both are safe with several processes on one database: runs are
+unique on (schedule, scheduled_for), `next_run_at` moves by compare-and-set, and deliveries are
+claimed atomically with a lease.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, Protocol
+
+from core.models import (
+    Contact,
+    Delivery,
+    DeliveryFilter,
+    DeliveryStatus,
+    Media,
+    NewDelivery,
+    Recipient,
+    Rule,
+    Run,
+    RunTrigger,
+    Schedule,
+    ScheduleState,
+    Template,
+    User,
+)
+
+# Sentinel for "leave this field as it is" in partial updates.
+UNSET: Any = object()
+
+
+class Store(Protocol):
+    """Persistence for every record; all methods translate driver errors to `StoreError`."""
+
+    async def close(self) -> None: ...
+
+    async def ping(self) -> None:
+        """Raise `StoreError` when the database cannot be reached."""
+
+    # users ---------------------------------------------------------------------------
+    async def get_user(self, telegram_id: int) -> User | None: ...
+    async def upsert_user(
+        self, telegram_id: int, *, timezone: str | None = UNSET, is_owner: bool = UNSET
+    ) -> User: ...
+    async def list_users(self) -> list[User]: ...
+
+    # key/value for small global facts (the one-time owner code, versions) -----------------
+    async def get_value(self, key: str) -> str | None: ...
+    async def set_value(self, key: str, value: str | None) -> None: ...
+
+    # contacts ------------------------------------------------------------------------
+    async def add_contact(
+        self,
+        name: str,
+        phone: str,
+        *,
+        whatsapp_id: str | None = None,
+        fields: dict[str, str] | None = None,
+    ) -> Contact:
+        """Raise `AlreadyExists` when a contact of that name (case-insensitive) exists."""
+
+    async def get_contact(self, contact_id: int) -> Contact | None: ...
+    async def find_contact(self, name: str) -> Contact | None:
+        """Case-insensitive exact name match."""
+
+    async def list_contacts(self) -> list[Contact]: ...
+    async def update_contact(
+        self,
+        contact_id: int,
+        *,
+        name: str = UNSET,
+        phone: str = UNSET,
+        whatsapp_id: str | None = UNSET,
+        fields: dict[str, str] = UNSET,
+    ) -> Contact: ...
+    async def delete_contact(self, contact_id: int) -> bool: ...
+
+    # templates -----------------------------------------------------------------------
+    async def add_template(self, name: str, text: str) -> Template:
+        """Raise `AlreadyExists` when a template of that name (case-insensitive) exists."""
+
+    async def get_template(self, template_id: int) -> Template | None: ...
+    async def find_template(self, name: str) -> Template | None: ...
+    async def list_templates(self) -> list[Template]: ...
+    async def delete_template(self, template_id: int) -> bool: ...
+
+    # schedules -----------------------------------------------------------------------
+    async def add_schedule(
+        self,
+        *,
+        owner_id: int,
+        recipients: Sequence[Recipient],
+        rule: Rule,
+        next_run_at: datetime | None,
+        text: str | None = None,
+        template_id: int | None = None,
+        media: Media | None = None,
+        state: ScheduleState = ScheduleState.active,
+        misfire_grace_s: int | None = None,
+    ) -> Schedule: ...
+
+    async def get_schedule(self, schedule_id: int) -> Schedule | None: ...
+    async def list_schedules(
+        self,
+        *,
+        owner_id: int | None = None,
+        states: Sequence[ScheduleState] | None = None,
+    ) -> list[Schedule]:
+        """Ordered by id."""
+
+    async def update_schedule(
+        self,
+        schedule_id: int,
+        *,
+        recipients: Sequence[Recipient] = UNSET,
+        rule: Rule = UNSET,
+        text: str | None = UNSET,
+        template_id: int | None = UNSET,
+        media: Media | None = UNSET,
+        state: ScheduleState = UNSET,
+        next_run_at: datetime | None = UNSET,
+    ) -> Schedule:
+        """Raise `NotFound` when it does not exist."""
+
+    async def delete_schedule(self, schedule_id: int) -> bool:
+        """Delete the schedule; its runs and deliveries stay for the logs."""
+
+    async def advance_schedule(
+        self,
+        schedule_id: int,
+        *,
+        expected_next_run_at: datetime | None,
+        next_run_at: datetime | None,
+        state: ScheduleState | None = None,
+    ) -> bool:
+        """Compare-and-set: move `next_run_at` (and optionally state) only if it still equals
+        `expected_next_run_at`. Return False when another process moved it first."""
+
+    async def due_schedules(self, now: datetime, *, limit: int | None = None) -> list[Schedule]:
+        """Active schedules whose `next_run_at <= now`, earliest first."""
+
+    async def next_due_at(self) -> datetime | None:
+        """The earliest `next_run_at` of any active schedule."""
+
+    async def count_schedules(self) -> dict[ScheduleState, int]: ...
+
+    # runs ----------------------------------------------------------------------------
+    async def insert_run(
+        self,
+        *,
+        schedule_id: int,
+        owner_id: int,
+        scheduled_for: datetime,
+        trigger: RunTrigger,
+        outcome: str | None = None,
+    ) -> Run:
+        """Raise `DuplicateRun` when a scheduled (non-manual) run for this
+        (schedule_id, scheduled_for) exists already. Manual runs are never duplicates."""
+
+    async def get_run(self, run_id: int) -> Run | None: ...
+    async def list_runs(self, *, schedule_id: int | None = None, limit: int = 50) -> list[Run]:
+        """Newest first."""
+
+    async def set_run_outcome(self, run_id: int, outcome: str) -> None: ...
+
+    # deliveries ----------------------------------------------------------------------
+    async def add_deliveries(
+        self, run: Run, deliveries: Sequence[NewDelivery], *, now: datetime
+    ) -> list[Delivery]:
+        """Insert all at once; a delivery whose idempotency key exists is not inserted twice
+        (the existing one is returned in its place)."""
+
+    async def get_delivery(self, delivery_id: int) -> Delivery | None: ...
+    async def find_delivery_by_whatsapp_id(self, whatsapp_id: str) -> Delivery | None: ...
+
+    async def claim_delivery(
+        self, *, now: datetime, lease_s: float, worker: str
+    ) -> Delivery | None:
+        """Atomically take the oldest due delivery and move it to `sending` with a lease.
+
+        Due: `queued` with `next_attempt_at <= now`, or `sending` whose lease ended
+        (`lease_until <= now`, a crashed worker). Increments nothing; the caller records
+        attempts. Two workers never get the same delivery while its lease runs."""
+
+    async def update_delivery(
+        self,
+        delivery_id: int,
+        *,
+        expected_status: DeliveryStatus | Sequence[DeliveryStatus] | None = None,
+        worker: str | None = None,
+        **fields: Any,
+    ) -> Delivery | None:
+        """Set `fields` (names of `Delivery` attributes) if the delivery is in
+        `expected_status` (when given) and, when `worker` is given, still leased by it.
+        Return the updated delivery, or None when the condition did not hold."""
+
+    async def release_held(self, *, now: datetime) -> int:
+        """Move every `held` delivery back to `queued`, due now. Return how many."""
+
+    async def list_deliveries(self, query: DeliveryFilter) -> list[Delivery]: ...
+    async def count_deliveries(self) -> dict[DeliveryStatus, int]: ...
+    async def next_delivery_due_at(self) -> datetime | None:
+        """Earliest `next_attempt_at` of a queued delivery, or earliest `lease_until` of a
+        sending one, whichever is sooner."""
+
+    # migration -----------------------------------------------------------------------
+    async def is_empty(self) -> bool: ...
+    async def export_all(self) -> dict[str, list[dict[str, Any]]]:
+        """Every record as plain dicts (JSON-ready), keyed by collection name."""
+
+    async def import_all(self, data: dict[str, list[dict[str, Any]]]) -> None:
+        """Insert records from `export_all`, ids intact, and move id counters past them."""
+
+
+async def open_store(database_url: str) -> Store:
+    """Open the store that `database_url` names: `sqlite:///path` or `mongodb://...`."""
+    from core.errors import ConfigError
+
+    if database_url.startswith("sqlite:"):
+        from core.store.sqlite import SQLiteStore
+
+        return await SQLiteStore.open(database_url)
+    if database_url.startswith(("mongodb://", "mongodb+srv://")):
+        from core.store.mongo import MongoStore
+
+        return await MongoStore.open(database_url)
+    raise ConfigError(
+        "DATABASE_URL must start with sqlite:/// or mongodb://, "
+        "for example DATABASE_URL=sqlite:///data/wasched.db"
+    )
