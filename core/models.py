@@ -145,6 +145,10 @@ class Run(Record):
     scheduled_for: datetime
     trigger: RunTrigger
     created_at: datetime
+    # True once every delivery of the run is stored; a run left False by a crash is completed
+    # (idempotently, by idempotency key) when its occurrence is claimed again.
+    fanned_out: bool = False
+    late_by_s: float = 0.0
     outcome: str | None = None
 
 

@@ -156,12 +156,20 @@ class Store(Protocol):
         owner_id: int,
         scheduled_for: datetime,
         trigger: RunTrigger,
+        late_by_s: float = 0.0,
         outcome: str | None = None,
     ) -> Run:
         """Raise `DuplicateRun` when a scheduled (non-manual) run for this
         (schedule_id, scheduled_for) exists already. Manual runs are never duplicates."""
 
     async def get_run(self, run_id: int) -> Run | None: ...
+    async def find_run(self, schedule_id: int, scheduled_for: datetime) -> Run | None:
+        """The scheduled (non-manual) run of that occurrence, if any."""
+
+    async def mark_run_fanned_out(self, run_id: int) -> None: ...
+    async def unfinished_runs(self) -> list[Run]:
+        """Runs not yet fanned out (left so by a crash)."""
+
     async def list_runs(self, *, schedule_id: int | None = None, limit: int = 50) -> list[Run]:
         """Newest first."""
 
