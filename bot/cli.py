@@ -31,9 +31,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         if args.command == "run":
+            from core.config import load_settings
+
+            settings = load_settings()
+            settings.require_bot_token()
             from bot.app import run
 
-            asyncio.run(run())
+            asyncio.run(run(settings))
     except ConfigError as exc:
         print(f"wasched: {exc}", file=sys.stderr)
         return 2
