@@ -1,0 +1,172 @@
+"""Fan a run out into deliveries: the one path for scheduled, catch-up and manual runs.
+
+A run is inserted first (unique per occurrence for non-manual triggers), then one delivery per
+recipient is stored with the stable idempotency key `run<id>:<address>`, then the run is marked
+fanned out. A crash between the steps leaves a run that `complete_run` finishes with the same
+keys, so no recipient gets the occurrence twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import datetime
+
+from core.clock import Clock
+from core.errors import WaschedError
+from core.models import (
+    Contact,
+    Delivery,
+    DeliveryStatus,
+    NewDelivery,
+    Recipient,
+    RecipientKind,
+    Run,
+    RunTrigger,
+    Schedule,
+)
+from core.render import render
+from core.store import Store
+
+logger = logging.getLogger(__name__)
+
+
+def idempotency_key(run: Run, recipient: Recipient) -> str:
+    return f"run{run.id}:{recipient.address}"
+
+
+async def load_contacts(store: Store, recipients: Sequence[Recipient]) -> dict[int, Contact]:
+    """The saved contacts behind contact recipients, by id (deleted ones are left out)."""
+    contacts: dict[int, Contact] = {}
+    for recipient in recipients:
+        if recipient.kind is not RecipientKind.contact or recipient.contact_id is None:
+            continue
+        if recipient.contact_id in contacts:
+            continue
+        contact = await store.get_contact(recipient.contact_id)
+        if contact is not None:
+            contacts[contact.id] = contact
+    return contacts
+
+
+async def message_text(store: Store, schedule: Schedule) -> str:
+    """The schedule's text before rendering: its template's text (read now), or its own."""
+    if schedule.template_id is not None:
+        template = await store.get_template(schedule.template_id)
+        if template is not None:
+            return template.text
+        if schedule.text is None:
+            raise WaschedError(
+                f"The template of schedule #{schedule.id} was deleted: "
+                f"give it a text with /edit {schedule.id}."
+            )
+    return schedule.text or ""
+
+
+async def render_deliveries(
+    store: Store, schedule: Schedule, run: Run
+) -> tuple[list[NewDelivery], dict[str, str]]:
+    """One `NewDelivery` per recipient, and the reason for each one that cannot be sent."""
+    contacts = await load_contacts(store, schedule.recipients)
+    errors: dict[str, str] = {}
+    text: str | None = None
+    template_error = ""
+    try:
+        text = await message_text(store, schedule)
+    except WaschedError as exc:
+        template_error = str(exc)
+    new: list[NewDelivery] = []
+    for recipient in schedule.recipients:
+        key = idempotency_key(run, recipient)
+        contact = contacts.get(recipient.contact_id) if recipient.contact_id else None
+        name = contact.name if contact is not None else recipient.name
+        if text is None:
+            rendered, error = "", template_error
+        else:
+            try:
+                rendered = render(
+                    text,
+                    recipient=recipient,
+                    contact=contact,
+                    when=run.scheduled_for,
+                    tz=schedule.rule.timezone,
+                )
+                error = None
+            except WaschedError as exc:
+                rendered, error = "", str(exc)
+        status = DeliveryStatus.queued
+        if error is not None:
+            status = DeliveryStatus.failed
+            errors[key] = error
+        new.append(
+            NewDelivery(
+                recipient=recipient.address,
+                recipient_name=name,
+                text=rendered,
+                idempotency_key=key,
+                status=status,
+            )
+        )
+    return new, errors
+
+
+async def _fan_out(store: Store, clock: Clock, schedule: Schedule, run: Run) -> list[Delivery]:
+    new, errors = await render_deliveries(store, schedule, run)
+    now = clock.now()
+    deliveries = await store.add_deliveries(run, new, now=now)
+    if errors:
+        recorded: list[Delivery] = []
+        for delivery in deliveries:
+            error = errors.get(delivery.idempotency_key)
+            if error is not None and delivery.last_error is None:
+                logger.warning(
+                    "run %s: cannot render for %s: %s", run.id, delivery.recipient, error
+                )
+                updated = await store.update_delivery(
+                    delivery.id,
+                    expected_status=DeliveryStatus.failed,
+                    last_error=error,
+                    error_code="render_failed",
+                    failed_at=delivery.failed_at or now,
+                )
+                delivery = updated or delivery
+            recorded.append(delivery)
+        deliveries = recorded
+    await store.mark_run_fanned_out(run.id)
+    return deliveries
+
+
+async def start_run(
+    store: Store,
+    clock: Clock,
+    schedule: Schedule,
+    *,
+    scheduled_for: datetime,
+    trigger: RunTrigger,
+    late_by_s: float = 0.0,
+) -> tuple[Run, list[Delivery]]:
+    """Insert the run of one occurrence and store its deliveries.
+
+    For non-manual triggers `DuplicateRun` propagates: another process (or an earlier fire)
+    claimed this occurrence already.
+    """
+    run = await store.insert_run(
+        schedule_id=schedule.id,
+        owner_id=schedule.owner_id,
+        scheduled_for=scheduled_for,
+        trigger=trigger,
+        late_by_s=late_by_s,
+    )
+    deliveries = await _fan_out(store, clock, schedule, run)
+    return run.model_copy(update={"fanned_out": True}), deliveries
+
+
+async def complete_run(store: Store, clock: Clock, run: Run) -> list[Delivery]:
+    """Finish a run a crash left before its fan-out ended (same keys, so idempotent)."""
+    schedule = await store.get_schedule(run.schedule_id)
+    if schedule is None:
+        logger.warning("run %s: schedule %s was deleted before fan-out", run.id, run.schedule_id)
+        await store.set_run_outcome(run.id, "schedule deleted before fan-out")
+        await store.mark_run_fanned_out(run.id)
+        return []
+    return await _fan_out(store, clock, schedule, run)
