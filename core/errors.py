@@ -111,3 +111,13 @@ class WhatsAppRequestRejected(WhatsAppError):
     """The sidecar refused the request as invalid (`invalid_request`, `unauthorized`)."""
 
     code = "invalid_request"
+
+
+class WhatsAppSendFailed(WhatsAppError):
+    """WhatsApp refused or broke one send (sidecar `send_failed`, HTTP 502).
+
+    Transient: such failures usually pass, so the sender retries them a bounded number of
+    times (`RETRY_MAX_ATTEMPTS`) before it records the delivery failed with this reason."""
+
+    code = "send_failed"
+    transient = True

@@ -1,0 +1,180 @@
+"""The sidecar client translates the contract's answers into typed results and errors."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+import httpx
+import pytest
+
+from core.errors import (
+    NotOnWhatsApp,
+    WhatsAppError,
+    WhatsAppNotReady,
+    WhatsAppRequestRejected,
+    WhatsAppSendFailed,
+    WhatsAppUnavailable,
+)
+from core.models import Media
+from core.whatsapp import WhatsAppClient
+
+Handler = Callable[[httpx.Request], httpx.Response]
+
+
+def client(handler: Handler, api_key: str = "") -> WhatsAppClient:
+    return WhatsAppClient("http://sidecar.test/", api_key, transport=httpx.MockTransport(handler))
+
+
+def error(status: int, code: str) -> httpx.Response:
+    return httpx.Response(status, json={"error": {"code": code, "message": f"said {code}"}})
+
+
+async def test_send_posts_the_contract_body_with_key_and_api_key() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(
+            201,
+            json={
+                "id": "true_1@c.us_A",
+                "to": "+15550001",
+                "timestamp": 1764320000,
+                "duplicate": False,
+            },
+        )
+
+    wa = client(handler, api_key="k3y")
+    media = Media(mimetype="image/png", filename="a.png", data_base64="AAA=")
+    sent = await wa.send("+15550001", "hi", idempotency_key="run1:+15550001", media=media)
+    await wa.aclose()
+
+    assert sent.id == "true_1@c.us_A"
+    assert sent.duplicate is False
+    assert sent.timestamp is not None and sent.timestamp.year == 2025
+    request = seen[0]
+    assert request.method == "POST" and request.url.path == "/messages"
+    assert request.headers["X-Api-Key"] == "k3y"
+    assert json.loads(request.content) == {
+        "to": "+15550001",
+        "text": "hi",
+        "idempotency_key": "run1:+15550001",
+        "media": {"mimetype": "image/png", "filename": "a.png", "data_base64": "AAA="},
+    }
+
+
+async def test_send_reports_a_duplicate_key() -> None:
+    wa = client(
+        lambda r: httpx.Response(
+            201,
+            json={"id": "m1", "to": "+1", "timestamp": "2026-11-28T10:00:00Z", "duplicate": True},
+        )
+    )
+    sent = await wa.send("+1", "x", idempotency_key="k")
+    await wa.aclose()
+    assert sent.duplicate is True
+    assert sent.timestamp is not None and sent.timestamp.hour == 10
+
+
+async def test_no_api_key_header_when_none_is_set() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(
+            200,
+            json={
+                "status": "ok",
+                "engine": "fake",
+                "state": "WORKING",
+                "me": {"id": "1@c.us", "name": "Me"},
+            },
+        )
+
+    wa = client(handler)
+    health = await wa.health()
+    await wa.aclose()
+    assert "X-Api-Key" not in seen[0].headers
+    assert (
+        health.working and health.engine == "fake" and health.me == {"id": "1@c.us", "name": "Me"}
+    )
+
+
+@pytest.mark.parametrize(
+    ("response", "kind", "code", "transient"),
+    [
+        (error(409, "not_ready"), WhatsAppNotReady, "not_ready", True),
+        (error(404, "not_on_whatsapp"), NotOnWhatsApp, "not_on_whatsapp", False),
+        (error(400, "invalid_request"), WhatsAppRequestRejected, "invalid_request", False),
+        (error(401, "unauthorized"), WhatsAppRequestRejected, "unauthorized", False),
+        (error(502, "send_failed"), WhatsAppSendFailed, "send_failed", True),
+        (error(503, "whatever"), WhatsAppUnavailable, "unavailable", True),
+        (httpx.Response(500, text="boom"), WhatsAppUnavailable, "unavailable", True),
+        (httpx.Response(502, text="bad gateway"), WhatsAppUnavailable, "unavailable", True),
+    ],
+)
+async def test_send_errors_are_translated_by_status_and_code(
+    response: httpx.Response, kind: type[WhatsAppError], code: str, transient: bool
+) -> None:
+    wa = client(lambda r: response)
+    with pytest.raises(kind) as caught:
+        await wa.send("+15550001", "hi", idempotency_key="k")
+    await wa.aclose()
+    assert caught.value.code == code
+    assert caught.value.transient is transient
+    assert str(caught.value)
+
+
+async def test_connection_refused_and_timeout_are_unavailable() -> None:
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("refused", request=request)
+
+    def slow(request: httpx.Request) -> httpx.Response:
+        raise httpx.ReadTimeout("slow", request=request)
+
+    for handler in (refuse, slow):
+        wa = client(handler)
+        with pytest.raises(WhatsAppUnavailable) as caught:
+            await wa.send("+1", "x", idempotency_key="k")
+        await wa.aclose()
+        assert caught.value.transient
+
+
+async def test_session_routes() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        if path == "/session/qr":
+            return httpx.Response(200, json={"qr": "2@raw", "png_base64": "iVBO"})
+        if path == "/session/pairing-code":
+            assert json.loads(request.content) == {"phone": "15550001"}
+            return httpx.Response(200, json={"code": "ABCD-1234"})
+        if path == "/session/logout":
+            return httpx.Response(204)
+        if path == "/messages/m1":
+            return httpx.Response(200, json={"id": "m1", "ack": 3})
+        if path == "/contacts":
+            return httpx.Response(200, json=[{"id": "1@c.us", "name": "Ada", "number": "1"}])
+        if path == "/groups":
+            return httpx.Response(
+                200, json=[{"id": "9@g.us", "name": "Fam", "participants": ["1@c.us"]}]
+            )
+        return error(404, "not_found")
+
+    wa = client(handler)
+    assert (await wa.qr()).qr == "2@raw"
+    assert await wa.pairing_code("15550001") == "ABCD-1234"
+    await wa.logout()
+    assert await wa.message_ack("m1") == 3
+    assert (await wa.contacts())[0].number == "1"
+    assert (await wa.groups())[0].participants == ("1@c.us",)
+    with pytest.raises(WhatsAppRequestRejected):
+        await wa.message_ack("nope")
+    await wa.aclose()
+
+
+async def test_qr_outside_scan_state_is_not_ready() -> None:
+    wa = client(lambda r: error(409, "not_scanning"))
+    with pytest.raises(WhatsAppNotReady):
+        await wa.qr()
+    await wa.aclose()

@@ -1,0 +1,279 @@
+"""A fake WhatsApp sidecar speaking DESIGN.md's contract over real HTTP on 127.0.0.1.
+
+Like the real one (engine `fake`) it accepts sends while WORKING, refuses a second send of an
+idempotency key (answering the first message's id with `duplicate: true`), records every
+accepted send, and posts `message.ack` events (1, 2, 3) to the events URL. Tests can also take
+it down (connection refused), set its session state, make the next sends fail with a code, and
+slow sends down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import logging
+import socket
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+logger = logging.getLogger(__name__)
+
+# HTTP status of each error code the contract names.
+ERROR_STATUS = {
+    "invalid_request": 400,
+    "unauthorized": 401,
+    "not_on_whatsapp": 404,
+    "not_ready": 409,
+    "send_failed": 502,
+    "unavailable": 503,
+}
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class SentRecord:
+    id: str
+    to: str
+    text: str
+    idempotency_key: str
+    media: dict[str, Any] | None
+    ack: int = 1
+
+
+@dataclass
+class FakeSidecar:
+    api_key: str = ""
+    events_url: str | None = None
+    state: str = "WORKING"
+    # Post acks 1, 2, 3 to `events_url` after each accepted send.
+    auto_ack: bool = True
+    # Seconds each accepted send takes before it answers (the send is recorded first).
+    send_delay_s: float = 0.0
+    port: int = field(default_factory=free_port)
+    outbox: list[SentRecord] = field(default_factory=list)
+    by_key: dict[str, SentRecord] = field(default_factory=dict)
+    # Every POST /messages that reached the fake, accepted or not.
+    requests: int = 0
+    _fail: list[str] = field(default_factory=list)
+    _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    _runner: web.AppRunner | None = None
+    _session: aiohttp.ClientSession | None = None
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    # --- lifecycle -------------------------------------------------------------------
+    async def start(self) -> None:
+        """Start serving (again, on the same port after `go_down`)."""
+        if self._runner is not None:
+            return
+        self._runner = web.AppRunner(self.app(), access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", self.port, reuse_address=True)
+        await site.start()
+
+    async def go_down(self) -> None:
+        """Stop listening: the client now gets 'connection refused'."""
+        if self._runner is not None:
+            runner, self._runner = self._runner, None
+            await runner.cleanup()
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        await self.go_down()
+        if self._session is not None:
+            await self._session.close()
+
+    # --- test controls ---------------------------------------------------------------
+    def fail_next(self, code: str, count: int = 1) -> None:
+        self._fail.extend([code] * count)
+
+    def keys(self) -> list[str]:
+        return [record.idempotency_key for record in self.outbox]
+
+    async def post_event(self, event: str, payload: dict[str, Any]) -> int:
+        """POST one event to `events_url`, like the real sidecar; returns the status."""
+        if self.events_url is None:
+            return 0
+        if self._session is None:
+            self._session = aiohttp.ClientSession()
+        headers = {"X-Api-Key": self.api_key} if self.api_key else {}
+        body = {"event": event, "payload": payload, "timestamp": int(time.time() * 1000)}
+        async with self._session.post(self.events_url, json=body, headers=headers) as response:
+            return response.status
+
+    async def set_state(self, state: str, *, announce: bool = True) -> None:
+        self.state = state
+        if announce:
+            me = {"id": "15550001111@c.us", "name": "Fake"} if state == "WORKING" else None
+            with contextlib.suppress(aiohttp.ClientError):
+                await self.post_event("session.status", {"state": state, "me": me})
+
+    # --- the contract ----------------------------------------------------------------
+    def app(self) -> web.Application:
+        app = web.Application(middlewares=[self._auth])
+        app.router.add_get("/health", self._health)
+        app.router.add_get("/session/qr", self._qr)
+        app.router.add_post("/session/pairing-code", self._pairing_code)
+        app.router.add_post("/session/logout", self._logout)
+        app.router.add_post("/messages", self._send)
+        app.router.add_get("/messages/{id}", self._message)
+        app.router.add_get("/contacts", self._contacts)
+        app.router.add_get("/groups", self._groups)
+        app.router.add_get("/fake/outbox", self._fake_outbox)
+        app.router.add_post("/fake/state", self._fake_state)
+        app.router.add_post("/fake/fail", self._fake_fail)
+        return app
+
+    @web.middleware
+    async def _auth(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        key = request.headers.get("X-Api-Key")
+        if self.api_key and request.path != "/health" and key != self.api_key:
+            return _error("unauthorized", "missing or wrong X-Api-Key")
+        response: web.StreamResponse = await handler(request)
+        return response
+
+    async def _health(self, request: web.Request) -> web.Response:
+        me = {"id": "15550001111@c.us", "name": "Fake"} if self.state == "WORKING" else None
+        return web.json_response({"status": "ok", "engine": "fake", "state": self.state, "me": me})
+
+    async def _qr(self, request: web.Request) -> web.Response:
+        if self.state != "SCAN_QR_CODE":
+            return _error("not_ready", f"no QR code while {self.state}", status=409)
+        return web.json_response({"qr": "2@fakeqr", "png_base64": "iVBORw0KGgo="})
+
+    async def _pairing_code(self, request: web.Request) -> web.Response:
+        body = await _json(request)
+        if not isinstance(body, dict) or not str(body.get("phone", "")).strip("+").isdigit():
+            return _error("invalid_request", "phone must be digits")
+        return web.json_response({"code": "ABCD1234"})
+
+    async def _logout(self, request: web.Request) -> web.Response:
+        self.state = "SCAN_QR_CODE"
+        return web.Response(status=204)
+
+    async def _send(self, request: web.Request) -> web.Response:
+        self.requests += 1
+        body = await _json(request)
+        if not isinstance(body, dict):
+            return _error("invalid_request", "body must be a JSON object")
+        to, text, key = body.get("to"), body.get("text"), body.get("idempotency_key")
+        if not isinstance(to, str) or not isinstance(key, str) or not key:
+            return _error("invalid_request", "to and idempotency_key are required")
+        if not (to.endswith(("@c.us", "@g.us")) or (to.startswith("+") and to[1:].isdigit())):
+            return _error("invalid_request", f"{to} is not +E164 nor a WhatsApp id")
+        if self.state != "WORKING":
+            return _error("not_ready", f"session is {self.state}")
+        previous = self.by_key.get(key)
+        if previous is not None:
+            return web.json_response(
+                {"id": previous.id, "to": previous.to, "timestamp": _now(), "duplicate": True},
+                status=201,
+            )
+        if self._fail:
+            code = self._fail.pop(0)
+            return _error(code, f"fake failure {code}")
+        record = SentRecord(
+            id=f"true_{to}_FAKE{next(self._ids)}",
+            to=to,
+            text=str(text or ""),
+            idempotency_key=key,
+            media=body.get("media") if isinstance(body.get("media"), dict) else None,
+        )
+        self.outbox.append(record)
+        self.by_key[key] = record
+        if self.send_delay_s:
+            await asyncio.sleep(self.send_delay_s)
+        if self.auto_ack and self.events_url is not None:
+            task = asyncio.get_running_loop().create_task(self._acks(record))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return web.json_response(
+            {"id": record.id, "to": to, "timestamp": _now(), "duplicate": False}, status=201
+        )
+
+    async def _acks(self, record: SentRecord) -> None:
+        for ack in (1, 2, 3):
+            record.ack = ack
+            for _ in range(5):
+                try:
+                    status = await self.post_event("message.ack", {"id": record.id, "ack": ack})
+                except aiohttp.ClientError:
+                    status = 0
+                if 200 <= status < 300:
+                    break
+                await asyncio.sleep(0.05)
+
+    async def _message(self, request: web.Request) -> web.Response:
+        message_id = request.match_info["id"]
+        for record in self.outbox:
+            if record.id == message_id:
+                return web.json_response({"id": record.id, "ack": record.ack})
+        return _error("not_found", f"no message {message_id}", status=404)
+
+    async def _contacts(self, request: web.Request) -> web.Response:
+        return web.json_response(
+            [{"id": "15550002222@c.us", "name": "Ada", "number": "15550002222"}]
+        )
+
+    async def _groups(self, request: web.Request) -> web.Response:
+        return web.json_response(
+            [{"id": "1203630@g.us", "name": "Family", "participants": ["15550002222@c.us"]}]
+        )
+
+    async def _fake_outbox(self, request: web.Request) -> web.Response:
+        return web.json_response(
+            [
+                {"id": r.id, "to": r.to, "text": r.text, "idempotency_key": r.idempotency_key}
+                for r in self.outbox
+            ]
+        )
+
+    async def _fake_state(self, request: web.Request) -> web.Response:
+        body = await _json(request)
+        if not isinstance(body, dict) or not isinstance(body.get("state"), str):
+            return _error("invalid_request", "state is required")
+        await self.set_state(body["state"])
+        return web.json_response({"state": self.state})
+
+    async def _fake_fail(self, request: web.Request) -> web.Response:
+        body = await _json(request)
+        if not isinstance(body, dict) or body.get("code") not in ERROR_STATUS:
+            return _error("invalid_request", "code must be a contract error code")
+        self.fail_next(str(body["code"]), int(body.get("count", 1)))
+        return web.json_response({"pending": len(self._fail)})
+
+
+def _now() -> int:
+    return int(time.time())
+
+
+def _error(code: str, message: str, *, status: int | None = None) -> web.Response:
+    return web.json_response(
+        {"error": {"code": code, "message": message}}, status=status or ERROR_STATUS[code]
+    )
+
+
+async def _json(request: web.Request) -> Any:
+    try:
+        return await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
