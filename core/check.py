@@ -1,0 +1,175 @@
+"""`wasched check`: are the settings, database, sidecar and bot token fit to run wasched?
+
+Each check gives one table row and, when it fails, the one thing to do about it.
+Nothing here prints a token or an API key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import httpx
+
+from core.config import FIXES, Settings, load_settings
+from core.errors import ConfigError, WaschedError
+from core.migrate import redact_url
+from core.store import open_store
+
+TELEGRAM_API = "https://api.telegram.org"
+DATABASE_TIMEOUT_S = 10.0
+HTTP_TIMEOUT_S = 5.0
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+
+
+async def check_database(settings: Settings) -> CheckResult:
+    where = redact_url(settings.DATABASE_URL)
+    try:
+        store = await asyncio.wait_for(open_store(settings.DATABASE_URL), DATABASE_TIMEOUT_S)
+        try:
+            await asyncio.wait_for(store.ping(), DATABASE_TIMEOUT_S)
+        finally:
+            await store.close()
+    except TimeoutError:
+        return CheckResult(
+            "database",
+            False,
+            f"{where}: no answer within {DATABASE_TIMEOUT_S:.0f} s",
+            "start the database server, or check host and port in DATABASE_URL",
+        )
+    except WaschedError as exc:
+        return CheckResult(
+            "database",
+            False,
+            f"{where}: {exc}",
+            "check DATABASE_URL in .env (" + FIXES["DATABASE_URL"] + ")",
+        )
+    return CheckResult("database", True, f"{where} answers")
+
+
+async def check_sidecar(settings: Settings, client: httpx.AsyncClient) -> CheckResult:
+    url = settings.WHATSAPP_URL
+    try:
+        response = await client.get(f"{url}/health")
+        response.raise_for_status()
+        health = response.json()
+    except httpx.HTTPStatusError as exc:
+        return CheckResult(
+            "whatsapp",
+            False,
+            f"{url}/health answered {exc.response.status_code}",
+            "see data/whatsapp.log; restart with bash deploy/stop.sh && bash deploy/start.sh",
+        )
+    except (httpx.HTTPError, ValueError):
+        return CheckResult(
+            "whatsapp",
+            False,
+            f"cannot reach the sidecar at {url}",
+            "start it (bash deploy/start.sh), or set WHATSAPP_URL to where it listens",
+        )
+    state = str(health.get("state") or "unknown") if isinstance(health, dict) else "unknown"
+    engine = str(health.get("engine") or "?") if isinstance(health, dict) else "?"
+    me = health.get("me") if isinstance(health, dict) else None
+    detail = f"{engine} engine, state {state}"
+    if state == "WORKING":
+        if isinstance(me, dict) and me.get("name"):
+            detail += f" as {me['name']}"
+        return CheckResult("whatsapp", True, detail)
+    if state in {"SCAN_QR_CODE", "STARTING"}:
+        return CheckResult("whatsapp", True, detail + " (not linked yet: send /link to the bot)")
+    return CheckResult(
+        "whatsapp",
+        False,
+        detail,
+        "see data/whatsapp.log; restart with bash deploy/stop.sh && bash deploy/start.sh, "
+        "then /link in the bot",
+    )
+
+
+async def check_telegram(settings: Settings, client: httpx.AsyncClient) -> CheckResult:
+    token = settings.TELEGRAM_BOT_TOKEN
+    if not token:
+        return CheckResult(
+            "telegram", False, "TELEGRAM_BOT_TOKEN is missing", FIXES["TELEGRAM_BOT_TOKEN"]
+        )
+    api = settings.TELEGRAM_API_URL or TELEGRAM_API
+    try:
+        response = await client.get(f"{api}/bot{token}/getMe")
+        answer = response.json()
+    except (httpx.HTTPError, ValueError) as exc:
+        # httpx errors carry the URL, and the URL carries the token: name only the kind.
+        return CheckResult(
+            "telegram",
+            False,
+            f"cannot reach the Bot API at {api} ({type(exc).__name__})",
+            "check the internet connection, or TELEGRAM_API_URL if you set one",
+        )
+    if response.status_code in {401, 404} or not isinstance(answer, dict):
+        return CheckResult(
+            "telegram",
+            False,
+            "Telegram rejected the bot token",
+            "copy the token again from @BotFather (/mybots, API Token) into "
+            "TELEGRAM_BOT_TOKEN in .env",
+        )
+    if not answer.get("ok"):
+        description = str(answer.get("description") or response.status_code)
+        return CheckResult(
+            "telegram", False, f"getMe failed: {description}", "try again in a minute"
+        )
+    bot = answer.get("result") or {}
+    return CheckResult("telegram", True, f"bot @{bot.get('username', '?')}")
+
+
+async def run_checks(settings: Settings | None = None) -> list[CheckResult]:
+    """Every check; settings are read from the environment and .env when not given."""
+    if settings is None:
+        try:
+            settings = load_settings()
+        except ConfigError as exc:
+            skipped = "not checked: fix the settings first"
+            return [
+                CheckResult("settings", False, str(exc), "edit .env (see .env.example)"),
+                CheckResult("database", False, skipped),
+                CheckResult("whatsapp", False, skipped),
+                CheckResult("telegram", False, skipped),
+            ]
+    results = [CheckResult("settings", True, "valid")]
+    headers = {"X-Api-Key": settings.WHATSAPP_API_KEY} if settings.WHATSAPP_API_KEY else {}
+    async with (
+        httpx.AsyncClient(timeout=HTTP_TIMEOUT_S, headers=headers) as sidecar,
+        httpx.AsyncClient(timeout=HTTP_TIMEOUT_S) as telegram,
+    ):
+        results += await asyncio.gather(
+            check_database(settings),
+            check_sidecar(settings, sidecar),
+            check_telegram(settings, telegram),
+        )
+    return results
+
+
+def table(results: Sequence[CheckResult]) -> str:
+    """Results as a short table, a `fix:` line under each failure."""
+    width = max(len(r.name) for r in results)
+    lines = []
+    for result in results:
+        mark = "ok" if result.ok else "FAIL"
+        lines.append(f"{result.name:<{width}}  {mark:<4}  {result.detail}")
+        if not result.ok and result.fix:
+            lines.append(f"{'':<{width}}  {'fix:':<4}  {result.fix}")
+    return "\n".join(lines)
+
+
+async def check_command() -> int:
+    """Print the table; exit code 1 when any check failed."""
+    results = await run_checks()
+    print(table(results))
+    return 0 if all(r.ok for r in results) else 1

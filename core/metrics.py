@@ -1,0 +1,207 @@
+"""Prometheus metrics for `GET /metrics`, on wasched's own registry (never the global one).
+
+Two kinds live here:
+- events counted as they happen (run lateness, Telegram send errors): other modules call
+  `observe_run_lateness(seconds)` and `count_telegram_error(kind)`;
+- states read from the store and the sidecar at scrape time (deliveries by status, queue
+  depth, held deliveries, schedules by state, WhatsApp session state), so they are never stale.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+
+import httpx
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.exposition import generate_latest
+from prometheus_client.registry import Collector
+
+from core.models import DeliveryStatus, ScheduleState
+from core.store import Store
+
+logger = logging.getLogger(__name__)
+
+# The states the sidecar reports in GET /health (DESIGN.md, sidecar contract).
+SESSION_STATES = ("STARTING", "SCAN_QR_CODE", "WORKING", "FAILED", "STOPPED")
+
+# Lateness of a run against its scheduled time: seconds for normal runs, up to hours for
+# catch-up runs after downtime.
+LATENESS_BUCKETS = (0.5, 1, 5, 15, 30, 60, 300, 900, 3600, 4 * 3600, 24 * 3600)
+
+# Events counted in this process; scraped together with the store-read gauges.
+EVENTS = CollectorRegistry(auto_describe=True)
+
+RUN_LATENESS = Histogram(
+    "wasched_run_lateness_seconds",
+    "How late a run started against its scheduled time.",
+    buckets=LATENESS_BUCKETS,
+    registry=EVENTS,
+)
+TELEGRAM_ERRORS = Counter(
+    "wasched_telegram_send_errors",
+    "Messages the bot failed to send or edit in Telegram, by kind of error.",
+    ["kind"],
+    registry=EVENTS,
+)
+
+
+def observe_run_lateness(seconds: float) -> None:
+    """Record how late a run started (0 for one on time; never negative)."""
+    RUN_LATENESS.observe(max(0.0, seconds))
+
+
+def count_telegram_error(kind: str) -> None:
+    """Count one failed Telegram send; `kind` is short and bounded, e.g. `retry_after`,
+    `forbidden`, `bad_request`, `network`."""
+    TELEGRAM_ERRORS.labels(kind=kind).inc()
+
+
+SessionStateReader = Callable[[], Awaitable[str | None]]
+
+
+def sidecar_session_state(
+    whatsapp_url: str, api_key: str = "", *, timeout: float = 2.0
+) -> SessionStateReader:
+    """A reader of the sidecar's session state through its `GET /health`; None when down."""
+
+    async def read() -> str | None:
+        headers = {"X-Api-Key": api_key} if api_key else {}
+        try:
+            async with httpx.AsyncClient(timeout=timeout) as client:
+                response = await client.get(f"{whatsapp_url.rstrip('/')}/health", headers=headers)
+                response.raise_for_status()
+                state = response.json().get("state")
+        except (httpx.HTTPError, ValueError, AttributeError) as exc:
+            logger.debug("sidecar health unreadable: %s", exc)
+            return None
+        return state if isinstance(state, str) else None
+
+    return read
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What the store and the sidecar say at one scrape."""
+
+    deliveries: dict[DeliveryStatus, int] = field(default_factory=dict)
+    schedules: dict[ScheduleState, int] = field(default_factory=dict)
+    session_state: str | None = None
+    store_up: bool = True
+
+
+async def take_snapshot(store: Store, session_state: SessionStateReader) -> Snapshot:
+    """Read the gauges' values; a failing store shows as `wasched_store_up 0`, not a 500."""
+    from core.errors import StoreError
+
+    try:
+        deliveries = await store.count_deliveries()
+        schedules = await store.count_schedules()
+        store_up = True
+    except StoreError as exc:
+        logger.warning("metrics: store unreadable: %s", exc)
+        deliveries, schedules, store_up = {}, {}, False
+    return Snapshot(
+        deliveries=deliveries,
+        schedules=schedules,
+        session_state=await session_state(),
+        store_up=store_up,
+    )
+
+
+class SnapshotCollector(Collector):
+    """Gauges for one scrape, from a `Snapshot` read just before."""
+
+    def __init__(self, snapshot: Snapshot) -> None:
+        self._snapshot = snapshot
+
+    def collect(self) -> Iterable[Metric]:
+        snap = self._snapshot
+        deliveries = GaugeMetricFamily(
+            "wasched_deliveries", "Deliveries in the store by status.", labels=["status"]
+        )
+        for status in DeliveryStatus:
+            deliveries.add_metric([status.value], snap.deliveries.get(status, 0))
+        yield deliveries
+
+        queued = snap.deliveries.get(DeliveryStatus.queued, 0)
+        sending = snap.deliveries.get(DeliveryStatus.sending, 0)
+        yield GaugeMetricFamily(
+            "wasched_delivery_queue_depth",
+            "Deliveries waiting to go out or going out (queued + sending).",
+            value=queued + sending,
+        )
+        yield GaugeMetricFamily(
+            "wasched_deliveries_held",
+            "Deliveries held because WhatsApp is not linked.",
+            value=snap.deliveries.get(DeliveryStatus.held, 0),
+        )
+
+        schedules = GaugeMetricFamily(
+            "wasched_schedules", "Schedules in the store by state.", labels=["state"]
+        )
+        for state in ScheduleState:
+            schedules.add_metric([state.value], snap.schedules.get(state, 0))
+        yield schedules
+
+        yield GaugeMetricFamily(
+            "wasched_store_up",
+            "1 when the store answered this scrape.",
+            value=float(snap.store_up),
+        )
+        yield GaugeMetricFamily(
+            "wasched_whatsapp_up",
+            "1 when the WhatsApp sidecar answered its health check.",
+            value=float(snap.session_state is not None),
+        )
+        session = GaugeMetricFamily(
+            "wasched_whatsapp_session_state",
+            "1 for the WhatsApp session's current state (sidecar GET /health).",
+            labels=["state"],
+        )
+        known = set(SESSION_STATES)
+        if snap.session_state is not None:
+            known.add(snap.session_state)
+        for name in sorted(known):
+            session.add_metric([name], 1.0 if name == snap.session_state else 0.0)
+        yield session
+
+
+class _Forward(Collector):
+    """Exposes another registry's metrics inside a per-scrape registry."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._registry = registry
+
+    def collect(self) -> Iterable[Metric]:
+        return self._registry.collect()
+
+
+def render(snapshot: Snapshot, events: CollectorRegistry = EVENTS) -> bytes:
+    """The Prometheus text exposition of one scrape."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(SnapshotCollector(snapshot))
+    registry.register(_Forward(events))
+    return generate_latest(registry)
+
+
+STORE_KEY: web.AppKey[Store] = web.AppKey("wasched_metrics_store")
+SESSION_KEY: web.AppKey[SessionStateReader] = web.AppKey("wasched_metrics_session_state")
+
+
+async def metrics_handler(request: web.Request) -> web.Response:
+    """`GET /metrics`."""
+    snapshot = await take_snapshot(request.app[STORE_KEY], request.app[SESSION_KEY])
+    return web.Response(body=render(snapshot), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+def register_metrics(
+    app: web.Application, store: Store, session_state: SessionStateReader
+) -> None:
+    """Serve `GET /metrics` on `app`, reading gauges from `store` and `session_state`."""
+    app[STORE_KEY] = store
+    app[SESSION_KEY] = session_state
+    app.router.add_get("/metrics", metrics_handler)
