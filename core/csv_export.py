@@ -1,0 +1,68 @@
+"""Deliveries as a CSV file a spreadsheet opens safely."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable
+from datetime import datetime
+
+from core.models import Delivery
+
+HEADER = (
+    "delivery id",
+    "schedule",
+    "run",
+    "recipient",
+    "name",
+    "status",
+    "attempts",
+    "error",
+    "whatsapp id",
+    "created at",
+    "sent at",
+    "delivered at",
+    "read at",
+    "failed at",
+)
+
+# A spreadsheet runs a cell that starts with one of these as a formula (CSV injection).
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def safe_cell(value: object) -> str:
+    """The cell as text, with a leading quote when a spreadsheet would read it as a formula."""
+    if value is None:
+        return ""
+    text = value.isoformat() if isinstance(value, datetime) else str(value)
+    if text.startswith(_FORMULA_START):
+        return "'" + text
+    return text
+
+
+def deliveries_csv(deliveries: Iterable[Delivery]) -> bytes:
+    """UTF-8 CSV with a header row; times in ISO 8601 (UTC)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(HEADER)
+    for d in deliveries:
+        writer.writerow(
+            safe_cell(value)
+            for value in (
+                d.id,
+                d.schedule_id,
+                d.run_id,
+                d.recipient,
+                d.recipient_name,
+                d.status.value,
+                d.attempts,
+                d.last_error,
+                d.whatsapp_id,
+                d.created_at,
+                d.sent_at,
+                d.delivered_at,
+                d.read_at,
+                d.failed_at,
+            )
+        )
+    return buffer.getvalue().encode("utf-8")

@@ -1,0 +1,878 @@
+"""The service API: the one surface the bot calls to schedule, inspect and manage messages.
+
+Every refusal is a typed error from `core.errors` whose message says what to type instead, and
+nothing is stored when a call is refused. The engine learns about changes through
+`EngineHooks`; WhatsApp is reached through the small `WhatsAppPort`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+import re
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Protocol
+
+from core import __version__
+from core import when as when_lang
+from core.clock import Clock
+from core.csv_export import deliveries_csv
+from core.errors import (
+    AlreadyExists,
+    InvalidInput,
+    InvalidRecipient,
+    InvalidState,
+    InvalidTemplate,
+    InvalidWhen,
+    NotFound,
+    WhatsAppError,
+    WhatsAppUnavailable,
+)
+from core.models import (
+    Contact,
+    Delivery,
+    DeliveryFilter,
+    DeliveryStatus,
+    Media,
+    Recipient,
+    Record,
+    Rule,
+    RuleKind,
+    Run,
+    RunTrigger,
+    Schedule,
+    ScheduleState,
+    Template,
+)
+from core.recipients import (
+    PHONE_EXAMPLE,
+    label,
+    looks_like_phone,
+    parse_phone,
+    parse_recipients,
+)
+from core.render import (
+    BUILTIN_VARIABLES,
+    available_variables,
+    check_braces,
+    check_message,
+    is_variable_name,
+    render,
+    template_variables,
+)
+from core.runs import load_contacts, message_text, start_run
+from core.store import UNSET, Store
+
+logger = logging.getLogger(__name__)
+
+PREVIEW_COUNT = 3
+MAX_NAME_LENGTH = 64
+MAX_LOG_LIMIT = 1000
+RETRYABLE = (DeliveryStatus.failed, DeliveryStatus.missed)
+_NAME_FORBIDDEN = re.compile(r"[,;|\n\r]")
+
+
+# --- what the service needs from outside -------------------------------------------------
+
+
+class EngineHooks(Protocol):
+    """How the service tells the running engine that it has something to do."""
+
+    def schedules_changed(self) -> None:
+        """A schedule was created, edited, paused, resumed or deleted: re-arm timers."""
+
+    def deliveries_queued(self) -> None:
+        """Deliveries were queued (run now, retry): wake the sender."""
+
+
+class NoEngine:
+    """Hooks that do nothing: for a service used without an engine (tests, CLI)."""
+
+    def schedules_changed(self) -> None:
+        return None
+
+    def deliveries_queued(self) -> None:
+        return None
+
+
+class SchedulerInfo(Protocol):
+    """Optional: the engine's own words about the scheduler, shown by `status()`."""
+
+    def scheduler_state(self) -> str: ...
+
+
+class HealthInfo(Protocol):
+    @property
+    def state(self) -> str: ...
+    @property
+    def me(self) -> Mapping[str, str] | None: ...
+
+
+class QrInfo(Protocol):
+    @property
+    def qr(self) -> str: ...
+    @property
+    def png_base64(self) -> str: ...
+
+
+class ContactInfo(Protocol):
+    @property
+    def id(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def number(self) -> str | None: ...
+
+
+class GroupInfo(Protocol):
+    @property
+    def id(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def participants(self) -> tuple[str, ...]: ...
+
+
+class WhatsAppPort(Protocol):
+    """The part of `core.whatsapp.WhatsAppClient` the service uses."""
+
+    async def health(self) -> HealthInfo: ...
+    async def qr(self) -> QrInfo: ...
+    async def pairing_code(self, phone: str) -> str: ...
+    async def logout(self) -> None: ...
+    async def contacts(self) -> Sequence[ContactInfo]: ...
+    async def groups(self) -> Sequence[GroupInfo]: ...
+
+
+# --- what the service answers --------------------------------------------------------------
+
+
+class FireTime(Record):
+    """One upcoming occurrence: the instant (UTC) and how the owner reads it locally."""
+
+    at: datetime
+    local: str
+
+
+class PreviewMessage(Record):
+    recipient: Recipient
+    label: str
+    text: str
+
+
+class Preview(Record):
+    """What a schedule (or a draft) will do: when, and what each recipient gets next."""
+
+    schedule_id: int | None
+    state: ScheduleState | None
+    rule: Rule
+    description: str
+    timezone: str
+    next_runs: tuple[FireTime, ...]
+    messages: tuple[PreviewMessage, ...]
+    template_name: str | None = None
+    media_filename: str | None = None
+
+
+class Draft(Record):
+    """A schedule checked and previewed but not stored; `save_draft` stores it as it is."""
+
+    owner_id: int
+    recipients: tuple[Recipient, ...]
+    rule: Rule
+    text: str | None
+    template_id: int | None
+    template_name: str | None
+    media: Media | None
+    next_run_at: datetime
+    preview: Preview
+
+
+class ImportResult(Record):
+    imported: int
+    existing: int
+    skipped: int
+    contacts: tuple[Contact, ...]
+
+
+class Group(Record):
+    id: str
+    name: str
+    participants: int
+
+
+class LinkQr(Record):
+    """The QR code to link WhatsApp: the raw string and a PNG to show."""
+
+    qr: str
+    png: bytes
+
+
+class Status(Record):
+    whatsapp_state: str
+    whatsapp_number: str | None
+    whatsapp_name: str | None
+    whatsapp_error: str | None
+    scheduler: str
+    schedules: dict[ScheduleState, int]
+    deliveries: dict[DeliveryStatus, int]
+    next_run_at: datetime | None
+    version: str
+
+
+# --- the service ---------------------------------------------------------------------------
+
+
+class Scheduling:
+    """Schedules, runs, logs, contacts and templates, as the bot offers them."""
+
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        *,
+        default_timezone: str,
+        hooks: EngineHooks | None = None,
+        whatsapp: WhatsAppPort | None = None,
+        scheduler: SchedulerInfo | None = None,
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.default_timezone = default_timezone
+        self.hooks: EngineHooks = hooks or NoEngine()
+        self.whatsapp = whatsapp
+        self.scheduler = scheduler
+
+    # users ------------------------------------------------------------------------------
+
+    async def timezone_of(self, user_id: int) -> str:
+        """The user's time zone, or the default one when they never set theirs."""
+        user = await self.store.get_user(user_id)
+        if user is not None and user.timezone:
+            return user.timezone
+        return self.default_timezone
+
+    async def set_timezone(self, user_id: int, name: str) -> str:
+        """Store the user's zone for parsing and display; existing schedules keep theirs."""
+        zone = when_lang.validate_timezone(name.strip())
+        await self.store.upsert_user(user_id, timezone=zone)
+        return zone
+
+    # schedules ----------------------------------------------------------------------------
+
+    async def draft_schedule(
+        self,
+        owner_id: int,
+        *,
+        recipients: str,
+        when: str,
+        text: str | None = None,
+        template: str | None = None,
+        media: Media | None = None,
+    ) -> Draft:
+        """Check and preview a schedule without storing it (the wizard's preview step)."""
+        parsed = await parse_recipients(recipients, self.store)
+        body, template_row = await self._message(text, template, media)
+        await self._check_variables(body, parsed)
+        zone = await self.timezone_of(owner_id)
+        now = self.clock.now()
+        rule = self._parse_when(when, zone, now)
+        next_run_at = self._first_fire(rule, now)
+        preview = await self._preview(
+            schedule_id=None,
+            state=None,
+            recipients=parsed,
+            rule=rule,
+            body=body,
+            template_name=template_row.name if template_row else None,
+            media=media,
+            count=PREVIEW_COUNT,
+        )
+        return Draft(
+            owner_id=owner_id,
+            recipients=tuple(parsed),
+            rule=rule,
+            text=None if template_row else text,
+            template_id=template_row.id if template_row else None,
+            template_name=template_row.name if template_row else None,
+            media=media,
+            next_run_at=next_run_at,
+            preview=preview,
+        )
+
+    async def save_draft(self, draft: Draft) -> Schedule:
+        """Store a draft; its time is checked again, since the owner may have waited."""
+        if (
+            draft.template_id is not None
+            and await self.store.get_template(draft.template_id) is None
+        ):
+            raise NotFound(
+                f"Template {draft.template_name!r} was deleted meanwhile: "
+                "pick another one (see /templates) or write the text."
+            )
+        now = self.clock.now()
+        next_run_at = when_lang.next_fire_time(draft.rule, after=now)
+        if next_run_at is None:
+            raise InvalidWhen(
+                f"{when_lang.format_local(draft.next_run_at, draft.rule.timezone)} has passed "
+                "meanwhile: give a new time, for example 'in 10 minutes' or 'tomorrow 9:00'."
+            )
+        schedule = await self.store.add_schedule(
+            owner_id=draft.owner_id,
+            recipients=draft.recipients,
+            rule=draft.rule,
+            next_run_at=next_run_at,
+            text=draft.text,
+            template_id=draft.template_id,
+            media=draft.media,
+        )
+        logger.info("schedule %s created by %s", schedule.id, schedule.owner_id)
+        self.hooks.schedules_changed()
+        return schedule
+
+    async def create_schedule(
+        self,
+        owner_id: int,
+        *,
+        recipients: str,
+        when: str,
+        text: str | None = None,
+        template: str | None = None,
+        media: Media | None = None,
+    ) -> Schedule:
+        """Parse, check and store a schedule in one step (the one-shot form)."""
+        draft = await self.draft_schedule(
+            owner_id, recipients=recipients, when=when, text=text, template=template, media=media
+        )
+        return await self.save_draft(draft)
+
+    async def list_schedules(
+        self, owner_id: int | None = None, *, states: Sequence[ScheduleState] | None = None
+    ) -> list[Schedule]:
+        return await self.store.list_schedules(owner_id=owner_id, states=states)
+
+    async def get_schedule(self, schedule_id: int) -> Schedule:
+        schedule = await self.store.get_schedule(schedule_id)
+        if schedule is None:
+            raise NotFound(f"There is no schedule #{schedule_id}: see /list for your schedules.")
+        return schedule
+
+    async def edit_schedule(
+        self,
+        schedule_id: int,
+        *,
+        text: str | None = None,
+        template: str | None = None,
+        when: str | None = None,
+        recipients: str | None = None,
+    ) -> Schedule:
+        """Change the text (or template), the time or the recipients of a schedule.
+
+        A new time recomputes the next run; a done schedule given a new time is active again.
+        """
+        schedule = await self.get_schedule(schedule_id)
+        if text is None and template is None and when is None and recipients is None:
+            raise InvalidInput(
+                f"Nothing to change in #{schedule_id}: give a new text, time or recipients."
+            )
+        new_recipients = (
+            await parse_recipients(recipients, self.store)
+            if recipients is not None
+            else list(schedule.recipients)
+        )
+        template_row: Template | None = None
+        if text is not None or template is not None:
+            body, template_row = await self._message(text, template, schedule.media)
+        else:
+            body = await message_text(self.store, schedule)
+        await self._check_variables(body, new_recipients)
+
+        rule = schedule.rule
+        next_run_at = schedule.next_run_at
+        state = schedule.state
+        if when is not None:
+            zone = await self.timezone_of(schedule.owner_id)
+            now = self.clock.now()
+            rule = self._parse_when(when, zone, now)
+            next_run_at = self._first_fire(rule, now)
+            if state is ScheduleState.done:
+                state = ScheduleState.active
+        await self._preview(
+            schedule_id=schedule.id,
+            state=state,
+            recipients=new_recipients,
+            rule=rule,
+            body=body,
+            template_name=None,
+            media=schedule.media,
+            count=1,
+        )
+
+        message_changed = text is not None or template is not None
+        when_changed = when is not None
+        updated = await self.store.update_schedule(
+            schedule.id,
+            recipients=new_recipients if recipients is not None else UNSET,
+            text=(None if template_row else text) if message_changed else UNSET,
+            template_id=(template_row.id if template_row else None) if message_changed else UNSET,
+            rule=rule if when_changed else UNSET,
+            next_run_at=next_run_at if when_changed else UNSET,
+            state=state if when_changed else UNSET,
+        )
+        self.hooks.schedules_changed()
+        return updated
+
+    async def pause(self, schedule_id: int) -> Schedule:
+        """Stop firing until resumed; pausing a paused schedule changes nothing."""
+        schedule = await self.get_schedule(schedule_id)
+        if schedule.state is ScheduleState.paused:
+            return schedule
+        if schedule.state is ScheduleState.done:
+            raise InvalidState(
+                f"Schedule #{schedule_id} is done, so there is nothing to pause: "
+                f"/runnow {schedule_id} sends it again."
+            )
+        updated = await self.store.update_schedule(schedule_id, state=ScheduleState.paused)
+        self.hooks.schedules_changed()
+        return updated
+
+    async def resume(self, schedule_id: int) -> Schedule:
+        """Fire again from now on: the next run is computed from the current time."""
+        schedule = await self.get_schedule(schedule_id)
+        if schedule.state is ScheduleState.active:
+            return schedule
+        if schedule.state is ScheduleState.done and schedule.rule.kind is RuleKind.once:
+            raise InvalidState(
+                f"Schedule #{schedule_id} was a one-time message and has been sent: "
+                f"/runnow {schedule_id} sends it again, or /edit {schedule_id} gives it "
+                "a new time."
+            )
+        next_run_at = when_lang.next_fire_time(schedule.rule, after=self.clock.now())
+        if next_run_at is None:
+            raise InvalidState(
+                f"The time of schedule #{schedule_id} has passed: /edit {schedule_id} gives it "
+                f"a new time, or /runnow {schedule_id} sends it now."
+            )
+        updated = await self.store.update_schedule(
+            schedule_id, state=ScheduleState.active, next_run_at=next_run_at
+        )
+        self.hooks.schedules_changed()
+        return updated
+
+    async def delete(self, schedule_id: int) -> Schedule:
+        """Delete a schedule; its runs and deliveries stay in the logs."""
+        schedule = await self.get_schedule(schedule_id)
+        await self.store.delete_schedule(schedule_id)
+        self.hooks.schedules_changed()
+        return schedule
+
+    async def preview(self, id_or_draft: int | Draft, count: int = PREVIEW_COUNT) -> Preview:
+        """Next fire times, the rule in words, and each recipient's text at the next one."""
+        if count < 1:
+            raise InvalidInput("Ask for at least one upcoming time, for example 3.")
+        if isinstance(id_or_draft, Draft):
+            draft = id_or_draft
+            if draft.template_id is not None:
+                template = await self.store.get_template(draft.template_id)
+                body = template.text if template else ""
+            else:
+                body = draft.text or ""
+            return await self._preview(
+                schedule_id=None,
+                state=None,
+                recipients=draft.recipients,
+                rule=draft.rule,
+                body=body,
+                template_name=draft.template_name,
+                media=draft.media,
+                count=count,
+            )
+        schedule = await self.get_schedule(id_or_draft)
+        template_name = None
+        if schedule.template_id is not None:
+            template = await self.store.get_template(schedule.template_id)
+            template_name = template.name if template else None
+        return await self._preview(
+            schedule_id=schedule.id,
+            state=schedule.state,
+            recipients=schedule.recipients,
+            rule=schedule.rule,
+            body=await message_text(self.store, schedule),
+            template_name=template_name,
+            media=schedule.media,
+            count=count,
+        )
+
+    # runs and deliveries ---------------------------------------------------------------------
+
+    async def run_now(self, schedule_id: int) -> tuple[Run, list[Delivery]]:
+        """Send a schedule at once as a manual run (paused and done schedules too)."""
+        schedule = await self.get_schedule(schedule_id)
+        run, deliveries = await start_run(
+            self.store,
+            self.clock,
+            schedule,
+            scheduled_for=self.clock.now(),
+            trigger=RunTrigger.manual,
+        )
+        logger.info("manual run %s of schedule %s", run.id, schedule.id)
+        self.hooks.deliveries_queued()
+        return run, deliveries
+
+    async def retry_delivery(self, delivery_id: int) -> Delivery:
+        """Queue a failed or missed delivery again (same idempotency key, attempts reset)."""
+        delivery = await self._retry(delivery_id)
+        self.hooks.deliveries_queued()
+        return delivery
+
+    async def retry_run(self, run_id: int) -> list[Delivery]:
+        """Queue every failed or missed delivery of a run again."""
+        run = await self.store.get_run(run_id)
+        if run is None:
+            raise NotFound(f"There is no run #{run_id}: see /logs for recent deliveries.")
+        deliveries = await self.store.list_deliveries(DeliveryFilter(run_id=run_id))
+        retryable = [d for d in deliveries if d.status in RETRYABLE]
+        if not retryable:
+            raise InvalidState(
+                f"Nothing to retry in run #{run_id}: none of its deliveries failed or was missed."
+            )
+        retried = [await self._retry(d.id) for d in retryable]
+        self.hooks.deliveries_queued()
+        return retried
+
+    async def _retry(self, delivery_id: int) -> Delivery:
+        delivery = await self.store.get_delivery(delivery_id)
+        if delivery is None:
+            raise NotFound(f"There is no delivery #{delivery_id}: see /logs.")
+        if delivery.status not in RETRYABLE:
+            raise InvalidState(
+                f"Delivery #{delivery_id} is {delivery.status.value}: only failed or missed "
+                "deliveries can be retried."
+            )
+        now = self.clock.now()
+        updated = await self.store.update_delivery(
+            delivery_id,
+            expected_status=RETRYABLE,
+            status=DeliveryStatus.queued,
+            attempts=0,
+            last_error=None,
+            error_code=None,
+            next_attempt_at=now,
+            queued_at=now,
+            failed_at=None,
+            missed_at=None,
+            lease_owner=None,
+            lease_until=None,
+        )
+        if updated is None:
+            raise InvalidState(
+                f"Delivery #{delivery_id} changed meanwhile: see /logs for its status."
+            )
+        return updated
+
+    async def logs(
+        self, *, schedule_id: int | None = None, owner_id: int | None = None, limit: int = 20
+    ) -> list[Delivery]:
+        """The latest deliveries, newest first (of one schedule or owner when given)."""
+        if not 1 <= limit <= MAX_LOG_LIMIT:
+            raise InvalidInput(f"Ask for 1 to {MAX_LOG_LIMIT} deliveries, for example 20.")
+        return await self.store.list_deliveries(
+            DeliveryFilter(schedule_id=schedule_id, owner_id=owner_id, limit=limit)
+        )
+
+    async def export_csv(
+        self, *, schedule_id: int | None = None, owner_id: int | None = None
+    ) -> bytes:
+        """Every matching delivery as UTF-8 CSV, oldest first."""
+        deliveries = await self.store.list_deliveries(
+            DeliveryFilter(schedule_id=schedule_id, owner_id=owner_id, order="oldest")
+        )
+        return deliveries_csv(deliveries)
+
+    # contacts -----------------------------------------------------------------------------
+
+    async def add_contact(
+        self, name: str, phone: str, fields: Mapping[str, str] | None = None
+    ) -> Contact:
+        name = _clean_name(name, what="contact")
+        if looks_like_phone(name) or name.lower().endswith(("@g.us", "@c.us")):
+            raise InvalidInput(
+                f"{name!r} looks like a number, not a name: /addcontact Anna {PHONE_EXAMPLE}."
+            )
+        number = parse_phone(phone)
+        clean_fields: dict[str, str] = {}
+        for key, value in (fields or {}).items():
+            if not is_variable_name(key) or key in BUILTIN_VARIABLES:
+                raise InvalidInput(
+                    f"{key!r} cannot be a contact field: use letters, digits and _ "
+                    f"(for example company), and none of {_braced(BUILTIN_VARIABLES)}."
+                )
+            clean_fields[key] = value
+        try:
+            return await self.store.add_contact(name, number, fields=clean_fields)
+        except AlreadyExists:
+            raise AlreadyExists(
+                f"A contact named {name!r} exists already: pick another name, "
+                f"or remove it first with /delcontact {name}."
+            ) from None
+
+    async def list_contacts(self) -> list[Contact]:
+        return await self.store.list_contacts()
+
+    async def delete_contact(self, name: str) -> Contact:
+        """Delete a contact; schedules keep its number and still send to it."""
+        contact = await self.store.find_contact(name.strip())
+        if contact is None:
+            raise NotFound(f"There is no contact named {name.strip()!r}: see /contacts.")
+        await self.store.delete_contact(contact.id)
+        return contact
+
+    async def import_contacts(self) -> ImportResult:
+        """Add the linked WhatsApp account's contacts; existing names and numbers are kept."""
+        found = await self._whatsapp().contacts()
+        existing = await self.store.list_contacts()
+        names = {c.name.lower() for c in existing}
+        numbers = {c.phone for c in existing}
+        imported: list[Contact] = []
+        already = skipped = 0
+        for item in found:
+            name = " ".join(_NAME_FORBIDDEN.sub(" ", item.name).split())[:MAX_NAME_LENGTH]
+            number = _whatsapp_number(item.number or item.id)
+            if not name or number is None or looks_like_phone(name):
+                skipped += 1
+                continue
+            if name.lower() in names or number in numbers:
+                already += 1
+                continue
+            try:
+                contact = await self.store.add_contact(name, number, whatsapp_id=item.id or None)
+            except AlreadyExists:
+                already += 1
+                continue
+            names.add(name.lower())
+            numbers.add(number)
+            imported.append(contact)
+        return ImportResult(
+            imported=len(imported), existing=already, skipped=skipped, contacts=tuple(imported)
+        )
+
+    # templates ----------------------------------------------------------------------------
+
+    async def add_template(self, name: str, text: str) -> Template:
+        name = _clean_name(name, what="template")
+        check_message(text, has_media=False)
+        check_braces(text)
+        try:
+            return await self.store.add_template(name, text)
+        except AlreadyExists:
+            raise AlreadyExists(
+                f"A template named {name!r} exists already: pick another name, "
+                f"or remove it first with /deltemplate {name}."
+            ) from None
+
+    async def list_templates(self) -> list[Template]:
+        return await self.store.list_templates()
+
+    async def delete_template(self, name: str) -> Template:
+        """Delete a template no schedule uses."""
+        template = await self.store.find_template(name.strip())
+        if template is None:
+            raise NotFound(f"There is no template named {name.strip()!r}: see /templates.")
+        users = [s.id for s in await self.store.list_schedules() if s.template_id == template.id]
+        if users:
+            ids = ", ".join(f"#{i}" for i in users)
+            raise InvalidState(
+                f"Template {template.name!r} is used by schedule {ids}: "
+                "/edit or /delete those first."
+            )
+        await self.store.delete_template(template.id)
+        return template
+
+    # WhatsApp -----------------------------------------------------------------------------
+
+    async def groups(self) -> list[Group]:
+        """The WhatsApp groups of the linked account, by name."""
+        found = await self._whatsapp().groups()
+        groups = [Group(id=g.id, name=g.name, participants=len(g.participants)) for g in found]
+        return sorted(groups, key=lambda g: g.name.lower())
+
+    async def link_qr(self) -> LinkQr:
+        """The QR code to scan in WhatsApp (Linked devices) while the session waits for it."""
+        code = await self._whatsapp().qr()
+        try:
+            png = base64.b64decode(code.png_base64, validate=True)
+        except (binascii.Error, ValueError):
+            png = b""
+        return LinkQr(qr=code.qr, png=png)
+
+    async def pairing_code(self, phone: str) -> str:
+        """A code to type in WhatsApp instead of scanning the QR code."""
+        return await self._whatsapp().pairing_code(parse_phone(phone))
+
+    async def logout(self) -> None:
+        await self._whatsapp().logout()
+
+    async def status(self) -> Status:
+        """WhatsApp state, scheduler state, counts and the next run, for `/status`."""
+        state, number, wa_name, error = "not configured", None, None, None
+        if self.whatsapp is not None:
+            try:
+                health = await self.whatsapp.health()
+            except WhatsAppError as exc:
+                state, error = "unreachable", str(exc)
+            else:
+                state = health.state
+                if health.me:
+                    number = _whatsapp_number(health.me.get("id", ""))
+                    wa_name = health.me.get("name") or None
+        return Status(
+            whatsapp_state=state,
+            whatsapp_number=number,
+            whatsapp_name=wa_name,
+            whatsapp_error=error,
+            scheduler=self.scheduler.scheduler_state() if self.scheduler else "not running",
+            schedules=await self.store.count_schedules(),
+            deliveries=await self.store.count_deliveries(),
+            next_run_at=await self.store.next_due_at(),
+            version=__version__,
+        )
+
+    # inside -------------------------------------------------------------------------------
+
+    def _whatsapp(self) -> WhatsAppPort:
+        if self.whatsapp is None:
+            raise WhatsAppUnavailable(
+                "WhatsApp is not connected to this wasched: set WHATSAPP_URL and restart."
+            )
+        return self.whatsapp
+
+    def _parse_when(self, text: str, zone: str, now: datetime) -> Rule:
+        return when_lang.parse_when(text, tz=zone, now=now)
+
+    def _first_fire(self, rule: Rule, now: datetime) -> datetime:
+        first = when_lang.next_fire_time(rule, after=now)
+        if first is None:
+            raise InvalidWhen(
+                f"{when_lang.describe(rule)} never comes again: give a time in the future, "
+                "for example 'tomorrow 9:00' or 'every day at 9:00'."
+            )
+        return first
+
+    async def _message(
+        self, text: str | None, template: str | None, media: Media | None
+    ) -> tuple[str, Template | None]:
+        """The message body (text or the template's text) after the checks every message gets."""
+        if text is not None and template is not None:
+            raise InvalidInput(
+                "Give either a text or a template, not both: the template is the text."
+            )
+        if template is not None:
+            row = await self.store.find_template(template.strip())
+            if row is None:
+                raise NotFound(
+                    f"There is no template named {template.strip()!r}: see /templates, or add "
+                    "one with /addtemplate <name> | <text>."
+                )
+            check_message(row.text, has_media=media is not None)
+            return row.text, row
+        check_message(text, has_media=media is not None)
+        return text or "", None
+
+    async def _check_variables(self, body: str, recipients: Sequence[Recipient]) -> None:
+        """Refuse variables that some recipient has no value for."""
+        used = template_variables(body)
+        if not used:
+            return
+        contacts = await load_contacts(self.store, recipients)
+        per_recipient = [
+            contacts.get(r.contact_id) if r.contact_id is not None else None for r in recipients
+        ]
+        allowed = available_variables(per_recipient)
+        unknown = sorted(used - allowed)
+        if not unknown:
+            return
+        field_names = {k for c in per_recipient if c is not None for k in c.fields}
+        missing_fields = [name for name in unknown if name in field_names]
+        hint = ""
+        if missing_fields:
+            hint = (
+                f" {_braced(missing_fields)}: a contact field works only when every recipient "
+                "is a saved contact that has it."
+            )
+        noun = "variable" if len(unknown) == 1 else "variables"
+        raise InvalidTemplate(
+            f"Unknown {noun} {_braced(unknown)}. You can use {_braced(allowed)}; "
+            "write {{ and }} for literal braces." + hint
+        )
+
+    async def _preview(
+        self,
+        *,
+        schedule_id: int | None,
+        state: ScheduleState | None,
+        recipients: Sequence[Recipient],
+        rule: Rule,
+        body: str,
+        template_name: str | None,
+        media: Media | None,
+        count: int,
+    ) -> Preview:
+        now = self.clock.now()
+        times = when_lang.next_fire_times(rule, after=now, count=count)
+        occurrence = times[0] if times else now
+        contacts = await load_contacts(self.store, recipients)
+        messages = []
+        for recipient in recipients:
+            contact = contacts.get(recipient.contact_id) if recipient.contact_id else None
+            text = render(
+                body, recipient=recipient, contact=contact, when=occurrence, tz=rule.timezone
+            )
+            messages.append(PreviewMessage(recipient=recipient, label=label(recipient), text=text))
+        return Preview(
+            schedule_id=schedule_id,
+            state=state,
+            rule=rule,
+            description=when_lang.describe(rule),
+            timezone=rule.timezone,
+            next_runs=tuple(
+                FireTime(at=t, local=when_lang.format_local(t, rule.timezone)) for t in times
+            ),
+            messages=tuple(messages),
+            template_name=template_name,
+            media_filename=media.filename if media else None,
+        )
+
+
+def _braced(names: Sequence[str] | set[str] | frozenset[str]) -> str:
+    return ", ".join("{" + name + "}" for name in sorted(names))
+
+
+def _clean_name(name: str, *, what: str) -> str:
+    cleaned = " ".join(name.split())
+    if not cleaned:
+        raise InvalidInput(f"Give the {what} a name, for example Anna.")
+    if len(cleaned) > MAX_NAME_LENGTH:
+        raise InvalidInput(
+            f"A {what} name has at most {MAX_NAME_LENGTH} characters; {cleaned[:20]!r}... has "
+            f"{len(cleaned)}."
+        )
+    if _NAME_FORBIDDEN.search(cleaned):
+        raise InvalidInput(
+            f"A {what} name cannot contain commas, semicolons or |: "
+            f"try {_NAME_FORBIDDEN.sub(' ', cleaned).split()[0]!r}."
+        )
+    return cleaned
+
+
+def _whatsapp_number(raw: str) -> str | None:
+    """`+digits` from a WhatsApp number or chat id (`4915...@c.us`), or None if it is none."""
+    raw = raw.strip()
+    if raw.endswith(("@g.us", "@lid", "@broadcast", "@newsletter")):
+        return None
+    digits = raw.split("@", 1)[0].split(":", 1)[0].lstrip("+")
+    try:
+        return parse_phone("+" + digits)
+    except InvalidRecipient:
+        return None

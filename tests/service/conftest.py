@@ -1,0 +1,146 @@
+"""Fixtures for the service layer: a real SQLite store on tmp_path, a fake clock, a fake
+WhatsApp port and engine hooks that record what they were told."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from core.clock import FakeClock
+from core.errors import WhatsAppError
+from core.service import Scheduling
+from core.store import Store
+from core.store.sqlite import SQLiteStore
+
+# Saturday 28 November 2026, 10:00 UTC (11:00 in Berlin).
+START = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
+OWNER = 1001
+
+
+@dataclass(frozen=True)
+class Health:
+    status: str
+    engine: str
+    state: str
+    me: dict[str, str] | None
+
+
+@dataclass(frozen=True)
+class Qr:
+    qr: str
+    png_base64: str
+
+
+@dataclass(frozen=True)
+class WaContact:
+    id: str
+    name: str
+    number: str | None
+
+
+@dataclass(frozen=True)
+class WaGroup:
+    id: str
+    name: str
+    participants: tuple[str, ...]
+
+
+@dataclass
+class FakeWhatsApp:
+    """Answers like the sidecar client; `error` makes every call raise it."""
+
+    state: str = "WORKING"
+    me: dict[str, str] | None = field(
+        default_factory=lambda: {"id": "4915199999999@c.us", "name": "Me"}
+    )
+    address_book: list[WaContact] = field(default_factory=list)
+    group_list: list[WaGroup] = field(default_factory=list)
+    error: WhatsAppError | None = None
+    calls: list[str] = field(default_factory=list)
+
+    def _call(self, name: str) -> None:
+        self.calls.append(name)
+        if self.error is not None:
+            raise self.error
+
+    async def health(self) -> Health:
+        self._call("health")
+        return Health(status="ok", engine="fake", state=self.state, me=self.me)
+
+    async def qr(self) -> Qr:
+        self._call("qr")
+        return Qr(qr="2@abc", png_base64="iVBORw0KGgo=")
+
+    async def pairing_code(self, phone: str) -> str:
+        self._call(f"pairing_code {phone}")
+        return "ABCD-EFGH"
+
+    async def logout(self) -> None:
+        self._call("logout")
+
+    async def contacts(self) -> list[WaContact]:
+        self._call("contacts")
+        return list(self.address_book)
+
+    async def groups(self) -> list[WaGroup]:
+        self._call("groups")
+        return list(self.group_list)
+
+
+class RecordingHooks:
+    def __init__(self) -> None:
+        self.schedules_changes = 0
+        self.deliveries_queues = 0
+
+    def schedules_changed(self) -> None:
+        self.schedules_changes += 1
+
+    def deliveries_queued(self) -> None:
+        self.deliveries_queues += 1
+
+
+class RunningScheduler:
+    def scheduler_state(self) -> str:
+        return "running, 2 jobs"
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(START)
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    opened = await SQLiteStore.open(f"sqlite:///{tmp_path / 'wasched.db'}")
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
+@pytest.fixture
+def hooks() -> RecordingHooks:
+    return RecordingHooks()
+
+
+@pytest.fixture
+def whatsapp() -> FakeWhatsApp:
+    return FakeWhatsApp()
+
+
+@pytest.fixture
+def service(
+    store: Store, clock: FakeClock, hooks: RecordingHooks, whatsapp: FakeWhatsApp
+) -> Scheduling:
+    return Scheduling(
+        store,
+        clock,
+        default_timezone="Europe/Berlin",
+        hooks=hooks,
+        whatsapp=whatsapp,
+        scheduler=RunningScheduler(),
+    )
