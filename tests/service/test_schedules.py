@@ -1,0 +1,419 @@
+"""Scheduling: users' zones, create / draft / edit / pause / resume / delete / preview."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from core import when
+from core.clock import FakeClock
+from core.errors import (
+    InvalidInput,
+    InvalidRecipient,
+    InvalidState,
+    InvalidTemplate,
+    InvalidTimezone,
+    InvalidWhen,
+    MessageTooLong,
+    NotFound,
+)
+from core.models import (
+    WHATSAPP_TEXT_LIMIT,
+    Media,
+    RecipientKind,
+    RuleKind,
+    ScheduleState,
+)
+from core.service import Scheduling
+from core.store import Store
+
+from .conftest import OWNER, START, RecordingHooks
+
+# START is Saturday 28 Nov 2026 11:00 in Berlin; "tomorrow 9:00" is Sunday 08:00 UTC.
+TOMORROW_9_BERLIN = datetime(2026, 11, 29, 8, 0, tzinfo=UTC)
+PHOTO = Media(mimetype="image/png", filename="cat.png", data_base64="iVBORw0KGgo=")
+
+
+async def assert_nothing_stored(store: Store, hooks: RecordingHooks) -> None:
+    assert await store.list_schedules() == []
+    assert hooks.schedules_changes == 0
+
+
+# --- users -----------------------------------------------------------------------------------
+
+
+async def test_a_new_user_has_the_default_zone(service: Scheduling) -> None:
+    assert await service.timezone_of(OWNER) == "Europe/Berlin"
+
+
+async def test_set_timezone_stores_the_canonical_name(service: Scheduling) -> None:
+    assert await service.set_timezone(OWNER, " america/new_york ") == "America/New_York"
+    assert await service.timezone_of(OWNER) == "America/New_York"
+
+
+async def test_unknown_timezone_is_refused_and_not_stored(
+    service: Scheduling, store: Store
+) -> None:
+    with pytest.raises(InvalidTimezone, match="Europe/Berlin"):
+        await service.set_timezone(OWNER, "Mars/Olympus")
+    assert await store.get_user(OWNER) is None
+
+
+# --- create ----------------------------------------------------------------------------------
+
+
+async def test_create_parses_when_in_the_owner_zone_and_tells_the_engine(
+    service: Scheduling, hooks: RecordingHooks
+) -> None:
+    schedule = await service.create_schedule(
+        OWNER, recipients="+49 151 2345-6789", when="tomorrow 9:00", text="Hello {name}"
+    )
+    assert schedule.owner_id == OWNER
+    assert schedule.state is ScheduleState.active
+    assert schedule.rule.kind is RuleKind.once
+    assert schedule.rule.timezone == "Europe/Berlin"
+    assert schedule.next_run_at == TOMORROW_9_BERLIN
+    assert schedule.text == "Hello {name}"
+    assert [r.address for r in schedule.recipients] == ["+4915123456789"]
+    assert hooks.schedules_changes == 1
+    assert await service.get_schedule(schedule.id) == schedule
+
+
+async def test_create_uses_the_zone_the_owner_set(service: Scheduling) -> None:
+    await service.set_timezone(OWNER, "America/New_York")
+    schedule = await service.create_schedule(
+        OWNER, recipients="+12025550143", when="tomorrow 9:00", text="Hi"
+    )
+    assert schedule.rule.timezone == "America/New_York"
+    assert schedule.next_run_at == datetime(2026, 11, 29, 14, 0, tzinfo=UTC)
+
+
+async def test_create_recurring_sets_the_first_fire_time(service: Scheduling) -> None:
+    schedule = await service.create_schedule(
+        OWNER, recipients="+12025550143", when="every day at 9:00", text="Standup"
+    )
+    assert schedule.rule.kind is RuleKind.cron
+    assert schedule.next_run_at == TOMORROW_9_BERLIN
+
+
+async def test_create_with_a_template_by_name(service: Scheduling) -> None:
+    template = await service.add_template("Greeting", "Good morning {first_name}")
+    schedule = await service.create_schedule(
+        OWNER, recipients="+12025550143", when="in 10 minutes", template="greeting"
+    )
+    assert schedule.template_id == template.id
+    assert schedule.text is None
+    assert schedule.next_run_at == START + timedelta(minutes=10)
+
+
+async def test_create_with_media_and_no_caption(service: Scheduling) -> None:
+    schedule = await service.create_schedule(
+        OWNER, recipients="+12025550143", when="in 10 minutes", media=PHOTO
+    )
+    assert schedule.media == PHOTO
+    assert not schedule.text
+
+
+async def test_contact_fields_are_allowed_when_every_recipient_has_them(
+    service: Scheduling,
+) -> None:
+    await service.add_contact("Anna", "+4915123456789", {"company": "ACME"})
+    await service.add_contact("Bob", "+12025550143", {"company": "Initech", "team": "ops"})
+    schedule = await service.create_schedule(
+        OWNER, recipients="anna, bob", when="in 1 hour", text="Hi {name} of {company}"
+    )
+    assert [r.kind for r in schedule.recipients] == [RecipientKind.contact] * 2
+
+
+async def test_a_field_some_recipient_lacks_is_refused_with_a_hint(
+    service: Scheduling, store: Store, hooks: RecordingHooks
+) -> None:
+    await service.add_contact("Anna", "+4915123456789", {"company": "ACME"})
+    with pytest.raises(InvalidTemplate, match=r"\{company\}.*every recipient"):
+        await service.create_schedule(
+            OWNER, recipients="Anna, +12025550143", when="in 1 hour", text="{company}"
+        )
+    await assert_nothing_stored(store, hooks)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"text": "Hi {nmae}"}, InvalidTemplate, r"\{nmae\}.*\{first_name\}"),
+        ({"text": "Hi", "template": "x"}, InvalidInput, "not both"),
+        ({}, InvalidInput, "empty"),
+        ({"text": "   "}, InvalidInput, "empty"),
+        ({"text": "x" * (WHATSAPP_TEXT_LIMIT + 1)}, MessageTooLong, "characters"),
+        ({"text": "Hi", "template": None, "when": "yesterday at noon-ish"}, InvalidWhen, "try"),
+        ({"text": "Hi", "when": "2020-01-01 10:00"}, InvalidWhen, "has passed"),
+        ({"text": "Hi", "recipients": "Nobody"}, InvalidRecipient, "/addcontact"),
+        ({"text": "Hi", "recipients": "0151 234567"}, InvalidRecipient, "country code"),
+        ({"template": "missing"}, NotFound, "/templates"),
+    ],
+)
+async def test_refused_create_stores_nothing(
+    service: Scheduling,
+    store: Store,
+    hooks: RecordingHooks,
+    kwargs: dict[str, str],
+    error: type[Exception],
+    match: str,
+) -> None:
+    arguments = {"recipients": "+12025550143", "when": "tomorrow 9:00", **kwargs}
+    with pytest.raises(error, match=match):
+        await service.create_schedule(OWNER, **arguments)  # type: ignore[arg-type]
+    await assert_nothing_stored(store, hooks)
+
+
+# --- drafts ----------------------------------------------------------------------------------
+
+
+async def test_draft_previews_without_storing_and_save_stores_it(
+    service: Scheduling, store: Store, hooks: RecordingHooks
+) -> None:
+    draft = await service.draft_schedule(
+        OWNER,
+        recipients="+12025550143, 120363041234567890@g.us",
+        when="every day at 9:00",
+        text="Morning {name}, it is {weekday}",
+    )
+    await assert_nothing_stored(store, hooks)
+    assert draft.next_run_at == TOMORROW_9_BERLIN
+    assert [t.at for t in draft.preview.next_runs] == [
+        TOMORROW_9_BERLIN + timedelta(days=n) for n in range(3)
+    ]
+    assert draft.preview.next_runs[0].local == "Sun 29 Nov 2026 09:00"
+    assert draft.preview.description == when.describe(draft.rule)
+    assert [m.text for m in draft.preview.messages] == [
+        "Morning +12025550143, it is Sunday",
+        "Morning 120363041234567890@g.us, it is Sunday",
+    ]
+    assert draft.preview.schedule_id is None
+
+    schedule = await service.save_draft(draft)
+    assert schedule.next_run_at == TOMORROW_9_BERLIN
+    assert [s.id for s in await store.list_schedules()] == [schedule.id]
+    assert hooks.schedules_changes == 1
+
+
+async def test_a_draft_whose_time_passed_while_waiting_is_refused(
+    service: Scheduling, store: Store, clock: FakeClock, hooks: RecordingHooks
+) -> None:
+    draft = await service.draft_schedule(
+        OWNER, recipients="+12025550143", when="in 10 minutes", text="Hi"
+    )
+    await clock.advance(11 * 60)
+    with pytest.raises(InvalidWhen, match="passed"):
+        await service.save_draft(draft)
+    await assert_nothing_stored(store, hooks)
+
+
+async def test_a_draft_survives_a_json_round_trip(service: Scheduling) -> None:
+    """The bot keeps the draft in its wizard state between messages."""
+    from core.service import Draft
+
+    draft = await service.draft_schedule(
+        OWNER, recipients="+12025550143", when="in 10 minutes", text="Hi", media=PHOTO
+    )
+    assert Draft.model_validate_json(draft.model_dump_json()) == draft
+
+
+# --- list / get ------------------------------------------------------------------------------
+
+
+async def test_list_by_owner_and_get_unknown(service: Scheduling) -> None:
+    mine = await service.create_schedule(OWNER, recipients="+12025550143", when="in 2h", text="a")
+    await service.create_schedule(OWNER + 1, recipients="+12025550143", when="in 2h", text="b")
+    assert [s.id for s in await service.list_schedules(OWNER)] == [mine.id]
+    assert len(await service.list_schedules()) == 2
+    with pytest.raises(NotFound, match="/list"):
+        await service.get_schedule(999)
+
+
+# --- edit ------------------------------------------------------------------------------------
+
+
+async def test_edit_text_when_and_recipients(service: Scheduling, hooks: RecordingHooks) -> None:
+    schedule = await service.create_schedule(
+        OWNER, recipients="+12025550143", when="tomorrow 9:00", text="Hi"
+    )
+    edited = await service.edit_schedule(schedule.id, text="Hello {first_name}")
+    assert edited.text == "Hello {first_name}"
+    edited = await service.edit_schedule(schedule.id, when="every monday at 18:00")
+    assert edited.rule.kind is RuleKind.cron
+    assert edited.next_run_at == datetime(2026, 11, 30, 17, 0, tzinfo=UTC)
+    edited = await service.edit_schedule(schedule.id, recipients="+4915123456789, +12025550143")
+    assert [r.address for r in edited.recipients] == ["+4915123456789", "+12025550143"]
+    assert edited.text == "Hello {first_name}"
+    assert hooks.schedules_changes == 4
+
+
+async def test_edit_to_a_template_and_back_to_text(service: Scheduling) -> None:
+    template = await service.add_template("t", "From template")
+    schedule = await service.create_schedule(
+        OWNER, recipients="+12025550143", when="tomorrow 9:00", text="Hi"
+    )
+    edited = await service.edit_schedule(schedule.id, template="T")
+    assert (edited.template_id, edited.text) == (template.id, None)
+    edited = await service.edit_schedule(schedule.id, text="Plain")
+    assert (edited.template_id, edited.text) == (None, "Plain")
+
+
+async def test_refused_edits_change_nothing(
+    service: Scheduling, store: Store, hooks: RecordingHooks
+) -> None:
+    await service.add_contact("Anna", "+4915123456789", {"company": "ACME"})
+    schedule = await service.create_schedule(
+        OWNER, recipients="Anna", when="tomorrow 9:00", text="Hi {company}"
+    )
+    with pytest.raises(InvalidInput, match="Nothing to change"):
+        await service.edit_schedule(schedule.id)
+    with pytest.raises(InvalidTemplate, match="company"):
+        await service.edit_schedule(schedule.id, recipients="+12025550143")
+    with pytest.raises(InvalidWhen):
+        await service.edit_schedule(schedule.id, when="someday")
+    with pytest.raises(MessageTooLong):
+        await service.edit_schedule(schedule.id, text="x" * (WHATSAPP_TEXT_LIMIT + 1))
+    with pytest.raises(NotFound):
+        await service.edit_schedule(999, text="x")
+    assert await store.get_schedule(schedule.id) == schedule
+    assert hooks.schedules_changes == 1
+
+
+async def test_a_done_schedule_given_a_new_time_is_active_again(
+    service: Scheduling, store: Store
+) -> None:
+    schedule = await service.create_schedule(
+        OWNER, recipients="+12025550143", when="in 10 minutes", text="Hi"
+    )
+    await store.update_schedule(schedule.id, state=ScheduleState.done, next_run_at=None)
+    edited = await service.edit_schedule(schedule.id, when="tomorrow 9:00")
+    assert edited.state is ScheduleState.active
+    assert edited.next_run_at == TOMORROW_9_BERLIN
+
+
+# --- pause / resume / delete -----------------------------------------------------------------
+
+
+async def test_pause_and_resume_recomputes_from_now(
+    service: Scheduling, clock: FakeClock, hooks: RecordingHooks
+) -> None:
+    schedule = await service.create_schedule(
+        OWNER, recipients="+12025550143", when="every day at 9:00", text="Hi"
+    )
+    paused = await service.pause(schedule.id)
+    assert paused.state is ScheduleState.paused
+    assert await service.pause(schedule.id) == paused
+    await clock.advance(3 * 24 * 3600)  # Tuesday 1 Dec, 11:00 Berlin
+    resumed = await service.resume(schedule.id)
+    assert resumed.state is ScheduleState.active
+    assert resumed.next_run_at == datetime(2026, 12, 2, 8, 0, tzinfo=UTC)
+    assert await service.resume(schedule.id) == resumed
+    assert hooks.schedules_changes == 3
+
+
+async def test_a_done_one_time_schedule_cannot_be_resumed_or_paused(
+    service: Scheduling, store: Store
+) -> None:
+    schedule = await service.create_schedule(
+        OWNER, recipients="+12025550143", when="in 10 minutes", text="Hi"
+    )
+    await store.update_schedule(schedule.id, state=ScheduleState.done, next_run_at=None)
+    with pytest.raises(InvalidState, match="/runnow"):
+        await service.resume(schedule.id)
+    with pytest.raises(InvalidState, match="done"):
+        await service.pause(schedule.id)
+    stored = await store.get_schedule(schedule.id)
+    assert stored is not None and stored.state is ScheduleState.done
+
+
+async def test_a_paused_one_time_schedule_whose_time_passed_cannot_be_resumed(
+    service: Scheduling, clock: FakeClock
+) -> None:
+    schedule = await service.create_schedule(
+        OWNER, recipients="+12025550143", when="in 10 minutes", text="Hi"
+    )
+    await service.pause(schedule.id)
+    await clock.advance(3600)
+    with pytest.raises(InvalidState, match="passed"):
+        await service.resume(schedule.id)
+    assert (await service.get_schedule(schedule.id)).state is ScheduleState.paused
+
+
+async def test_delete_removes_the_schedule_but_keeps_its_runs(
+    service: Scheduling, store: Store, hooks: RecordingHooks
+) -> None:
+    schedule = await service.create_schedule(
+        OWNER, recipients="+12025550143", when="in 10 minutes", text="Hi"
+    )
+    run, _ = await service.run_now(schedule.id)
+    deleted = await service.delete(schedule.id)
+    assert deleted.id == schedule.id
+    with pytest.raises(NotFound):
+        await service.get_schedule(schedule.id)
+    with pytest.raises(NotFound):
+        await service.delete(schedule.id)
+    assert await store.get_run(run.id) is not None
+    assert len(await service.logs(schedule_id=schedule.id)) == 1
+    assert hooks.schedules_changes == 2
+
+
+# --- preview ---------------------------------------------------------------------------------
+
+
+async def test_preview_shows_times_rule_and_each_recipient_text(service: Scheduling) -> None:
+    await service.add_contact("Anna Maria", "+4915123456789", {"company": "ACME"})
+    schedule = await service.create_schedule(
+        OWNER,
+        recipients="anna maria, +12025550143",
+        when="every weekday at 8:30",
+        text="{first_name}: {date} {time} {weekday}",
+    )
+    preview = await service.preview(schedule.id)
+    # Saturday now: the next weekdays are Monday 30 Nov, Tuesday 1 Dec, Wednesday 2 Dec.
+    assert [t.at for t in preview.next_runs] == [
+        datetime(2026, 11, 30, 7, 30, tzinfo=UTC),
+        datetime(2026, 12, 1, 7, 30, tzinfo=UTC),
+        datetime(2026, 12, 2, 7, 30, tzinfo=UTC),
+    ]
+    assert [t.local for t in preview.next_runs] == [
+        "Mon 30 Nov 2026 08:30",
+        "Tue 1 Dec 2026 08:30",
+        "Wed 2 Dec 2026 08:30",
+    ]
+    assert preview.description == when.describe(schedule.rule)
+    assert preview.timezone == "Europe/Berlin"
+    assert preview.schedule_id == schedule.id
+    assert preview.state is ScheduleState.active
+    assert [(m.label, m.text) for m in preview.messages] == [
+        ("Anna Maria (+4915123456789)", "Anna: 2026-11-30 08:30 Monday"),
+        ("+12025550143", "+12025550143: 2026-11-30 08:30 Monday"),
+    ]
+    assert len((await service.preview(schedule.id, count=5)).next_runs) == 5
+    with pytest.raises(InvalidInput):
+        await service.preview(schedule.id, count=0)
+
+
+async def test_preview_of_a_template_schedule_names_the_template(service: Scheduling) -> None:
+    await service.add_template("hello", "Hello {name}")
+    schedule = await service.create_schedule(
+        OWNER, recipients="+12025550143", when="in 10 minutes", template="hello", media=PHOTO
+    )
+    preview = await service.preview(schedule.id)
+    assert preview.template_name == "hello"
+    assert preview.media_filename == "cat.png"
+    assert preview.messages[0].text == "Hello +12025550143"
+    assert len(preview.next_runs) == 1
+
+
+async def test_preview_of_a_draft(service: Scheduling) -> None:
+    draft = await service.draft_schedule(
+        OWNER, recipients="+12025550143", when="every 2 hours", text="ping {time}"
+    )
+    preview = await service.preview(draft, count=2)
+    assert [t.at for t in preview.next_runs] == [
+        START + timedelta(hours=2),
+        START + timedelta(hours=4),
+    ]
+    assert preview.messages[0].text == "ping 13:00"
