@@ -1,0 +1,859 @@
+"""The "when" language: what a person types becomes a `Rule`, and a `Rule` becomes fire times.
+
+Forms: one-time (`tomorrow 9:00`, `24.12.2026 18:00`, `in 10 minutes`), recurring (`every
+weekday at 8:30`, `every month on the 1st at 10:00`, `cron 0 9 * * 1-5`) and intervals
+(`every 2 hours`). Nothing is guessed: an input that is ambiguous, impossible, misspelt or in
+the past is an `InvalidWhen` whose message shows an example that works.
+
+Recurring rules are stored as standard 5-field cron (Sunday is 0 or 7) in the person's zone.
+Fire times come from APScheduler's `CronTrigger` evaluated over local wall-clock time; each
+wall time is then mapped to an instant here, because APScheduler 3.11.3 gets DST days wrong:
+on a fall-back day it fires a repeated time twice and then keeps returning an instant that is
+not after the one asked for (a loop), and for a time inside a spring-forward gap it fires an
+hour late (02:30 becomes 03:30). The rules applied instead:
+
+- a local time that does not exist (spring-forward gap) fires once, at the first instant after
+  the gap (02:30 becomes 03:00 in Europe/Berlin);
+- a local time that occurs twice (fall back) fires once, at its first occurrence;
+- every other local time fires at that local time, so a 09:00 rule stays 09:00 across changes.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import re
+import zoneinfo
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from apscheduler.triggers.base import (  # type: ignore[import-untyped, unused-ignore]
+    BaseTrigger,
+)
+from apscheduler.triggers.cron import (  # type: ignore[import-untyped, unused-ignore]
+    CronTrigger,
+)
+
+from core.errors import InvalidTimezone, InvalidWhen
+from core.models import Rule, RuleKind
+
+__all__ = [
+    "EXAMPLES",
+    "RuleTrigger",
+    "describe",
+    "format_local",
+    "next_fire_time",
+    "next_fire_times",
+    "parse_cron",
+    "parse_when",
+    "validate_timezone",
+]
+
+# Each of these parses at any moment in any zone (tests pin that), so they can be buttons.
+EXAMPLES: tuple[str, ...] = (
+    "tomorrow 9:00",
+    "in 10 minutes",
+    "monday 9am",
+    "every day at 9:00",
+    "every weekday at 8:30",
+    "every monday,friday at 18:00",
+    "every 2 hours",
+    "every month on the 1st at 10:00",
+    "cron 0 9 * * 1-5",
+)
+
+_DAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+_DAY_ABBR = tuple(name[:3] for name in _DAY_NAMES)
+_MONTH_NAMES = (
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+)
+_MONTH_ABBR = tuple(name[:3] for name in _MONTH_NAMES)
+
+# Python weekday (Monday 0) by every spelling a person may use.
+_WEEKDAY_WORDS: dict[str, int] = {}
+for _i, _name in enumerate(_DAY_NAMES):
+    _low = _name.lower()
+    for _word in (_low, _low + "s", _low[:3], _low[:3] + "s"):
+        _WEEKDAY_WORDS[_word] = _i
+_WEEKDAY_WORDS.update({"tue": 1, "tues": 1, "wed": 2, "weds": 2, "thu": 3, "thur": 3, "thurs": 3})
+
+_MONTH_WORDS: dict[str, int] = {}
+for _i, _name in enumerate(_MONTH_NAMES, start=1):
+    _MONTH_WORDS[_name.lower()] = _i
+    _MONTH_WORDS[_name.lower()[:3]] = _i
+_MONTH_WORDS["sept"] = 9
+
+
+def _fail(problem: str, *examples: str) -> InvalidWhen:
+    """An InvalidWhen whose message ends with what to type instead."""
+    shown = examples or EXAMPLES[:3]
+    tries = " or ".join(f"`{example}`" for example in shown)
+    return InvalidWhen(f"{problem}; try {tries}.")
+
+
+# --- time zones ------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=1)
+def _zone_names() -> dict[str, str]:
+    """Every IANA name by its lower-case spelling."""
+    return {name.lower(): name for name in zoneinfo.available_timezones()}
+
+
+def validate_timezone(name: str) -> str:
+    """The canonical IANA spelling of `name`, or InvalidTimezone with an example."""
+    cleaned = name.strip()
+    canonical = _zone_names().get(cleaned.lower())
+    if canonical is None and cleaned.upper() in {"UTC", "Z", "GMT"}:
+        canonical = "UTC"
+    if canonical is None:
+        hint = ""
+        if cleaned:
+            suffix = "/" + cleaned.lower().replace(" ", "_")
+            near = sorted(v for k, v in _zone_names().items() if k.endswith(suffix))
+            if not near:
+                near = difflib.get_close_matches(cleaned, sorted(_zone_names().values()), n=1)
+            if near:
+                hint = f" (did you mean `{near[0]}`?)"
+        raise InvalidTimezone(
+            f"`{cleaned}` is not a time zone I know{hint}; use an IANA name like "
+            "`Europe/Berlin` or `America/New_York`."
+        )
+    return canonical
+
+
+@functools.lru_cache(maxsize=512)
+def _zone(name: str) -> ZoneInfo:
+    return ZoneInfo(validate_timezone(name))
+
+
+def _require_aware(value: datetime, what: str) -> datetime:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"{what} must be a timezone-aware datetime, got {value!r}")
+    return value.astimezone(UTC)
+
+
+def _is_ambiguous(local: datetime) -> bool:
+    """True when the wall time of `local` occurs twice (a fall-back hour)."""
+    other = local.replace(fold=1 - local.fold)
+    return other.utcoffset() != local.utcoffset()
+
+
+def format_local(instant: datetime, tz: str) -> str:
+    """`Thu 24 Dec 2026 18:00` in zone `tz`; a wall time that occurs twice gets its zone
+    abbreviation (`Sun 25 Oct 2026 02:30 CEST`) so the two are told apart."""
+    local = _require_aware(instant, "instant").astimezone(_zone(tz))
+    text = (
+        f"{_DAY_ABBR[local.weekday()]} {local.day} {_MONTH_ABBR[local.month - 1]} "
+        f"{local.year} {local:%H:%M}"
+    )
+    if _is_ambiguous(local):
+        text += f" {local.tzname()}"
+    return text
+
+
+def _resolve_local(wall: datetime, zone: ZoneInfo) -> datetime:
+    """The UTC instant of naive local `wall` time: a repeated time maps to its first
+    occurrence, a skipped one (DST gap) to the first instant after the gap."""
+    first = wall.replace(tzinfo=zone, fold=0)
+    instant = first.astimezone(UTC)
+    if instant.astimezone(zone).replace(tzinfo=None) == wall:
+        return instant
+    # In a gap: fold=1 reads the wall time with the offset after the change, fold=0 with the
+    # one before, so the change lies between the two readings. Find it to the second.
+    low = int(wall.replace(tzinfo=zone, fold=1).timestamp())
+    high = int(first.timestamp())
+    if low > high:  # a zone whose offset goes down across a gap (never seen; stay safe)
+        low, high = high, low
+    after_offset = datetime.fromtimestamp(high, zone).utcoffset()
+    while high - low > 1:
+        middle = (low + high) // 2
+        if datetime.fromtimestamp(middle, zone).utcoffset() == after_offset:
+            high = middle
+        else:
+            low = middle
+    return datetime.fromtimestamp(high, UTC)
+
+
+# --- cron ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _FieldSpec:
+    name: str
+    low: int
+    high: int
+    names: dict[str, int]
+
+
+_DOW_NAMES = {"sun": 0, "mon": 1, "tue": 2, "wed": 3, "thu": 4, "fri": 5, "sat": 6}
+_CRON_FIELDS = (
+    _FieldSpec("minute", 0, 59, {}),
+    _FieldSpec("hour", 0, 23, {}),
+    _FieldSpec("day-of-month", 1, 31, {}),
+    _FieldSpec("month", 1, 12, {name.lower(): i for i, name in enumerate(_MONTH_ABBR, 1)}),
+    _FieldSpec("day-of-week", 0, 7, _DOW_NAMES),
+)
+_CRON_MACROS = {
+    "@hourly": "0 * * * *",
+    "@daily": "0 0 * * *",
+    "@midnight": "0 0 * * *",
+    "@weekly": "0 0 * * 0",
+    "@monthly": "0 0 1 * *",
+    "@yearly": "0 0 1 1 *",
+    "@annually": "0 0 1 1 *",
+}
+_CRON_EXAMPLE = "cron 0 9 * * 1-5"
+_CRON_PART = re.compile(r"(?P<base>\*|[a-z0-9]+(?:-[a-z0-9]+)?)(?:/(?P<step>[^/]*))?")
+# APScheduler's day-of-week names, by standard cron number (Sunday 0).
+_APS_DOW = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+# Days in each month at most (February 29 in leap years).
+_MONTH_MAX_DAYS = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+
+
+def _cron_value(token: str, spec: _FieldSpec) -> int:
+    if token.isdigit():
+        value = int(token)
+    elif token in spec.names:
+        value = spec.names[token]
+    else:
+        known = ", ".join(spec.names) if spec.names else "numbers only"
+        raise _fail(f"cron {spec.name} field: `{token}` is not a value ({known})", _CRON_EXAMPLE)
+    if not spec.low <= value <= spec.high:
+        note = " (Sunday is 0 or 7)" if spec.name == "day-of-week" else ""
+        raise _fail(
+            f"cron {spec.name} field: {value} is out of range {spec.low}-{spec.high}{note}",
+            _CRON_EXAMPLE,
+        )
+    return value
+
+
+def _parse_cron_field(text: str, spec: _FieldSpec) -> frozenset[int]:
+    values: set[int] = set()
+    for part in text.split(","):
+        match = _CRON_PART.fullmatch(part)
+        if not match:
+            raise _fail(f"cron {spec.name} field: `{part or text}` is not valid", _CRON_EXAMPLE)
+        base, step_text = match["base"], match["step"]
+        if base == "*":
+            first, last = spec.low, spec.high
+        elif "-" in base:
+            start, end = base.split("-")
+            first, last = _cron_value(start, spec), _cron_value(end, spec)
+            if first > last:
+                raise _fail(
+                    f"cron {spec.name} field: range `{base}` runs backwards", _CRON_EXAMPLE
+                )
+        else:
+            first = last = _cron_value(base, spec)
+            if step_text is not None:
+                raise _fail(
+                    f"cron {spec.name} field: a step needs a range, write "
+                    f"`{base}-{spec.high}/{step_text}` or `*/{step_text}`",
+                    _CRON_EXAMPLE,
+                )
+        step = 1
+        if step_text is not None:
+            if not step_text.isdigit() or not 1 <= int(step_text) <= spec.high - spec.low + 1:
+                raise _fail(
+                    f"cron {spec.name} field: step `{step_text}` must be a number from 1 to "
+                    f"{spec.high - spec.low + 1}",
+                    _CRON_EXAMPLE,
+                )
+            step = int(step_text)
+        if spec.name == "day-of-week" and base == "*":
+            last = 6  # `*` is every day once; 7 is Sunday again
+        values.update(range(first, last + 1, step))
+    if spec.name == "day-of-week" and 7 in values:
+        values.discard(7)
+        values.add(0)
+    return frozenset(values)
+
+
+def _aps_list(values: frozenset[int], spec: _FieldSpec) -> str:
+    """`values` as an APScheduler field: `*` when full, else runs like `1-5,7`."""
+    if spec.name == "day-of-week":
+        if values == frozenset(range(7)):
+            return "*"
+        return ",".join(_APS_DOW[v] for v in sorted(values))
+    if values == frozenset(range(spec.low, spec.high + 1)):
+        return "*"
+    ordered = sorted(values)
+    runs: list[str] = []
+    start = previous = ordered[0]
+    for value in [*ordered[1:], None]:
+        if value is not None and value == previous + 1:
+            previous = value
+            continue
+        runs.append(str(start) if start == previous else f"{start}-{previous}")
+        if value is not None:
+            start = previous = value
+    return ",".join(runs)
+
+
+@dataclass(frozen=True)
+class CronSchedule:
+    """A parsed standard cron expression (sets use Sunday 0) and its wall-clock triggers."""
+
+    expression: str
+    minutes: frozenset[int]
+    hours: frozenset[int]
+    days: frozenset[int]
+    months: frozenset[int]
+    weekdays: frozenset[int]
+    days_restricted: bool
+    weekdays_restricted: bool
+    triggers: tuple[BaseTrigger, ...]
+
+    def next_wall(self, wall: datetime) -> datetime | None:
+        """The first naive local wall time strictly after naive `wall` that matches."""
+        start = wall.replace(tzinfo=UTC) + timedelta(microseconds=1)
+        found = [t.get_next_fire_time(None, start) for t in self.triggers]
+        times = [f for f in found if f is not None]
+        return min(times).replace(tzinfo=None) if times else None
+
+    def matches(self, wall: datetime) -> bool:
+        """Whether naive local `wall` (whole minute) is one of the expression's times."""
+        day_ok = wall.day in self.days
+        weekday_ok = (wall.isoweekday() % 7) in self.weekdays
+        if self.days_restricted and self.weekdays_restricted:
+            day_match = day_ok or weekday_ok  # standard cron: either field may match
+        else:
+            day_match = day_ok and weekday_ok
+        return (
+            wall.second == 0
+            and wall.minute in self.minutes
+            and wall.hour in self.hours
+            and wall.month in self.months
+            and day_match
+        )
+
+
+@functools.lru_cache(maxsize=4096)
+def parse_cron(expression: str) -> CronSchedule:
+    """Parse and check a standard 5-field cron expression (or `@daily` and friends).
+
+    The result is cached: its triggers work on wall-clock time, so one serves every zone.
+    """
+    text = " ".join(expression.lower().split())
+    text = _CRON_MACROS.get(text, text)
+    fields = text.split(" ")
+    if len(fields) != 5:
+        raise _fail(
+            f"a cron rule has 5 fields (minute hour day-of-month month day-of-week), "
+            f"`{text}` has {len(fields) if text else 0}",
+            _CRON_EXAMPLE,
+        )
+    minutes, hours, days, months, weekdays = (
+        _parse_cron_field(field, spec) for field, spec in zip(fields, _CRON_FIELDS, strict=True)
+    )
+    days_restricted = fields[2] != "*"
+    weekdays_restricted = fields[4] != "*"
+    if not (days_restricted and weekdays_restricted) and not any(
+        day <= _MONTH_MAX_DAYS[month - 1] for day in days for month in months
+    ):
+        raise _fail(
+            f"cron `{text}` never fires: day-of-month {fields[2]} does not occur in month "
+            f"{fields[3]}",
+            _CRON_EXAMPLE,
+        )
+    specs = _CRON_FIELDS
+    common = {
+        "minute": _aps_list(minutes, specs[0]),
+        "hour": _aps_list(hours, specs[1]),
+        "month": _aps_list(months, specs[3]),
+        "second": "0",
+        "timezone": UTC,
+    }
+    day_text, weekday_text = _aps_list(days, specs[2]), _aps_list(weekdays, specs[4])
+    if days_restricted and weekdays_restricted:
+        # Standard cron fires when either day field matches; APScheduler wants both.
+        triggers: tuple[BaseTrigger, ...] = (
+            CronTrigger(day=day_text, day_of_week="*", **common),
+            CronTrigger(day="*", day_of_week=weekday_text, **common),
+        )
+    else:
+        triggers = (CronTrigger(day=day_text, day_of_week=weekday_text, **common),)
+    return CronSchedule(
+        expression=text,
+        minutes=minutes,
+        hours=hours,
+        days=days,
+        months=months,
+        weekdays=weekdays,
+        days_restricted=days_restricted,
+        weekdays_restricted=weekdays_restricted,
+        triggers=triggers,
+    )
+
+
+# --- fire times ------------------------------------------------------------------------------
+
+
+def next_fire_time(rule: Rule, *, after: datetime) -> datetime | None:
+    """The first fire instant strictly after `after` (aware, UTC out), None when none is left."""
+    after_utc = _require_aware(after, "after")
+    if rule.kind is RuleKind.once:
+        if rule.at is None:
+            raise ValueError("a once rule needs `at`")
+        at = _require_aware(rule.at, "rule.at")
+        return at if at > after_utc else None
+    if rule.kind is RuleKind.interval:
+        if rule.every_seconds is None or rule.start is None or rule.every_seconds <= 0:
+            raise ValueError("an interval rule needs a positive `every_seconds` and `start`")
+        start = _require_aware(rule.start, "rule.start")
+        every = timedelta(seconds=rule.every_seconds)
+        steps = 1 if after_utc < start + every else (after_utc - start) // every + 1
+        return start + steps * every
+    if rule.cron is None:
+        raise ValueError("a cron rule needs `cron`")
+    schedule = parse_cron(rule.cron)
+    zone = _zone(rule.timezone)
+    wall = after_utc.astimezone(zone).replace(tzinfo=None)
+    # Wall times only grow, and their instants never shrink; a candidate can still land at or
+    # before `after` when `after` is in the second pass of a repeated hour: skip those.
+    while True:
+        candidate = schedule.next_wall(wall)
+        if candidate is None:
+            return None
+        instant = _resolve_local(candidate, zone)
+        if instant > after_utc:
+            return instant
+        wall = candidate
+
+
+def next_fire_times(rule: Rule, *, after: datetime, count: int) -> list[datetime]:
+    """Up to `count` fire instants after `after`, in order (fewer when the rule runs out)."""
+    times: list[datetime] = []
+    current = after
+    while len(times) < count:
+        found = next_fire_time(rule, after=current)
+        if found is None:
+            break
+        times.append(found)
+        current = found
+    return times
+
+
+class RuleTrigger(BaseTrigger):  # type: ignore[misc]
+    """An APScheduler trigger firing when `rule` does, with the DST rules of this module."""
+
+    __slots__ = ("rule",)
+
+    def __init__(self, rule: Rule) -> None:
+        self.rule = rule
+
+    def get_next_fire_time(
+        self, previous_fire_time: datetime | None, now: datetime
+    ) -> datetime | None:
+        if previous_fire_time is not None:
+            return next_fire_time(self.rule, after=previous_fire_time)
+        return next_fire_time(self.rule, after=now - timedelta(microseconds=1))
+
+    def __repr__(self) -> str:
+        return f"<RuleTrigger {describe(self.rule)}>"
+
+
+# --- parsing ---------------------------------------------------------------------------------
+
+
+def _alternatives(words: Iterable[str]) -> str:
+    return "|".join(sorted(set(words), key=len, reverse=True))
+
+
+_SINGULAR_DAYS = {w: i for w, i in _WEEKDAY_WORDS.items() if not w.endswith("s") or w == "tues"}
+_WD_ONE = _alternatives(_SINGULAR_DAYS)
+_WD_ANY = _alternatives(_WEEKDAY_WORDS)
+_MONTHS = _alternatives(_MONTH_WORDS)
+_TIME = r"\d{1,2}(?::\d{1,2})?(?:am|pm)?|noon"
+_DATE = (
+    rf"today|tomorrow|(?:next )?(?:{_WD_ONE})|\d{{4}}-\d{{1,2}}-\d{{1,2}}"
+    rf"|\d{{1,2}}\.\d{{1,2}}\.\d{{4}}|(?:(?:{_WD_ONE}),? )?\d{{1,2}} (?:{_MONTHS}) \d{{4}}"
+)
+_ONCE_DATE_TIME = re.compile(rf"(?:once )?(?:on )?(?P<date>{_DATE}),? (?:at )?(?P<time>{_TIME})")
+_ONCE_TIME_DATE = re.compile(rf"(?:once )?(?:at )?(?P<time>{_TIME}),? (?:on )?(?P<date>{_DATE})")
+_ONCE_TIME = re.compile(rf"(?:once )?(?:at )?(?P<time>{_TIME})")
+_ONCE_DATE = re.compile(rf"(?:once )?(?:on )?(?P<date>{_DATE})")
+_EVERY_DAY = re.compile(rf"(?:every ?day|daily|each day)(?: at)? (?P<time>{_TIME})")
+_EVERY_WEEKDAY = re.compile(
+    rf"(?:every (?:weekday|workday|working day)|(?:on )?weekdays)(?: at)? (?P<time>{_TIME})"
+)
+_DAY_LIST = rf"(?:{_WD_ANY})(?:(?:,and |,| and )(?:{_WD_ANY}))*"
+_EVERY_DAYS = re.compile(rf"every (?P<days>{_DAY_LIST})(?: at)? (?P<time>{_TIME})")
+_EVERY_MONTH = re.compile(
+    r"(?:every month|monthly)(?: on)?(?: the)? (?P<day>\d{1,2})(?P<suffix>st|nd|rd|th)?"
+    rf"(?: day)?(?: at)? (?P<time>{_TIME})"
+)
+_EVERY_MONTH_NO_TIME = re.compile(
+    r"(?:every month|monthly)(?: on)?(?: the)? (?P<day>\d{1,2})(?:st|nd|rd|th)?(?: day)?"
+)
+_EVERY_N = re.compile(r"every (?P<count>\d+|an?|one)? ?(?P<unit>[a-z]+)")
+_IN = re.compile(r"in (?P<rest>.+)")
+_DURATION_PART = re.compile(r"(?P<count>\d+|an?|one) ?(?P<unit>[a-z]+)")
+
+_UNITS = {
+    **dict.fromkeys(("s", "sec", "secs", "second", "seconds"), 1),
+    **dict.fromkeys(("m", "min", "mins", "minute", "minutes"), 60),
+    **dict.fromkeys(("h", "hr", "hrs", "hour", "hours"), 3600),
+    **dict.fromkeys(("d", "day", "days"), 86400),
+    **dict.fromkeys(("w", "wk", "wks", "week", "weeks"), 7 * 86400),
+}
+_VOCABULARY = frozenset(
+    {
+        *_WEEKDAY_WORDS,
+        *_MONTH_WORDS,
+        *_UNITS,
+        *("every", "daily", "weekday", "weekdays", "workday", "month", "monthly", "hourly"),
+        *("on", "the", "at", "in", "today", "tomorrow", "next", "once", "cron", "noon", "each"),
+        *("am", "pm", "and", "st", "nd", "rd", "th", "an", "a", "one"),
+    }
+)
+
+
+def _normalize(text: str) -> str:
+    s = " ".join(text.lower().split()).rstrip(".")
+    s = re.sub(r"\s*,\s*", ",", s)
+    s = re.sub(r"\b([ap])\.m\b\.?", r"\1m", s)
+    s = re.sub(r"(\d) (am|pm)\b", r"\1\2", s)
+    s = re.sub(r"(\d{4}-\d{1,2}-\d{1,2})t(\d)", r"\1 \2", s)
+    return s
+
+
+def _time_of(text: str) -> time:
+    if text == "noon":
+        return time(12, 0)
+    match = re.fullmatch(r"(\d{1,2})(?::(\d{1,2}))?(am|pm)?", text)
+    if match is None:  # pragma: no cover - the callers' patterns only pass times
+        raise _fail(f"`{text}` is not a time", "21:00", "9pm")
+    hour, minute_text, half = int(match[1]), match[2], match[3]
+    if minute_text is not None and len(minute_text) != 2:
+        raise _fail(f"`{text}` is not a time: write minutes with two digits", "9:05")
+    minute = int(minute_text or 0)
+    if half is None and minute_text is None:
+        raise _fail(
+            f"`{text}` alone is not a clear time: say the minutes or am/pm",
+            f"{hour}:00",
+            f"{hour}am" if 1 <= hour <= 12 else "21:00",
+        )
+    if half is not None:
+        if not 1 <= hour <= 12:
+            raise _fail(
+                f"`{text}` is not a time: with am/pm the hour runs from 1 to 12",
+                f"{hour}:{minute:02}" if hour <= 23 else "21:00",
+                "9pm",
+            )
+        hour = hour % 12 + (12 if half == "pm" else 0)
+    elif hour > 23:
+        raise _fail(f"{text} is not a time of day: hours run from 0 to 23", "21:00", "9pm")
+    if minute > 59:
+        raise _fail(f"{text} is not a time of day: minutes run from 00 to 59", "9:30")
+    return time(hour, minute)
+
+
+def _calendar_date(year: int, month: int, day: int, typed: str) -> date:
+    if not 1 <= month <= 12:
+        raise _fail(f"{typed} is not a date: there is no month {month}", "24.12.2026 18:00")
+    try:
+        return date(year, month, day)
+    except ValueError:
+        if 1 <= year <= 9999 and day >= 1:
+            nxt = date(year + (month == 12), month % 12 + 1, 1) if year < 9999 else None
+            length = (nxt - date(year, month, 1)).days if nxt else 31
+            raise _fail(
+                f"{typed} is not a date: {_MONTH_NAMES[month - 1]} {year} has {length} days",
+                "24.12.2026 18:00",
+            ) from None
+        raise _fail(f"{typed} is not a date", "24.12.2026 18:00") from None
+
+
+def _date_of(text: str, today: date) -> date:
+    if text == "today":
+        return today
+    if text == "tomorrow":
+        return today + timedelta(days=1)
+    word = text.removeprefix("next ")
+    if word in _SINGULAR_DAYS:
+        # The next such day after today (a week ahead when today is that day).
+        ahead = (_SINGULAR_DAYS[word] - today.weekday() - 1) % 7 + 1
+        return today + timedelta(days=ahead)
+    if match := re.fullmatch(r"(\d{4})-(\d{1,2})-(\d{1,2})", text):
+        return _calendar_date(int(match[1]), int(match[2]), int(match[3]), text)
+    if match := re.fullmatch(r"(\d{1,2})\.(\d{1,2})\.(\d{4})", text):
+        return _calendar_date(int(match[3]), int(match[2]), int(match[1]), text)
+    match = re.fullmatch(
+        rf"(?:(?P<wd>{_WD_ONE}),? )?(?P<d>\d{{1,2}}) (?P<m>{_MONTHS}) (?P<y>\d{{4}})", text
+    )
+    if match is None:  # pragma: no cover - the callers' patterns only pass dates
+        raise _fail(f"`{text}` is not a date", "24.12.2026 18:00")
+    found = _calendar_date(int(match["y"]), _MONTH_WORDS[match["m"]], int(match["d"]), text)
+    if match["wd"] is not None and _SINGULAR_DAYS[match["wd"]] != found.weekday():
+        raise _fail(
+            f"{found.day} {_MONTH_ABBR[found.month - 1]} {found.year} is a "
+            f"{_DAY_NAMES[found.weekday()]}, not a {_DAY_NAMES[_SINGULAR_DAYS[match['wd']]]}",
+            f"{found.day} {_MONTH_ABBR[found.month - 1]} {found.year} 18:00",
+        )
+    return found
+
+
+def _hhmm(value: time) -> str:
+    return f"{value.hour:02}:{value.minute:02}"
+
+
+def _once(at: datetime, tz: str, now: datetime, *, typed: str, when_today: bool) -> Rule:
+    if at <= now:
+        if when_today:
+            raise _fail(f"{typed} today has passed", f"tomorrow {typed}")
+        raise _fail(
+            f"{format_local(at, tz)} has passed (it is now {format_local(now, tz)} in {tz})",
+            "tomorrow 9:00",
+            "in 10 minutes",
+        )
+    return Rule(kind=RuleKind.once, timezone=tz, at=at)
+
+
+def _parse_once(text: str, tz: str, zone: ZoneInfo, now: datetime) -> Rule | None:
+    today = now.astimezone(zone).date()
+    for pattern in (_ONCE_DATE_TIME, _ONCE_TIME_DATE):
+        if match := pattern.fullmatch(text):
+            clock = _time_of(match["time"])
+            day = _date_of(match["date"], today)
+            at = _resolve_local(datetime.combine(day, clock), zone)
+            return _once(at, tz, now, typed=_hhmm(clock), when_today=match["date"] == "today")
+    if match := _ONCE_TIME.fullmatch(text):
+        # A bare time is its next occurrence: today if still ahead, else tomorrow.
+        clock = _time_of(match["time"])
+        at = _resolve_local(datetime.combine(today, clock), zone)
+        if at <= now:
+            at = _resolve_local(datetime.combine(today + timedelta(days=1), clock), zone)
+        return _once(at, tz, now, typed=_hhmm(clock), when_today=False)
+    if match := _ONCE_DATE.fullmatch(text):
+        day_text = match["date"]
+        _date_of(day_text, today)  # an impossible date says so first
+        raise _fail(f"`{day_text}` needs a time", f"{day_text} 9:00", f"{day_text} 6pm")
+    return None
+
+
+def _parse_in(rest: str, tz: str, zone: ZoneInfo, now: datetime, typed: str) -> Rule:
+    cleaned = " ".join(re.sub(r"\band\b|,", " ", rest).split())
+    parts = list(_DURATION_PART.finditer(cleaned))
+    covered = " ".join(p[0] for p in parts)
+    if not parts or covered != cleaned:
+        raise _fail(f"`{typed}`: say how long from now", "in 10 minutes", "in 2h")
+    days = 0
+    seconds = 0
+    for part in parts:
+        count_text, unit = part["count"], part["unit"]
+        count = int(count_text) if count_text.isdigit() else 1
+        if unit in {"mo", "month", "months", "y", "yr", "year", "years"}:
+            raise _fail(
+                f"`{typed}`: months and years have no fixed length, give a date",
+                "24.12.2027 18:00",
+                "in 30 days",
+            )
+        if unit not in _UNITS:
+            raise _unknown_word(unit, ("in 10 minutes", "in 2h", "in 1 day"))
+        if _UNITS[unit] >= 86400:
+            days += count * _UNITS[unit] // 86400
+        else:
+            seconds += count * _UNITS[unit]
+    try:
+        start = now
+        if days:
+            # Whole days keep the local clock time (`in 1 day` at 09:00 is 09:00 tomorrow).
+            local = now.astimezone(zone).replace(tzinfo=None)
+            start = _resolve_local(local + timedelta(days=days), zone)
+        at = start + timedelta(seconds=seconds)
+    except OverflowError:
+        raise _fail(f"`{typed}` is too far ahead", "in 10 minutes") from None
+    if at <= now:
+        raise _fail(f"`{typed}` is not in the future", "in 10 minutes")
+    return Rule(kind=RuleKind.once, timezone=tz, at=at)
+
+
+def _cron_rule(cron: str, tz: str) -> Rule:
+    return Rule(kind=RuleKind.cron, timezone=tz, cron=parse_cron(cron).expression)
+
+
+def _parse_recurring(text: str, tz: str, now: datetime) -> Rule | None:
+    if match := _EVERY_DAY.fullmatch(text):
+        clock = _time_of(match["time"])
+        return _cron_rule(f"{clock.minute} {clock.hour} * * *", tz)
+    if match := _EVERY_WEEKDAY.fullmatch(text):
+        clock = _time_of(match["time"])
+        return _cron_rule(f"{clock.minute} {clock.hour} * * 1-5", tz)
+    if match := _EVERY_DAYS.fullmatch(text):
+        clock = _time_of(match["time"])
+        names = re.split(r",and |,| and ", match["days"])
+        numbers = sorted({(_WEEKDAY_WORDS[name] + 1) % 7 for name in names})
+        days = ",".join(str(n) for n in numbers)
+        if len(numbers) == 7:
+            days = "*"
+        return _cron_rule(f"{clock.minute} {clock.hour} * * {days}", tz)
+    if match := _EVERY_MONTH.fullmatch(text):
+        day = int(match["day"])
+        if not 1 <= day <= 31:
+            raise _fail(f"a month has no day {day}", "every month on the 1st at 10:00")
+        clock = _time_of(match["time"])
+        return _cron_rule(f"{clock.minute} {clock.hour} {day} * *", tz)
+    if match := _EVERY_MONTH_NO_TIME.fullmatch(text):
+        nth = _ordinal(int(match["day"]))
+        raise _fail("say at what time of the day", f"every month on the {nth} at 10:00")
+    if text in {"hourly", "every hour"}:
+        return Rule(kind=RuleKind.interval, timezone=tz, every_seconds=3600, start=now)
+    if match := _EVERY_N.fullmatch(text):
+        count_text, unit = match["count"] or "1", match["unit"]
+        count = int(count_text) if count_text.isdigit() else 1
+        if unit in _UNITS and _UNITS[unit] in {60, 3600}:
+            if count < 1:
+                raise _fail(f"`{text}` is not a repeat", "every 2 hours", "every 30 minutes")
+            every = count * _UNITS[unit]
+            return Rule(kind=RuleKind.interval, timezone=tz, every_seconds=every, start=now)
+        if unit in _UNITS and _UNITS[unit] == 1:
+            raise _fail("the shortest repeat is every minute", "every 1 minute", "every 5 min")
+        if unit in {"day", "days", "week", "weeks", "d", "w", "month", "months"}:
+            raise _fail(
+                f"`{text}` needs a time of day (and days of the week or month)",
+                "every day at 9:00",
+                "every monday at 9:00",
+            )
+        if unit in {"weekday", "workday"} or unit in _WEEKDAY_WORDS:
+            raise _fail("say at what time", f"every {unit} at 9:00")
+    return None
+
+
+def _unknown_word(word: str, examples: tuple[str, ...] = ()) -> InvalidWhen:
+    near = difflib.get_close_matches(word, sorted(_VOCABULARY), n=1, cutoff=0.7)
+    guess = f" (did you mean `{near[0]}`?)" if near else ""
+    if not examples and near:
+        examples = tuple(e for e in EXAMPLES if near[0] in e.split())[:2]
+    return _fail(f"I don't know the word `{word}`{guess}", *examples)
+
+
+def parse_when(text: str, *, tz: str, now: datetime) -> Rule:
+    """Read what a person typed as a rule in zone `tz`; `now` is the current instant."""
+    zone_name = validate_timezone(tz)
+    zone = _zone(zone_name)
+    now_utc = _require_aware(now, "now")
+    s = _normalize(text)
+    if not s:
+        raise _fail("say when", *EXAMPLES[:3])
+    if s.startswith("cron ") or s.startswith("@"):
+        return _cron_rule(s.removeprefix("cron "), zone_name)
+    if s == "cron":
+        raise _fail("`cron` needs 5 fields", _CRON_EXAMPLE)
+    if match := _IN.fullmatch(s):
+        return _parse_in(match["rest"], zone_name, zone, now_utc, s)
+    rule = _parse_recurring(s, zone_name, now_utc) or _parse_once(s, zone_name, zone, now_utc)
+    if rule is not None:
+        return rule
+    raise _explain(s)
+
+
+def _explain(s: str) -> InvalidWhen:
+    """The most useful error for input no form matched."""
+    if re.search(r"\d{1,4}/\d{1,2}", s):
+        return _fail(
+            f"`{s}`: a date with slashes can be read two ways, use dots or dashes",
+            "24.12.2026 18:00",
+            "2026-12-24 18:00",
+        )
+    if re.fullmatch(r"[\d*/,\-a-z]+( [\d*/,\-a-z]+){4}", s) and "*" in s:
+        return _fail("a cron rule starts with the word `cron`", f"cron {s}")
+    for word in re.findall(r"[a-z]+", s):
+        if word not in _VOCABULARY:
+            return _unknown_word(word)
+    if re.search(r"\d\.\d{2}\b", s) and not re.search(r"\d\.\d{1,2}\.\d{4}", s):
+        return _fail(f"`{s}`: write times with a colon", re.sub(r"(\d)\.(\d\d)\b", r"\1:\2", s))
+    if s.split(" ")[0] in {"every", "daily", "weekdays", "monthly"}:
+        return _fail(
+            f"I can't read `{s}` as a repeat (say which days and at what time)",
+            "every day at 9:00",
+            "every weekday at 8:30",
+        )
+    return _fail(f"I can't read `{s}` as a time", *EXAMPLES[:3])
+
+
+# --- describing ------------------------------------------------------------------------------
+
+_ORDINAL_SUFFIX = {1: "st", 2: "nd", 3: "rd", 21: "st", 22: "nd", 23: "rd", 31: "st"}
+
+
+def _ordinal(day: int) -> str:
+    return f"{day}{_ORDINAL_SUFFIX.get(day, 'th')}"
+
+
+def _join_words(words: list[str]) -> str:
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
+
+
+def _plural(count: int, unit: str) -> str:
+    return f"every {unit}" if count == 1 else f"every {count} {unit}s"
+
+
+def describe(rule: Rule) -> str:
+    """The rule in words, e.g. `every weekday at 08:30 (Europe/Berlin)`."""
+    tz = rule.timezone
+    if rule.kind is RuleKind.once:
+        if rule.at is None:
+            raise ValueError("a once rule needs `at`")
+        local = _require_aware(rule.at, "rule.at").astimezone(_zone(tz))
+        day = format_local(rule.at, tz).rsplit(" ", 2 if _is_ambiguous(local) else 1)[0]
+        text = f"once on {day} at {local:%H:%M}"
+        if _is_ambiguous(local):
+            which = "second" if local.fold else "first"
+            return (
+                f"{text} {local.tzname()} ({tz}; {local:%H:%M} happens twice that night, "
+                f"this is the {which})"
+            )
+        return f"{text} ({tz})"
+    if rule.kind is RuleKind.interval:
+        if rule.every_seconds is None or rule.start is None:
+            raise ValueError("an interval rule needs `every_seconds` and `start`")
+        every = rule.every_seconds
+        if every % 3600 == 0:
+            words = _plural(every // 3600, "hour")
+        elif every % 60 == 0:
+            words = _plural(every // 60, "minute")
+        else:
+            words = _plural(every, "second")
+        first = rule.start + timedelta(seconds=every)
+        stamp = format_local(first, tz).split(" ")
+        return f"{words}, first on {' '.join(stamp[:4])} at {' '.join(stamp[4:])} ({tz})"
+    if rule.cron is None:
+        raise ValueError("a cron rule needs `cron`")
+    words, note = _describe_cron(parse_cron(rule.cron))
+    return f"{words} ({tz}; {note})" if note else f"{words} ({tz})"
+
+
+def _describe_cron(cron: CronSchedule) -> tuple[str, str]:
+    """Words for `cron` and a note to add beside the zone (or "")."""
+    fields = cron.expression.split(" ")
+    simple_clock = len(cron.minutes) == 1 and len(cron.hours) == 1 and fields[3] == "*"
+    if not simple_clock:
+        return f"cron {cron.expression}", ""
+    at = f"at {min(cron.hours):02}:{min(cron.minutes):02}"
+    if not cron.days_restricted:
+        if cron.weekdays == frozenset(range(7)):
+            return f"every day {at}", ""
+        if cron.weekdays == frozenset(range(1, 6)):
+            return f"every weekday {at}", ""
+        names = [_DAY_NAMES[(n - 1) % 7] for n in sorted(cron.weekdays, key=lambda n: (n - 1) % 7)]
+        return f"every {_join_words(names)} {at}", ""
+    if not cron.weekdays_restricted and len(cron.days) == 1:
+        day = min(cron.days)
+        note = f"months without a {_ordinal(day)} are skipped" if day > 28 else ""
+        return f"every month on the {_ordinal(day)} {at}", note
+    return f"cron {cron.expression}", ""
