@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Show whether wasched and the WhatsApp sidecar run, WhatsApp's state and the next run
+# (the same as `wasched status`, with the settings start.sh uses).
+set -euo pipefail
+# shellcheck source=deploy/processes.sh
+. "$(dirname "${BASH_SOURCE[0]}")/processes.sh"
+
+resolve_settings
+if [ -x "$PY" ]; then
+  cd "$ROOT"
+  exec "$PY" -m bot status
+fi
+# Not installed yet: only what the pid files say.
+for name in wasched whatsapp; do
+  if pid="$(running_pid "$name")"; then
+    say "$name running (pid $pid)"
+  else
+    say "$name not running"
+  fi
+done
+exit 3
