@@ -1,0 +1,153 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+// The only module that reads process.env. Everything else gets the frozen object it returns.
+
+export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const DEBIAN_CHROMIUM_PATHS = Object.freeze(['/usr/bin/chromium', '/usr/bin/chromium-browser']);
+const ENGINES = ['wwebjs', 'fake'];
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+/** A setting is missing or malformed; its message is the one line shown at start-up. */
+export class ConfigError extends Error {
+  constructor(message) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+/**
+ * Parses a dotenv file: `KEY=value` lines, `#` comments, optional `export ` and quotes.
+ * No interpolation: the repo's .env is shared with the Python side, which does none either.
+ */
+export function parseDotenv(text) {
+  const values = {};
+  for (const rawLine of text.split(/\r?\n/)) {
+    const line = rawLine.trim();
+    if (line === '' || line.startsWith('#')) continue;
+    const match = /^(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)$/.exec(line);
+    if (!match) continue;
+    let value = match[2];
+    const quote = value[0];
+    if ((quote === '"' || quote === "'") && value.length >= 2 && value.endsWith(quote)) {
+      value = value.slice(1, -1);
+      if (quote === '"') value = value.replace(/\\n/g, '\n').replace(/\\"/g, '"');
+    } else {
+      value = value.replace(/\s+#.*$/, '').trim();
+    }
+    values[match[1]] = value;
+  }
+  return values;
+}
+
+function readEnvFile(path) {
+  if (!path || !existsSync(path)) return {};
+  return parseDotenv(readFileSync(path, 'utf8'));
+}
+
+function integer(settings, name, fallback, { min = 0, max = Number.MAX_SAFE_INTEGER } = {}) {
+  const raw = settings[name];
+  if (raw === undefined || raw === '') return fallback;
+  if (!/^\d+$/.test(raw.trim()) || Number(raw) < min || Number(raw) > max) {
+    throw new ConfigError(`${name}="${raw}" is not valid: use a whole number from ${min} to ${max}`);
+  }
+  return Number(raw);
+}
+
+function oneOf(settings, name, allowed, fallback) {
+  const raw = settings[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = raw.trim().toLowerCase();
+  if (!allowed.includes(value)) {
+    throw new ConfigError(`${name}="${raw}" is not valid: use one of ${allowed.join(', ')}`);
+  }
+  return value;
+}
+
+function httpUrl(settings, name, fallback) {
+  const raw = settings[name];
+  if (raw === undefined || raw === '') return fallback;
+  let url;
+  try {
+    url = new URL(raw.trim());
+  } catch {
+    url = null;
+  }
+  if (!url || !['http:', 'https:'].includes(url.protocol)) {
+    throw new ConfigError(`${name}="${raw}" is not valid: use an http(s) URL, e.g. ${fallback}`);
+  }
+  return url.toString();
+}
+
+function millisecondList(settings, name, fallback) {
+  const raw = settings[name];
+  if (raw === undefined || raw === '') return fallback;
+  const parts = raw.split(',').map((part) => part.trim());
+  if (parts.length !== 3 || parts.some((part) => !/^\d+$/.test(part))) {
+    throw new ConfigError(
+      `${name}="${raw}" is not valid: give three delays in ms for acks 1, 2 and 3, e.g. 50,100,150`,
+    );
+  }
+  return parts.map(Number);
+}
+
+function chromiumPath(settings, engine, fileExists) {
+  const raw = settings.CHROMIUM_PATH;
+  if (raw) {
+    if (!fileExists(raw)) {
+      throw new ConfigError(`CHROMIUM_PATH="${raw}" does not exist: point it at a Chromium binary`);
+    }
+    return raw;
+  }
+  const found = DEBIAN_CHROMIUM_PATHS.find((candidate) => fileExists(candidate));
+  if (!found && engine === 'wwebjs') {
+    throw new ConfigError(
+      `CHROMIUM_PATH is not set and no Chromium was found at ${DEBIAN_CHROMIUM_PATHS.join(' or ')}: ` +
+        'install it (apt-get install chromium) or set CHROMIUM_PATH',
+    );
+  }
+  return found ?? null;
+}
+
+/**
+ * Reads the settings from `env` (process.env by default) over the repo's .env file (real
+ * environment wins) and checks them. Throws ConfigError naming the first bad setting.
+ */
+export function loadConfig({ env = process.env, fileExists = existsSync } = {}) {
+  const envFile = env.WHATSAPP_ENV_FILE ?? join(REPO_ROOT, '.env');
+  const settings = { ...readEnvFile(envFile), ...env };
+
+  const engine = oneOf(settings, 'WHATSAPP_ENGINE', ENGINES, 'wwebjs');
+  const rawDataDir = settings.WHATSAPP_DATA_DIR || join(REPO_ROOT, 'data', 'whatsapp');
+  const dataDir = isAbsolute(rawDataDir) ? rawDataDir : resolve(REPO_ROOT, rawDataDir);
+  const host = (settings.WHATSAPP_HOST || '127.0.0.1').trim();
+
+  return Object.freeze({
+    host,
+    port: integer(settings, 'WHATSAPP_PORT', 3001, { min: 0, max: 65535 }),
+    apiKey: settings.WHATSAPP_API_KEY || null,
+    engine,
+    dataDir,
+    eventsUrl: httpUrl(settings, 'WHATSAPP_EVENTS_URL', 'http://127.0.0.1:8001/whatsapp/events'),
+    chromiumPath: chromiumPath(settings, engine, fileExists),
+    shutdownTimeoutMs: integer(settings, 'WHATSAPP_SHUTDOWN_TIMEOUT_MS', 15000, { min: 1 }),
+    logLevel: oneOf(settings, 'WHATSAPP_LOG_LEVEL', LOG_LEVELS, 'info'),
+    bodyLimitBytes: integer(settings, 'WHATSAPP_MAX_BODY_MB', 64, { min: 1, max: 1024 }) * 1024 * 1024,
+    events: Object.freeze({
+      maxQueue: integer(settings, 'WHATSAPP_EVENTS_MAX_QUEUE', 1000, { min: 1 }),
+      retryMinMs: integer(settings, 'WHATSAPP_EVENTS_RETRY_MIN_MS', 500, { min: 1 }),
+      retryMaxMs: integer(settings, 'WHATSAPP_EVENTS_RETRY_MAX_MS', 30000, { min: 1 }),
+      requestTimeoutMs: integer(settings, 'WHATSAPP_EVENTS_TIMEOUT_MS', 5000, { min: 1 }),
+    }),
+    reconnect: Object.freeze({
+      minMs: integer(settings, 'WHATSAPP_RECONNECT_MIN_MS', 2000, { min: 1 }),
+      maxMs: integer(settings, 'WHATSAPP_RECONNECT_MAX_MS', 300000, { min: 1 }),
+    }),
+    fake: Object.freeze({
+      startDelayMs: integer(settings, 'WHATSAPP_FAKE_START_DELAY_MS', 100),
+      sendDelayMs: integer(settings, 'WHATSAPP_FAKE_SEND_DELAY_MS', 0),
+      ackDelaysMs: Object.freeze(millisecondList(settings, 'WHATSAPP_FAKE_ACK_DELAYS_MS', [50, 100, 150])),
+    }),
+  });
+}

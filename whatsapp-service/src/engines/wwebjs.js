@@ -1,0 +1,331 @@
+import { rm, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import wwebjs from 'whatsapp-web.js';
+import { ServiceError } from '../errors.js';
+import { Engine, delay, parseRecipient } from './engine.js';
+
+// The only module that imports whatsapp-web.js.
+
+export const CLIENT_ID = 'wasched';
+export const SINGLETON_FILES = Object.freeze(['SingletonLock', 'SingletonSocket', 'SingletonCookie']);
+// Headless Chromium on a server: no setuid sandbox (often root, no user namespaces), and a small
+// /dev/shm in containers.
+export const CHROMIUM_ARGS = Object.freeze([
+  '--no-sandbox',
+  '--disable-setuid-sandbox',
+  '--disable-dev-shm-usage',
+  '--disable-gpu',
+  '--no-first-run',
+  '--no-default-browser-check',
+  '--disable-extensions',
+]);
+// Disconnect reasons after which WhatsApp no longer knows this device: the session is void.
+const LOGGED_OUT_REASONS = new Set(['LOGOUT', 'UNPAIRED', 'UNPAIRED_IDLE']);
+const REMEMBERED_ACKS = 10000;
+
+/** Where LocalAuth keeps the session (the Chromium profile) under the data directory. */
+export function sessionPaths(dataDir) {
+  const authDir = join(dataDir, 'wwebjs-auth');
+  return {
+    authDir,
+    profileDir: join(authDir, `session-${CLIENT_ID}`),
+    cacheDir: join(dataDir, 'wwebjs-cache'),
+  };
+}
+
+/**
+ * Removes the lock files a Chromium killed without closing leaves in its profile. They name
+ * the old host and pid, and Chromium refuses the profile while they are there (after a crash
+ * or when a container comes back with a new hostname). Safe only because this service is the
+ * profile's single owner.
+ */
+export async function removeSingletonLocks(profileDir) {
+  const removed = [];
+  for (const name of SINGLETON_FILES) {
+    try {
+      await unlink(join(profileDir, name)); // unlink: SingletonLock is a (dangling) symlink
+      removed.push(name);
+    } catch (err) {
+      if (err.code !== 'ENOENT') throw err;
+    }
+  }
+  return removed;
+}
+
+/**
+ * The real engine: one whatsapp-web.js Client at a time on a LocalAuth session kept under the
+ * data directory. `library` ({Client, LocalAuth, MessageMedia}) is injectable so tests can
+ * drive the engine with a fake Client.
+ */
+export class WwebjsEngine extends Engine {
+  name = 'wwebjs';
+  #client = null;
+  #stopping = false;
+  #attempt = 0;
+  #reconnectTimer = null;
+  #destroyed = new WeakMap();
+  #acks = new Map();
+
+  constructor({ dataDir, chromiumPath, log, reconnect = { minMs: 2000, maxMs: 300000 }, library = wwebjs }) {
+    super();
+    this.paths = sessionPaths(dataDir);
+    this.chromiumPath = chromiumPath;
+    this.log = log;
+    this.reconnect = reconnect;
+    this.library = library;
+    this.pairingCode = null;
+  }
+
+  async start() {
+    this.#stopping = false;
+    await this.#launch();
+  }
+
+  async #launch() {
+    if (this.#stopping) return;
+    const removed = await removeSingletonLocks(this.paths.profileDir);
+    if (removed.length > 0) this.log.warn({ removed }, 'removed stale Chromium profile locks');
+    const { Client, LocalAuth } = this.library;
+    const client = new Client({
+      authStrategy: new LocalAuth({ clientId: CLIENT_ID, dataPath: this.paths.authDir }),
+      puppeteer: { executablePath: this.chromiumPath, headless: true, args: [...CHROMIUM_ARGS] },
+      webVersionCache: { type: 'local', path: this.paths.cacheDir },
+    });
+    this.#client = client;
+    this.#listen(client);
+    this.setSession('STARTING');
+    this.log.info({ profile: this.paths.profileDir }, 'starting WhatsApp Web');
+    client.initialize().catch((err) => {
+      if (client !== this.#client) return;
+      this.log.error({ err: describe(err) }, 'WhatsApp Web failed to start');
+      this.#client = null;
+      this.setSession('FAILED');
+      this.#destroyOnce(client);
+      this.#scheduleReconnect(client, { wipe: false });
+    });
+  }
+
+  #listen(client) {
+    // Events from a client that was replaced or is being shut down are ignored.
+    const on = (event, handler) =>
+      client.on(event, (...args) => {
+        if (client === this.#client) handler(...args);
+      });
+    on('qr', (qr) => {
+      this.log.info('QR code received; scan it to link the account');
+      this.setSession('SCAN_QR_CODE', { qr });
+    });
+    on('code', (code) => {
+      this.pairingCode = code;
+      this.log.info('pairing code received');
+    });
+    on('authenticated', () => {
+      this.log.info('WhatsApp session authenticated');
+      this.pairingCode = null;
+      this.setSession('STARTING');
+    });
+    on('auth_failure', (message) => {
+      this.log.error({ reason: String(message) }, 'WhatsApp session could not be restored');
+      this.setSession('FAILED');
+    });
+    on('ready', () => {
+      this.#attempt = 0;
+      const info = client.info ?? {};
+      const me = { id: info.wid?._serialized ?? null, name: info.pushname ?? null };
+      this.log.info({ me: me.id }, 'WhatsApp ready');
+      this.setSession('WORKING', { me });
+    });
+    on('change_state', (state) => this.log.debug({ state }, 'WhatsApp connection state'));
+    on('message_ack', (message, ack) => {
+      if (!message?.id?.fromMe) return;
+      const id = message.id._serialized;
+      this.#rememberAck(id, ack);
+      this.emit('ack', { id, ack });
+    });
+    on('disconnected', (reason) => this.#onDisconnected(client, String(reason)));
+  }
+
+  #onDisconnected(client, reason) {
+    const loggedOut = LOGGED_OUT_REASONS.has(reason);
+    this.log.warn({ reason, loggedOut }, 'WhatsApp disconnected');
+    this.setSession('STARTING');
+    if (reason === 'LOGOUT') {
+      // whatsapp-web.js keeps this client: it wipes the LocalAuth profile itself, reloads the
+      // page and emits a new QR.
+      return;
+    }
+    // For any other reason whatsapp-web.js has already called destroy() on this client;
+    // calling it again is how #1946 breaks, so only wait for its browser to close.
+    this.#destroyed.set(client, waitForBrowserClosed(client));
+    this.#client = null;
+    this.#scheduleReconnect(client, { wipe: loggedOut });
+  }
+
+  #scheduleReconnect(oldClient, { wipe }) {
+    if (this.#stopping) return;
+    const wait = Math.min(this.reconnect.maxMs, this.reconnect.minMs * 2 ** this.#attempt);
+    this.#attempt += 1;
+    this.log.info({ inMs: wait, attempt: this.#attempt, keepSession: !wipe }, 'reconnecting WhatsApp');
+    clearTimeout(this.#reconnectTimer);
+    this.#reconnectTimer = setTimeout(async () => {
+      this.#reconnectTimer = null;
+      try {
+        await this.#destroyed.get(oldClient);
+        if (this.#stopping) return;
+        if (wipe) await rm(this.paths.profileDir, { recursive: true, force: true });
+        await this.#launch();
+      } catch (err) {
+        this.log.error({ err: describe(err) }, 'reconnect failed');
+        this.setSession('FAILED');
+        this.#scheduleReconnect(oldClient, { wipe: false });
+      }
+    }, wait);
+  }
+
+  /** Closes the browser once per client, however many paths ask for it. */
+  #destroyOnce(client) {
+    if (!this.#destroyed.has(client)) {
+      const destroying = Promise.resolve()
+        .then(() => client.destroy())
+        .catch((err) => this.log.warn({ err: describe(err) }, 'closing WhatsApp Web failed'));
+      this.#destroyed.set(client, destroying);
+    }
+    return this.#destroyed.get(client);
+  }
+
+  /** Closes the browser, keeping the session on disk. Never logs out. */
+  async stop() {
+    this.#stopping = true;
+    clearTimeout(this.#reconnectTimer);
+    this.#reconnectTimer = null;
+    const client = this.#client;
+    this.#client = null;
+    if (client) await this.#destroyOnce(client);
+    this.setSession('STOPPED');
+  }
+
+  async send({ to, text, media }) {
+    this.requireWorking('send');
+    const client = this.#client;
+    const recipient = parseRecipient(to);
+    let chatId = recipient.chatId;
+    if (recipient.kind === 'person') {
+      let wid;
+      try {
+        wid = await client.getNumberId(recipient.digits);
+      } catch (err) {
+        throw new ServiceError('send_failed', `could not look up ${to} on WhatsApp: ${describe(err)}`);
+      }
+      if (!wid) throw new ServiceError('not_on_whatsapp', `${to} is not on WhatsApp`);
+      chatId = wid._serialized;
+    }
+    // sendSeen would mark the recipient's chat as read for the account's owner: not ours to do.
+    const options = { sendSeen: false, waitUntilMsgSent: true };
+    let content = text;
+    if (media) {
+      content = new this.library.MessageMedia(media.mimetype, media.data_base64, media.filename ?? null);
+      if (text) options.caption = text;
+    }
+    let message;
+    try {
+      message = await client.sendMessage(chatId, content, options);
+    } catch (err) {
+      throw new ServiceError('send_failed', `WhatsApp did not take the message: ${describe(err)}`);
+    }
+    if (!message?.id?._serialized) {
+      if (recipient.kind === 'group') {
+        throw new ServiceError('not_on_whatsapp', `no WhatsApp group ${chatId} (is the account a member?)`);
+      }
+      throw new ServiceError('send_failed', 'WhatsApp returned no message');
+    }
+    const id = message.id._serialized;
+    this.#rememberAck(id, message.ack ?? 0);
+    const sentAt = message.timestamp ? new Date(message.timestamp * 1000) : new Date();
+    return { id, to: chatId, timestamp: sentAt.toISOString() };
+  }
+
+  #rememberAck(id, ack) {
+    this.#acks.delete(id);
+    this.#acks.set(id, ack);
+    if (this.#acks.size > REMEMBERED_ACKS) this.#acks.delete(this.#acks.keys().next().value);
+  }
+
+  async getAck(id) {
+    if (this.#acks.has(id)) return this.#acks.get(id);
+    if (this.state !== 'WORKING') return null;
+    try {
+      const message = await this.#client.getMessageById(id);
+      return message?.id?.fromMe ? message.ack ?? 0 : null;
+    } catch {
+      return null;
+    }
+  }
+
+  async requestPairingCode(phone) {
+    if (this.state !== 'SCAN_QR_CODE' || !this.#client) {
+      throw new ServiceError('not_ready', `a pairing code is only given while linking (state ${this.state})`);
+    }
+    try {
+      return await this.#client.requestPairingCode(phone.replace(/^\+/, ''), true);
+    } catch (err) {
+      throw new ServiceError('send_failed', `WhatsApp gave no pairing code: ${describe(err)}`);
+    }
+  }
+
+  /** Unlinks this device (or throws away a broken session) and starts over with a new QR. */
+  async logout() {
+    const client = this.#client;
+    this.#client = null;
+    clearTimeout(this.#reconnectTimer);
+    this.#reconnectTimer = null;
+    if (client && this.state === 'WORKING') {
+      try {
+        await client.logout();
+      } catch (err) {
+        this.log.warn({ err: describe(err) }, 'WhatsApp logout failed; removing the session anyway');
+      }
+    }
+    if (client) await this.#destroyOnce(client);
+    await rm(this.paths.profileDir, { recursive: true, force: true });
+    this.log.info('WhatsApp session removed; a new QR code will follow');
+    this.#attempt = 0;
+    this.setSession('STARTING');
+    await this.#launch();
+  }
+
+  async listContacts() {
+    this.requireWorking('list contacts');
+    const contacts = await this.#client.getContacts();
+    return contacts
+      .filter((contact) => contact.isUser && contact.isMyContact && contact.id?.server === 'c.us')
+      .map((contact) => ({
+        id: contact.id._serialized,
+        name: contact.name ?? contact.pushname ?? contact.number,
+        number: contact.number,
+      }));
+  }
+
+  async listGroups() {
+    this.requireWorking('list groups');
+    const chats = await this.#client.getChats();
+    return chats
+      .filter((chat) => chat.isGroup)
+      .map((chat) => ({
+        id: chat.id._serialized,
+        name: chat.name,
+        participants: chat.groupMetadata?.participants?.length ?? 0,
+      }));
+  }
+}
+
+/** Resolves when the client's browser has gone (or after ten seconds, to never hang). */
+async function waitForBrowserClosed(client) {
+  for (let waited = 0; waited < 10000; waited += 100) {
+    if (!client.pupBrowser?.isConnected?.()) return;
+    await delay(100);
+  }
+}
+
+function describe(err) {
+  return err instanceof Error ? err.message : String(err);
+}
