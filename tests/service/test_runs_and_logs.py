@@ -1,0 +1,234 @@
+"""Run now, retries, logs and the CSV export."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import timedelta
+
+import pytest
+
+from core.clock import FakeClock
+from core.errors import InvalidInput, InvalidState, NotFound
+from core.models import DeliveryStatus, RunTrigger, Schedule, ScheduleState
+from core.service import Scheduling
+from core.store import Store
+
+from .conftest import OWNER, START, RecordingHooks
+
+
+async def make_schedule(service: Scheduling, *, recipients: str = "+12025550143") -> Schedule:
+    return await service.create_schedule(
+        OWNER, recipients=recipients, when="every day at 9:00", text="Hi {name}, {time}"
+    )
+
+
+async def fail(store: Store, delivery_id: int, error: str = "not on WhatsApp") -> None:
+    failed = await store.update_delivery(
+        delivery_id,
+        status=DeliveryStatus.failed,
+        attempts=3,
+        last_error=error,
+        error_code="not_on_whatsapp",
+        failed_at=START,
+    )
+    assert failed is not None
+
+
+# --- run now ---------------------------------------------------------------------------------
+
+
+async def test_run_now_on_a_paused_schedule_makes_a_manual_run_with_deliveries(
+    service: Scheduling, store: Store, hooks: RecordingHooks
+) -> None:
+    schedule = await make_schedule(service, recipients="+12025550143, 120363041234567890@g.us")
+    await service.pause(schedule.id)
+    run, deliveries = await service.run_now(schedule.id)
+    assert run.trigger is RunTrigger.manual
+    assert run.scheduled_for == START
+    assert run.schedule_id == schedule.id
+    assert run.fanned_out
+    assert [d.status for d in deliveries] == [DeliveryStatus.queued] * 2
+    # {time} is the moment of the manual run, in Berlin.
+    assert deliveries[0].text == "Hi +12025550143, 11:00"
+    assert deliveries[1].idempotency_key == f"run{run.id}:120363041234567890@g.us"
+    assert hooks.deliveries_queues == 1
+    # The schedule itself is untouched: still paused, same next run.
+    after = await store.get_schedule(schedule.id)
+    assert after is not None
+    assert after.state is ScheduleState.paused
+    assert after.next_run_at == schedule.next_run_at
+
+
+async def test_run_now_works_on_a_done_schedule_and_twice(
+    service: Scheduling, store: Store
+) -> None:
+    schedule = await make_schedule(service)
+    await store.update_schedule(schedule.id, state=ScheduleState.done, next_run_at=None)
+    first, _ = await service.run_now(schedule.id)
+    second, _ = await service.run_now(schedule.id)
+    assert first.id != second.id
+
+
+async def test_run_now_of_an_unknown_schedule(service: Scheduling, hooks: RecordingHooks) -> None:
+    with pytest.raises(NotFound, match="/list"):
+        await service.run_now(42)
+    assert hooks.deliveries_queues == 0
+
+
+# --- retries ---------------------------------------------------------------------------------
+
+
+async def test_retry_a_failed_delivery_requeues_it_with_the_same_key(
+    service: Scheduling, store: Store, clock: FakeClock, hooks: RecordingHooks
+) -> None:
+    schedule = await make_schedule(service)
+    _, [delivery] = await service.run_now(schedule.id)
+    await fail(store, delivery.id)
+    await clock.advance(60)
+    retried = await service.retry_delivery(delivery.id)
+    assert retried.status is DeliveryStatus.queued
+    assert retried.attempts == 0
+    assert retried.last_error is None
+    assert retried.idempotency_key == delivery.idempotency_key
+    assert retried.next_attempt_at == START + timedelta(seconds=60)
+    assert hooks.deliveries_queues == 2
+
+
+async def test_retry_a_missed_delivery(service: Scheduling, store: Store) -> None:
+    schedule = await make_schedule(service)
+    _, [delivery] = await service.run_now(schedule.id)
+    await store.update_delivery(delivery.id, status=DeliveryStatus.missed, missed_at=START)
+    assert (await service.retry_delivery(delivery.id)).status is DeliveryStatus.queued
+
+
+@pytest.mark.parametrize(
+    "status", [DeliveryStatus.queued, DeliveryStatus.sent, DeliveryStatus.read]
+)
+async def test_only_failed_or_missed_deliveries_can_be_retried(
+    service: Scheduling, store: Store, status: DeliveryStatus
+) -> None:
+    schedule = await make_schedule(service)
+    _, [delivery] = await service.run_now(schedule.id)
+    await store.update_delivery(delivery.id, status=status)
+    with pytest.raises(InvalidState, match=f"is {status.value}"):
+        await service.retry_delivery(delivery.id)
+    stored = await store.get_delivery(delivery.id)
+    assert stored is not None and stored.status is status
+
+
+async def test_retry_unknown_delivery_or_run(service: Scheduling) -> None:
+    with pytest.raises(NotFound, match="/logs"):
+        await service.retry_delivery(7)
+    with pytest.raises(NotFound, match="/logs"):
+        await service.retry_run(7)
+
+
+async def test_retry_run_requeues_only_its_failed_deliveries(
+    service: Scheduling, store: Store
+) -> None:
+    schedule = await make_schedule(service, recipients="+12025550143, +4915123456789")
+    run, [first, second] = await service.run_now(schedule.id)
+    await fail(store, first.id)
+    await store.update_delivery(second.id, status=DeliveryStatus.sent)
+    retried = await service.retry_run(run.id)
+    assert [d.id for d in retried] == [first.id]
+    assert retried[0].status is DeliveryStatus.queued
+    with pytest.raises(InvalidState, match="Nothing to retry"):
+        await service.retry_run(run.id)
+
+
+# --- logs ------------------------------------------------------------------------------------
+
+
+async def test_logs_newest_first_by_schedule_owner_and_limit(service: Scheduling) -> None:
+    one = await make_schedule(service)
+    two = await service.create_schedule(
+        OWNER + 1, recipients="+4915123456789", when="in 1 hour", text="x"
+    )
+    _, [a] = await service.run_now(one.id)
+    _, [b] = await service.run_now(two.id)
+    _, [c] = await service.run_now(one.id)
+    assert [d.id for d in await service.logs()] == [c.id, b.id, a.id]
+    assert [d.id for d in await service.logs(schedule_id=one.id)] == [c.id, a.id]
+    assert [d.id for d in await service.logs(owner_id=OWNER + 1)] == [b.id]
+    assert [d.id for d in await service.logs(limit=1)] == [c.id]
+    with pytest.raises(InvalidInput):
+        await service.logs(limit=0)
+
+
+# --- export ----------------------------------------------------------------------------------
+
+
+async def test_export_csv_parses_back_with_every_column(service: Scheduling, store: Store) -> None:
+    await service.add_contact("=HYPERLINK(1)", "+4915123456789")
+    schedule = await service.create_schedule(
+        OWNER, recipients="=hyperlink(1), +12025550143", when="in 1 hour", text="Hi"
+    )
+    run, [contact_d, phone_d] = await service.run_now(schedule.id)
+    await fail(store, contact_d.id, error="-bad number")
+    sent = await store.update_delivery(
+        phone_d.id,
+        status=DeliveryStatus.read,
+        whatsapp_id="true_1@c.us_ABC",
+        sent_at=START,
+        delivered_at=START,
+        read_at=START,
+        attempts=1,
+    )
+    assert sent is not None
+
+    data = await service.export_csv()
+    rows = list(csv.reader(io.StringIO(data.decode("utf-8"))))
+    assert rows[0] == [
+        "delivery id",
+        "schedule",
+        "run",
+        "recipient",
+        "name",
+        "status",
+        "attempts",
+        "error",
+        "whatsapp id",
+        "created at",
+        "sent at",
+        "delivered at",
+        "read at",
+        "failed at",
+    ]
+    assert len(rows) == 3
+    first, second = rows[1], rows[2]
+    assert first == [
+        str(contact_d.id),
+        str(schedule.id),
+        str(run.id),
+        "'+4915123456789",
+        "'=HYPERLINK(1)",
+        "failed",
+        "3",
+        "'-bad number",
+        "",
+        START.isoformat(),
+        "",
+        "",
+        "",
+        START.isoformat(),
+    ]
+    assert second[3:9] == ["'+12025550143", "", "read", "1", "", "true_1@c.us_ABC"]
+    assert second[10:13] == [START.isoformat()] * 3
+    assert second[9] == START.isoformat()
+
+
+async def test_export_csv_by_schedule_oldest_first(service: Scheduling) -> None:
+    one = await make_schedule(service)
+    two = await make_schedule(service, recipients="+4915123456789")
+    _, [a] = await service.run_now(one.id)
+    await service.run_now(two.id)
+    _, [c] = await service.run_now(one.id)
+    rows = list(csv.reader(io.StringIO((await service.export_csv(schedule_id=one.id)).decode())))
+    assert [row[0] for row in rows[1:]] == [str(a.id), str(c.id)]
+
+
+async def test_export_of_nothing_is_the_header(service: Scheduling) -> None:
+    rows = list(csv.reader(io.StringIO((await service.export_csv()).decode())))
+    assert len(rows) == 1
