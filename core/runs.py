@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from core.clock import Clock
-from core.errors import WaschedError
+from core.errors import NotFound, WaschedError
 from core.models import (
     Contact,
     Delivery,
@@ -56,7 +56,7 @@ async def message_text(store: Store, schedule: Schedule) -> str:
         if template is not None:
             return template.text
         if schedule.text is None:
-            raise WaschedError(
+            raise NotFound(
                 f"The template of schedule #{schedule.id} was deleted: "
                 f"give it a text with /edit {schedule.id}."
             )

@@ -521,6 +521,16 @@ class Scheduling:
         self.hooks.deliveries_queued()
         return run, deliveries
 
+    async def get_run(self, run_id: int) -> tuple[Run, list[Delivery]]:
+        """A run and its deliveries as they are now (for refreshing a run's report)."""
+        run = await self.store.get_run(run_id)
+        if run is None:
+            raise NotFound(f"There is no run #{run_id}: see /logs for recent deliveries.")
+        deliveries = await self.store.list_deliveries(
+            DeliveryFilter(run_id=run_id, order="oldest")
+        )
+        return run, deliveries
+
     async def retry_delivery(self, delivery_id: int) -> Delivery:
         """Queue a failed or missed delivery again (same idempotency key, attempts reset)."""
         delivery = await self._retry(delivery_id)
@@ -529,10 +539,7 @@ class Scheduling:
 
     async def retry_run(self, run_id: int) -> list[Delivery]:
         """Queue every failed or missed delivery of a run again."""
-        run = await self.store.get_run(run_id)
-        if run is None:
-            raise NotFound(f"There is no run #{run_id}: see /logs for recent deliveries.")
-        deliveries = await self.store.list_deliveries(DeliveryFilter(run_id=run_id))
+        _, deliveries = await self.get_run(run_id)
         retryable = [d for d in deliveries if d.status in RETRYABLE]
         if not retryable:
             raise InvalidState(

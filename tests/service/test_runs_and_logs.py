@@ -232,3 +232,11 @@ async def test_export_csv_by_schedule_oldest_first(service: Scheduling) -> None:
 async def test_export_of_nothing_is_the_header(service: Scheduling) -> None:
     rows = list(csv.reader(io.StringIO((await service.export_csv()).decode())))
     assert len(rows) == 1
+
+
+async def test_get_run_returns_its_deliveries_in_recipient_order(service: Scheduling) -> None:
+    schedule = await make_schedule(service, recipients="+12025550143, +4915123456789")
+    run, deliveries = await service.run_now(schedule.id)
+    assert await service.get_run(run.id) == (run, deliveries)
+    with pytest.raises(NotFound, match="/logs"):
+        await service.get_run(run.id + 1)

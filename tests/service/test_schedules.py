@@ -417,3 +417,11 @@ async def test_preview_of_a_draft(service: Scheduling) -> None:
         START + timedelta(hours=4),
     ]
     assert preview.messages[0].text == "ping 13:00"
+
+
+async def test_a_plain_text_may_hold_stray_braces(service: Scheduling) -> None:
+    schedule = await service.create_schedule(
+        OWNER, recipients="+12025550143", when="in 10 minutes", text="See you :-{ } {{name}}"
+    )
+    _, [delivery] = await service.run_now(schedule.id)
+    assert delivery.text == "See you :-{ } {name}"
