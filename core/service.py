@@ -294,7 +294,7 @@ class Scheduling:
             owner_id=owner_id,
             recipients=tuple(parsed),
             rule=rule,
-            text=None if template_row else text,
+            text=None if template_row or not body else body,
             template_id=template_row.id if template_row else None,
             template_name=template_row.name if template_row else None,
             media=media,
@@ -785,7 +785,7 @@ class Scheduling:
             check_message(row.text, has_media=media is not None)
             return row.text, row
         check_message(text, has_media=media is not None)
-        return text or "", None
+        return (text if text and text.strip() else ""), None
 
     async def _check_variables(self, body: str, recipients: Sequence[Recipient]) -> None:
         """Refuse variables that some recipient has no value for."""
