@@ -327,6 +327,11 @@ class FakeTelegram:
         )
         return query_id
 
+    def take_updates(self) -> list[dict[str, Any]]:
+        """Hand pending updates to a test that feeds a dispatcher itself (no polling)."""
+        updates, self._updates = self._updates, []
+        return updates
+
     def fail_next(
         self,
         method: str,
@@ -356,9 +361,9 @@ class FakeTelegram:
     def bot_messages(self, chat_id: int) -> list[ChatMessage]:
         return [m for m in self.chat(chat_id) if m.from_bot]
 
-    async def wait_for(self, probe: Callable[[], T | None], timeout: float = 10.0) -> T:
+    async def wait_for(self, probe: Callable[[], T | None], within: float = 10.0) -> T:
         """Wait until `probe()` returns something other than None (checked on every change)."""
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(within):
             async with self._changed:
                 while True:
                     found = probe()
@@ -371,13 +376,13 @@ class FakeTelegram:
         predicate: Callable[[BotEvent], bool],
         *,
         since: int = 0,
-        timeout: float = 10.0,
+        within: float = 10.0,
     ) -> BotEvent:
         def probe() -> BotEvent | None:
             return next((e for e in self.events[since:] if predicate(e)), None)
 
         try:
-            return await self.wait_for(probe, timeout)
+            return await self.wait_for(probe, within)
         except TimeoutError:
             seen = [(e.kind, e.text[:80]) for e in self.events[since:]]
             raise AssertionError(f"the bot did not do that; it did: {seen}") from None
@@ -389,7 +394,7 @@ class FakeTelegram:
         *,
         since: int = 0,
         kinds: tuple[str, ...] = ("send", "edit"),
-        timeout: float = 10.0,
+        within: float = 10.0,
     ) -> ChatMessage:
         """The first message sent (or edited) to `chat_id` after `since` whose text contains
         `contains` (case-insensitive), as it looks now."""
@@ -398,15 +403,15 @@ class FakeTelegram:
                 e.kind in kinds and e.chat_id == chat_id and contains.lower() in e.text.lower()
             ),
             since=since,
-            timeout=timeout,
+            within=within,
         )
         assert event.message is not None
         return event.message
 
-    async def answer(self, query_id: str, timeout: float = 10.0) -> dict[str, Any]:
+    async def answer(self, query_id: str, within: float = 10.0) -> dict[str, Any]:
         """The bot's answer to callback query `query_id`."""
         try:
-            return await self.wait_for(lambda: self.callback_answers.get(query_id), timeout)
+            return await self.wait_for(lambda: self.callback_answers.get(query_id), within)
         except TimeoutError:
             raise AssertionError(f"callback query {query_id} was never answered") from None
 

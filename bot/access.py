@@ -1,0 +1,115 @@
+"""Who may use the bot: the admins from TELEGRAM_ADMIN_IDS and the stored owner, nobody else.
+
+On a first run without admins and without an owner, a one-time code is logged; the first person
+who sends `/start CODE` becomes the owner, and the code is used up.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+from aiogram import BaseMiddleware, Bot
+from aiogram.types import TelegramObject, Update, User
+
+from bot import ui
+from core.errors import NotFound
+from core.models import Schedule
+from core.service import Scheduling
+from core.store import Store
+
+logger = logging.getLogger(__name__)
+
+OWNER_CODE_KEY = "owner_code"
+
+
+class Access:
+    def __init__(self, admin_ids: Iterable[int], store: Store) -> None:
+        self.admin_ids = frozenset(admin_ids)
+        self._store = store
+        self._owners: set[int] = set()
+
+    async def prepare(self) -> str | None:
+        """Load the owner; on a first run without anyone, make (or reuse) the one-time code."""
+        self._owners = {u.telegram_id for u in await self._store.list_users() if u.is_owner}
+        if self.admin_ids or self._owners:
+            return None
+        code = await self._store.get_value(OWNER_CODE_KEY)
+        if not code:
+            code = f"{secrets.randbelow(10**8):08d}"
+            await self._store.set_value(OWNER_CODE_KEY, code)
+        logger.warning(
+            "first run: no TELEGRAM_ADMIN_IDS and no owner yet; send /start %s to the bot "
+            "to become its owner (the code works once)",
+            code,
+        )
+        return code
+
+    def allows(self, user_id: int) -> bool:
+        return user_id in self.admin_ids or user_id in self._owners
+
+    async def members(self) -> set[int]:
+        return set(self.admin_ids | self._owners)
+
+    async def claim(self, user_id: int, text: str) -> bool:
+        """Make `user_id` the owner when `text` is `/start <the one-time code>`."""
+        parts = text.split()
+        if len(parts) != 2 or parts[0].split("@")[0] != "/start":
+            return False
+        code = await self._store.get_value(OWNER_CODE_KEY)
+        if not code or self.admin_ids or self._owners:
+            return False
+        if not secrets.compare_digest(parts[1], code):
+            return False
+        await self._store.set_value(OWNER_CODE_KEY, None)
+        await self._store.upsert_user(user_id, is_owner=True)
+        self._owners.add(user_id)
+        logger.info("user %s is now the owner", user_id)
+        return True
+
+
+class AccessMiddleware(BaseMiddleware):
+    """Outer middleware on updates: anyone not allowed gets one line and nothing else."""
+
+    def __init__(self, access: Access) -> None:
+        self.access = access
+
+    async def __call__(
+        self,
+        handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
+        event: TelegramObject,
+        data: dict[str, Any],
+    ) -> Any:
+        user: User | None = data.get("event_from_user")
+        if user is None or user.is_bot:
+            return None
+        if self.access.allows(user.id):
+            return await handler(event, data)
+        bot: Bot = data["bot"]
+        if not isinstance(event, Update):
+            return None
+        if event.message is not None:
+            text = event.message.text or ""
+            if await self.access.claim(user.id, text):
+                await bot.send_message(
+                    event.message.chat.id,
+                    "You are now the owner of this wasched. " + ui.help_text(),
+                )
+                return None
+            if event.message.chat.type == "private":
+                await bot.send_message(event.message.chat.id, ui.not_allowed(user.id))
+        elif event.callback_query is not None:
+            await bot.answer_callback_query(
+                event.callback_query.id, ui.not_allowed(user.id), show_alert=True
+            )
+        return None
+
+
+async def owned_schedule(service: Scheduling, schedule_id: int, user_id: int) -> Schedule:
+    """The schedule, if it belongs to `user_id`; someone else's is as good as missing."""
+    schedule = await service.get_schedule(schedule_id)
+    if schedule.owner_id != user_id:
+        raise NotFound(f"There is no schedule #{schedule_id}: see /list for your schedules.")
+    return schedule

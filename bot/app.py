@@ -1,0 +1,80 @@
+"""`wasched run`: core and the Telegram bot in one process, built in one lifespan."""
+
+from __future__ import annotations
+
+import logging
+from contextlib import AsyncExitStack
+
+from aiogram import Bot, Dispatcher
+from aiogram.client.default import DefaultBotProperties
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.enums import ParseMode
+from aiogram.fsm.storage.memory import MemoryStorage
+
+from bot import ui
+from bot.access import Access, AccessMiddleware
+from bot.notifier import TelegramNotifier
+from bot.routers import all_routers
+from core.config import Settings, load_settings
+
+logger = logging.getLogger(__name__)
+
+
+def build_bot(settings: Settings) -> Bot:
+    """The Bot, pointed at TELEGRAM_API_URL when set (a local or fake Bot API server)."""
+    session = (
+        AiohttpSession(api=TelegramAPIServer.from_base(settings.TELEGRAM_API_URL))
+        if settings.TELEGRAM_API_URL
+        else AiohttpSession()
+    )
+    return Bot(
+        settings.require_bot_token(),
+        session=session,
+        default=DefaultBotProperties(parse_mode=ParseMode.HTML),
+    )
+
+
+def build_dispatcher(access: Access) -> Dispatcher:
+    """Routers in order, the access check in front of everything.
+
+    FSM state (the /schedule wizard) lives in memory and does not survive a restart.
+    """
+    dispatcher = Dispatcher(storage=MemoryStorage())
+    dispatcher.update.outer_middleware(AccessMiddleware(access))
+    for router in all_routers():
+        if router.parent_router is not None:
+            # A module-level router belongs to one dispatcher; tests build several in turn.
+            router._parent_router = None
+        dispatcher.include_router(router)
+    return dispatcher
+
+
+async def run(settings: Settings | None = None) -> None:
+    from core.app import open_core
+
+    settings = settings or load_settings()
+    async with AsyncExitStack() as stack:
+        bot = build_bot(settings)
+        stack.push_async_callback(bot.session.close)
+        notifier = TelegramNotifier(bot, admin_ids=settings.admin_ids)
+        # Entered before core so that it drains what core reports while it shuts down.
+        await stack.enter_async_context(notifier.outbox.running())
+        core = await stack.enter_async_context(open_core(settings, notifier=notifier))
+        access = Access(settings.admin_ids, core.store)
+        await access.prepare()
+        notifier.set_audience(access.members)
+        dispatcher = build_dispatcher(access)
+        me = await bot.get_me()
+        await bot.set_my_commands(ui.bot_commands())
+        logger.info("bot @%s is polling for updates", me.username)
+        await dispatcher.start_polling(
+            bot,
+            handle_signals=True,
+            close_bot_session=False,
+            allowed_updates=dispatcher.resolve_used_update_types(),
+            service=core.service,
+            notifier=notifier,
+            access=access,
+            settings=settings,
+        )

@@ -1,0 +1,66 @@
+"""Typed callback data of every inline button (Telegram caps packed data at 64 bytes)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from aiogram.filters.callback_data import CallbackData
+
+
+class ScheduleAction(StrEnum):
+    run = "run"
+    pause = "pause"
+    resume = "resume"
+    edit = "edit"
+    delete = "del"
+    confirm_delete = "delok"
+    keep = "keep"
+    preview = "prev"
+
+
+class ScheduleCb(CallbackData, prefix="s"):
+    """A button on one schedule (`/list`, confirmations)."""
+
+    action: ScheduleAction
+    id: int
+
+
+class ListPageCb(CallbackData, prefix="lp"):
+    page: int
+
+
+class EditField(StrEnum):
+    text = "text"
+    when = "when"
+    recipients = "rcpt"
+
+
+class EditCb(CallbackData, prefix="e"):
+    """Which part of schedule `id` to change."""
+
+    id: int
+    field: EditField
+
+
+class RunCb(CallbackData, prefix="r"):
+    """Retry the failed deliveries of run `id`."""
+
+    id: int
+
+
+class WizardAction(StrEnum):
+    contact = "c"  # toggle contact `value` (its id) as a recipient
+    recipients_done = "rd"
+    template = "t"  # use template `value` (its id)
+    when = "w"  # use example number `value` of the when language
+    save = "save"
+    edit = "edit"
+    edit_recipients = "er"
+    edit_message = "em"
+    edit_when = "ew"
+    cancel = "x"
+
+
+class WizardCb(CallbackData, prefix="w"):
+    action: WizardAction
+    value: int = 0

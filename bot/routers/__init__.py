@@ -1,0 +1,38 @@
+"""One router per feature, listed once in the order they see updates; catch-alls last."""
+
+from __future__ import annotations
+
+from aiogram import Router
+
+from bot.routers import (
+    contacts,
+    errors,
+    fallback,
+    groups,
+    link,
+    logs,
+    schedule,
+    schedules,
+    start,
+    status,
+    templates,
+    timezone,
+)
+
+
+def all_routers() -> list[Router]:
+    # Commands first; the wizard's free-text steps after every command, the fallback last.
+    return [
+        errors.router,
+        start.router,
+        schedules.router,
+        logs.router,
+        contacts.router,
+        groups.router,
+        templates.router,
+        status.router,
+        link.router,
+        timezone.router,
+        schedule.router,
+        fallback.router,
+    ]

@@ -1,0 +1,32 @@
+"""Last: unknown commands, free text outside a wizard, and buttons nobody handles."""
+
+from __future__ import annotations
+
+from html import escape
+
+from aiogram import F, Router
+from aiogram.fsm.context import FSMContext
+from aiogram.types import CallbackQuery, Message
+
+router = Router(name=__name__)
+
+
+@router.message(F.text.startswith("/"))
+async def unknown_command(message: Message) -> None:
+    command = (message.text or "").split()[0]
+    await message.answer(f"I don't know {escape(command)}. /help lists what I can do.")
+
+
+@router.message()
+async def anything_else(message: Message, state: FSMContext) -> None:
+    if await state.get_state() is not None:
+        await message.answer(
+            "That does not fit this step: follow the question above, or /cancel to stop."
+        )
+        return
+    await message.answer("To schedule a message, send /schedule. /help lists everything I can do.")
+
+
+@router.callback_query()
+async def unknown_button(query: CallbackQuery) -> None:
+    await query.answer("This button no longer works. Send /list or /help.", show_alert=True)

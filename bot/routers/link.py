@@ -1,0 +1,49 @@
+"""/link: the QR code to link WhatsApp (kept fresh), or a pairing code for a number."""
+
+from __future__ import annotations
+
+from html import escape
+
+from aiogram import Router
+from aiogram.filters import Command, CommandObject
+from aiogram.types import BufferedInputFile, Message
+
+from bot import ui
+from bot.notifier import WORKING, TelegramNotifier
+from core.errors import WhatsAppError
+from core.service import Scheduling
+
+router = Router(name=__name__)
+
+
+@router.message(Command("link"))
+async def link(
+    message: Message, command: CommandObject, service: Scheduling, notifier: TelegramNotifier
+) -> None:
+    if command.args:
+        code = await service.pairing_code(command.args)
+        await message.answer(
+            f"Your pairing code: <code>{escape(code)}</code>\nOn your phone: WhatsApp → "
+            "Settings → Linked devices → Link a device → Link with phone number instead, "
+            "then type the code. I will tell you when it is linked."
+        )
+        notifier.watch_link(message.chat.id, None)
+        return
+    status = await service.status()
+    if status.whatsapp_state == WORKING:
+        who = " ".join(p for p in (status.whatsapp_name, status.whatsapp_number) if p)
+        await message.answer(f"WhatsApp is linked already{f' as {escape(who)}' if who else ''}.")
+        return
+    try:
+        qr = await service.link_qr()
+    except WhatsAppError:
+        notifier.watch_link(message.chat.id, None)
+        await message.answer(
+            f"WhatsApp is {escape(status.whatsapp_state)} and has no QR code yet; I will send it "
+            "here as soon as it has one."
+        )
+        return
+    sent = await message.answer_photo(
+        BufferedInputFile(ui.qr_png(qr.qr), filename="whatsapp-qr.png"), caption=ui.QR_CAPTION
+    )
+    notifier.watch_link(message.chat.id, sent.message_id)

@@ -1,0 +1,55 @@
+"""/logs [id] and /export."""
+
+from __future__ import annotations
+
+from aiogram import Router
+from aiogram.filters import Command, CommandObject
+from aiogram.types import BufferedInputFile, Message, User
+
+from bot import ui
+from bot.access import owned_schedule
+from bot.routers.schedules import schedule_id_arg
+from core.service import Scheduling
+
+router = Router(name=__name__)
+
+LOG_LINES = 20
+
+
+@router.message(Command("logs"))
+async def logs(
+    message: Message, command: CommandObject, service: Scheduling, event_from_user: User
+) -> None:
+    schedule_id = schedule_id_arg(command) if command.args else None
+    if schedule_id is not None:
+        await owned_schedule(service, schedule_id, event_from_user.id)
+    deliveries = await service.logs(
+        schedule_id=schedule_id, owner_id=event_from_user.id, limit=LOG_LINES
+    )
+    if not deliveries:
+        what = f"#{schedule_id}" if schedule_id is not None else "your schedules"
+        await message.answer(f"No deliveries for {what} yet. /runnow sends one at once.")
+        return
+    timezone = await service.timezone_of(event_from_user.id)
+    heading = f"<b>Latest deliveries{f' of #{schedule_id}' if schedule_id else ''}</b>"
+    lines = [heading] + [
+        ui.delivery_line(d, timezone, with_schedule=schedule_id is None) for d in deliveries
+    ]
+    lines.append(f"Times in {timezone}. /export gives every delivery as CSV.")
+    await message.answer(ui.cap("\n".join(lines)))
+
+
+@router.message(Command("export"))
+async def export(
+    message: Message, command: CommandObject, service: Scheduling, event_from_user: User
+) -> None:
+    schedule_id = schedule_id_arg(command) if command.args else None
+    if schedule_id is not None:
+        await owned_schedule(service, schedule_id, event_from_user.id)
+    data = await service.export_csv(schedule_id=schedule_id, owner_id=event_from_user.id)
+    rows = max(0, data.count(b"\n") - 1)
+    name = f"wasched-deliveries{f'-{schedule_id}' if schedule_id else ''}.csv"
+    await message.answer_document(
+        BufferedInputFile(data, filename=name),
+        caption=f"{rows} deliver{'y' if rows == 1 else 'ies'}, oldest first.",
+    )

@@ -1,0 +1,352 @@
+"""/schedule: the wizard (recipients -> message -> when -> preview -> save) and the one-shot
+form `/schedule <recipients> | <when> | <text>`.
+
+Wizard state lives in aiogram's MemoryStorage: a wizard left half-way does not survive a
+restart (the person starts again with /schedule).
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from aiogram import Bot, F, Router
+from aiogram.filters import Command, CommandObject
+from aiogram.fsm.context import FSMContext
+from aiogram.fsm.state import State, StatesGroup
+from aiogram.types import CallbackQuery, Message, User
+
+from bot import ui
+from bot.callbacks import WizardAction, WizardCb
+from core.errors import InvalidInput
+from core.models import Media
+from core.recipients import parse_recipients
+from core.service import Draft, Scheduling
+from core.when import EXAMPLES
+
+router = Router(name=__name__)
+
+NOT_COMMAND = F.text & ~F.text.startswith("/")
+# WhatsApp takes images and videos up to 16 MB; bots may download up to 20 MB from Telegram.
+MEDIA_LIMIT = 16 * 1024 * 1024
+ONE_SHOT_EXAMPLE = "/schedule +4915123456789, Anna | tomorrow 9:00 | Hello!"
+
+
+class Wizard(StatesGroup):
+    recipients = State()
+    message = State()
+    when = State()
+    confirm = State()
+
+
+# --- start -------------------------------------------------------------------------------
+
+
+@router.message(Command("schedule"))
+async def schedule(
+    message: Message,
+    command: CommandObject,
+    state: FSMContext,
+    service: Scheduling,
+    event_from_user: User,
+) -> None:
+    if command.args:
+        await one_shot(message, command.args, service, event_from_user)
+        return
+    await state.clear()
+    await state.set_state(Wizard.recipients)
+    await state.update_data(contacts=[], typed="")
+    text, markup = await recipients_step(service, [])
+    await message.answer(text, reply_markup=markup)
+
+
+async def one_shot(message: Message, args: str, service: Scheduling, user: User) -> None:
+    parts = [p.strip() for p in args.split("|", 2)]
+    if len(parts) != 3 or not all(parts):
+        raise InvalidInput(
+            f"Write it as {ONE_SHOT_EXAMPLE}, or send /schedule alone to go step by step."
+        )
+    recipients, when, text = parts
+    created = await service.create_schedule(user.id, recipients=recipients, when=when, text=text)
+    await message.answer(f"Saved.\n\n{ui.schedule_block(created)}")
+
+
+# --- step 1: recipients ------------------------------------------------------------------
+
+
+async def recipients_step(service: Scheduling, chosen: list[int]) -> tuple[str, Any]:
+    contacts = await service.list_contacts()
+    return ui.recipients_prompt(contacts, chosen)
+
+
+@router.callback_query(Wizard.recipients, WizardCb.filter(F.action == WizardAction.contact))
+async def toggle_contact(
+    query: CallbackQuery, callback_data: WizardCb, state: FSMContext, service: Scheduling
+) -> None:
+    chosen: list[int] = list((await state.get_data()).get("contacts", []))
+    if callback_data.value in chosen:
+        chosen.remove(callback_data.value)
+    else:
+        chosen.append(callback_data.value)
+    await state.update_data(contacts=chosen)
+    await query.answer()
+    if isinstance(query.message, Message):
+        text, markup = await recipients_step(service, chosen)
+        await query.message.edit_text(text, reply_markup=markup)
+
+
+@router.callback_query(
+    Wizard.recipients, WizardCb.filter(F.action == WizardAction.recipients_done)
+)
+async def recipients_done(
+    query: CallbackQuery, state: FSMContext, service: Scheduling, bot: Bot, event_from_user: User
+) -> None:
+    data = await state.get_data()
+    if not data.get("contacts") and not data.get("typed"):
+        await query.answer("Pick at least one contact, or type a number.", show_alert=True)
+        return
+    await query.answer()
+    await after_recipients(bot, event_from_user.id, state, service)
+
+
+@router.message(Wizard.recipients, NOT_COMMAND)
+async def recipients_typed(
+    message: Message, state: FSMContext, service: Scheduling, bot: Bot, event_from_user: User
+) -> None:
+    typed = message.text or ""
+    await parse_recipients(typed, service.store)  # refuses what cannot be used, with a reason
+    await state.update_data(typed=typed)
+    await after_recipients(bot, message.chat.id, state, service)
+
+
+async def recipients_text(state: FSMContext, service: Scheduling) -> str:
+    data = await state.get_data()
+    names = []
+    if data.get("contacts"):
+        by_id = {c.id: c.name for c in await service.list_contacts()}
+        names = [by_id[i] for i in data["contacts"] if i in by_id]
+    if data.get("typed"):
+        names.append(str(data["typed"]))
+    return ", ".join(names)
+
+
+async def after_recipients(bot: Bot, chat_id: int, state: FSMContext, service: Scheduling) -> None:
+    if await continue_to_preview(bot, chat_id, state, service):
+        return
+    await state.set_state(Wizard.message)
+    text, markup = ui.message_prompt(await service.list_templates())
+    await bot.send_message(chat_id, text, reply_markup=markup)
+
+
+# --- step 2: the message -----------------------------------------------------------------
+
+
+@router.message(Wizard.message, NOT_COMMAND)
+async def message_text(message: Message, state: FSMContext, service: Scheduling, bot: Bot) -> None:
+    await state.update_data(text=message.text, template=None, media=None)
+    await after_message(bot, message.chat.id, state, service)
+
+
+@router.message(Wizard.message, F.photo | F.document)
+async def message_media(
+    message: Message, state: FSMContext, service: Scheduling, bot: Bot
+) -> None:
+    if message.photo:
+        photo = message.photo[-1]
+        file_id, size = photo.file_id, photo.file_size
+        filename, mimetype = "photo.jpg", "image/jpeg"
+    else:
+        document = message.document
+        assert document is not None
+        file_id, size = document.file_id, document.file_size
+        filename = document.file_name or "file"
+        mimetype = document.mime_type or "application/octet-stream"
+    if size is not None and size > MEDIA_LIMIT:
+        raise InvalidInput(
+            f"That file is {size / 1024 / 1024:.1f} MB; WhatsApp takes files up to "
+            f"{MEDIA_LIMIT // 1024 // 1024} MB. Send a smaller one."
+        )
+    buffer = await bot.download(file_id)
+    assert buffer is not None
+    data = buffer.read()
+    if len(data) > MEDIA_LIMIT:
+        raise InvalidInput(
+            f"That file is {len(data) / 1024 / 1024:.1f} MB; WhatsApp takes files up to "
+            f"{MEDIA_LIMIT // 1024 // 1024} MB. Send a smaller one."
+        )
+    media = Media(
+        mimetype=mimetype, filename=filename, data_base64=base64.b64encode(data).decode()
+    )
+    await state.update_data(text=message.caption, template=None, media=media.model_dump())
+    await after_message(bot, message.chat.id, state, service)
+
+
+@router.callback_query(Wizard.message, WizardCb.filter(F.action == WizardAction.template))
+async def message_template(
+    query: CallbackQuery,
+    callback_data: WizardCb,
+    state: FSMContext,
+    service: Scheduling,
+    bot: Bot,
+    event_from_user: User,
+) -> None:
+    templates = {t.id: t for t in await service.list_templates()}
+    template = templates.get(callback_data.value)
+    if template is None:
+        await query.answer("That template was deleted; pick another or write the text.")
+        return
+    await query.answer(f"Template {template.name}")
+    await state.update_data(text=None, template=template.name, media=None)
+    await after_message(bot, event_from_user.id, state, service)
+
+
+async def after_message(bot: Bot, chat_id: int, state: FSMContext, service: Scheduling) -> None:
+    if await continue_to_preview(bot, chat_id, state, service):
+        return
+    await state.set_state(Wizard.when)
+    text, markup = ui.when_prompt(EXAMPLES)
+    await bot.send_message(chat_id, text, reply_markup=markup)
+
+
+# --- step 3: when ------------------------------------------------------------------------
+
+
+@router.message(Wizard.when, NOT_COMMAND)
+async def when_typed(
+    message: Message, state: FSMContext, service: Scheduling, bot: Bot, event_from_user: User
+) -> None:
+    await show_preview(bot, message.chat.id, event_from_user, state, service, message.text or "")
+
+
+@router.callback_query(Wizard.when, WizardCb.filter(F.action == WizardAction.when))
+async def when_example(
+    query: CallbackQuery,
+    callback_data: WizardCb,
+    state: FSMContext,
+    service: Scheduling,
+    bot: Bot,
+    event_from_user: User,
+) -> None:
+    if not 0 <= callback_data.value < len(EXAMPLES):
+        await query.answer("That example is gone; type a time instead.", show_alert=True)
+        return
+    await query.answer()
+    when = EXAMPLES[callback_data.value]
+    await show_preview(bot, event_from_user.id, event_from_user, state, service, when)
+
+
+async def show_preview(
+    bot: Bot, chat_id: int, user: User, state: FSMContext, service: Scheduling, when: str
+) -> None:
+    data = await state.get_data()
+    media = Media.model_validate(data["media"]) if data.get("media") else None
+    draft = await service.draft_schedule(
+        user.id,
+        recipients=await recipients_text(state, service),
+        when=when,
+        text=data.get("text"),
+        template=data.get("template"),
+        media=media,
+    )
+    await state.update_data(when=when, draft=draft.model_dump(mode="json"))
+    await state.set_state(Wizard.confirm)
+    await bot.send_message(
+        chat_id, ui.preview_text(draft.preview), reply_markup=ui.confirm_buttons()
+    )
+
+
+async def continue_to_preview(
+    bot: Bot, chat_id: int, state: FSMContext, service: Scheduling
+) -> bool:
+    """After an edit from the preview, go straight back to the preview."""
+    data = await state.get_data()
+    if not data.get("editing") or not data.get("when"):
+        return False
+    await state.update_data(editing=False)
+    owner = data["draft"]["owner_id"]
+    draft = await service.draft_schedule(
+        int(owner),
+        recipients=await recipients_text(state, service),
+        when=str(data["when"]),
+        text=data.get("text"),
+        template=data.get("template"),
+        media=Media.model_validate(data["media"]) if data.get("media") else None,
+    )
+    await state.update_data(draft=draft.model_dump(mode="json"))
+    await state.set_state(Wizard.confirm)
+    await bot.send_message(
+        chat_id, ui.preview_text(draft.preview), reply_markup=ui.confirm_buttons()
+    )
+    return True
+
+
+# --- step 4: preview -> save / edit / cancel ---------------------------------------------
+
+
+@router.callback_query(Wizard.confirm, WizardCb.filter(F.action == WizardAction.save))
+async def save(
+    query: CallbackQuery, state: FSMContext, service: Scheduling, event_from_user: User
+) -> None:
+    data = await state.get_data()
+    draft = Draft.model_validate(data["draft"])
+    if draft.owner_id != event_from_user.id:
+        await query.answer("This preview is not yours.", show_alert=True)
+        return
+    created = await service.save_draft(draft)
+    await state.clear()
+    await query.answer(f"Saved #{created.id}")
+    if isinstance(query.message, Message):
+        await query.message.edit_text(f"Saved.\n\n{ui.schedule_block(created)}")
+
+
+@router.callback_query(Wizard.confirm, WizardCb.filter(F.action == WizardAction.edit))
+async def edit(query: CallbackQuery) -> None:
+    await query.answer()
+    if isinstance(query.message, Message):
+        await query.message.edit_reply_markup(reply_markup=ui.wizard_edit_buttons())
+
+
+@router.callback_query(
+    Wizard.confirm,
+    WizardCb.filter(
+        F.action.in_(
+            {WizardAction.edit_recipients, WizardAction.edit_message, WizardAction.edit_when}
+        )
+    ),
+)
+async def edit_part(
+    query: CallbackQuery,
+    callback_data: WizardCb,
+    state: FSMContext,
+    service: Scheduling,
+    bot: Bot,
+    event_from_user: User,
+) -> None:
+    await query.answer()
+    chat_id = event_from_user.id
+    if callback_data.action is WizardAction.edit_when:
+        await state.update_data(editing=False)
+        await state.set_state(Wizard.when)
+        text, markup = ui.when_prompt(EXAMPLES)
+    elif callback_data.action is WizardAction.edit_message:
+        await state.update_data(editing=True)
+        await state.set_state(Wizard.message)
+        text, markup = ui.message_prompt(await service.list_templates())
+    else:
+        await state.update_data(editing=True, contacts=[], typed="")
+        await state.set_state(Wizard.recipients)
+        text, markup = await recipients_step(service, [])
+    await bot.send_message(chat_id, text, reply_markup=markup)
+
+
+@router.callback_query(WizardCb.filter(F.action == WizardAction.cancel))
+async def cancel(query: CallbackQuery, state: FSMContext) -> None:
+    await state.clear()
+    await query.answer("Cancelled")
+    if isinstance(query.message, Message):
+        await query.message.edit_text("Cancelled; nothing was saved.")
+
+
+@router.callback_query(WizardCb.filter())
+async def stale(query: CallbackQuery) -> None:
+    await query.answer("That step is over. Send /schedule to start again.", show_alert=True)

@@ -1,0 +1,241 @@
+"""/list with its buttons, and /runnow, /pause, /resume, /delete, /edit, /preview."""
+
+from __future__ import annotations
+
+from aiogram import Bot, F, Router
+from aiogram.filters import Command, CommandObject
+from aiogram.fsm.context import FSMContext
+from aiogram.fsm.state import State, StatesGroup
+from aiogram.types import CallbackQuery, InaccessibleMessage, Message, User
+
+from bot import ui
+from bot.access import owned_schedule
+from bot.callbacks import EditCb, EditField, ListPageCb, ScheduleAction, ScheduleCb
+from core.errors import InvalidInput
+from core.models import Schedule
+from core.service import Scheduling
+
+router = Router(name=__name__)
+
+NOT_COMMAND = F.text & ~F.text.startswith("/")
+
+
+class EditForm(StatesGroup):
+    value = State()
+
+
+def schedule_id_arg(command: CommandObject) -> int:
+    """The `<id>` of `/command <id>`; `#12` works too."""
+    raw = (command.args or "").split(maxsplit=1)[0] if command.args else ""
+    raw = raw.removeprefix("#")
+    if not raw.isdigit():
+        raise InvalidInput(
+            f"Tell me which schedule: /{command.command} 12 (the number from /list)."
+        )
+    return int(raw)
+
+
+async def page_of(service: Scheduling, user_id: int, schedule_id: int) -> int:
+    schedules = await service.list_schedules(user_id)
+    ids = [s.id for s in schedules]
+    return ids.index(schedule_id) // ui.PAGE_SIZE if schedule_id in ids else 0
+
+
+async def show_list(service: Scheduling, user: User, page: int) -> tuple[str, object]:
+    schedules = await service.list_schedules(user.id)
+    return ui.list_page(schedules, page)
+
+
+# --- /list and paging --------------------------------------------------------------------
+
+
+@router.message(Command("list"))
+async def list_(message: Message, service: Scheduling, event_from_user: User) -> None:
+    text, markup = ui.list_page(await service.list_schedules(event_from_user.id), 0)
+    await message.answer(text, reply_markup=markup)
+
+
+@router.callback_query(ListPageCb.filter())
+async def list_page(
+    query: CallbackQuery, callback_data: ListPageCb, service: Scheduling, event_from_user: User
+) -> None:
+    await refresh_list(query, service, event_from_user, callback_data.page)
+    await query.answer()
+
+
+async def refresh_list(query: CallbackQuery, service: Scheduling, user: User, page: int) -> None:
+    """Redraw the /list message the button sits on."""
+    if query.message is None or isinstance(query.message, InaccessibleMessage):
+        return
+    text, markup = ui.list_page(await service.list_schedules(user.id), page)
+    if query.message.text != text or query.message.reply_markup != markup:
+        await query.message.edit_text(text, reply_markup=markup)
+
+
+# --- actions, typed or tapped ------------------------------------------------------------
+
+
+async def run_now(service: Scheduling, user: User, schedule_id: int) -> str:
+    await owned_schedule(service, schedule_id, user.id)
+    _run, deliveries = await service.run_now(schedule_id)
+    count = len(deliveries)
+    return (
+        f"Sending #{schedule_id} now to {count} recipient{'s' if count != 1 else ''}; "
+        "I will report here how it goes."
+    )
+
+
+@router.message(Command("runnow"))
+async def runnow_command(
+    message: Message, command: CommandObject, service: Scheduling, event_from_user: User
+) -> None:
+    await message.answer(await run_now(service, event_from_user, schedule_id_arg(command)))
+
+
+@router.message(Command("pause"))
+async def pause_command(
+    message: Message, command: CommandObject, service: Scheduling, event_from_user: User
+) -> None:
+    schedule_id = schedule_id_arg(command)
+    await owned_schedule(service, schedule_id, event_from_user.id)
+    schedule = await service.pause(schedule_id)
+    await message.answer(f"Paused #{schedule.id}: it will not fire until /resume {schedule.id}.")
+
+
+@router.message(Command("resume"))
+async def resume_command(
+    message: Message, command: CommandObject, service: Scheduling, event_from_user: User
+) -> None:
+    schedule_id = schedule_id_arg(command)
+    await owned_schedule(service, schedule_id, event_from_user.id)
+    schedule = await service.resume(schedule_id)
+    await message.answer(f"Resumed.\n\n{ui.schedule_block(schedule)}")
+
+
+@router.message(Command("delete"))
+async def delete_command(
+    message: Message, command: CommandObject, service: Scheduling, event_from_user: User
+) -> None:
+    schedule = await owned_schedule(service, schedule_id_arg(command), event_from_user.id)
+    text, markup = ui.confirm_delete(schedule)
+    await message.answer(text, reply_markup=markup)
+
+
+@router.message(Command("preview"))
+async def preview_command(
+    message: Message, command: CommandObject, service: Scheduling, event_from_user: User
+) -> None:
+    schedule_id = schedule_id_arg(command)
+    await owned_schedule(service, schedule_id, event_from_user.id)
+    await message.answer(ui.preview_text(await service.preview(schedule_id)))
+
+
+@router.message(Command("edit"))
+async def edit_command(
+    message: Message,
+    command: CommandObject,
+    state: FSMContext,
+    service: Scheduling,
+    event_from_user: User,
+) -> None:
+    schedule = await owned_schedule(service, schedule_id_arg(command), event_from_user.id)
+    rest = (command.args or "").split(maxsplit=2)[1:]
+    fields = {"text": EditField.text, "when": EditField.when, "recipients": EditField.recipients}
+    if len(rest) == 2 and rest[0].lower() in fields:
+        # One-shot: /edit 12 when tomorrow 10:00
+        updated = await apply_edit(service, schedule.id, fields[rest[0].lower()], rest[1])
+        await message.answer(f"Changed.\n\n{ui.schedule_block(updated)}")
+        return
+    await message.answer(
+        f"What should change in #{schedule.id}?\n\n{ui.schedule_block(schedule)}",
+        reply_markup=ui.edit_choices(schedule.id),
+    )
+
+
+async def apply_edit(
+    service: Scheduling, schedule_id: int, field: EditField, value: str
+) -> Schedule:
+    if field is EditField.text:
+        return await service.edit_schedule(schedule_id, text=value)
+    if field is EditField.when:
+        return await service.edit_schedule(schedule_id, when=value)
+    return await service.edit_schedule(schedule_id, recipients=value)
+
+
+@router.callback_query(ScheduleCb.filter())
+async def schedule_button(
+    query: CallbackQuery,
+    callback_data: ScheduleCb,
+    service: Scheduling,
+    event_from_user: User,
+    bot: Bot,
+) -> None:
+    user = event_from_user
+    schedule = await owned_schedule(service, callback_data.id, user.id)
+    action = callback_data.action
+    chat_id = query.message.chat.id if query.message is not None else user.id
+    if action is ScheduleAction.run:
+        await query.answer(await run_now(service, user, schedule.id))
+    elif action in (ScheduleAction.pause, ScheduleAction.resume):
+        if action is ScheduleAction.pause:
+            await service.pause(schedule.id)
+            await query.answer(f"Paused #{schedule.id}.")
+        else:
+            await service.resume(schedule.id)
+            await query.answer(f"Resumed #{schedule.id}.")
+        await refresh_list(query, service, user, await page_of(service, user.id, schedule.id))
+    elif action is ScheduleAction.edit:
+        await query.answer()
+        await bot.send_message(
+            chat_id,
+            f"What should change in #{schedule.id}?\n\n{ui.schedule_block(schedule)}",
+            reply_markup=ui.edit_choices(schedule.id),
+        )
+    elif action is ScheduleAction.delete:
+        await query.answer()
+        text, markup = ui.confirm_delete(schedule)
+        await bot.send_message(chat_id, text, reply_markup=markup)
+    elif action is ScheduleAction.confirm_delete:
+        await service.delete(schedule.id)
+        await query.answer(f"Deleted #{schedule.id}.")
+        if isinstance(query.message, Message):
+            await query.message.edit_text(f"Deleted #{schedule.id}. Its logs stay in /logs.")
+    elif action is ScheduleAction.keep:
+        await query.answer("Kept.")
+        if isinstance(query.message, Message):
+            await query.message.edit_text(f"Kept #{schedule.id}.")
+    else:
+        await query.answer()
+        await bot.send_message(chat_id, ui.preview_text(await service.preview(schedule.id)))
+
+
+@router.callback_query(EditCb.filter())
+async def edit_button(
+    query: CallbackQuery,
+    callback_data: EditCb,
+    state: FSMContext,
+    service: Scheduling,
+    event_from_user: User,
+    bot: Bot,
+) -> None:
+    schedule = await owned_schedule(service, callback_data.id, event_from_user.id)
+    await state.set_state(EditForm.value)
+    await state.update_data(edit_id=schedule.id, edit_field=callback_data.field.value)
+    await query.answer()
+    chat_id = query.message.chat.id if query.message is not None else event_from_user.id
+    await bot.send_message(
+        chat_id, ui.EDIT_PROMPTS[callback_data.field] + "\n/cancel keeps it as it is."
+    )
+
+
+@router.message(EditForm.value, NOT_COMMAND)
+async def edit_value(
+    message: Message, state: FSMContext, service: Scheduling, event_from_user: User
+) -> None:
+    data = await state.get_data()
+    schedule = await owned_schedule(service, int(data["edit_id"]), event_from_user.id)
+    updated = await apply_edit(
+        service, schedule.id, EditField(data["edit_field"]), message.text or ""
+    )
+    await state.clear()
+    await message.answer(f"Changed.\n\n{ui.schedule_block(updated)}")

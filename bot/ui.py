@@ -1,0 +1,596 @@
+"""Texts and keyboards the bot shows, in one place; every dynamic part is HTML-escaped."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from datetime import datetime
+from html import escape
+from zoneinfo import ZoneInfo
+
+import segno
+from aiogram.types import BotCommand, InlineKeyboardButton, InlineKeyboardMarkup
+from aiogram.utils.keyboard import InlineKeyboardBuilder
+
+from bot.callbacks import (
+    EditCb,
+    EditField,
+    ListPageCb,
+    RunCb,
+    ScheduleAction,
+    ScheduleCb,
+    WizardAction,
+    WizardCb,
+)
+from core.models import (
+    Contact,
+    Delivery,
+    DeliveryStatus,
+    Recipient,
+    Run,
+    RunTrigger,
+    Schedule,
+    ScheduleState,
+    Template,
+)
+from core.service import Group, Preview, Status
+from core.when import describe, format_local
+
+TELEGRAM_TEXT_LIMIT = 4096
+PAGE_SIZE = 5
+
+# (command, menu description, /help line); the order is the order of /help and the menu.
+COMMANDS: tuple[tuple[str, str, str], ...] = (
+    (
+        "schedule",
+        "Schedule a message",
+        "/schedule: step by step, or "
+        "<code>/schedule +4915123456789, Anna | tomorrow 9:00 | Hello!</code>",
+    ),
+    (
+        "list",
+        "Your schedules with buttons",
+        "/list: your schedules, with Run now, Pause, Edit and Delete buttons",
+    ),
+    ("runnow", "Send a schedule now", "/runnow &lt;id&gt;: send a schedule at once"),
+    (
+        "pause",
+        "Pause a schedule",
+        "/pause &lt;id&gt;, /resume &lt;id&gt;: stop and restart a schedule",
+    ),
+    ("resume", "Resume a schedule", ""),
+    ("edit", "Change a schedule", "/edit &lt;id&gt;: change its text, time or recipients"),
+    ("delete", "Delete a schedule", "/delete &lt;id&gt;: delete a schedule (asks first)"),
+    (
+        "preview",
+        "Preview a schedule",
+        "/preview &lt;id&gt;: next fire times and the text each recipient gets",
+    ),
+    ("logs", "Latest deliveries", "/logs [id]: latest deliveries with their status"),
+    ("export", "Deliveries as CSV", "/export: every delivery as a CSV file"),
+    ("contacts", "Saved contacts", "/contacts: saved contacts"),
+    ("addcontact", "Save a contact", "/addcontact &lt;name&gt; &lt;number&gt;: save a contact"),
+    ("delcontact", "Delete a contact", "/delcontact &lt;name&gt;: delete a contact"),
+    (
+        "importcontacts",
+        "Import WhatsApp contacts",
+        "/importcontacts: import the contacts of the linked WhatsApp account",
+    ),
+    ("groups", "WhatsApp groups", "/groups: WhatsApp groups you can schedule to"),
+    ("templates", "Message templates", "/templates: saved templates"),
+    (
+        "addtemplate",
+        "Save a template",
+        "/addtemplate &lt;name&gt; | &lt;text&gt;: save a "
+        "template; use {name}, {first_name}, {date}, {time}, {weekday}",
+    ),
+    ("deltemplate", "Delete a template", "/deltemplate &lt;name&gt;: delete a template"),
+    ("status", "WhatsApp and scheduler state", "/status: WhatsApp, scheduler and counts"),
+    (
+        "link",
+        "Link WhatsApp",
+        "/link: link WhatsApp with a QR code, or "
+        "<code>/link +4915123456789</code> for a pairing code",
+    ),
+    (
+        "tz",
+        "Your time zone",
+        "/tz &lt;Area/City&gt;: your time zone, e.g. <code>/tz Europe/Berlin</code>",
+    ),
+    ("cancel", "Leave the current step", "/cancel: leave any wizard"),
+    ("help", "What I can do", "/help: this list"),
+)
+
+
+def bot_commands() -> list[BotCommand]:
+    return [BotCommand(command=name, description=text) for name, text, _ in COMMANDS]
+
+
+def help_text() -> str:
+    lines = [line for _, _, line in COMMANDS if line]
+    return "<b>wasched</b> sends WhatsApp messages when you say.\n\n" + "\n".join(lines)
+
+
+STATUS_ICONS: dict[DeliveryStatus, str] = {
+    DeliveryStatus.queued: "⏳",
+    DeliveryStatus.sending: "📤",
+    DeliveryStatus.sent: "☑️",
+    DeliveryStatus.delivered: "✅",
+    DeliveryStatus.read: "👀",
+    DeliveryStatus.failed: "❌",
+    DeliveryStatus.missed: "⏰",
+    DeliveryStatus.held: "⏸",
+}
+
+STATUS_WORDS: dict[DeliveryStatus, str] = {
+    DeliveryStatus.queued: "waiting to be sent",
+    DeliveryStatus.sending: "sending",
+    DeliveryStatus.sent: "sent",
+    DeliveryStatus.delivered: "delivered",
+    DeliveryStatus.read: "read",
+    DeliveryStatus.failed: "failed",
+    DeliveryStatus.missed: "missed",
+    DeliveryStatus.held: "held until WhatsApp is linked",
+}
+
+# Failure codes in plain words; the stored error text is used for anything else.
+FAILURE_WORDS: dict[str, str] = {
+    "not_on_whatsapp": "this number has no WhatsApp account",
+    "invalid_request": "WhatsApp refused the message as invalid",
+    "unauthorized": "the WhatsApp service refused wasched's API key",
+    "not_ready": "WhatsApp was not linked",
+    "unavailable": "the WhatsApp service could not be reached",
+    "send_failed": "WhatsApp could not send it",
+}
+
+STATE_WORDS: dict[ScheduleState, str] = {
+    ScheduleState.active: "▶️ active",
+    ScheduleState.paused: "⏸ paused",
+    ScheduleState.done: "✔️ done",
+}
+
+
+def local_time(instant: datetime | None, timezone: str, *, with_zone: bool = False) -> str:
+    if instant is None:
+        return "never"
+    text = format_local(instant, timezone)
+    return f"{text} ({timezone})" if with_zone else text
+
+
+def short_time(instant: datetime | None, timezone: str) -> str:
+    if instant is None:
+        return "-"
+    return instant.astimezone(ZoneInfo(timezone)).strftime("%d %b %H:%M")
+
+
+def cap(text: str, limit: int = TELEGRAM_TEXT_LIMIT) -> str:
+    """Keep a message within Telegram's limit, saying that something was cut."""
+    if len(text) <= limit:
+        return text
+    marker = "\n… (cut: too long for one Telegram message)"
+    cut = text[: limit - len(marker)]
+    # Never cut inside a tag or an entity.
+    for opener, closer in (("<", ">"), ("&", ";")):
+        if cut.rfind(opener) > cut.rfind(closer):
+            cut = cut[: cut.rfind(opener)]
+    return cut + marker
+
+
+def recipient_label(recipient: Recipient) -> str:
+    if recipient.name:
+        return f"{recipient.name} ({recipient.address})"
+    return recipient.address
+
+
+def recipients_text(recipients: Sequence[Recipient], limit: int = 3) -> str:
+    names = [recipient_label(r) for r in recipients[:limit]]
+    more = len(recipients) - limit
+    if more > 0:
+        names.append(f"and {more} more")
+    return escape(", ".join(names))
+
+
+def excerpt(text: str | None, limit: int = 60) -> str:
+    if not text:
+        return ""
+    flat = " ".join(text.split())
+    return escape(flat if len(flat) <= limit else flat[: limit - 1] + "…")
+
+
+def schedule_block(schedule: Schedule) -> str:
+    tz = schedule.rule.timezone
+    message = excerpt(schedule.text) or ("a template" if schedule.template_id else "")
+    if schedule.media is not None:
+        message = f"📎 {escape(schedule.media.filename)} {message}".strip()
+    lines = [
+        f"<b>#{schedule.id}</b> {STATE_WORDS[schedule.state]} · {escape(describe(schedule.rule))}",
+        f"to {recipients_text(schedule.recipients)}",
+        f"next: {escape(local_time(schedule.next_run_at, tz))}"
+        if schedule.state is ScheduleState.active
+        else "",
+        f"“{message}”" if message else "",
+    ]
+    return "\n".join(line for line in lines if line)
+
+
+def schedule_buttons(schedule: Schedule, builder: InlineKeyboardBuilder) -> None:
+    builder.button(
+        text=f"▶ Run #{schedule.id}",
+        callback_data=ScheduleCb(action=ScheduleAction.run, id=schedule.id),
+    )
+    if schedule.state is ScheduleState.paused:
+        builder.button(
+            text="Resume", callback_data=ScheduleCb(action=ScheduleAction.resume, id=schedule.id)
+        )
+    elif schedule.state is ScheduleState.active:
+        builder.button(
+            text="Pause", callback_data=ScheduleCb(action=ScheduleAction.pause, id=schedule.id)
+        )
+    builder.button(
+        text="Edit", callback_data=ScheduleCb(action=ScheduleAction.edit, id=schedule.id)
+    )
+    builder.button(
+        text="Delete", callback_data=ScheduleCb(action=ScheduleAction.delete, id=schedule.id)
+    )
+
+
+def list_page(schedules: Sequence[Schedule], page: int) -> tuple[str, InlineKeyboardMarkup | None]:
+    """One page of `/list`: text plus a row of buttons per schedule and a row to page."""
+    if not schedules:
+        return "You have no schedules yet. Create one with /schedule.", None
+    pages = (len(schedules) + PAGE_SIZE - 1) // PAGE_SIZE
+    page = max(0, min(page, pages - 1))
+    shown = schedules[page * PAGE_SIZE : (page + 1) * PAGE_SIZE]
+    builder = InlineKeyboardBuilder()
+    rows: list[int] = []
+    for schedule in shown:
+        schedule_buttons(schedule, builder)
+        rows.append(4 if schedule.state is not ScheduleState.done else 3)
+    header = f"<b>Your schedules</b> ({len(schedules)})"
+    if pages > 1:
+        header += f", page {page + 1} of {pages}"
+        nav = 0
+        if page > 0:
+            builder.button(text="‹ Previous", callback_data=ListPageCb(page=page - 1))
+            nav += 1
+        if page < pages - 1:
+            builder.button(text="Next ›", callback_data=ListPageCb(page=page + 1))
+            nav += 1
+        rows.append(nav)
+    builder.adjust(*rows)
+    text = header + "\n\n" + "\n\n".join(schedule_block(s) for s in shown)
+    return cap(text), builder.as_markup()
+
+
+def confirm_delete(schedule: Schedule) -> tuple[str, InlineKeyboardMarkup]:
+    builder = InlineKeyboardBuilder()
+    builder.button(
+        text="Yes, delete",
+        callback_data=ScheduleCb(action=ScheduleAction.confirm_delete, id=schedule.id),
+    )
+    builder.button(
+        text="No, keep it", callback_data=ScheduleCb(action=ScheduleAction.keep, id=schedule.id)
+    )
+    text = f"Delete this schedule? Its logs stay.\n\n{schedule_block(schedule)}"
+    return cap(text), builder.as_markup()
+
+
+def edit_choices(schedule_id: int) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    builder.button(text="Text", callback_data=EditCb(id=schedule_id, field=EditField.text))
+    builder.button(text="When", callback_data=EditCb(id=schedule_id, field=EditField.when))
+    builder.button(
+        text="Recipients", callback_data=EditCb(id=schedule_id, field=EditField.recipients)
+    )
+    return builder.as_markup()
+
+
+EDIT_PROMPTS: dict[EditField, str] = {
+    EditField.text: "Send the new message text.",
+    EditField.when: "Send the new time, for example <code>tomorrow 9:00</code> or "
+    "<code>every weekday at 8:30</code>.",
+    EditField.recipients: "Send the new recipients: numbers, contact names or group ids, "
+    "separated by commas.",
+}
+
+
+def failure_reason(delivery: Delivery) -> str:
+    if delivery.error_code and delivery.error_code in FAILURE_WORDS:
+        return FAILURE_WORDS[delivery.error_code]
+    return delivery.last_error or "unknown reason"
+
+
+def delivery_time(delivery: Delivery) -> datetime | None:
+    stamps = {
+        DeliveryStatus.queued: delivery.queued_at or delivery.created_at,
+        DeliveryStatus.sending: delivery.sending_at,
+        DeliveryStatus.sent: delivery.sent_at,
+        DeliveryStatus.delivered: delivery.delivered_at,
+        DeliveryStatus.read: delivery.read_at,
+        DeliveryStatus.failed: delivery.failed_at,
+        DeliveryStatus.missed: delivery.missed_at,
+        DeliveryStatus.held: delivery.held_at,
+    }
+    return stamps.get(delivery.status) or delivery.created_at
+
+
+def delivery_line(delivery: Delivery, timezone: str, *, with_schedule: bool = False) -> str:
+    who = delivery.recipient_name or delivery.recipient
+    if delivery.recipient_name:
+        who = f"{delivery.recipient_name} ({delivery.recipient})"
+    line = (
+        f"{STATUS_ICONS[delivery.status]} {escape(who)}: {STATUS_WORDS[delivery.status]}"
+        f" {escape(short_time(delivery_time(delivery), timezone))}"
+    )
+    if with_schedule:
+        line = f"#{delivery.schedule_id} " + line
+    if delivery.status is DeliveryStatus.failed:
+        line += f" — {escape(failure_reason(delivery))}"
+    return line
+
+
+def counts_text(deliveries: Sequence[Delivery]) -> str:
+    counts: dict[DeliveryStatus, int] = {}
+    for delivery in deliveries:
+        counts[delivery.status] = counts.get(delivery.status, 0) + 1
+    return ", ".join(f"{STATUS_ICONS[s]} {n} {STATUS_WORDS[s]}" for s, n in counts.items())
+
+
+def run_heading(schedule: Schedule | None, run: Run, timezone: str) -> str:
+    name = f"#{run.schedule_id}" + ("" if schedule is not None else " (deleted)")
+    if run.trigger is RunTrigger.manual:
+        how = "sent now on request"
+    elif run.trigger is RunTrigger.catch_up:
+        late = round(run.late_by_s / 60)
+        how = (
+            f"sent late: it was due {escape(short_time(run.scheduled_for, timezone))} while "
+            f"wasched was not running ({late} min late, catch-up)"
+        )
+    else:
+        how = f"due {escape(short_time(run.scheduled_for, timezone))}"
+    return f"📨 <b>{name}</b> · run {run.id} · {how}"
+
+
+def run_card(schedule: Schedule | None, run: Run, deliveries: Sequence[Delivery]) -> str:
+    timezone = schedule.rule.timezone if schedule is not None else "UTC"
+    lines = [run_heading(schedule, run, timezone)]
+    if not deliveries:
+        lines.append("preparing the messages…")
+    shown = list(deliveries[:40])
+    lines += [delivery_line(d, timezone) for d in shown]
+    if len(deliveries) > len(shown):
+        lines.append(f"… and {len(deliveries) - len(shown)} more recipients")
+    if any(d.status is DeliveryStatus.held for d in deliveries):
+        lines.append("WhatsApp is not linked: these wait and go out once it is. See /link.")
+    return cap("\n".join(lines))
+
+
+def run_summary_line(schedule: Schedule | None, run: Run, deliveries: Sequence[Delivery]) -> str:
+    timezone = schedule.rule.timezone if schedule is not None else "UTC"
+    line = run_heading(schedule, run, timezone).removeprefix("📨 ")
+    line += ": " + (counts_text(deliveries) or "preparing…")
+    failed = [d for d in deliveries if d.status is DeliveryStatus.failed]
+    if failed:
+        line += f" — {escape(failure_reason(failed[0]))}"
+    return line
+
+
+def retry_buttons(run_ids: Sequence[int]) -> InlineKeyboardMarkup | None:
+    if not run_ids:
+        return None
+    builder = InlineKeyboardBuilder()
+    for run_id in run_ids[:8]:
+        label = "Retry failed" if len(run_ids) == 1 else f"Retry run {run_id}"
+        builder.button(text=f"🔁 {label}", callback_data=RunCb(id=run_id))
+    builder.adjust(1)
+    return builder.as_markup()
+
+
+def missed_text(schedule: Schedule, run: Run, late_by_s: float) -> str:
+    tz = schedule.rule.timezone
+    hours = late_by_s / 3600
+    late = f"{hours:.1f} h" if hours >= 1 else f"{round(late_by_s / 60)} min"
+    return (
+        f"⏰ <b>#{schedule.id} missed</b>: it was due {escape(local_time(run.scheduled_for, tz))} "
+        f"while wasched was not running, {late} ago, longer than the misfire grace. "
+        f"Nothing was sent for it. Send /runnow {schedule.id} to send it now."
+    )
+
+
+def qr_png(qr: str) -> bytes:
+    buffer = io.BytesIO()
+    segno.make(qr, error="m").save(buffer, kind="png", scale=8, border=4)
+    return buffer.getvalue()
+
+
+def not_allowed(user_id: int) -> str:
+    return (
+        f"This bot is private. Your Telegram user id is {user_id}; ask its owner to add it to "
+        "TELEGRAM_ADMIN_IDS."
+    )
+
+
+QR_CAPTION = (
+    "Scan this with WhatsApp on your phone: Settings → Linked devices → Link a device. "
+    "A new code replaces this one when WhatsApp rotates it."
+)
+
+
+def me_text(me: dict[str, str] | None) -> str:
+    if not me:
+        return ""
+    number = me.get("id", "").split("@")[0]
+    name = me.get("name", "")
+    shown = " ".join(p for p in (name, f"+{number}" if number.isdigit() else number) if p)
+    return f" as {escape(shown)}" if shown else ""
+
+
+# --- the /schedule wizard -------------------------------------------------------------------
+
+WIZARD_CONTACT_BUTTONS = 30
+
+
+def recipients_prompt(
+    contacts: Sequence[Contact], chosen: Sequence[int]
+) -> tuple[str, InlineKeyboardMarkup]:
+    builder = InlineKeyboardBuilder()
+    for contact in contacts[:WIZARD_CONTACT_BUTTONS]:
+        mark = "✓ " if contact.id in chosen else ""
+        builder.button(
+            text=f"{mark}{contact.name}",
+            callback_data=WizardCb(action=WizardAction.contact, value=contact.id),
+        )
+    builder.adjust(2)
+    builder.row(
+        InlineKeyboardButton(
+            text="Done ›",
+            callback_data=WizardCb(action=WizardAction.recipients_done).pack(),
+        ),
+        InlineKeyboardButton(
+            text="Cancel", callback_data=WizardCb(action=WizardAction.cancel).pack()
+        ),
+    )
+    lines = ["<b>1/3 Who gets it?</b>"]
+    if contacts:
+        lines.append("Tap contacts, then Done. Or type numbers, contact names or group ids,")
+        lines.append("separated by commas: <code>+4915123456789, Anna</code>")
+    else:
+        lines.append(
+            "Type numbers, contact names or group ids, separated by commas: "
+            "<code>+4915123456789, +4930123456</code>. /addcontact saves names."
+        )
+    if chosen:
+        names = [c.name for c in contacts if c.id in chosen]
+        lines.append("Chosen: " + escape(", ".join(names)))
+    return "\n".join(lines), builder.as_markup()
+
+
+def message_prompt(templates: Sequence[Template]) -> tuple[str, InlineKeyboardMarkup]:
+    builder = InlineKeyboardBuilder()
+    for template in templates[:WIZARD_CONTACT_BUTTONS]:
+        builder.button(
+            text=f"📝 {template.name}",
+            callback_data=WizardCb(action=WizardAction.template, value=template.id),
+        )
+    builder.button(text="Cancel", callback_data=WizardCb(action=WizardAction.cancel))
+    builder.adjust(2)
+    text = (
+        "<b>2/3 What should it say?</b>\nSend the text, or a photo or document with a caption"
+        + (", or pick a template." if templates else ".")
+        + " Text may use {name}, {first_name}, {date}, {time}, {weekday}."
+    )
+    return text, builder.as_markup()
+
+
+def when_prompt(examples: Sequence[str]) -> tuple[str, InlineKeyboardMarkup]:
+    builder = InlineKeyboardBuilder()
+    for number, example in enumerate(examples[:8]):
+        builder.button(
+            text=example, callback_data=WizardCb(action=WizardAction.when, value=number)
+        )
+    builder.button(text="Cancel", callback_data=WizardCb(action=WizardAction.cancel))
+    builder.adjust(2)
+    text = (
+        "<b>3/3 When?</b>\nTap an example or type your own, such as "
+        "<code>24.12.2026 18:00</code>, <code>in 2h</code> or <code>cron 0 9 * * 1-5</code>."
+    )
+    return text, builder.as_markup()
+
+
+def preview_text(preview: Preview) -> str:
+    lines = ["<b>Preview</b>" if preview.schedule_id is None else f"<b>#{preview.schedule_id}</b>"]
+    lines.append(f"When: {escape(preview.description)} ({escape(preview.timezone)})")
+    if preview.next_runs:
+        lines.append("Next: " + "; ".join(escape(t.local) for t in preview.next_runs))
+    else:
+        lines.append("Next: never (no time left)")
+    if preview.template_name:
+        lines.append(f"Template: {escape(preview.template_name)}")
+    if preview.media_filename:
+        lines.append(f"With 📎 {escape(preview.media_filename)}")
+    for item in preview.messages[:3]:
+        lines.append(f"\nTo {escape(item.label)}:\n{escape(item.text)}")
+    if len(preview.messages) > 3:
+        lines.append(f"\n… and {len(preview.messages) - 3} more recipients")
+    return cap("\n".join(lines))
+
+
+def confirm_buttons() -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    builder.button(text="✅ Save", callback_data=WizardCb(action=WizardAction.save))
+    builder.button(text="✏️ Edit", callback_data=WizardCb(action=WizardAction.edit))
+    builder.button(text="Cancel", callback_data=WizardCb(action=WizardAction.cancel))
+    return builder.as_markup()
+
+
+def wizard_edit_buttons() -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    builder.button(text="Recipients", callback_data=WizardCb(action=WizardAction.edit_recipients))
+    builder.button(text="Message", callback_data=WizardCb(action=WizardAction.edit_message))
+    builder.button(text="When", callback_data=WizardCb(action=WizardAction.edit_when))
+    builder.button(text="✅ Save", callback_data=WizardCb(action=WizardAction.save))
+    builder.button(text="Cancel", callback_data=WizardCb(action=WizardAction.cancel))
+    builder.adjust(3, 2)
+    return builder.as_markup()
+
+
+# --- contacts, templates, groups, status ----------------------------------------------------
+
+
+def contacts_text(contacts: Sequence[Contact]) -> str:
+    if not contacts:
+        return (
+            "No contacts yet. Save one with <code>/addcontact Anna +4915123456789</code>, "
+            "or /importcontacts from WhatsApp."
+        )
+    lines = [f"<b>Contacts</b> ({len(contacts)})"]
+    lines += [f"• {escape(c.name)}: {escape(c.phone)}" for c in contacts]
+    return cap("\n".join(lines))
+
+
+def templates_text(templates: Sequence[Template]) -> str:
+    if not templates:
+        return (
+            "No templates yet. Save one with "
+            "<code>/addtemplate greeting | Hello {first_name}!</code>"
+        )
+    lines = [f"<b>Templates</b> ({len(templates)})"]
+    lines += [f"• <b>{escape(t.name)}</b>: {excerpt(t.text, 120)}" for t in templates]
+    return cap("\n".join(lines))
+
+
+def groups_text(groups: Sequence[Group]) -> str:
+    if not groups:
+        return "The linked WhatsApp account is in no groups."
+    lines = [f"<b>WhatsApp groups</b> ({len(groups)}); schedule to one by its id:"]
+    lines += [
+        f"• {escape(g.name)} ({g.participants} people): <code>{escape(g.id)}</code>"
+        for g in groups
+    ]
+    return cap("\n".join(lines))
+
+
+def status_text(status: Status, timezone: str) -> str:
+    whatsapp = escape(status.whatsapp_state)
+    who = " ".join(p for p in (status.whatsapp_name or "", status.whatsapp_number or "") if p)
+    if who:
+        whatsapp += f" as {escape(who)}"
+    if status.whatsapp_error:
+        whatsapp += f" ({escape(status.whatsapp_error)})"
+    schedules = ", ".join(f"{n} {s.value}" for s, n in status.schedules.items() if n) or "none"
+    deliveries = (
+        ", ".join(f"{STATUS_ICONS[s]} {n} {s.value}" for s, n in status.deliveries.items() if n)
+        or "none"
+    )
+    lines = [
+        "<b>wasched status</b>",
+        f"WhatsApp: {whatsapp}",
+        f"Scheduler: {escape(status.scheduler)}",
+        f"Next run: {escape(local_time(status.next_run_at, timezone, with_zone=True))}",
+        f"Schedules: {schedules}",
+        f"Deliveries: {deliveries}",
+        f"Version: {escape(status.version)}",
+    ]
+    if status.whatsapp_state != "WORKING":
+        lines.append("Send /link to link WhatsApp.")
+    return "\n".join(lines)
