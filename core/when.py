@@ -649,8 +649,8 @@ def _parse_once(text: str, tz: str, zone: ZoneInfo, now: datetime) -> Rule | Non
 def _parse_in(rest: str, tz: str, zone: ZoneInfo, now: datetime, typed: str) -> Rule:
     cleaned = " ".join(re.sub(r"\band\b|,", " ", rest).split())
     parts = list(_DURATION_PART.finditer(cleaned))
-    covered = " ".join(p[0] for p in parts)
-    if not parts or covered != cleaned:
+    covered = "".join(p[0] for p in parts).replace(" ", "")
+    if not parts or covered != cleaned.replace(" ", ""):
         raise _fail(f"`{typed}`: say how long from now", "in 10 minutes", "in 2h")
     days = 0
     seconds = 0
