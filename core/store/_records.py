@@ -1,0 +1,144 @@
+"""What both stores share: how datetimes, names and delivery updates are normalized, and the
+shape of an export, so SQLite and MongoDB give the same answers."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel
+
+from core.models import (
+    Contact,
+    Delivery,
+    DeliveryStatus,
+    Rule,
+    Run,
+    Schedule,
+    ScheduleState,
+    Template,
+    User,
+)
+
+# Collections with short integer ids, each with its own counter.
+ID_COLLECTIONS = ("contacts", "templates", "schedules", "runs", "deliveries")
+
+# Export layout: every record collection, plus `values` ({key, value}) and `counters`
+# ({name, last_id}: the highest id ever given, so ids of deleted records are not reused).
+RECORD_COLLECTIONS: dict[str, type[BaseModel]] = {
+    "users": User,
+    "contacts": Contact,
+    "templates": Template,
+    "schedules": Schedule,
+    "runs": Run,
+    "deliveries": Delivery,
+}
+
+DELIVERY_FIELDS = frozenset(Delivery.model_fields) - {"id"}
+
+
+def utc(value: datetime) -> datetime:
+    """Aware UTC, truncated to the millisecond (all MongoDB keeps), so both stores agree."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"naive datetime {value!r}: the store takes timezone-aware datetimes")
+    value = value.astimezone(UTC)
+    return value.replace(microsecond=value.microsecond - value.microsecond % 1000)
+
+
+def utc_or_none(value: datetime | None) -> datetime | None:
+    return None if value is None else utc(value)
+
+
+def name_key(name: str) -> str:
+    """The form names are unique in: case-insensitive, the way a person types them."""
+    return name.casefold()
+
+
+def normalized_rule(rule: Rule) -> Rule:
+    return rule.model_copy(update={"at": utc_or_none(rule.at), "start": utc_or_none(rule.start)})
+
+
+def delivery_changes(fields: dict[str, Any]) -> dict[str, Any]:
+    """Check `update_delivery` field names and normalize values (UTC datetimes, statuses)."""
+    unknown = set(fields) - DELIVERY_FIELDS
+    if unknown:
+        raise TypeError(f"update_delivery() got unknown delivery fields: {sorted(unknown)}")
+    changes: dict[str, Any] = {}
+    for name, value in fields.items():
+        if isinstance(value, datetime):
+            value = utc(value)
+        elif name == "status":
+            value = DeliveryStatus(value)
+        changes[name] = value
+    return changes
+
+
+def expected_statuses(
+    expected: DeliveryStatus | Sequence[DeliveryStatus] | None,
+) -> tuple[DeliveryStatus, ...] | None:
+    if expected is None:
+        return None
+    if isinstance(expected, str):
+        return (DeliveryStatus(expected),)
+    return tuple(DeliveryStatus(status) for status in expected)
+
+
+def status_counts(counts: dict[str, int]) -> dict[DeliveryStatus, int]:
+    return {status: counts.get(status.value, 0) for status in DeliveryStatus}
+
+
+def state_counts(counts: dict[str, int]) -> dict[ScheduleState, int]:
+    return {state: counts.get(state.value, 0) for state in ScheduleState}
+
+
+def enum_value(value: Any) -> Any:
+    return value.value if isinstance(value, StrEnum) else value
+
+
+def parse_export(data: dict[str, list[dict[str, Any]]]) -> ParsedExport:
+    """Validate an `export_all` document before anything is written."""
+    unknown = set(data) - {*RECORD_COLLECTIONS, "values", "counters"}
+    if unknown:
+        raise ValueError(f"unknown collections in export: {sorted(unknown)}")
+    records = {
+        name: [model.model_validate(row) for row in data.get(name, [])]
+        for name, model in RECORD_COLLECTIONS.items()
+    }
+    values = {str(row["key"]): str(row["value"]) for row in data.get("values", [])}
+    counters = {name: 0 for name in ID_COLLECTIONS}
+    for row in data.get("counters", []):
+        if row["name"] in counters:
+            counters[row["name"]] = int(row["last_id"])
+    for name in ID_COLLECTIONS:
+        ids = [record.id for record in records[name]]  # type: ignore[attr-defined]
+        counters[name] = max([counters[name], *ids])
+    return ParsedExport(records=records, values=values, counters=counters)
+
+
+class ParsedExport:
+    def __init__(
+        self,
+        *,
+        records: dict[str, list[BaseModel]],
+        values: dict[str, str],
+        counters: dict[str, int],
+    ) -> None:
+        self.records = records
+        self.values = values
+        self.counters = counters
+
+
+def export_document(
+    records: Mapping[str, Sequence[BaseModel]], values: dict[str, str], counters: dict[str, int]
+) -> dict[str, list[dict[str, Any]]]:
+    document: dict[str, list[dict[str, Any]]] = {
+        name: [record.model_dump(mode="json") for record in records[name]]
+        for name in RECORD_COLLECTIONS
+    }
+    document["values"] = [{"key": key, "value": values[key]} for key in sorted(values)]
+    document["counters"] = [
+        {"name": name, "last_id": counters.get(name, 0)} for name in ID_COLLECTIONS
+    ]
+    return document

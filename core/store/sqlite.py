@@ -1,0 +1,953 @@
+"""The embedded store: one SQLite file (WAL), safe with several processes sharing it.
+
+Datetimes are stored as fixed-width ISO text in UTC (`2026-11-28T10:00:00.000+00:00`), so text
+order is time order and indexes answer range queries. Every write that must be atomic across
+processes is a single statement (run uniqueness by a partial unique index, compare-and-set of
+`next_run_at`, `claim_delivery` as one `UPDATE ... RETURNING`); the few multi-statement writes
+run in `BEGIN IMMEDIATE` transactions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sqlite3
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+import aiosqlite
+from pydantic import BaseModel
+
+from core.errors import (
+    AlreadyExists,
+    ConfigError,
+    DuplicateRun,
+    NotFound,
+    StoreError,
+    TargetNotEmpty,
+    WaschedError,
+)
+from core.models import (
+    Contact,
+    Delivery,
+    DeliveryFilter,
+    DeliveryStatus,
+    Media,
+    NewDelivery,
+    Recipient,
+    Rule,
+    Run,
+    RunTrigger,
+    Schedule,
+    ScheduleState,
+    Template,
+    User,
+)
+from core.store import UNSET
+from core.store._records import (
+    ID_COLLECTIONS,
+    RECORD_COLLECTIONS,
+    delivery_changes,
+    enum_value,
+    expected_statuses,
+    export_document,
+    name_key,
+    normalized_rule,
+    parse_export,
+    state_counts,
+    status_counts,
+    utc,
+)
+
+logger = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+BUSY_TIMEOUT_MS = 10_000
+# Keep IN (...) lists well under SQLite's limit on bound parameters.
+CHUNK = 500
+
+M = TypeVar("M", bound=BaseModel)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
+
+CREATE TABLE IF NOT EXISTS users (
+    telegram_id INTEGER PRIMARY KEY,
+    timezone TEXT,
+    is_owner INTEGER NOT NULL DEFAULT 0,
+    created_at TEXT NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+
+CREATE TABLE IF NOT EXISTS contacts (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    name TEXT NOT NULL,
+    name_key TEXT NOT NULL UNIQUE,
+    phone TEXT NOT NULL,
+    whatsapp_id TEXT,
+    fields TEXT NOT NULL DEFAULT '{}',
+    created_at TEXT NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS templates (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    name TEXT NOT NULL,
+    name_key TEXT NOT NULL UNIQUE,
+    text TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS schedules (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    owner_id INTEGER NOT NULL,
+    recipients TEXT NOT NULL,
+    text TEXT,
+    template_id INTEGER,
+    media TEXT,
+    rule TEXT NOT NULL,
+    state TEXT NOT NULL,
+    next_run_at TEXT,
+    misfire_grace_s INTEGER,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS schedules_due ON schedules (state, next_run_at);
+CREATE INDEX IF NOT EXISTS schedules_owner ON schedules (owner_id);
+
+-- No foreign keys: runs and deliveries outlive their schedule, for the logs.
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    schedule_id INTEGER NOT NULL,
+    owner_id INTEGER NOT NULL,
+    scheduled_for TEXT NOT NULL,
+    trigger TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    fanned_out INTEGER NOT NULL DEFAULT 0,
+    late_by_s REAL NOT NULL DEFAULT 0,
+    outcome TEXT
+);
+CREATE UNIQUE INDEX IF NOT EXISTS runs_occurrence
+    ON runs (schedule_id, scheduled_for) WHERE trigger != 'manual';
+CREATE INDEX IF NOT EXISTS runs_schedule ON runs (schedule_id);
+CREATE INDEX IF NOT EXISTS runs_unfinished ON runs (id) WHERE fanned_out = 0;
+
+CREATE TABLE IF NOT EXISTS deliveries (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id INTEGER NOT NULL,
+    schedule_id INTEGER NOT NULL,
+    owner_id INTEGER NOT NULL,
+    recipient TEXT NOT NULL,
+    recipient_name TEXT,
+    text TEXT NOT NULL,
+    idempotency_key TEXT NOT NULL,
+    status TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT,
+    error_code TEXT,
+    whatsapp_id TEXT,
+    next_attempt_at TEXT NOT NULL,
+    lease_owner TEXT,
+    lease_until TEXT,
+    created_at TEXT NOT NULL,
+    queued_at TEXT,
+    sending_at TEXT,
+    sent_at TEXT,
+    delivered_at TEXT,
+    read_at TEXT,
+    failed_at TEXT,
+    missed_at TEXT,
+    held_at TEXT
+);
+CREATE UNIQUE INDEX IF NOT EXISTS deliveries_key ON deliveries (idempotency_key);
+CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (status, next_attempt_at);
+CREATE INDEX IF NOT EXISTS deliveries_lease ON deliveries (status, lease_until);
+CREATE INDEX IF NOT EXISTS deliveries_whatsapp
+    ON deliveries (whatsapp_id) WHERE whatsapp_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS deliveries_run ON deliveries (run_id);
+CREATE INDEX IF NOT EXISTS deliveries_schedule ON deliveries (schedule_id);
+CREATE INDEX IF NOT EXISTS deliveries_owner ON deliveries (owner_id);
+CREATE INDEX IF NOT EXISTS deliveries_created ON deliveries (created_at);
+"""
+
+TABLES: dict[str, str] = {
+    "users": "users",
+    "contacts": "contacts",
+    "templates": "templates",
+    "schedules": "schedules",
+    "runs": "runs",
+    "deliveries": "deliveries",
+}
+
+_DATETIME_COLUMNS = frozenset(
+    {"created_at", "updated_at", "next_run_at", "scheduled_for", "next_attempt_at"}
+    | {"lease_until"}
+    | {f"{status.value}_at" for status in DeliveryStatus}
+)
+_JSON_COLUMNS = frozenset({"fields", "recipients", "rule", "media"})
+_DELIVERY_COLUMNS = ", ".join(Delivery.model_fields)
+
+# Oldest due first: a delivery whose worker's lease ran out (it was taken before anything now
+# queued), then queued ones by `next_attempt_at`. Each branch walks one index.
+_CLAIM = f"""
+UPDATE deliveries
+SET status = 'sending', lease_owner = :worker, lease_until = :until, sending_at = :now
+WHERE id = coalesce(
+    (SELECT id FROM deliveries WHERE status = 'sending' AND lease_until <= :now
+     ORDER BY lease_until, id LIMIT 1),
+    (SELECT id FROM deliveries WHERE status = 'queued' AND next_attempt_at <= :now
+     ORDER BY next_attempt_at, id LIMIT 1)
+)
+RETURNING {_DELIVERY_COLUMNS}
+"""
+
+
+def ts(value: datetime) -> str:
+    """A datetime as the fixed-width UTC text the tables hold."""
+    return utc(value).isoformat(timespec="milliseconds")
+
+
+def ts_or_none(value: datetime | None) -> str | None:
+    return None if value is None else ts(value)
+
+
+def database_path(database_url: str) -> str:
+    """`sqlite:///data/x.db` -> `data/x.db` (relative), `sqlite:////abs` -> `/abs`."""
+    prefix = "sqlite:///"
+    if not database_url.startswith(prefix) or len(database_url) == len(prefix):
+        raise ConfigError(
+            "DATABASE_URL for SQLite must look like sqlite:///data/wasched.db (relative) "
+            "or sqlite:////var/lib/wasched/wasched.db (absolute)"
+        )
+    return database_url[len(prefix) :]
+
+
+class _Conflict(StoreError):
+    """A unique constraint refused a write (mapped to `AlreadyExists`/`DuplicateRun`)."""
+
+
+@contextmanager
+def _translated() -> Iterator[None]:
+    try:
+        yield
+    except WaschedError:
+        raise
+    except sqlite3.IntegrityError as exc:
+        raise _Conflict(f"The database refused a duplicate: {exc}") from exc
+    except sqlite3.Error as exc:
+        raise StoreError(f"The SQLite database failed: {exc}") from exc
+
+
+def _column(name: str, value: Any) -> Any:
+    """A Python value as its SQLite column value."""
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return ts(value)
+    if isinstance(value, Rule):
+        return normalized_rule(value).model_dump_json()
+    if isinstance(value, BaseModel):
+        return value.model_dump_json()
+    if name == "recipients":
+        return json.dumps([Recipient.model_validate(r).model_dump(mode="json") for r in value])
+    if name in _JSON_COLUMNS:
+        return json.dumps(value)
+    if isinstance(value, bool):
+        return int(value)
+    return enum_value(value)
+
+
+def _record(model: type[M], row: sqlite3.Row) -> M:
+    data: dict[str, Any] = {}
+    for name in row.keys():  # noqa: SIM118 - sqlite3.Row iterates values, not keys
+        value = row[name]
+        if value is not None:
+            if name in _DATETIME_COLUMNS:
+                value = datetime.fromisoformat(value)
+            elif name in _JSON_COLUMNS:
+                value = json.loads(value)
+        data[name] = value
+    data.pop("name_key", None)
+    return model.model_validate(data)
+
+
+def _records(model: type[M], rows: Iterable[sqlite3.Row]) -> list[M]:
+    return [_record(model, row) for row in rows]
+
+
+def _now() -> datetime:
+    return utc(datetime.now(UTC))
+
+
+class SQLiteStore:
+    """`Store` on one SQLite file through one aiosqlite connection."""
+
+    def __init__(self, db: aiosqlite.Connection) -> None:
+        self._db = db
+        # One connection serves every coroutine: a transaction must not let another
+        # coroutine's statement slip into it, so all use of the connection takes turns.
+        self._lock = asyncio.Lock()
+
+    @classmethod
+    async def open(cls, database_url: str) -> SQLiteStore:
+        path = database_path(database_url)
+        if path != ":memory:":
+            try:
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(f"Cannot create the directory of {path}: {exc}") from exc
+        try:
+            db = await aiosqlite.connect(path, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise StoreError(f"Cannot open the SQLite database {path}: {exc}") from exc
+        db.row_factory = sqlite3.Row
+        store = cls(db)
+        try:
+            await store._prepare()
+        except BaseException:
+            await db.close()
+            raise
+        return store
+
+    async def _prepare(self) -> None:
+        with _translated():
+            await self._db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            await self._db.execute("PRAGMA journal_mode = WAL")
+            await self._db.execute("PRAGMA synchronous = NORMAL")
+        async with self._transaction() as db:
+            for statement in _statements(SCHEMA):
+                await db.execute(statement)
+            rows = await db.execute_fetchall("SELECT version FROM schema_version")
+            versions = [row[0] for row in rows]
+            if not versions:
+                await db.execute(
+                    "INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,)
+                )
+            elif max(versions) > SCHEMA_VERSION:
+                raise StoreError(
+                    f"The database has schema version {max(versions)}, newer than this "
+                    f"wasched ({SCHEMA_VERSION}): upgrade wasched."
+                )
+
+    async def close(self) -> None:
+        async with self._lock:
+            await self._db.close()
+
+    async def ping(self) -> None:
+        await self._fetchall("SELECT 1")
+
+    # plumbing -------------------------------------------------------------------------
+
+    async def _fetchall(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[Any]:
+        async with self._lock:
+            with _translated():
+                return list(await self._db.execute_fetchall(sql, params))
+
+    async def _fetchone(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> Any:
+        rows = await self._fetchall(sql, params)
+        return rows[0] if rows else None
+
+    async def _execute(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> int:
+        """Run one write; return how many rows it changed."""
+        async with self._lock:
+            with _translated():
+                cursor = await self._db.execute(sql, params)
+                count = cursor.rowcount
+                await cursor.close()
+                return count
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        """`BEGIN IMMEDIATE` takes the write lock up front, so reads inside see the latest."""
+        async with self._lock:
+            with _translated():
+                await self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._db
+                except BaseException:
+                    await self._db.execute("ROLLBACK")
+                    raise
+                await self._db.execute("COMMIT")
+
+    # users ----------------------------------------------------------------------------
+
+    async def get_user(self, telegram_id: int) -> User | None:
+        row = await self._fetchone("SELECT * FROM users WHERE telegram_id = ?", (telegram_id,))
+        return None if row is None else _record(User, row)
+
+    async def upsert_user(
+        self, telegram_id: int, *, timezone: str | None = UNSET, is_owner: bool = UNSET
+    ) -> User:
+        changes: dict[str, Any] = {}
+        if timezone is not UNSET:
+            changes["timezone"] = timezone
+        if is_owner is not UNSET:
+            changes["is_owner"] = int(bool(is_owner))
+        insert = {"timezone": None, "is_owner": 0, **changes}
+        on_conflict = (
+            "DO UPDATE SET " + ", ".join(f"{name} = excluded.{name}" for name in changes)
+            if changes
+            else "DO NOTHING"
+        )
+        await self._execute(
+            "INSERT INTO users (telegram_id, timezone, is_owner, created_at) "
+            f"VALUES (?, ?, ?, ?) ON CONFLICT (telegram_id) {on_conflict}",
+            (telegram_id, insert["timezone"], insert["is_owner"], ts(_now())),
+        )
+        user = await self.get_user(telegram_id)
+        if user is None:  # deleted in between; there is no delete, so this cannot happen
+            raise StoreError(f"User {telegram_id} vanished while being saved.")
+        return user
+
+    async def list_users(self) -> list[User]:
+        return _records(User, await self._fetchall("SELECT * FROM users ORDER BY telegram_id"))
+
+    # key/value ------------------------------------------------------------------------
+
+    async def get_value(self, key: str) -> str | None:
+        row = await self._fetchone("SELECT value FROM kv WHERE key = ?", (key,))
+        return None if row is None else str(row[0])
+
+    async def set_value(self, key: str, value: str | None) -> None:
+        if value is None:
+            await self._execute("DELETE FROM kv WHERE key = ?", (key,))
+        else:
+            await self._execute(
+                "INSERT INTO kv (key, value) VALUES (?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            )
+
+    # contacts -------------------------------------------------------------------------
+
+    async def add_contact(
+        self,
+        name: str,
+        phone: str,
+        *,
+        whatsapp_id: str | None = None,
+        fields: dict[str, str] | None = None,
+    ) -> Contact:
+        try:
+            row = await self._fetchone(
+                "INSERT INTO contacts (name, name_key, phone, whatsapp_id, fields, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?) RETURNING *",
+                (name, name_key(name), phone, whatsapp_id, json.dumps(fields or {}), ts(_now())),
+            )
+        except _Conflict as exc:
+            raise AlreadyExists(f"A contact named {name!r} exists already.") from exc
+        return _record(Contact, row)
+
+    async def get_contact(self, contact_id: int) -> Contact | None:
+        row = await self._fetchone("SELECT * FROM contacts WHERE id = ?", (contact_id,))
+        return None if row is None else _record(Contact, row)
+
+    async def find_contact(self, name: str) -> Contact | None:
+        row = await self._fetchone("SELECT * FROM contacts WHERE name_key = ?", (name_key(name),))
+        return None if row is None else _record(Contact, row)
+
+    async def list_contacts(self) -> list[Contact]:
+        rows = await self._fetchall("SELECT * FROM contacts ORDER BY name_key, id")
+        return _records(Contact, rows)
+
+    async def update_contact(
+        self,
+        contact_id: int,
+        *,
+        name: str = UNSET,
+        phone: str = UNSET,
+        whatsapp_id: str | None = UNSET,
+        fields: dict[str, str] = UNSET,
+    ) -> Contact:
+        changes: dict[str, Any] = {}
+        if name is not UNSET:
+            changes["name"] = name
+            changes["name_key"] = name_key(name)
+        if phone is not UNSET:
+            changes["phone"] = phone
+        if whatsapp_id is not UNSET:
+            changes["whatsapp_id"] = whatsapp_id
+        if fields is not UNSET:
+            changes["fields"] = json.dumps(fields)
+        sets = ", ".join(f"{column} = ?" for column in changes) or "id = id"
+        try:
+            row = await self._fetchone(
+                f"UPDATE contacts SET {sets} WHERE id = ? RETURNING *",
+                (*changes.values(), contact_id),
+            )
+        except _Conflict as exc:
+            raise AlreadyExists(f"A contact named {name!r} exists already.") from exc
+        if row is None:
+            raise NotFound(f"There is no contact #{contact_id}.")
+        return _record(Contact, row)
+
+    async def delete_contact(self, contact_id: int) -> bool:
+        return await self._execute("DELETE FROM contacts WHERE id = ?", (contact_id,)) > 0
+
+    # templates ------------------------------------------------------------------------
+
+    async def add_template(self, name: str, text: str) -> Template:
+        try:
+            row = await self._fetchone(
+                "INSERT INTO templates (name, name_key, text, created_at) "
+                "VALUES (?, ?, ?, ?) RETURNING *",
+                (name, name_key(name), text, ts(_now())),
+            )
+        except _Conflict as exc:
+            raise AlreadyExists(f"A template named {name!r} exists already.") from exc
+        return _record(Template, row)
+
+    async def get_template(self, template_id: int) -> Template | None:
+        row = await self._fetchone("SELECT * FROM templates WHERE id = ?", (template_id,))
+        return None if row is None else _record(Template, row)
+
+    async def find_template(self, name: str) -> Template | None:
+        row = await self._fetchone("SELECT * FROM templates WHERE name_key = ?", (name_key(name),))
+        return None if row is None else _record(Template, row)
+
+    async def list_templates(self) -> list[Template]:
+        rows = await self._fetchall("SELECT * FROM templates ORDER BY name_key, id")
+        return _records(Template, rows)
+
+    async def delete_template(self, template_id: int) -> bool:
+        return await self._execute("DELETE FROM templates WHERE id = ?", (template_id,)) > 0
+
+    # schedules ------------------------------------------------------------------------
+
+    async def add_schedule(
+        self,
+        *,
+        owner_id: int,
+        recipients: Sequence[Recipient],
+        rule: Rule,
+        next_run_at: datetime | None,
+        text: str | None = None,
+        template_id: int | None = None,
+        media: Media | None = None,
+        state: ScheduleState = ScheduleState.active,
+        misfire_grace_s: int | None = None,
+    ) -> Schedule:
+        now = ts(_now())
+        row = await self._fetchone(
+            "INSERT INTO schedules (owner_id, recipients, text, template_id, media, rule, state,"
+            " next_run_at, misfire_grace_s, created_at, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
+            (
+                owner_id,
+                _column("recipients", recipients),
+                text,
+                template_id,
+                _column("media", media),
+                _column("rule", rule),
+                ScheduleState(state).value,
+                ts_or_none(next_run_at),
+                misfire_grace_s,
+                now,
+                now,
+            ),
+        )
+        return _record(Schedule, row)
+
+    async def get_schedule(self, schedule_id: int) -> Schedule | None:
+        row = await self._fetchone("SELECT * FROM schedules WHERE id = ?", (schedule_id,))
+        return None if row is None else _record(Schedule, row)
+
+    async def list_schedules(
+        self,
+        *,
+        owner_id: int | None = None,
+        states: Sequence[ScheduleState] | None = None,
+    ) -> list[Schedule]:
+        where: list[str] = []
+        params: list[Any] = []
+        if owner_id is not None:
+            where.append("owner_id = ?")
+            params.append(owner_id)
+        if states is not None:
+            where.append(f"state IN ({', '.join('?' * len(states))})")
+            params.extend(ScheduleState(state).value for state in states)
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        rows = await self._fetchall(f"SELECT * FROM schedules {clause} ORDER BY id", params)
+        return _records(Schedule, rows)
+
+    async def update_schedule(
+        self,
+        schedule_id: int,
+        *,
+        recipients: Sequence[Recipient] = UNSET,
+        rule: Rule = UNSET,
+        text: str | None = UNSET,
+        template_id: int | None = UNSET,
+        media: Media | None = UNSET,
+        state: ScheduleState = UNSET,
+        next_run_at: datetime | None = UNSET,
+    ) -> Schedule:
+        given = {
+            "recipients": recipients,
+            "rule": rule,
+            "text": text,
+            "template_id": template_id,
+            "media": media,
+            "state": state,
+            "next_run_at": next_run_at,
+        }
+        changes = {
+            name: _column(name, value) for name, value in given.items() if value is not UNSET
+        }
+        changes["updated_at"] = ts(_now())
+        sets = ", ".join(f"{column} = ?" for column in changes)
+        row = await self._fetchone(
+            f"UPDATE schedules SET {sets} WHERE id = ? RETURNING *",
+            (*changes.values(), schedule_id),
+        )
+        if row is None:
+            raise NotFound(f"There is no schedule #{schedule_id}.")
+        return _record(Schedule, row)
+
+    async def delete_schedule(self, schedule_id: int) -> bool:
+        return await self._execute("DELETE FROM schedules WHERE id = ?", (schedule_id,)) > 0
+
+    async def advance_schedule(
+        self,
+        schedule_id: int,
+        *,
+        expected_next_run_at: datetime | None,
+        next_run_at: datetime | None,
+        state: ScheduleState | None = None,
+    ) -> bool:
+        changed = await self._execute(
+            "UPDATE schedules SET next_run_at = ?, state = coalesce(?, state), updated_at = ?"
+            " WHERE id = ? AND next_run_at IS ?",
+            (
+                ts_or_none(next_run_at),
+                None if state is None else ScheduleState(state).value,
+                ts(_now()),
+                schedule_id,
+                ts_or_none(expected_next_run_at),
+            ),
+        )
+        return changed > 0
+
+    async def due_schedules(self, now: datetime, *, limit: int | None = None) -> list[Schedule]:
+        rows = await self._fetchall(
+            "SELECT * FROM schedules WHERE state = 'active' AND next_run_at <= ?"
+            " ORDER BY next_run_at, id LIMIT ?",
+            (ts(now), -1 if limit is None else limit),
+        )
+        return _records(Schedule, rows)
+
+    async def next_due_at(self) -> datetime | None:
+        row = await self._fetchone(
+            "SELECT next_run_at FROM schedules WHERE state = 'active' AND next_run_at IS NOT NULL"
+            " ORDER BY next_run_at LIMIT 1"
+        )
+        return None if row is None else datetime.fromisoformat(row[0])
+
+    async def count_schedules(self) -> dict[ScheduleState, int]:
+        rows = await self._fetchall("SELECT state, count(*) FROM schedules GROUP BY state")
+        return state_counts({row[0]: row[1] for row in rows})
+
+    # runs -----------------------------------------------------------------------------
+
+    async def insert_run(
+        self,
+        *,
+        schedule_id: int,
+        owner_id: int,
+        scheduled_for: datetime,
+        trigger: RunTrigger,
+        late_by_s: float = 0.0,
+        outcome: str | None = None,
+    ) -> Run:
+        try:
+            row = await self._fetchone(
+                "INSERT INTO runs (schedule_id, owner_id, scheduled_for, trigger, created_at,"
+                " late_by_s, outcome) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING *",
+                (
+                    schedule_id,
+                    owner_id,
+                    ts(scheduled_for),
+                    RunTrigger(trigger).value,
+                    ts(_now()),
+                    late_by_s,
+                    outcome,
+                ),
+            )
+        except _Conflict as exc:
+            raise DuplicateRun(
+                f"Schedule #{schedule_id} already has a run for {ts(scheduled_for)}."
+            ) from exc
+        return _record(Run, row)
+
+    async def get_run(self, run_id: int) -> Run | None:
+        row = await self._fetchone("SELECT * FROM runs WHERE id = ?", (run_id,))
+        return None if row is None else _record(Run, row)
+
+    async def find_run(self, schedule_id: int, scheduled_for: datetime) -> Run | None:
+        row = await self._fetchone(
+            "SELECT * FROM runs WHERE schedule_id = ? AND scheduled_for = ?"
+            " AND trigger != 'manual'",
+            (schedule_id, ts(scheduled_for)),
+        )
+        return None if row is None else _record(Run, row)
+
+    async def mark_run_fanned_out(self, run_id: int) -> None:
+        await self._update_run(run_id, "fanned_out = 1", ())
+
+    async def unfinished_runs(self) -> list[Run]:
+        rows = await self._fetchall("SELECT * FROM runs WHERE fanned_out = 0 ORDER BY id")
+        return _records(Run, rows)
+
+    async def list_runs(self, *, schedule_id: int | None = None, limit: int = 50) -> list[Run]:
+        if schedule_id is None:
+            rows = await self._fetchall("SELECT * FROM runs ORDER BY id DESC LIMIT ?", (limit,))
+        else:
+            rows = await self._fetchall(
+                "SELECT * FROM runs WHERE schedule_id = ? ORDER BY id DESC LIMIT ?",
+                (schedule_id, limit),
+            )
+        return _records(Run, rows)
+
+    async def set_run_outcome(self, run_id: int, outcome: str) -> None:
+        await self._update_run(run_id, "outcome = ?", (outcome,))
+
+    async def _update_run(self, run_id: int, sets: str, params: tuple[Any, ...]) -> None:
+        if not await self._execute(f"UPDATE runs SET {sets} WHERE id = ?", (*params, run_id)):
+            raise NotFound(f"There is no run #{run_id}.")
+
+    # deliveries -----------------------------------------------------------------------
+
+    async def add_deliveries(
+        self, run: Run, deliveries: Sequence[NewDelivery], *, now: datetime
+    ) -> list[Delivery]:
+        if not deliveries:
+            return []
+        at = ts(now)
+        statuses = [f"{status.value}_at" for status in DeliveryStatus]
+        columns = [
+            "run_id",
+            "schedule_id",
+            "owner_id",
+            "recipient",
+            "recipient_name",
+            "text",
+            "idempotency_key",
+            "status",
+            "next_attempt_at",
+            "created_at",
+            *statuses,
+        ]
+        rows = []
+        for new in deliveries:
+            status = DeliveryStatus(new.status)
+            stamps = [at if name == f"{status.value}_at" else None for name in statuses]
+            rows.append(
+                (
+                    run.id,
+                    run.schedule_id,
+                    run.owner_id,
+                    new.recipient,
+                    new.recipient_name,
+                    new.text,
+                    new.idempotency_key,
+                    status.value,
+                    at,
+                    at,
+                    *stamps,
+                )
+            )
+        keys = list(dict.fromkeys(new.idempotency_key for new in deliveries))
+        found: dict[str, Delivery] = {}
+        async with self._transaction() as db:
+            await db.executemany(
+                f"INSERT INTO deliveries ({', '.join(columns)})"
+                f" VALUES ({', '.join('?' * len(columns))})"
+                " ON CONFLICT (idempotency_key) DO NOTHING",
+                rows,
+            )
+            for start in range(0, len(keys), CHUNK):
+                chunk = keys[start : start + CHUNK]
+                selected = await db.execute_fetchall(
+                    f"SELECT {_DELIVERY_COLUMNS} FROM deliveries"
+                    f" WHERE idempotency_key IN ({', '.join('?' * len(chunk))})",
+                    chunk,
+                )
+                for row in selected:
+                    delivery = _record(Delivery, row)
+                    found[delivery.idempotency_key] = delivery
+        return [found[new.idempotency_key] for new in deliveries]
+
+    async def get_delivery(self, delivery_id: int) -> Delivery | None:
+        row = await self._fetchone(
+            f"SELECT {_DELIVERY_COLUMNS} FROM deliveries WHERE id = ?", (delivery_id,)
+        )
+        return None if row is None else _record(Delivery, row)
+
+    async def find_delivery_by_whatsapp_id(self, whatsapp_id: str) -> Delivery | None:
+        row = await self._fetchone(
+            f"SELECT {_DELIVERY_COLUMNS} FROM deliveries WHERE whatsapp_id = ?"
+            " ORDER BY id DESC LIMIT 1",
+            (whatsapp_id,),
+        )
+        return None if row is None else _record(Delivery, row)
+
+    async def claim_delivery(
+        self, *, now: datetime, lease_s: float, worker: str
+    ) -> Delivery | None:
+        row = await self._fetchone(
+            _CLAIM,
+            {"worker": worker, "now": ts(now), "until": ts(now + timedelta(seconds=lease_s))},
+        )
+        return None if row is None else _record(Delivery, row)
+
+    async def update_delivery(
+        self,
+        delivery_id: int,
+        *,
+        expected_status: DeliveryStatus | Sequence[DeliveryStatus] | None = None,
+        worker: str | None = None,
+        **fields: Any,
+    ) -> Delivery | None:
+        changes = {name: _column(name, value) for name, value in delivery_changes(fields).items()}
+        where = ["id = ?"]
+        params: list[Any] = [delivery_id]
+        statuses = expected_statuses(expected_status)
+        if statuses is not None:
+            where.append(f"status IN ({', '.join('?' * len(statuses))})")
+            params.extend(status.value for status in statuses)
+        if worker is not None:
+            where.append("lease_owner = ?")
+            params.append(worker)
+        condition = " AND ".join(where)
+        if changes:
+            sets = ", ".join(f"{column} = ?" for column in changes)
+            row = await self._fetchone(
+                f"UPDATE deliveries SET {sets} WHERE {condition} RETURNING {_DELIVERY_COLUMNS}",
+                (*changes.values(), *params),
+            )
+        else:
+            row = await self._fetchone(
+                f"SELECT {_DELIVERY_COLUMNS} FROM deliveries WHERE {condition}", params
+            )
+        return None if row is None else _record(Delivery, row)
+
+    async def release_held(self, *, now: datetime) -> int:
+        at = ts(now)
+        return await self._execute(
+            "UPDATE deliveries SET status = 'queued', next_attempt_at = ?, queued_at = ?"
+            " WHERE status = 'held'",
+            (at, at),
+        )
+
+    async def list_deliveries(self, query: DeliveryFilter) -> list[Delivery]:
+        where: list[str] = []
+        params: list[Any] = []
+        for column in ("run_id", "schedule_id", "owner_id"):
+            value = getattr(query, column)
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        if query.statuses is not None:
+            where.append(f"status IN ({', '.join('?' * len(query.statuses))})")
+            params.extend(DeliveryStatus(status).value for status in query.statuses)
+        if query.since is not None:
+            where.append("created_at >= ?")
+            params.append(ts(query.since))
+        if query.until is not None:
+            where.append("created_at < ?")
+            params.append(ts(query.until))
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        direction = "DESC" if query.order == "newest" else "ASC"
+        rows = await self._fetchall(
+            f"SELECT {_DELIVERY_COLUMNS} FROM deliveries {clause} ORDER BY id {direction} LIMIT ?",
+            (*params, -1 if query.limit is None else query.limit),
+        )
+        return _records(Delivery, rows)
+
+    async def count_deliveries(self) -> dict[DeliveryStatus, int]:
+        rows = await self._fetchall("SELECT status, count(*) FROM deliveries GROUP BY status")
+        return status_counts({row[0]: row[1] for row in rows})
+
+    async def next_delivery_due_at(self) -> datetime | None:
+        # Aggregate min() skips NULLs (scalar min(a, b) would not); each branch walks an index.
+        row = await self._fetchone(
+            "SELECT min(due) FROM ("
+            " SELECT * FROM (SELECT next_attempt_at AS due FROM deliveries"
+            "  WHERE status = 'queued' ORDER BY next_attempt_at LIMIT 1)"
+            " UNION ALL"
+            " SELECT * FROM (SELECT lease_until AS due FROM deliveries"
+            "  WHERE status = 'sending' AND lease_until IS NOT NULL ORDER BY lease_until LIMIT 1))"
+        )
+        if row is None or row[0] is None:
+            return None
+        return datetime.fromisoformat(row[0])
+
+    # migration ------------------------------------------------------------------------
+
+    async def is_empty(self) -> bool:
+        tables = [*TABLES.values(), "kv"]
+        sql = " UNION ALL ".join(f"SELECT 1 FROM (SELECT 1 FROM {t} LIMIT 1)" for t in tables)
+        return not await self._fetchall(sql)
+
+    async def export_all(self) -> dict[str, list[dict[str, Any]]]:
+        records: dict[str, list[BaseModel]] = {}
+        async with self._transaction() as db:  # one consistent snapshot
+            for name, model in RECORD_COLLECTIONS.items():
+                order = "telegram_id" if name == "users" else "id"
+                rows = await db.execute_fetchall(f"SELECT * FROM {TABLES[name]} ORDER BY {order}")
+                records[name] = list(_records(model, rows))
+            kv = await db.execute_fetchall("SELECT key, value FROM kv")
+            sequences = await db.execute_fetchall("SELECT name, seq FROM sqlite_sequence")
+        counters = {name: 0 for name in ID_COLLECTIONS}
+        counters.update({row[0]: int(row[1]) for row in sequences if row[0] in counters})
+        for name in ID_COLLECTIONS:
+            ids = [getattr(record, "id", 0) for record in records[name]]
+            counters[name] = max([counters[name], *ids])
+        return export_document(records, {row[0]: row[1] for row in kv}, counters)
+
+    async def import_all(self, data: dict[str, list[dict[str, Any]]]) -> None:
+        parsed = parse_export(data)
+        async with self._transaction() as db:
+            for table in [*TABLES.values(), "kv"]:
+                if await db.execute_fetchall(f"SELECT 1 FROM {table} LIMIT 1"):
+                    raise TargetNotEmpty(
+                        "The target database already holds data: import into an empty one."
+                    )
+            for name, records in parsed.records.items():
+                if not records:
+                    continue
+                columns = list(type(records[0]).model_fields)
+                extra = ["name_key"] if name in ("contacts", "templates") else []
+                rows = [
+                    (
+                        *(_column(column, getattr(record, column)) for column in columns),
+                        *([name_key(getattr(record, "name"))] if extra else []),  # noqa: B009
+                    )
+                    for record in records
+                ]
+                all_columns = [*columns, *extra]
+                await db.executemany(
+                    f"INSERT INTO {TABLES[name]} ({', '.join(all_columns)})"
+                    f" VALUES ({', '.join('?' * len(all_columns))})",
+                    rows,
+                )
+            await db.executemany(
+                "INSERT INTO kv (key, value) VALUES (?, ?)", list(parsed.values.items())
+            )
+            for name, last_id in parsed.counters.items():
+                # AUTOINCREMENT keeps its counter in sqlite_sequence; inserts above moved it
+                # to the highest id, this moves it past deleted ones too.
+                await db.execute("DELETE FROM sqlite_sequence WHERE name = ?", (name,))
+                await db.execute(
+                    "INSERT INTO sqlite_sequence (name, seq) VALUES (?, ?)", (name, last_id)
+                )
+
+
+def _statements(script: str) -> list[str]:
+    """Split the schema into statements (none of them holds a `;` inside)."""
+    lines = [line for line in script.splitlines() if not line.strip().startswith("--")]
+    return [part.strip() for part in "\n".join(lines).split(";") if part.strip()]

@@ -1,0 +1,275 @@
+"""Contract: deliveries are stored once per key, claimed by one worker at a time, and listed."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from core.models import Delivery, DeliveryFilter, DeliveryStatus, NewDelivery
+from core.store import Store
+from tests.store.factories import (
+    OWNER,
+    T0,
+    add_deliveries,
+    add_run,
+    add_schedule,
+    minutes,
+    new_deliveries,
+)
+
+LEASE_S = 60.0
+
+
+async def test_add_deliveries_stores_each_with_its_status_time(store: Store) -> None:
+    run = await add_run(store)
+    new = new_deliveries(run, 2)
+    new.append(new[0].model_copy(update={"idempotency_key": "held-1", "status": "held"}))
+    stored = await store.add_deliveries(run, new, now=T0)
+    assert [d.idempotency_key for d in stored] == [n.idempotency_key for n in new]
+    assert len({d.id for d in stored}) == 3
+    first = stored[0]
+    assert (first.run_id, first.schedule_id, first.owner_id) == (run.id, run.schedule_id, OWNER)
+    assert (first.recipient, first.recipient_name, first.text) == (
+        new[0].recipient,
+        "Person 0",
+        "Hello person 0",
+    )
+    assert (first.status, first.attempts, first.next_attempt_at, first.created_at) == (
+        DeliveryStatus.queued,
+        0,
+        T0,
+        T0,
+    )
+    assert (first.queued_at, first.held_at, first.lease_owner) == (T0, None, None)
+    held = stored[2]
+    assert (held.status, held.held_at, held.queued_at) == (DeliveryStatus.held, T0, None)
+    for delivery in stored:
+        assert await store.get_delivery(delivery.id) == delivery
+    assert await store.get_delivery(stored[-1].id + 100) is None
+
+
+async def test_add_deliveries_is_idempotent_by_key(store: Store) -> None:
+    run = await add_run(store)
+    first = await store.add_deliveries(run, new_deliveries(run, 2), now=T0)
+    await store.update_delivery(first[0].id, status=DeliveryStatus.sent, whatsapp_id="wa-1")
+    again = await store.add_deliveries(run, new_deliveries(run, 3), now=T0 + minutes(5))
+    assert [d.id for d in again[:2]] == [d.id for d in first]
+    # The existing record is returned as it is now, untouched by the second insert.
+    assert (again[0].status, again[0].whatsapp_id) == (DeliveryStatus.sent, "wa-1")
+    assert again[2].id not in {d.id for d in first}
+    assert again[2].created_at == T0 + minutes(5)
+    assert len(await store.list_deliveries(DeliveryFilter(run_id=run.id))) == 3
+    assert await store.add_deliveries(run, [], now=T0) == []
+
+
+async def test_add_deliveries_with_a_repeated_key_in_one_batch_stores_it_once(
+    store: Store,
+) -> None:
+    run = await add_run(store)
+    one = NewDelivery(recipient="+491510000001", text="Hi", idempotency_key="k1")
+    stored = await store.add_deliveries(run, [one, one], now=T0)
+    assert stored[0] == stored[1]
+    assert len(await store.list_deliveries(DeliveryFilter(run_id=run.id))) == 1
+
+
+async def test_claim_takes_the_oldest_due_delivery_with_a_lease(store: Store) -> None:
+    later = await add_deliveries(store, 1, now=T0 - minutes(1))
+    earlier = await add_deliveries(store, 2, now=T0 - minutes(5))
+    claimed = await store.claim_delivery(now=T0, lease_s=LEASE_S, worker="w1")
+    assert claimed is not None
+    assert claimed.id == earlier[0].id
+    assert (claimed.status, claimed.lease_owner) == (DeliveryStatus.sending, "w1")
+    assert (claimed.lease_until, claimed.sending_at) == (T0 + minutes(1), T0)
+    assert claimed.attempts == 0
+    assert await store.get_delivery(claimed.id) == claimed
+    order = [await store.claim_delivery(now=T0, lease_s=LEASE_S, worker="w1") for _ in range(3)]
+    assert [d.id if d else None for d in order] == [earlier[1].id, later[0].id, None]
+
+
+async def test_two_claims_never_return_the_same_delivery(store: Store) -> None:
+    await add_deliveries(store, 10, now=T0)
+    claims = await asyncio.gather(
+        *(store.claim_delivery(now=T0, lease_s=LEASE_S, worker=f"w{n}") for n in range(25))
+    )
+    ids = [d.id for d in claims if d is not None]
+    assert len(ids) == 10
+    assert len(set(ids)) == 10
+
+
+async def test_held_future_and_final_deliveries_are_not_claimed(store: Store) -> None:
+    await add_deliveries(store, 1, now=T0, status=DeliveryStatus.held)
+    await add_deliveries(store, 1, now=T0 + minutes(1))
+    for status in (DeliveryStatus.sent, DeliveryStatus.failed, DeliveryStatus.missed):
+        await add_deliveries(store, 1, now=T0, status=status)
+    assert await store.claim_delivery(now=T0, lease_s=LEASE_S, worker="w1") is None
+    assert await store.claim_delivery(now=T0 + minutes(1), lease_s=LEASE_S, worker="w1")
+
+
+async def test_a_running_lease_is_not_claimed_but_an_ended_one_is(store: Store) -> None:
+    [delivery] = await add_deliveries(store, 1, now=T0)
+    assert await store.claim_delivery(now=T0, lease_s=LEASE_S, worker="crashed")
+    assert await store.claim_delivery(now=T0 + minutes(0.5), lease_s=LEASE_S, worker="w2") is None
+    taken = await store.claim_delivery(now=T0 + minutes(1), lease_s=LEASE_S, worker="w2")
+    assert taken is not None and taken.id == delivery.id
+    assert (taken.lease_owner, taken.lease_until) == ("w2", T0 + minutes(2))
+    # The crashed worker can no longer write to it.
+    assert await store.update_delivery(delivery.id, worker="crashed", status="sent") is None
+
+
+async def test_update_delivery_holds_only_under_its_conditions(store: Store) -> None:
+    [delivery] = await add_deliveries(store, 1, now=T0)
+    claimed = await store.claim_delivery(now=T0, lease_s=LEASE_S, worker="w1")
+    assert claimed is not None
+
+    assert (
+        await store.update_delivery(
+            delivery.id, expected_status=DeliveryStatus.queued, status=DeliveryStatus.sent
+        )
+        is None
+    )
+    assert await store.update_delivery(delivery.id, worker="w2", attempts=1) is None
+    sent = await store.update_delivery(
+        delivery.id,
+        expected_status=[DeliveryStatus.queued, DeliveryStatus.sending],
+        worker="w1",
+        status=DeliveryStatus.sent,
+        attempts=1,
+        whatsapp_id="true_491510000000@c.us_ABC",
+        sent_at=T0 + minutes(1),
+        lease_owner=None,
+        lease_until=None,
+    )
+    assert sent is not None
+    assert (sent.status, sent.attempts, sent.sent_at, sent.lease_owner, sent.lease_until) == (
+        DeliveryStatus.sent,
+        1,
+        T0 + minutes(1),
+        None,
+        None,
+    )
+    assert await store.get_delivery(delivery.id) == sent
+    # No fields: the condition is checked and the delivery returned as it is.
+    assert await store.update_delivery(delivery.id, expected_status=DeliveryStatus.sent) == sent
+    assert await store.update_delivery(delivery.id, expected_status=DeliveryStatus.queued) is None
+    assert await store.update_delivery(delivery.id + 100, attempts=2) is None
+    with pytest.raises(TypeError):
+        await store.update_delivery(delivery.id, colour="blue")
+
+
+async def test_update_delivery_may_queue_a_retry_for_later(store: Store) -> None:
+    [delivery] = await add_deliveries(store, 1, now=T0)
+    await store.claim_delivery(now=T0, lease_s=LEASE_S, worker="w1")
+    retry = await store.update_delivery(
+        delivery.id,
+        worker="w1",
+        status="queued",
+        attempts=1,
+        last_error="sidecar down",
+        error_code="unavailable",
+        next_attempt_at=T0 + minutes(2),
+        lease_owner=None,
+        lease_until=None,
+    )
+    assert retry is not None and retry.status is DeliveryStatus.queued
+    assert (retry.last_error, retry.error_code) == ("sidecar down", "unavailable")
+    assert await store.claim_delivery(now=T0 + minutes(1), lease_s=LEASE_S, worker="w1") is None
+    again = await store.claim_delivery(now=T0 + minutes(2), lease_s=LEASE_S, worker="w1")
+    assert again is not None and again.id == delivery.id
+
+
+async def test_find_delivery_by_whatsapp_id(store: Store) -> None:
+    [a, b] = await add_deliveries(store, 2, now=T0)
+    await store.update_delivery(b.id, whatsapp_id="wa-b")
+    found = await store.find_delivery_by_whatsapp_id("wa-b")
+    assert found is not None and found.id == b.id
+    assert await store.find_delivery_by_whatsapp_id("wa-a") is None
+    assert a.whatsapp_id is None
+
+
+async def test_release_held_queues_held_deliveries_due_now(store: Store) -> None:
+    held = await add_deliveries(store, 3, now=T0, status=DeliveryStatus.held)
+    [queued] = await add_deliveries(store, 1, now=T0)
+    assert await store.claim_delivery(now=T0, lease_s=3600, worker="w1")
+    assert await store.claim_delivery(now=T0 + minutes(5), lease_s=LEASE_S, worker="w1") is None
+
+    assert await store.release_held(now=T0 + minutes(10)) == 3
+    assert await store.release_held(now=T0 + minutes(10)) == 0
+    released = await store.get_delivery(held[0].id)
+    assert released is not None
+    assert (released.status, released.next_attempt_at, released.queued_at) == (
+        DeliveryStatus.queued,
+        T0 + minutes(10),
+        T0 + minutes(10),
+    )
+    assert released.held_at == T0
+    claimed = await store.claim_delivery(now=T0 + minutes(10), lease_s=LEASE_S, worker="w1")
+    assert claimed is not None and claimed.id in {d.id for d in held}
+    assert queued.id not in {d.id for d in held}
+
+
+async def test_list_deliveries_filters_and_orders(store: Store) -> None:
+    first_schedule = await add_schedule(store, owner_id=1)
+    other_owner = await add_schedule(store, owner_id=2)
+    run_a = await add_run(store, first_schedule, scheduled_for=T0)
+    run_b = await add_run(store, first_schedule, scheduled_for=T0 + minutes(10))
+    run_c = await add_run(store, other_owner, scheduled_for=T0 + minutes(20))
+    a = await add_deliveries(store, 2, now=T0, run=run_a)
+    b = await add_deliveries(store, 2, now=T0 + minutes(10), run=run_b)
+    c = await add_deliveries(store, 1, now=T0 + minutes(20), run=run_c)
+    await store.update_delivery(b[0].id, status=DeliveryStatus.failed)
+    everything = [d.id for d in (*a, *b, *c)]
+
+    def ids(found: list[Delivery]) -> list[int]:
+        return [d.id for d in found]
+
+    assert ids(await store.list_deliveries(DeliveryFilter())) == everything[::-1]
+    assert ids(await store.list_deliveries(DeliveryFilter(order="oldest"))) == everything
+    assert ids(await store.list_deliveries(DeliveryFilter(run_id=run_a.id))) == [a[1].id, a[0].id]
+    by_schedule = await store.list_deliveries(
+        DeliveryFilter(schedule_id=first_schedule.id, order="oldest")
+    )
+    assert ids(by_schedule) == [d.id for d in (*a, *b)]
+    assert ids(await store.list_deliveries(DeliveryFilter(owner_id=2))) == [c[0].id]
+    failed = await store.list_deliveries(
+        DeliveryFilter(statuses=(DeliveryStatus.failed, DeliveryStatus.sent))
+    )
+    assert ids(failed) == [b[0].id]
+    window = await store.list_deliveries(
+        DeliveryFilter(since=T0 + minutes(10), until=T0 + minutes(20), order="oldest")
+    )
+    assert ids(window) == [b[0].id, b[1].id]
+    assert ids(await store.list_deliveries(DeliveryFilter(since=T0 + minutes(20)))) == [c[0].id]
+    assert ids(await store.list_deliveries(DeliveryFilter(until=T0 + minutes(1)))) == ids(
+        await store.list_deliveries(DeliveryFilter(run_id=run_a.id))
+    )
+    latest_two = await store.list_deliveries(DeliveryFilter(limit=2))
+    assert ids(latest_two) == [c[0].id, b[1].id]
+    combined = await store.list_deliveries(
+        DeliveryFilter(owner_id=1, statuses=(DeliveryStatus.queued,), limit=1, order="oldest")
+    )
+    assert ids(combined) == [a[0].id]
+    assert await store.list_deliveries(DeliveryFilter(statuses=())) == []
+
+
+async def test_count_deliveries_counts_every_status(store: Store) -> None:
+    assert await store.count_deliveries() == {status: 0 for status in DeliveryStatus}
+    await add_deliveries(store, 2, now=T0)
+    await add_deliveries(store, 1, now=T0, status=DeliveryStatus.held)
+    await store.claim_delivery(now=T0, lease_s=LEASE_S, worker="w1")
+    counts = await store.count_deliveries()
+    assert (counts[DeliveryStatus.queued], counts[DeliveryStatus.sending]) == (1, 1)
+    assert (counts[DeliveryStatus.held], counts[DeliveryStatus.sent]) == (1, 0)
+    assert sum(counts.values()) == 3
+
+
+async def test_next_delivery_due_at_sees_queued_and_leased(store: Store) -> None:
+    assert await store.next_delivery_due_at() is None
+    await add_deliveries(store, 1, now=T0, status=DeliveryStatus.held)
+    assert await store.next_delivery_due_at() is None
+    await add_deliveries(store, 1, now=T0 + minutes(5))
+    assert await store.next_delivery_due_at() == T0 + minutes(5)
+    await add_deliveries(store, 1, now=T0)
+    assert await store.claim_delivery(now=T0, lease_s=LEASE_S, worker="w1")
+    # The lease of the claimed one ends at T0 + 1 min, before the queued one is due.
+    assert await store.next_delivery_due_at() == T0 + minutes(1)

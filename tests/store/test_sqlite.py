@@ -1,0 +1,154 @@
+"""What only the SQLite store has to show: its file, its pragmas, and two processes on one file."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from core.errors import ConfigError, DuplicateRun
+from core.models import RunTrigger
+from core.store import open_store
+from core.store.sqlite import SCHEMA_VERSION, SQLiteStore
+from tests.store.factories import OWNER, T0, add_deliveries, add_schedule
+
+
+async def test_relative_url_creates_the_directory_under_the_current_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    store = await open_store("sqlite:///data/wasched.db")
+    try:
+        await store.set_value("k", "v")
+    finally:
+        await store.close()
+    assert (tmp_path / "data" / "wasched.db").is_file()
+
+
+async def test_absolute_url_and_reopening_keep_the_data(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'nested' / 'dir' / 'wasched.db'}"
+    assert url.startswith("sqlite:////")
+    first = await SQLiteStore.open(url)
+    schedule = await add_schedule(first)
+    await first.close()
+    second = await SQLiteStore.open(url)
+    try:
+        assert await second.get_schedule(schedule.id) == schedule
+    finally:
+        await second.close()
+
+
+async def test_in_memory_database_works() -> None:
+    store = await SQLiteStore.open("sqlite:///:memory:")
+    try:
+        assert await store.is_empty()
+        await add_schedule(store)
+        assert not await store.is_empty()
+    finally:
+        await store.close()
+
+
+@pytest.mark.parametrize("url", ["sqlite://data.db", "sqlite:///", "postgres:///x"])
+async def test_malformed_urls_are_refused_with_an_example(url: str) -> None:
+    with pytest.raises(ConfigError, match="sqlite:///"):
+        await SQLiteStore.open(url)
+
+
+async def test_file_is_in_wal_mode_with_a_schema_version(tmp_path: Path) -> None:
+    path = tmp_path / "wasched.db"
+    store = await SQLiteStore.open(f"sqlite:///{path}")
+    await store.close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert db.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
+    db.close()
+
+
+def _plan(path: Path, sql: str, params: tuple[object, ...]) -> str:
+    db = sqlite3.connect(path)
+    try:
+        rows = db.execute(f"EXPLAIN QUERY PLAN {sql}", params).fetchall()
+    finally:
+        db.close()
+    return " | ".join(str(row[-1]) for row in rows)
+
+
+async def test_hot_queries_walk_an_index_not_the_table(tmp_path: Path) -> None:
+    path = tmp_path / "wasched.db"
+    store = await SQLiteStore.open(f"sqlite:///{path}")
+    await store.close()
+    now = "2026-11-28T10:00:00.000+00:00"
+    due = _plan(
+        path,
+        "SELECT * FROM schedules WHERE state = 'active' AND next_run_at <= ?"
+        " ORDER BY next_run_at, id LIMIT ?",
+        (now, 10),
+    )
+    assert "USING INDEX schedules_due" in due and "TEMP B-TREE" not in due
+    next_due = _plan(
+        path,
+        "SELECT next_run_at FROM schedules WHERE state = 'active' AND next_run_at IS NOT NULL"
+        " ORDER BY next_run_at LIMIT 1",
+        (),
+    )
+    assert "schedules_due" in next_due and "TEMP B-TREE" not in next_due
+    claim = _plan(
+        path,
+        "SELECT id FROM deliveries WHERE status = 'queued' AND next_attempt_at <= ?"
+        " ORDER BY next_attempt_at, id LIMIT 1",
+        (now,),
+    )
+    assert "deliveries_due" in claim and "TEMP B-TREE" not in claim
+    lease = _plan(
+        path,
+        "SELECT id FROM deliveries WHERE status = 'sending' AND lease_until <= ?"
+        " ORDER BY lease_until, id LIMIT 1",
+        (now,),
+    )
+    assert "deliveries_lease" in lease and "TEMP B-TREE" not in lease
+
+
+async def test_two_stores_on_one_file_never_share_a_claim_or_a_run(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'wasched.db'}"
+    one = await SQLiteStore.open(url)
+    two = await SQLiteStore.open(url)
+    try:
+        schedule = await add_schedule(one)
+        await add_deliveries(one, 40, now=T0)
+
+        async def insert(store: SQLiteStore) -> bool:
+            try:
+                await store.insert_run(
+                    schedule_id=schedule.id,
+                    owner_id=OWNER,
+                    scheduled_for=T0,
+                    trigger=RunTrigger.schedule,
+                )
+            except DuplicateRun:
+                return False
+            return True
+
+        inserted = await asyncio.gather(*(insert(s) for s in (one, two) * 5))
+        assert inserted.count(True) == 1
+        assert len(await two.list_runs(schedule_id=schedule.id)) == 1
+
+        claims = await asyncio.gather(
+            *(
+                store.claim_delivery(now=T0, lease_s=60, worker=f"{name}-{n}")
+                for n in range(30)
+                for name, store in (("one", one), ("two", two))
+            )
+        )
+        ids = [d.id for d in claims if d is not None]
+        assert len(ids) == 40
+        assert len(set(ids)) == 40
+        assert {d.lease_owner.split("-")[0] for d in claims if d and d.lease_owner} == {
+            "one",
+            "two",
+        }
+        assert await one.claim_delivery(now=T0, lease_s=60, worker="late") is None
+    finally:
+        await one.close()
+        await two.close()
