@@ -13,7 +13,7 @@ export const STATES = Object.freeze(['STARTING', 'SCAN_QR_CODE', 'WORKING', 'FAI
  * logout(), listContacts(), listGroups(). Failures are ServiceErrors with contract codes.
  */
 export class Engine extends EventEmitter {
-  state = 'STARTING';
+  state = 'STOPPED';
   me = null;
   qr = null;
 

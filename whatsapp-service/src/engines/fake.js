@@ -24,6 +24,7 @@ export const FAKE_FAILURE_CODES = Object.freeze(['invalid_request', 'not_on_what
  */
 export class FakeEngine extends Engine {
   name = 'fake';
+  sendsInFlight = 0;
   #outbox = [];
   #file;
   #timers = new Set();
@@ -100,8 +101,10 @@ export class FakeEngine extends Engine {
     const recipient = parseRecipient(to);
     const chatId = recipient.kind === 'person' ? `${recipient.digits}@c.us` : recipient.chatId;
     if (this.sendDelayMs > 0) {
+      this.sendsInFlight += 1;
       this.log.info({ idempotencyKey }, 'fake send in flight');
       await delay(this.sendDelayMs);
+      this.sendsInFlight -= 1;
     }
     const message = {
       id: `true_${chatId}_3EB0${randomBytes(8).toString('hex').toUpperCase()}`,
