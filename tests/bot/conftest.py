@@ -1,0 +1,177 @@
+"""Fixtures for handler-level bot tests: the real dispatcher and routers, a Bot whose session
+talks HTTP to the fake Telegram server, a real SQLite store and service, a fake clock and a
+fake WhatsApp port. Updates are the fake server's own payloads, fed with `feed_raw_update`."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from aiogram import Bot, Dispatcher
+from aiogram.client.default import DefaultBotProperties
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.enums import ParseMode
+
+from bot.access import Access
+from bot.app import build_dispatcher
+from bot.notifier import TelegramNotifier
+from core.clock import FakeClock
+from core.errors import WhatsAppError, WhatsAppNotReady
+from core.service import Scheduling
+from core.store import Store
+from core.store.sqlite import SQLiteStore
+from core.whatsapp import QrCode, SessionHealth, WhatsAppContact, WhatsAppGroup
+from tests.fakes.telegram import ChatMessage, FakeTelegram
+
+# Saturday 28 November 2026, 10:00 UTC.
+START = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
+ADMIN = 1001
+OTHER_ADMIN = 1002
+STRANGER = 666
+
+
+@dataclass
+class FakeWhatsApp:
+    """Answers like the sidecar client (`core.whatsapp.WhatsAppClient`)."""
+
+    state: str = "WORKING"
+    me: dict[str, str] | None = field(
+        default_factory=lambda: {"id": "4915199999999@c.us", "name": "Me"}
+    )
+    address_book: list[WhatsAppContact] = field(default_factory=list)
+    group_list: list[WhatsAppGroup] = field(default_factory=list)
+    qr_error: WhatsAppError | None = None
+
+    async def health(self) -> SessionHealth:
+        return SessionHealth(status="ok", engine="fake", state=self.state, me=self.me)
+
+    async def qr(self) -> QrCode:
+        if self.qr_error is not None:
+            raise self.qr_error
+        if self.state != "SCAN_QR_CODE":
+            raise WhatsAppNotReady("WhatsApp is linked already; there is no QR code.")
+        return QrCode(qr="2@first-qr-code", png_base64="")
+
+    async def pairing_code(self, phone: str) -> str:
+        return "ABCD-EFGH"
+
+    async def logout(self) -> None:
+        self.state = "SCAN_QR_CODE"
+
+    async def contacts(self) -> list[WhatsAppContact]:
+        return self.address_book
+
+    async def groups(self) -> list[WhatsAppGroup]:
+        return self.group_list
+
+
+@dataclass
+class Harness:
+    """The bot as a person meets it: `say` / `press` go through the real dispatcher."""
+
+    telegram: FakeTelegram
+    dispatcher: Dispatcher
+    bot: Bot
+    service: Scheduling
+    notifier: TelegramNotifier
+    access: Access
+    whatsapp: FakeWhatsApp
+    store: Store
+    clock: FakeClock
+
+    async def flush(self) -> None:
+        for update in self.telegram.take_updates():
+            await self.dispatcher.feed_raw_update(
+                self.bot,
+                update,
+                service=self.service,
+                notifier=self.notifier,
+                access=self.access,
+            )
+        broken = [e for e in self.telegram.events if "on wasched's side" in e.text]
+        assert not broken, "a handler crashed; see the log"
+
+    async def say(self, text: str, user: int = ADMIN) -> int:
+        """Send `text` as `user`; returns the event cursor from before, for `reply`."""
+        since = self.telegram.cursor()
+        await self.telegram.send(user, text)
+        await self.flush()
+        return since
+
+    async def ask(self, text: str, contains: str = "", user: int = ADMIN) -> ChatMessage:
+        since = await self.say(text, user)
+        return await self.telegram.reply(user, contains, since=since, within=5)
+
+    async def press(self, message: ChatMessage, button: str, user: int = ADMIN) -> str:
+        query_id = await self.telegram.press(user, message, button)
+        await self.flush()
+        return query_id
+
+    async def press_data(self, message: ChatMessage, data: str, user: int = ADMIN) -> str:
+        query_id = await self.telegram.press_data(user, message, data)
+        await self.flush()
+        return query_id
+
+    def last(self, user: int = ADMIN) -> ChatMessage:
+        return self.telegram.bot_messages(user)[-1]
+
+
+@pytest.fixture
+async def telegram() -> AsyncIterator[FakeTelegram]:
+    async with FakeTelegram() as fake:
+        for user in (ADMIN, OTHER_ADMIN, STRANGER):
+            fake.add_user(user)
+        yield fake
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    opened = await SQLiteStore.open(f"sqlite:///{tmp_path / 'wasched.db'}")
+    yield opened
+    await opened.close()
+
+
+@pytest.fixture
+def whatsapp() -> FakeWhatsApp:
+    return FakeWhatsApp()
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(START)
+
+
+@pytest.fixture
+async def bot(telegram: FakeTelegram) -> AsyncIterator[Bot]:
+    session = AiohttpSession(api=TelegramAPIServer.from_base(telegram.base_url))
+    made = Bot(
+        telegram.token, session=session, default=DefaultBotProperties(parse_mode=ParseMode.HTML)
+    )
+    yield made
+    await made.session.close()
+
+
+@pytest.fixture
+async def harness(
+    telegram: FakeTelegram, bot: Bot, store: Store, whatsapp: FakeWhatsApp, clock: FakeClock
+) -> AsyncIterator[Harness]:
+    service = Scheduling(store, clock, default_timezone="Europe/Berlin", whatsapp=whatsapp)
+    notifier = TelegramNotifier(bot, admin_ids={ADMIN, OTHER_ADMIN}, pace_s=0)
+    access = Access({ADMIN, OTHER_ADMIN}, store)
+    await access.prepare()
+    notifier.set_audience(access.members)
+    dispatcher = build_dispatcher(access)
+    async with notifier.outbox.running(drain_s=2):
+        yield Harness(telegram, dispatcher, bot, service, notifier, access, whatsapp, store, clock)
+
+
+def data_of(message: ChatMessage, button: str) -> str:
+    return str(message.button(button)["callback_data"])
+
+
+def texts(messages: list[ChatMessage]) -> list[str]:
+    return [m.text for m in messages]

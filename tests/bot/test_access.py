@@ -1,0 +1,78 @@
+"""Only admins and the owner get anything; strangers get their id and nothing else."""
+
+from __future__ import annotations
+
+from bot.access import OWNER_CODE_KEY, Access
+from bot.app import build_dispatcher
+from tests.bot.conftest import ADMIN, OTHER_ADMIN, STRANGER, Harness
+
+
+async def test_stranger_gets_one_line_with_their_id_and_nothing_else(harness: Harness) -> None:
+    await harness.say("/list", user=STRANGER)
+    await harness.say("/schedule +4915123456789 | tomorrow 9:00 | hi", user=STRANGER)
+    await harness.say("hello", user=STRANGER)
+    messages = harness.telegram.bot_messages(STRANGER)
+    assert len(messages) == 3
+    for message in messages:
+        assert str(STRANGER) in message.text
+        assert "TELEGRAM_ADMIN_IDS" in message.text
+        assert message.reply_markup is None
+    assert await harness.service.list_schedules() == []
+
+
+async def test_stranger_pressing_a_button_gets_an_alert_and_nothing_happens(
+    harness: Harness,
+) -> None:
+    await harness.say("/schedule +4915123456789 | tomorrow 9:00 | hi")
+    listing = await harness.ask("/list", "Your schedules")
+    query = await harness.press(listing, "Delete", user=STRANGER)
+    answer = await harness.telegram.answer(query)
+    assert answer["show_alert"] and str(STRANGER) in answer["text"]
+    assert len(await harness.service.list_schedules()) == 1
+    assert harness.telegram.bot_messages(STRANGER) == []
+
+
+async def test_button_naming_another_owners_schedule_is_refused(harness: Harness) -> None:
+    await harness.say("/schedule +4915123456789 | tomorrow 9:00 | theirs", user=OTHER_ADMIN)
+    [theirs] = await harness.service.list_schedules()
+    await harness.say("/schedule +4915123456789 | tomorrow 9:00 | mine")
+    listing = await harness.ask("/list", "Your schedules")
+    assert f"#{theirs.id}" not in listing.text
+    forged = f"s:delok:{theirs.id}"
+    query = await harness.press_data(listing, forged)
+    answer = await harness.telegram.answer(query)
+    assert answer["show_alert"] and f"no schedule #{theirs.id}" in answer["text"]
+    assert await harness.service.get_schedule(theirs.id)
+    reply = await harness.ask(f"/runnow {theirs.id}", "no schedule")
+    assert "/list" in reply.text
+    assert await harness.store.list_runs() == []
+
+
+async def test_forged_or_unknown_callback_data_is_answered_not_ignored(harness: Harness) -> None:
+    message = await harness.ask("/help", "wasched")
+    query = await harness.press_data(message, "nonsense:1")
+    assert "no longer works" in (await harness.telegram.answer(query))["text"]
+
+
+async def test_first_run_code_makes_the_first_sender_owner_once(harness: Harness) -> None:
+    store = harness.store
+    access = Access(set(), store)
+    code = await access.prepare()
+    assert code is not None and await store.get_value(OWNER_CODE_KEY) == code
+    harness.access = access
+    harness.dispatcher = build_dispatcher(access)
+
+    refused = await harness.ask("/start 123", str(STRANGER), user=STRANGER)
+    assert "private" in refused.text
+    welcomed = await harness.ask(f"/start {code}", "owner", user=STRANGER)
+    assert "/schedule" in welcomed.text
+    user = await store.get_user(STRANGER)
+    assert user is not None and user.is_owner
+    assert await store.get_value(OWNER_CODE_KEY) is None
+    listing = await harness.ask("/list", "no schedules", user=STRANGER)
+    assert listing.text
+
+    # The code is used up: nobody else can claim it, and no new code is made on restart.
+    other = await harness.ask(f"/start {code}", "private", user=ADMIN)
+    assert str(ADMIN) in other.text
+    assert await Access(set(), store).prepare() is None

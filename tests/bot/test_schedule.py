@@ -1,0 +1,169 @@
+"""Creating schedules: the wizard step by step, and the one-shot form."""
+
+from __future__ import annotations
+
+import base64
+
+from core.models import RuleKind
+from tests.bot.conftest import ADMIN, Harness
+
+
+async def test_one_shot_form_saves_a_schedule_and_shows_it(harness: Harness) -> None:
+    reply = await harness.ask(
+        "/schedule +49 151 23456789 | tomorrow 9:00 | Hello <there> & you", "Saved"
+    )
+    [schedule] = await harness.service.list_schedules(ADMIN)
+    assert f"#{schedule.id}" in reply.text
+    assert "+4915123456789" in reply.text
+    assert "Hello <there> & you" in reply.text  # escaped for Telegram, shown as typed
+    assert schedule.text == "Hello <there> & you"
+    assert schedule.rule.kind is RuleKind.once
+
+
+async def test_one_shot_with_a_bad_time_says_what_works_and_saves_nothing(
+    harness: Harness,
+) -> None:
+    reply = await harness.ask("/schedule +4915123456789 | yesterday-ish | hi")
+    assert "tomorrow" in reply.text or "example" in reply.text.lower()
+    assert await harness.service.list_schedules() == []
+
+
+async def test_one_shot_with_missing_parts_shows_the_form(harness: Harness) -> None:
+    reply = await harness.ask("/schedule +4915123456789 tomorrow hi")
+    assert "|" in reply.text and "/schedule" in reply.text
+    assert await harness.service.list_schedules() == []
+
+
+async def test_one_shot_with_a_bad_number_names_the_problem(harness: Harness) -> None:
+    reply = await harness.ask("/schedule 12 | tomorrow 9:00 | hi")
+    assert "12" in reply.text
+    assert await harness.service.list_schedules() == []
+
+
+async def test_wizard_with_contact_buttons_example_time_preview_and_save(
+    harness: Harness,
+) -> None:
+    await harness.service.add_contact("Anna", "+4915123456789")
+    await harness.service.add_contact("Ben", "+4915198765432")
+    step1 = await harness.ask("/schedule", "Who gets it")
+    await harness.press(step1, "Anna")
+    assert "✓ Anna" in str(harness.telegram.chat(ADMIN)[-1].buttons())
+    since = harness.telegram.cursor()
+    await harness.press(step1, "Done")
+    step2 = await harness.telegram.reply(ADMIN, "What should it say", since=since)
+    assert step2
+    step3 = await harness.ask("Hi {first_name}, see you!", "When?")
+    since = harness.telegram.cursor()
+    await harness.press(step3, "every day at 9:00")
+    preview = await harness.telegram.reply(ADMIN, "Preview", since=since)
+    assert "Hi Anna, see you!" in preview.text
+    assert preview.text.count("09:00") >= 3  # the next three fire times, local
+    assert await harness.service.list_schedules() == []  # nothing stored before Save
+
+    await harness.press(preview, "Save")
+    [schedule] = await harness.service.list_schedules(ADMIN)
+    assert [r.name for r in schedule.recipients] == ["Anna"]
+    assert schedule.rule.kind is RuleKind.cron
+    assert "Saved" in harness.telegram.chat(ADMIN)[-1].text or "Saved" in preview.text
+    after = await harness.ask("more text", "/schedule")
+    assert "To schedule a message" in after.text  # the wizard is over
+
+
+async def test_wizard_typed_recipients_and_a_photo_with_caption(harness: Harness) -> None:
+    await harness.ask("/schedule", "Who gets it")
+    await harness.ask("+4915123456789, +4930123456", "What should it say")
+    since = harness.telegram.cursor()
+    picture = b"\xff\xd8\xff\xe0 a small jpeg"
+    await harness.telegram.send_photo(ADMIN, picture, caption="Look at this")
+    await harness.flush()
+    await harness.telegram.reply(ADMIN, "When?", since=since)
+    preview = await harness.ask("24.12.2026 18:00", "Preview")
+    assert "Thu 24 Dec 2026 18:00" in preview.text
+    assert "photo.jpg" in preview.text
+    await harness.press(preview, "Save")
+    [schedule] = await harness.service.list_schedules(ADMIN)
+    assert schedule.media is not None
+    assert base64.b64decode(schedule.media.data_base64) == picture
+    assert schedule.text == "Look at this"
+    assert len(schedule.recipients) == 2
+
+
+async def test_wizard_refuses_a_file_over_the_limit_and_stays_on_the_step(
+    harness: Harness,
+) -> None:
+    await harness.ask("/schedule", "Who gets it")
+    await harness.ask("+4915123456789", "What should it say")
+    since = harness.telegram.cursor()
+    await harness.telegram.send_document(
+        ADMIN,
+        b"x",
+        filename="big.pdf",
+        mime_type="application/pdf",
+        declared_size=30 * 1024 * 1024,
+    )
+    await harness.flush()
+    refusal = await harness.telegram.reply(ADMIN, "MB", since=since)
+    assert "16 MB" in refusal.text and "30.0 MB" in refusal.text
+    await harness.ask("Plain text instead", "When?")
+
+
+async def test_wizard_bad_time_is_explained_and_the_step_repeats(harness: Harness) -> None:
+    await harness.ask("/schedule", "Who gets it")
+    await harness.ask("+4915123456789", "What should it say")
+    await harness.ask("Hello", "When?")
+    refusal = await harness.ask("someday soon")
+    assert "example" in refusal.text.lower() or "tomorrow" in refusal.text
+    preview = await harness.ask("in 2h", "Preview")
+    assert "Hello" in preview.text
+
+
+async def test_wizard_bad_recipient_is_explained_and_nothing_moves_on(harness: Harness) -> None:
+    await harness.ask("/schedule", "Who gets it")
+    refusal = await harness.ask("Nobody We Know")
+    assert "Nobody We Know" in refusal.text
+    await harness.ask("+4915123456789", "What should it say")
+
+
+async def test_wizard_edit_from_preview_returns_to_the_preview(harness: Harness) -> None:
+    await harness.ask("/schedule", "Who gets it")
+    await harness.ask("+4915123456789", "What should it say")
+    await harness.ask("First text", "When?")
+    preview = await harness.ask("tomorrow 9:00", "Preview")
+    await harness.press(preview, "Edit")
+    since = harness.telegram.cursor()
+    await harness.press(harness.telegram.chat(ADMIN)[-1], "Message")
+    await harness.telegram.reply(ADMIN, "What should it say", since=since)
+    again = await harness.ask("Second text", "Preview")
+    assert "Second text" in again.text and "First text" not in again.text
+    await harness.press(again, "Save")
+    [schedule] = await harness.service.list_schedules(ADMIN)
+    assert schedule.text == "Second text"
+
+
+async def test_cancel_leaves_the_wizard_and_saves_nothing(harness: Harness) -> None:
+    await harness.ask("/schedule", "Who gets it")
+    await harness.ask("+4915123456789", "What should it say")
+    await harness.ask("/cancel", "Cancelled")
+    hint = await harness.ask("Hello", "/schedule")
+    assert "To schedule a message" in hint.text
+    assert await harness.service.list_schedules() == []
+    nothing = await harness.ask("/cancel", "Nothing to cancel")
+    assert nothing
+
+
+async def test_cancel_button_in_the_wizard(harness: Harness) -> None:
+    step1 = await harness.ask("/schedule", "Who gets it")
+    await harness.press(step1, "Cancel")
+    assert "Cancelled" in harness.telegram.chat(ADMIN)[-1].text or "Cancelled" in step1.text
+
+
+async def test_wizard_template_button(harness: Harness) -> None:
+    await harness.service.add_contact("Anna", "+4915123456789")
+    await harness.service.add_template("greeting", "Hello {first_name}!")
+    await harness.ask("/schedule", "Who gets it")
+    step2 = await harness.ask("Anna", "What should it say")
+    since = harness.telegram.cursor()
+    await harness.press(step2, "greeting")
+    await harness.telegram.reply(ADMIN, "When?", since=since)
+    preview = await harness.ask("tomorrow 9:00", "Preview")
+    assert "Hello Anna!" in preview.text and "greeting" in preview.text
