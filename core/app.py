@@ -1,0 +1,155 @@
+"""One place builds core: store, sidecar client, engine, sender, service and HTTP server.
+
+`open_core` opens everything in order inside an `AsyncExitStack` and closes it in reverse:
+stop taking events, stop the engine, let the sender finish its send in flight (bounded), close
+the HTTP server and the sidecar client, close the store.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from core.clock import Clock, SystemClock
+from core.config import Settings
+from core.engine import Engine
+from core.errors import ConfigError, WhatsAppError
+from core.http import CoreHttp, build_app
+from core.metrics import register_metrics
+from core.notifier import Notifier
+from core.sender import Sender
+from core.service import Scheduling
+from core.store import Store, open_store
+from core.whatsapp import WhatsAppClient
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Core:
+    settings: Settings
+    clock: Clock
+    store: Store
+    whatsapp: WhatsAppClient
+    engine: Engine
+    sender: Sender
+    service: Scheduling
+    http: CoreHttp
+    # Where core's own HTTP server listens, e.g. http://127.0.0.1:8001.
+    url: str
+
+
+class CoreHooks:
+    """The service's `EngineHooks`: schedule changes re-arm the engine, new deliveries wake
+    the sender."""
+
+    def __init__(self, engine: Engine, sender: Sender) -> None:
+        self._engine = engine
+        self._sender = sender
+
+    def schedules_changed(self) -> None:
+        self._engine.schedules_changed()
+
+    def deliveries_queued(self) -> None:
+        self._sender.deliveries_queued()
+
+
+@contextlib.asynccontextmanager
+async def open_core(
+    settings: Settings,
+    *,
+    notifier: Notifier,
+    clock: Clock | None = None,
+    worker: str | None = None,
+    http_setup: Sequence[Callable[[web.Application], None]] = (),
+) -> AsyncIterator[Core]:
+    """Run core until the block ends; `http_setup` adds routes to core's HTTP server."""
+    clock = clock or SystemClock()
+    async with contextlib.AsyncExitStack() as stack:
+        store = await open_store(settings.DATABASE_URL)
+        stack.push_async_callback(store.close)
+
+        whatsapp = WhatsAppClient(settings.WHATSAPP_URL, settings.WHATSAPP_API_KEY)
+        stack.push_async_callback(whatsapp.aclose)
+
+        sender = Sender(
+            store,
+            clock,
+            whatsapp,
+            notifier,
+            gap_min_s=settings.SEND_GAP_MIN_S,
+            gap_max_s=settings.SEND_GAP_MAX_S,
+            hourly_cap=settings.SEND_HOURLY_CAP,
+            daily_cap=settings.SEND_DAILY_CAP,
+            retry_max_attempts=settings.RETRY_MAX_ATTEMPTS,
+            worker=worker,
+        )
+        engine = Engine(
+            store,
+            clock,
+            notifier,
+            misfire_grace_s=settings.MISFIRE_GRACE_S,
+            on_deliveries=sender.deliveries_queued,
+        )
+        service = Scheduling(
+            store,
+            clock,
+            default_timezone=settings.DEFAULT_TIMEZONE,
+            hooks=CoreHooks(engine, sender),
+            whatsapp=whatsapp,
+            scheduler=engine,
+        )
+        http = CoreHttp(
+            store=store,
+            engine=engine,
+            sender=sender,
+            notifier=notifier,
+            whatsapp=whatsapp,
+            api_key=settings.WHATSAPP_API_KEY,
+        )
+
+        async def session_state() -> str | None:
+            try:
+                return (await whatsapp.health(within_s=2.0)).state
+            except WhatsAppError:
+                return None
+
+        app = build_app(
+            http,
+            setup=[lambda app: register_metrics(app, store, session_state), *http_setup],
+        )
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=5.0)
+        await runner.setup()
+        stack.push_async_callback(runner.cleanup)
+        site = web.TCPSite(runner, settings.HTTP_HOST, settings.HTTP_PORT)
+        try:
+            await site.start()
+        except OSError as exc:
+            raise ConfigError(
+                f"HTTP_PORT {settings.HTTP_PORT} on {settings.HTTP_HOST} cannot be used "
+                f"({exc.strerror}): stop what holds it or choose another HTTP_PORT"
+            ) from exc
+
+        await sender.start()
+        stack.push_async_callback(sender.stop)
+        await engine.start()
+        stack.push_async_callback(engine.stop)
+        stack.push_async_callback(http.aclose)
+
+        url = f"http://{settings.HTTP_HOST}:{settings.HTTP_PORT}"
+        logger.info("core listening on %s, sidecar at %s", url, settings.WHATSAPP_URL)
+        yield Core(
+            settings=settings,
+            clock=clock,
+            store=store,
+            whatsapp=whatsapp,
+            engine=engine,
+            sender=sender,
+            service=service,
+            http=http,
+            url=url,
+        )

@@ -1,0 +1,170 @@
+"""core's own HTTP server (aiohttp): events from the sidecar and the health check.
+
+- `POST /whatsapp/events`: `message.ack`, `session.status`, `session.qr` from the sidecar,
+  with `X-Api-Key` when `WHATSAPP_API_KEY` is set.
+- `GET /healthz`: database, scheduler and sidecar; 200 when all are well, 503 otherwise.
+
+Other routes (`GET /metrics`) join through `build_app(..., setup=[...])`, callables that get
+the application before it starts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import json
+import logging
+from collections.abc import Callable, Coroutine, Iterable
+from typing import Any, Protocol
+
+from aiohttp import web
+
+from core.errors import StoreError, WhatsAppError
+from core.notifier import Notifier
+from core.store import Store
+from core.whatsapp import WORKING, SessionHealth
+
+logger = logging.getLogger(__name__)
+
+# How long /healthz waits for the sidecar's /health.
+SIDECAR_HEALTH_WAIT_S = 2.0
+
+
+class SchedulerStatus(Protocol):
+    def status(self) -> dict[str, Any]: ...
+
+
+class EventSink(Protocol):
+    """What the sender takes from sidecar events (`core.sender.Sender`)."""
+
+    async def apply_ack(self, whatsapp_id: str, ack: int) -> bool: ...
+    def session_changed(self, state: str) -> None: ...
+
+
+class HealthPort(Protocol):
+    async def health(self, *, within_s: float | None = None) -> SessionHealth: ...
+
+
+def _error(status: int, code: str, message: str) -> web.Response:
+    return web.json_response({"error": {"code": code, "message": message}}, status=status)
+
+
+class CoreHttp:
+    """The handlers, with what they need passed in."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        engine: SchedulerStatus,
+        sender: EventSink,
+        notifier: Notifier,
+        whatsapp: HealthPort,
+        api_key: str = "",
+    ) -> None:
+        self.store = store
+        self.engine = engine
+        self.sender = sender
+        self.notifier = notifier
+        self.whatsapp = whatsapp
+        self.api_key = api_key
+        self.accepting = True
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def _later(self, coro: Coroutine[Any, Any, None], what: str) -> None:
+        """Tell the notifier without making the sidecar wait (or retry) on Telegram."""
+
+        async def guarded() -> None:
+            try:
+                await coro
+            except Exception:
+                logger.exception("notifier failed on %s", what)
+
+        task = asyncio.get_running_loop().create_task(guarded())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def aclose(self) -> None:
+        """Stop taking events and let the notifications already started finish."""
+        self.accepting = False
+        if self._tasks:
+            _, pending = await asyncio.wait(set(self._tasks), timeout=5.0)
+            for task in pending:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    async def events(self, request: web.Request) -> web.Response:
+        if self.api_key and not hmac.compare_digest(
+            request.headers.get("X-Api-Key", ""), self.api_key
+        ):
+            return _error(401, "unauthorized", "missing or wrong X-Api-Key")
+        if not self.accepting:
+            return _error(503, "unavailable", "wasched is shutting down; send it again later")
+        try:
+            body = await request.json()
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return _error(400, "invalid_request", "the body is not JSON")
+        if not isinstance(body, dict) or not isinstance(body.get("event"), str):
+            return _error(400, "invalid_request", 'expected {"event", "payload", "timestamp"}')
+        event = body["event"]
+        payload = body.get("payload")
+        if not isinstance(payload, dict):
+            payload = {}
+        if event == "message.ack":
+            message_id, ack = payload.get("id"), payload.get("ack")
+            if not isinstance(message_id, str) or not isinstance(ack, int):
+                return _error(400, "invalid_request", "message.ack needs id and ack")
+            try:
+                known = await self.sender.apply_ack(message_id, ack)
+            except StoreError as exc:
+                logger.warning("ack %s for %s not recorded: %s", ack, message_id, exc)
+                return _error(503, "unavailable", "the database is unavailable; retry")
+            return web.json_response({"ok": True, "known": known})
+        if event == "session.status":
+            state = payload.get("state", payload.get("status"))
+            if not isinstance(state, str):
+                return _error(400, "invalid_request", "session.status needs state")
+            me = payload.get("me")
+            me = {str(k): str(v) for k, v in me.items()} if isinstance(me, dict) else None
+            self.sender.session_changed(state)
+            self._later(self.notifier.session_changed(state, me), event)
+            return web.json_response({"ok": True})
+        if event == "session.qr":
+            qr = payload.get("qr")
+            if not isinstance(qr, str) or not qr:
+                return _error(400, "invalid_request", "session.qr needs qr")
+            self._later(self.notifier.qr_available(qr), event)
+            return web.json_response({"ok": True})
+        return _error(400, "unknown_event", f"unknown event {event!r}")
+
+    async def healthz(self, request: web.Request) -> web.Response:
+        database: dict[str, Any] = {"ok": True}
+        try:
+            await self.store.ping()
+        except StoreError as exc:
+            database = {"ok": False, "error": str(exc)}
+        scheduler = self.engine.status()
+        sidecar: dict[str, Any]
+        try:
+            health = await self.whatsapp.health(within_s=SIDECAR_HEALTH_WAIT_S)
+            sidecar = {"reachable": True, "state": health.state, "engine": health.engine}
+        except WhatsAppError as exc:
+            sidecar = {"reachable": False, "state": None, "error": str(exc)}
+        ok = bool(database["ok"] and scheduler.get("running") and sidecar["state"] == WORKING)
+        return web.json_response(
+            {"ok": ok, "database": database, "scheduler": scheduler, "sidecar": sidecar},
+            status=200 if ok else 503,
+        )
+
+
+def build_app(
+    http: CoreHttp, *, setup: Iterable[Callable[[web.Application], None]] = ()
+) -> web.Application:
+    app = web.Application()
+    app.router.add_post("/whatsapp/events", http.events)
+    app.router.add_get("/healthz", http.healthz)
+    for add in setup:
+        add(app)
+    return app

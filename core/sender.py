@@ -1,0 +1,532 @@
+"""The outbox worker: takes due deliveries one at a time and hands them to the sidecar.
+
+One serialized loop per process (one WhatsApp session wants one queue):
+
+- claim the oldest due delivery with a lease (a delivery left `sending` by a crash is claimed
+  again once its lease ends, and sent with the same idempotency key, so the sidecar sends it
+  at most once);
+- keep WhatsApp-safe pacing: a random gap between sends, hourly and daily caps over sliding
+  windows that delay sends, never drop them;
+- on success record `sent` with WhatsApp's message id; transient failures go back to `queued`
+  with exponential backoff and jitter until `retry_max_attempts`, permanent ones fail at once;
+- while the session is not WORKING, deliveries are `held` without spending an attempt and the
+  worker pauses until the session works again (a `session.status` event or a health probe).
+
+Acks from the sidecar also land here (`apply_ack`), so every status change of a delivery and
+its report to the owner goes through one place.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import socket
+from collections import OrderedDict, deque
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from core.clock import Clock
+from core.errors import WhatsAppError, WhatsAppNotReady
+from core.models import (
+    ACK_ORDER,
+    Delivery,
+    DeliveryFilter,
+    DeliveryStatus,
+    Media,
+)
+from core.notifier import Notifier
+from core.store import Store
+from core.whatsapp import WORKING, SentMessage, SessionHealth
+
+logger = logging.getLogger(__name__)
+
+HOUR = timedelta(hours=1)
+DAY = timedelta(days=1)
+
+# Acks that arrive before the sender has stored the message id (the sidecar can be quicker
+# than our own write) wait here, at most this many.
+EARLY_ACKS_KEPT = 1000
+
+
+class SendPort(Protocol):
+    """What the sender needs of the sidecar client (`core.whatsapp.WhatsAppClient`)."""
+
+    async def send(
+        self, to: str, text: str, *, idempotency_key: str, media: Media | None = None
+    ) -> SentMessage: ...
+
+    async def health(self, *, within_s: float | None = None) -> SessionHealth: ...
+
+
+def default_worker() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class RunReporter:
+    """Tells the notifier about runs whose deliveries changed, batched.
+
+    Changes are collected by run; the flusher reports each changed run once with all of its
+    deliveries, then waits `every_s` (wall time: a throttle for the bot, not a schedule) so a
+    burst of sends or acks becomes one report per run.
+    """
+
+    def __init__(self, store: Store, notifier: Notifier, *, every_s: float = 1.0) -> None:
+        self._store = store
+        self._notifier = notifier
+        self._every_s = every_s
+        self._dirty: dict[int, None] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    def mark(self, run_id: int) -> None:
+        self._dirty[run_id] = None
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._flush_loop())
+
+    async def _flush_loop(self) -> None:
+        while self._dirty:
+            await self.flush()
+            if self._every_s > 0:
+                await asyncio.sleep(self._every_s)
+
+    async def flush(self) -> None:
+        """Report every changed run now."""
+        batch = list(self._dirty)
+        self._dirty.clear()
+        for run_id in batch:
+            try:
+                await self._report(run_id)
+            except Exception:
+                logger.exception("could not report run %s", run_id)
+
+    async def _report(self, run_id: int) -> None:
+        run = await self._store.get_run(run_id)
+        if run is None:
+            return
+        schedule = await self._store.get_schedule(run.schedule_id)
+        deliveries = await self._store.list_deliveries(
+            DeliveryFilter(run_id=run_id, order="oldest")
+        )
+        await self._notifier.run_updated(schedule, run, deliveries)
+
+    async def aclose(self) -> None:
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self.flush()
+
+
+class Sender:
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        whatsapp: SendPort,
+        notifier: Notifier,
+        *,
+        gap_min_s: float,
+        gap_max_s: float,
+        hourly_cap: int,
+        daily_cap: int,
+        retry_max_attempts: int,
+        lease_s: float = 120.0,
+        worker: str | None = None,
+        retry_base_s: float = 5.0,
+        retry_max_s: float = 900.0,
+        probe_every_s: float = 30.0,
+        idle_check_s: float = 60.0,
+        report_every_s: float = 1.0,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.whatsapp = whatsapp
+        self.notifier = notifier
+        self.gap_min_s = gap_min_s
+        self.gap_max_s = gap_max_s
+        self.hourly_cap = hourly_cap
+        self.daily_cap = daily_cap
+        self.retry_max_attempts = retry_max_attempts
+        # Longer than the client's timeout, so a slow send is not taken by another worker.
+        self.lease_s = lease_s
+        self.worker = worker or default_worker()
+        self.retry_base_s = retry_base_s
+        self.retry_max_s = retry_max_s
+        self.probe_every_s = probe_every_s
+        self.idle_check_s = idle_check_s
+        self.reporter = RunReporter(store, notifier, every_s=report_every_s)
+        self._rng = rng or random.Random()
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._paused = False
+        self._release_held = False
+        self._session_state: str | None = None
+        self._next_send_at: datetime | None = None
+        self._sent_times: deque[datetime] = deque()
+        self._media: dict[int, tuple[Media | None, datetime]] = {}
+        self._early_acks: OrderedDict[str, int] = OrderedDict()
+        self.sent_count = 0
+
+    # --- lifecycle -------------------------------------------------------------------
+    async def start(self) -> None:
+        await self._seed_caps()
+        self._stopping = False
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="sender")
+
+    async def stop(self, drain_s: float = 10.0) -> None:
+        """Let the send in flight finish (up to `drain_s` seconds), then stop.
+
+        A send cut off here stays `sending` under its lease and is sent again, with the same
+        idempotency key, by the next worker."""
+        self._stopping = True
+        self._wake.set()
+        if self._task is not None:
+            done, _ = await asyncio.wait({self._task}, timeout=drain_s)
+            if not done:
+                logger.warning("sender: send still in flight after %.0f s; cutting it", drain_s)
+                self._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._task
+            self._task = None
+        await self.reporter.aclose()
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    # --- what the rest of core tells the sender --------------------------------------
+    def deliveries_queued(self) -> None:
+        """New deliveries may be due (EngineHooks)."""
+        self._wake.set()
+
+    def schedules_changed(self) -> None:
+        """Nothing for the sender to do (EngineHooks)."""
+
+    def session_changed(self, state: str) -> None:
+        """The sidecar's session moved to `state`: pause unless WORKING, resume when it is."""
+        self._session_state = state
+        if state == WORKING:
+            if self._paused:
+                logger.info("sender: WhatsApp session is WORKING again; resuming")
+                self._paused = False
+                self._release_held = True
+        elif not self._paused:
+            logger.info("sender: WhatsApp session is %s; holding deliveries", state)
+            self._paused = True
+        self._wake.set()
+
+    def status(self) -> dict[str, Any]:
+        now = self.clock.now()
+        return {
+            "running": self.running,
+            "paused": self._paused,
+            "session_state": self._session_state,
+            "worker": self.worker,
+            "sent": self.sent_count,
+            "sent_last_hour": sum(1 for t in self._sent_times if t > now - HOUR),
+            "sent_last_day": len(self._sent_times),
+        }
+
+    # --- the loop --------------------------------------------------------------------
+    async def _run(self) -> None:
+        await self._probe()
+        while not self._stopping:
+            try:
+                await self._step()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("sender: step failed; trying again in %.0f s", self.retry_base_s)
+                await self._nap(self.retry_base_s)
+
+    async def _step(self) -> None:
+        now = self.clock.now()
+        if self._release_held:
+            self._release_held = False
+            released = await self.store.release_held(now=now)
+            if released:
+                logger.info("sender: released %d held deliveries", released)
+        if self._paused:
+            await self._hold_due(now)
+            await self._nap(self.probe_every_s)
+            if self._paused and not self._stopping:
+                await self._probe()
+            return
+        wait = self._pacing_wait(now)
+        if wait > 0:
+            await self._nap(wait)
+            return
+        delivery = await self.store.claim_delivery(
+            now=now, lease_s=self.lease_s, worker=self.worker
+        )
+        if delivery is None:
+            due = await self.store.next_delivery_due_at()
+            nap = self.idle_check_s
+            if due is not None:
+                nap = min(nap, max(0.0, (due - now).total_seconds()))
+            await self._nap(nap)
+            return
+        await self._send(delivery)
+
+    async def _nap(self, seconds: float | None) -> None:
+        """Sleep on the clock until `seconds` passed or someone woke the sender."""
+        if self._wake.is_set() or self._stopping:
+            self._wake.clear()
+            return
+        waiter = asyncio.ensure_future(self._wake.wait())
+        tasks: set[asyncio.Future[Any]] = {waiter}
+        if seconds is not None:
+            tasks.add(asyncio.ensure_future(self.clock.sleep(seconds)))
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        self._wake.clear()
+
+    async def _probe(self) -> None:
+        """Ask the sidecar for the session state (at start and while paused)."""
+        try:
+            health = await self.whatsapp.health()
+        except WhatsAppError as exc:
+            logger.info("sender: health probe failed: %s", exc)
+            return
+        first = self._session_state is None
+        self.session_changed(health.state)
+        if first and health.working:
+            # Deliveries held by an earlier process go out now that the session works.
+            self._release_held = True
+
+    # --- pacing ----------------------------------------------------------------------
+    async def _seed_caps(self) -> None:
+        """Count sends of the last day from the store, so a restart keeps to the caps."""
+        now = self.clock.now()
+        recent = await self.store.list_deliveries(
+            DeliveryFilter(
+                statuses=(DeliveryStatus.sent, DeliveryStatus.delivered, DeliveryStatus.read),
+                since=now - 2 * DAY,
+                order="oldest",
+            )
+        )
+        times = sorted(
+            d.sent_at for d in recent if d.sent_at is not None and d.sent_at > now - DAY
+        )
+        self._sent_times = deque(times)
+
+    def _pacing_wait(self, now: datetime) -> float:
+        """Seconds until the gap and both caps allow the next send."""
+        while self._sent_times and self._sent_times[0] <= now - DAY:
+            self._sent_times.popleft()
+        ready = self._next_send_at or now
+        if len(self._sent_times) >= self.daily_cap:
+            ready = max(ready, self._sent_times[-self.daily_cap] + DAY)
+        in_hour = [t for t in self._sent_times if t > now - HOUR]
+        if len(in_hour) >= self.hourly_cap:
+            ready = max(ready, in_hour[-self.hourly_cap] + HOUR)
+        return max(0.0, (ready - now).total_seconds())
+
+    def _gap(self) -> float:
+        if self.gap_max_s <= 0:
+            return 0.0
+        return self._rng.uniform(self.gap_min_s, self.gap_max_s)
+
+    def _backoff(self, attempts: int) -> float:
+        """Exponential backoff with jitter: half fixed, half random."""
+        delay = min(self.retry_max_s, self.retry_base_s * 2.0 ** (attempts - 1))
+        return delay / 2 + self._rng.uniform(0, delay / 2)
+
+    # --- one send --------------------------------------------------------------------
+    async def _media_of(self, schedule_id: int) -> Media | None:
+        now = self.clock.now()
+        cached = self._media.get(schedule_id)
+        if cached is not None and cached[1] > now:
+            return cached[0]
+        schedule = await self.store.get_schedule(schedule_id)
+        media = schedule.media if schedule is not None else None
+        if len(self._media) > 1000:
+            self._media.clear()
+        self._media[schedule_id] = (media, now + timedelta(seconds=30))
+        return media
+
+    async def _send(self, delivery: Delivery) -> None:
+        media = await self._media_of(delivery.schedule_id)
+        try:
+            sent = await self.whatsapp.send(
+                delivery.recipient,
+                delivery.text,
+                idempotency_key=delivery.idempotency_key,
+                media=media,
+            )
+        except WhatsAppNotReady as exc:
+            await self._hold(delivery, reason=str(exc), code=exc.code)
+            if not self._paused:
+                logger.info("sender: WhatsApp is not ready; holding deliveries")
+                self._paused = True
+            return
+        except WhatsAppError as exc:
+            await self._failed_attempt(delivery, exc, transient=exc.transient)
+        except Exception as exc:
+            # Not one of ours (a bug, an odd answer): try again later rather than lose it.
+            logger.exception("sender: unexpected error sending delivery %s", delivery.id)
+            await self._failed_attempt(delivery, exc, transient=True)
+        else:
+            await self._sent(delivery, sent)
+        self._next_send_at = self.clock.now() + timedelta(seconds=self._gap())
+
+    async def _sent(self, delivery: Delivery, sent: SentMessage) -> None:
+        now = self.clock.now()
+        updated = await self.store.update_delivery(
+            delivery.id,
+            expected_status=DeliveryStatus.sending,
+            worker=self.worker,
+            status=DeliveryStatus.sent,
+            whatsapp_id=sent.id,
+            sent_at=now,
+            attempts=delivery.attempts + 1,
+            last_error=None,
+            error_code=None,
+            lease_owner=None,
+            lease_until=None,
+        )
+        if updated is None:
+            logger.warning(
+                "sender: delivery %s was taken over while it was being sent; the other "
+                "worker records it (same idempotency key)",
+                delivery.id,
+            )
+            return
+        if not sent.duplicate:
+            self._sent_times.append(now)
+        self.sent_count += 1
+        self.reporter.mark(delivery.run_id)
+        early = self._early_acks.pop(sent.id, None)
+        if early is not None:
+            await self.apply_ack(sent.id, early)
+
+    async def _failed_attempt(
+        self, delivery: Delivery, exc: Exception, *, transient: bool
+    ) -> None:
+        now = self.clock.now()
+        attempts = delivery.attempts + 1
+        code = exc.code if isinstance(exc, WhatsAppError) else "internal"
+        reason = str(exc) or type(exc).__name__
+        fields: dict[str, Any]
+        if transient and attempts < self.retry_max_attempts:
+            delay = self._backoff(attempts)
+            logger.info(
+                "sender: delivery %s attempt %d failed (%s); retrying in %.0f s",
+                delivery.id,
+                attempts,
+                code,
+                delay,
+            )
+            fields = {
+                "status": DeliveryStatus.queued,
+                "queued_at": now,
+                "next_attempt_at": now + timedelta(seconds=delay),
+            }
+        else:
+            logger.warning("sender: delivery %s failed for good: %s", delivery.id, reason)
+            if transient:
+                reason = f"{reason} Gave up after {attempts} attempts."
+            fields = {"status": DeliveryStatus.failed, "failed_at": now}
+        await self.store.update_delivery(
+            delivery.id,
+            expected_status=DeliveryStatus.sending,
+            worker=self.worker,
+            attempts=attempts,
+            last_error=reason,
+            error_code=code,
+            lease_owner=None,
+            lease_until=None,
+            **fields,
+        )
+        self.reporter.mark(delivery.run_id)
+
+    async def _hold(self, delivery: Delivery, *, reason: str, code: str) -> None:
+        await self.store.update_delivery(
+            delivery.id,
+            expected_status=DeliveryStatus.sending,
+            worker=self.worker,
+            status=DeliveryStatus.held,
+            held_at=self.clock.now(),
+            last_error=reason,
+            error_code=code,
+            lease_owner=None,
+            lease_until=None,
+        )
+        self.reporter.mark(delivery.run_id)
+
+    async def _hold_due(self, now: datetime) -> None:
+        """While paused, move every due delivery to `held` so owners see why it waits."""
+        while not self._stopping and self._paused:
+            delivery = await self.store.claim_delivery(
+                now=now, lease_s=self.lease_s, worker=self.worker
+            )
+            if delivery is None:
+                return
+            await self._hold(
+                delivery,
+                reason="WhatsApp is not linked or not connected; it goes out once it is.",
+                code="not_ready",
+            )
+
+    # --- acks ------------------------------------------------------------------------
+    async def apply_ack(self, whatsapp_id: str, ack: int) -> bool:
+        """Move a delivery by a `message.ack` (1 sent, 2 delivered, 3/4 read, -1 failed),
+        never backwards. Return False when the message id is unknown (kept a while, in case
+        the sender has not stored it yet)."""
+        for _ in range(3):
+            delivery = await self.store.find_delivery_by_whatsapp_id(whatsapp_id)
+            if delivery is None:
+                self._early_acks[whatsapp_id] = max(ack, self._early_acks.get(whatsapp_id, ack))
+                while len(self._early_acks) > EARLY_ACKS_KEPT:
+                    self._early_acks.popitem(last=False)
+                return False
+            fields = _ack_fields(delivery, ack, self.clock.now())
+            if fields is None:
+                return True
+            updated = await self.store.update_delivery(
+                delivery.id, expected_status=delivery.status, **fields
+            )
+            if updated is not None:
+                self.reporter.mark(delivery.run_id)
+                return True
+        return True
+
+
+def _ack_fields(delivery: Delivery, ack: int, now: datetime) -> dict[str, Any] | None:
+    """The changes an ack makes to `delivery`, or None when it would move it backwards."""
+    if ack < 0:
+        if delivery.status is not DeliveryStatus.sent:
+            return None
+        return {
+            "status": DeliveryStatus.failed,
+            "failed_at": now,
+            "error_code": "ack_error",
+            "last_error": "WhatsApp reported an error delivering this message.",
+        }
+    target = {
+        1: DeliveryStatus.sent,
+        2: DeliveryStatus.delivered,
+        3: DeliveryStatus.read,
+        4: DeliveryStatus.read,
+    }.get(ack)
+    current = ACK_ORDER.get(delivery.status)
+    if target is None or current is None or ACK_ORDER[target] <= current:
+        return None
+    fields: dict[str, Any] = {"status": target}
+    if target is DeliveryStatus.delivered or delivery.delivered_at is None:
+        fields["delivered_at"] = now
+    if target is DeliveryStatus.read:
+        fields["read_at"] = now
+    return fields

@@ -1,0 +1,149 @@
+"""Core as it runs (`open_core`), against the fake sidecar over real HTTP and SQLite on disk.
+
+Time is a `FakeClock` unless a test asks for the system clock; waiting for background work
+uses `eventually`, which polls and never asserts on how long something took.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from core.app import Core, open_core
+from core.clock import Clock, FakeClock
+from core.config import Settings, load_settings
+from core.models import Delivery, DeliveryFilter, Run, Schedule
+from tests.fakes.sidecar import FakeSidecar, free_port
+
+START = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
+PHONE = "+4915112345678"
+
+
+class RecordingNotifier:
+    """A Notifier that remembers every event, as the bot would receive them."""
+
+    def __init__(self) -> None:
+        self.updates: list[tuple[Schedule | None, Run, list[Delivery]]] = []
+        self.missed: list[tuple[Schedule, Run, float]] = []
+        self.sessions: list[tuple[str, dict[str, str] | None]] = []
+        self.qrs: list[str] = []
+
+    async def run_updated(
+        self, schedule: Schedule | None, run: Run, deliveries: list[Delivery]
+    ) -> None:
+        self.updates.append((schedule, run, deliveries))
+
+    async def run_missed(self, schedule: Schedule, run: Run, late_by_s: float) -> None:
+        self.missed.append((schedule, run, late_by_s))
+
+    async def session_changed(self, state: str, me: dict[str, str] | None) -> None:
+        self.sessions.append((state, me))
+
+    async def qr_available(self, qr: str) -> None:
+        self.qrs.append(qr)
+
+    def last_statuses(self, run_id: int) -> list[str]:
+        for _, run, deliveries in reversed(self.updates):
+            if run.id == run_id:
+                return [d.status.value for d in deliveries]
+        return []
+
+
+async def eventually(
+    check: Callable[[], Any], *, within_s: float = 10.0, what: str = "condition"
+) -> None:
+    """Poll `check` (sync or async) until it is true; fail after `within_s` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within_s
+    while True:
+        result = check()
+        if inspect.isawaitable(result):
+            result = await result
+        if result:
+            return
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.01)
+
+
+async def deliveries(core: Core, **query: Any) -> list[Delivery]:
+    return await core.store.list_deliveries(DeliveryFilter(order="oldest", **query))
+
+
+def settings_for(database_url: str, sidecar: FakeSidecar, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "DATABASE_URL": database_url,
+        "HTTP_HOST": "127.0.0.1",
+        "HTTP_PORT": free_port(),
+        "WHATSAPP_URL": sidecar.url,
+        "WHATSAPP_API_KEY": sidecar.api_key,
+        "SEND_GAP_MIN_S": 0,
+        "SEND_GAP_MAX_S": 0,
+        "SEND_HOURLY_CAP": 10_000,
+        "SEND_DAILY_CAP": 100_000,
+        "RETRY_MAX_ATTEMPTS": 3,
+        "MISFIRE_GRACE_S": 3600,
+        "DEFAULT_TIMEZONE": "UTC",
+    }
+    values.update(overrides)
+    return load_settings(**values)
+
+
+CoreFactory = Callable[..., Awaitable[Core]]
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(START)
+
+
+@pytest.fixture
+def notifier() -> RecordingNotifier:
+    return RecordingNotifier()
+
+
+@pytest.fixture
+def database_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'wasched.db'}"
+
+
+@pytest.fixture
+async def sidecar() -> AsyncIterator[FakeSidecar]:
+    fake = FakeSidecar(api_key="test-key")
+    await fake.start()
+    yield fake
+    await fake.close()
+
+
+@pytest.fixture
+async def start_core(
+    clock: FakeClock, notifier: RecordingNotifier, database_url: str, sidecar: FakeSidecar
+) -> AsyncIterator[CoreFactory]:
+    """Start a core (several may share the database); all are stopped after the test."""
+    stack: list[Any] = []
+
+    async def start(
+        *, clock_: Clock | None = None, worker: str | None = None, **overrides: Any
+    ) -> Core:
+        settings = settings_for(database_url, sidecar, **overrides)
+        manager = open_core(settings, notifier=notifier, clock=clock_ or clock, worker=worker)
+        core = await manager.__aenter__()
+        stack.append(manager)
+        if sidecar.events_url is None:
+            sidecar.events_url = f"{core.url}/whatsapp/events"
+        return core
+
+    yield start
+    for manager in reversed(stack):
+        await manager.__aexit__(None, None, None)
+
+
+@pytest.fixture
+async def core(start_core: CoreFactory) -> Core:
+    return await start_core()
