@@ -52,6 +52,13 @@ async def check_database(settings: Settings) -> CheckResult:
             f"{where}: {exc}",
             "check DATABASE_URL in .env (" + FIXES["DATABASE_URL"] + ")",
         )
+    except Exception as exc:  # a check reports what broke; it never crashes on it
+        return CheckResult(
+            "database",
+            False,
+            f"{where}: {type(exc).__name__}: {exc}",
+            "check DATABASE_URL in .env and that the database server runs",
+        )
     return CheckResult("database", True, f"{where} answers")
 
 

@@ -45,7 +45,8 @@ def _same_database(a: str, b: str) -> bool:
 def summary(counts: dict[str, int], target_url: str) -> str:
     """What was copied, for the command line; never shows a password in the URL."""
     lines = [f"Copied to {redact_url(target_url)}:"]
-    lines += [f"  {name}: {count}" for name, count in sorted(counts.items())]
+    # "counters" are the id sequences, not records.
+    lines += [f"  {name}: {n}" for name, n in sorted(counts.items()) if name != "counters"]
     lines.append(
         "Set DATABASE_URL to the new URL in .env and restart (bash deploy/stop.sh; "
         "bash deploy/start.sh) to use it."
