@@ -1,0 +1,183 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { createServer } from 'node:http';
+import { once } from 'node:events';
+import { dirname, join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { after, describe, test } from 'node:test';
+import { API_KEY, tempDir } from './helpers.js';
+
+const SERVICE_DIR = join(dirname(fileURLToPath(import.meta.url)), '..');
+
+/** `node src/server.js` as `npm start` runs it, with only the settings given (no repo .env). */
+function startService(settings) {
+  const child = spawn(process.execPath, ['src/server.js'], {
+    cwd: SERVICE_DIR,
+    env: { PATH: process.env.PATH, WHATSAPP_ENV_FILE: '', WHATSAPP_PORT: '0', ...settings },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  // 'close': the process has exited and its output has been read to the end.
+  const exited = once(child, 'close').then(([code, signal]) => ({ code, signal }));
+  after(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  });
+  const logLines = [];
+  const waiters = [];
+  createInterface({ input: child.stdout }).on('line', (line) => {
+    let entry;
+    try {
+      entry = JSON.parse(line);
+    } catch {
+      return;
+    }
+    logLines.push(entry);
+    for (const waiter of waiters) if (waiter.match(entry)) waiter.resolve(entry);
+  });
+  let stdout = '';
+  child.stdout.on('data', (chunk) => {
+    stdout += chunk;
+  });
+  let stderr = '';
+  child.stderr.on('data', (chunk) => {
+    stderr += chunk;
+  });
+  /** Resolves with the first log entry `match` accepts (or rejects if the process exits first). */
+  function logged(match) {
+    const seen = logLines.find(match);
+    if (seen) return Promise.resolve(seen);
+    return Promise.race([
+      new Promise((resolve) => waiters.push({ match, resolve })),
+      exited.then(({ code }) => {
+        throw new Error(`service exited (${code}) before logging the line; stderr: ${stderr}`);
+      }),
+    ]);
+  }
+  return { child, exited, logged, stdout: () => stdout, stderr: () => stderr };
+}
+
+async function baseUrl(service) {
+  const entry = await service.logged((line) => /^Server listening at http:\/\/127\.0\.0\.1:\d+$/.test(line.msg));
+  return entry.msg.slice('Server listening at '.length);
+}
+
+async function call(url, path, { method = 'GET', body } = {}) {
+  const response = await fetch(`${url}${path}`, {
+    method,
+    headers: { 'x-api-key': API_KEY, ...(body ? { 'content-type': 'application/json' } : {}) },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  return { status: response.status, body: response.status === 204 ? null : await response.json() };
+}
+
+async function untilWorking(url) {
+  for (let i = 0; i < 400; i += 1) {
+    const { body } = await call(url, '/health');
+    if (body.state === 'WORKING') return;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  throw new Error('the service never became WORKING');
+}
+
+/** wasched's event endpoint: records what the sidecar posts. */
+async function eventsEndpoint() {
+  const received = [];
+  const server = createServer((req, res) => {
+    let body = '';
+    req.on('data', (chunk) => {
+      body += chunk;
+    });
+    req.on('end', () => {
+      received.push({ key: req.headers['x-api-key'], ...JSON.parse(body) });
+      res.end();
+    });
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  after(() => server.close());
+  return { url: `http://127.0.0.1:${server.address().port}/whatsapp/events`, received };
+}
+
+describe('the service process', () => {
+  test('SIGTERM during a send finishes it, exits 0, and after a restart the same key is a duplicate', async () => {
+    const dataDir = await tempDir();
+    const events = await eventsEndpoint();
+    const settings = {
+      WHATSAPP_ENGINE: 'fake',
+      WHATSAPP_DATA_DIR: dataDir,
+      WHATSAPP_API_KEY: API_KEY,
+      WHATSAPP_EVENTS_URL: events.url,
+      WHATSAPP_FAKE_START_DELAY_MS: '0',
+      WHATSAPP_FAKE_SEND_DELAY_MS: '400',
+      WHATSAPP_FAKE_ACK_DELAYS_MS: '1,1,1',
+    };
+    const message = { to: '+4915112345678', text: 'see you at 8', idempotency_key: 'run-42:+4915112345678' };
+
+    const first = startService(settings);
+    const firstUrl = await baseUrl(first);
+    await untilWorking(firstUrl);
+    const sending = call(firstUrl, '/messages', { method: 'POST', body: message });
+    await first.logged((line) => line.msg === 'fake send in flight');
+    first.child.kill('SIGTERM');
+    const answer = await sending;
+    assert.equal(answer.status, 201);
+    assert.equal(answer.body.duplicate, false);
+    assert.deepEqual(await first.exited, { code: 0, signal: null });
+    assert.ok(
+      events.received.some((event) => event.event === 'session.status' && event.payload.state === 'STOPPED'),
+      'the last state reached wasched before exit',
+    );
+    assert.ok(events.received.every((event) => event.key === API_KEY));
+
+    const second = startService(settings);
+    const secondUrl = await baseUrl(second);
+    await untilWorking(secondUrl);
+    const again = await call(secondUrl, '/messages', { method: 'POST', body: message });
+    assert.equal(again.status, 201);
+    assert.deepEqual(again.body, { ...answer.body, duplicate: true });
+    const outbox = await call(secondUrl, '/fake/outbox');
+    assert.deepEqual(
+      outbox.body.messages.map((sent) => [sent.idempotency_key, sent.id]),
+      [[message.idempotency_key, answer.body.id]],
+    );
+    second.child.kill('SIGINT');
+    assert.deepEqual(await second.exited, { code: 0, signal: null });
+  });
+
+  test('a bad setting stops start-up with one line naming it', async () => {
+    const service = startService({ WHATSAPP_ENGINE: 'fake', WHATSAPP_PORT: 'http' });
+    const { code } = await service.exited;
+    assert.equal(code, 1);
+    const lines = service.stderr().trim().split('\n');
+    assert.equal(lines.length, 1);
+    assert.match(lines[0], /WHATSAPP_PORT/);
+  });
+
+  test('message bodies and the API key never reach the log at info level', async () => {
+    const dataDir = await tempDir();
+    const service = startService({
+      WHATSAPP_ENGINE: 'fake',
+      WHATSAPP_DATA_DIR: dataDir,
+      WHATSAPP_API_KEY: API_KEY,
+      WHATSAPP_EVENTS_URL: 'http://127.0.0.1:9/nowhere',
+      WHATSAPP_FAKE_START_DELAY_MS: '0',
+      WHATSAPP_EVENTS_TIMEOUT_MS: '100',
+      WHATSAPP_SHUTDOWN_TIMEOUT_MS: '3000',
+    });
+    const url = await baseUrl(service);
+    await untilWorking(url);
+    const secretText = 'the surprise party is on friday';
+    const sent = await call(url, '/messages', {
+      method: 'POST',
+      body: { to: '+4915112345678', text: secretText, idempotency_key: 'log-check' },
+    });
+    assert.equal(sent.status, 201);
+    await service.logged((line) => line.msg === 'message sent');
+    service.child.kill('SIGTERM');
+    assert.equal((await service.exited).code, 0);
+    const log = service.stdout();
+    assert.match(log, /"msg":"stopped cleanly"/);
+    assert.ok(!log.includes(secretText), 'the message text was logged');
+    assert.ok(!log.includes(API_KEY), 'the API key was logged');
+  });
+});
