@@ -18,6 +18,17 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"wasched {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.add_parser("run", help="run the Telegram bot and the scheduler (one process)")
+    commands.add_parser("status", help="both processes, WhatsApp's state and the next run")
+    commands.add_parser("check", help="check settings, database, sidecar and bot token")
+    migrate = commands.add_parser("migrate", help="copy every record to another database")
+    migrate.add_argument("--to", required=True, metavar="DATABASE_URL", help="an empty database")
+    legacy = commands.add_parser(
+        "import-legacy", help="import the old scheduler's MongoDB database"
+    )
+    legacy.add_argument("url", metavar="MONGODB_URL", help="e.g. mongodb://localhost:27017")
+    legacy.add_argument("--db", default="whatsapp_scheduler", help="its database name")
+    legacy.add_argument("--owner", type=int, help="Telegram user id the schedules belong to")
+    legacy.add_argument("--timezone", help="zone of times without one (DEFAULT_TIMEZONE)")
     return parser
 
 
@@ -30,6 +41,26 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     try:
+        if args.command == "status":
+            from core.status import status_command
+
+            return asyncio.run(status_command())
+        if args.command == "check":
+            from core.check import check_command
+
+            return asyncio.run(check_command())
+        if args.command == "migrate":
+            from core.migrate import migrate_command
+
+            return asyncio.run(migrate_command(args.to))
+        if args.command == "import-legacy":
+            from core.legacy import import_legacy_command
+
+            return asyncio.run(
+                import_legacy_command(
+                    args.url, database=args.db, owner=args.owner, timezone=args.timezone
+                )
+            )
         if args.command == "run":
             from core.config import load_settings
 

@@ -7,6 +7,7 @@ Nothing here prints a token or an API key.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -177,6 +178,8 @@ def table(results: Sequence[CheckResult]) -> str:
 
 async def check_command() -> int:
     """Print the table; exit code 1 when any check failed."""
+    # httpx logs every request at INFO, and a Bot API URL carries the token.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     results = await run_checks()
     print(table(results))
     return 0 if all(r.ok for r in results) else 1

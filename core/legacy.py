@@ -28,6 +28,7 @@ The core is `import_legacy(db, store, ...)` over any async Mongo database object
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -535,3 +536,77 @@ async def _history_run(
         raise
     report.runs += 1
     return run
+
+
+async def choose_owner(store: Store, admin_ids: frozenset[int], owner: int | None) -> int:
+    """The Telegram user the imported schedules belong to: `--owner`, else the bot's owner,
+    else the first admin."""
+    if owner is not None:
+        return owner
+    owners = sorted(u.telegram_id for u in await store.list_users() if u.is_owner)
+    if owners:
+        return owners[0]
+    if admin_ids:
+        return min(admin_ids)
+    raise WaschedError(
+        "Nobody owns the bot yet: send /start to the bot first, or pass "
+        "--owner YOUR_TELEGRAM_USER_ID."
+    )
+
+
+async def import_legacy_command(
+    url: str,
+    *,
+    database: str = DEFAULT_DATABASE,
+    owner: int | None = None,
+    timezone: str | None = None,
+) -> int:
+    """`wasched import-legacy URL`: import into the store of DATABASE_URL, print the report."""
+    from pymongo import AsyncMongoClient
+    from pymongo.errors import PyMongoError
+
+    from core.clock import SystemClock
+    from core.config import load_settings
+    from core.migrate import redact_url
+    from core.store import open_store
+
+    from core.when import validate_timezone
+
+    settings = load_settings()
+    try:
+        zone = validate_timezone(timezone or settings.DEFAULT_TIMEZONE)
+    except WaschedError as exc:
+        print(f"wasched: {exc}", file=sys.stderr)
+        return 1
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+        url, serverSelectionTimeoutMS=10_000, tz_aware=False
+    )
+    try:
+        store = await open_store(settings.DATABASE_URL)
+        try:
+            db = client[database]
+            names = set(await db.list_collection_names())
+            if not names & {"contacts", "templates", "schedules", "logs"}:
+                raise WaschedError(
+                    f"{redact_url(url)} has no database {database!r} with contacts, "
+                    "templates, schedules or logs: name the right one with --db."
+                )
+            report = await import_legacy(
+                db,
+                store,
+                owner_id=await choose_owner(store, settings.admin_ids, owner),
+                timezone=zone,
+                now=SystemClock().now(),
+            )
+        finally:
+            await store.close()
+    except PyMongoError as exc:
+        print(f"wasched: cannot read {redact_url(url)}: {exc}", file=sys.stderr)
+        return 1
+    except WaschedError as exc:
+        print(f"wasched: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        await client.close()
+    print("\n".join(report.lines()))
+    return 0

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import sys
 from contextlib import AsyncExitStack
 
-from core.errors import ConfigError, TargetNotEmpty
+from core.errors import ConfigError, TargetNotEmpty, WaschedError
 from core.store import Store, open_store
 
 
@@ -62,3 +63,26 @@ def redact_url(url: str) -> str:
     credentials, _, host = rest.rpartition("@")
     user, colon, _ = credentials.partition(":")
     return f"{scheme}://{user}{':***' if colon else ''}@{host}"
+
+
+async def migrate_command(target_url: str) -> int:
+    """`wasched migrate --to URL`: copy the store of DATABASE_URL to `target_url`."""
+    from core.config import load_settings
+    from core.status import data_dir, pid_alive, read_pid
+
+    settings = load_settings()
+    pid = read_pid(data_dir() / "wasched.pid")
+    if pid is not None and pid_alive(pid):
+        print(
+            f"wasched: wasched is running (pid {pid}): stop it first (bash deploy/stop.sh), "
+            "so nothing changes during the copy",
+            file=sys.stderr,
+        )
+        return 1
+    try:
+        counts = await migrate(settings.DATABASE_URL, target_url)
+    except WaschedError as exc:
+        print(f"wasched: {exc}", file=sys.stderr)
+        return 1
+    print(summary(counts, target_url))
+    return 0

@@ -8,6 +8,7 @@ run by systemd or compose have no pid file; their health endpoints still answer.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -154,6 +155,8 @@ async def store_lines(settings: Settings, now: datetime) -> list[tuple[str, str]
 
 async def status_command(now: datetime | None = None) -> int:
     """Print the status; exit code 0 when both processes answer, 3 when one does not."""
+    # httpx logs every request at INFO, and a Bot API URL carries the token.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     from core.clock import SystemClock
 
     settings = load_settings()

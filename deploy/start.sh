@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck source-path=SCRIPTDIR
 # Set up and start wasched: check what the machine needs, install, ask for the bot token on the
 # first run, then start the WhatsApp sidecar and wasched in the background and wait until both
 # answer. Running it again starts nothing twice.
@@ -7,7 +8,7 @@
 # WHATSAPP_ENGINE, WASCHED_DATA_DIR, ...). WASCHED_SKIP_INSTALL=1 uses .venv and node_modules
 # as they are (for CI and tests that installed them already).
 set -euo pipefail
-# shellcheck source=deploy/processes.sh
+# shellcheck source=processes.sh
 . "$(dirname "${BASH_SOURCE[0]}")/processes.sh"
 
 START_TIMEOUT_S="${WASCHED_START_TIMEOUT_S:-120}"

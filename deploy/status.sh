@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
+# shellcheck source-path=SCRIPTDIR
 # Show whether wasched and the WhatsApp sidecar run, WhatsApp's state and the next run
 # (the same as `wasched status`, with the settings start.sh uses).
 set -euo pipefail
-# shellcheck source=deploy/processes.sh
+# shellcheck source=processes.sh
 . "$(dirname "${BASH_SOURCE[0]}")/processes.sh"
 
 resolve_settings

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
+# shellcheck source-path=SCRIPTDIR
 # Stop wasched, then the WhatsApp sidecar, with SIGTERM, and wait for each to exit cleanly: the
 # sidecar closes its browser and keeps the WhatsApp session (it never logs out). SIGKILL only
 # when a process outlives WASCHED_STOP_TIMEOUT_S (default 40 s, longer than the sidecar's own
 # 15 s drain), and then it says so and exits 1.
 set -euo pipefail
-# shellcheck source=deploy/processes.sh
+# shellcheck source=processes.sh
 . "$(dirname "${BASH_SOURCE[0]}")/processes.sh"
 
 STOP_TIMEOUT_S="${WASCHED_STOP_TIMEOUT_S:-40}"
