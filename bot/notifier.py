@@ -73,12 +73,18 @@ class Note(Item):
 
 @dataclass(eq=False)
 class Deletion(Item):
+    """Delete the message `message_id()` names when its turn comes (it may have been sent
+    by an item just before this one)."""
+
     chat_id: int
-    message_id: int
+    message_id: Callable[[], int | None]
 
     async def deliver(self, bot: Bot) -> None:
+        message_id = self.message_id()
+        if message_id is None:
+            return
         with contextlib.suppress(TelegramBadRequest):  # gone already: fine
-            await bot.delete_message(self.chat_id, self.message_id)
+            await bot.delete_message(self.chat_id, message_id)
 
 
 @dataclass
@@ -246,8 +252,10 @@ class TelegramNotifier:
         self._cards: dict[int, RunCard] = {}  # run id -> card
         self._session_state: str | None = None
         self._alerted = False
-        # chat id -> message id of the QR photo shown after /link (None until sent)
-        self._link_watchers: dict[int, int | None] = {}
+        # Chats that asked for /link and wait to hear it is linked.
+        self._link_watchers: set[int] = set()
+        # chat id -> the QR photo it shows now
+        self._qr_messages: dict[int, int] = {}
 
     def set_audience(self, audience: Audience) -> None:
         """Who hears about WhatsApp's session (admins and the owner)."""
@@ -291,9 +299,15 @@ class TelegramNotifier:
 
     # --- WhatsApp session ----------------------------------------------------------------
 
-    def watch_link(self, chat_id: int, message_id: int | None) -> None:
-        """`chat_id` asked for /link and sees QR `message_id`: keep it fresh until linked."""
-        self._link_watchers[chat_id] = message_id
+    def watch_link(self, chat_id: int, qr_message_id: int | None) -> None:
+        """`chat_id` asked for /link (and sees QR photo `qr_message_id`): keep the QR fresh
+        and say when WhatsApp is linked."""
+        self._link_watchers.add(chat_id)
+        if qr_message_id is not None:
+            self._qr_messages[chat_id] = qr_message_id
+
+    def _qr_message(self, chat_id: int) -> Callable[[], int | None]:
+        return lambda: self._qr_messages.pop(chat_id, None)
 
     async def session_changed(self, state: str, me: dict[str, str] | None) -> None:
         previous, self._session_state = self._session_state, state
@@ -311,9 +325,8 @@ class TelegramNotifier:
                             f"✅ WhatsApp is working again{who}. Held messages are going out now.",
                         ),
                     )
-            for chat_id, message_id in list(self._link_watchers.items()):
-                if message_id is not None:
-                    self.outbox.put(chat_id, Deletion(chat_id, message_id))
+            for chat_id in sorted(self._link_watchers):
+                self.outbox.put(chat_id, Deletion(chat_id, self._qr_message(chat_id)))
                 if chat_id not in told:
                     self.outbox.put(chat_id, Note(chat_id, f"✅ WhatsApp is linked{who}."))
             self._link_watchers.clear()
@@ -340,9 +353,8 @@ class TelegramNotifier:
         if not self._link_watchers:
             return
         png = ui.qr_png(qr)
-        for chat_id, message_id in list(self._link_watchers.items()):
-            if message_id is not None:
-                self.outbox.put(chat_id, Deletion(chat_id, message_id))
+        for chat_id in sorted(self._link_watchers):
+            self.outbox.put(chat_id, Deletion(chat_id, self._qr_message(chat_id)))
             self.outbox.put(
                 chat_id,
                 Note(chat_id, ui.QR_CAPTION, photo=png, sent=self._qr_sent(chat_id)),
@@ -350,7 +362,6 @@ class TelegramNotifier:
 
     def _qr_sent(self, chat_id: int) -> Callable[[int], None]:
         def remember(message_id: int) -> None:
-            if chat_id in self._link_watchers:
-                self._link_watchers[chat_id] = message_id
+            self._qr_messages[chat_id] = message_id
 
         return remember

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from aiogram import Router
 from aiogram.filters import Command, CommandObject
-from aiogram.types import BufferedInputFile, Message, User
+from aiogram.types import BufferedInputFile, CallbackQuery, Message, User
 
 from bot import ui
 from bot.access import owned_schedule
+from bot.callbacks import RunCb
 from bot.routers.schedules import schedule_id_arg
+from core.errors import NotFound
 from core.service import Scheduling
 
 router = Router(name=__name__)
@@ -53,3 +55,16 @@ async def export(
         BufferedInputFile(data, filename=name),
         caption=f"{rows} deliver{'y' if rows == 1 else 'ies'}, oldest first.",
     )
+
+
+@router.callback_query(RunCb.filter())
+async def retry_run(
+    query: CallbackQuery, callback_data: RunCb, service: Scheduling, event_from_user: User
+) -> None:
+    """The Retry button under a run's report: queue its failed deliveries again."""
+    run = await service.store.get_run(callback_data.id)
+    if run is None or run.owner_id != event_from_user.id:
+        raise NotFound(f"There is no run #{callback_data.id}: see /logs.")
+    retried = await service.retry_run(run.id)
+    count = len(retried)
+    await query.answer(f"Trying {count} deliver{'y' if count == 1 else 'ies'} again.")

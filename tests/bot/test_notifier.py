@@ -1,0 +1,169 @@
+"""Notifications: one message per run edited in place, failures with Retry, digests, limits."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from aiogram import Bot
+
+from bot.notifier import TelegramNotifier
+from core.models import Delivery, DeliveryFilter, DeliveryStatus, Run, RunTrigger, Schedule
+from tests.bot.conftest import ADMIN, OTHER_ADMIN, Harness
+from tests.fakes.telegram import FakeTelegram
+
+
+async def fired(harness: Harness, recipients: str = "+4915123456789") -> tuple[Schedule, Run]:
+    schedule = await harness.service.create_schedule(
+        ADMIN, recipients=recipients, when="every day at 9:00", text="hi {name}"
+    )
+    run, _ = await harness.service.run_now(schedule.id)
+    return schedule, run
+
+
+async def deliveries_of(harness: Harness, run: Run) -> list[Delivery]:
+    return await harness.store.list_deliveries(DeliveryFilter(run_id=run.id, order="oldest"))
+
+
+async def move(harness: Harness, run: Run, status: DeliveryStatus, **extra: str) -> None:
+    fields: dict[str, Any] = {"status": status, f"{status.value}_at": harness.clock.now()}
+    fields.update(extra)
+    for delivery in await deliveries_of(harness, run):
+        await harness.store.update_delivery(delivery.id, **fields)
+
+
+async def report(harness: Harness, schedule: Schedule | None, run: Run) -> None:
+    await harness.notifier.run_updated(schedule, run, await deliveries_of(harness, run))
+
+
+async def test_a_run_is_one_message_edited_as_acks_arrive(harness: Harness) -> None:
+    schedule, run = await fired(harness)
+    tg = harness.telegram
+    await report(harness, schedule, run)
+    card = await tg.reply(ADMIN, f"#{schedule.id}")
+    assert "sent now on request" in card.text and "waiting to be sent" in card.text
+    for status, word in (
+        (DeliveryStatus.sent, "sent"),
+        (DeliveryStatus.delivered, "delivered"),
+        (DeliveryStatus.read, "read"),
+    ):
+        since = tg.cursor()
+        await move(harness, run, status)
+        await report(harness, schedule, run)
+        edited = await tg.reply(ADMIN, word, since=since, kinds=("edit",))
+        assert edited.message_id == card.message_id
+    assert "👀" in card.text and card.edits == 3
+    assert len(tg.bot_messages(ADMIN)) == 1
+    # The same state again changes nothing (and Telegram's "not modified" never comes up).
+    await report(harness, schedule, run)
+    assert card.edits == 3
+
+
+async def test_a_failure_names_the_reason_and_retry_queues_it_again(harness: Harness) -> None:
+    schedule, run = await fired(harness)
+    await move(harness, run, DeliveryStatus.failed, error_code="not_on_whatsapp")
+    await report(harness, schedule, run)
+    card = await harness.telegram.reply(ADMIN, "failed")
+    assert "this number has no WhatsApp account" in card.text
+    query = await harness.press(card, "Retry")
+    assert "again" in (await harness.telegram.answer(query))["text"]
+    [delivery] = await deliveries_of(harness, run)
+    assert delivery.status is DeliveryStatus.queued
+    # Pressing it again, when nothing failed any more, is refused in words.
+    query = await harness.press(card, "Retry")
+    assert "Nothing to retry" in (await harness.telegram.answer(query))["text"]
+
+
+async def test_retry_of_someone_elses_run_is_refused(harness: Harness) -> None:
+    schedule, run = await fired(harness)
+    await move(harness, run, DeliveryStatus.failed, error_code="send_failed")
+    await report(harness, schedule, run)
+    card = await harness.telegram.reply(ADMIN, "failed")
+    query = await harness.telegram.press(OTHER_ADMIN, card, "Retry")
+    await harness.flush()
+    assert "no run" in (await harness.telegram.answer(query))["text"]
+    [delivery] = await deliveries_of(harness, run)
+    assert delivery.status is DeliveryStatus.failed
+
+
+async def test_catch_up_and_missed_runs_say_so(harness: Harness) -> None:
+    schedule, run = await fired(harness)
+    late = run.model_copy(
+        update={"trigger": RunTrigger.catch_up, "late_by_s": 600.0, "id": run.id}
+    )
+    await harness.notifier.run_updated(schedule, late, await deliveries_of(harness, run))
+    card = await harness.telegram.reply(ADMIN, "sent late")
+    assert "10 min late" in card.text and "catch-up" in card.text
+    missed = run.model_copy(
+        update={"scheduled_for": run.scheduled_for - timedelta(hours=3), "id": run.id + 1}
+    )
+    await harness.notifier.run_missed(schedule, missed, 3 * 3600.0)
+    note = await harness.telegram.reply(ADMIN, "missed")
+    assert "Nothing was sent" in note.text and f"/runnow {schedule.id}" in note.text
+
+
+async def test_a_run_with_hundreds_of_recipients_fits_one_message(harness: Harness) -> None:
+    numbers = ", ".join(f"+4915100{i:05d}" for i in range(300))
+    schedule, run = await fired(harness, numbers)
+    await report(harness, schedule, run)
+    card = await harness.telegram.reply(ADMIN, f"#{schedule.id}")
+    assert "more recipients" in card.text and len(card.text) <= 4096
+
+
+async def test_many_runs_at_once_become_a_digest(telegram: FakeTelegram, harness: Harness) -> None:
+    paced = TelegramNotifier(harness.bot, admin_ids={ADMIN}, pace_s=1.0)
+    states = [await fired(harness) for _ in range(6)]
+    async with paced.outbox.running():
+        for schedule, run in states:
+            await paced.run_updated(schedule, run, await deliveries_of(harness, run))
+        digest = await telegram.reply(ADMIN, "5 runs finished together")
+    messages = telegram.bot_messages(ADMIN)
+    assert len(messages) == 2
+    for schedule, _ in states[1:]:
+        assert f"#{schedule.id}" in digest.text
+
+
+async def test_flood_control_waits_and_then_sends(
+    telegram: FakeTelegram, harness: Harness
+) -> None:
+    schedule, run = await fired(harness)
+    telegram.fail_next("sendMessage", retry_after=1)
+    await report(harness, schedule, run)
+    card = await telegram.reply(ADMIN, f"#{schedule.id}", within=5)
+    assert card
+    assert len(telegram.calls_of("sendmessage")) == 2  # refused once, then sent
+
+
+async def test_server_errors_are_retried_not_dropped(telegram: FakeTelegram, bot: Bot) -> None:
+    notifier = TelegramNotifier(bot, admin_ids={ADMIN}, pace_s=0)
+    telegram.fail_next("sendMessage", code=500, count=1)
+    async with notifier.outbox.running():
+        await notifier.session_changed("SCAN_QR_CODE", None)
+        alert = await telegram.reply(ADMIN, "not linked", within=8)
+    assert alert
+
+
+async def test_disconnect_is_one_alert_and_recovery_one_message(harness: Harness) -> None:
+    tg = harness.telegram
+    notifier = harness.notifier
+    await notifier.session_changed("WORKING", None)
+    for state in ("SCAN_QR_CODE", "SCAN_QR_CODE", "FAILED", "STARTING", "SCAN_QR_CODE"):
+        await notifier.session_changed(state, None)
+    await tg.reply(ADMIN, "not linked")
+    await tg.reply(OTHER_ADMIN, "not linked")
+    await notifier.session_changed("WORKING", {"id": "4915199999999@c.us", "name": "Me"})
+    back = await tg.reply(ADMIN, "working again")
+    assert "+4915199999999" in back.text
+    await notifier.session_changed("WORKING", None)
+    await harness.say("/help")  # let the outbox catch up
+    await tg.reply(ADMIN, "/status")
+    for chat in (ADMIN, OTHER_ADMIN):
+        texts = [m.text for m in tg.bot_messages(chat)]
+        assert sum("⚠️" in t for t in texts) == 1
+        assert sum("working again" in t for t in texts) == 1
+
+
+async def test_working_at_start_up_says_nothing(harness: Harness) -> None:
+    await harness.notifier.session_changed("WORKING", None)
+    await harness.ask("/help", "wasched")
+    assert len(harness.telegram.bot_messages(ADMIN)) == 1
