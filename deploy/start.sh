@@ -12,6 +12,7 @@ set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/processes.sh"
 
 START_TIMEOUT_S="${WASCHED_START_TIMEOUT_S:-120}"
+OWNER_CODE=""
 
 check_prerequisites() {
   local problems=() node_major
@@ -190,9 +191,34 @@ start_core() {
   if answers "$CORE_URL/healthz"; then
     die "something else answers at $CORE_URL (another wasched? systemctl status wasched): stop it or set HTTP_PORT"
   fi
+  local log offset
+  log="$(log_file wasched)"
+  offset="$(stat -c %s "$log" 2>/dev/null || echo 0)"
   launch wasched "$ROOT" "$PY" -m bot run
   wait_for wasched "$CORE_URL/healthz" answers
-  say "wasched started (pid $(cat "$(pid_file wasched)"), log $(log_file wasched))"
+  wait_for_bot "$log" "$offset"
+  say "wasched started (pid $(cat "$(pid_file wasched)"), log $log)"
+}
+
+# The HTTP server answers before the bot has reached Telegram: wait for the bot too, so a
+# rejected token shows here rather than as a process that quietly died.
+wait_for_bot() {
+  local log=$1 offset=$2 pid deadline=$((SECONDS + 30))
+  pid="$(cat "$(pid_file wasched)")"
+  until tail -c "+$((offset + 1))" "$log" | grep -q 'is polling for updates'; do
+    if ! kill -0 "$pid" 2>/dev/null; then
+      rm -f "$(pid_file wasched)"
+      tail -c "+$((offset + 1))" "$log" | tail -n 20 >&2
+      die "wasched stopped while starting; the end of $log is above"
+    fi
+    if ((SECONDS >= deadline)); then
+      warn "the bot has not reached Telegram yet; see $log"
+      return
+    fi
+    sleep 0.5
+  done
+  OWNER_CODE="$(tail -c "+$((offset + 1))" "$log" | grep -o 'send /start [0-9]*' | tail -n 1 |
+    cut -d' ' -f3 || true)"
 }
 
 bot_username() {
@@ -231,10 +257,14 @@ main() {
   bot="$(bot_username || true)"
   echo
   say "wasched is up. Next:"
+  local first="/start"
+  if [ -n "${OWNER_CODE:-}" ]; then
+    first="/start $OWNER_CODE (this one-time code makes you the bot's owner)"
+  fi
   if [ -n "$bot" ]; then
-    echo "  1. open @$bot in Telegram (https://t.me/$bot) and send /start"
+    echo "  1. open @$bot in Telegram (https://t.me/$bot) and send $first"
   else
-    echo "  1. open your bot in Telegram and send /start"
+    echo "  1. open your bot in Telegram and send $first"
   fi
   echo "  2. send /link and scan the QR code with WhatsApp (Settings > Linked devices)"
   echo "  Status: bash deploy/status.sh   Stop: bash deploy/stop.sh   Logs: $DATA_DIR/*.log"
