@@ -1,0 +1,243 @@
+"""The sender: retries, held deliveries, permanent failures, acks, caps, crash leases."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from core import runs
+from core.app import Core
+from core.clock import FakeClock
+from core.models import DeliveryStatus, Recipient, RecipientKind, Rule, RuleKind, RunTrigger
+from core.store.sqlite import SQLiteStore
+from tests.engine.conftest import (
+    PHONE,
+    CoreFactory,
+    RecordingNotifier,
+    deliveries,
+    eventually,
+)
+from tests.fakes.sidecar import FakeSidecar, SentRecord
+
+OTHER = "+4915199999999"
+
+
+async def run_now(core: Core, recipients: str = PHONE) -> int:
+    schedule = await core.service.create_schedule(
+        7, recipients=recipients, when="tomorrow 9:00", text="hi"
+    )
+    run, _ = await core.service.run_now(schedule.id)
+    return run.id
+
+
+async def statuses(core: Core, run_id: int) -> list[str]:
+    return [d.status.value for d in await deliveries(core, run_id=run_id)]
+
+
+async def test_retry_after_the_sidecar_was_down_then_recovery(
+    core: Core, clock: FakeClock, sidecar: FakeSidecar
+) -> None:
+    await sidecar.go_down()
+    run_id = await run_now(core)
+
+    async def retried() -> bool:
+        (d,) = await deliveries(core, run_id=run_id)
+        return d.attempts == 1 and d.status is DeliveryStatus.queued
+
+    await eventually(retried, what="the failed first attempt")
+    (waiting,) = await deliveries(core, run_id=run_id)
+    assert waiting.error_code == "unavailable"
+    assert waiting.last_error and "cannot be reached" in waiting.last_error
+    assert waiting.next_attempt_at > clock.now()
+
+    await sidecar.start()
+    await clock.advance((waiting.next_attempt_at - clock.now()).total_seconds())
+
+    await eventually(lambda: len(sidecar.outbox) == 1, what="the send after recovery")
+    (sent,) = await deliveries(core, run_id=run_id)
+    assert sent.attempts == 2
+    assert sent.last_error is None
+
+
+async def test_transient_failures_give_up_after_the_attempts_setting(
+    core: Core, clock: FakeClock, sidecar: FakeSidecar, notifier: RecordingNotifier
+) -> None:
+    sidecar.fail_next("send_failed", count=10)
+    run_id = await run_now(core)
+
+    for attempt in (1, 2):
+
+        async def failed_attempt(n: int = attempt) -> bool:
+            (d,) = await deliveries(core, run_id=run_id)
+            return d.attempts == n and d.status is DeliveryStatus.queued
+
+        await eventually(failed_attempt, what=f"attempt {attempt}")
+        (d,) = await deliveries(core, run_id=run_id)
+        await clock.advance((d.next_attempt_at - clock.now()).total_seconds())
+
+    async def gave_up() -> bool:
+        return await statuses(core, run_id) == ["failed"]
+
+    await eventually(gave_up, what="failure after 3 attempts")
+    (d,) = await deliveries(core, run_id=run_id)
+    assert d.attempts == 3 and d.error_code == "send_failed"
+    assert d.last_error is not None and "Gave up after 3 attempts" in d.last_error
+    assert sidecar.outbox == []
+    await eventually(lambda: notifier.last_statuses(run_id) == ["failed"], what="report")
+
+
+async def test_a_permanent_failure_fails_at_once_with_the_reason(
+    core: Core, sidecar: FakeSidecar, notifier: RecordingNotifier
+) -> None:
+    sidecar.fail_next("not_on_whatsapp")
+    run_id = await run_now(core)
+
+    async def failed() -> bool:
+        return await statuses(core, run_id) == ["failed"]
+
+    await eventually(failed, what="the failure")
+    (d,) = await deliveries(core, run_id=run_id)
+    assert d.attempts == 1
+    assert d.error_code == "not_on_whatsapp"
+    assert d.last_error == f"{PHONE} has no WhatsApp account (WhatsApp service said: " + (
+        "fake failure not_on_whatsapp)."
+    )
+    assert sidecar.requests == 1
+    await eventually(lambda: notifier.last_statuses(run_id) == ["failed"], what="report")
+
+
+async def test_held_while_not_linked_then_released_when_working(
+    core: Core, sidecar: FakeSidecar, notifier: RecordingNotifier
+) -> None:
+    sidecar.state = "SCAN_QR_CODE"
+    first = await run_now(core)
+
+    async def held() -> bool:
+        return await statuses(core, first) == ["held"]
+
+    await eventually(held, what="the held delivery")
+    assert core.sender.paused
+    # While paused, new deliveries are held without reaching the sidecar.
+    second = await run_now(core, OTHER)
+
+    async def both_held() -> bool:
+        return await statuses(core, second) == ["held"]
+
+    await eventually(both_held, what="the second held delivery")
+    requests_while_down = sidecar.requests
+    (d,) = await deliveries(core, run_id=first)
+    assert d.attempts == 0 and d.error_code == "not_ready"
+
+    await sidecar.set_state("WORKING")  # posts session.status to core
+
+    await eventually(lambda: len(sidecar.outbox) == 2, what="both sends after linking")
+    assert requests_while_down <= 1  # at most the send that found out
+    assert ("WORKING", {"id": "15550001111@c.us", "name": "Fake"}) in notifier.sessions
+    (d,) = await deliveries(core, run_id=first)
+    assert d.attempts == 1
+
+
+async def test_acks_move_a_delivery_forward_never_backwards(
+    core: Core, sidecar: FakeSidecar
+) -> None:
+    run_id = await run_now(core)
+
+    async def read() -> bool:
+        return await statuses(core, run_id) == ["read"]
+
+    await eventually(read, what="acks 1, 2, 3")
+    message_id = sidecar.outbox[0].id
+    for ack in (2, 1, -1):
+        assert await sidecar.post_event("message.ack", {"id": message_id, "ack": ack}) == 200
+    assert await statuses(core, run_id) == ["read"]
+    (d,) = await deliveries(core, run_id=run_id)
+    assert d.sent_at and d.delivered_at and d.read_at
+
+
+async def test_an_error_ack_fails_a_sent_delivery(core: Core, sidecar: FakeSidecar) -> None:
+    sidecar.auto_ack = False
+    run_id = await run_now(core)
+
+    async def sent() -> bool:
+        return await statuses(core, run_id) == ["sent"]
+
+    await eventually(sent, what="the send")
+    assert await sidecar.post_event("message.ack", {"id": sidecar.outbox[0].id, "ack": -1}) == 200
+    (d,) = await deliveries(core, run_id=run_id)
+    assert d.status is DeliveryStatus.failed and d.error_code == "ack_error"
+
+
+async def test_an_ack_before_the_message_id_is_stored_is_applied_later(
+    core: Core, sidecar: FakeSidecar
+) -> None:
+    sidecar.auto_ack = False
+    sidecar.send_delay_s = 0.3
+    run_id = await run_now(core)
+    await eventually(lambda: len(sidecar.outbox) == 1, what="the send reaching the sidecar")
+    # The sidecar acks while wasched still waits for the answer to its send.
+    assert await sidecar.post_event("message.ack", {"id": sidecar.outbox[0].id, "ack": 2}) == 200
+
+    async def delivered() -> bool:
+        return await statuses(core, run_id) == ["delivered"]
+
+    await eventually(delivered, what="the early ack applied")
+
+
+async def test_the_hourly_cap_delays_sends_and_never_drops_them(
+    start_core: CoreFactory, clock: FakeClock, sidecar: FakeSidecar
+) -> None:
+    core = await start_core(SEND_HOURLY_CAP=2)
+    run_id = await run_now(core, f"{PHONE}, {OTHER}, +4915100000001")
+
+    await eventually(lambda: len(sidecar.outbox) == 2, what="two sends")
+    await asyncio.sleep(0.2)
+    assert len(sidecar.outbox) == 2
+    assert sorted(await statuses(core, run_id)) == ["queued", "read", "read"]
+
+    await clock.advance(3600)
+    await eventually(lambda: len(sidecar.outbox) == 3, what="the third send an hour later")
+
+
+async def test_a_delivery_left_sending_by_a_crash_is_sent_again_with_the_same_key(
+    start_core: CoreFactory, database_url: str, clock: FakeClock, sidecar: FakeSidecar
+) -> None:
+    # Before this core starts, a worker claimed a delivery, the sidecar sent it, and the
+    # worker died before recording it.
+    store = await SQLiteStore.open(database_url)
+    schedule = await store.add_schedule(
+        owner_id=7,
+        recipients=[Recipient(kind=RecipientKind.phone, address=PHONE)],
+        rule=Rule(kind=RuleKind.once, timezone="UTC", at=clock.now() + timedelta(days=1)),
+        next_run_at=clock.now() + timedelta(days=1),
+        text="once only",
+    )
+    run, _ = await runs.start_run(
+        store, clock, schedule, scheduled_for=clock.now(), trigger=RunTrigger.manual
+    )
+    claimed = await store.claim_delivery(now=clock.now(), lease_s=120, worker="dead:1")
+    await store.close()
+    assert claimed is not None
+    earlier = SentRecord(
+        id="true_earlier",
+        to=PHONE,
+        text="once only",
+        idempotency_key=claimed.idempotency_key,
+        media=None,
+    )
+    sidecar.outbox.append(earlier)
+    sidecar.by_key[earlier.idempotency_key] = earlier
+
+    core = await start_core()
+    await asyncio.sleep(0.2)
+    (d,) = await deliveries(core, run_id=run.id)
+    assert d.status is DeliveryStatus.sending  # still leased to the dead worker
+
+    await clock.advance(121)
+
+    async def sent() -> bool:
+        (d,) = await deliveries(core, run_id=run.id)
+        return d.status is DeliveryStatus.sent and d.whatsapp_id == "true_earlier"
+
+    await eventually(sent, what="the reclaimed delivery")
+    assert sidecar.keys() == [claimed.idempotency_key]
+    assert sidecar.requests == 1

@@ -1,0 +1,49 @@
+"""Two cores on one SQLite file never send an occurrence twice."""
+
+from __future__ import annotations
+
+import asyncio
+
+from core.clock import FakeClock
+from core.models import DeliveryStatus
+from tests.engine.conftest import PHONE, CoreFactory, eventually
+from tests.fakes.sidecar import FakeSidecar
+
+
+async def test_two_engines_and_senders_on_one_store_send_each_occurrence_once(
+    start_core: CoreFactory, clock: FakeClock, sidecar: FakeSidecar
+) -> None:
+    one = await start_core(worker="one")
+    two = await start_core(worker="two")
+    recipients = ", ".join(f"+49151000000{i:02d}" for i in range(5))
+    for n in range(20):
+        await one.service.create_schedule(
+            7, recipients=recipients if n % 2 else PHONE, when="every 1 hour", text=f"#{n}"
+        )
+    expected = 10 * 5 + 10 * 1
+
+    for occurrence in range(1, 4):  # three occurrences, each raced by both engines
+        await clock.advance(3600)
+        await asyncio.gather(one.engine.tick(), two.engine.tick(), one.engine.tick())
+        one.sender.deliveries_queued()
+        two.sender.deliveries_queued()
+        # Let the sends finish before time moves on: moving the clock an hour past a send
+        # in flight would end its lease, and the other worker would (rightly) take it over.
+        total = occurrence * expected
+        await eventually(lambda: len(sidecar.outbox) == total, what="every send")  # noqa: B023
+
+        async def settled() -> bool:
+            counts = await one.store.count_deliveries()
+            return (
+                counts.get(DeliveryStatus.sending, 0) + counts.get(DeliveryStatus.queued, 0) == 0
+            )
+
+        await eventually(settled, what="every send recorded")
+    await asyncio.sleep(0.2)
+
+    assert len(sidecar.keys()) == len(set(sidecar.keys())) == 3 * expected
+    assert sidecar.requests == 3 * expected  # not even a refused duplicate
+    runs = await one.store.list_runs(limit=1000)
+    assert len(runs) == 3 * 20
+    assert len({(r.schedule_id, r.scheduled_for) for r in runs}) == 3 * 20
+    assert one.sender.sent_count > 0 and two.sender.sent_count > 0
