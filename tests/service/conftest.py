@@ -1,5 +1,6 @@
-"""Fixtures for the service layer: a real SQLite store on tmp_path, a fake clock, a fake
-WhatsApp port and engine hooks that record what they were told."""
+"""Fixtures for the service layer: a real store (SQLite on tmp_path, MongoDB on
+mongomock-motor, and a real MongoDB when MONGODB_TEST_URI is set; every test runs on each),
+a fake clock, a fake WhatsApp port and engine hooks that record what they were told."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from core.clock import FakeClock
 from core.errors import WhatsAppError
 from core.service import Scheduling
 from core.store import Store
-from core.store.sqlite import SQLiteStore
+from tests.store.conftest import BACKENDS, open_backend
 
 # Saturday 28 November 2026, 10:00 UTC (11:00 in Berlin).
 START = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
@@ -113,13 +114,10 @@ def clock() -> FakeClock:
     return FakeClock(START)
 
 
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    opened = await SQLiteStore.open(f"sqlite:///{tmp_path / 'wasched.db'}")
-    try:
+@pytest.fixture(params=BACKENDS)
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    async for opened in open_backend(request.param, tmp_path):
         yield opened
-    finally:
-        await opened.close()
 
 
 @pytest.fixture
