@@ -48,7 +48,7 @@ export class RecordedEvents {
 }
 
 /** Waits (bounded) until `check()` is truthy; fails the test if it never is. */
-export async function eventually(check, { what = 'condition', attempts = 500 } = {}) {
+export async function eventually(check, { what = 'condition', attempts = 2000 } = {}) {
   for (let i = 0; i < attempts; i += 1) {
     const value = await check();
     if (value) return value;

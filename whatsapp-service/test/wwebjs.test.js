@@ -1,11 +1,19 @@
 import assert from 'node:assert/strict';
-import { EventEmitter } from 'node:events';
+import { spawn } from 'node:child_process';
+import { EventEmitter, once } from 'node:events';
 import { existsSync } from 'node:fs';
 import { lstat, mkdir, readdir, rm, symlink, writeFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { buildApp } from '../src/app.js';
-import { CHROMIUM_ARGS, WwebjsEngine, removeSingletonLocks, sessionPaths } from '../src/engines/wwebjs.js';
+import {
+  CHROMIUM_ARGS,
+  WwebjsEngine,
+  chromiumHoldingProfile,
+  removeSingletonLocks,
+  sessionPaths,
+} from '../src/engines/wwebjs.js';
 import { RecordedEvents, authed, eventually, send, silentLog, tempDir, testConfig } from './helpers.js';
 
 const OWNER = { id: '4915100000000@c.us', name: 'Owner' };
@@ -399,6 +407,45 @@ describe('Chromium profile locks', () => {
     assert.ok((await lstat(join(profileDir, 'Default', 'Preferences'))).isFile());
   });
 
+  test('a Chromium left running on the profile by a killed service is ended before the new start', async () => {
+    const dataDir = await tempDir({ keep: true });
+    const { profileDir } = sessionPaths(dataDir);
+    await mkdir(profileDir, { recursive: true });
+    // Stands in for the orphaned browser: a process whose arguments name the profile.
+    const orphan = spawn(process.execPath, ['-e', 'setInterval(() => {}, 100000)', '--', `--user-data-dir=${profileDir}`], {
+      stdio: 'ignore',
+    });
+    after(() => orphan.kill('SIGKILL'));
+    await once(orphan, 'spawn');
+    await symlink(`${hostname()}-${orphan.pid}`, join(profileDir, 'SingletonLock'));
+    assert.equal(await chromiumHoldingProfile(profileDir), orphan.pid);
+    const ended = once(orphan, 'exit');
+
+    let orphanAliveAtInitialize = null;
+    await startWwebjsApp({
+      dataDir,
+      world: {
+        onInitialize() {
+          orphanAliveAtInitialize = orphan.exitCode === null && orphan.signalCode === null;
+        },
+      },
+    });
+    after(() => rm(dataDir, { recursive: true, force: true }));
+    const [, signal] = await ended;
+    assert.equal(signal, 'SIGTERM');
+    await eventually(() => orphanAliveAtInitialize !== null);
+    assert.equal(orphanAliveAtInitialize, false);
+  });
+
+  test('a lock naming another host or a process that is not Chromium on this profile is left alone', async () => {
+    const dir = await tempDir();
+    await symlink(`other-host-${process.pid}`, join(dir, 'SingletonLock'));
+    assert.equal(await chromiumHoldingProfile(dir), null);
+    await unlinkLock(dir);
+    await symlink(`${hostname()}-${process.pid}`, join(dir, 'SingletonLock')); // the test runner itself
+    assert.equal(await chromiumHoldingProfile(dir), null);
+  });
+
   test('removeSingletonLocks tolerates a profile without locks', async () => {
     const dir = await tempDir();
     assert.deepEqual(await removeSingletonLocks(join(dir, 'missing')), []);
@@ -409,6 +456,10 @@ test('CHROMIUM_ARGS are the headless server flags', () => {
   assert.ok(CHROMIUM_ARGS.includes('--no-sandbox'));
   assert.ok(CHROMIUM_ARGS.includes('--disable-dev-shm-usage'));
 });
+
+async function unlinkLock(dir) {
+  await rm(join(dir, 'SingletonLock'), { force: true });
+}
 
 function assertStatus(response, status, code) {
   assert.equal(response.statusCode, status, response.body);

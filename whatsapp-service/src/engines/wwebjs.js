@@ -1,4 +1,5 @@
-import { rm, unlink } from 'node:fs/promises';
+import { readFile, readlink, rm, unlink } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import wwebjs from 'whatsapp-web.js';
 import { ServiceError } from '../errors.js';
@@ -53,6 +54,56 @@ export async function removeSingletonLocks(profileDir) {
 }
 
 /**
+ * The pid of a Chromium still running on `profileDir`, or null. When this service is killed
+ * (SIGKILL, OOM) its Chromium lives on as an orphan holding the profile; the lock names
+ * `<host>-<pid>`, and /proc tells whether that pid is a browser on this very profile.
+ */
+export async function chromiumHoldingProfile(profileDir) {
+  let owner;
+  try {
+    owner = await readlink(join(profileDir, 'SingletonLock'));
+  } catch {
+    return null;
+  }
+  const match = /^(.+)-(\d+)$/.exec(owner);
+  if (!match || match[1] !== hostname()) return null;
+  const pid = Number(match[2]);
+  try {
+    const args = (await readFile(`/proc/${pid}/cmdline`, 'utf8')).split('\0');
+    return args.includes(`--user-data-dir=${profileDir}`) ? pid : null;
+  } catch {
+    return null; // gone, or no /proc here
+  }
+}
+
+/** Ends an orphaned Chromium (SIGTERM, then SIGKILL) so two browsers never share a profile. */
+async function endOrphanedChromium(profileDir, log) {
+  const pid = await chromiumHoldingProfile(profileDir);
+  if (pid === null) return;
+  log.warn({ pid }, 'a Chromium from an earlier run still holds the WhatsApp profile; ending it');
+  for (const [signal, waitMs] of [['SIGTERM', 5000], ['SIGKILL', 2000]]) {
+    try {
+      process.kill(pid, signal);
+    } catch {
+      return;
+    }
+    for (let waited = 0; waited < waitMs; waited += 50) {
+      if (!isAlive(pid)) return;
+      await delay(50);
+    }
+  }
+}
+
+function isAlive(pid) {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
  * The real engine: one whatsapp-web.js Client at a time on a LocalAuth session kept under the
  * data directory. `library` ({Client, LocalAuth, MessageMedia}) is injectable so tests can
  * drive the engine with a fake Client.
@@ -83,6 +134,7 @@ export class WwebjsEngine extends Engine {
 
   async #launch() {
     if (this.#stopping) return;
+    await endOrphanedChromium(this.paths.profileDir, this.log);
     const removed = await removeSingletonLocks(this.paths.profileDir);
     if (removed.length > 0) this.log.warn({ removed }, 'removed stale Chromium profile locks');
     const { Client, LocalAuth } = this.library;
