@@ -42,7 +42,7 @@ class FakeClient extends EventEmitter {
   }
 
   async destroy() {
-    this.calls.push(['destroy']);
+    this.calls.push(['destroy', this.pupBrowser !== null]);
     this.browserOpen = false;
   }
 
@@ -368,6 +368,22 @@ describe('wwebjs engine: stopping and unlinking', () => {
     await app.shutdown();
     assert.equal(calls(world.clients[0], 'destroy').length, 1);
     for (const client of world.clients) assert.equal(calls(client, 'logout').length, 0);
+  });
+
+  test('shutdown while the browser is still launching waits for it and closes it', async () => {
+    const { app, world } = await startWwebjsApp({
+      world: {
+        onInitialize(client) {
+          client.pupBrowser = null;
+          setTimeout(() => {
+            client.pupBrowser = { isConnected: () => client.browserOpen };
+          }, 20);
+          return new Promise(() => {}); // WhatsApp Web never finishes loading
+        },
+      },
+    });
+    await app.shutdown();
+    assert.deepEqual(calls(world.clients[0], 'destroy'), [['destroy', true]]);
   });
 
   test('POST /session/logout logs out, removes the session and starts a new Client for a QR', async () => {

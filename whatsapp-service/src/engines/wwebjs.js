@@ -115,6 +115,7 @@ export class WwebjsEngine extends Engine {
   #attempt = 0;
   #reconnectTimer = null;
   #destroyed = new WeakMap();
+  #starting = new WeakMap();
   #acks = new Map();
 
   constructor({ dataDir, chromiumPath, log, reconnect = { minMs: 2000, maxMs: 300000 }, library = wwebjs }) {
@@ -147,7 +148,13 @@ export class WwebjsEngine extends Engine {
     this.#listen(client);
     this.setSession('STARTING');
     this.log.info({ profile: this.paths.profileDir }, 'starting WhatsApp Web');
-    client.initialize().catch((err) => {
+    const initializing = client.initialize();
+    this.#starting.set(client, initializing);
+    initializing.then(
+      () => this.#starting.delete(client),
+      () => this.#starting.delete(client),
+    );
+    initializing.catch((err) => {
       if (client !== this.#client) return;
       this.log.error({ err: describe(err) }, 'WhatsApp Web failed to start');
       this.#client = null;
@@ -237,12 +244,22 @@ export class WwebjsEngine extends Engine {
   /** Closes the browser once per client, however many paths ask for it. */
   #destroyOnce(client) {
     if (!this.#destroyed.has(client)) {
-      const destroying = Promise.resolve()
+      const destroying = this.#browserLaunched(client)
         .then(() => client.destroy())
         .catch((err) => this.log.warn({ err: describe(err) }, 'closing WhatsApp Web failed'));
       this.#destroyed.set(client, destroying);
     }
     return this.#destroyed.get(client);
+  }
+
+  /**
+   * Waits (bounded) for a Client still launching its browser to have one, so that destroy()
+   * closes it instead of leaving a Chromium behind.
+   */
+  async #browserLaunched(client) {
+    for (let waited = 0; waited < 10000 && this.#starting.has(client) && !client.pupBrowser; waited += 50) {
+      await delay(50);
+    }
   }
 
   /** Closes the browser, keeping the session on disk. Never logs out. */
