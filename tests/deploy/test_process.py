@@ -1,0 +1,189 @@
+"""deploy/start.sh and stop.sh for real: a copy of the repo, the sidecar in its fake engine,
+the fake Telegram Bot API, free ports. A person's schedule survives a stop and a start."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.fakes.sidecar import free_port
+from tests.fakes.telegram import FakeTelegram
+
+pytestmark = [pytest.mark.slow, pytest.mark.e2e]
+
+REPO = Path(__file__).resolve().parents[2]
+USER_ID = 5150
+API_KEY = "process-test-key-0123456789abcdef"
+TEXT = "Hello from before the restart"
+
+
+def repo_files() -> list[str]:
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
+    return [name for name in listed if (REPO / name).is_file()]
+
+
+@pytest.fixture
+def repo_copy(tmp_path: Path) -> Iterator[Path]:
+    """The repo's files in tmp_path, sharing the installed .venv and node_modules."""
+    venv, modules = REPO / ".venv", REPO / "whatsapp-service" / "node_modules"
+    if not (venv / "bin" / "python").exists() or not modules.is_dir():
+        pytest.skip("needs .venv and whatsapp-service/node_modules (bash scripts/test installs)")
+    root = tmp_path / "wasched"
+    for name in repo_files():
+        target = root / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO / name, target)  # keeps mtimes: start.sh sees nothing to install
+    (root / ".venv").symlink_to(venv)
+    (root / "whatsapp-service" / "node_modules").symlink_to(modules)
+    yield root
+    for name in ("wasched", "whatsapp"):  # never leave a process behind a failed test
+        pid_file = root / "data" / f"{name}.pid"
+        if pid_file.exists():
+            with contextlib.suppress(ProcessLookupError, ValueError):
+                os.kill(int(pid_file.read_text()), signal.SIGKILL)
+
+
+@pytest.fixture
+async def telegram() -> AsyncIterator[FakeTelegram]:
+    async with FakeTelegram() as fake:
+        fake.add_user(USER_ID)
+        yield fake
+
+
+@dataclass
+class Deployment:
+    root: Path
+    env: dict[str, str]
+
+    @property
+    def core_url(self) -> str:
+        return f"http://127.0.0.1:{self.env['HTTP_PORT']}"
+
+    @property
+    def sidecar_url(self) -> str:
+        return f"http://127.0.0.1:{self.env['WHATSAPP_PORT']}"
+
+    async def script(self, name: str) -> tuple[int, str]:
+        """Run deploy/<name> with no terminal, as CI would; return exit code and output."""
+        process = await asyncio.create_subprocess_exec(
+            "bash",
+            str(self.root / "deploy" / name),
+            cwd=self.root,
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        out, _ = await asyncio.wait_for(process.communicate(), timeout=240)
+        assert process.returncode is not None
+        return process.returncode, out.decode()
+
+    def pid(self, name: str) -> int:
+        return int((self.root / "data" / f"{name}.pid").read_text())
+
+    async def outbox(self) -> list[dict[str, object]]:
+        async with httpx.AsyncClient(headers={"X-Api-Key": API_KEY}) as client:
+            response = await client.get(f"{self.sidecar_url}/fake/outbox")
+            response.raise_for_status()
+            body = response.json()
+        sent: list[dict[str, object]] = body["messages"]
+        return sent
+
+
+@pytest.fixture
+def deployment(repo_copy: Path, telegram: FakeTelegram) -> Deployment:
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("TELEGRAM_", "WHATSAPP_", "HTTP_", "DATABASE_", "WASCHED_"))
+    }
+    env.update(
+        TELEGRAM_BOT_TOKEN=telegram.token,
+        TELEGRAM_API_URL=telegram.base_url,
+        TELEGRAM_ADMIN_IDS=str(USER_ID),
+        HTTP_PORT=str(free_port()),
+        WHATSAPP_PORT=str(free_port()),
+        WHATSAPP_ENGINE="fake",
+        WHATSAPP_API_KEY=API_KEY,
+        WASCHED_SKIP_INSTALL="1",
+        SEND_GAP_MIN_S="0",
+        SEND_GAP_MAX_S="0",
+        DEFAULT_TIMEZONE="UTC",
+    )
+    return Deployment(repo_copy, env)
+
+
+async def test_start_stop_start_keeps_a_schedule_that_fires_after_the_restart(
+    deployment: Deployment, telegram: FakeTelegram
+) -> None:
+    code, out = await deployment.script("start.sh")
+    assert code == 0, out
+    assert "wasched is up" in out and "@wasched_test_bot" in out
+    async with httpx.AsyncClient() as client:
+        health = (await client.get(f"{deployment.sidecar_url}/health")).json()
+        assert health["state"] == "WORKING" and health["engine"] == "fake"
+        assert (await client.get(f"{deployment.core_url}/healthz")).status_code == 200
+    pids = (deployment.pid("wasched"), deployment.pid("whatsapp"))
+
+    code, out = await deployment.script("start.sh")
+    assert code == 0, out
+    assert "running already" in out
+    assert (deployment.pid("wasched"), deployment.pid("whatsapp")) == pids
+
+    await telegram.send(USER_ID, f"/schedule +4915112345678 | in 1 minute | {TEXT}")
+    saved = await telegram.wait_for(
+        lambda: next((m for m in telegram.bot_messages(USER_ID) if "Saved" in m.text), None),
+        within=30,
+    )
+    assert TEXT in saved.text or "#" in saved.text
+
+    assert not [m for m in await deployment.outbox() if m.get("text") == TEXT]
+
+    code, out = await deployment.script("stop.sh")
+    assert code == 0, out
+    assert "SIGKILL" not in out
+    # The fake engine keeps its outbox on disk: nothing went out before or during the stop.
+    outbox_file = deployment.root / "data" / "whatsapp" / "fake-outbox.json"
+    assert TEXT not in (outbox_file.read_text() if outbox_file.exists() else "")
+    assert "wasched stopped" in out and "the WhatsApp sidecar stopped" in out
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+    assert not list((deployment.root / "data").glob("*.pid"))
+    assert "stopped cleanly" in (deployment.root / "data" / "whatsapp.log").read_text()
+
+    code, out = await deployment.script("start.sh")
+    assert code == 0, out
+
+    async def sent_once() -> list[dict[str, object]] | None:
+        sent = [m for m in await deployment.outbox() if m.get("text") == TEXT]
+        return sent or None
+
+    for _ in range(240):  # the schedule is due about a minute after it was made
+        sent = await sent_once()
+        if sent:
+            break
+        await asyncio.sleep(0.5)
+    else:
+        log = (deployment.root / "data" / "wasched.log").read_text()[-3000:]
+        raise AssertionError(f"the schedule did not fire after the restart:\n{log}")
+    assert len(sent) == 1 and sent[0]["to"] in {"+4915112345678", "4915112345678@c.us"}
+
+    code, out = await deployment.script("stop.sh")
+    assert code == 0 and "SIGKILL" not in out, out
