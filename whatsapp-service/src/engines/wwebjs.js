@@ -116,6 +116,7 @@ export class WwebjsEngine extends Engine {
   #reconnectTimer = null;
   #destroyed = new WeakMap();
   #starting = new WeakMap();
+  #closing = new Set();
   #acks = new Map();
 
   constructor({ dataDir, chromiumPath, log, reconnect = { minMs: 2000, maxMs: 300000 }, library = wwebjs }) {
@@ -215,7 +216,7 @@ export class WwebjsEngine extends Engine {
     }
     // For any other reason whatsapp-web.js has already called destroy() on this client;
     // calling it again is how #1946 breaks, so only wait for its browser to close.
-    this.#destroyed.set(client, waitForBrowserClosed(client));
+    this.#destroyed.set(client, this.#track(waitForBrowserClosed(client)));
     this.#client = null;
     this.#scheduleReconnect(client, { wipe: loggedOut });
   }
@@ -247,9 +248,16 @@ export class WwebjsEngine extends Engine {
       const destroying = this.#browserLaunched(client)
         .then(() => client.destroy())
         .catch((err) => this.log.warn({ err: describe(err) }, 'closing WhatsApp Web failed'));
-      this.#destroyed.set(client, destroying);
+      this.#destroyed.set(client, this.#track(destroying));
     }
     return this.#destroyed.get(client);
+  }
+
+  /** Remembers a browser being closed until it is, so stop() can wait for every one. */
+  #track(closing) {
+    this.#closing.add(closing);
+    closing.finally(() => this.#closing.delete(closing));
+    return closing;
   }
 
   /**
@@ -269,7 +277,8 @@ export class WwebjsEngine extends Engine {
     this.#reconnectTimer = null;
     const client = this.#client;
     this.#client = null;
-    if (client) await this.#destroyOnce(client);
+    if (client) this.#destroyOnce(client);
+    await Promise.all([...this.#closing]);
     this.setSession('STOPPED');
   }
 
