@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import socket
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 
@@ -86,7 +87,9 @@ async def open_core(
             hourly_cap=settings.SEND_HOURLY_CAP,
             daily_cap=settings.SEND_DAILY_CAP,
             retry_max_attempts=settings.RETRY_MAX_ATTEMPTS,
-            worker=worker,
+            # Unique among live processes (one HTTP port per host), stable across restarts:
+            # a restarted core takes back at once what its crashed predecessor was sending.
+            worker=worker or f"{socket.gethostname()}:{settings.HTTP_PORT}",
         )
         engine = Engine(
             store,

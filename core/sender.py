@@ -174,8 +174,32 @@ class Sender:
     # --- lifecycle -------------------------------------------------------------------
     async def start(self) -> None:
         await self._seed_caps()
+        await self._take_back_own_leases()
         self._stopping = False
         self._task = asyncio.get_running_loop().create_task(self._run(), name="sender")
+
+    async def _take_back_own_leases(self) -> None:
+        """Deliveries this worker name left `sending` when its process died go out again now
+        (same key), instead of after their lease: the name is unique among live workers
+        (`open_core` uses host and HTTP port, which only one live process can hold)."""
+        now = self.clock.now()
+        leased = await self.store.list_deliveries(
+            DeliveryFilter(statuses=(DeliveryStatus.sending,), order="oldest")
+        )
+        for delivery in leased:
+            if delivery.lease_owner != self.worker:
+                continue
+            logger.info("sender: delivery %s was being sent when we stopped; again", delivery.id)
+            await self.store.update_delivery(
+                delivery.id,
+                expected_status=DeliveryStatus.sending,
+                worker=self.worker,
+                status=DeliveryStatus.queued,
+                queued_at=now,
+                next_attempt_at=now,
+                lease_owner=None,
+                lease_until=None,
+            )
 
     async def stop(self, drain_s: float = 10.0) -> None:
         """Let the send in flight finish (up to `drain_s` seconds), then stop.

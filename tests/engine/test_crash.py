@@ -1,0 +1,123 @@
+"""Kill `python -m core` with SIGKILL in the middle of a burst, start it again: every delivery
+ends exactly once in the sidecar's ledger or is recorded failed. Nothing lost, nothing doubled."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from core.clock import SystemClock
+from core.models import (
+    FINAL_STATUSES,
+    DeliveryFilter,
+    DeliveryStatus,
+    Recipient,
+    RecipientKind,
+    Rule,
+    RuleKind,
+)
+from core.store.sqlite import SQLiteStore
+from tests.engine.conftest import eventually
+from tests.fakes.sidecar import FakeSidecar, free_port
+
+REPO = Path(__file__).resolve().parents[2]
+SCHEDULES = 20
+RECIPIENTS = 10  # 200 deliveries
+
+
+async def start_core(env: dict[str, str], log: Path) -> asyncio.subprocess.Process:
+    with log.open("ab") as out:
+        return await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "core", cwd=REPO, env=env, stdout=out, stderr=out
+        )
+
+
+@pytest.mark.slow
+async def test_sigkill_mid_burst_loses_nothing_and_doubles_nothing(tmp_path: Path) -> None:
+    database_url = f"sqlite:///{tmp_path / 'crash.db'}"
+    sidecar = FakeSidecar(api_key="crash-key", send_delay_s=0.02)
+    await sidecar.start()
+    port = free_port()
+    while port == sidecar.port:
+        port = free_port()
+    sidecar.events_url = f"http://127.0.0.1:{port}/whatsapp/events"
+
+    store = await SQLiteStore.open(database_url)
+    at = SystemClock().now() - timedelta(seconds=5)
+    for n in range(SCHEDULES):
+        await store.add_schedule(
+            owner_id=1,
+            recipients=[
+                Recipient(kind=RecipientKind.phone, address=f"+4915100{n:03d}{r:03d}")
+                for r in range(RECIPIENTS)
+            ],
+            rule=Rule(kind=RuleKind.once, timezone="UTC", at=at),
+            next_run_at=at,
+            text=f"burst {n}",
+        )
+    await store.close()
+
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "WHATSAPP_URL": sidecar.url,
+        "WHATSAPP_API_KEY": "crash-key",
+        "HTTP_HOST": "127.0.0.1",
+        "HTTP_PORT": str(port),
+        "SEND_GAP_MIN_S": "0",
+        "SEND_GAP_MAX_S": "0",
+        "SEND_HOURLY_CAP": "100000",
+        "SEND_DAILY_CAP": "100000",
+        "MISFIRE_GRACE_S": "3600",
+        "TELEGRAM_BOT_TOKEN": "",
+    }
+    log = tmp_path / "core.log"
+    first = await start_core(env, log)
+    try:
+        await eventually(lambda: len(sidecar.outbox) >= 40, within_s=30, what="some sends")
+        first.send_signal(signal.SIGKILL)
+        await first.wait()
+    finally:
+        if first.returncode is None:
+            first.kill()
+            await first.wait()
+    sent_before_kill = len(sidecar.outbox)
+    assert sent_before_kill < SCHEDULES * RECIPIENTS, "the kill came too late to prove much"
+
+    second = await start_core(env, log)
+    store = await SQLiteStore.open(database_url)
+    try:
+
+        async def all_final() -> bool:
+            found = await store.list_deliveries(DeliveryFilter())
+            return len(found) == SCHEDULES * RECIPIENTS and all(
+                d.status in FINAL_STATUSES for d in found
+            )
+
+        await eventually(all_final, within_s=60, what="every delivery to end")
+        second.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(second.wait(), 30) == 0, log.read_text()[-3000:]
+
+        found = await store.list_deliveries(DeliveryFilter())
+        runs = await store.list_runs(limit=1000)
+    finally:
+        if second.returncode is None:
+            second.kill()
+            await second.wait()
+        await store.close()
+        await sidecar.close()
+
+    ledger = sidecar.keys()
+    assert len(ledger) == len(set(ledger)), "a key reached WhatsApp twice"
+    failed = {d.idempotency_key for d in found if d.status is DeliveryStatus.failed}
+    delivered = {d.idempotency_key for d in found if d.status is not DeliveryStatus.failed}
+    assert delivered == set(ledger), "stored outcome and the sidecar's ledger disagree"
+    assert failed == set(), "nothing had a reason to fail here"
+    assert len(delivered) == SCHEDULES * RECIPIENTS
+    assert len(runs) == SCHEDULES  # one run per occurrence, across both processes
