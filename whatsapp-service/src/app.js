@@ -50,11 +50,17 @@ export function buildApp(config, engine, { logger, events } = {}) {
 
   app.addHook('onRequest', async (request, reply) => {
     const route = request.routeOptions.url;
-    if (config.apiKey && !OPEN_ROUTES.has(route) && !sameKey(request.headers['x-api-key'], config.apiKey)) {
+    if (
+      config.apiKey &&
+      !OPEN_ROUTES.has(route) &&
+      !sameKey(request.headers['x-api-key'], config.apiKey)
+    ) {
       return reply.code(401).send(errorBody('unauthorized', 'missing or wrong X-Api-Key header'));
     }
     if (draining && !OPEN_ROUTES.has(route)) {
-      return reply.code(503).send(errorBody('shutting_down', 'the service is shutting down; try again shortly'));
+      return reply
+        .code(503)
+        .send(errorBody('shutting_down', 'the service is shutting down; try again shortly'));
     }
   });
 
@@ -67,7 +73,10 @@ export function buildApp(config, engine, { logger, events } = {}) {
     if (error.validation) {
       return reply.code(400).send(errorBody('invalid_request', describeValidation(error)));
     }
-    if (error.code?.startsWith('FST_ERR_CTP_') || (error.statusCode >= 400 && error.statusCode < 500)) {
+    if (
+      error.code?.startsWith('FST_ERR_CTP_') ||
+      (error.statusCode >= 400 && error.statusCode < 500)
+    ) {
       return reply.code(400).send(errorBody('invalid_request', bodyProblem(error, config)));
     }
     request.log.error({ err: error }, 'request failed');
@@ -75,7 +84,9 @@ export function buildApp(config, engine, { logger, events } = {}) {
   });
 
   app.setNotFoundHandler((request, reply) =>
-    reply.code(404).send(errorBody('not_found', `no route ${request.method} ${request.url.split('?')[0]}`)),
+    reply
+      .code(404)
+      .send(errorBody('not_found', `no route ${request.method} ${request.url.split('?')[0]}`)),
   );
 
   app.register(sessionRoutes, { engine });
@@ -121,10 +132,13 @@ function describeValidation(error) {
   const [first] = error.validation;
   const path = first.instancePath.replace(/^\//, '').replaceAll('/', '.');
   const field =
-    first.keyword === 'required' ? [path, first.params.missingProperty].filter(Boolean).join('.') : path;
+    first.keyword === 'required'
+      ? [path, first.params.missingProperty].filter(Boolean).join('.')
+      : path;
   if (first.keyword === 'pattern' && FIELD_HINTS[field]) return FIELD_HINTS[field];
   if (first.keyword === 'required') return `${field} is required`;
-  if (first.keyword === 'enum') return `${field} must be one of ${first.params.allowedValues.join(', ')}`;
+  if (first.keyword === 'enum')
+    return `${field} must be one of ${first.params.allowedValues.join(', ')}`;
   return `${field || error.validationContext} ${first.message}`;
 }
 

@@ -5,7 +5,10 @@ import { fileURLToPath } from 'node:url';
 // The only module that reads process.env. Everything else gets the frozen object it returns.
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
-export const DEBIAN_CHROMIUM_PATHS = Object.freeze(['/usr/bin/chromium', '/usr/bin/chromium-browser']);
+export const DEBIAN_CHROMIUM_PATHS = Object.freeze([
+  '/usr/bin/chromium',
+  '/usr/bin/chromium-browser',
+]);
 const ENGINES = ['wwebjs', 'fake'];
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
@@ -50,7 +53,9 @@ function integer(settings, name, fallback, { min = 0, max = Number.MAX_SAFE_INTE
   const raw = settings[name];
   if (raw === undefined || raw === '') return fallback;
   if (!/^\d+$/.test(raw.trim()) || Number(raw) < min || Number(raw) > max) {
-    throw new ConfigError(`${name}="${raw}" is not valid: use a whole number from ${min} to ${max}`);
+    throw new ConfigError(
+      `${name}="${raw}" is not valid: use a whole number from ${min} to ${max}`,
+    );
   }
   return Number(raw);
 }
@@ -133,7 +138,8 @@ export function loadConfig({ env = process.env, fileExists = existsSync } = {}) 
     chromiumPath: chromiumPath(settings, engine, fileExists),
     shutdownTimeoutMs: integer(settings, 'WHATSAPP_SHUTDOWN_TIMEOUT_MS', 15000, { min: 1 }),
     logLevel: oneOf(settings, 'WHATSAPP_LOG_LEVEL', LOG_LEVELS, 'info'),
-    bodyLimitBytes: integer(settings, 'WHATSAPP_MAX_BODY_MB', 64, { min: 1, max: 1024 }) * 1024 * 1024,
+    bodyLimitBytes:
+      integer(settings, 'WHATSAPP_MAX_BODY_MB', 64, { min: 1, max: 1024 }) * 1024 * 1024,
     events: Object.freeze({
       maxQueue: integer(settings, 'WHATSAPP_EVENTS_MAX_QUEUE', 1000, { min: 1 }),
       retryMinMs: integer(settings, 'WHATSAPP_EVENTS_RETRY_MIN_MS', 500, { min: 1 }),
@@ -147,7 +153,9 @@ export function loadConfig({ env = process.env, fileExists = existsSync } = {}) 
     fake: Object.freeze({
       startDelayMs: integer(settings, 'WHATSAPP_FAKE_START_DELAY_MS', 100),
       sendDelayMs: integer(settings, 'WHATSAPP_FAKE_SEND_DELAY_MS', 0),
-      ackDelaysMs: Object.freeze(millisecondList(settings, 'WHATSAPP_FAKE_ACK_DELAYS_MS', [50, 100, 150])),
+      ackDelaysMs: Object.freeze(
+        millisecondList(settings, 'WHATSAPP_FAKE_ACK_DELAYS_MS', [50, 100, 150]),
+      ),
     }),
   });
 }

@@ -44,7 +44,10 @@ export class EventForwarder {
     if (this.#queue.length > this.maxQueue) {
       const lost = this.#queue.shift();
       this.dropped += 1;
-      this.log.warn({ event: lost.event, dropped: this.dropped }, 'event queue full; oldest event dropped');
+      this.log.warn(
+        { event: lost.event, dropped: this.dropped },
+        'event queue full; oldest event dropped',
+      );
     }
     if (!this.#running) this.#run();
   }
@@ -89,8 +92,15 @@ export class EventForwarder {
       });
       await response.arrayBuffer().catch(() => {});
       if (response.ok) return 'delivered';
-      if (response.status >= 400 && response.status < 500 && ![408, 425, 429].includes(response.status)) {
-        this.log.warn({ event: item.event, status: response.status }, 'event refused by wasched; dropped');
+      if (
+        response.status >= 400 &&
+        response.status < 500 &&
+        ![408, 425, 429].includes(response.status)
+      ) {
+        this.log.warn(
+          { event: item.event, status: response.status },
+          'event refused by wasched; dropped',
+        );
         return 'rejected';
       }
       this.log.debug({ event: item.event, status: response.status }, 'event delivery failed');

@@ -23,7 +23,10 @@ export class Sender {
   async send({ to, text, media, idempotencyKey }) {
     const recorded = this.#ledger.get(idempotencyKey);
     if (recorded) {
-      this.#log.info({ idempotencyKey, id: recorded.id }, 'duplicate send answered from the ledger');
+      this.#log.info(
+        { idempotencyKey, id: recorded.id },
+        'duplicate send answered from the ledger',
+      );
       return { ...recorded, duplicate: true };
     }
     const running = this.#inFlight.get(idempotencyKey);

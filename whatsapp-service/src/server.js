@@ -21,10 +21,16 @@ try {
 const log = pino({ level: config.logLevel, base: { service: 'whatsapp-service' } });
 // whatsapp-web.js leaves promises nobody awaits (page listeners); log them, don't die of them.
 process.on('unhandledRejection', (reason) => {
-  log.error({ err: reason instanceof Error ? reason : String(reason) }, 'unhandled promise rejection');
+  log.error(
+    { err: reason instanceof Error ? reason : String(reason) },
+    'unhandled promise rejection',
+  );
 });
 
-const engine = await createEngine(config, log.child({ component: 'engine', engine: config.engine }));
+const engine = await createEngine(
+  config,
+  log.child({ component: 'engine', engine: config.engine }),
+);
 const app = buildApp(config, engine, { logger: log });
 
 let stopping = false;
@@ -36,7 +42,10 @@ function onSignal(signal) {
   stopping = true;
   log.info({ signal, boundMs: config.shutdownTimeoutMs }, 'signal received; shutting down');
   const bound = setTimeout(() => {
-    log.error({ boundMs: config.shutdownTimeoutMs }, 'shutdown did not finish in time; exiting anyway');
+    log.error(
+      { boundMs: config.shutdownTimeoutMs },
+      'shutdown did not finish in time; exiting anyway',
+    );
     process.exit(1);
   }, config.shutdownTimeoutMs);
   bound.unref();
@@ -57,9 +66,14 @@ process.on('SIGINT', onSignal);
 try {
   await app.listen({ host: config.host, port: config.port });
 } catch (err) {
-  if (err.code === 'EADDRINUSE') stopWithOneLine(`WHATSAPP_PORT ${config.port} is already in use: pick another port`);
-  if (err.code === 'EADDRNOTAVAIL') stopWithOneLine(`WHATSAPP_HOST ${config.host} is not an address of this machine`);
+  if (err.code === 'EADDRINUSE')
+    stopWithOneLine(`WHATSAPP_PORT ${config.port} is already in use: pick another port`);
+  if (err.code === 'EADDRNOTAVAIL')
+    stopWithOneLine(`WHATSAPP_HOST ${config.host} is not an address of this machine`);
   log.fatal({ err }, 'could not start');
   process.exit(1);
 }
-log.info({ engine: config.engine, dataDir: config.dataDir, auth: Boolean(config.apiKey) }, 'whatsapp-service ready');
+log.info(
+  { engine: config.engine, dataDir: config.dataDir, auth: Boolean(config.apiKey) },
+  'whatsapp-service ready',
+);

@@ -11,36 +11,49 @@ import { eventually, tempDir } from './helpers.js';
 // where the network exists, the engine reaches the QR instead.
 const chromium = DEBIAN_CHROMIUM_PATHS.find((path) => existsSync(path));
 
-test('the real Client starts the system Chromium on the LocalAuth profile and stop() closes it', { skip: !chromium && 'no Chromium installed' }, async () => {
-  const dataDir = await tempDir();
-  const errors = [];
-  const log = {
-    info() {},
-    debug() {},
-    warn() {},
-    error(fields, message) {
-      errors.push({ ...fields, message });
-    },
-    child() {
-      return log;
-    },
-  };
-  const engine = new WwebjsEngine({ dataDir, chromiumPath: chromium, log, reconnect: { minMs: 60000, maxMs: 60000 } });
-  after(() => engine.stop());
-  await engine.start();
-  const { profileDir } = sessionPaths(dataDir);
+test(
+  'the real Client starts the system Chromium on the LocalAuth profile and stop() closes it',
+  { skip: !chromium && 'no Chromium installed' },
+  async () => {
+    const dataDir = await tempDir();
+    const errors = [];
+    const log = {
+      info() {},
+      debug() {},
+      warn() {},
+      error(fields, message) {
+        errors.push({ ...fields, message });
+      },
+      child() {
+        return log;
+      },
+    };
+    const engine = new WwebjsEngine({
+      dataDir,
+      chromiumPath: chromium,
+      log,
+      reconnect: { minMs: 60000, maxMs: 60000 },
+    });
+    after(() => engine.stop());
+    await engine.start();
+    const { profileDir } = sessionPaths(dataDir);
 
-  await eventually(() => engine.state === 'SCAN_QR_CODE' || engine.state === 'FAILED', {
-    what: 'the page to load or fail',
-    attempts: 6000,
-  });
-  if (engine.state === 'FAILED') {
-    const [failure] = errors;
-    assert.match(failure.err, /^net::ERR_/, `the browser itself did not start: ${failure.err}`);
-  }
-  assert.ok(existsSync(profileDir), 'LocalAuth made the profile directory');
+    await eventually(() => engine.state === 'SCAN_QR_CODE' || engine.state === 'FAILED', {
+      what: 'the page to load or fail',
+      attempts: 6000,
+    });
+    if (engine.state === 'FAILED') {
+      const [failure] = errors;
+      assert.match(failure.err, /^net::ERR_/, `the browser itself did not start: ${failure.err}`);
+    }
+    assert.ok(existsSync(profileDir), 'LocalAuth made the profile directory');
 
-  await engine.stop();
-  assert.equal(engine.state, 'STOPPED');
-  assert.equal(await chromiumHoldingProfile(profileDir), null, 'a Chromium still holds the profile');
-});
+    await engine.stop();
+    assert.equal(engine.state, 'STOPPED');
+    assert.equal(
+      await chromiumHoldingProfile(profileDir),
+      null,
+      'a Chromium still holds the profile',
+    );
+  },
+);

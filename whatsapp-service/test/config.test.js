@@ -49,7 +49,10 @@ describe('loadConfig', () => {
   });
 
   test('CHROMIUM_PATH wins over the Debian paths', () => {
-    const config = loadConfig({ env: { WHATSAPP_ENV_FILE: '', CHROMIUM_PATH: '/opt/chrome/chrome' }, fileExists: chromiumEverywhere });
+    const config = loadConfig({
+      env: { WHATSAPP_ENV_FILE: '', CHROMIUM_PATH: '/opt/chrome/chrome' },
+      fileExists: chromiumEverywhere,
+    });
     assert.equal(config.chromiumPath, '/opt/chrome/chrome');
   });
 
@@ -67,8 +70,10 @@ describe('loadConfig', () => {
   for (const [env, name] of bad) {
     test(`a bad ${name} stops start-up with one line naming it`, () => {
       assert.throws(
-        () => loadConfig({ env: { WHATSAPP_ENV_FILE: '', ...env }, fileExists: chromiumEverywhere }),
-        (err) => err instanceof ConfigError && err.message.startsWith(name) && !err.message.includes('\n'),
+        () =>
+          loadConfig({ env: { WHATSAPP_ENV_FILE: '', ...env }, fileExists: chromiumEverywhere }),
+        (err) =>
+          err instanceof ConfigError && err.message.startsWith(name) && !err.message.includes('\n'),
       );
     });
   }
@@ -76,13 +81,20 @@ describe('loadConfig', () => {
   test('the wwebjs engine without any Chromium names CHROMIUM_PATH', () => {
     assert.throws(
       () => loadConfig({ env: { WHATSAPP_ENV_FILE: '' }, fileExists: noChromium }),
-      (err) => err instanceof ConfigError && err.message.startsWith('CHROMIUM_PATH') && /apt-get install chromium/.test(err.message),
+      (err) =>
+        err instanceof ConfigError &&
+        err.message.startsWith('CHROMIUM_PATH') &&
+        /apt-get install chromium/.test(err.message),
     );
   });
 
   test('a CHROMIUM_PATH that does not exist names CHROMIUM_PATH', () => {
     assert.throws(
-      () => loadConfig({ env: { WHATSAPP_ENV_FILE: '', CHROMIUM_PATH: '/nowhere/chrome' }, fileExists: noChromium }),
+      () =>
+        loadConfig({
+          env: { WHATSAPP_ENV_FILE: '', CHROMIUM_PATH: '/nowhere/chrome' },
+          fileExists: noChromium,
+        }),
       (err) => err instanceof ConfigError && err.message.startsWith('CHROMIUM_PATH'),
     );
   });

@@ -30,7 +30,14 @@ async function eventsServer(answer = () => 200) {
 }
 
 function forwarder(url, options = {}) {
-  const events = new EventForwarder({ url, apiKey: API_KEY, log: silentLog, retryMinMs: 1, retryMaxMs: 4, ...options });
+  const events = new EventForwarder({
+    url,
+    apiKey: API_KEY,
+    log: silentLog,
+    retryMinMs: 1,
+    retryMaxMs: 4,
+    ...options,
+  });
   after(() => events.close({ timeoutMs: 10 }));
   return events;
 }
@@ -84,7 +91,11 @@ describe('EventForwarder', () => {
   });
 
   test('keeps at most maxQueue events in memory, dropping the oldest', async () => {
-    const events = forwarder('http://127.0.0.1:9/unreachable', { maxQueue: 2, retryMinMs: 1000, retryMaxMs: 1000 });
+    const events = forwarder('http://127.0.0.1:9/unreachable', {
+      maxQueue: 2,
+      retryMinMs: 1000,
+      retryMaxMs: 1000,
+    });
     for (let n = 1; n <= 5; n += 1) events.push('message.ack', { n });
     assert.equal(events.pending, 2);
     assert.equal(events.dropped, 3);
@@ -119,7 +130,9 @@ describe('the app forwards engine events', () => {
     await app.ready();
     await eventually(() => engine.state === 'WORKING');
     const { id } = (await send(app)).json();
-    await eventually(() => server.received.filter((item) => item.body.event === 'message.ack').length === 3);
+    await eventually(
+      () => server.received.filter((item) => item.body.event === 'message.ack').length === 3,
+    );
     await app.close();
 
     const bodies = server.received.map((item) => item.body);

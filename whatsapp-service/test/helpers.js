@@ -7,7 +7,15 @@ import { loadConfig } from '../src/config.js';
 import { FakeEngine } from '../src/engines/fake.js';
 
 export const API_KEY = 'test-key-0123456789';
-export const silentLog = { info() {}, warn() {}, error() {}, debug() {}, child() { return silentLog; } };
+export const silentLog = {
+  info() {},
+  warn() {},
+  error() {},
+  debug() {},
+  child() {
+    return silentLog;
+  },
+};
 
 /** A fresh data directory, removed after the current test unless `keep`. */
 export async function tempDir({ keep = false } = {}) {

@@ -30,7 +30,11 @@ async function newSender() {
 }
 
 const request = (key) => ({ to: '+4915112345678', text: 'hi', media: null, idempotencyKey: key });
-const sent = { id: 'true_4915112345678@c.us_1', to: '4915112345678@c.us', timestamp: '2026-01-01T00:00:00.000Z' };
+const sent = {
+  id: 'true_4915112345678@c.us_1',
+  to: '4915112345678@c.us',
+  timestamp: '2026-01-01T00:00:00.000Z',
+};
 
 describe('idempotency over HTTP', () => {
   test('a second send with the same key answers the first result as a duplicate and sends nothing', async () => {
@@ -67,10 +71,7 @@ describe('idempotency over HTTP', () => {
       send(app, { idempotency_key: 'run-9:carol' }),
     ]);
     const bodies = answers.map((answer) => answer.json());
-    assert.deepEqual(
-      bodies.map((body) => body.duplicate).sort(),
-      [false, true],
-    );
+    assert.deepEqual(bodies.map((body) => body.duplicate).sort(), [false, true]);
     assert.equal(bodies[0].id, bodies[1].id);
     assert.equal(engine.outbox.length, 1);
   });
@@ -136,7 +137,11 @@ describe('IdempotencyLedger', () => {
     const dir = await tempDir();
     const ledger = new IdempotencyLedger(dir);
     await ledger.load();
-    await Promise.all([ledger.record('a', sent), ledger.record('b', sent), ledger.record('c', sent)]);
+    await Promise.all([
+      ledger.record('a', sent),
+      ledger.record('b', sent),
+      ledger.record('c', sent),
+    ]);
     assert.deepEqual(await readdir(dir), ['idempotency-ledger.json']);
     const stored = JSON.parse(await readFile(join(dir, 'idempotency-ledger.json'), 'utf8'));
     assert.deepEqual(Object.keys(stored.entries).sort(), ['a', 'b', 'c']);

@@ -57,7 +57,9 @@ function startService(settings) {
 }
 
 async function baseUrl(service) {
-  const entry = await service.logged((line) => /^Server listening at http:\/\/127\.0\.0\.1:\d+$/.test(line.msg));
+  const entry = await service.logged((line) =>
+    /^Server listening at http:\/\/127\.0\.0\.1:\d+$/.test(line.msg),
+  );
   return entry.msg.slice('Server listening at '.length);
 }
 
@@ -111,7 +113,11 @@ describe('the service process', () => {
       WHATSAPP_FAKE_SEND_DELAY_MS: '400',
       WHATSAPP_FAKE_ACK_DELAYS_MS: '1,1,1',
     };
-    const message = { to: '+4915112345678', text: 'see you at 8', idempotency_key: 'run-42:+4915112345678' };
+    const message = {
+      to: '+4915112345678',
+      text: 'see you at 8',
+      idempotency_key: 'run-42:+4915112345678',
+    };
 
     const first = startService(settings);
     const firstUrl = await baseUrl(first);
@@ -124,7 +130,9 @@ describe('the service process', () => {
     assert.equal(answer.body.duplicate, false);
     assert.deepEqual(await first.exited, { code: 0, signal: null });
     assert.ok(
-      events.received.some((event) => event.event === 'session.status' && event.payload.state === 'STOPPED'),
+      events.received.some(
+        (event) => event.event === 'session.status' && event.payload.state === 'STOPPED',
+      ),
       'the last state reached wasched before exit',
     );
     assert.ok(events.received.every((event) => event.key === API_KEY));

@@ -18,7 +18,12 @@ describe('GET /health', () => {
     const { app } = await startFakeApp();
     const response = await app.inject({ method: 'GET', url: '/health' });
     assert.equal(response.statusCode, 200);
-    assert.deepEqual(response.json(), { status: 'ok', engine: 'fake', state: 'WORKING', me: FAKE_ME });
+    assert.deepEqual(response.json(), {
+      status: 'ok',
+      engine: 'fake',
+      state: 'WORKING',
+      me: FAKE_ME,
+    });
   });
 });
 
@@ -40,7 +45,11 @@ describe('X-Api-Key', () => {
     const { app } = await startFakeApp();
     for (const [method, url] of routes) {
       assertError(await app.inject({ method, url }), 401, 'unauthorized');
-      assertError(await app.inject({ method, url, headers: { 'x-api-key': 'wrong' } }), 401, 'unauthorized');
+      assertError(
+        await app.inject({ method, url, headers: { 'x-api-key': 'wrong' } }),
+        401,
+        'unauthorized',
+      );
     }
   });
 
@@ -66,7 +75,11 @@ describe('X-Api-Key', () => {
 describe('POST /messages', () => {
   test('sends to +E164 and answers 201 with id, chat id, timestamp and duplicate false', async () => {
     const { app, engine } = await startFakeApp();
-    const response = await send(app, { to: '+4915112345678', text: 'Happy birthday', idempotency_key: 'run-1:+49' });
+    const response = await send(app, {
+      to: '+4915112345678',
+      text: 'Happy birthday',
+      idempotency_key: 'run-1:+49',
+    });
     assert.equal(response.statusCode, 201);
     const body = response.json();
     assert.deepEqual(Object.keys(body).sort(), ['duplicate', 'id', 'timestamp', 'to']);
@@ -97,7 +110,11 @@ describe('POST /messages', () => {
       media: { mimetype: 'image/png', filename: 'card.png', data_base64: data },
     });
     assert.equal(response.statusCode, 201, response.body);
-    assert.deepEqual(engine.outbox[0].media, { mimetype: 'image/png', filename: 'card.png', bytes: 16 });
+    assert.deepEqual(engine.outbox[0].media, {
+      mimetype: 'image/png',
+      filename: 'card.png',
+      bytes: 16,
+    });
   });
 
   test('names the field of an invalid body with 400 invalid_request', async () => {
@@ -124,13 +141,23 @@ describe('POST /messages', () => {
   test('refuses a body that is not JSON with 400 invalid_request', async () => {
     const { app } = await startFakeApp();
     const broken = await app.inject(
-      authed({ method: 'POST', url: '/messages', headers: { 'content-type': 'application/json' }, payload: '{"to":' }),
+      authed({
+        method: 'POST',
+        url: '/messages',
+        headers: { 'content-type': 'application/json' },
+        payload: '{"to":',
+      }),
     );
     assertError(broken, 400, 'invalid_request', /JSON/);
     const missing = await app.inject(authed({ method: 'POST', url: '/messages' }));
     assertError(missing, 400, 'invalid_request', /body/);
     const text = await app.inject(
-      authed({ method: 'POST', url: '/messages', headers: { 'content-type': 'text/plain' }, payload: 'hello' }),
+      authed({
+        method: 'POST',
+        url: '/messages',
+        headers: { 'content-type': 'text/plain' },
+        payload: 'hello',
+      }),
     );
     assertError(text, 400, 'invalid_request', /^body must be object/);
   });
@@ -152,7 +179,9 @@ describe('POST /messages', () => {
   ]) {
     test(`an injected ${code} answers ${status} and records nothing`, async () => {
       const { app, engine } = await startFakeApp();
-      const armed = await app.inject(authed({ method: 'POST', url: '/fake/fail', payload: { code, count: 2 } }));
+      const armed = await app.inject(
+        authed({ method: 'POST', url: '/fake/fail', payload: { code, count: 2 } }),
+      );
       assert.deepEqual(armed.json(), { code, count: 2 });
       assertError(await send(app, { idempotency_key: 'same' }), status, code);
       assertError(await send(app, { idempotency_key: 'same' }), status, code);
@@ -174,34 +203,51 @@ describe('GET /messages/:id', () => {
       { id, ack: 2 },
       { id, ack: 3 },
     ]);
-    const response = await app.inject(authed({ method: 'GET', url: `/messages/${encodeURIComponent(id)}` }));
+    const response = await app.inject(
+      authed({ method: 'GET', url: `/messages/${encodeURIComponent(id)}` }),
+    );
     assert.equal(response.statusCode, 200);
     assert.deepEqual(response.json(), { id, ack: 3 });
   });
 
   test('answers 404 not_found for a message this account never sent', async () => {
     const { app } = await startFakeApp();
-    assertError(await app.inject(authed({ method: 'GET', url: '/messages/true_1@c.us_NOPE' })), 404, 'not_found');
+    assertError(
+      await app.inject(authed({ method: 'GET', url: '/messages/true_1@c.us_NOPE' })),
+      404,
+      'not_found',
+    );
   });
 });
 
 describe('linking', () => {
   test('GET /session/qr is 409 not_ready while linked', async () => {
     const { app } = await startFakeApp();
-    assertError(await app.inject(authed({ method: 'GET', url: '/session/qr' })), 409, 'not_ready', /linked/);
+    assertError(
+      await app.inject(authed({ method: 'GET', url: '/session/qr' })),
+      409,
+      'not_ready',
+      /linked/,
+    );
   });
 
   test('GET /session/qr is 409 not_ready while starting or failed', async () => {
     const { app } = await startFakeApp();
     for (const state of ['STARTING', 'FAILED', 'STOPPED']) {
       await app.inject(authed({ method: 'POST', url: '/fake/state', payload: { state } }));
-      assertError(await app.inject(authed({ method: 'GET', url: '/session/qr' })), 409, 'not_ready');
+      assertError(
+        await app.inject(authed({ method: 'GET', url: '/session/qr' })),
+        409,
+        'not_ready',
+      );
     }
   });
 
   test('in SCAN_QR_CODE the QR is given raw and as a PNG, and announced as events', async () => {
     const { app, events } = await startFakeApp();
-    const moved = await app.inject(authed({ method: 'POST', url: '/fake/state', payload: { state: 'SCAN_QR_CODE' } }));
+    const moved = await app.inject(
+      authed({ method: 'POST', url: '/fake/state', payload: { state: 'SCAN_QR_CODE' } }),
+    );
     assert.deepEqual(moved.json(), { state: 'SCAN_QR_CODE', me: null });
     const response = await app.inject(authed({ method: 'GET', url: '/session/qr' }));
     assert.equal(response.statusCode, 200);
@@ -214,9 +260,15 @@ describe('linking', () => {
 
   test('POST /session/pairing-code gives an 8-character code while linking', async () => {
     const { app } = await startFakeApp();
-    await app.inject(authed({ method: 'POST', url: '/fake/state', payload: { state: 'SCAN_QR_CODE' } }));
+    await app.inject(
+      authed({ method: 'POST', url: '/fake/state', payload: { state: 'SCAN_QR_CODE' } }),
+    );
     const response = await app.inject(
-      authed({ method: 'POST', url: '/session/pairing-code', payload: { phone: '+4915112345678' } }),
+      authed({
+        method: 'POST',
+        url: '/session/pairing-code',
+        payload: { phone: '+4915112345678' },
+      }),
     );
     assert.equal(response.statusCode, 200);
     assert.match(response.json().code, /^[A-Z0-9]{8}$/);
@@ -225,12 +277,20 @@ describe('linking', () => {
   test('POST /session/pairing-code is 409 when linked and 400 without a valid phone', async () => {
     const { app } = await startFakeApp();
     const linked = await app.inject(
-      authed({ method: 'POST', url: '/session/pairing-code', payload: { phone: '+4915112345678' } }),
+      authed({
+        method: 'POST',
+        url: '/session/pairing-code',
+        payload: { phone: '+4915112345678' },
+      }),
     );
     assertError(linked, 409, 'not_ready');
-    await app.inject(authed({ method: 'POST', url: '/fake/state', payload: { state: 'SCAN_QR_CODE' } }));
+    await app.inject(
+      authed({ method: 'POST', url: '/fake/state', payload: { state: 'SCAN_QR_CODE' } }),
+    );
     for (const payload of [{}, { phone: '12' }, { phone: 'abc' }]) {
-      const response = await app.inject(authed({ method: 'POST', url: '/session/pairing-code', payload }));
+      const response = await app.inject(
+        authed({ method: 'POST', url: '/session/pairing-code', payload }),
+      );
       assertError(response, 400, 'invalid_request', /^phone /);
     }
   });
@@ -267,7 +327,9 @@ describe('contacts and groups', () => {
 
   test('are 409 not_ready while not linked', async () => {
     const { app } = await startFakeApp();
-    await app.inject(authed({ method: 'POST', url: '/fake/state', payload: { state: 'SCAN_QR_CODE' } }));
+    await app.inject(
+      authed({ method: 'POST', url: '/fake/state', payload: { state: 'SCAN_QR_CODE' } }),
+    );
     assertError(await app.inject(authed({ method: 'GET', url: '/contacts' })), 409, 'not_ready');
     assertError(await app.inject(authed({ method: 'GET', url: '/groups' })), 409, 'not_ready');
   });
@@ -276,9 +338,13 @@ describe('contacts and groups', () => {
 describe('fake test routes', () => {
   test('/fake/state refuses an unknown state and /fake/fail an unknown code', async () => {
     const { app } = await startFakeApp();
-    const state = await app.inject(authed({ method: 'POST', url: '/fake/state', payload: { state: 'ONLINE' } }));
+    const state = await app.inject(
+      authed({ method: 'POST', url: '/fake/state', payload: { state: 'ONLINE' } }),
+    );
     assertError(state, 400, 'invalid_request', /^state must be one of/);
-    const fail = await app.inject(authed({ method: 'POST', url: '/fake/fail', payload: { code: 'boom', count: 1 } }));
+    const fail = await app.inject(
+      authed({ method: 'POST', url: '/fake/fail', payload: { code: 'boom', count: 1 } }),
+    );
     assertError(fail, 400, 'invalid_request', /^code must be one of/);
   });
 

@@ -14,7 +14,15 @@ import {
   removeSingletonLocks,
   sessionPaths,
 } from '../src/engines/wwebjs.js';
-import { RecordedEvents, authed, eventually, send, silentLog, tempDir, testConfig } from './helpers.js';
+import {
+  RecordedEvents,
+  authed,
+  eventually,
+  send,
+  silentLog,
+  tempDir,
+  testConfig,
+} from './helpers.js';
 
 const OWNER = { id: '4915100000000@c.us', name: 'Owner' };
 const REGISTERED = '4915112345678';
@@ -54,7 +62,9 @@ class FakeClient extends EventEmitter {
   async getNumberId(number) {
     this.calls.push(['getNumberId', number]);
     if (this.world.lookupFails) throw new Error('Evaluation failed');
-    return number === REGISTERED ? { server: 'c.us', user: number, _serialized: `${number}@c.us` } : null;
+    return number === REGISTERED
+      ? { server: 'c.us', user: number, _serialized: `${number}@c.us` }
+      : null;
   }
 
   async sendMessage(chatId, content, options) {
@@ -62,7 +72,11 @@ class FakeClient extends EventEmitter {
     if (this.world.sendFails) throw new Error('Error: No LID for user');
     if (chatId.endsWith('@g.us') && !this.world.groups.includes(chatId)) return undefined;
     this.sent += 1;
-    return { id: { fromMe: true, _serialized: `true_${chatId}_3EB0${this.sent}` }, ack: 0, timestamp: 1790000000 };
+    return {
+      id: { fromMe: true, _serialized: `true_${chatId}_3EB0${this.sent}` },
+      ack: 0,
+      timestamp: 1790000000,
+    };
   }
 
   async requestPairingCode(phone, showNotification) {
@@ -76,15 +90,37 @@ class FakeClient extends EventEmitter {
 
   async getContacts() {
     return [
-      { id: { server: 'c.us', _serialized: '491511@c.us' }, isUser: true, isMyContact: true, name: 'Ann', number: '491511' },
-      { id: { server: 'c.us', _serialized: '491512@c.us' }, isUser: true, isMyContact: false, pushname: 'Stranger', number: '491512' },
-      { id: { server: 'g.us', _serialized: '1203@g.us' }, isUser: false, isMyContact: false, name: 'Group' },
+      {
+        id: { server: 'c.us', _serialized: '491511@c.us' },
+        isUser: true,
+        isMyContact: true,
+        name: 'Ann',
+        number: '491511',
+      },
+      {
+        id: { server: 'c.us', _serialized: '491512@c.us' },
+        isUser: true,
+        isMyContact: false,
+        pushname: 'Stranger',
+        number: '491512',
+      },
+      {
+        id: { server: 'g.us', _serialized: '1203@g.us' },
+        isUser: false,
+        isMyContact: false,
+        name: 'Group',
+      },
     ];
   }
 
   async getChats() {
     return [
-      { id: { _serialized: '1203@g.us' }, isGroup: true, name: 'Family', groupMetadata: { participants: [{}, {}, {}] } },
+      {
+        id: { _serialized: '1203@g.us' },
+        isGroup: true,
+        name: 'Family',
+        groupMetadata: { participants: [{}, {}, {}] },
+      },
       { id: { _serialized: '491511@c.us' }, isGroup: false, name: 'Ann' },
     ];
   }
@@ -206,7 +242,9 @@ describe('wwebjs engine: linking', () => {
 
     client().ack(id, 2);
     assert.deepEqual(events.named('message.ack'), [{ id, ack: 2 }]);
-    const status = await app.inject(authed({ method: 'GET', url: `/messages/${encodeURIComponent(id)}` }));
+    const status = await app.inject(
+      authed({ method: 'GET', url: `/messages/${encodeURIComponent(id)}` }),
+    );
     assert.deepEqual(status.json(), { id, ack: 2 });
   });
 
@@ -214,10 +252,16 @@ describe('wwebjs engine: linking', () => {
     const { app, client } = await startWwebjsApp();
     client().showQr('2@qr');
     const response = await app.inject(
-      authed({ method: 'POST', url: '/session/pairing-code', payload: { phone: `+${REGISTERED}` } }),
+      authed({
+        method: 'POST',
+        url: '/session/pairing-code',
+        payload: { phone: `+${REGISTERED}` },
+      }),
     );
     assert.deepEqual(response.json(), { code: 'ABCD1234' });
-    assert.deepEqual(calls(client(), 'requestPairingCode'), [['requestPairingCode', REGISTERED, true]]);
+    assert.deepEqual(calls(client(), 'requestPairingCode'), [
+      ['requestPairingCode', REGISTERED, true],
+    ]);
   });
 
   test('sends nothing before the account is linked (409 not_ready)', async () => {
@@ -256,16 +300,27 @@ describe('wwebjs engine: sending', () => {
     assert.equal(response.statusCode, 201);
     const [, , content, options] = calls(client(), 'sendMessage')[0];
     assert.ok(content instanceof FakeMessageMedia);
-    assert.deepEqual({ ...content }, { mimetype: 'application/pdf', data, filename: 'invoice.pdf' });
+    assert.deepEqual(
+      { ...content },
+      { mimetype: 'application/pdf', data, filename: 'invoice.pdf' },
+    );
     assert.equal(options.caption, 'the invoice');
   });
 
   test('a send WhatsApp refuses is 502 send_failed and may be retried with the same key', async () => {
     const { app, world, client } = await linked();
     world.sendFails = true;
-    assertStatus(await send(app, { to: `+${REGISTERED}`, idempotency_key: 'k1' }), 502, 'send_failed');
+    assertStatus(
+      await send(app, { to: `+${REGISTERED}`, idempotency_key: 'k1' }),
+      502,
+      'send_failed',
+    );
     world.lookupFails = true;
-    assertStatus(await send(app, { to: `+${REGISTERED}`, idempotency_key: 'k1' }), 502, 'send_failed');
+    assertStatus(
+      await send(app, { to: `+${REGISTERED}`, idempotency_key: 'k1' }),
+      502,
+      'send_failed',
+    );
     world.sendFails = false;
     world.lookupFails = false;
     const retry = await send(app, { to: `+${REGISTERED}`, idempotency_key: 'k1' });
@@ -298,7 +353,11 @@ describe('wwebjs engine: connection loss', () => {
     const second = world.clients[1];
     await eventually(() => calls(second, 'initialize').length === 1, { what: 'initialize' });
     assert.ok(existsSync(join(profileDir, 'Local State')), 'the session is kept');
-    assert.equal(calls(first, 'destroy').length, 1, 'only whatsapp-web.js destroyed the old client');
+    assert.equal(
+      calls(first, 'destroy').length,
+      1,
+      'only whatsapp-web.js destroyed the old client',
+    );
 
     second.link();
     assert.equal(engine.state, 'WORKING');
@@ -315,7 +374,9 @@ describe('wwebjs engine: connection loss', () => {
       client.profileExisted = existsSync(join(profileDir, 'Local State'));
     };
     world.clients[0].disconnect('UNPAIRED');
-    await eventually(() => world.clients.length === 2 && calls(world.clients[1], 'initialize').length === 1);
+    await eventually(
+      () => world.clients.length === 2 && calls(world.clients[1], 'initialize').length === 1,
+    );
     assert.equal(world.clients[1].profileExisted, false);
     world.clients[1].showQr('2@again');
     assert.deepEqual(states(events).slice(-2), ['STARTING', 'SCAN_QR_CODE']);
@@ -343,7 +404,9 @@ describe('wwebjs engine: connection loss', () => {
         },
       },
     });
-    await eventually(() => world.clients.length === 2 && calls(world.clients[1], 'initialize').length === 1);
+    await eventually(
+      () => world.clients.length === 2 && calls(world.clients[1], 'initialize').length === 1,
+    );
     assert.ok(states(events).includes('FAILED'));
     assert.equal(calls(world.clients[0], 'destroy').length, 1);
   });
@@ -428,9 +491,13 @@ describe('Chromium profile locks', () => {
     const { profileDir } = sessionPaths(dataDir);
     await mkdir(profileDir, { recursive: true });
     // Stands in for the orphaned browser: a process whose arguments name the profile.
-    const orphan = spawn(process.execPath, ['-e', 'setInterval(() => {}, 100000)', '--', `--user-data-dir=${profileDir}`], {
-      stdio: 'ignore',
-    });
+    const orphan = spawn(
+      process.execPath,
+      ['-e', 'setInterval(() => {}, 100000)', '--', `--user-data-dir=${profileDir}`],
+      {
+        stdio: 'ignore',
+      },
+    );
     after(() => orphan.kill('SIGKILL'));
     await once(orphan, 'spawn');
     await symlink(`${hostname()}-${orphan.pid}`, join(profileDir, 'SingletonLock'));

@@ -24,7 +24,7 @@ export class Engine extends EventEmitter {
     const newQr = qr !== null && qr !== this.qr;
     this.state = state;
     this.me = state === 'WORKING' ? me : null;
-    this.qr = state === 'SCAN_QR_CODE' ? qr ?? this.qr : null;
+    this.qr = state === 'SCAN_QR_CODE' ? (qr ?? this.qr) : null;
     if (changed) this.emit('status', { state: this.state, me: this.me });
     if (newQr) this.emit('qr', { qr });
   }

@@ -15,7 +15,12 @@ export const FAKE_GROUPS = Object.freeze([
   Object.freeze({ id: '120363000000000001@g.us', name: 'Fake Family', participants: 4 }),
   Object.freeze({ id: '120363000000000002@g.us', name: 'Fake Team', participants: 3 }),
 ]);
-export const FAKE_FAILURE_CODES = Object.freeze(['invalid_request', 'not_on_whatsapp', 'not_ready', 'send_failed']);
+export const FAKE_FAILURE_CODES = Object.freeze([
+  'invalid_request',
+  'not_on_whatsapp',
+  'not_ready',
+  'send_failed',
+]);
 
 /**
  * Behaves like the wwebjs engine on a linked account: same states, events, answers and errors.
@@ -30,6 +35,7 @@ export class FakeEngine extends Engine {
   #timers = new Set();
   #failures = { code: null, count: 0 };
   #stopped = false;
+  #started = false;
 
   constructor({ dataDir, startDelayMs = 100, sendDelayMs = 0, ackDelaysMs = [50, 100, 150], log }) {
     super();
@@ -44,6 +50,7 @@ export class FakeEngine extends Engine {
   async start() {
     const stored = await readJson(this.outboxPath, { messages: [] });
     this.#outbox = stored.messages ?? [];
+    this.#started = true;
     this.#stopped = false;
     this.setSession('STARTING');
     this.#later(this.startDelayMs, () => {
@@ -56,7 +63,7 @@ export class FakeEngine extends Engine {
     for (const timer of this.#timers) clearTimeout(timer);
     this.#timers.clear();
     this.setSession('STOPPED');
-    await this.#file.save();
+    if (this.#started) await this.#file.save(); // never overwrite an outbox it did not load
   }
 
   /** Test route POST /fake/state: what the phone or WhatsApp would do to the session. */
@@ -77,7 +84,10 @@ export class FakeEngine extends Engine {
 
   async requestPairingCode() {
     if (this.state !== 'SCAN_QR_CODE') {
-      throw new ServiceError('not_ready', `a pairing code is only given while linking (state ${this.state})`);
+      throw new ServiceError(
+        'not_ready',
+        `a pairing code is only given while linking (state ${this.state})`,
+      );
     }
     return randomBytes(8)
       .toString('base64')
@@ -111,7 +121,11 @@ export class FakeEngine extends Engine {
       to: chatId,
       text,
       media: media
-        ? { mimetype: media.mimetype, filename: media.filename ?? null, bytes: Buffer.byteLength(media.data_base64, 'base64') }
+        ? {
+            mimetype: media.mimetype,
+            filename: media.filename ?? null,
+            bytes: Buffer.byteLength(media.data_base64, 'base64'),
+          }
         : null,
       idempotency_key: idempotencyKey,
       timestamp: new Date().toISOString(),
@@ -130,7 +144,8 @@ export class FakeEngine extends Engine {
       this.#later(after, () => {
         message.ack = index + 1;
         this.emit('ack', { id: message.id, ack: message.ack });
-        if (message.ack === 3) this.#file.save().catch((err) => this.log.error({ err }, 'fake outbox not saved'));
+        if (message.ack === 3)
+          this.#file.save().catch((err) => this.log.error({ err }, 'fake outbox not saved'));
       });
     });
   }

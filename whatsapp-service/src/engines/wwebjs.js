@@ -8,7 +8,11 @@ import { Engine, delay, parseRecipient } from './engine.js';
 // The only module that imports whatsapp-web.js.
 
 export const CLIENT_ID = 'wasched';
-export const SINGLETON_FILES = Object.freeze(['SingletonLock', 'SingletonSocket', 'SingletonCookie']);
+export const SINGLETON_FILES = Object.freeze([
+  'SingletonLock',
+  'SingletonSocket',
+  'SingletonCookie',
+]);
 // Headless Chromium on a server: no setuid sandbox (often root, no user namespaces), and a small
 // /dev/shm in containers.
 export const CHROMIUM_ARGS = Object.freeze([
@@ -81,7 +85,10 @@ async function endOrphanedChromium(profileDir, log) {
   const pid = await chromiumHoldingProfile(profileDir);
   if (pid === null) return;
   log.warn({ pid }, 'a Chromium from an earlier run still holds the WhatsApp profile; ending it');
-  for (const [signal, waitMs] of [['SIGTERM', 5000], ['SIGKILL', 2000]]) {
+  for (const [signal, waitMs] of [
+    ['SIGTERM', 5000],
+    ['SIGKILL', 2000],
+  ]) {
     try {
       process.kill(pid, signal);
     } catch {
@@ -119,7 +126,13 @@ export class WwebjsEngine extends Engine {
   #closing = new Set();
   #acks = new Map();
 
-  constructor({ dataDir, chromiumPath, log, reconnect = { minMs: 2000, maxMs: 300000 }, library = wwebjs }) {
+  constructor({
+    dataDir,
+    chromiumPath,
+    log,
+    reconnect = { minMs: 2000, maxMs: 300000 },
+    library = wwebjs,
+  }) {
     super();
     this.paths = sessionPaths(dataDir);
     this.chromiumPath = chromiumPath;
@@ -225,7 +238,10 @@ export class WwebjsEngine extends Engine {
     if (this.#stopping) return;
     const wait = Math.min(this.reconnect.maxMs, this.reconnect.minMs * 2 ** this.#attempt);
     this.#attempt += 1;
-    this.log.info({ inMs: wait, attempt: this.#attempt, keepSession: !wipe }, 'reconnecting WhatsApp');
+    this.log.info(
+      { inMs: wait, attempt: this.#attempt, keepSession: !wipe },
+      'reconnecting WhatsApp',
+    );
     clearTimeout(this.#reconnectTimer);
     this.#reconnectTimer = setTimeout(async () => {
       this.#reconnectTimer = null;
@@ -265,7 +281,11 @@ export class WwebjsEngine extends Engine {
    * closes it instead of leaving a Chromium behind.
    */
   async #browserLaunched(client) {
-    for (let waited = 0; waited < 10000 && this.#starting.has(client) && !client.pupBrowser; waited += 50) {
+    for (
+      let waited = 0;
+      waited < 10000 && this.#starting.has(client) && !client.pupBrowser;
+      waited += 50
+    ) {
       await delay(50);
     }
   }
@@ -292,7 +312,10 @@ export class WwebjsEngine extends Engine {
       try {
         wid = await client.getNumberId(recipient.digits);
       } catch (err) {
-        throw new ServiceError('send_failed', `could not look up ${to} on WhatsApp: ${describe(err)}`);
+        throw new ServiceError(
+          'send_failed',
+          `could not look up ${to} on WhatsApp: ${describe(err)}`,
+        );
       }
       if (!wid) throw new ServiceError('not_on_whatsapp', `${to} is not on WhatsApp`);
       chatId = wid._serialized;
@@ -301,7 +324,11 @@ export class WwebjsEngine extends Engine {
     const options = { sendSeen: false, waitUntilMsgSent: true };
     let content = text;
     if (media) {
-      content = new this.library.MessageMedia(media.mimetype, media.data_base64, media.filename ?? null);
+      content = new this.library.MessageMedia(
+        media.mimetype,
+        media.data_base64,
+        media.filename ?? null,
+      );
       if (text) options.caption = text;
     }
     let message;
@@ -312,7 +339,10 @@ export class WwebjsEngine extends Engine {
     }
     if (!message?.id?._serialized) {
       if (recipient.kind === 'group') {
-        throw new ServiceError('not_on_whatsapp', `no WhatsApp group ${chatId} (is the account a member?)`);
+        throw new ServiceError(
+          'not_on_whatsapp',
+          `no WhatsApp group ${chatId} (is the account a member?)`,
+        );
       }
       throw new ServiceError('send_failed', 'WhatsApp returned no message');
     }
@@ -333,7 +363,7 @@ export class WwebjsEngine extends Engine {
     if (this.state !== 'WORKING') return null;
     try {
       const message = await this.#client.getMessageById(id);
-      return message?.id?.fromMe ? message.ack ?? 0 : null;
+      return message?.id?.fromMe ? (message.ack ?? 0) : null;
     } catch {
       return null;
     }
@@ -341,7 +371,10 @@ export class WwebjsEngine extends Engine {
 
   async requestPairingCode(phone) {
     if (this.state !== 'SCAN_QR_CODE' || !this.#client) {
-      throw new ServiceError('not_ready', `a pairing code is only given while linking (state ${this.state})`);
+      throw new ServiceError(
+        'not_ready',
+        `a pairing code is only given while linking (state ${this.state})`,
+      );
     }
     try {
       return await this.#client.requestPairingCode(phone.replace(/^\+/, ''), true);
@@ -360,7 +393,10 @@ export class WwebjsEngine extends Engine {
       try {
         await client.logout();
       } catch (err) {
-        this.log.warn({ err: describe(err) }, 'WhatsApp logout failed; removing the session anyway');
+        this.log.warn(
+          { err: describe(err) },
+          'WhatsApp logout failed; removing the session anyway',
+        );
       }
     }
     if (client) await this.#destroyOnce(client);

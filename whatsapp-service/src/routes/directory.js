@@ -3,7 +3,11 @@ import { errors } from './schemas.js';
 const listOf = (itemProperties) => ({
   200: {
     type: 'array',
-    items: { type: 'object', required: ['id', 'name'], properties: { id: { type: 'string' }, name: { type: ['string', 'null'] }, ...itemProperties } },
+    items: {
+      type: 'object',
+      required: ['id', 'name'],
+      properties: { id: { type: 'string' }, name: { type: ['string', 'null'] }, ...itemProperties },
+    },
   },
   ...errors(401, 409),
 });

@@ -3,14 +3,58 @@ import { meSchema, stateSchema } from './schemas.js';
 
 /** Test-only routes of the fake engine (DESIGN.md): the outbox, session moves, failures. */
 export default async function fakeRoutes(app, { engine }) {
-  app.get('/fake/outbox', async () => ({ messages: engine.outbox }));
+  app.get(
+    '/fake/outbox',
+    {
+      schema: {
+        response: {
+          200: {
+            type: 'object',
+            required: ['messages'],
+            properties: {
+              messages: {
+                type: 'array',
+                items: {
+                  type: 'object',
+                  required: ['id', 'to', 'text', 'media', 'idempotency_key', 'timestamp', 'ack'],
+                  properties: {
+                    id: { type: 'string' },
+                    to: { type: 'string' },
+                    text: { type: 'string' },
+                    media: {
+                      type: ['object', 'null'],
+                      properties: {
+                        mimetype: { type: 'string' },
+                        filename: { type: ['string', 'null'] },
+                        bytes: { type: 'integer' },
+                      },
+                    },
+                    idempotency_key: { type: 'string' },
+                    timestamp: { type: 'string' },
+                    ack: { type: 'integer' },
+                  },
+                },
+              },
+            },
+          },
+        },
+      },
+    },
+    async () => ({ messages: engine.outbox }),
+  );
 
   app.post(
     '/fake/state',
     {
       schema: {
         body: { type: 'object', required: ['state'], properties: { state: stateSchema } },
-        response: { 200: { type: 'object', required: ['state', 'me'], properties: { state: stateSchema, me: meSchema } } },
+        response: {
+          200: {
+            type: 'object',
+            required: ['state', 'me'],
+            properties: { state: stateSchema, me: meSchema },
+          },
+        },
       },
     },
     async (request) => {
@@ -29,6 +73,13 @@ export default async function fakeRoutes(app, { engine }) {
           properties: {
             code: { type: 'string', enum: [...FAKE_FAILURE_CODES] },
             count: { type: 'integer', minimum: 0, default: 1 },
+          },
+        },
+        response: {
+          200: {
+            type: 'object',
+            required: ['code', 'count'],
+            properties: { code: { type: 'string' }, count: { type: 'integer' } },
           },
         },
       },

@@ -47,9 +47,17 @@ export default async function messageRoutes(app, { engine, sender }) {
     '/messages/:id',
     {
       schema: {
-        params: { type: 'object', required: ['id'], properties: { id: { type: 'string', minLength: 1, maxLength: 300 } } },
+        params: {
+          type: 'object',
+          required: ['id'],
+          properties: { id: { type: 'string', minLength: 1, maxLength: 300 } },
+        },
         response: {
-          200: { type: 'object', required: ['id', 'ack'], properties: { id: { type: 'string' }, ack: { type: 'integer' } } },
+          200: {
+            type: 'object',
+            required: ['id', 'ack'],
+            properties: { id: { type: 'string' }, ack: { type: 'integer' } },
+          },
           ...errors(401, 404),
         },
       },
@@ -57,7 +65,8 @@ export default async function messageRoutes(app, { engine, sender }) {
     async (request) => {
       const { id } = request.params;
       const ack = await engine.getAck(id);
-      if (ack === null || ack === undefined) throw new ServiceError('not_found', `no message ${id} sent by this account`);
+      if (ack === null || ack === undefined)
+        throw new ServiceError('not_found', `no message ${id} sent by this account`);
       return { id, ack };
     },
   );

@@ -12,7 +12,10 @@ export const errorSchema = {
   },
 };
 
-export const stateSchema = { type: 'string', enum: ['STARTING', 'SCAN_QR_CODE', 'WORKING', 'FAILED', 'STOPPED'] };
+export const stateSchema = {
+  type: 'string',
+  enum: ['STARTING', 'SCAN_QR_CODE', 'WORKING', 'FAILED', 'STOPPED'],
+};
 
 export const meSchema = {
   type: ['object', 'null'],
@@ -21,7 +24,8 @@ export const meSchema = {
 };
 
 // +E164 (up to 15 digits), a person's WhatsApp id, or a group id.
-export const RECIPIENT_PATTERN = '^(\\+[1-9][0-9]{6,14}|[0-9]{6,20}@c\\.us|[0-9]+(-[0-9]+)?@g\\.us)$';
+export const RECIPIENT_PATTERN =
+  '^(\\+[1-9][0-9]{6,14}|[0-9]{6,20}@c\\.us|[0-9]+(-[0-9]+)?@g\\.us)$';
 export const PHONE_PATTERN = '^\\+?[1-9][0-9]{6,14}$';
 
 export const sendResultSchema = {

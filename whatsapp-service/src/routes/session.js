@@ -12,7 +12,12 @@ export default async function sessionRoutes(app, { engine }) {
           200: {
             type: 'object',
             required: ['status', 'engine', 'state', 'me'],
-            properties: { status: { type: 'string' }, engine: { type: 'string' }, state: stateSchema, me: meSchema },
+            properties: {
+              status: { type: 'string' },
+              engine: { type: 'string' },
+              state: stateSchema,
+              me: meSchema,
+            },
           },
         },
       },
@@ -37,7 +42,12 @@ export default async function sessionRoutes(app, { engine }) {
     async () => {
       requireLinking(engine);
       const qr = engine.qr;
-      const png = await QRCode.toBuffer(qr, { type: 'png', errorCorrectionLevel: 'M', margin: 2, width: 400 });
+      const png = await QRCode.toBuffer(qr, {
+        type: 'png',
+        errorCorrectionLevel: 'M',
+        margin: 2,
+        width: 400,
+      });
       return { qr, png_base64: png.toString('base64') };
     },
   );
@@ -77,7 +87,10 @@ export default async function sessionRoutes(app, { engine }) {
 /** A QR or pairing code exists only while the service waits for the account to be linked. */
 function requireLinking(engine) {
   if (engine.state === 'WORKING') {
-    throw new ServiceError('not_ready', 'the account is already linked; log out first to link another');
+    throw new ServiceError(
+      'not_ready',
+      'the account is already linked; log out first to link another',
+    );
   }
   if (engine.state !== 'SCAN_QR_CODE' || !engine.qr) {
     throw new ServiceError('not_ready', `no QR code to scan while the session is ${engine.state}`);
