@@ -1,27 +1,74 @@
-"""One `store` fixture per backend, so every contract test runs against each of them."""
+"""One `store` fixture per backend, so every contract test runs against each of them.
+
+- sqlite: a file in the test's tmp directory;
+- mongomock: MongoStore on mongomock-motor (no server needed);
+- mongo: MongoStore on the real server in MONGODB_TEST_URI (skipped when unset), on a database
+  of its own that is dropped afterwards.
+"""
 
 from __future__ import annotations
 
+import os
+import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
+from mongomock_motor import AsyncMongoMockClient
+from pymongo import AsyncMongoClient
 
 from core.store import Store
+from core.store.mongo import MongoStore
 from core.store.sqlite import SQLiteStore
 
-BACKENDS = [pytest.param("sqlite", id="sqlite")]
+MONGODB_TEST_URI = os.environ.get("MONGODB_TEST_URI")
+
+BACKENDS = [
+    pytest.param("sqlite", id="sqlite"),
+    pytest.param("mongomock", id="mongomock"),
+    pytest.param(
+        "mongo",
+        id="mongo",
+        marks=[
+            pytest.mark.mongo,
+            pytest.mark.skipif(not MONGODB_TEST_URI, reason="MONGODB_TEST_URI is not set"),
+        ],
+    ),
+]
+
+
+@asynccontextmanager
+async def open_backend(backend: str, tmp_path: Path) -> AsyncIterator[Store]:
+    """Yield an empty store of that backend; clean up after."""
+    if backend == "sqlite":
+        sqlite = await SQLiteStore.open(f"sqlite:///{tmp_path / 'wasched.db'}")
+        try:
+            yield sqlite
+        finally:
+            await sqlite.close()
+    elif backend == "mongomock":
+        # Naive datetimes back, as PyMongo without tz_aware gives them.
+        mock: Any = AsyncMongoMockClient(tz_aware=False)
+        try:
+            yield await MongoStore.from_database(mock["wasched_test"])
+        finally:
+            mock.close()
+    elif backend == "mongo":
+        assert MONGODB_TEST_URI is not None
+        client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(MONGODB_TEST_URI)
+        name = f"wasched_test_{uuid.uuid4().hex[:12]}"
+        try:
+            yield await MongoStore.from_database(client[name])
+        finally:
+            await client.drop_database(name)
+            await client.close()
+    else:
+        raise AssertionError(backend)
 
 
 @pytest.fixture(params=BACKENDS)
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    backend: str = request.param
-    opened: Store
-    if backend == "sqlite":
-        opened = await SQLiteStore.open(f"sqlite:///{tmp_path / 'wasched.db'}")
-    else:
-        raise AssertionError(backend)
-    try:
+    async with open_backend(request.param, tmp_path) as opened:
         yield opened
-    finally:
-        await opened.close()

@@ -1,0 +1,167 @@
+"""What only the MongoDB store has to show: start-up indexes, errors, two processes on one db."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from mongomock_motor import AsyncMongoMockClient
+from pymongo import AsyncMongoClient
+from pymongo.errors import ServerSelectionTimeoutError
+
+from core.errors import ConfigError, DuplicateRun, StoreError
+from core.models import RunTrigger
+from core.store import open_store
+from core.store.mongo import MongoStore
+from tests.store.conftest import MONGODB_TEST_URI
+from tests.store.factories import OWNER, T0, add_deliveries, add_schedule
+
+real_mongo = pytest.param(
+    "mongo",
+    marks=[
+        pytest.mark.mongo,
+        pytest.mark.skipif(not MONGODB_TEST_URI, reason="MONGODB_TEST_URI is not set"),
+    ],
+)
+
+
+@pytest.fixture(params=["mongomock", real_mongo])
+async def two_stores(request: pytest.FixtureRequest) -> AsyncIterator[tuple[MongoStore, ...]]:
+    """Two stores on one database, as two processes would have them."""
+    if request.param == "mongomock":
+        mock: Any = AsyncMongoMockClient()
+        try:
+            yield (
+                await MongoStore.from_database(mock["shared"]),
+                await MongoStore.from_database(mock["shared"]),
+            )
+        finally:
+            mock.close()
+        return
+    assert MONGODB_TEST_URI is not None
+    name = f"wasched_test_{uuid.uuid4().hex[:12]}"
+    clients: list[AsyncMongoClient[dict[str, Any]]] = [
+        AsyncMongoClient(MONGODB_TEST_URI),
+        AsyncMongoClient(MONGODB_TEST_URI),
+    ]
+    try:
+        yield tuple([await MongoStore.from_database(client[name]) for client in clients])
+    finally:
+        await clients[0].drop_database(name)
+        for client in clients:
+            await client.close()
+
+
+class _DownCollection:
+    """Answers every call the way PyMongo does when no server can be selected."""
+
+    def __getattr__(self, name: str) -> Any:
+        async def down(*args: Any, **kwargs: Any) -> Any:
+            raise ServerSelectionTimeoutError("127.0.0.1:27017: [Errno 111] Connection refused")
+
+        return down
+
+
+class _DownDatabase(_DownCollection):
+    def __getitem__(self, name: str) -> _DownCollection:
+        return _DownCollection()
+
+
+# A real client on an unreachable server is not used here: PyMongo 4.20.1 leaks the socket of
+# a monitor check cancelled by close() (a ResourceWarning), so the driver's answer is faked.
+async def test_an_unreachable_server_fails_start_up_with_a_store_error() -> None:
+    with pytest.raises(StoreError, match="MongoDB"):
+        await MongoStore.from_database(_DownDatabase())  # type: ignore[arg-type]
+
+
+async def test_driver_errors_become_store_errors() -> None:
+    store = MongoStore(_DownDatabase())  # type: ignore[arg-type]
+    with pytest.raises(StoreError):
+        await store.ping()
+    with pytest.raises(StoreError):
+        await store.get_contact(1)
+    with pytest.raises(StoreError):
+        await store.add_template("Greeting", "Hello")
+    with pytest.raises(StoreError):
+        await store.claim_delivery(now=T0, lease_s=60, worker="w1")
+
+
+@pytest.mark.parametrize("url", ["mongodb://", "mongodb://host:port/wasched"])
+async def test_a_malformed_url_is_a_config_error_with_an_example(url: str) -> None:
+    with pytest.raises(ConfigError, match="mongodb://user:password@host:27017/wasched"):
+        await open_store(url)
+
+
+async def test_indexes_are_created_at_start_up() -> None:
+    mock: Any = AsyncMongoMockClient()
+    try:
+        db = mock["wasched"]
+        await MongoStore.from_database(db)
+        # Start-up twice is fine: creating an existing index is a no-op.
+        await MongoStore.from_database(db)
+        deliveries = await db["deliveries"].index_information()
+        runs = await db["runs"].index_information()
+        contacts = await db["contacts"].index_information()
+        schedules = await db["schedules"].index_information()
+    finally:
+        mock.close()
+
+    def unique_keys(info: dict[str, Any]) -> set[tuple[tuple[str, Any], ...]]:
+        return {tuple(index["key"]) for index in info.values() if index.get("unique")}
+
+    assert (("idempotency_key", 1),) in unique_keys(deliveries)
+    assert (("run_key", 1),) in unique_keys(runs)
+    assert (("name_key", 1),) in unique_keys(contacts)
+    assert (("state", 1), ("next_run_at", 1), ("_id", 1)) in {
+        tuple(index["key"]) for index in schedules.values()
+    }
+    assert (("status", 1), ("next_attempt_at", 1), ("_id", 1)) in {
+        tuple(index["key"]) for index in deliveries.values()
+    }
+
+
+@pytest.mark.skipif(not MONGODB_TEST_URI, reason="MONGODB_TEST_URI is not set")
+@pytest.mark.mongo
+async def test_open_connects_and_closes_on_a_real_server() -> None:
+    assert MONGODB_TEST_URI is not None
+    store = await open_store(MONGODB_TEST_URI)
+    try:
+        await store.ping()
+    finally:
+        await store.close()
+
+
+async def test_two_stores_on_one_database_never_share_a_claim_or_a_run(
+    two_stores: tuple[MongoStore, MongoStore],
+) -> None:
+    one, two = two_stores
+    schedule = await add_schedule(one)
+    await add_deliveries(one, 40, now=T0)
+
+    async def insert(store: MongoStore) -> bool:
+        try:
+            await store.insert_run(
+                schedule_id=schedule.id,
+                owner_id=OWNER,
+                scheduled_for=T0,
+                trigger=RunTrigger.schedule,
+            )
+        except DuplicateRun:
+            return False
+        return True
+
+    inserted = await asyncio.gather(*(insert(s) for s in (one, two) * 5))
+    assert inserted.count(True) == 1
+    claims = await asyncio.gather(
+        *(
+            store.claim_delivery(now=T0, lease_s=60, worker=f"w{n}")
+            for n in range(30)
+            for store in (one, two)
+        )
+    )
+    ids = [d.id for d in claims if d is not None]
+    assert sorted(set(ids)) == sorted(ids)
+    assert len(ids) == 40
