@@ -119,7 +119,12 @@ class FakeClient extends EventEmitter {
         id: { _serialized: '1203@g.us' },
         isGroup: true,
         name: 'Family',
-        groupMetadata: { participants: [{}, {}, {}] },
+        groupMetadata: {
+          participants: [
+            { id: { _serialized: '491511@c.us' } },
+            { id: { _serialized: '491512@c.us' } },
+          ],
+        },
       },
       { id: { _serialized: '491511@c.us' }, isGroup: false, name: 'Ann' },
     ];
@@ -334,7 +339,9 @@ describe('wwebjs engine: sending', () => {
     const contacts = await app.inject(authed({ method: 'GET', url: '/contacts' }));
     assert.deepEqual(contacts.json(), [{ id: '491511@c.us', name: 'Ann', number: '491511' }]);
     const groups = await app.inject(authed({ method: 'GET', url: '/groups' }));
-    assert.deepEqual(groups.json(), [{ id: '1203@g.us', name: 'Family', participants: 3 }]);
+    assert.deepEqual(groups.json(), [
+      { id: '1203@g.us', name: 'Family', participants: ['491511@c.us', '491512@c.us'] },
+    ]);
   });
 });
 

@@ -12,8 +12,16 @@ export const FAKE_CONTACTS = Object.freeze([
   Object.freeze({ id: '15550000003@c.us', name: 'Carol Example', number: '15550000003' }),
 ]);
 export const FAKE_GROUPS = Object.freeze([
-  Object.freeze({ id: '120363000000000001@g.us', name: 'Fake Family', participants: 4 }),
-  Object.freeze({ id: '120363000000000002@g.us', name: 'Fake Team', participants: 3 }),
+  Object.freeze({
+    id: '120363000000000001@g.us',
+    name: 'Fake Family',
+    participants: Object.freeze(['15550000000@c.us', '15550000001@c.us', '15550000002@c.us']),
+  }),
+  Object.freeze({
+    id: '120363000000000002@g.us',
+    name: 'Fake Team',
+    participants: Object.freeze(['15550000000@c.us', '15550000003@c.us']),
+  }),
 ]);
 export const FAKE_FAILURE_CODES = Object.freeze([
   'invalid_request',

@@ -427,7 +427,9 @@ export class WwebjsEngine extends Engine {
       .map((chat) => ({
         id: chat.id._serialized,
         name: chat.name,
-        participants: chat.groupMetadata?.participants?.length ?? 0,
+        participants: (chat.groupMetadata?.participants ?? []).map(
+          (member) => member.id._serialized,
+        ),
       }));
   }
 }

@@ -21,7 +21,9 @@ export default async function directoryRoutes(app, { engine }) {
   );
   app.get(
     '/groups',
-    { schema: { response: listOf({ participants: { type: 'integer' } }) } },
+    {
+      schema: { response: listOf({ participants: { type: 'array', items: { type: 'string' } } }) },
+    },
     async () => engine.listGroups(),
   );
 }
