@@ -191,6 +191,11 @@ class NewDelivery(Record):
 
 
 class DeliveryFilter(Record):
+    """Which deliveries `Store.list_deliveries` returns: every given condition holds.
+
+    `since <= created_at < until`; `newest` is highest id first (ids grow with creation).
+    """
+
     run_id: int | None = None
     schedule_id: int | None = None
     owner_id: int | None = None

@@ -34,7 +34,11 @@ UNSET: Any = object()
 
 
 class Store(Protocol):
-    """Persistence for every record; all methods translate driver errors to `StoreError`."""
+    """Persistence for every record; all methods translate driver errors to `StoreError`.
+
+    Datetimes go in timezone-aware (naive ones raise `ValueError`) and come out aware UTC,
+    truncated to the millisecond in both stores (all MongoDB keeps).
+    """
 
     async def close(self) -> None: ...
 
@@ -180,7 +184,8 @@ class Store(Protocol):
         self, run: Run, deliveries: Sequence[NewDelivery], *, now: datetime
     ) -> list[Delivery]:
         """Insert all at once; a delivery whose idempotency key exists is not inserted twice
-        (the existing one is returned in its place)."""
+        (the existing one is returned in its place). New ones get `created_at`,
+        `next_attempt_at` and the time of their status (`queued_at`, `held_at`...) = `now`."""
 
     async def get_delivery(self, delivery_id: int) -> Delivery | None: ...
     async def find_delivery_by_whatsapp_id(self, whatsapp_id: str) -> Delivery | None: ...
@@ -192,7 +197,9 @@ class Store(Protocol):
 
         Due: `queued` with `next_attempt_at <= now`, or `sending` whose lease ended
         (`lease_until <= now`, a crashed worker). Increments nothing; the caller records
-        attempts. Two workers never get the same delivery while its lease runs."""
+        attempts. Two workers never get the same delivery while its lease runs.
+        Order: ended leases first (earliest `lease_until`), then queued by
+        (`next_attempt_at`, id). Sets `lease_owner`, `lease_until` and `sending_at`."""
 
     async def update_delivery(
         self,
@@ -218,7 +225,8 @@ class Store(Protocol):
     # migration -----------------------------------------------------------------------
     async def is_empty(self) -> bool: ...
     async def export_all(self) -> dict[str, list[dict[str, Any]]]:
-        """Every record as plain dicts (JSON-ready), keyed by collection name."""
+        """Every record as plain dicts (JSON-ready), keyed by collection name; also `values`
+        ({key, value}) and `counters` ({name, last_id}, so ids of deleted records stay unused)."""
 
     async def import_all(self, data: dict[str, list[dict[str, Any]]]) -> None:
         """Insert records from `export_all`, ids intact, and move id counters past them."""
