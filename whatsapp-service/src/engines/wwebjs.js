@@ -204,7 +204,10 @@ export class WwebjsEngine extends Engine {
     on('ready', () => {
       this.#attempt = 0;
       const info = client.info ?? {};
-      const me = { id: info.wid?._serialized ?? null, name: info.pushname ?? null };
+      const me = {
+        id: info.wid?._serialized ?? null,
+        name: info.pushname || info.wid?.user || null,
+      };
       this.log.info({ me: me.id }, 'WhatsApp ready');
       this.setSession('WORKING', { me });
     });
