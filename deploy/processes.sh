@@ -81,13 +81,21 @@ process_marker() {
   esac
 }
 
+# True while pid runs; an exited process that its parent has not reaped yet does not count.
+alive() {
+  local state
+  kill -0 "$1" 2>/dev/null || return 1
+  state="$(ps -o stat= -p "$1" 2>/dev/null || true)"
+  [[ $state != Z* ]]
+}
+
 # Print the pid of a running process of ours, or fail; a stale pid file is removed.
 running_pid() {
   local name=$1 file pid args
   file="$(pid_file "$name")"
   [ -f "$file" ] || return 1
   pid="$(tr -cd '0-9' <"$file")"
-  if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+  if [ -n "$pid" ] && alive "$pid"; then
     if [ -r "/proc/$pid/cmdline" ]; then
       args="$(tr '\0' ' ' <"/proc/$pid/cmdline")"
     else

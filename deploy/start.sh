@@ -156,7 +156,7 @@ wait_for() {
   local name=$1 url=$2 probe=$3 pid deadline=$((SECONDS + START_TIMEOUT_S))
   pid="$(cat "$(pid_file "$name")")"
   until "$probe" "$url"; do
-    if ! kill -0 "$pid" 2>/dev/null; then
+    if ! alive "$pid"; then
       rm -f "$(pid_file "$name")"
       tail -n 20 "$(log_file "$name")" >&2 || true
       die "$name stopped while starting; the end of $(log_file "$name") is above"
@@ -206,7 +206,7 @@ wait_for_bot() {
   local log=$1 offset=$2 pid deadline=$((SECONDS + 30))
   pid="$(cat "$(pid_file wasched)")"
   until tail -c "+$((offset + 1))" "$log" | grep -q 'is polling for updates'; do
-    if ! kill -0 "$pid" 2>/dev/null; then
+    if ! alive "$pid"; then
       rm -f "$(pid_file wasched)"
       tail -c "+$((offset + 1))" "$log" | tail -n 20 >&2
       die "wasched stopped while starting; the end of $log is above"

@@ -20,12 +20,13 @@ stop_one() {
   say "stopping $label (pid $pid)"
   kill -TERM "$pid" 2>/dev/null || true
   deadline=$((SECONDS + STOP_TIMEOUT_S))
-  while kill -0 "$pid" 2>/dev/null; do
+  while alive "$pid"; do
     if ((SECONDS >= deadline)); then
       warn "$label (pid $pid) did not exit within ${STOP_TIMEOUT_S} s after SIGTERM: sending SIGKILL (see $(log_file "$name"))"
       kill -KILL "$pid" 2>/dev/null || true
       forced=1
-      while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+      deadline=$((SECONDS + 5))
+      while alive "$pid" && ((SECONDS < deadline)); do sleep 0.1; done
       break
     fi
     sleep 0.2

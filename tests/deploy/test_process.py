@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.fakes.sidecar import free_port
 from tests.fakes.telegram import FakeTelegram
@@ -36,6 +37,19 @@ def repo_files() -> list[str]:
         check=True,
     ).stdout.splitlines()
     return [name for name in listed if (REPO / name).is_file()]
+
+
+def exited(pid: int) -> bool:
+    """True when pid is gone, or exited and waits only to be reaped by init."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:  # reaped in between
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] == "Z"
 
 
 @pytest.fixture
@@ -139,7 +153,15 @@ async def test_start_stop_start_keeps_a_schedule_that_fires_after_the_restart(
         health = (await client.get(f"{deployment.sidecar_url}/health")).json()
         assert health["state"] == "WORKING" and health["engine"] == "fake"
         assert (await client.get(f"{deployment.core_url}/healthz")).status_code == 200
+        metrics = (await client.get(f"{deployment.core_url}/metrics")).text
+    families = {family.name for family in text_string_to_metric_families(metrics)}
+    assert {"wasched_deliveries", "wasched_whatsapp_session_state"} <= families
     pids = (deployment.pid("wasched"), deployment.pid("whatsapp"))
+
+    code, out = await deployment.script("status.sh")
+    assert code == 0, out
+    assert f"running (pid {pids[0]})" in out and f"running (pid {pids[1]})" in out
+    assert "WhatsApp WORKING" in out and "nothing scheduled" in out
 
     code, out = await deployment.script("start.sh")
     assert code == 0, out
@@ -162,9 +184,7 @@ async def test_start_stop_start_keeps_a_schedule_that_fires_after_the_restart(
     outbox_file = deployment.root / "data" / "whatsapp" / "fake-outbox.json"
     assert TEXT not in (outbox_file.read_text() if outbox_file.exists() else "")
     assert "wasched stopped" in out and "the WhatsApp sidecar stopped" in out
-    for pid in pids:
-        with pytest.raises(ProcessLookupError):
-            os.kill(pid, 0)
+    assert all(exited(pid) for pid in pids)
     assert not list((deployment.root / "data").glob("*.pid"))
     assert "stopped cleanly" in (deployment.root / "data" / "whatsapp.log").read_text()
 
