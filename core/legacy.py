@@ -569,7 +569,6 @@ async def import_legacy_command(
     from core.config import load_settings
     from core.migrate import redact_url
     from core.store import open_store
-
     from core.when import validate_timezone
 
     settings = load_settings()
