@@ -1,0 +1,286 @@
+"""End to end: the real `wasched run` process (python -m bot run) against the fake Telegram
+server in this test and the sidecar in its fake engine, driven as a person would.
+
+Each test starts its own sidecar and wasched on free ports with a fresh database, and stops
+them with SIGTERM, which must end wasched cleanly (exit code 0).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import os
+import shutil
+import signal
+import socket
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from tests.fakes.telegram import ChatMessage, FakeTelegram
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+REPO = Path(__file__).resolve().parents[2]
+SIDECAR = REPO / "whatsapp-service"
+ADMIN = 4242
+STRANGER = 777
+API_KEY = "e2e-test-key-0123456789"
+NUMBER = "+4915123456789"
+
+needs_node = pytest.mark.skipif(
+    shutil.which("node") is None or not (SIDECAR / "node_modules").is_dir(),
+    reason="needs node and `npm ci` in whatsapp-service",
+)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class World:
+    telegram: FakeTelegram
+    sidecar_url: str
+    http: aiohttp.ClientSession
+
+    async def say(self, text: str, contains: str = "", user: int = ADMIN) -> ChatMessage:
+        since = self.telegram.cursor()
+        await self.telegram.send(user, text)
+        return await self.telegram.reply(user, contains, since=since, within=15)
+
+    async def press(self, message: ChatMessage, button: str, contains: str = "") -> ChatMessage:
+        since = self.telegram.cursor()
+        await self.telegram.press(ADMIN, message, button)
+        return await self.telegram.reply(ADMIN, contains, since=since, within=15)
+
+    async def sidecar(self, method: str, path: str, body: Any = None) -> Any:
+        headers = {"X-Api-Key": API_KEY}
+        async with self.http.request(
+            method, self.sidecar_url + path, json=body, headers=headers
+        ) as response:
+            assert response.status < 300, await response.text()
+            return await response.json()
+
+    async def outbox(self) -> list[dict[str, Any]]:
+        messages: list[dict[str, Any]] = (await self.sidecar("GET", "/fake/outbox"))["messages"]
+        return messages
+
+
+def tail(log: Path, size: int = 3000) -> str:
+    return log.read_text(errors="replace")[-size:]
+
+
+async def wait_until_up(http: aiohttp.ClientSession, url: str, process: Any, log: Path) -> None:
+    for _ in range(200):
+        if process.returncode is not None:
+            raise AssertionError(f"{url} exited early:\n{tail(log)}")
+        try:
+            async with http.get(url) as response:
+                if response.status == 200:
+                    return
+        except aiohttp.ClientError:
+            pass
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{url} did not come up:\n{tail(log)}")
+
+
+async def stop(process: Any, log: Path) -> int:
+    if process.returncode is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            async with asyncio.timeout(20):
+                await process.wait()
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+            raise AssertionError(f"did not stop on SIGTERM:\n{tail(log)}") from None
+    return int(process.returncode)
+
+
+@pytest.fixture
+async def world(tmp_path: Path) -> AsyncIterator[World]:
+    sidecar_port, core_port = free_port(), free_port()
+    sidecar_log, wasched_log = tmp_path / "sidecar.log", tmp_path / "wasched.log"
+    base_env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "WHATS"))}
+    sidecar_env = base_env | {
+        "WHATSAPP_ENGINE": "fake",
+        "WHATSAPP_HOST": "127.0.0.1",
+        "WHATSAPP_PORT": str(sidecar_port),
+        "WHATSAPP_DATA_DIR": str(tmp_path / "whatsapp"),
+        "WHATSAPP_EVENTS_URL": f"http://127.0.0.1:{core_port}/whatsapp/events",
+        "WHATSAPP_API_KEY": API_KEY,
+        "WHATSAPP_ENV_FILE": str(tmp_path / "no.env"),
+        "WHATSAPP_EVENTS_RETRY_MIN_MS": "100",
+        "WHATSAPP_EVENTS_RETRY_MAX_MS": "500",
+        "WHATSAPP_LOG_LEVEL": "warn",
+    }
+    async with FakeTelegram() as telegram, aiohttp.ClientSession() as http:
+        telegram.add_user(ADMIN)
+        telegram.add_user(STRANGER)
+        with sidecar_log.open("wb") as sidecar_out, wasched_log.open("wb") as wasched_out:
+            sidecar = await asyncio.create_subprocess_exec(
+                "node",
+                "src/server.js",
+                cwd=SIDECAR,
+                env=sidecar_env,
+                stdout=sidecar_out,
+                stderr=asyncio.subprocess.STDOUT,
+            )
+            wasched_env = base_env | {
+                "TELEGRAM_BOT_TOKEN": telegram.token,
+                "TELEGRAM_API_URL": telegram.base_url,
+                "TELEGRAM_ADMIN_IDS": str(ADMIN),
+                "DATABASE_URL": f"sqlite:///{tmp_path / 'wasched.db'}",
+                "DEFAULT_TIMEZONE": "UTC",
+                "HTTP_HOST": "127.0.0.1",
+                "HTTP_PORT": str(core_port),
+                "WHATSAPP_URL": f"http://127.0.0.1:{sidecar_port}",
+                "WHATSAPP_API_KEY": API_KEY,
+                "SEND_GAP_MIN_S": "0",
+                "SEND_GAP_MAX_S": "0",
+            }
+            wasched = None
+            try:
+                await wait_until_up(
+                    http, f"http://127.0.0.1:{sidecar_port}/health", sidecar, sidecar_log
+                )
+                wasched = await asyncio.create_subprocess_exec(
+                    sys.executable,
+                    "-m",
+                    "bot",
+                    "run",
+                    cwd=tmp_path,
+                    env=wasched_env | {"PYTHONPATH": str(REPO)},
+                    stdout=wasched_out,
+                    stderr=asyncio.subprocess.STDOUT,
+                )
+                try:
+                    await telegram.wait_for(
+                        lambda: True if telegram.calls_of("getupdates") else None, within=30
+                    )
+                except TimeoutError:
+                    raise AssertionError(
+                        f"wasched did not start polling:\n{tail(wasched_log)}"
+                    ) from None
+                yield World(telegram, f"http://127.0.0.1:{sidecar_port}", http)
+            finally:
+                codes = []
+                # The sidecar first, while wasched still takes its last events.
+                await stop(sidecar, sidecar_log)
+                if wasched is not None:
+                    codes.append(await stop(wasched, wasched_log))
+                print("--- wasched log ---\n" + tail(wasched_log, 6000))
+        assert codes in ([], [0]), f"wasched exited with {codes} on SIGTERM"
+
+
+@needs_node
+async def test_e2e_commands_menu_and_unknown_user(world: World) -> None:
+    names = {c["command"] for c in world.telegram.commands}
+    assert {"schedule", "list", "runnow", "logs", "export", "link", "tz", "cancel"} <= names
+    refused = await world.say("/list", str(STRANGER), user=STRANGER)
+    assert "private" in refused.text and refused.reply_markup is None
+    assert len(world.telegram.bot_messages(STRANGER)) == 1
+
+
+@needs_node
+async def test_e2e_one_shot_fires_and_its_report_is_edited_with_acks(world: World) -> None:
+    saved = await world.say(f"/schedule {NUMBER} | in 3 seconds | Hello from e2e", "Saved")
+    assert "#1" in saved.text
+    report = await world.telegram.reply(ADMIN, "read", within=30)
+    assert "#1" in report.text and "👀" in report.text
+    assert report.edits >= 1  # one message edited as acks came, not one per ack
+    reports = [m for m in world.telegram.bot_messages(ADMIN) if "📨" in m.text]
+    assert len(reports) == 1
+    [sent] = [m for m in await world.outbox() if m["text"] == "Hello from e2e"]
+    assert sent["to"].lstrip("+").startswith("4915123456789")
+
+
+@needs_node
+async def test_e2e_bad_input_is_explained_and_nothing_is_saved(world: World) -> None:
+    bad_time = await world.say(f"/schedule {NUMBER} | yesterday at noonish | hi")
+    assert "example" in bad_time.text.lower() or "tomorrow" in bad_time.text
+    bad_number = await world.say("/schedule 12 | tomorrow 9:00 | hi")
+    assert "12" in bad_number.text
+    assert await world.say("/list", "no schedules")
+    assert await world.outbox() == []
+
+
+@needs_node
+async def test_e2e_wizard_then_run_now_button_then_logs_and_export(world: World) -> None:
+    await world.say("/addcontact Anna " + NUMBER, "Saved Anna")
+    step1 = await world.say("/schedule", "Who gets it")
+    await world.telegram.press(ADMIN, step1, "Anna")
+    await world.press(step1, "Done", "What should it say")
+    step3 = await world.say("Hi {first_name}!", "When?")
+    preview = await world.press(step3, "every day at 9:00", "Preview")
+    assert "Hi Anna!" in preview.text and preview.text.count("09:00") >= 3
+    await world.press(preview, "Save", "Saved")
+
+    listing = await world.say("/list", "Your schedules")
+    since = world.telegram.cursor()
+    await world.telegram.press(ADMIN, listing, "Run")
+    report = await world.telegram.reply(ADMIN, "read", since=since, within=30)
+    assert "sent now on request" in report.text and "Anna" in report.text
+    assert [m["text"] for m in await world.outbox()] == ["Hi Anna!"]
+
+    logs = await world.say("/logs", "Latest deliveries")
+    assert "👀" in logs.text and "Anna" in logs.text
+    since = world.telegram.cursor()
+    await world.telegram.send(ADMIN, "/export")
+    document = await world.telegram.reply(ADMIN, "1 delivery", since=since, within=15)
+    assert document.file is not None
+    rows = list(csv.DictReader(io.StringIO(document.file.data.decode("utf-8-sig"))))
+    assert len(rows) == 1 and rows[0]["name"] == "Anna" and "read" in rows[0].values()
+
+
+@needs_node
+async def test_e2e_pause_resume_delete(world: World) -> None:
+    await world.say(f"/schedule {NUMBER} | every day at 9:00 | daily hello", "Saved")
+    await world.say("/pause 1", "Paused")
+    listing = await world.say("/list", "paused")
+    await world.press(listing, "Resume", "active")
+    await world.say("/delete 1", "Delete this schedule?")
+    confirm = world.telegram.bot_messages(ADMIN)[-1]
+    await world.press(confirm, "Yes", "Deleted")
+    assert await world.say("/list", "no schedules")
+    assert await world.outbox() == []
+
+
+@needs_node
+async def test_e2e_link_flow_with_qr_photo_and_one_alert(world: World) -> None:
+    since = world.telegram.cursor()
+    await world.sidecar("POST", "/fake/state", {"state": "SCAN_QR_CODE"})
+    alert = await world.telegram.reply(ADMIN, "not linked", since=since, within=15)
+    assert "/link" in alert.text
+
+    since = world.telegram.cursor()
+    await world.telegram.send(ADMIN, "/link")
+    photo = await world.telegram.reply(ADMIN, "Scan this", since=since, within=15)
+    assert photo.kind == "photo" and photo.file is not None
+    assert photo.file.data.startswith(b"\x89PNG")
+
+    # WhatsApp rotates the QR: the photo is replaced, and no second alert comes.
+    since = world.telegram.cursor()
+    await world.sidecar("POST", "/fake/state", {"state": "SCAN_QR_CODE"})
+    fresh = await world.telegram.reply(ADMIN, "Scan this", since=since, within=15)
+    assert fresh.message_id != photo.message_id
+    assert fresh.file is not None and fresh.file.data != photo.file.data
+
+    since = world.telegram.cursor()
+    await world.sidecar("POST", "/fake/state", {"state": "WORKING"})
+    back = await world.telegram.reply(ADMIN, "working again", since=since, within=15)
+    assert back
+    await world.telegram.wait_for(lambda: True if fresh.deleted else None, within=10)
+    texts = [m.text for m in world.telegram.bot_messages(ADMIN)]
+    assert sum("⚠️" in t for t in texts) == 1
+    status = await world.say("/status", "wasched status")
+    assert "WORKING" in status.text
