@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -39,9 +39,8 @@ BACKENDS = [
 ]
 
 
-@asynccontextmanager
-async def open_backend(backend: str, tmp_path: Path) -> AsyncIterator[Store]:
-    """Yield an empty store of that backend; clean up after."""
+async def open_backend(backend: str, tmp_path: Path) -> AsyncGenerator[Store, None]:
+    """Yield an empty store of that backend once; clean up after (`async for` over it)."""
     if backend == "sqlite":
         sqlite = await SQLiteStore.open(f"sqlite:///{tmp_path / 'wasched.db'}")
         try:
@@ -68,7 +67,17 @@ async def open_backend(backend: str, tmp_path: Path) -> AsyncIterator[Store]:
         raise AssertionError(backend)
 
 
+@asynccontextmanager
+async def backend_store(backend: str, tmp_path: Path) -> AsyncIterator[Store]:
+    """`open_backend` as a context manager: cleaned up on leaving, even by an exception."""
+    stores = open_backend(backend, tmp_path)
+    try:
+        yield await anext(stores)
+    finally:
+        await stores.aclose()
+
+
 @pytest.fixture(params=BACKENDS)
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    async with open_backend(request.param, tmp_path) as opened:
+    async with backend_store(request.param, tmp_path) as opened:
         yield opened

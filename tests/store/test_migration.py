@@ -22,7 +22,7 @@ from core.models import (
     ScheduleState,
 )
 from core.store import Store
-from tests.store.conftest import MONGODB_TEST_URI, open_backend
+from tests.store.conftest import MONGODB_TEST_URI, backend_store
 from tests.store.factories import OWNER, T0, add_deliveries, add_run, add_schedule, minutes
 
 
@@ -100,8 +100,12 @@ async def test_export_imports_into_any_store_with_ids_and_records_intact(
     async with AsyncExitStack() as stack:
         (tmp_path / "source").mkdir()
         (tmp_path / "target").mkdir()
-        source = await stack.enter_async_context(open_backend(source_backend, tmp_path / "source"))
-        target = await stack.enter_async_context(open_backend(target_backend, tmp_path / "target"))
+        source = await stack.enter_async_context(
+            backend_store(source_backend, tmp_path / "source")
+        )
+        target = await stack.enter_async_context(
+            backend_store(target_backend, tmp_path / "target")
+        )
 
         await _fill(source)
         exported = await source.export_all()
@@ -153,7 +157,7 @@ def delivered_id(exported: dict[str, list[dict[str, Any]]], index: int) -> int:
 
 @pytest.mark.parametrize("backend", ["sqlite", "mongomock"])
 async def test_import_refuses_a_store_holding_data(backend: str, tmp_path: Path) -> None:
-    async with open_backend(backend, tmp_path) as store:
+    async with backend_store(backend, tmp_path) as store:
         await store.set_value("owner_code", "1")
         assert not await store.is_empty()
         with pytest.raises(TargetNotEmpty):
