@@ -32,6 +32,8 @@ from core.models import Delivery, DeliveryStatus, Run, Schedule
 
 logger = logging.getLogger(__name__)
 
+# Telegram allows about 30 messages a second over all chats.
+GLOBAL_GAP_S = 1 / 30
 # Runs folded into one digest message at most; more start another message.
 DIGEST_MAX_RUNS = 20
 NETWORK_ATTEMPTS = 5
@@ -158,6 +160,7 @@ class Outbox:
         self._idle = asyncio.Event()
         self._idle.set()
         self._task: asyncio.Task[None] | None = None
+        self._global_next_at = 0.0
 
     def put(self, chat_id: int, item: Item) -> None:
         self._queues.setdefault(chat_id, deque()).append(item)
@@ -197,6 +200,7 @@ class Outbox:
                 await self._wake.wait()
                 continue
             at, chat_id = min(ready)
+            at = max(at, self._global_next_at)
             if at > loop.time():
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
@@ -237,6 +241,7 @@ class Outbox:
             if isinstance(item, RunCard) and item.queued:
                 queue.append(item)  # changed while it was being sent: show the latest state
             self._next_at[chat_id] = loop.time() + self._pace_s
+            self._global_next_at = loop.time() + min(GLOBAL_GAP_S, self._pace_s)
 
 
 Audience = Callable[[], Awaitable[Iterable[int]]]

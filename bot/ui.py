@@ -169,6 +169,8 @@ def cap(text: str, limit: int = TELEGRAM_TEXT_LIMIT) -> str:
         return text
     marker = "\n… (cut: too long for one Telegram message)"
     cut = text[: limit - len(marker)]
+    if "\n" in cut:
+        cut = cut[: cut.rfind("\n")]  # every line is balanced HTML on its own
     # Never cut inside a tag or an entity.
     for opener, closer in (("<", ">"), ("&", ";")):
         if cut.rfind(opener) > cut.rfind(closer):

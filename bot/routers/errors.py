@@ -8,7 +8,7 @@ from html import escape
 
 from aiogram import Bot, Router
 from aiogram.exceptions import TelegramBadRequest
-from aiogram.filters import ExceptionTypeFilter
+from aiogram.filters import ExceptionMessageFilter, ExceptionTypeFilter
 from aiogram.types import ErrorEvent, Update
 
 from bot import ui
@@ -23,6 +23,15 @@ ALERT_LIMIT = 200
 @router.errors(ExceptionTypeFilter(WaschedError))
 async def refused(event: ErrorEvent, bot: Bot) -> None:
     await tell(bot, event.update, str(event.exception))
+
+
+@router.errors(ExceptionMessageFilter(r".*message is not modified"))
+async def not_modified(event: ErrorEvent) -> None:
+    """A button pressed twice redraws the same text: Telegram refuses, nothing is wrong."""
+    query = event.update.callback_query
+    if query is not None:
+        with contextlib.suppress(TelegramBadRequest):
+            await query.answer()
 
 
 @router.errors()

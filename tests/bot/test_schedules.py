@@ -134,3 +134,18 @@ async def test_edit_from_the_list_and_one_shot_edit(harness: Harness) -> None:
     await harness.ask(f"/edit {schedule_id} recipients +4930123456", "Changed")
     schedule = await harness.service.get_schedule(schedule_id)
     assert [r.address for r in schedule.recipients] == ["+4930123456"]
+
+
+async def test_a_button_pressed_twice_is_quietly_answered(harness: Harness) -> None:
+    [schedule_id] = await make(harness)
+    confirm = await harness.ask(f"/delete {schedule_id}", "Delete this schedule?")
+    old_data = confirm.button("No")["callback_data"]
+    await harness.press(confirm, "No")
+    query = await harness.press_data(confirm, str(old_data))
+    assert (await harness.telegram.answer(query))["text"] in ("", "Kept.")
+    listing = await harness.ask("/list", "Your schedules")
+    pause = str(listing.button("Pause")["callback_data"])
+    await harness.press_data(listing, pause)
+    query = await harness.press_data(listing, pause)  # stale button: already paused
+    await harness.telegram.answer(query)
+    assert (await harness.service.get_schedule(schedule_id)).state is ScheduleState.paused
