@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { after, test } from 'node:test';
 import { DEBIAN_CHROMIUM_PATHS } from '../src/config.js';
 import { WwebjsEngine, chromiumHoldingProfile, sessionPaths } from '../src/engines/wwebjs.js';
-import { eventually, tempDir } from './helpers.js';
+import { eventually, tempDir } from '../test-support/helpers.js';
 
 // The real whatsapp-web.js Client on the system Chromium: proves the browser starts with our
 // flags and profile, and is closed again. Skipped where no Chromium is installed. There is no

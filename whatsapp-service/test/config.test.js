@@ -3,7 +3,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { ConfigError, REPO_ROOT, loadConfig, parseDotenv } from '../src/config.js';
-import { tempDir } from './helpers.js';
+import { tempDir } from '../test-support/helpers.js';
 
 const chromiumEverywhere = () => true;
 const noChromium = () => false;

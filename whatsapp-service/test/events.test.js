@@ -4,7 +4,14 @@ import { after, describe, test } from 'node:test';
 import { buildApp } from '../src/app.js';
 import { FakeEngine } from '../src/engines/fake.js';
 import { EventForwarder } from '../src/events.js';
-import { API_KEY, eventually, send, silentLog, tempDir, testConfig } from './helpers.js';
+import {
+  API_KEY,
+  eventually,
+  send,
+  silentLog,
+  tempDir,
+  testConfig,
+} from '../test-support/helpers.js';
 
 /**
  * wasched's event endpoint on a free local port. `answer(n)` gives the status for the n-th

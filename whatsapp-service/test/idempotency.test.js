@@ -5,7 +5,7 @@ import { describe, test } from 'node:test';
 import { ServiceError } from '../src/errors.js';
 import { IdempotencyLedger } from '../src/ledger.js';
 import { Sender } from '../src/sender.js';
-import { authed, send, silentLog, startFakeApp, tempDir } from './helpers.js';
+import { authed, send, silentLog, startFakeApp, tempDir } from '../test-support/helpers.js';
 
 /** An engine whose sends finish when the test says so, and that counts them. */
 class ControlledEngine {

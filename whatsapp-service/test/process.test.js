@@ -6,7 +6,7 @@ import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { after, describe, test } from 'node:test';
-import { API_KEY, tempDir } from './helpers.js';
+import { API_KEY, tempDir } from '../test-support/helpers.js';
 
 const SERVICE_DIR = join(dirname(fileURLToPath(import.meta.url)), '..');
 

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { FAKE_CONTACTS, FAKE_GROUPS, FAKE_ME } from '../src/engines/fake.js';
-import { API_KEY, authed, eventually, send, startFakeApp } from './helpers.js';
+import { API_KEY, authed, eventually, send, startFakeApp } from '../test-support/helpers.js';
 
 const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
 

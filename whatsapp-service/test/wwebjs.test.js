@@ -22,7 +22,7 @@ import {
   silentLog,
   tempDir,
   testConfig,
-} from './helpers.js';
+} from '../test-support/helpers.js';
 
 const OWNER = { id: '4915100000000@c.us', name: 'Owner' };
 const REGISTERED = '4915112345678';
