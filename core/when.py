@@ -156,13 +156,17 @@ def format_local(instant: datetime, tz: str) -> str:
     """`Thu 24 Dec 2026 18:00` in zone `tz`; a wall time that occurs twice gets its zone
     abbreviation (`Sun 25 Oct 2026 02:30 CEST`) so the two are told apart."""
     local = _require_aware(instant, "instant").astimezone(_zone(tz))
-    text = (
-        f"{_DAY_ABBR[local.weekday()]} {local.day} {_MONTH_ABBR[local.month - 1]} "
-        f"{local.year} {local:%H:%M}"
-    )
-    if _is_ambiguous(local):
-        text += f" {local.tzname()}"
-    return text
+    return f"{_day_words(local)} {_clock_words(local)}"
+
+
+def _day_words(local: datetime) -> str:
+    """`Thu 24 Dec 2026`, in English whatever the process locale."""
+    return f"{_DAY_ABBR[local.weekday()]} {local.day} {_MONTH_ABBR[local.month - 1]} {local.year}"
+
+
+def _clock_words(local: datetime) -> str:
+    """`18:00`, or `02:30 CEST` when that wall time occurs twice."""
+    return f"{local:%H:%M} {local.tzname()}" if _is_ambiguous(local) else f"{local:%H:%M}"
 
 
 def _resolve_local(wall: datetime, zone: ZoneInfo) -> datetime:
@@ -217,6 +221,9 @@ _CRON_MACROS = {
     "@annually": "0 0 1 1 *",
 }
 _CRON_EXAMPLE = "cron 0 9 * * 1-5"
+# Bounds that keep every rule's arithmetic far from datetime's limits.
+_LONGEST_INTERVAL_S = 366 * 86400
+_LAST_YEAR = 2199
 _CRON_PART = re.compile(r"(?P<base>\*|[a-z0-9]+(?:-[a-z0-9]+)?)(?:/(?P<step>[^/]*))?")
 # APScheduler's day-of-week names, by standard cron number (Sunday 0).
 _APS_DOW = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
@@ -563,9 +570,18 @@ def _time_of(text: str) -> time:
     return time(hour, minute)
 
 
-def _calendar_date(year: int, month: int, day: int, typed: str) -> date:
+def _dated_examples(today: date) -> tuple[str, str]:
+    """A date a month from `today` in both written forms, so an example is never past."""
+    ahead = today + timedelta(days=30)
+    return f"{ahead:%d.%m.%Y} 18:00", f"{ahead:%Y-%m-%d} 18:00"
+
+
+def _calendar_date(year: int, month: int, day: int, typed: str, today: date) -> date:
+    example = _dated_examples(today)[0]
     if not 1 <= month <= 12:
-        raise _fail(f"{typed} is not a date: there is no month {month}", "24.12.2026 18:00")
+        raise _fail(f"{typed} is not a date: there is no month {month}", example)
+    if year > _LAST_YEAR:
+        raise _fail(f"{typed} is too far ahead", example)
     try:
         return date(year, month, day)
     except ValueError:
@@ -574,9 +590,9 @@ def _calendar_date(year: int, month: int, day: int, typed: str) -> date:
             length = (nxt - date(year, month, 1)).days if nxt else 31
             raise _fail(
                 f"{typed} is not a date: {_MONTH_NAMES[month - 1]} {year} has {length} days",
-                "24.12.2026 18:00",
+                example,
             ) from None
-        raise _fail(f"{typed} is not a date", "24.12.2026 18:00") from None
+        raise _fail(f"{typed} is not a date", example) from None
 
 
 def _date_of(text: str, today: date) -> date:
@@ -590,15 +606,15 @@ def _date_of(text: str, today: date) -> date:
         ahead = (_SINGULAR_DAYS[word] - today.weekday() - 1) % 7 + 1
         return today + timedelta(days=ahead)
     if match := re.fullmatch(r"(\d{4})-(\d{1,2})-(\d{1,2})", text):
-        return _calendar_date(int(match[1]), int(match[2]), int(match[3]), text)
+        return _calendar_date(int(match[1]), int(match[2]), int(match[3]), text, today)
     if match := re.fullmatch(r"(\d{1,2})\.(\d{1,2})\.(\d{4})", text):
-        return _calendar_date(int(match[3]), int(match[2]), int(match[1]), text)
+        return _calendar_date(int(match[3]), int(match[2]), int(match[1]), text, today)
     match = re.fullmatch(
         rf"(?:(?P<wd>{_WD_ONE}),? )?(?P<d>\d{{1,2}}) (?P<m>{_MONTHS}) (?P<y>\d{{4}})", text
     )
     if match is None:  # pragma: no cover - the callers' patterns only pass dates
-        raise _fail(f"`{text}` is not a date", "24.12.2026 18:00")
-    found = _calendar_date(int(match["y"]), _MONTH_WORDS[match["m"]], int(match["d"]), text)
+        raise _fail(f"`{text}` is not a date", _dated_examples(today)[0])
+    found = _calendar_date(int(match["y"]), _MONTH_WORDS[match["m"]], int(match["d"]), text, today)
     if match["wd"] is not None and _SINGULAR_DAYS[match["wd"]] != found.weekday():
         raise _fail(
             f"{found.day} {_MONTH_ABBR[found.month - 1]} {found.year} is a "
@@ -660,7 +676,7 @@ def _parse_in(rest: str, tz: str, zone: ZoneInfo, now: datetime, typed: str) -> 
         if unit in {"mo", "month", "months", "y", "yr", "year", "years"}:
             raise _fail(
                 f"`{typed}`: months and years have no fixed length, give a date",
-                "24.12.2027 18:00",
+                _dated_examples(now.astimezone(zone).date())[0],
                 "in 30 days",
             )
         if unit not in _UNITS:
@@ -676,6 +692,8 @@ def _parse_in(rest: str, tz: str, zone: ZoneInfo, now: datetime, typed: str) -> 
             local = now.astimezone(zone).replace(tzinfo=None)
             start = _resolve_local(local + timedelta(days=days), zone)
         at = start + timedelta(seconds=seconds)
+        if at.year > _LAST_YEAR:
+            raise OverflowError
     except OverflowError:
         raise _fail(f"`{typed}` is too far ahead", "in 10 minutes") from None
     if at <= now:
@@ -720,6 +738,12 @@ def _parse_recurring(text: str, tz: str, now: datetime) -> Rule | None:
             if count < 1:
                 raise _fail(f"`{text}` is not a repeat", "every 2 hours", "every 30 minutes")
             every = count * _UNITS[unit]
+            if every > _LONGEST_INTERVAL_S:
+                raise _fail(
+                    f"`{text}` is too long a repeat",
+                    "every 24 hours",
+                    "every month on the 1st at 10:00",
+                )
             return Rule(kind=RuleKind.interval, timezone=tz, every_seconds=every, start=now)
         if unit in _UNITS and _UNITS[unit] == 1:
             raise _fail("the shortest repeat is every minute", "every 1 minute", "every 5 min")
@@ -759,16 +783,15 @@ def parse_when(text: str, *, tz: str, now: datetime) -> Rule:
     rule = _parse_recurring(s, zone_name, now_utc) or _parse_once(s, zone_name, zone, now_utc)
     if rule is not None:
         return rule
-    raise _explain(s)
+    raise _explain(s, now_utc.astimezone(zone).date())
 
 
-def _explain(s: str) -> InvalidWhen:
+def _explain(s: str, today: date) -> InvalidWhen:
     """The most useful error for input no form matched."""
     if re.search(r"\d{1,4}/\d{1,2}", s):
         return _fail(
             f"`{s}`: a date with slashes can be read two ways, use dots or dashes",
-            "24.12.2026 18:00",
-            "2026-12-24 18:00",
+            *_dated_examples(today),
         )
     if re.fullmatch(r"[\d*/,\-a-z]+( [\d*/,\-a-z]+){4}", s) and "*" in s:
         return _fail("a cron rule starts with the word `cron`", f"cron {s}")
@@ -810,14 +833,10 @@ def describe(rule: Rule) -> str:
         if rule.at is None:
             raise ValueError("a once rule needs `at`")
         local = _require_aware(rule.at, "rule.at").astimezone(_zone(tz))
-        day = format_local(rule.at, tz).rsplit(" ", 2 if _is_ambiguous(local) else 1)[0]
-        text = f"once on {day} at {local:%H:%M}"
+        text = f"once on {_day_words(local)} at {_clock_words(local)}"
         if _is_ambiguous(local):
             which = "second" if local.fold else "first"
-            return (
-                f"{text} {local.tzname()} ({tz}; {local:%H:%M} happens twice that night, "
-                f"this is the {which})"
-            )
+            return f"{text} ({tz}; {local:%H:%M} happens twice that night, this is the {which})"
         return f"{text} ({tz})"
     if rule.kind is RuleKind.interval:
         if rule.every_seconds is None or rule.start is None:
@@ -829,9 +848,8 @@ def describe(rule: Rule) -> str:
             words = _plural(every // 60, "minute")
         else:
             words = _plural(every, "second")
-        first = rule.start + timedelta(seconds=every)
-        stamp = format_local(first, tz).split(" ")
-        return f"{words}, first on {' '.join(stamp[:4])} at {' '.join(stamp[4:])} ({tz})"
+        first = (rule.start + timedelta(seconds=every)).astimezone(_zone(tz))
+        return f"{words}, first on {_day_words(first)} at {_clock_words(first)} ({tz})"
     if rule.cron is None:
         raise ValueError("a cron rule needs `cron`")
     words, note = _describe_cron(parse_cron(rule.cron))

@@ -8,7 +8,7 @@ import pytest
 
 from core.errors import InvalidTimezone, InvalidWhen
 from core.models import Rule, RuleKind
-from core.when import EXAMPLES, format_local, parse_when, validate_timezone
+from core.when import EXAMPLES, format_local, parse_cron, parse_when, validate_timezone
 
 # Saturday 28 Nov 2026, 11:10 in Berlin (CET, UTC+1).
 NOW = datetime(2026, 11, 28, 10, 10, tzinfo=UTC)
@@ -208,6 +208,7 @@ def test_typos_are_refused_with_a_suggestion(text: str, says: str) -> None:
         ("2026-12-24", "needs a time"),
         ("every day", "needs a time of day"),
         ("every 2 days", "needs a time of day"),
+        ("every 8785 hours", "too long a repeat"),
         ("every monday", "say at what time"),
         ("every month on the 15th", "try `every month on the 15th at 10:00`"),
         ("every 30 seconds", "the shortest repeat is every minute"),
@@ -265,3 +266,30 @@ def test_time_zone_names_are_made_canonical() -> None:
 def test_now_must_be_aware() -> None:
     with pytest.raises(ValueError, match="aware"):
         parse_when("tomorrow 9:00", tz=TZ, now=datetime(2026, 11, 28, 10, 10))
+
+
+def test_a_weekday_named_on_that_weekday_means_a_week_ahead() -> None:
+    # NOW is a Saturday; "saturday" is never today (say `today 9:00` for that).
+    assert local(parse("saturday 18:00")) == "Sat 5 Dec 2026 18:00"
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("31.12.9999 23:59", "31.12.9999 is too far ahead"),
+        ("in 99999999999 days", "is too far ahead"),
+        ("in 99999999999999999999 minutes", "is too far ahead"),
+        ("every 99999999999999 hours", "is too long a repeat"),
+    ],
+)
+def test_absurdly_far_times_are_refused(text: str, says: str) -> None:
+    assert says in error_for(text)
+
+
+def test_date_examples_in_refusals_are_never_in_the_past() -> None:
+    assert "try `28.12.2026 18:00`" in error_for("31.02.2027 18:00")
+    assert "`28.12.2026 18:00` or `2026-12-28 18:00`" in error_for("24/12/2026 18:00")
+
+
+def test_cron_expressions_are_parsed_once_and_cached() -> None:
+    assert parse_cron("0 9 * * 1-5") is parse_cron("0 9 * * 1-5")

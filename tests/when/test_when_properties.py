@@ -327,3 +327,25 @@ def test_a_one_time_rule_is_always_in_the_future(
         rule = parse_when(text, tz=tz, now=now)
         assert rule.at is not None and rule.at > now
         assert next_fire_time(rule, after=rule.at) is None
+
+
+words = st.sampled_from(
+    [
+        "every", "day", "at", "in", "on", "the", "tomorrow", "today", "monday", "fri", "weekday",
+        "month", "cron", "*", "*/5", "1-5", "9:00", "9", "9am", "13pm", "25:00", "2h", "10",
+        "minutes", "hours", "1st", "31st", "24.12.2026", "31.02.2027", "2026-12-24", "and", ",",
+        "next", "once", "noon", "@daily", "99999999999999", "9999-12-31", "31.12.9999", "23:59",
+    ]
+)  # fmt: skip
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(words, max_size=6).map(" ".join) | st.text(max_size=30), st.sampled_from(ZONES))
+def test_any_input_gives_a_rule_or_a_clear_refusal(text: str, tz: str) -> None:
+    try:
+        rule = parse_when(text, tz=tz, now=NOW)
+    except InvalidWhen as refusal:
+        assert "try `" in str(refusal)
+        return
+    assert next_fire_times(rule, after=NOW, count=2)
+    assert describe(rule)
