@@ -139,7 +139,6 @@ export class WwebjsEngine extends Engine {
     this.log = log;
     this.reconnect = reconnect;
     this.library = library;
-    this.pairingCode = null;
   }
 
   async start() {
@@ -188,13 +187,9 @@ export class WwebjsEngine extends Engine {
       this.log.info('QR code received; scan it to link the account');
       this.setSession('SCAN_QR_CODE', { qr });
     });
-    on('code', (code) => {
-      this.pairingCode = code;
-      this.log.info('pairing code received');
-    });
+    on('code', () => this.log.info('pairing code renewed'));
     on('authenticated', () => {
       this.log.info('WhatsApp session authenticated');
-      this.pairingCode = null;
       this.setSession('STARTING');
     });
     on('auth_failure', (message) => {
