@@ -10,13 +10,16 @@ from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
+from aiogram.exceptions import TelegramNetworkError, TelegramUnauthorizedError
 from aiogram.fsm.storage.memory import MemoryStorage
 
 from bot import ui
 from bot.access import Access, AccessMiddleware
 from bot.notifier import TelegramNotifier
 from bot.routers import all_routers
+from core.app import open_core
 from core.config import Settings, load_settings
+from core.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
@@ -50,13 +53,31 @@ def build_dispatcher(access: Access) -> Dispatcher:
     return dispatcher
 
 
-async def run(settings: Settings | None = None) -> None:
-    from core.app import open_core
+async def check_bot(bot: Bot, settings: Settings) -> str:
+    """Ask Telegram who the bot is, so a wrong token or URL stops start-up in one line."""
+    try:
+        me = await bot.get_me()
+    except TelegramUnauthorizedError:
+        raise ConfigError(
+            "TELEGRAM_BOT_TOKEN was refused by Telegram (401 Unauthorized): copy it again "
+            "from @BotFather into .env"
+        ) from None
+    except TelegramNetworkError as exc:
+        where = settings.TELEGRAM_API_URL or "https://api.telegram.org"
+        raise ConfigError(
+            f"the Telegram Bot API at {where} cannot be reached ({exc.message}): check the "
+            "network, or TELEGRAM_API_URL if you run your own Bot API server"
+        ) from None
+    return me.username or str(me.id)
 
+
+async def run(settings: Settings | None = None) -> None:
+    """Run core and the bot until SIGTERM or SIGINT, then shut both down in order."""
     settings = settings or load_settings()
     async with AsyncExitStack() as stack:
         bot = build_bot(settings)
         stack.push_async_callback(bot.session.close)
+        username = await check_bot(bot, settings)
         notifier = TelegramNotifier(bot, admin_ids=settings.admin_ids)
         # Entered before core so that it drains what core reports while it shuts down.
         await stack.enter_async_context(notifier.outbox.running())
@@ -65,9 +86,8 @@ async def run(settings: Settings | None = None) -> None:
         await access.prepare()
         notifier.set_audience(access.members)
         dispatcher = build_dispatcher(access)
-        me = await bot.get_me()
         await bot.set_my_commands(ui.bot_commands())
-        logger.info("bot @%s is polling for updates", me.username)
+        logger.info("bot @%s is polling for updates", username)
         await dispatcher.start_polling(
             bot,
             handle_signals=True,

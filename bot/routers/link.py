@@ -10,7 +10,7 @@ from aiogram.types import BufferedInputFile, Message
 
 from bot import ui
 from bot.notifier import WORKING, TelegramNotifier
-from core.errors import WhatsAppError
+from core.errors import WhatsAppError, WhatsAppUnavailable
 from core.service import Scheduling
 
 router = Router(name=__name__)
@@ -34,6 +34,8 @@ async def link(
         who = " ".join(p for p in (status.whatsapp_name, status.whatsapp_number) if p)
         await message.answer(f"WhatsApp is linked already{f' as {escape(who)}' if who else ''}.")
         return
+    if status.whatsapp_error:
+        raise WhatsAppUnavailable(status.whatsapp_error)
     try:
         qr = await service.link_qr()
     except WhatsAppError:

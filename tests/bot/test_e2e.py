@@ -8,9 +8,11 @@ them with SIGTERM, which must end wasched cleanly (exit code 0).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import io
 import os
+import re
 import shutil
 import signal
 import socket
@@ -51,6 +53,7 @@ class World:
     telegram: FakeTelegram
     sidecar_url: str
     http: aiohttp.ClientSession
+    log: Path
 
     async def say(self, text: str, contains: str = "", user: int = ADMIN) -> ChatMessage:
         since = self.telegram.cursor()
@@ -108,6 +111,13 @@ async def stop(process: Any, log: Path) -> int:
 
 @pytest.fixture
 async def world(tmp_path: Path) -> AsyncIterator[World]:
+    async with running(tmp_path, admin_ids=str(ADMIN)) as started:
+        yield started
+
+
+@contextlib.asynccontextmanager
+async def running(tmp_path: Path, *, admin_ids: str) -> AsyncIterator[World]:
+    """The sidecar (fake engine) and `wasched run`, both stopped with SIGTERM at the end."""
     sidecar_port, core_port = free_port(), free_port()
     sidecar_log, wasched_log = tmp_path / "sidecar.log", tmp_path / "wasched.log"
     base_env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "WHATS"))}
@@ -138,7 +148,7 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
             wasched_env = base_env | {
                 "TELEGRAM_BOT_TOKEN": telegram.token,
                 "TELEGRAM_API_URL": telegram.base_url,
-                "TELEGRAM_ADMIN_IDS": str(ADMIN),
+                "TELEGRAM_ADMIN_IDS": admin_ids,
                 "DATABASE_URL": f"sqlite:///{tmp_path / 'wasched.db'}",
                 "DEFAULT_TIMEZONE": "UTC",
                 "HTTP_HOST": "127.0.0.1",
@@ -171,7 +181,7 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
                     raise AssertionError(
                         f"wasched did not start polling:\n{tail(wasched_log)}"
                     ) from None
-                yield World(telegram, f"http://127.0.0.1:{sidecar_port}", http)
+                yield World(telegram, f"http://127.0.0.1:{sidecar_port}", http, wasched_log)
             finally:
                 codes = []
                 # The sidecar first, while wasched still takes its last events.
@@ -284,3 +294,18 @@ async def test_e2e_link_flow_with_qr_photo_and_one_alert(world: World) -> None:
     assert sum("⚠️" in t for t in texts) == 1
     status = await world.say("/status", "wasched status")
     assert "WORKING" in status.text
+
+
+@needs_node
+async def test_e2e_first_run_without_admins_makes_the_code_sender_owner(tmp_path: Path) -> None:
+    async with running(tmp_path, admin_ids="") as world:
+        found = re.search(r"send /start (\d+) to the bot", tail(world.log, 100_000))
+        assert found, "the one-time code is in the log"
+        code = found[1]
+        refused = await world.say(f"/start {int(code) + 1}", "private", user=STRANGER)
+        assert str(STRANGER) in refused.text
+        owner = await world.say(f"/start {code}", "owner", user=STRANGER)
+        assert "/schedule" in owner.text
+        assert await world.say("/list", "no schedules", user=STRANGER)
+        again = await world.say(f"/start {code}", "private", user=ADMIN)
+        assert str(ADMIN) in again.text

@@ -1,0 +1,110 @@
+"""The fake Bot API server answers like Telegram, so the bot's tests mean something."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from aiogram import Bot
+from aiogram.exceptions import (
+    TelegramBadRequest,
+    TelegramConflictError,
+    TelegramRetryAfter,
+    TelegramUnauthorizedError,
+)
+from aiogram.types import BufferedInputFile, InlineKeyboardButton, InlineKeyboardMarkup
+
+from tests.bot.conftest import ADMIN
+from tests.fakes.telegram import FakeTelegram
+
+
+async def test_text_over_4096_characters_is_refused(bot: Bot) -> None:
+    with pytest.raises(TelegramBadRequest, match="message is too long"):
+        await bot.send_message(ADMIN, "x" * 4097)
+    # The limit counts the text after HTML parsing, as Telegram does.
+    await bot.send_message(ADMIN, "<b>" + "x" * 4096 + "</b>")
+
+
+async def test_broken_html_is_refused(bot: Bot) -> None:
+    for text in ("a < b", "<b>open", "<script>x</script>", "<b><i>x</b></i>"):
+        with pytest.raises(TelegramBadRequest, match="can't parse entities"):
+            await bot.send_message(ADMIN, text)
+    await bot.send_message(ADMIN, "a &lt; b <b>bold</b> <code>x</code>")
+
+
+async def test_callback_data_over_64_bytes_is_refused(bot: Bot) -> None:
+    def markup(data: str) -> InlineKeyboardMarkup:
+        button = InlineKeyboardButton(text="b", callback_data=data)
+        return InlineKeyboardMarkup(inline_keyboard=[[button]])
+
+    with pytest.raises(TelegramBadRequest, match="BUTTON_DATA_INVALID"):
+        await bot.send_message(ADMIN, "hi", reply_markup=markup("x" * 65))
+    await bot.send_message(ADMIN, "hi", reply_markup=markup("x" * 64))
+
+
+async def test_editing_to_the_same_content_is_not_modified(bot: Bot) -> None:
+    sent = await bot.send_message(ADMIN, "same")
+    with pytest.raises(TelegramBadRequest, match="message is not modified"):
+        await bot.edit_message_text("same", chat_id=ADMIN, message_id=sent.message_id)
+    with pytest.raises(TelegramBadRequest, match="message to edit not found"):
+        await bot.edit_message_text("other", chat_id=ADMIN, message_id=999)
+
+
+async def test_a_wrong_token_is_401(telegram: FakeTelegram, bot: Bot) -> None:
+    wrong = Bot("1:" + "a" * 30, session=bot.session)
+    with pytest.raises(TelegramUnauthorizedError):
+        await wrong.get_me()
+
+
+async def test_429_on_demand_carries_retry_after(telegram: FakeTelegram, bot: Bot) -> None:
+    telegram.fail_next("sendMessage", retry_after=7)
+    with pytest.raises(TelegramRetryAfter) as caught:
+        await bot.send_message(ADMIN, "hi")
+    assert caught.value.retry_after == 7
+    await bot.send_message(ADMIN, "hi")
+
+
+async def test_get_updates_offsets_confirm_and_long_poll_waits(
+    telegram: FakeTelegram, bot: Bot
+) -> None:
+    await telegram.send(ADMIN, "one")
+    await telegram.send(ADMIN, "two")
+    first = await bot.get_updates(offset=0, timeout=0)
+    assert [u.message.text for u in first if u.message] == ["one", "two"]
+    again = await bot.get_updates(offset=first[0].update_id + 1, timeout=0)
+    assert [u.message.text for u in again if u.message] == ["two"]  # "one" is confirmed
+    waiting = asyncio.create_task(bot.get_updates(offset=again[-1].update_id + 1, timeout=5))
+    await asyncio.sleep(0.2)
+    assert not waiting.done()
+    await telegram.send(ADMIN, "three")
+    arrived = await waiting
+    assert [u.message.text for u in arrived if u.message] == ["three"]
+    empty = await bot.get_updates(offset=arrived[-1].update_id + 1, timeout=1)
+    assert empty == []
+
+
+async def test_a_second_poller_terminates_the_first(telegram: FakeTelegram, bot: Bot) -> None:
+    first = asyncio.create_task(bot.get_updates(timeout=5))
+    await asyncio.sleep(0.2)
+    await bot.get_updates(timeout=0)
+    with pytest.raises(TelegramConflictError):
+        await first
+
+
+async def test_uploads_are_kept_with_their_bytes_and_downloads_work(
+    telegram: FakeTelegram, bot: Bot
+) -> None:
+    sent = await bot.send_document(
+        ADMIN, BufferedInputFile(b"a,b\n1,2\n", filename="x.csv"), caption="<b>csv</b>"
+    )
+    [message] = telegram.bot_messages(ADMIN)
+    assert message.file is not None and message.file.data == b"a,b\n1,2\n"
+    assert message.text == "csv" and message.file.filename == "x.csv"
+    assert sent.document is not None
+    downloaded = await bot.download(sent.document.file_id)
+    assert downloaded is not None and downloaded.read() == b"a,b\n1,2\n"
+
+
+async def test_messages_to_someone_who_never_wrote_are_refused(bot: Bot) -> None:
+    with pytest.raises(TelegramBadRequest, match="chat not found"):
+        await bot.send_message(31337, "hello")
