@@ -82,19 +82,21 @@ _MONTH_NAMES = (
 )
 _MONTH_ABBR = tuple(name[:3] for name in _MONTH_NAMES)
 
-# Python weekday (Monday 0) by every spelling a person may use.
-_WEEKDAY_WORDS: dict[str, int] = {}
-for _i, _name in enumerate(_DAY_NAMES):
-    _low = _name.lower()
-    for _word in (_low, _low + "s", _low[:3], _low[:3] + "s"):
-        _WEEKDAY_WORDS[_word] = _i
-_WEEKDAY_WORDS.update({"tue": 1, "tues": 1, "wed": 2, "weds": 2, "thu": 3, "thur": 3, "thurs": 3})
-
-_MONTH_WORDS: dict[str, int] = {}
-for _i, _name in enumerate(_MONTH_NAMES, start=1):
-    _MONTH_WORDS[_name.lower()] = _i
-    _MONTH_WORDS[_name.lower()[:3]] = _i
-_MONTH_WORDS["sept"] = 9
+# Python weekday (Monday 0) by every spelling a person may use; plurals only after "every".
+_WEEKDAY_SINGULAR: dict[str, int] = {
+    **{name.lower(): i for i, name in enumerate(_DAY_NAMES)},
+    **{name[:3].lower(): i for i, name in enumerate(_DAY_NAMES)},
+    **{"tues": 1, "weds": 2, "thur": 3, "thurs": 3},
+}
+_WEEKDAY_WORDS: dict[str, int] = {
+    **_WEEKDAY_SINGULAR,
+    **{name.lower() + "s": i for i, name in enumerate(_DAY_NAMES)},
+}
+_MONTH_WORDS: dict[str, int] = {
+    **{name.lower(): i for i, name in enumerate(_MONTH_NAMES, start=1)},
+    **{name[:3].lower(): i for i, name in enumerate(_MONTH_NAMES, start=1)},
+    "sept": 9,
+}
 
 
 def _fail(problem: str, *examples: str) -> InvalidWhen:
@@ -481,17 +483,17 @@ def _alternatives(words: Iterable[str]) -> str:
     return "|".join(sorted(set(words), key=len, reverse=True))
 
 
-_SINGULAR_DAYS = {w: i for w, i in _WEEKDAY_WORDS.items() if not w.endswith("s") or w == "tues"}
-_WD_ONE = _alternatives(_SINGULAR_DAYS)
+_WD_ONE = _alternatives(_WEEKDAY_SINGULAR)
 _WD_ANY = _alternatives(_WEEKDAY_WORDS)
 _MONTHS = _alternatives(_MONTH_WORDS)
 _TIME = r"\d{1,2}(?::\d{1,2})?(?:am|pm)?|noon"
 _DATE = (
     rf"today|tomorrow|(?:next )?(?:{_WD_ONE})|\d{{4}}-\d{{1,2}}-\d{{1,2}}"
-    rf"|\d{{1,2}}\.\d{{1,2}}\.\d{{4}}|(?:(?:{_WD_ONE}),? )?\d{{1,2}} (?:{_MONTHS}) \d{{4}}"
+    rf"|\d{{1,2}}\.\d{{1,2}}\.\d{{4}}"
+    rf"|(?:(?:{_WD_ONE})[, ])?(?:\d{{1,2}} (?:{_MONTHS}) |(?:{_MONTHS}) \d{{1,2}}[, ])\d{{4}}"
 )
-_ONCE_DATE_TIME = re.compile(rf"(?:once )?(?:on )?(?P<date>{_DATE}),? (?:at )?(?P<time>{_TIME})")
-_ONCE_TIME_DATE = re.compile(rf"(?:once )?(?:at )?(?P<time>{_TIME}),? (?:on )?(?P<date>{_DATE})")
+_ONCE_DATE_TIME = re.compile(rf"(?:once )?(?:on )?(?P<date>{_DATE})[, ](?:at )?(?P<time>{_TIME})")
+_ONCE_TIME_DATE = re.compile(rf"(?:once )?(?:at )?(?P<time>{_TIME})[, ](?:on )?(?P<date>{_DATE})")
 _ONCE_TIME = re.compile(rf"(?:once )?(?:at )?(?P<time>{_TIME})")
 _ONCE_DATE = re.compile(rf"(?:once )?(?:on )?(?P<date>{_DATE})")
 _EVERY_DAY = re.compile(rf"(?:every ?day|daily|each day)(?: at)? (?P<time>{_TIME})")
@@ -601,24 +603,27 @@ def _date_of(text: str, today: date) -> date:
     if text == "tomorrow":
         return today + timedelta(days=1)
     word = text.removeprefix("next ")
-    if word in _SINGULAR_DAYS:
+    if word in _WEEKDAY_SINGULAR:
         # The next such day after today (a week ahead when today is that day).
-        ahead = (_SINGULAR_DAYS[word] - today.weekday() - 1) % 7 + 1
+        ahead = (_WEEKDAY_SINGULAR[word] - today.weekday() - 1) % 7 + 1
         return today + timedelta(days=ahead)
     if match := re.fullmatch(r"(\d{4})-(\d{1,2})-(\d{1,2})", text):
         return _calendar_date(int(match[1]), int(match[2]), int(match[3]), text, today)
     if match := re.fullmatch(r"(\d{1,2})\.(\d{1,2})\.(\d{4})", text):
         return _calendar_date(int(match[3]), int(match[2]), int(match[1]), text, today)
     match = re.fullmatch(
-        rf"(?:(?P<wd>{_WD_ONE}),? )?(?P<d>\d{{1,2}}) (?P<m>{_MONTHS}) (?P<y>\d{{4}})", text
+        rf"(?:(?P<wd>{_WD_ONE})[, ])?(?:(?P<d>\d{{1,2}}) (?P<m>{_MONTHS}) "
+        rf"|(?P<m2>{_MONTHS}) (?P<d2>\d{{1,2}})[, ])(?P<y>\d{{4}})",
+        text,
     )
     if match is None:  # pragma: no cover - the callers' patterns only pass dates
         raise _fail(f"`{text}` is not a date", _dated_examples(today)[0])
-    found = _calendar_date(int(match["y"]), _MONTH_WORDS[match["m"]], int(match["d"]), text, today)
-    if match["wd"] is not None and _SINGULAR_DAYS[match["wd"]] != found.weekday():
+    month_word, day_text = match["m"] or match["m2"], match["d"] or match["d2"]
+    found = _calendar_date(int(match["y"]), _MONTH_WORDS[month_word], int(day_text), text, today)
+    if match["wd"] is not None and _WEEKDAY_SINGULAR[match["wd"]] != found.weekday():
         raise _fail(
             f"{found.day} {_MONTH_ABBR[found.month - 1]} {found.year} is a "
-            f"{_DAY_NAMES[found.weekday()]}, not a {_DAY_NAMES[_SINGULAR_DAYS[match['wd']]]}",
+            f"{_DAY_NAMES[found.weekday()]}, not a {_DAY_NAMES[_WEEKDAY_SINGULAR[match['wd']]]}",
             f"{found.day} {_MONTH_ABBR[found.month - 1]} {found.year} 18:00",
         )
     return found
@@ -795,6 +800,12 @@ def _explain(s: str, today: date) -> InvalidWhen:
         )
     if re.fullmatch(r"[\d*/,\-a-z]+( [\d*/,\-a-z]+){4}", s) and "*" in s:
         return _fail("a cron rule starts with the word `cron`", f"cron {s}")
+    first = s.split(" ")[0]
+    if first in _WEEKDAY_WORDS and first not in _WEEKDAY_SINGULAR:
+        day = first.removesuffix("s")
+        return _fail(
+            f"`{first}` could mean one or every {day}", f"every {day} at 9:00", f"{day} 9:00"
+        )
     for word in re.findall(r"[a-z]+", s):
         if word not in _VOCABULARY:
             return _unknown_word(word)
