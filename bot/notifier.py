@@ -233,6 +233,9 @@ class Outbox:
                 logger.error("chat %s does not accept messages from the bot: %s", chat_id, error)
             except TelegramAPIError as error:
                 logger.error("Telegram refused a message to chat %s: %s", chat_id, error)
+            except Exception:
+                # A bug in one message must not stop every later one.
+                logger.exception("could not show a message in chat %s", chat_id)
             finally:
                 if isinstance(item, RunCard):
                     item.in_flight = False

@@ -41,11 +41,6 @@ async def page_of(service: Scheduling, user_id: int, schedule_id: int) -> int:
     return ids.index(schedule_id) // ui.PAGE_SIZE if schedule_id in ids else 0
 
 
-async def show_list(service: Scheduling, user: User, page: int) -> tuple[str, object]:
-    schedules = await service.list_schedules(user.id)
-    return ui.list_page(schedules, page)
-
-
 # --- /list and paging --------------------------------------------------------------------
 
 

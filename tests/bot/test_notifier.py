@@ -7,7 +7,7 @@ from typing import Any
 
 from aiogram import Bot
 
-from bot.notifier import TelegramNotifier
+from bot.notifier import Item, Note, TelegramNotifier
 from core.models import Delivery, DeliveryFilter, DeliveryStatus, Run, RunTrigger, Schedule
 from tests.bot.conftest import ADMIN, OTHER_ADMIN, Harness
 from tests.fakes.telegram import FakeTelegram
@@ -167,3 +167,17 @@ async def test_working_at_start_up_says_nothing(harness: Harness) -> None:
     await harness.notifier.session_changed("WORKING", None)
     await harness.ask("/help", "wasched")
     assert len(harness.telegram.bot_messages(ADMIN)) == 1
+
+
+async def test_one_broken_message_does_not_stop_the_ones_after_it(
+    telegram: FakeTelegram, bot: Bot
+) -> None:
+    class Broken(Item):
+        async def deliver(self, bot: Bot) -> None:
+            raise RuntimeError("a bug")
+
+    notifier = TelegramNotifier(bot, admin_ids={ADMIN}, pace_s=0)
+    async with notifier.outbox.running():
+        notifier.outbox.put(ADMIN, Broken())
+        notifier.outbox.put(ADMIN, Note(ADMIN, "still here"))
+        assert await telegram.reply(ADMIN, "still here")

@@ -167,3 +167,22 @@ async def test_wizard_template_button(harness: Harness) -> None:
     await harness.telegram.reply(ADMIN, "When?", since=since)
     preview = await harness.ask("tomorrow 9:00", "Preview")
     assert "Hello Anna!" in preview.text and "greeting" in preview.text
+
+
+async def test_done_without_recipients_asks_for_one(harness: Harness) -> None:
+    step1 = await harness.ask("/schedule", "Who gets it")
+    query = await harness.press(step1, "Done")
+    answer = await harness.telegram.answer(query)
+    assert answer["show_alert"] and "at least one" in answer["text"]
+
+
+async def test_wizard_buttons_after_the_wizard_ended_are_refused(harness: Harness) -> None:
+    await harness.ask("/schedule", "Who gets it")
+    await harness.ask("+4915123456789", "What should it say")
+    await harness.ask("Hello", "When?")
+    preview = await harness.ask("tomorrow 9:00", "Preview")
+    save = str(preview.button("Save")["callback_data"])
+    await harness.press(preview, "Save")
+    query = await harness.press_data(preview, save)  # replayed
+    assert "over" in (await harness.telegram.answer(query))["text"]
+    assert len(await harness.service.list_schedules()) == 1
