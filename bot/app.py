@@ -11,7 +11,7 @@ from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
 from aiogram.exceptions import TelegramNetworkError, TelegramUnauthorizedError
-from aiogram.fsm.storage.memory import MemoryStorage
+from aiogram.fsm.storage.memory import MemoryStorage, SimpleEventIsolation
 
 from bot import ui
 from bot.access import Access, AccessMiddleware
@@ -41,9 +41,10 @@ def build_bot(settings: Settings) -> Bot:
 def build_dispatcher(access: Access) -> Dispatcher:
     """Routers in order, the access check in front of everything.
 
-    FSM state (the /schedule wizard) lives in memory and does not survive a restart.
+    FSM state (the /schedule wizard) lives in memory and does not survive a restart. Updates
+    of one person are handled one after another, so two quick taps cannot race in a wizard.
     """
-    dispatcher = Dispatcher(storage=MemoryStorage())
+    dispatcher = Dispatcher(storage=MemoryStorage(), events_isolation=SimpleEventIsolation())
     dispatcher.update.outer_middleware(AccessMiddleware(access))
     for router in all_routers():
         if router.parent_router is not None:
