@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -152,3 +155,68 @@ async def test_two_stores_on_one_file_never_share_a_claim_or_a_run(tmp_path: Pat
     finally:
         await one.close()
         await two.close()
+
+
+# One process of `test_processes_on_one_file_...`: insert the occurrence's run, then claim
+# until nothing is left; print what it got as JSON.
+_WORKER = """
+import asyncio, json, sys
+from datetime import datetime
+from core.errors import DuplicateRun
+from core.models import RunTrigger
+from core.store.sqlite import SQLiteStore
+
+async def main(url, name, schedule_id, now):
+    store = await SQLiteStore.open(url)
+    try:
+        try:
+            await store.insert_run(schedule_id=schedule_id, owner_id=1, scheduled_for=now,
+                                   trigger=RunTrigger.schedule)
+            inserted = True
+        except DuplicateRun:
+            inserted = False
+        claimed = []
+        while (d := await store.claim_delivery(now=now, lease_s=60, worker=name)) is not None:
+            claimed.append(d.id)
+    finally:
+        await store.close()
+    print(json.dumps({"inserted": inserted, "claimed": claimed}))
+
+url, name, schedule_id, now = sys.argv[1:]
+asyncio.run(main(url, name, int(schedule_id), datetime.fromisoformat(now)))
+"""
+
+
+def test_processes_on_one_file_never_share_a_claim_or_a_run(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'wasched.db'}"
+
+    async def prepare() -> int:
+        store = await SQLiteStore.open(url)
+        try:
+            schedule = await add_schedule(store)
+            await add_deliveries(store, 300, now=T0)
+            return schedule.id
+        finally:
+            await store.close()
+
+    schedule_id = asyncio.run(prepare())
+    repo = Path(__file__).resolve().parents[2]
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-c", _WORKER, url, f"p{n}", str(schedule_id), T0.isoformat()],
+            cwd=repo,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for n in range(3)
+    ]
+    results = []
+    for worker in workers:
+        out, err = worker.communicate(timeout=120)
+        assert worker.returncode == 0, err
+        results.append(json.loads(out))
+    assert [r["inserted"] for r in results].count(True) == 1
+    claimed = [delivery_id for r in results for delivery_id in r["claimed"]]
+    assert len(claimed) == 300
+    assert len(set(claimed)) == 300
