@@ -245,10 +245,11 @@ main() {
   fi
 
   check_prerequisites
-  install_python
-  install_sidecar
+  # Questions first, so the long install runs unattended (and a missing token fails fast).
   ask_for_token
   ensure_api_key
+  install_python
+  install_sidecar
 
   start_sidecar
   start_core
