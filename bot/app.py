@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from contextlib import AsyncExitStack
+from typing import TYPE_CHECKING
 
 from aiogram import Bot, Dispatcher
 from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.session.middlewares.base import (
+    BaseRequestMiddleware,
+    NextRequestMiddlewareType,
+)
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
-from aiogram.exceptions import TelegramNetworkError, TelegramUnauthorizedError
+from aiogram.exceptions import (
+    TelegramNetworkError,
+    TelegramRetryAfter,
+    TelegramUnauthorizedError,
+)
 from aiogram.fsm.storage.memory import MemoryStorage, SimpleEventIsolation
 
 from bot import ui
@@ -21,7 +31,35 @@ from core.app import open_core
 from core.config import Settings, load_settings
 from core.errors import ConfigError
 
+if TYPE_CHECKING:
+    from aiogram.methods import Response, TelegramMethod
+    from aiogram.methods.base import TelegramType
+
 logger = logging.getLogger(__name__)
+
+# A reply Telegram holds back for at most this long is waited for and sent; longer waits
+# are left to the caller (the notifier's outbox keeps such messages and sends them later).
+FLOOD_WAIT_MAX_S = 30
+
+
+class WaitWhenFlooded(BaseRequestMiddleware):
+    """On 429 (TelegramRetryAfter) wait as told and send again, so no reply is lost."""
+
+    async def __call__(
+        self,
+        make_request: NextRequestMiddlewareType[TelegramType],
+        bot: Bot,
+        method: TelegramMethod[TelegramType],
+    ) -> Response[TelegramType]:
+        for attempt in range(3):
+            try:
+                return await make_request(bot, method)
+            except TelegramRetryAfter as error:
+                if attempt == 2 or error.retry_after > FLOOD_WAIT_MAX_S:
+                    raise
+                logger.warning("Telegram asks to wait %s s; waiting", error.retry_after)
+                await asyncio.sleep(error.retry_after)
+        raise AssertionError("unreachable")
 
 
 def build_bot(settings: Settings) -> Bot:
@@ -31,6 +69,7 @@ def build_bot(settings: Settings) -> Bot:
         if settings.TELEGRAM_API_URL
         else AiohttpSession()
     )
+    session.middleware(WaitWhenFlooded())
     return Bot(
         settings.require_bot_token(),
         session=session,

@@ -17,9 +17,10 @@ from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
 
 from bot.access import Access
-from bot.app import build_dispatcher
+from bot.app import build_bot, build_dispatcher
 from bot.notifier import TelegramNotifier
 from core.clock import FakeClock
+from core.config import Settings
 from core.errors import WhatsAppError, WhatsAppNotReady
 from core.service import Scheduling
 from core.store import Store
@@ -156,9 +157,20 @@ async def bot(telegram: FakeTelegram) -> AsyncIterator[Bot]:
 
 
 @pytest.fixture
+async def app_bot(telegram: FakeTelegram) -> AsyncIterator[Bot]:
+    """The Bot exactly as `wasched run` builds it (HTML, flood-control waits)."""
+    made = build_bot(
+        Settings(TELEGRAM_BOT_TOKEN=telegram.token, TELEGRAM_API_URL=telegram.base_url)
+    )
+    yield made
+    await made.session.close()
+
+
+@pytest.fixture
 async def harness(
-    telegram: FakeTelegram, bot: Bot, store: Store, whatsapp: FakeWhatsApp, clock: FakeClock
+    telegram: FakeTelegram, app_bot: Bot, store: Store, whatsapp: FakeWhatsApp, clock: FakeClock
 ) -> AsyncIterator[Harness]:
+    bot = app_bot
     service = Scheduling(store, clock, default_timezone="Europe/Berlin", whatsapp=whatsapp)
     notifier = TelegramNotifier(bot, admin_ids={ADMIN, OTHER_ADMIN}, pace_s=0)
     access = Access({ADMIN, OTHER_ADMIN}, store)

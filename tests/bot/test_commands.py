@@ -150,3 +150,11 @@ async def test_link_with_a_number_gives_a_pairing_code(harness: Harness) -> None
     harness.whatsapp.state = "SCAN_QR_CODE"
     reply = await harness.ask("/link +49 151 99999999", "pairing code")
     assert "ABCD-EFGH" in reply.text
+
+
+async def test_a_reply_held_back_by_flood_control_is_sent_after_the_wait(
+    harness: Harness,
+) -> None:
+    harness.telegram.fail_next("sendMessage", retry_after=1)
+    reply = await harness.ask("/help", "wasched")
+    assert reply and len(harness.telegram.calls_of("sendmessage")) == 2
