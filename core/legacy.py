@@ -33,6 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from core.errors import AlreadyExists, DuplicateRun, InvalidInput, WaschedError
@@ -554,6 +555,19 @@ async def choose_owner(store: Store, admin_ids: frozenset[int], owner: int | Non
     )
 
 
+def refuse_same_database(database_url: str, legacy_database: str) -> None:
+    """The legacy collections (contacts, templates, schedules) share names with wasched's:
+    never import into the legacy database itself."""
+    if not database_url.startswith(("mongodb://", "mongodb+srv://")):
+        return
+    name = urlsplit(database_url).path.lstrip("/") or "wasched"
+    if name == legacy_database:
+        raise WaschedError(
+            f"DATABASE_URL names the old system's database {legacy_database!r}: give wasched "
+            "its own database, e.g. mongodb://localhost:27017/wasched, then import."
+        )
+
+
 async def import_legacy_command(
     url: str,
     *,
@@ -574,6 +588,7 @@ async def import_legacy_command(
     settings = load_settings()
     try:
         zone = validate_timezone(timezone or settings.DEFAULT_TIMEZONE)
+        refuse_same_database(settings.DATABASE_URL, database)
     except WaschedError as exc:
         print(f"wasched: {exc}", file=sys.stderr)
         return 1

@@ -9,7 +9,7 @@ import pytest
 from mongomock_motor import AsyncMongoMockClient
 
 from core.errors import WaschedError
-from core.legacy import cron_shift, import_legacy
+from core.legacy import cron_shift, import_legacy, refuse_same_database
 from core.models import (
     DeliveryFilter,
     DeliveryStatus,
@@ -336,3 +336,10 @@ def test_cron_shift_reads_names_ranges_steps_and_sunday_as_0_or_7() -> None:
         "on Sunday, Tuesday, Thursday, Saturday",
         "on Sunday, Monday, Wednesday, Friday",
     )
+
+
+def test_import_never_writes_into_the_legacy_database_itself() -> None:
+    with pytest.raises(WaschedError, match="old system's database"):
+        refuse_same_database("mongodb://db:27017/whatsapp_scheduler", "whatsapp_scheduler")
+    refuse_same_database("mongodb://db:27017/wasched", "whatsapp_scheduler")
+    refuse_same_database("sqlite:///data/wasched.db", "whatsapp_scheduler")
