@@ -520,7 +520,7 @@ class MongoStore:
 
     @_translating
     async def due_schedules(self, now: datetime, *, limit: int | None = None) -> list[Schedule]:
-        if limit == 0:
+        if limit is not None and limit <= 0:
             return []
         cursor = self._schedules.find(
             {"state": ScheduleState.active.value, "next_run_at": {"$lte": utc(now)}}

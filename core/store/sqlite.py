@@ -636,7 +636,7 @@ class SQLiteStore:
         rows = await self._fetchall(
             "SELECT * FROM schedules WHERE state = 'active' AND next_run_at <= ?"
             " ORDER BY next_run_at, id LIMIT ?",
-            (ts(now), -1 if limit is None else limit),
+            (ts(now), -1 if limit is None else max(limit, 0)),
         )
         return _records(Schedule, rows)
 
@@ -704,11 +704,13 @@ class SQLiteStore:
 
     async def list_runs(self, *, schedule_id: int | None = None, limit: int = 50) -> list[Run]:
         if schedule_id is None:
-            rows = await self._fetchall("SELECT * FROM runs ORDER BY id DESC LIMIT ?", (limit,))
+            rows = await self._fetchall(
+                "SELECT * FROM runs ORDER BY id DESC LIMIT ?", (max(limit, 0),)
+            )
         else:
             rows = await self._fetchall(
                 "SELECT * FROM runs WHERE schedule_id = ? ORDER BY id DESC LIMIT ?",
-                (schedule_id, limit),
+                (schedule_id, max(limit, 0)),
             )
         return _records(Run, rows)
 
@@ -864,7 +866,7 @@ class SQLiteStore:
         direction = "DESC" if query.order == "newest" else "ASC"
         rows = await self._fetchall(
             f"SELECT {_DELIVERY_COLUMNS} FROM deliveries {clause} ORDER BY id {direction} LIMIT ?",
-            (*params, -1 if query.limit is None else query.limit),
+            (*params, -1 if query.limit is None else max(query.limit, 0)),
         )
         return _records(Delivery, rows)
 

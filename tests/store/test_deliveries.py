@@ -273,3 +273,9 @@ async def test_next_delivery_due_at_sees_queued_and_leased(store: Store) -> None
     assert await store.claim_delivery(now=T0, lease_s=LEASE_S, worker="w1")
     # The lease of the claimed one ends at T0 + 1 min, before the queued one is due.
     assert await store.next_delivery_due_at() == T0 + minutes(1)
+
+
+async def test_list_deliveries_with_a_limit_of_zero_or_less_returns_nothing(store: Store) -> None:
+    await add_deliveries(store, 2, now=T0)
+    assert await store.list_deliveries(DeliveryFilter(limit=0)) == []
+    assert await store.list_deliveries(DeliveryFilter(limit=-1)) == []

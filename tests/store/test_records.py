@@ -348,3 +348,12 @@ async def test_datetimes_come_back_aware_utc_to_the_millisecond(store: Store) ->
 async def test_naive_datetimes_are_refused(store: Store) -> None:
     with pytest.raises(ValueError, match="naive"):
         await add_schedule(store, next_run_at=datetime(2026, 11, 28, 10, 0))
+
+
+async def test_a_limit_of_zero_or_less_returns_nothing(store: Store) -> None:
+    await add_schedule(store, next_run_at=T0)
+    await add_run(store)
+    assert await store.due_schedules(T0, limit=0) == []
+    assert await store.due_schedules(T0, limit=-1) == []
+    assert await store.list_runs(limit=0) == []
+    assert await store.list_runs(limit=-5) == []
