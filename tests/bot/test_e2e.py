@@ -203,7 +203,7 @@ async def test_e2e_commands_menu_and_unknown_user(world: World) -> None:
 
 @needs_node
 async def test_e2e_one_shot_fires_and_its_report_is_edited_with_acks(world: World) -> None:
-    saved = await world.say(f"/schedule {NUMBER} | in 3 seconds | Hello from e2e", "Saved")
+    saved = await world.say(f"/schedule {NUMBER} | in 5 seconds | Hello from e2e", "Saved")
     assert "#1" in saved.text
     report = await world.telegram.reply(ADMIN, "read", within=30)
     assert "#1" in report.text and "👀" in report.text
