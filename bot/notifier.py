@@ -34,6 +34,8 @@ logger = logging.getLogger(__name__)
 
 # Telegram allows about 30 messages a second over all chats.
 GLOBAL_GAP_S = 1 / 30
+# Runs whose message is remembered for editing; older runs' updates start a new message.
+REMEMBERED_RUNS = 2000
 # Runs folded into one digest message at most; more start another message.
 DIGEST_MAX_RUNS = 20
 NETWORK_ATTEMPTS = 5
@@ -284,6 +286,8 @@ class TelegramNotifier:
         if card is None:
             card = self._open_card(chat_id)
             self._cards[run.id] = card
+            while len(self._cards) > REMEMBERED_RUNS:
+                del self._cards[next(iter(self._cards))]
         card.runs[run.id] = RunState(schedule, run, list(deliveries))
         if not card.queued:
             card.queued = True
