@@ -174,14 +174,8 @@ CREATE INDEX IF NOT EXISTS deliveries_owner ON deliveries (owner_id);
 CREATE INDEX IF NOT EXISTS deliveries_created ON deliveries (created_at);
 """
 
-TABLES: dict[str, str] = {
-    "users": "users",
-    "contacts": "contacts",
-    "templates": "templates",
-    "schedules": "schedules",
-    "runs": "runs",
-    "deliveries": "deliveries",
-}
+# Tables that hold data (`sqlite_sequence` only remembers ids given, `kv` holds the values).
+DATA_TABLES = (*RECORD_COLLECTIONS, "kv")
 
 _DATETIME_COLUMNS = frozenset(
     {"created_at", "updated_at", "next_run_at", "scheduled_for", "next_attempt_at"}
@@ -891,8 +885,7 @@ class SQLiteStore:
     # migration ------------------------------------------------------------------------
 
     async def is_empty(self) -> bool:
-        tables = [*TABLES.values(), "kv"]
-        sql = " UNION ALL ".join(f"SELECT 1 FROM (SELECT 1 FROM {t} LIMIT 1)" for t in tables)
+        sql = " UNION ALL ".join(f"SELECT 1 FROM (SELECT 1 FROM {t} LIMIT 1)" for t in DATA_TABLES)
         return not await self._fetchall(sql)
 
     async def export_all(self) -> dict[str, list[dict[str, Any]]]:
@@ -900,8 +893,8 @@ class SQLiteStore:
         async with self._transaction() as db:  # one consistent snapshot
             for name, model in RECORD_COLLECTIONS.items():
                 order = "telegram_id" if name == "users" else "id"
-                rows = await db.execute_fetchall(f"SELECT * FROM {TABLES[name]} ORDER BY {order}")
-                records[name] = list(_records(model, rows))
+                rows = await db.execute_fetchall(f"SELECT * FROM {name} ORDER BY {order}")
+                records[name] = _records(model, rows)
             kv = await db.execute_fetchall("SELECT key, value FROM kv")
             sequences = await db.execute_fetchall("SELECT name, seq FROM sqlite_sequence")
         counters = {name: 0 for name in ID_COLLECTIONS}
@@ -914,7 +907,7 @@ class SQLiteStore:
     async def import_all(self, data: dict[str, list[dict[str, Any]]]) -> None:
         parsed = parse_export(data)
         async with self._transaction() as db:
-            for table in [*TABLES.values(), "kv"]:
+            for table in DATA_TABLES:
                 if await db.execute_fetchall(f"SELECT 1 FROM {table} LIMIT 1"):
                     raise TargetNotEmpty(
                         "The target database already holds data: import into an empty one."
@@ -933,7 +926,7 @@ class SQLiteStore:
                 ]
                 all_columns = [*columns, *extra]
                 await db.executemany(
-                    f"INSERT INTO {TABLES[name]} ({', '.join(all_columns)})"
+                    f"INSERT INTO {name} ({', '.join(all_columns)})"
                     f" VALUES ({', '.join('?' * len(all_columns))})",
                     rows,
                 )

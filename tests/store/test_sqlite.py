@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from core.errors import ConfigError, DuplicateRun
+from core.errors import ConfigError, DuplicateRun, StoreError
 from core.models import RunTrigger
 from core.store import open_store
 from core.store.sqlite import SCHEMA_VERSION, SQLiteStore
@@ -67,6 +67,17 @@ async def test_file_is_in_wal_mode_with_a_schema_version(tmp_path: Path) -> None
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert db.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
     db.close()
+
+
+async def test_a_file_from_a_newer_wasched_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "wasched.db"
+    store = await SQLiteStore.open(f"sqlite:///{path}")
+    await store.close()
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION + 1,))
+    db.close()
+    with pytest.raises(StoreError, match="upgrade wasched"):
+        await SQLiteStore.open(f"sqlite:///{path}")
 
 
 def _plan(path: Path, sql: str, params: tuple[object, ...]) -> str:
