@@ -501,7 +501,10 @@ def when_prompt(examples: Sequence[str]) -> tuple[str, InlineKeyboardMarkup]:
 
 def preview_text(preview: Preview) -> str:
     lines = ["<b>Preview</b>" if preview.schedule_id is None else f"<b>#{preview.schedule_id}</b>"]
-    lines.append(f"When: {escape(preview.description)} ({escape(preview.timezone)})")
+    when = preview.description
+    if preview.timezone not in when:
+        when += f" ({preview.timezone})"
+    lines.append(f"When: {escape(when)}")
     if preview.next_runs:
         lines.append("Next: " + "; ".join(escape(t.local) for t in preview.next_runs))
     else:
