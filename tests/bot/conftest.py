@@ -179,11 +179,3 @@ async def harness(
     dispatcher = build_dispatcher(access)
     async with notifier.outbox.running(drain_s=2):
         yield Harness(telegram, dispatcher, bot, service, notifier, access, whatsapp, store, clock)
-
-
-def data_of(message: ChatMessage, button: str) -> str:
-    return str(message.button(button)["callback_data"])
-
-
-def texts(messages: list[ChatMessage]) -> list[str]:
-    return [m.text for m in messages]
