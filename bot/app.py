@@ -125,6 +125,7 @@ async def run(settings: Settings | None = None) -> None:
         access = Access(settings.admin_ids, core.store)
         await access.prepare()
         notifier.set_audience(access.members)
+        notifier.remember_in(core.store)
         dispatcher = build_dispatcher(access)
         await bot.set_my_commands(ui.bot_commands())
         logger.info("bot @%s is polling for updates", username)

@@ -3,7 +3,7 @@
 Every message leaves through `Outbox`, a queue that keeps about one message per second per
 chat, waits `retry_after` on a 429 and then sends (nothing is dropped without a log line), and
 folds runs that finish while a chat is being paced into one digest message. Which message shows
-which run is kept in memory: after a restart, updates of older runs start a new message.
+which run is kept in the store, so after a restart the same message is edited.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from html import escape
+from typing import Protocol
 
 from aiogram import Bot
 from aiogram.exceptions import (
@@ -108,6 +109,8 @@ class RunCard(Item):
     shown: str | None = None
     queued: bool = False
     in_flight: bool = False
+    # Called after the card went out as a new message (to remember its id across restarts).
+    sent: Callable[[RunCard], Awaitable[None]] | None = None
 
     def render(self) -> tuple[str, InlineKeyboardMarkup | None]:
         states = list(self.runs.values())
@@ -148,6 +151,8 @@ class RunCard(Item):
         message = await bot.send_message(self.chat_id, text, reply_markup=markup)
         self.message_id = message.message_id
         self.shown = text + repr(markup)
+        if self.sent is not None:
+            await self.sent(self)
 
 
 class Outbox:
@@ -174,6 +179,10 @@ class Outbox:
 
     def idle(self) -> bool:
         return not any(self._queues.values())
+
+    async def drained(self) -> None:
+        """Return once everything put so far has been shown (or given up)."""
+        await self._idle.wait()
 
     @contextlib.asynccontextmanager
     async def running(self, *, drain_s: float = 5.0) -> AsyncIterator[Outbox]:
@@ -250,6 +259,17 @@ class Outbox:
 
 
 Audience = Callable[[], Awaitable[Iterable[int]]]
+# Where the message of run N is kept (chat:message), so a restart edits it instead of
+# starting another; forgotten once every delivery of the run is read, failed or missed.
+RUN_MESSAGE_KEY = "telegram.run_message.{}"
+SETTLED = frozenset({DeliveryStatus.read, DeliveryStatus.failed, DeliveryStatus.missed})
+
+
+class KeyValues(Protocol):
+    """What the notifier needs of the store to remember run messages."""
+
+    async def get_value(self, key: str) -> str | None: ...
+    async def set_value(self, key: str, value: str | None) -> None: ...
 
 
 class TelegramNotifier:
@@ -259,6 +279,7 @@ class TelegramNotifier:
         self.outbox = Outbox(bot, pace_s=pace_s)
         self._admin_ids = frozenset(admin_ids)
         self._audience: Audience | None = None
+        self._values: KeyValues | None = None
         self._cards: dict[int, RunCard] = {}  # run id -> card
         self._session_state: str | None = None
         self._alerted = False
@@ -270,6 +291,10 @@ class TelegramNotifier:
     def set_audience(self, audience: Audience) -> None:
         """Who hears about WhatsApp's session (admins and the owner)."""
         self._audience = audience
+
+    def remember_in(self, values: KeyValues) -> None:
+        """Keep which message shows which run in `values` (the store), across restarts."""
+        self._values = values
 
     async def _people(self) -> list[int]:
         if self._audience is None:
@@ -284,15 +309,54 @@ class TelegramNotifier:
         chat_id = run.owner_id
         card = self._cards.get(run.id)
         if card is None:
-            card = self._open_card(chat_id)
+            recalled = await self._recall(run.id, chat_id)
+            # Another update of this run may have made its card meanwhile.
+            card = self._cards.get(run.id) or recalled or self._open_card(chat_id)
+            card.sent = self._remember
             self._cards[run.id] = card
             while len(self._cards) > REMEMBERED_RUNS:
                 del self._cards[next(iter(self._cards))]
         card.runs[run.id] = RunState(schedule, run, list(deliveries))
+        if deliveries and all(d.status in SETTLED for d in deliveries):
+            await self._forget(run.id)
         if not card.queued:
             card.queued = True
             if not card.in_flight:
                 self.outbox.put(chat_id, card)
+
+    async def _recall(self, run_id: int, chat_id: int) -> RunCard | None:
+        if self._values is None:
+            return None
+        try:
+            value = await self._values.get_value(RUN_MESSAGE_KEY.format(run_id))
+        except Exception:
+            logger.exception("could not read which message shows run %s", run_id)
+            return None
+        chat, _, message = (value or "").partition(":")
+        if chat != str(chat_id) or not message.isdigit():
+            return None
+        return RunCard(chat_id=chat_id, message_id=int(message))
+
+    async def _remember(self, card: RunCard) -> None:
+        if self._values is None or len(card.runs) != 1 or card.message_id is None:
+            return  # a digest is not edited again after a restart
+        [(run_id, state)] = card.runs.items()
+        if state.deliveries and all(d.status in SETTLED for d in state.deliveries):
+            return  # nothing will change any more
+        try:
+            await self._values.set_value(
+                RUN_MESSAGE_KEY.format(run_id), f"{card.chat_id}:{card.message_id}"
+            )
+        except Exception:
+            logger.exception("could not remember which message shows run %s", run_id)
+
+    async def _forget(self, run_id: int) -> None:
+        if self._values is None:
+            return
+        try:
+            await self._values.set_value(RUN_MESSAGE_KEY.format(run_id), None)
+        except Exception:
+            logger.exception("could not forget the message of run %s", run_id)
 
     def _open_card(self, chat_id: int) -> RunCard:
         for item in self.outbox.pending(chat_id):

@@ -176,6 +176,7 @@ async def harness(
     access = Access({ADMIN, OTHER_ADMIN}, store)
     await access.prepare()
     notifier.set_audience(access.members)
+    notifier.remember_in(store)
     dispatcher = build_dispatcher(access)
     async with notifier.outbox.running(drain_s=2):
         yield Harness(telegram, dispatcher, bot, service, notifier, access, whatsapp, store, clock)

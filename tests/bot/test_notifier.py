@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from typing import Any
 
@@ -181,3 +182,33 @@ async def test_one_broken_message_does_not_stop_the_ones_after_it(
         notifier.outbox.put(ADMIN, Broken())
         notifier.outbox.put(ADMIN, Note(ADMIN, "still here"))
         assert await telegram.reply(ADMIN, "still here")
+
+
+async def test_after_a_restart_the_same_run_message_is_edited(
+    telegram: FakeTelegram, harness: Harness
+) -> None:
+    schedule, run = await fired(harness)
+    await report(harness, schedule, run)
+    card = await telegram.reply(ADMIN, f"#{schedule.id}")
+
+    restarted = TelegramNotifier(harness.bot, admin_ids={ADMIN}, pace_s=0)
+    restarted.remember_in(harness.store)
+    async with restarted.outbox.running():
+        await move(harness, run, DeliveryStatus.delivered)
+        await restarted.run_updated(schedule, run, await deliveries_of(harness, run))
+        edited = await telegram.reply(ADMIN, "delivered", kinds=("edit",))
+    assert edited.message_id == card.message_id
+    assert len(telegram.bot_messages(ADMIN)) == 1
+
+
+async def test_a_settled_run_is_forgotten(harness: Harness) -> None:
+    schedule, run = await fired(harness)
+    await report(harness, schedule, run)
+    await harness.telegram.reply(ADMIN, f"#{schedule.id}")
+    key = f"telegram.run_message.{run.id}"
+    async with asyncio.timeout(5):
+        await harness.notifier.outbox.drained()  # the key is written just after the send
+    assert await harness.store.get_value(key)
+    await move(harness, run, DeliveryStatus.read)
+    await report(harness, schedule, run)
+    assert await harness.store.get_value(key) is None
