@@ -24,7 +24,8 @@ import logging
 import os
 import random
 import socket
-from collections import OrderedDict, deque
+from bisect import bisect_right
+from collections import OrderedDict
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -166,7 +167,10 @@ class Sender:
         self._release_held = False
         self._session_state: str | None = None
         self._next_send_at: datetime | None = None
-        self._sent_times: deque[datetime] = deque()
+        # Send instants of the last day, oldest first (the caps' sliding windows).
+        self._sent_times: list[datetime] = []
+        # Recording the last success runs while the next send is on the wire.
+        self._recording: asyncio.Task[None] | None = None
         self._media: dict[int, tuple[Media | None, datetime]] = {}
         self._early_acks: OrderedDict[str, int] = OrderedDict()
         self.sent_count = 0
@@ -255,21 +259,29 @@ class Sender:
             "session_state": self._session_state,
             "worker": self.worker,
             "sent": self.sent_count,
-            "sent_last_hour": sum(1 for t in self._sent_times if t > now - HOUR),
+            "sent_last_hour": len(self._sent_times) - bisect_right(self._sent_times, now - HOUR),
             "sent_last_day": len(self._sent_times),
         }
 
     # --- the loop --------------------------------------------------------------------
     async def _run(self) -> None:
-        await self._probe()
-        while not self._stopping:
-            try:
-                await self._step()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                logger.exception("sender: step failed; trying again in %.0f s", self.retry_base_s)
-                await self._nap(self.retry_base_s)
+        try:
+            await self._probe()
+        except Exception:
+            logger.exception("sender: first health probe failed")
+        try:
+            while not self._stopping:
+                try:
+                    await self._step()
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    logger.exception(
+                        "sender: step failed; trying again in %.0f s", self.retry_base_s
+                    )
+                    await self._nap(self.retry_base_s)
+        finally:
+            await self._settle()
 
     async def _step(self) -> None:
         now = self.clock.now()
@@ -296,9 +308,23 @@ class Sender:
             nap = self.idle_check_s
             if due is not None:
                 nap = min(nap, max(0.0, (due - now).total_seconds()))
+            await self._settle()
             await self._nap(nap)
             return
         await self._send(delivery)
+
+    async def _settle(self) -> None:
+        """Wait until the last success is recorded."""
+        task, self._recording = self._recording, None
+        if task is None:
+            return
+        try:
+            await task
+        except Exception:
+            logger.exception(
+                "sender: could not record a sent delivery; it is sent again with the same "
+                "key (and refused as a duplicate) after its lease"
+            )
 
     async def _nap(self, seconds: float | None) -> None:
         """Sleep on the clock until `seconds` passed or someone woke the sender."""
@@ -344,18 +370,19 @@ class Sender:
         times = sorted(
             d.sent_at for d in recent if d.sent_at is not None and d.sent_at > now - DAY
         )
-        self._sent_times = deque(times)
+        self._sent_times = times
 
     def _pacing_wait(self, now: datetime) -> float:
         """Seconds until the gap and both caps allow the next send."""
-        while self._sent_times and self._sent_times[0] <= now - DAY:
-            self._sent_times.popleft()
+        expired = bisect_right(self._sent_times, now - DAY)
+        if expired:
+            del self._sent_times[:expired]
         ready = self._next_send_at or now
         if len(self._sent_times) >= self.daily_cap:
             ready = max(ready, self._sent_times[-self.daily_cap] + DAY)
-        in_hour = [t for t in self._sent_times if t > now - HOUR]
-        if len(in_hour) >= self.hourly_cap:
-            ready = max(ready, in_hour[-self.hourly_cap] + HOUR)
+        in_hour = len(self._sent_times) - bisect_right(self._sent_times, now - HOUR)
+        if in_hour >= self.hourly_cap:
+            ready = max(ready, self._sent_times[-self.hourly_cap] + HOUR)
         return max(0.0, (ready - now).total_seconds())
 
     def _gap(self) -> float:
@@ -403,7 +430,12 @@ class Sender:
             logger.exception("sender: unexpected error sending delivery %s", delivery.id)
             await self._failed_attempt(delivery, exc, transient=True)
         else:
-            await self._sent(delivery, sent)
+            # Record it while the next send goes out; a crash before the record lands leaves
+            # it `sending`, and the retry with the same key is refused by the sidecar.
+            if not sent.duplicate:
+                self._sent_times.append(self.clock.now())  # counts toward the caps at once
+            await self._settle()
+            self._recording = asyncio.get_running_loop().create_task(self._sent(delivery, sent))
         self._next_send_at = self.clock.now() + timedelta(seconds=self._gap())
 
     async def _sent(self, delivery: Delivery, sent: SentMessage) -> None:
@@ -428,8 +460,6 @@ class Sender:
                 delivery.id,
             )
             return
-        if not sent.duplicate:
-            self._sent_times.append(now)
         self.sent_count += 1
         self.reporter.mark(delivery.run_id)
         early = self._early_acks.pop(sent.id, None)

@@ -18,6 +18,7 @@ from core.errors import (
 )
 from core.models import Media
 from core.whatsapp import WhatsAppClient
+from tests.fakes.sidecar import FakeSidecar
 
 Handler = Callable[[httpx.Request], httpx.Response]
 
@@ -178,3 +179,28 @@ async def test_qr_outside_scan_state_is_not_ready() -> None:
     with pytest.raises(WhatsAppNotReady):
         await wa.qr()
     await wa.aclose()
+
+
+async def test_the_default_transport_speaks_to_a_real_server_and_times_out() -> None:
+    sidecar = FakeSidecar(api_key="k", send_delay_s=1.0)
+    await sidecar.start()
+    wa = WhatsAppClient(sidecar.url, "k", timeout=0.2)
+    try:
+        health = await wa.health()
+        assert health.state == "WORKING" and health.engine == "fake"
+        assert (await wa.groups())[0].name == "Family"
+        with pytest.raises(WhatsAppUnavailable) as caught:
+            await wa.send("+15550001", "slow", idempotency_key="k1")
+        assert "did not answer in time" in str(caught.value)
+        stranger = WhatsAppClient(sidecar.url, "wrong")
+        with pytest.raises(WhatsAppRequestRejected) as rejected:
+            await stranger.contacts()
+        await stranger.aclose()
+        assert rejected.value.code == "unauthorized"
+        await sidecar.go_down()
+        with pytest.raises(WhatsAppUnavailable) as down:
+            await wa.health()
+        assert "cannot be reached" in str(down.value)
+    finally:
+        await wa.aclose()
+        await sidecar.close()

@@ -277,3 +277,25 @@ async def _json(request: web.Request) -> Any:
         return await request.json()
     except (json.JSONDecodeError, UnicodeDecodeError):
         return None
+
+
+async def _serve(port: int, api_key: str, events_url: str | None) -> None:
+    fake = FakeSidecar(api_key=api_key, events_url=events_url, port=port)
+    await fake.start()
+    print(f"fake sidecar on {fake.url}", flush=True)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await fake.close()
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Run the fake sidecar in its own process.")
+    parser.add_argument("--port", type=int, default=3001)
+    parser.add_argument("--api-key", default="")
+    parser.add_argument("--events-url", default=None)
+    options = parser.parse_args()
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_serve(options.port, options.api_key, options.events_url))
