@@ -47,6 +47,8 @@ logger = logging.getLogger(__name__)
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
 
+NOT_LINKED = "WhatsApp is not linked or not connected; it goes out once it is."
+
 # Acks that arrive before the sender has stored the message id (the sidecar can be quicker
 # than our own write) wait here, at most this many.
 EARLY_ACKS_KEPT = 1000
@@ -171,6 +173,8 @@ class Sender:
         self._sent_times: list[datetime] = []
         # Recording the last success runs while the next send is on the wire.
         self._recording: asyncio.Task[None] | None = None
+        # Without pacing, the next delivery is claimed while the current one is on the wire.
+        self._claimed_ahead: Delivery | None = None
         self._media: dict[int, tuple[Media | None, datetime]] = {}
         self._early_acks: OrderedDict[str, int] = OrderedDict()
         self.sent_count = 0
@@ -282,6 +286,7 @@ class Sender:
                     await self._nap(self.retry_base_s)
         finally:
             await self._settle()
+            await self._put_back_claimed_ahead()
 
     async def _step(self) -> None:
         now = self.clock.now()
@@ -291,6 +296,9 @@ class Sender:
             if released:
                 logger.info("sender: released %d held deliveries", released)
         if self._paused:
+            ahead, self._claimed_ahead = self._claimed_ahead, None
+            if ahead is not None:
+                await self._hold(ahead, reason=NOT_LINKED, code="not_ready")
             await self._hold_due(now)
             await self._nap(self.probe_every_s)
             if self._paused and not self._stopping:
@@ -300,9 +308,11 @@ class Sender:
         if wait > 0:
             await self._nap(wait)
             return
-        delivery = await self.store.claim_delivery(
-            now=now, lease_s=self.lease_s, worker=self.worker
-        )
+        delivery, self._claimed_ahead = self._claimed_ahead, None
+        if delivery is None:
+            delivery = await self.store.claim_delivery(
+                now=now, lease_s=self.lease_s, worker=self.worker
+            )
         if delivery is None:
             due = await self.store.next_delivery_due_at()
             nap = self.idle_check_s
@@ -408,7 +418,44 @@ class Sender:
         self._media[schedule_id] = (media, now + timedelta(seconds=30))
         return media
 
+    def _may_claim_ahead(self) -> bool:
+        """Claim the next delivery during this send only when it may go out right after."""
+        if self.gap_max_s > 0 or self._paused or self._stopping:
+            return False
+        now = self.clock.now()
+        in_hour = len(self._sent_times) - bisect_right(self._sent_times, now - HOUR)
+        return in_hour + 1 < self.hourly_cap and len(self._sent_times) + 1 < self.daily_cap
+
     async def _send(self, delivery: Delivery) -> None:
+        ahead: asyncio.Task[Delivery | None] | None = None
+        if self._may_claim_ahead():
+            ahead = asyncio.get_running_loop().create_task(
+                self.store.claim_delivery(
+                    now=self.clock.now(), lease_s=self.lease_s, worker=self.worker
+                )
+            )
+        try:
+            await self._send_one(delivery)
+        finally:
+            if ahead is not None:
+                try:
+                    self._claimed_ahead = await ahead
+                except Exception:
+                    logger.exception("sender: could not claim the next delivery")
+
+    async def _put_back_claimed_ahead(self) -> None:
+        ahead, self._claimed_ahead = self._claimed_ahead, None
+        if ahead is not None:
+            await self.store.update_delivery(
+                ahead.id,
+                expected_status=DeliveryStatus.sending,
+                worker=self.worker,
+                status=DeliveryStatus.queued,
+                lease_owner=None,
+                lease_until=None,
+            )
+
+    async def _send_one(self, delivery: Delivery) -> None:
         media = await self._media_of(delivery.schedule_id)
         try:
             sent = await self.whatsapp.send(
@@ -528,11 +575,7 @@ class Sender:
             )
             if delivery is None:
                 return
-            await self._hold(
-                delivery,
-                reason="WhatsApp is not linked or not connected; it goes out once it is.",
-                code="not_ready",
-            )
+            await self._hold(delivery, reason=NOT_LINKED, code="not_ready")
 
     # --- acks ------------------------------------------------------------------------
     async def apply_ack(self, whatsapp_id: str, ack: int) -> bool:

@@ -1,0 +1,587 @@
+"""Benchmark of the delivery engine against the replaced design (one APScheduler job per schedule).
+
+Run: `.venv/bin/python -m tests.benchmarks.bench_engine` (about four minutes; `--quick` for a
+smaller lateness run). Not part of the test run (pytest collects only `test_*.py`).
+
+It prints, for wasched and for the baseline, each measured in a fresh subprocess so RSS is
+honest:
+
+1. time and peak RSS to load and arm 1k / 10k / 100k active schedules (SQLite);
+2. fire lateness p50 / p99 / max when 10k occurrences fall due within one minute (pacing off,
+   sender running, in-process fake sidecar over HTTP on 127.0.0.1);
+3. deliveries per second through claim -> send -> record on SQLite (fake sidecar over HTTP;
+   also with an in-process transport, no sockets).
+
+Targets (issue 3): 100k armed in < 2 s and < 300 MB; p99 lateness < 50 ms; >= 1,000
+deliveries/s on SQLite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import itertools
+import json
+import logging
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import httpx
+
+# Targets from the issue.
+ARM_TARGET_S = 2.0
+ARM_TARGET_MB = 300.0
+P99_TARGET_MS = 50.0
+RATE_TARGET = 1000.0
+
+ZONES = ("UTC", "Europe/Berlin", "America/New_York", "Asia/Kolkata")
+
+
+def rss_mb() -> tuple[float, float]:
+    """Current and peak resident set size of this process, in MB."""
+    values: dict[str, float] = {}
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(("VmRSS:", "VmHWM:")):
+                name, amount, _ = line.split()
+                values[name] = int(amount) / 1024
+    return values["VmRSS:"], values["VmHWM:"]
+
+
+class NullNotifier:
+    async def run_updated(self, schedule: Any, run: Any, deliveries: Any) -> None:
+        return None
+
+    async def run_missed(self, schedule: Any, run: Any, late_by_s: float) -> None:
+        return None
+
+    async def session_changed(self, state: str, me: Any) -> None:
+        return None
+
+    async def qr_available(self, qr: str) -> None:
+        return None
+
+
+def _schedule_doc(
+    schedule_id: int, rule: dict[str, Any], next_run_at: datetime, now: datetime, recipients: int
+) -> dict[str, Any]:
+    return {
+        "id": schedule_id,
+        "owner_id": 1,
+        "recipients": [
+            {"kind": "phone", "address": f"+49151{schedule_id:07d}{r:02d}"}
+            for r in range(recipients)
+        ],
+        "text": "Hello {name}",
+        "rule": rule,
+        "state": "active",
+        "next_run_at": next_run_at.isoformat(),
+        "created_at": now.isoformat(),
+        "updated_at": now.isoformat(),
+    }
+
+
+# --- child: populate ---------------------------------------------------------------------
+
+
+async def populate_cron(url: str, n: int) -> None:
+    """`n` active daily cron schedules in assorted zones, next runs over the coming day."""
+    from core.models import Rule, RuleKind
+    from core.store.sqlite import SQLiteStore
+    from core.when import next_fire_time
+
+    rng = random.Random(n)
+    now = datetime.now(UTC)
+    docs = []
+    for schedule_id in range(1, n + 1):
+        rule = Rule(
+            kind=RuleKind.cron,
+            timezone=rng.choice(ZONES),
+            cron=f"{rng.randrange(60)} {rng.randrange(24)} * * {rng.choice(['*', '1-5', '0,6'])}",
+        )
+        following = next_fire_time(rule, after=now)
+        assert following is not None
+        docs.append(_schedule_doc(schedule_id, rule.model_dump(mode="json"), following, now, 1))
+    store = await SQLiteStore.open(url)
+    await store.import_all({"schedules": docs})
+    await store.close()
+
+
+# --- child: arm --------------------------------------------------------------------------
+
+
+async def arm_wasched(url: str) -> dict[str, Any]:
+    from core.clock import SystemClock
+    from core.engine import Engine
+    from core.store.sqlite import SQLiteStore
+
+    gc.collect()
+    before, _ = rss_mb()
+    started = time.perf_counter()
+    store = await SQLiteStore.open(url)
+    engine = Engine(store, SystemClock(), NullNotifier(), misfire_grace_s=3600)
+    await engine.start()
+    elapsed = time.perf_counter() - started
+    now_mb, peak_mb = rss_mb()
+    status = engine.status()
+    await engine.stop()
+    await store.close()
+    return {
+        "seconds": elapsed,
+        "rss_mb": now_mb,
+        "peak_mb": peak_mb,
+        "base_mb": before,
+        "jobs": status["jobs"],
+    }
+
+
+async def arm_baseline(url: str) -> dict[str, Any]:
+    """The replaced design: read every schedule, add one cron job each to a started
+    AsyncIOScheduler."""
+    from apscheduler.schedulers.asyncio import AsyncIOScheduler  # type: ignore[import-untyped, unused-ignore]
+    from apscheduler.triggers.cron import CronTrigger  # type: ignore[import-untyped, unused-ignore]
+
+    from core.models import ScheduleState
+    from core.store.sqlite import SQLiteStore
+
+    async def fire(schedule_id: int) -> None:
+        return None
+
+    gc.collect()
+    before, _ = rss_mb()
+    started = time.perf_counter()
+    store = await SQLiteStore.open(url)
+    schedules = await store.list_schedules(states=[ScheduleState.active])
+    scheduler = AsyncIOScheduler(timezone=UTC)
+    scheduler.start()
+    for schedule in schedules:
+        assert schedule.rule.cron is not None
+        scheduler.add_job(
+            fire,
+            CronTrigger.from_crontab(
+                schedule.rule.cron, timezone=ZoneInfo(schedule.rule.timezone)
+            ),
+            id=str(schedule.id),
+            args=[schedule.id],
+        )
+    elapsed = time.perf_counter() - started
+    now_mb, peak_mb = rss_mb()
+    jobs = len(scheduler.get_jobs())
+    scheduler.shutdown(wait=False)
+    await asyncio.sleep(0)
+    await store.close()
+    return {
+        "seconds": elapsed,
+        "rss_mb": now_mb,
+        "peak_mb": peak_mb,
+        "base_mb": before,
+        "jobs": jobs,
+    }
+
+
+# --- child: lateness ---------------------------------------------------------------------
+
+
+async def lateness(url: str, impl: str, n: int, window_s: float) -> dict[str, Any]:
+    """`n` one-time schedules due within `window_s` seconds; the whole path runs (sender and
+    fake sidecar included); lateness is when the run was stored minus when it was due."""
+    from apscheduler.events import EVENT_JOB_MISSED  # type: ignore[import-untyped, unused-ignore]
+    from apscheduler.schedulers.asyncio import AsyncIOScheduler  # type: ignore[import-untyped, unused-ignore]
+    from apscheduler.triggers.date import DateTrigger  # type: ignore[import-untyped, unused-ignore]
+
+    from core import runs
+    from core.clock import SystemClock
+    from core.engine import Engine
+    from core.models import RunTrigger
+    from core.sender import Sender
+    from core.store.sqlite import SQLiteStore
+    from core.whatsapp import WhatsAppClient
+    from tests.fakes.sidecar import FakeSidecar
+
+    rng = random.Random(7)
+    now = datetime.now(UTC)
+    first = now + timedelta(seconds=5)
+    docs = []
+    for schedule_id in range(1, n + 1):
+        at = first + timedelta(milliseconds=rng.randrange(int(window_s * 1000)))
+        rule = {"kind": "once", "timezone": "UTC", "at": at.isoformat()}
+        docs.append(_schedule_doc(schedule_id, rule, at, now, 1))
+    store = await SQLiteStore.open(url)
+    await store.import_all({"schedules": docs})
+
+    sidecar = FakeSidecar(auto_ack=False)
+    await sidecar.start()
+    client = WhatsAppClient(sidecar.url)
+    clock = SystemClock()
+    sender = Sender(
+        store,
+        clock,
+        client,
+        NullNotifier(),
+        gap_min_s=0,
+        gap_max_s=0,
+        hourly_cap=10**9,
+        daily_cap=10**9,
+        retry_max_attempts=5,
+    )
+    await sender.start()
+    missed: list[int] = []
+    engine: Engine | None = None
+    scheduler: Any = None
+    if impl == "wasched":
+        engine = Engine(
+            store,
+            clock,
+            NullNotifier(),
+            misfire_grace_s=3600,
+            on_deliveries=sender.deliveries_queued,
+        )
+        await engine.start()
+    else:
+        # The replaced design: one job per schedule, APScheduler's defaults (1 s grace).
+        scheduler = AsyncIOScheduler(timezone=UTC)
+        scheduler.start()
+
+        async def fire(schedule_id: int) -> None:
+            schedule = await store.get_schedule(schedule_id)
+            if schedule is None or schedule.next_run_at is None:
+                return
+            await runs.start_run(
+                store,
+                clock,
+                schedule,
+                scheduled_for=schedule.next_run_at,
+                trigger=RunTrigger.schedule,
+            )
+            await store.advance_schedule(
+                schedule_id, expected_next_run_at=schedule.next_run_at, next_run_at=None
+            )
+            sender.deliveries_queued()
+
+        scheduler.add_listener(lambda event: missed.append(1), EVENT_JOB_MISSED)
+        for doc in docs:
+            scheduler.add_job(
+                fire,
+                DateTrigger(run_date=datetime.fromisoformat(doc["next_run_at"])),
+                args=[doc["id"]],
+            )
+    armed = datetime.now(UTC)
+
+    end = first + timedelta(seconds=window_s)
+    while datetime.now(UTC) < end + timedelta(seconds=2):  # noqa: ASYNC110 (polling is the measurement)
+        await asyncio.sleep(0.5)
+    deadline = time.monotonic() + 120
+    while sender.sent_count < n - len(missed) and time.monotonic() < deadline:  # noqa: ASYNC110 (polling is the measurement)
+        await asyncio.sleep(0.05)
+    all_sent_after_s = (datetime.now(UTC) - end).total_seconds()
+
+    stored = await store.list_runs(limit=10 * n)
+    late_ms = sorted(
+        max(0.0, (run.created_at - run.scheduled_for).total_seconds() * 1000) for run in stored
+    )
+    if engine is not None:
+        await engine.stop()
+    if scheduler is not None:
+        scheduler.shutdown(wait=False)
+        await asyncio.sleep(0)
+    await sender.stop()
+    await client.aclose()
+    await sidecar.close()
+    await store.close()
+    return {
+        "armed_before_first_s": (first - armed).total_seconds(),
+        "runs": len(stored),
+        "missed": len(missed),
+        "sent": sender.sent_count,
+        "p50_ms": _percentile(late_ms, 50),
+        "p99_ms": _percentile(late_ms, 99),
+        "max_ms": late_ms[-1] if late_ms else None,
+        "all_sent_after_window_s": all_sent_after_s,
+    }
+
+
+def _percentile(values: list[float], pct: float) -> float | None:
+    if not values:
+        return None
+    if len(values) == 1:
+        return values[0]
+    return statistics.quantiles(values, n=100, method="inclusive")[int(pct) - 1]
+
+
+# --- child: throughput -------------------------------------------------------------------
+
+
+async def throughput(url: str, impl: str, n: int, transport: str) -> dict[str, Any]:
+    """`n` deliveries (runs of 10 recipients) due now; count sends recorded per second."""
+    from apscheduler.events import EVENT_JOB_MISSED  # type: ignore[import-untyped, unused-ignore]
+    from apscheduler.schedulers.asyncio import AsyncIOScheduler  # type: ignore[import-untyped, unused-ignore]
+
+    from core import runs
+    from core.clock import SystemClock
+    from core.errors import WhatsAppError
+    from core.models import DeliveryStatus, RunTrigger
+    from core.sender import Sender
+    from core.store.sqlite import SQLiteStore
+    from core.whatsapp import WhatsAppClient
+    from tests.fakes.sidecar import FakeSidecar, free_port
+
+    per_run = 10
+    now = datetime.now(UTC)
+    due = now - timedelta(seconds=1)
+    rule = {"kind": "once", "timezone": "UTC", "at": due.isoformat()}
+    schedules = [_schedule_doc(i, rule, due, now, per_run) for i in range(1, n // per_run + 1)]
+    store = await SQLiteStore.open(url)
+    await store.import_all({"schedules": schedules})
+    clock = SystemClock()
+
+    sidecar: FakeSidecar | None = None
+    process: asyncio.subprocess.Process | None = None
+    if transport == "http":
+        # The fake sidecar in this process and event loop.
+        sidecar = FakeSidecar(auto_ack=False)
+        await sidecar.start()
+        client = WhatsAppClient(sidecar.url)
+    elif transport == "process":
+        # The fake sidecar in its own process, as the real one runs.
+        port = free_port()
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "tests.fakes.sidecar",
+            "--port",
+            str(port),
+            stdout=asyncio.subprocess.DEVNULL,
+        )
+        client = WhatsAppClient(f"http://127.0.0.1:{port}")
+        for _ in range(200):
+            try:
+                await client.health()
+                break
+            except WhatsAppError:
+                await asyncio.sleep(0.05)
+    else:
+        ids = itertools.count(1)
+
+        def handler(request: httpx.Request) -> httpx.Response:
+            if request.url.path == "/health":
+                return httpx.Response(
+                    200, json={"status": "ok", "engine": "fake", "state": "WORKING", "me": None}
+                )
+            body = json.loads(request.content)
+            return httpx.Response(
+                201,
+                json={"id": f"m{next(ids)}", "to": body["to"], "timestamp": 0, "duplicate": False},
+            )
+
+        client = WhatsAppClient("http://sidecar.invalid", transport=httpx.MockTransport(handler))
+
+    result: dict[str, Any] = {}
+    if impl == "wasched":
+        # Fan out first (the engine's job, measured in the lateness run), then time the
+        # outbox: claim, send, record, report.
+        for doc in schedules:
+            schedule = await store.get_schedule(doc["id"])
+            assert schedule is not None
+            await runs.start_run(
+                store, clock, schedule, scheduled_for=due, trigger=RunTrigger.schedule
+            )
+        sender = Sender(
+            store,
+            clock,
+            client,
+            NullNotifier(),
+            gap_min_s=0,
+            gap_max_s=0,
+            hourly_cap=10**9,
+            daily_cap=10**9,
+            retry_max_attempts=5,
+        )
+        started = time.perf_counter()
+        await sender.start()
+        while sender.sent_count < n:  # noqa: ASYNC110 (polling is the measurement)
+            await asyncio.sleep(0.01)
+        elapsed = time.perf_counter() - started
+        await sender.stop()
+        result = {"sent": sender.sent_count, "seconds": elapsed}
+    else:
+        # The replaced design: one job per schedule, each sending to its recipients itself.
+        missed: list[int] = []
+        sent = 0
+
+        async def fire(schedule_id: int) -> None:
+            nonlocal sent
+            schedule = await store.get_schedule(schedule_id)
+            assert schedule is not None
+            _, deliveries = await runs.start_run(
+                store, clock, schedule, scheduled_for=due, trigger=RunTrigger.schedule
+            )
+            for delivery in deliveries:
+                try:
+                    message = await client.send(
+                        delivery.recipient, delivery.text, idempotency_key=delivery.idempotency_key
+                    )
+                except WhatsAppError:
+                    continue
+                await store.update_delivery(
+                    delivery.id,
+                    status=DeliveryStatus.sent,
+                    whatsapp_id=message.id,
+                    sent_at=clock.now(),
+                )
+                sent += 1
+
+        scheduler = AsyncIOScheduler(timezone=UTC)
+        scheduler.add_listener(lambda event: missed.append(1), EVENT_JOB_MISSED)
+        started = time.perf_counter()
+        scheduler.start()
+        for doc in schedules:
+            scheduler.add_job(fire, args=[doc["id"]])  # run now
+        expected = n - per_run * len(missed)
+        deadline = time.monotonic() + 300
+        while sent < n - per_run * len(missed) and time.monotonic() < deadline:  # noqa: ASYNC110 (polling is the measurement)
+            await asyncio.sleep(0.01)
+        elapsed = time.perf_counter() - started
+        scheduler.shutdown(wait=False)
+        await asyncio.sleep(0.1)
+        result = {
+            "sent": sent,
+            "seconds": elapsed,
+            "missed_jobs": len(missed),
+            "expected": expected,
+        }
+    await client.aclose()
+    if sidecar is not None:
+        await sidecar.close()
+    if process is not None:
+        process.terminate()
+        await process.wait()
+    await store.close()
+    result["per_s"] = result["sent"] / result["seconds"]
+    return result
+
+
+# --- parent ------------------------------------------------------------------------------
+
+
+def child(*args: str) -> dict[str, Any]:
+    """Run one measurement in a fresh interpreter; it prints one JSON line last."""
+    out = subprocess.run(
+        [sys.executable, "-m", "tests.benchmarks.bench_engine", "--child", *args],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+def verdict(ok: bool) -> str:
+    return "ok" if ok else "MISSED TARGET"
+
+
+def ratio(ours: float, theirs: float, *, higher_is_better: bool = False) -> str:
+    if ours <= 0 or theirs <= 0:
+        return "n/a"
+    value = ours / theirs if higher_is_better else theirs / ours
+    return f"{value:.1f}x {'better' if value >= 1 else 'worse'}"
+
+
+def main_parent(quick: bool, sizes: list[int]) -> None:
+    tmp = Path(tempfile.mkdtemp(prefix="wasched-bench-"))
+    print(f"wasched engine benchmark ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC), data in {tmp}")
+    print()
+    print("1. Load and arm active schedules (fresh process each; peak RSS of that process)")
+    print(f"   {'schedules':>9}  {'wasched':>22}  {'baseline (job each)':>24}  ratio (time, RSS)")
+    for n in sizes:
+        url = f"sqlite:///{tmp / f'arm-{n}.db'}"
+        child("populate", url, str(n))
+        ours = child("arm", url, "wasched")
+        theirs = child("arm", url, "baseline")
+        print(
+            f"   {n:>9,}  {ours['seconds']:>8.3f} s {ours['peak_mb']:>7.0f} MB   "
+            f"{theirs['seconds']:>10.3f} s {theirs['peak_mb']:>7.0f} MB    "
+            f"{ratio(ours['seconds'], theirs['seconds'])}, "
+            f"{ratio(ours['peak_mb'], theirs['peak_mb'])}"
+        )
+        if n == 100_000:
+            print(
+                f"   target 100k: < {ARM_TARGET_S} s and < {ARM_TARGET_MB:.0f} MB: "
+                f"{verdict(ours['seconds'] < ARM_TARGET_S and ours['peak_mb'] < ARM_TARGET_MB)}"
+            )
+    print()
+    n, window = (2000, 15.0) if quick else (10_000, 60.0)
+    print(f"2. Fire lateness: {n:,} occurrences due within {window:.0f} s, sender running")
+    lat: dict[str, dict[str, Any]] = {}
+    for impl in ("wasched", "baseline"):
+        url = f"sqlite:///{tmp / f'late-{impl}.db'}"
+        lat[impl] = r = child("lateness", url, impl, str(n), str(window))
+        print(
+            f"   {impl:>8}: p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms, max "
+            f"{r['max_ms']:.1f} ms; runs {r['runs']:,}, missed by APScheduler {r['missed']}, "
+            f"sent {r['sent']:,} (all sent {r['all_sent_after_window_s']:.1f} s after the window)"
+        )
+    ours, theirs = lat["wasched"], lat["baseline"]
+    print(
+        f"   p99 ratio: {ratio(ours['p99_ms'], theirs['p99_ms'])}; target p99 < "
+        f"{P99_TARGET_MS:.0f} ms: {verdict(ours['p99_ms'] < P99_TARGET_MS)}"
+    )
+    print()
+    deliveries = 10_000
+    print(f"3. Deliveries per second on SQLite ({deliveries:,} deliveries, runs of 10)")
+    rates: dict[tuple[str, str], dict[str, Any]] = {}
+    for transport in ("process", "http", "inprocess"):
+        for impl in ("wasched", "baseline"):
+            url = f"sqlite:///{tmp / f'rate-{impl}-{transport}.db'}"
+            rates[impl, transport] = r = child("throughput", url, impl, str(deliveries), transport)
+            extra = f", {r['missed_jobs']} jobs missed" if "missed_jobs" in r else ""
+            print(
+                f"   {impl:>8} via {transport:>9}: {r['per_s']:>7,.0f} deliveries/s "
+                f"({r['sent']:,} in {r['seconds']:.2f} s{extra})"
+            )
+        ours_rate = rates["wasched", transport]["per_s"]
+        theirs_rate = rates["baseline", transport]["per_s"]
+        print(
+            f"   {'':>8}     {transport:>9}: ratio "
+            f"{ratio(ours_rate, theirs_rate, higher_is_better=True)}; target >= "
+            f"{RATE_TARGET:,.0f}/s: {verdict(ours_rate >= RATE_TARGET)}"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--quick", action="store_true", help="smaller lateness run")
+    parser.add_argument(
+        "--sizes", default="1000,10000,100000", help="schedule counts for the arm test"
+    )
+    parser.add_argument("--child", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.ERROR)
+    if not args.child:
+        main_parent(args.quick, [int(s) for s in args.sizes.split(",")])
+        return
+    kind, url, *rest = args.child
+    work: Callable[[], Any]
+    if kind == "populate":
+        work = lambda: populate_cron(url, int(rest[0]))  # noqa: E731
+    elif kind == "arm":
+        work = lambda: arm_wasched(url) if rest[0] == "wasched" else arm_baseline(url)  # noqa: E731
+    elif kind == "lateness":
+        work = lambda: lateness(url, rest[0], int(rest[1]), float(rest[2]))  # noqa: E731
+    else:
+        work = lambda: throughput(url, rest[0], int(rest[1]), rest[2])  # noqa: E731
+    result = asyncio.run(work())
+    print(json.dumps(result or {}))
+
+
+if __name__ == "__main__":
+    main()
