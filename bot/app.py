@@ -30,6 +30,7 @@ from bot.routers import all_routers
 from core.app import open_core
 from core.config import Settings, load_settings
 from core.errors import ConfigError
+from core.metrics import count_telegram_error
 
 if TYPE_CHECKING:
     from aiogram.methods import Response, TelegramMethod
@@ -55,6 +56,7 @@ class WaitWhenFlooded(BaseRequestMiddleware):
             try:
                 return await make_request(bot, method)
             except TelegramRetryAfter as error:
+                count_telegram_error("retry_after")
                 if attempt == 2 or error.retry_after > FLOOD_WAIT_MAX_S:
                     raise
                 logger.warning("Telegram asks to wait %s s; waiting", error.retry_after)

@@ -29,6 +29,7 @@ from aiogram.exceptions import (
 from aiogram.types import BufferedInputFile, InlineKeyboardMarkup
 
 from bot import ui
+from core.metrics import count_telegram_error
 from core.models import Delivery, DeliveryStatus, Run, Schedule
 
 logger = logging.getLogger(__name__)
@@ -225,12 +226,14 @@ class Outbox:
             try:
                 await item.deliver(self._bot)
             except TelegramRetryAfter as error:
+                # Counted where it is raised (the session's WaitWhenFlooded middleware).
                 logger.warning(
                     "Telegram asks to wait %s s before chat %s", error.retry_after, chat_id
                 )
                 self._next_at[chat_id] = loop.time() + error.retry_after
                 continue
             except (TelegramNetworkError, TelegramServerError) as error:
+                count_telegram_error("network")
                 failures[id(item)] = failures.get(id(item), 0) + 1
                 attempt = failures[id(item)]
                 if attempt < NETWORK_ATTEMPTS:
@@ -241,11 +244,14 @@ class Outbox:
                     "gave up a message to chat %s after %s tries: %s", chat_id, attempt, error
                 )
             except TelegramForbiddenError as error:
+                count_telegram_error("forbidden")
                 logger.error("chat %s does not accept messages from the bot: %s", chat_id, error)
             except TelegramAPIError as error:
+                count_telegram_error("api")
                 logger.error("Telegram refused a message to chat %s: %s", chat_id, error)
             except Exception:
                 # A bug in one message must not stop every later one.
+                count_telegram_error("internal")
                 logger.exception("could not show a message in chat %s", chat_id)
             finally:
                 if isinstance(item, RunCard):

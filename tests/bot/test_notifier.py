@@ -9,6 +9,7 @@ from typing import Any
 from aiogram import Bot
 
 from bot.notifier import Item, Note, TelegramNotifier
+from core.metrics import TELEGRAM_ERRORS
 from core.models import Delivery, DeliveryFilter, DeliveryStatus, Run, RunTrigger, Schedule
 from tests.bot.conftest import ADMIN, OTHER_ADMIN, Harness
 from tests.fakes.telegram import FakeTelegram
@@ -128,11 +129,14 @@ async def test_flood_control_waits_and_then_sends(
     telegram: FakeTelegram, harness: Harness
 ) -> None:
     schedule, run = await fired(harness)
+    waits_before = TELEGRAM_ERRORS.labels(kind="retry_after")._value.get()
     telegram.fail_next("sendMessage", retry_after=1)
     await report(harness, schedule, run)
     card = await telegram.reply(ADMIN, f"#{schedule.id}", within=5)
     assert card
     assert len(telegram.calls_of("sendmessage")) == 2  # refused once, then sent
+    # /metrics counts the refusal (wasched_telegram_send_errors_total{kind="retry_after"}).
+    assert TELEGRAM_ERRORS.labels(kind="retry_after")._value.get() == waits_before + 1
 
 
 async def test_server_errors_are_retried_not_dropped(telegram: FakeTelegram, bot: Bot) -> None:
