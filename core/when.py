@@ -492,7 +492,7 @@ def _alternatives(words: Iterable[str]) -> str:
 _WD_ONE = _alternatives(_WEEKDAY_SINGULAR)
 _WD_ANY = _alternatives(_WEEKDAY_WORDS)
 _MONTHS = _alternatives(_MONTH_WORDS)
-_TIME = r"\d{1,2}(?::\d{1,2})?(?:am|pm)?|noon"
+_TIME = r"\d{1,2}(?::\d{1,2})?(?:am|pm)?|noon|midnight"
 _DATE = (
     rf"today|tomorrow|(?:next )?(?:{_WD_ONE})|\d{{4}}-\d{{1,2}}-\d{{1,2}}"
     rf"|\d{{1,2}}\.\d{{1,2}}\.\d{{4}}"
@@ -515,6 +515,13 @@ _EVERY_MONTH = re.compile(
 _EVERY_MONTH_NO_TIME = re.compile(
     r"(?:every month|monthly)(?: on)?(?: the)? (?P<day>\d{1,2})(?:st|nd|rd|th)?(?: day)?"
 )
+# Birthdays and anniversaries: `every year on 24.12 at 9:00`, `yearly on december 24 midnight`.
+_EVERY_YEAR = re.compile(
+    r"(?:every year|yearly|annually)(?: on)?(?: the)? "
+    rf"(?:(?P<d>\d{{1,2}})\.(?P<m>\d{{1,2}})\.?|(?P<d2>\d{{1,2}})(?:st|nd|rd|th)?(?: of)? "
+    rf"(?P<m2>{_MONTHS})|(?P<m3>{_MONTHS}) (?P<d3>\d{{1,2}})(?:st|nd|rd|th)?)"
+    rf",?(?: at)? (?P<time>{_TIME})"
+)
 _EVERY_N = re.compile(r"every (?P<count>\d+|an?|one)? ?(?P<unit>[a-z]+)")
 _IN = re.compile(r"in (?P<rest>.+)")
 _DURATION_PART = re.compile(r"(?P<count>\d+|an?|one) ?(?P<unit>[a-z]+)")
@@ -532,7 +539,21 @@ _VOCABULARY = frozenset(
         *_MONTH_WORDS,
         *_UNITS,
         *("every", "daily", "weekday", "weekdays", "workday", "month", "monthly", "hourly"),
-        *("on", "the", "at", "in", "today", "tomorrow", "next", "once", "cron", "noon", "each"),
+        *("year", "yearly", "annually", "of"),
+        *(
+            "on",
+            "the",
+            "at",
+            "in",
+            "today",
+            "tomorrow",
+            "next",
+            "once",
+            "cron",
+            "noon",
+            "midnight",
+            "each",
+        ),
         *("am", "pm", "and", "st", "nd", "rd", "th", "an", "a", "one"),
     }
 )
@@ -550,6 +571,9 @@ def _normalize(text: str) -> str:
 def _time_of(text: str) -> time:
     if text == "noon":
         return time(12, 0)
+    if text == "midnight":
+        # The midnight that starts the named day (00:00); previews show the full date.
+        return time(0, 0)
     match = re.fullmatch(r"(\d{1,2})(?::(\d{1,2}))?(am|pm)?", text)
     if match is None:  # pragma: no cover - the callers' patterns only pass times
         raise _fail(f"`{text}` is not a time", "21:00", "9pm")
@@ -737,6 +761,27 @@ def _parse_recurring(text: str, tz: str, now: datetime) -> Rule | None:
             raise _fail(f"a month has no day {day}", "every month on the 1st at 10:00")
         clock = _time_of(match["time"])
         return _cron_rule(f"{clock.minute} {clock.hour} {day} * *", tz)
+    if match := _EVERY_YEAR.fullmatch(text):
+        if match["d"] is not None:
+            day, month = int(match["d"]), int(match["m"])
+        elif match["d2"] is not None:
+            day, month = int(match["d2"]), _MONTH_WORDS[match["m2"]]
+        else:
+            day, month = int(match["d3"]), _MONTH_WORDS[match["m3"]]
+        if not 1 <= month <= 12:
+            raise _fail(f"there is no month {month}", "every year on 24.12 at 9:00")
+        if not 1 <= day <= _MONTH_MAX_DAYS[month - 1]:
+            raise _fail(
+                f"{_MONTH_NAMES[month - 1]} has no day {day}", "every year on 24.12 at 9:00"
+            )
+        clock = _time_of(match["time"])
+        return _cron_rule(f"{clock.minute} {clock.hour} {day} {month} *", tz)
+    if re.match(r"(?:every year|yearly|annually)\b", text):
+        raise _fail(
+            "say the day, the month and the time",
+            "every year on 24.12 at 9:00",
+            "yearly on december 24 at midnight",
+        )
     if match := _EVERY_MONTH_NO_TIME.fullmatch(text):
         nth = _ordinal(int(match["day"]))
         raise _fail("say at what time of the day", f"every month on the {nth} at 10:00")
@@ -876,10 +921,21 @@ def describe(rule: Rule) -> str:
 def _describe_cron(cron: CronSchedule) -> tuple[str, str]:
     """Words for `cron` and a note to add beside the zone (or "")."""
     fields = cron.expression.split(" ")
-    simple_clock = len(cron.minutes) == 1 and len(cron.hours) == 1 and fields[3] == "*"
+    one_clock = len(cron.minutes) == 1 and len(cron.hours) == 1
+    at = f"at {min(cron.hours):02}:{min(cron.minutes):02}"
+    if (
+        one_clock
+        and len(cron.months) == 1
+        and len(cron.days) == 1
+        and cron.days_restricted
+        and not cron.weekdays_restricted
+    ):
+        day, month = min(cron.days), min(cron.months)
+        note = "only in leap years" if (day, month) == (29, 2) else ""
+        return f"every year on {day} {_MONTH_NAMES[month - 1]} {at}", note
+    simple_clock = one_clock and fields[3] == "*"
     if not simple_clock:
         return f"cron {cron.expression}", ""
-    at = f"at {min(cron.hours):02}:{min(cron.minutes):02}"
     if not cron.days_restricted:
         if cron.weekdays == frozenset(range(7)):
             return f"every day {at}", ""

@@ -33,6 +33,11 @@ TZ = "Europe/Berlin"
             "every month on the 31st at 10:00",
             "every month on the 31st at 10:00 (Europe/Berlin; months without a 31st are skipped)",
         ),
+        ("every year on 24.12 at 0:00", "every year on 24 December at 00:00 (Europe/Berlin)"),
+        (
+            "every year on 29.02 at 8:00",
+            "every year on 29 February at 08:00 (Europe/Berlin; only in leap years)",
+        ),
         ("cron */15 9-17 * * 1-5", "cron */15 9-17 * * 1-5 (Europe/Berlin)"),
         ("cron 0 9 1 * 1", "cron 0 9 1 * 1 (Europe/Berlin)"),
         ("every 2 hours", "every 2 hours, first on Sat 28 Nov 2026 at 13:10 (Europe/Berlin)"),

@@ -43,6 +43,8 @@ def local(rule: Rule) -> str:
         ("tomorrow at 9am", "Sun 29 Nov 2026 09:00"),
         ("9:30 PM tomorrow", "Sun 29 Nov 2026 21:30"),
         ("tomorrow at noon", "Sun 29 Nov 2026 12:00"),
+        ("tomorrow at midnight", "Sun 29 Nov 2026 00:00"),  # the midnight that starts it
+        ("24.12.2026 midnight", "Thu 24 Dec 2026 00:00"),
         ("today 18:30", "Sat 28 Nov 2026 18:30"),
         ("monday 9am", "Mon 30 Nov 2026 09:00"),
         ("on Monday at 9 a.m.", "Mon 30 Nov 2026 09:00"),
@@ -104,6 +106,11 @@ def test_case_and_extra_spaces_do_not_matter(text: str) -> None:
         ("every month on the 1st at 10:00", "0 10 1 * *"),
         ("every month on the 15th at 9am", "0 9 15 * *"),
         ("monthly on the 2nd at 10:00", "0 10 2 * *"),
+        ("every day at midnight", "0 0 * * *"),
+        ("every year on 24.12 at 9:00", "0 9 24 12 *"),
+        ("yearly on december 24 at midnight", "0 0 24 12 *"),
+        ("annually on the 3rd of march at 7am", "0 7 3 3 *"),
+        ("every year on 29 feb at 8:00", "0 8 29 2 *"),
         ("cron 0 9 * * 1-5", "0 9 * * 1-5"),
         ("CRON  0  9  *  *  MON-FRI", "0 9 * * mon-fri"),
         ("cron */15 9-17 * * 1-5", "*/15 9-17 * * 1-5"),
@@ -183,6 +190,8 @@ def test_a_time_in_the_past_is_refused_and_says_so(text: str, says: str) -> None
         ("tomorrow 0am", "with am/pm the hour runs from 1 to 12"),
         ("fri 24 dec 2026 18:00", "24 Dec 2026 is a Thursday, not a Friday"),
         ("every month on the 32nd at 10:00", "a month has no day 32"),
+        ("every year on 30.02 at 9:00", "February has no day 30"),
+        ("every year on 24.13 at 9:00", "there is no month 13"),
     ],
 )
 def test_impossible_dates_and_times_are_refused(text: str, says: str) -> None:
@@ -215,6 +224,7 @@ def test_typos_are_refused_with_a_suggestion(text: str, says: str) -> None:
         ("every 8785 hours", "too long a repeat"),
         ("every monday", "say at what time"),
         ("every month on the 15th", "try `every month on the 15th at 10:00`"),
+        ("every year on 24.12", "try `every year on 24.12 at 9:00`"),
         ("every 30 seconds", "the shortest repeat is every minute"),
         ("mondays 9am", "`mondays` could mean one or every monday"),
         ("in 1 month", "months and years have no fixed length"),
