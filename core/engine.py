@@ -186,25 +186,33 @@ class Engine:
         """Handle every occurrence due now and re-arm; return how many were handled.
 
         The scheduler calls this on each wake-up; tests call it after moving a fake clock."""
+        reports: list[tuple[Schedule, Run, list[Delivery]]] = []
+        missed: list[tuple[Schedule, Run, float]] = []
         async with self._lock:
-            handled, stuck = await self._pass()
+            handled, stuck = await self._pass(reports, missed)
             due = await self.store.next_due_at()
             if stuck and due is not None:
                 due = max(due, self.clock.now() + timedelta(seconds=self.retry_s))
             self._arm_at(due)
+        # Told after the lock is released: a slow notifier never delays the next pass.
+        for schedule, run, deliveries in reports:
+            await self._tell(self.notifier.run_updated(schedule, run, deliveries))
+        for schedule, run, late in missed:
+            await self._tell(self.notifier.run_missed(schedule, run, late))
         return handled
 
-    async def _pass(self) -> tuple[int, bool]:
+    async def _pass(
+        self,
+        reports: list[tuple[Schedule, Run, list[Delivery]]],
+        missed: list[tuple[Schedule, Run, float]],
+    ) -> tuple[int, bool]:
         now = self.clock.now()
         self._last_pass_at = now
         failed: set[int] = set()
         # An occurrence is handled once per pass; a schedule moved to an occurrence that is
         # still due (a catch-up after a missed one) comes back with a new `next_run_at`.
         seen: set[tuple[int, datetime | None]] = set()
-        reports: list[tuple[Schedule, Run, list[Delivery]]] = []
-        missed: list[tuple[Schedule, Run, float]] = []
         handled = 0
-        queued = False
         leftover = False
         while True:
             due = await self.store.due_schedules(now, limit=self.batch)
@@ -231,19 +239,13 @@ class Engine:
             # Occurrences due together fire together: one schedule's store round trips do not
             # hold back the next one's claim (each schedule is in a batch at most once).
             for start in range(0, len(fresh), self.concurrency):
-                for fired in await asyncio.gather(
+                fired = await asyncio.gather(
                     *(fire(s) for s in fresh[start : start + self.concurrency])
-                ):
-                    if fired is not None:
-                        handled += 1
-                        queued = queued or fired
+                )
+                handled += sum(1 for f in fired if f is not None)
+                if any(fired):
+                    self.on_deliveries()
         self._last_due = handled
-        if queued:
-            self.on_deliveries()
-        for schedule, run, deliveries in reports:
-            await self._tell(self.notifier.run_updated(schedule, run, deliveries))
-        for schedule, run, late in missed:
-            await self._tell(self.notifier.run_missed(schedule, run, late))
         return handled, leftover or bool(failed)
 
     async def _tell(self, call: Any) -> None:
