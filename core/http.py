@@ -127,7 +127,13 @@ class CoreHttp:
             if not isinstance(state, str):
                 return _error(400, "invalid_request", "session.status needs state")
             me = payload.get("me")
-            me = {str(k): str(v) for k, v in me.items()} if isinstance(me, dict) else None
+            # The sidecar sends null for what WhatsApp does not know (a push name); keep it out
+            # rather than show the word "None" to the owner.
+            me = (
+                {str(k): str(v) for k, v in me.items() if v is not None}
+                if isinstance(me, dict)
+                else None
+            )
             self.sender.session_changed(state)
             self._later(self.notifier.session_changed(state, me), event)
             return web.json_response({"ok": True})
