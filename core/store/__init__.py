@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from core.models import (
     Contact,
@@ -31,6 +31,14 @@ from core.models import (
 
 # Sentinel for "leave this field as it is" in partial updates.
 UNSET: Any = object()
+
+
+class SentRecord(NamedTuple):
+    """One delivery the sidecar accepted: its WhatsApp message id and its attempts so far."""
+
+    delivery_id: int
+    whatsapp_id: str
+    attempts: int
 
 
 class Store(Protocol):
@@ -200,6 +208,22 @@ class Store(Protocol):
         attempts. Two workers never get the same delivery while its lease runs.
         Order: ended leases first (earliest `lease_until`), then queued by
         (`next_attempt_at`, id). Sets `lease_owner`, `lease_until` and `sending_at`."""
+
+    async def claim_deliveries(
+        self, *, now: datetime, lease_s: float, worker: str, limit: int
+    ) -> list[Delivery]:
+        """Take up to `limit` due deliveries at once, as `claim_delivery` would one after
+        another (same choice, same lease), ordered by (`next_attempt_at`, id).
+
+        One round trip where the database allows it, so a sender that sends several at once
+        pays for one claim; two workers never get the same delivery while its lease runs."""
+
+    async def record_sent(
+        self, sent: Sequence[SentRecord], *, worker: str, now: datetime
+    ) -> list[int]:
+        """Move each delivery that is still `sending` under `worker`'s lease to `sent`: its
+        `whatsapp_id` and `attempts`, `sent_at = now`, error and lease cleared. Return the ids
+        that moved; the others were taken over by another worker and are left as they are."""
 
     async def update_delivery(
         self,

@@ -49,7 +49,7 @@ from core.models import (
     Template,
     User,
 )
-from core.store import UNSET
+from core.store import UNSET, SentRecord
 from core.store._records import (
     ID_COLLECTIONS,
     RECORD_COLLECTIONS,
@@ -711,6 +711,50 @@ class MongoStore:
                 return_document=ReturnDocument.AFTER,
             )
         return None if doc is None else _record(Delivery, doc)
+
+    @_translating
+    async def claim_deliveries(
+        self, *, now: datetime, lease_s: float, worker: str, limit: int
+    ) -> list[Delivery]:
+        # One atomic take each: MongoDB has no "update the first n and return them".
+        claimed: list[Delivery] = []
+        while len(claimed) < limit:
+            delivery = await self.claim_delivery(now=now, lease_s=lease_s, worker=worker)
+            if delivery is None:
+                break
+            claimed.append(delivery)
+        claimed.sort(key=lambda d: (d.next_attempt_at, d.id))
+        return claimed
+
+    @_translating
+    async def record_sent(
+        self, sent: Sequence[SentRecord], *, worker: str, now: datetime
+    ) -> list[int]:
+        at = utc(now)
+        moved: list[int] = []
+        for record in sent:
+            result = await self._deliveries.update_one(
+                {
+                    "_id": record.delivery_id,
+                    "status": DeliveryStatus.sending.value,
+                    "lease_owner": worker,
+                },
+                {
+                    "$set": {
+                        "status": DeliveryStatus.sent.value,
+                        "whatsapp_id": record.whatsapp_id,
+                        "attempts": record.attempts,
+                        "sent_at": at,
+                        "last_error": None,
+                        "error_code": None,
+                        "lease_owner": None,
+                        "lease_until": None,
+                    }
+                },
+            )
+            if result.modified_count:
+                moved.append(record.delivery_id)
+        return moved
 
     @_translating
     async def update_delivery(

@@ -47,7 +47,7 @@ from core.models import (
     Template,
     User,
 )
-from core.store import UNSET
+from core.store import UNSET, SentRecord
 from core.store._records import (
     ID_COLLECTIONS,
     RECORD_COLLECTIONS,
@@ -195,6 +195,28 @@ WHERE id = coalesce(
      ORDER BY lease_until, id LIMIT 1),
     (SELECT id FROM deliveries WHERE status = 'queued' AND next_attempt_at <= :now
      ORDER BY next_attempt_at, id LIMIT 1)
+)
+RETURNING {_DELIVERY_COLUMNS}
+"""
+
+# The same choice for up to :limit deliveries in one statement: the `limit` oldest of each
+# branch, then the `limit` first of both (ended leases before queued ones).
+_CLAIM_MANY = f"""
+UPDATE deliveries
+SET status = 'sending', lease_owner = :worker, lease_until = :until, sending_at = :now
+WHERE id IN (
+    SELECT id FROM (
+        SELECT id, 0 AS branch, due FROM (
+            SELECT id, lease_until AS due FROM deliveries
+            WHERE status = 'sending' AND lease_until <= :now
+            ORDER BY lease_until, id LIMIT :limit)
+        UNION ALL
+        SELECT id, 1 AS branch, due FROM (
+            SELECT id, next_attempt_at AS due FROM deliveries
+            WHERE status = 'queued' AND next_attempt_at <= :now
+            ORDER BY next_attempt_at, id LIMIT :limit)
+    )
+    ORDER BY branch, due, id LIMIT :limit
 )
 RETURNING {_DELIVERY_COLUMNS}
 """
@@ -799,6 +821,47 @@ class SQLiteStore:
             {"worker": worker, "now": ts(now), "until": ts(now + timedelta(seconds=lease_s))},
         )
         return None if row is None else _record(Delivery, row)
+
+    async def claim_deliveries(
+        self, *, now: datetime, lease_s: float, worker: str, limit: int
+    ) -> list[Delivery]:
+        if limit <= 0:
+            return []
+        rows = await self._fetchall(
+            _CLAIM_MANY,
+            {
+                "worker": worker,
+                "now": ts(now),
+                "until": ts(now + timedelta(seconds=lease_s)),
+                "limit": limit,
+            },
+        )
+        claimed = _records(Delivery, rows)
+        claimed.sort(key=lambda d: (d.next_attempt_at, d.id))
+        return claimed
+
+    async def record_sent(
+        self, sent: Sequence[SentRecord], *, worker: str, now: datetime
+    ) -> list[int]:
+        moved: list[int] = []
+        for start in range(0, len(sent), CHUNK):
+            chunk = sent[start : start + CHUNK]
+            values = ", ".join("(?, ?, ?)" for _ in chunk)
+            params = [value for record in chunk for value in record]
+            # One statement: each row moves or stays under the same conditions as one
+            # `update_delivery(expected_status=sending, worker=worker)` would apply.
+            rows = await self._fetchall(
+                f"WITH sent (id, whatsapp_id, attempts) AS (VALUES {values})"
+                " UPDATE deliveries SET status = 'sent', whatsapp_id = sent.whatsapp_id,"
+                " attempts = sent.attempts, sent_at = ?, last_error = NULL,"
+                " error_code = NULL, lease_owner = NULL, lease_until = NULL"
+                " FROM sent WHERE deliveries.id = sent.id"
+                " AND deliveries.status = 'sending' AND deliveries.lease_owner = ?"
+                " RETURNING deliveries.id",
+                (*params, ts(now), worker),
+            )
+            moved.extend(row[0] for row in rows)
+        return moved
 
     async def update_delivery(
         self,

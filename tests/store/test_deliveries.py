@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from core.models import Delivery, DeliveryFilter, DeliveryStatus, NewDelivery
-from core.store import Store
+from core.store import SentRecord, Store
 from tests.store.factories import (
     OWNER,
     T0,
@@ -115,6 +115,109 @@ async def test_a_running_lease_is_not_claimed_but_an_ended_one_is(store: Store) 
     assert (taken.lease_owner, taken.lease_until) == ("w2", T0 + minutes(2))
     # The crashed worker can no longer write to it.
     assert await store.update_delivery(delivery.id, worker="crashed", status="sent") is None
+
+
+async def test_claim_deliveries_takes_the_oldest_due_ones_with_a_lease(store: Store) -> None:
+    later = await add_deliveries(store, 2, now=T0 - minutes(1))
+    earlier = await add_deliveries(store, 2, now=T0 - minutes(5))
+    await add_deliveries(store, 1, now=T0 + minutes(1))  # not due yet
+    claimed = await store.claim_deliveries(now=T0, lease_s=LEASE_S, worker="w1", limit=3)
+    assert [d.id for d in claimed] == [earlier[0].id, earlier[1].id, later[0].id]
+    for delivery in claimed:
+        assert (delivery.status, delivery.lease_owner) == (DeliveryStatus.sending, "w1")
+        assert (delivery.lease_until, delivery.sending_at, delivery.attempts) == (
+            T0 + minutes(1),
+            T0,
+            0,
+        )
+        assert await store.get_delivery(delivery.id) == delivery
+    rest = await store.claim_deliveries(now=T0, lease_s=LEASE_S, worker="w1", limit=10)
+    assert [d.id for d in rest] == [later[1].id]
+    assert await store.claim_deliveries(now=T0, lease_s=LEASE_S, worker="w1", limit=10) == []
+    assert await store.claim_deliveries(now=T0, lease_s=LEASE_S, worker="w1", limit=0) == []
+
+
+async def test_claim_deliveries_takes_ended_leases_first_and_spares_running_ones(
+    store: Store,
+) -> None:
+    [crashed, running] = await add_deliveries(store, 2, now=T0 - minutes(5))
+    assert await store.claim_delivery(now=T0 - minutes(5), lease_s=LEASE_S, worker="crashed")
+    assert await store.claim_delivery(now=T0 - minutes(5), lease_s=3600, worker="alive")
+    queued = await add_deliveries(store, 2, now=T0 - minutes(10))
+    claimed = await store.claim_deliveries(now=T0, lease_s=LEASE_S, worker="w2", limit=2)
+    # The ended lease comes first although both queued ones are older; the running one stays.
+    assert {d.id for d in claimed} == {crashed.id, queued[0].id}
+    assert running.id not in {d.id for d in claimed}
+    taken = await store.get_delivery(crashed.id)
+    assert taken is not None and (taken.lease_owner, taken.lease_until) == ("w2", T0 + minutes(1))
+    # The crashed worker can no longer write to it.
+    assert await store.update_delivery(crashed.id, worker="crashed", status="sent") is None
+
+
+async def test_batched_claims_never_return_the_same_delivery(store: Store) -> None:
+    await add_deliveries(store, 30, now=T0)
+    claims = await asyncio.gather(
+        *(
+            store.claim_deliveries(now=T0, lease_s=LEASE_S, worker=f"w{n}", limit=4)
+            for n in range(12)
+        ),
+        *(store.claim_delivery(now=T0, lease_s=LEASE_S, worker=f"one{n}") for n in range(5)),
+    )
+    ids: list[int] = []
+    for claim in claims:
+        if isinstance(claim, list):
+            ids.extend(d.id for d in claim)
+        elif claim is not None:
+            ids.append(claim.id)
+    assert len(ids) == 30
+    assert len(set(ids)) == 30
+
+
+async def test_record_sent_moves_only_deliveries_still_leased_by_the_worker(
+    store: Store,
+) -> None:
+    deliveries = await add_deliveries(store, 4, now=T0)
+    [mine, other, _] = await store.claim_deliveries(now=T0, lease_s=LEASE_S, worker="w1", limit=3)
+    # Another worker took `other` over after the lease ended (same key, it records it).
+    await store.update_delivery(other.id, worker="w1", lease_owner="w2")
+    never_claimed = deliveries[3]
+    moved = await store.record_sent(
+        [
+            SentRecord(mine.id, "wa-mine", 1),
+            SentRecord(other.id, "wa-other", 1),
+            SentRecord(never_claimed.id, "wa-never", 1),
+        ],
+        worker="w1",
+        now=T0 + minutes(1),
+    )
+    assert moved == [mine.id]
+    sent = await store.get_delivery(mine.id)
+    assert sent is not None
+    assert (sent.status, sent.whatsapp_id, sent.attempts, sent.sent_at) == (
+        DeliveryStatus.sent,
+        "wa-mine",
+        1,
+        T0 + minutes(1),
+    )
+    assert (sent.lease_owner, sent.lease_until, sent.last_error, sent.error_code) == (
+        None,
+        None,
+        None,
+        None,
+    )
+    untouched = await store.get_delivery(other.id)
+    assert untouched is not None
+    assert (untouched.status, untouched.lease_owner, untouched.whatsapp_id) == (
+        DeliveryStatus.sending,
+        "w2",
+        None,
+    )
+    queued = await store.get_delivery(never_claimed.id)
+    assert queued is not None and queued.status is DeliveryStatus.queued
+    # Recorded once; a second record of the same send changes nothing.
+    assert await store.record_sent([SentRecord(mine.id, "wa-x", 2)], worker="w1", now=T0) == []
+    assert await store.get_delivery(mine.id) == sent
+    assert await store.record_sent([], worker="w1", now=T0) == []
 
 
 async def test_update_delivery_holds_only_under_its_conditions(store: Store) -> None:

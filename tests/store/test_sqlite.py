@@ -168,6 +168,29 @@ async def test_two_stores_on_one_file_never_share_a_claim_or_a_run(tmp_path: Pat
         await two.close()
 
 
+async def test_two_stores_on_one_file_never_share_a_batched_claim(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'wasched.db'}"
+    one = await SQLiteStore.open(url)
+    two = await SQLiteStore.open(url)
+    try:
+        await add_deliveries(one, 100, now=T0)
+        claims = await asyncio.gather(
+            *(
+                store.claim_deliveries(now=T0, lease_s=60, worker=f"{name}-{n}", limit=7)
+                for n in range(10)
+                for name, store in (("one", one), ("two", two))
+            )
+        )
+        claimed = [d for claim in claims for d in claim]
+        assert len(claimed) == 100
+        assert len({d.id for d in claimed}) == 100
+        assert {d.lease_owner.split("-")[0] for d in claimed if d.lease_owner} == {"one", "two"}
+        assert await two.claim_deliveries(now=T0, lease_s=60, worker="late", limit=7) == []
+    finally:
+        await one.close()
+        await two.close()
+
+
 # One process of `test_processes_on_one_file_...`: insert the occurrence's run, then claim
 # until nothing is left; print what it got as JSON.
 _WORKER = """
