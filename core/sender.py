@@ -1,8 +1,10 @@
-"""The outbox worker: takes due deliveries one at a time and hands them to the sidecar.
+"""The outbox worker: takes due deliveries and hands them to the sidecar, each key once.
 
-One serialized loop per process (one WhatsApp session wants one queue):
+One loop per process (one WhatsApp session wants one queue). With pacing (any gap between
+sends) it sends strictly one at a time; without pacing (tests, benchmarks, a user who turned
+it off) it keeps a bounded window of sends in flight, claimed and recorded in batches.
 
-- claim the oldest due delivery with a lease (a delivery left `sending` by a crash is claimed
+- claim the oldest due deliveries with a lease (a delivery left `sending` by a crash is claimed
   again once its lease ends, and sent with the same idempotency key, so the sidecar sends it
   at most once);
 - keep WhatsApp-safe pacing: a random gap between sends, hourly and daily caps over sliding
@@ -39,7 +41,7 @@ from core.models import (
     Media,
 )
 from core.notifier import Notifier
-from core.store import Store
+from core.store import SentRecord, Store
 from core.whatsapp import WORKING, SentMessage, SessionHealth
 
 logger = logging.getLogger(__name__)
@@ -142,6 +144,7 @@ class Sender:
         probe_every_s: float = 30.0,
         idle_check_s: float = 60.0,
         report_every_s: float = 1.0,
+        send_window: int = 16,
         rng: random.Random | None = None,
     ) -> None:
         self.store = store
@@ -161,6 +164,8 @@ class Sender:
         self.probe_every_s = probe_every_s
         self.idle_check_s = idle_check_s
         self.reporter = RunReporter(store, notifier, every_s=report_every_s)
+        # Sends in flight at once when pacing is off; with any gap, one at a time.
+        self.send_window = max(1, send_window)
         self._rng = rng or random.Random()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -171,10 +176,10 @@ class Sender:
         self._next_send_at: datetime | None = None
         # Send instants of the last day, oldest first (the caps' sliding windows).
         self._sent_times: list[datetime] = []
-        # Recording the last success runs while the next send is on the wire.
+        # Recording the last successes runs while the next sends are on the wire.
         self._recording: asyncio.Task[None] | None = None
-        # Without pacing, the next delivery is claimed while the current one is on the wire.
-        self._claimed_ahead: Delivery | None = None
+        # Without pacing, the next batch is claimed while the current one is on the wire.
+        self._claimed_ahead: list[Delivery] = []
         self._media: dict[int, tuple[Media | None, datetime]] = {}
         self._early_acks: OrderedDict[str, int] = OrderedDict()
         self.sent_count = 0
@@ -296,9 +301,9 @@ class Sender:
             if released:
                 logger.info("sender: released %d held deliveries", released)
         if self._paused:
-            ahead, self._claimed_ahead = self._claimed_ahead, None
-            if ahead is not None:
-                await self._hold(ahead, reason=NOT_LINKED, code="not_ready")
+            ahead, self._claimed_ahead = self._claimed_ahead, []
+            for delivery in ahead:
+                await self._hold(delivery, reason=NOT_LINKED, code="not_ready")
             await self._hold_due(now)
             await self._nap(self.probe_every_s)
             if self._paused and not self._stopping:
@@ -308,12 +313,12 @@ class Sender:
         if wait > 0:
             await self._nap(wait)
             return
-        delivery, self._claimed_ahead = self._claimed_ahead, None
-        if delivery is None:
-            delivery = await self.store.claim_delivery(
-                now=now, lease_s=self.lease_s, worker=self.worker
+        batch, self._claimed_ahead = self._claimed_ahead, []
+        if not batch:
+            batch = await self.store.claim_deliveries(
+                now=now, lease_s=self.lease_s, worker=self.worker, limit=self._room(now)
             )
-        if delivery is None:
+        if not batch:
             due = await self.store.next_delivery_due_at()
             nap = self.idle_check_s
             if due is not None:
@@ -321,7 +326,7 @@ class Sender:
             await self._settle()
             await self._nap(nap)
             return
-        await self._send(delivery)
+        await self._send(batch)
 
     async def _settle(self) -> None:
         """Wait until the last success is recorded."""
@@ -395,6 +400,18 @@ class Sender:
             ready = max(ready, self._sent_times[-self.hourly_cap] + HOUR)
         return max(0.0, (ready - now).total_seconds())
 
+    def _cap_room(self, now: datetime) -> int:
+        """Sends the hourly and daily caps allow right now."""
+        in_hour = len(self._sent_times) - bisect_right(self._sent_times, now - HOUR)
+        return min(self.hourly_cap - in_hour, self.daily_cap - len(self._sent_times))
+
+    def _room(self, now: datetime) -> int:
+        """How many deliveries to claim for the next sends: one with pacing; without, up to
+        the window, never more than the caps allow (each claimed one may be sent)."""
+        if self.gap_max_s > 0:
+            return 1
+        return max(1, min(self.send_window, self._cap_room(now)))
+
     def _gap(self) -> float:
         if self.gap_max_s <= 0:
             return 0.0
@@ -418,36 +435,62 @@ class Sender:
         self._media[schedule_id] = (media, now + timedelta(seconds=30))
         return media
 
-    def _may_claim_ahead(self) -> bool:
-        """Claim the next delivery during this send only when it may go out right after."""
+    def _ahead_room(self, batch: list[Delivery]) -> int:
+        """How many to claim while `batch` is on the wire: none with pacing (the gap comes
+        first), else what the window and the caps allow once all of `batch` went out."""
         if self.gap_max_s > 0 or self._paused or self._stopping:
-            return False
-        now = self.clock.now()
-        in_hour = len(self._sent_times) - bisect_right(self._sent_times, now - HOUR)
-        return in_hour + 1 < self.hourly_cap and len(self._sent_times) + 1 < self.daily_cap
+            return 0
+        return min(self.send_window, self._cap_room(self.clock.now()) - len(batch))
 
-    async def _send(self, delivery: Delivery) -> None:
-        ahead: asyncio.Task[Delivery | None] | None = None
-        if self._may_claim_ahead():
+    async def _send(self, batch: list[Delivery]) -> None:
+        ahead: asyncio.Task[list[Delivery]] | None = None
+        room = self._ahead_room(batch)
+        if room > 0:
             ahead = asyncio.get_running_loop().create_task(
-                self.store.claim_delivery(
-                    now=self.clock.now(), lease_s=self.lease_s, worker=self.worker
+                self.store.claim_deliveries(
+                    now=self.clock.now(), lease_s=self.lease_s, worker=self.worker, limit=room
                 )
             )
         try:
-            await self._send_one(delivery)
+            # Looked up once per schedule, not once per recipient of the batch.
+            media = {
+                schedule_id: await self._media_of(schedule_id)
+                for schedule_id in dict.fromkeys(delivery.schedule_id for delivery in batch)
+            }
+            if len(batch) == 1:
+                outcomes: list[Any] = [await self._send_one(batch[0], media[batch[0].schedule_id])]
+            else:
+                outcomes = await asyncio.gather(
+                    *(self._send_one(d, media[d.schedule_id]) for d in batch),
+                    return_exceptions=True,
+                )
+            sent = [
+                (delivery, outcome)
+                for delivery, outcome in zip(batch, outcomes, strict=True)
+                if isinstance(outcome, SentMessage)
+            ]
+            if sent:
+                # Record them while the next sends go out; a crash before the record lands
+                # leaves them `sending`, and the retry with the same key is refused by the
+                # sidecar.
+                await self._settle()
+                self._recording = asyncio.get_running_loop().create_task(self._sent(sent))
+            for outcome in outcomes:
+                if isinstance(outcome, BaseException):
+                    raise outcome
         finally:
             if ahead is not None:
                 try:
                     self._claimed_ahead = await ahead
                 except Exception:
-                    logger.exception("sender: could not claim the next delivery")
+                    logger.exception("sender: could not claim the next deliveries")
+        self._next_send_at = self.clock.now() + timedelta(seconds=self._gap())
 
     async def _put_back_claimed_ahead(self) -> None:
-        ahead, self._claimed_ahead = self._claimed_ahead, None
-        if ahead is not None:
+        ahead, self._claimed_ahead = self._claimed_ahead, []
+        for delivery in ahead:
             await self.store.update_delivery(
-                ahead.id,
+                delivery.id,
                 expected_status=DeliveryStatus.sending,
                 worker=self.worker,
                 status=DeliveryStatus.queued,
@@ -455,8 +498,9 @@ class Sender:
                 lease_until=None,
             )
 
-    async def _send_one(self, delivery: Delivery) -> None:
-        media = await self._media_of(delivery.schedule_id)
+    async def _send_one(self, delivery: Delivery, media: Media | None) -> SentMessage | None:
+        """Send one delivery; return what the sidecar said on success (recorded by the
+        caller), after recording any failure or hold here."""
         try:
             sent = await self.whatsapp.send(
                 delivery.recipient,
@@ -469,49 +513,43 @@ class Sender:
             if not self._paused:
                 logger.info("sender: WhatsApp is not ready; holding deliveries")
                 self._paused = True
-            return
+            return None
         except WhatsAppError as exc:
             await self._failed_attempt(delivery, exc, transient=exc.transient)
+            return None
         except Exception as exc:
             # Not one of ours (a bug, an odd answer): try again later rather than lose it.
             logger.exception("sender: unexpected error sending delivery %s", delivery.id)
             await self._failed_attempt(delivery, exc, transient=True)
-        else:
-            # Record it while the next send goes out; a crash before the record lands leaves
-            # it `sending`, and the retry with the same key is refused by the sidecar.
-            if not sent.duplicate:
-                self._sent_times.append(self.clock.now())  # counts toward the caps at once
-            await self._settle()
-            self._recording = asyncio.get_running_loop().create_task(self._sent(delivery, sent))
-        self._next_send_at = self.clock.now() + timedelta(seconds=self._gap())
+            return None
+        if not sent.duplicate:
+            self._sent_times.append(self.clock.now())  # counts toward the caps at once
+        return sent
 
-    async def _sent(self, delivery: Delivery, sent: SentMessage) -> None:
-        now = self.clock.now()
-        updated = await self.store.update_delivery(
-            delivery.id,
-            expected_status=DeliveryStatus.sending,
-            worker=self.worker,
-            status=DeliveryStatus.sent,
-            whatsapp_id=sent.id,
-            sent_at=now,
-            attempts=delivery.attempts + 1,
-            last_error=None,
-            error_code=None,
-            lease_owner=None,
-            lease_until=None,
-        )
-        if updated is None:
-            logger.warning(
-                "sender: delivery %s was taken over while it was being sent; the other "
-                "worker records it (same idempotency key)",
-                delivery.id,
+    async def _sent(self, sent: list[tuple[Delivery, SentMessage]]) -> None:
+        moved = set(
+            await self.store.record_sent(
+                [
+                    SentRecord(delivery.id, message.id, delivery.attempts + 1)
+                    for delivery, message in sent
+                ],
+                worker=self.worker,
+                now=self.clock.now(),
             )
-            return
-        self.sent_count += 1
-        self.reporter.mark(delivery.run_id)
-        early = self._early_acks.pop(sent.id, None)
-        if early is not None:
-            await self.apply_ack(sent.id, early)
+        )
+        for delivery, message in sent:
+            if delivery.id not in moved:
+                logger.warning(
+                    "sender: delivery %s was taken over while it was being sent; the other "
+                    "worker records it (same idempotency key)",
+                    delivery.id,
+                )
+                continue
+            self.sent_count += 1
+            self.reporter.mark(delivery.run_id)
+            early = self._early_acks.pop(message.id, None)
+            if early is not None:
+                await self.apply_ack(message.id, early)
 
     async def _failed_attempt(
         self, delivery: Delivery, exc: Exception, *, transient: bool
