@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -52,6 +53,13 @@ from core.when import next_fire_time
 logger = logging.getLogger(__name__)
 
 WAKE_JOB = "wasched-wake"
+# Rounds (due schedules read, fired) one pass may run before it re-arms and lets the notifier
+# hear of its runs (the start-up pass runs all); what is still due is taken by the next
+# wake-up at once.
+ROUNDS_PER_PASS = 50
+# A pass also reads the schedules falling due this soon, and waits for them rather than
+# ending and being woken again.
+LOOK_AHEAD_S = 0.02
 MISSED = "missed"
 
 
@@ -206,47 +214,98 @@ class Engine:
         reports: list[tuple[Schedule, Run, list[Delivery]]],
         missed: list[tuple[Schedule, Run, float]],
     ) -> tuple[int, bool]:
-        now = self.clock.now()
-        self._last_pass_at = now
         failed: set[int] = set()
         # An occurrence is handled once per pass; a schedule moved to an occurrence that is
         # still due (a catch-up after a missed one) comes back with a new `next_run_at`.
         seen: set[tuple[int, datetime | None]] = set()
         handled = 0
         leftover = False
-        while True:
-            due = await self.store.due_schedules(now, limit=self.batch)
-            fresh = [
-                schedule
-                for schedule in due
-                if schedule.id not in failed and (schedule.id, schedule.next_run_at) not in seen
-            ]
-            if not fresh:
-                # Due schedules left here could not move (they failed): retry them later.
-                leftover = bool(due)
-                break
-            for schedule in fresh:
-                seen.add((schedule.id, schedule.next_run_at))
+        capped = False
+        firing: set[asyncio.Task[None]] = set()
+        # Occurrences due together fire together (up to `concurrency` at once), so one
+        # schedule's store round trips do not hold back the next one's claim.
+        slots = asyncio.Semaphore(self.concurrency)
 
-            async def fire(schedule: Schedule) -> bool | None:
+        async def fire(schedule: Schedule, now: datetime) -> None:
+            nonlocal handled
+            async with slots:
                 try:
-                    return await self._occurrence(schedule, now, reports, missed)
+                    queued = await self._occurrence(schedule, now, reports, missed)
                 except Exception:
                     logger.exception("engine: schedule %s could not fire", schedule.id)
                     failed.add(schedule.id)
-                    return None
+                    return
+            handled += 1
+            if queued:
+                self.on_deliveries()
 
-            # Occurrences due together fire together: one schedule's store round trips do not
-            # hold back the next one's claim (each schedule is in a batch at most once).
-            for start in range(0, len(fresh), self.concurrency):
-                fired = await asyncio.gather(
-                    *(fire(s) for s in fresh[start : start + self.concurrency])
+        try:
+            for rounds in itertools.count():
+                if rounds >= ROUNDS_PER_PASS and not self._starting:
+                    capped = True  # more may be due: the next pass comes at once
+                    break
+                # Each round looks again at what is due by now, while earlier occurrences are
+                # still being stored: one that falls due meanwhile fires at once.
+                now = self.clock.now()
+                self._last_pass_at = now
+                # One read for what is due and what falls due in a moment.
+                read = await self.store.due_schedules(
+                    now + timedelta(seconds=LOOK_AHEAD_S), limit=self.batch
                 )
-                handled += sum(1 for f in fired if f is not None)
-                if any(fired):
-                    self.on_deliveries()
+                due = [s for s in read if s.next_run_at is not None and s.next_run_at <= now]
+                upcoming = [
+                    s.next_run_at
+                    for s in read
+                    if s.next_run_at is not None
+                    and s.next_run_at > now
+                    and (s.id, s.next_run_at) not in seen
+                ]
+                fresh = [
+                    schedule
+                    for schedule in due
+                    if schedule.id not in failed
+                    and (schedule.id, schedule.next_run_at) not in seen
+                ]
+                for schedule in fresh:
+                    seen.add((schedule.id, schedule.next_run_at))
+                    task = asyncio.get_running_loop().create_task(fire(schedule, now))
+                    firing.add(task)
+                    task.add_done_callback(firing.discard)
+                if fresh and len(read) >= self.batch:
+                    # A full batch: store it before reading on (the next read would return
+                    # these same schedules until they move).
+                    await asyncio.wait(set(firing))
+                    continue
+                if not fresh and not firing:
+                    # Due schedules left here could not move (they failed): retry them later.
+                    leftover = bool(due)
+                    break
+                await self._until_due_or_fired(firing, min(upcoming, default=None))
+        finally:
+            if firing:
+                await asyncio.gather(*firing, return_exceptions=True)
         self._last_due = handled
-        return handled, leftover or bool(failed)
+        return handled, (leftover or bool(failed)) and not capped
+
+    async def _until_due_or_fired(
+        self, firing: set[asyncio.Task[None]], upcoming: datetime | None
+    ) -> None:
+        """Wait until every occurrence being fired is stored, or the `upcoming` one falls
+        due, whichever comes first."""
+        waiters: set[asyncio.Future[Any]] = set()
+        if firing:
+            waiters.add(asyncio.ensure_future(asyncio.wait(set(firing))))
+        if upcoming is not None:
+            delay = max(0.0, (upcoming - self.clock.now()).total_seconds())
+            waiters.add(asyncio.ensure_future(self.clock.sleep(delay)))
+        if not waiters:
+            return
+        try:
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+            await asyncio.gather(*waiters, return_exceptions=True)
 
     async def _tell(self, call: Any) -> None:
         try:
