@@ -57,8 +57,8 @@ WAKE_JOB = "wasched-wake"
 # hear of its runs (the start-up pass runs all); what is still due is taken by the next
 # wake-up at once.
 ROUNDS_PER_PASS = 50
-# A pass also reads the schedules falling due this soon, and waits for them rather than
-# ending and being woken again.
+# A pass also reads the schedules falling due this soon; while it is still storing earlier
+# runs it waits for them, rather than ending and being woken again.
 LOOK_AHEAD_S = 0.02
 MISSED = "missed"
 
