@@ -367,6 +367,14 @@ class Engine:
         else:
             observe_run_lateness(late)
             self.fired += 1
+            logger.info(
+                "engine: schedule %s fired run %s (%s, %d deliveries, %.3f s late)",
+                schedule.id,
+                run.id,
+                trigger.value,
+                len(deliveries),
+                late,
+            )
             reports.append((schedule, run, deliveries))
             queued = any(d.status is DeliveryStatus.queued for d in deliveries)
         await self._advance(schedule, due_at, after_now)

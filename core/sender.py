@@ -546,6 +546,14 @@ class Sender:
                 )
                 continue
             self.sent_count += 1
+            logger.info(
+                # Not WhatsApp's message id: it holds the recipient's number.
+                "sender: delivery %s (schedule %s, run %s) sent%s",
+                delivery.id,
+                delivery.schedule_id,
+                delivery.run_id,
+                " (the sidecar had sent this key before)" if message.duplicate else "",
+            )
             self.reporter.mark(delivery.run_id)
             early = self._early_acks.pop(message.id, None)
             if early is not None:
@@ -562,8 +570,11 @@ class Sender:
         if transient and attempts < self.retry_max_attempts:
             delay = self._backoff(attempts)
             logger.info(
-                "sender: delivery %s attempt %d failed (%s); retrying in %.0f s",
+                "sender: delivery %s (schedule %s, run %s) attempt %d failed (%s); "
+                "retrying in %.0f s",
                 delivery.id,
+                delivery.schedule_id,
+                delivery.run_id,
                 attempts,
                 code,
                 delay,
@@ -574,7 +585,13 @@ class Sender:
                 "next_attempt_at": now + timedelta(seconds=delay),
             }
         else:
-            logger.warning("sender: delivery %s failed for good: %s", delivery.id, reason)
+            logger.warning(
+                "sender: delivery %s (schedule %s, run %s) failed for good (%s)",
+                delivery.id,
+                delivery.schedule_id,
+                delivery.run_id,
+                code,
+            )
             if transient:
                 reason = f"{reason} Gave up after {attempts} attempts."
             fields = {"status": DeliveryStatus.failed, "failed_at": now}
@@ -592,6 +609,13 @@ class Sender:
         self.reporter.mark(delivery.run_id)
 
     async def _hold(self, delivery: Delivery, *, reason: str, code: str) -> None:
+        logger.info(
+            "sender: delivery %s (schedule %s, run %s) held (%s)",
+            delivery.id,
+            delivery.schedule_id,
+            delivery.run_id,
+            code,
+        )
         await self.store.update_delivery(
             delivery.id,
             expected_status=DeliveryStatus.sending,
@@ -634,6 +658,14 @@ class Sender:
                 delivery.id, expected_status=delivery.status, **fields
             )
             if updated is not None:
+                logger.info(
+                    "sender: delivery %s (schedule %s, run %s) is %s (ack %s)",
+                    delivery.id,
+                    delivery.schedule_id,
+                    delivery.run_id,
+                    updated.status.value,
+                    ack,
+                )
                 self.reporter.mark(delivery.run_id)
                 return True
         return True
