@@ -120,7 +120,11 @@ async def _fan_out(store: Store, clock: Clock, schedule: Schedule, run: Run) -> 
             error = errors.get(delivery.idempotency_key)
             if error is not None and delivery.last_error is None:
                 logger.warning(
-                    "run %s: cannot render for %s: %s", run.id, delivery.recipient, error
+                    "run %s (schedule %s): cannot render delivery %s: %s",
+                    run.id,
+                    run.schedule_id,
+                    delivery.id,
+                    error,
                 )
                 updated = await store.update_delivery(
                     delivery.id,
