@@ -145,12 +145,13 @@ class Engine:
         self.on_deliveries()
 
     def scheduler_state(self) -> str:
-        """For the service's status: `running (next wake-up ...)` or `stopped`."""
+        """For the service's status: `running`, `running, nothing scheduled` or `stopped`
+        (the next run itself is shown by the caller, in the owner's time zone)."""
         if not self._running:
             return "stopped"
         if self._next_due is None:
             return "running, nothing scheduled"
-        return f"running, next occurrence {self._next_due.isoformat(timespec='seconds')}"
+        return "running"
 
     def status(self) -> dict[str, Any]:
         jobs = len(self._scheduler.get_jobs()) if self._scheduler is not None else 0
