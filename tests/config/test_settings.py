@@ -100,33 +100,29 @@ def test_wasched_help_lists_the_commands() -> None:
     assert "run" in done.stdout
 
 
-def test_wasched_run_with_a_malformed_setting_stops_with_one_line(tmp_path: Path) -> None:
+def run_wasched(cwd: Path, **settings: str) -> subprocess.CompletedProcess[str]:
+    """`wasched run` in a fresh process with only `settings` set among wasched's own."""
     env = {k: v for k, v in os.environ.items() if k not in Settings.model_fields}
-    env["HTTP_PORT"] = "eighty"
-    done = subprocess.run(
+    env.update(settings)
+    return subprocess.run(
         [sys.executable, "-m", "bot", "run"],
         capture_output=True,
         text=True,
         env=env,
-        cwd=tmp_path,
+        cwd=cwd,
         timeout=60,
     )
+
+
+def test_wasched_run_with_a_malformed_setting_stops_with_one_line(tmp_path: Path) -> None:
+    done = run_wasched(tmp_path, HTTP_PORT="eighty")
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert lines == [f"wasched: HTTP_PORT is malformed: {FIXES['HTTP_PORT']}"]
 
 
 def test_wasched_run_without_a_token_says_how_to_get_one(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if k not in Settings.model_fields}
-    env["TELEGRAM_BOT_TOKEN"] = ""
-    done = subprocess.run(
-        [sys.executable, "-m", "bot", "run"],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-        timeout=60,
-    )
+    done = run_wasched(tmp_path, TELEGRAM_BOT_TOKEN="")
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1
