@@ -198,11 +198,20 @@ class Engine:
         reports: list[tuple[Schedule, Run, list[Delivery]]] = []
         missed: list[tuple[Schedule, Run, float]] = []
         async with self._lock:
-            handled, stuck = await self._pass(reports, missed)
-            due = await self.store.next_due_at()
-            if stuck and due is not None:
-                due = max(due, self.clock.now() + timedelta(seconds=self.retry_s))
-            self._arm_at(due)
+            try:
+                handled, stuck = await self._pass(reports, missed)
+                due = await self.store.next_due_at()
+            except Exception:
+                # The wake-up job is spent once it fired: whatever failed here (a locked
+                # database, a failover), arm the next look before anything else, or nothing
+                # would ever fire again.
+                logger.exception("engine: pass failed; looking again in %.0f s", self.retry_s)
+                self._arm_at(self.clock.now() + timedelta(seconds=self.retry_s))
+                handled = 0
+            else:
+                if stuck and due is not None:
+                    due = max(due, self.clock.now() + timedelta(seconds=self.retry_s))
+                self._arm_at(due)
         # Told after the lock is released: a slow notifier never delays the next pass.
         for schedule, run, deliveries in reports:
             await self._tell(self.notifier.run_updated(schedule, run, deliveries))
