@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from core.clock import Clock
 from core.errors import NotFound, WaschedError
@@ -30,9 +30,15 @@ from core.store import Store
 
 logger = logging.getLogger(__name__)
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
 
 def idempotency_key(run: Run, recipient: Recipient) -> str:
-    return f"run{run.id}:{recipient.address}"
+    """`run<id>.<created, ms since epoch>:<address>`: stable for the run, and unique beyond one
+    database, because the sidecar remembers keys for weeks and a new database (a deleted
+    `data/wasched.db`, another DATABASE_URL) numbers its runs from 1 again."""
+    created_ms = (run.created_at - _EPOCH) // timedelta(milliseconds=1)
+    return f"run{run.id}.{created_ms}:{recipient.address}"
 
 
 async def load_contacts(store: Store, recipients: Sequence[Recipient]) -> dict[int, Contact]:

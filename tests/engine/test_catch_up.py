@@ -102,7 +102,7 @@ async def test_occurrences_beyond_grace_are_recorded_missed_and_reported(
 
     assert sorted(s.id for s, _, _ in notifier.missed) == sorted([recurring.id, once.id])
     await eventually(lambda: len(sidecar.outbox) == 1, what="the catch-up send")
-    assert sidecar.outbox[0].idempotency_key == f"run{runs[1].id}:{PHONE}"
+    assert sidecar.outbox[0].idempotency_key.startswith(f"run{runs[1].id}.")
 
 
 async def test_a_run_cut_short_before_fan_out_is_completed_at_start(
@@ -124,7 +124,7 @@ async def test_a_run_cut_short_before_fan_out_is_completed_at_start(
     core = await start_core()
 
     await eventually(lambda: len(sidecar.outbox) == 1, what="the completed run's send")
-    assert sidecar.outbox[0].idempotency_key == f"run{run.id}:{PHONE}"
+    assert sidecar.outbox[0].idempotency_key.startswith(f"run{run.id}.")
     assert len(await core.store.list_runs(schedule_id=schedule.id)) == 1
     after = await core.store.get_schedule(schedule.id)
     assert after is not None and after.state == "done"

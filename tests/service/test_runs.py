@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -17,11 +17,12 @@ from core.models import (
     RecipientKind,
     Rule,
     RuleKind,
+    Run,
     RunTrigger,
     Schedule,
 )
 from core.recipients import contact_recipient
-from core.runs import complete_run, start_run
+from core.runs import complete_run, idempotency_key, start_run
 from core.store import Store
 
 from .conftest import OWNER
@@ -74,10 +75,11 @@ async def test_start_run_stores_one_rendered_delivery_per_recipient(
         "Hi 120363041234567890@g.us, Monday 09:00",
     ]
     assert deliveries[0].recipient_name == "Anna Maria"
+    created_ms = (run.created_at - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(milliseconds=1)
     assert [d.idempotency_key for d in deliveries] == [
-        f"run{run.id}:+4915123456789",
-        f"run{run.id}:+12025550143",
-        f"run{run.id}:120363041234567890@g.us",
+        f"run{run.id}.{created_ms}:+4915123456789",
+        f"run{run.id}.{created_ms}:+12025550143",
+        f"run{run.id}.{created_ms}:120363041234567890@g.us",
     ]
     assert all(d.status is DeliveryStatus.queued for d in deliveries)
     assert await store.unfinished_runs() == []
@@ -108,7 +110,8 @@ async def test_manual_runs_of_the_same_moment_are_separate_runs(
         store, clock, schedule, scheduled_for=OCCURRENCE, trigger=RunTrigger.manual
     )
     assert first.id != second.id
-    assert deliveries[0].idempotency_key == f"run{second.id}:+12025550143"
+    assert deliveries[0].idempotency_key == idempotency_key(second, PHONE)
+    assert idempotency_key(first, PHONE) != idempotency_key(second, PHONE)
 
 
 async def test_complete_run_finishes_a_fan_out_cut_by_a_crash(
@@ -128,7 +131,7 @@ async def test_complete_run_finishes_a_fan_out_cut_by_a_crash(
             NewDelivery(
                 recipient=PHONE.address,
                 text="Hello +12025550143",
-                idempotency_key=f"run{run.id}:{PHONE.address}",
+                idempotency_key=idempotency_key(run, PHONE),
             )
         ],
         now=clock.now(),
@@ -200,3 +203,22 @@ async def test_a_text_too_long_after_rendering_fails_only_that_recipient(
     assert deliveries[0].last_error is not None
     assert "characters" in deliveries[0].last_error
     assert deliveries[0].error_code == "render_failed"
+
+
+def test_idempotency_keys_are_stable_for_a_run_and_differ_across_databases() -> None:
+    """A new database numbers runs from 1 again while the sidecar still remembers the old
+    database's keys: run #1 of each must not share a key, or the new one is never sent."""
+    created = datetime(2026, 11, 28, 10, 0, 0, 123456, tzinfo=UTC)
+    run = Run(
+        id=1,
+        schedule_id=1,
+        owner_id=OWNER,
+        scheduled_for=OCCURRENCE,
+        trigger=RunTrigger.schedule,
+        created_at=created,
+    )
+    # Stores keep milliseconds: the run read back has the same key.
+    read_back = run.model_copy(update={"created_at": created.replace(microsecond=123000)})
+    assert idempotency_key(run, PHONE) == idempotency_key(read_back, PHONE)
+    other_database = run.model_copy(update={"created_at": created + timedelta(milliseconds=1)})
+    assert idempotency_key(run, PHONE) != idempotency_key(other_database, PHONE)

@@ -51,7 +51,8 @@ async def test_run_now_on_a_paused_schedule_makes_a_manual_run_with_deliveries(
     assert [d.status for d in deliveries] == [DeliveryStatus.queued] * 2
     # {time} is the moment of the manual run, in Berlin.
     assert deliveries[0].text == "Hi +12025550143, 11:00"
-    assert deliveries[1].idempotency_key == f"run{run.id}:120363041234567890@g.us"
+    assert deliveries[1].idempotency_key.startswith(f"run{run.id}.")
+    assert deliveries[1].idempotency_key.endswith(":120363041234567890@g.us")
     assert hooks.deliveries_queues == 1
     # The schedule itself is untouched: still paused, same next run.
     after = await store.get_schedule(schedule.id)
