@@ -20,6 +20,13 @@ router = Router(name=__name__)
 async def link(
     message: Message, command: CommandObject, service: Scheduling, notifier: TelegramNotifier
 ) -> None:
+    status = await service.status()
+    if status.whatsapp_state == WORKING:
+        who = " ".join(p for p in (status.whatsapp_name, status.whatsapp_number) if p)
+        await message.answer(f"WhatsApp is linked already{f' as {escape(who)}' if who else ''}.")
+        return
+    if status.whatsapp_error:
+        raise WhatsAppUnavailable(status.whatsapp_error)
     if command.args:
         code = await service.pairing_code(command.args)
         await message.answer(
@@ -29,13 +36,6 @@ async def link(
         )
         notifier.watch_link(message.chat.id, None)
         return
-    status = await service.status()
-    if status.whatsapp_state == WORKING:
-        who = " ".join(p for p in (status.whatsapp_name, status.whatsapp_number) if p)
-        await message.answer(f"WhatsApp is linked already{f' as {escape(who)}' if who else ''}.")
-        return
-    if status.whatsapp_error:
-        raise WhatsAppUnavailable(status.whatsapp_error)
     try:
         qr = await service.link_qr()
     except WhatsAppError:

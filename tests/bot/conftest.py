@@ -58,6 +58,9 @@ class FakeWhatsApp:
         return QrCode(qr="2@first-qr-code", png_base64="")
 
     async def pairing_code(self, phone: str) -> str:
+        # Like the sidecar: a pairing code only while the session waits to be linked.
+        if self.state != "SCAN_QR_CODE":
+            raise WhatsAppNotReady("not waiting to be linked; there is no pairing code.")
         return "ABCD-EFGH"
 
     async def logout(self) -> None:

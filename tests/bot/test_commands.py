@@ -152,6 +152,12 @@ async def test_link_with_a_number_gives_a_pairing_code(harness: Harness) -> None
     assert "ABCD-EFGH" in reply.text
 
 
+async def test_link_with_a_number_when_linked_says_so(harness: Harness) -> None:
+    harness.whatsapp.state = "WORKING"
+    reply = await harness.ask("/link +49 151 99999999", "linked already")
+    assert "pairing code" not in reply.text
+
+
 async def test_a_reply_held_back_by_flood_control_is_sent_after_the_wait(
     harness: Harness,
 ) -> None:
