@@ -164,6 +164,9 @@ class FakeSidecar:
         body = await _json(request)
         if not isinstance(body, dict) or not str(body.get("phone", "")).strip("+").isdigit():
             return _error("invalid_request", "phone must be digits")
+        if self.state != "SCAN_QR_CODE":
+            # Like the sidecar: a pairing code only while the session waits to be linked.
+            return _error("not_ready", f"no pairing code while {self.state}", status=409)
         return web.json_response({"code": "ABCD1234"})
 
     async def _logout(self, request: web.Request) -> web.Response:
@@ -180,14 +183,15 @@ class FakeSidecar:
             return _error("invalid_request", "to and idempotency_key are required")
         if not (to.endswith(("@c.us", "@g.us")) or (to.startswith("+") and to[1:].isdigit())):
             return _error("invalid_request", f"{to} is not +E164 nor a WhatsApp id")
-        if self.state != "WORKING":
-            return _error("not_ready", f"session is {self.state}")
+        # The sidecar looks in its ledger first: a key it sent is a duplicate in any state.
         previous = self.by_key.get(key)
         if previous is not None:
             return web.json_response(
                 {"id": previous.id, "to": previous.to, "timestamp": _now(), "duplicate": True},
                 status=201,
             )
+        if self.state != "WORKING":
+            return _error("not_ready", f"session is {self.state}")
         if self._fail:
             code = self._fail.pop(0)
             return _error(code, f"fake failure {code}")

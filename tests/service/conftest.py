@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from core.clock import FakeClock
-from core.errors import WhatsAppError
+from core.errors import WhatsAppError, WhatsAppNotReady
 from core.service import Scheduling
 from core.store import Store
 from tests.store.conftest import BACKENDS, open_backend
@@ -72,12 +72,19 @@ class FakeWhatsApp:
         self._call("health")
         return Health(status="ok", engine="fake", state=self.state, me=self.me)
 
+    def _waiting_to_link(self) -> None:
+        # Like the sidecar: a QR or pairing code only while the session waits to be linked.
+        if self.state != "SCAN_QR_CODE":
+            raise WhatsAppNotReady(f"WhatsApp is {self.state}; there is nothing to scan.")
+
     async def qr(self) -> Qr:
         self._call("qr")
+        self._waiting_to_link()
         return Qr(qr="2@abc", png_base64="iVBORw0KGgo=")
 
     async def pairing_code(self, phone: str) -> str:
         self._call(f"pairing_code {phone}")
+        self._waiting_to_link()
         return "ABCD-EFGH"
 
     async def logout(self) -> None:

@@ -190,6 +190,7 @@ async def test_groups_sorted_by_name_with_participant_counts(
 async def test_link_qr_pairing_code_and_logout(
     service: Scheduling, whatsapp: FakeWhatsApp
 ) -> None:
+    whatsapp.state = "SCAN_QR_CODE"
     qr = await service.link_qr()
     assert qr.qr == "2@abc"
     assert qr.png.startswith(b"\x89PNG")
