@@ -58,6 +58,7 @@ from core.render import (
     available_variables,
     check_braces,
     check_message,
+    check_template,
     is_variable_name,
     render,
     template_variables,
@@ -797,22 +798,17 @@ class Scheduling:
             contacts.get(r.contact_id) if r.contact_id is not None else None for r in recipients
         ]
         allowed = available_variables(per_recipient)
-        unknown = sorted(used - allowed)
-        if not unknown:
-            return
-        field_names = {k for c in per_recipient if c is not None for k in c.fields}
-        missing_fields = [name for name in unknown if name in field_names]
-        hint = ""
-        if missing_fields:
-            hint = (
-                f" {_braced(missing_fields)}: a contact field works only when every recipient "
-                "is a saved contact that has it."
-            )
-        noun = "variable" if len(unknown) == 1 else "variables"
-        raise InvalidTemplate(
-            f"Unknown {noun} {_braced(unknown)}. You can use {_braced(allowed)}; "
-            "write {{ and }} for literal braces." + hint
-        )
+        try:
+            check_template(body, allowed)
+        except InvalidTemplate as error:
+            field_names = {k for c in per_recipient if c is not None for k in c.fields}
+            missing_fields = sorted((used - allowed) & field_names)
+            if not missing_fields:
+                raise
+            raise InvalidTemplate(
+                f"{error} {_braced(missing_fields)}: a contact field works only when every "
+                "recipient is a saved contact that has it."
+            ) from None
 
     async def _preview(
         self,
