@@ -46,4 +46,6 @@ async def test_two_engines_and_senders_on_one_store_send_each_occurrence_once(
     runs = await one.store.list_runs(limit=1000)
     assert len(runs) == 3 * 20
     assert len({(r.schedule_id, r.scheduled_for) for r in runs}) == 3 * 20
-    assert one.sender.sent_count > 0 and two.sender.sent_count > 0
+    # Which worker claims which delivery is a race; that each send was recorded by exactly
+    # one of them is not.
+    assert one.sender.sent_count + two.sender.sent_count == 3 * expected
