@@ -29,8 +29,8 @@ from bot.notifier import TelegramNotifier
 from bot.routers import all_routers
 from core.app import open_core
 from core.config import Settings, load_settings
+from core.counters import count_telegram_error
 from core.errors import ConfigError
-from core.metrics import count_telegram_error
 
 if TYPE_CHECKING:
     from aiogram.methods import Response, TelegramMethod

@@ -29,7 +29,7 @@ from aiogram.exceptions import (
 from aiogram.types import BufferedInputFile, InlineKeyboardMarkup
 
 from bot import ui
-from core.metrics import count_telegram_error
+from core.counters import count_telegram_error
 from core.models import Delivery, DeliveryStatus, Run, Schedule
 
 logger = logging.getLogger(__name__)

@@ -36,8 +36,8 @@ from apscheduler.triggers.date import (  # type: ignore[import-untyped, unused-i
 
 from core import runs
 from core.clock import Clock
+from core.counters import observe_run_lateness
 from core.errors import DuplicateRun
-from core.metrics import observe_run_lateness
 from core.models import (
     Delivery,
     DeliveryStatus,

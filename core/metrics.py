@@ -15,11 +15,12 @@ from dataclasses import dataclass, field
 
 import httpx
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
 
+from core.counters import EVENTS
 from core.models import DeliveryStatus, ScheduleState
 from core.store import Store
 
@@ -27,38 +28,6 @@ logger = logging.getLogger(__name__)
 
 # The states the sidecar reports in GET /health (DESIGN.md, sidecar contract).
 SESSION_STATES = ("STARTING", "SCAN_QR_CODE", "WORKING", "FAILED", "STOPPED")
-
-# Lateness of a run against its scheduled time: seconds for normal runs, up to hours for
-# catch-up runs after downtime.
-LATENESS_BUCKETS = (0.5, 1, 5, 15, 30, 60, 300, 900, 3600, 4 * 3600, 24 * 3600)
-
-# Events counted in this process; scraped together with the store-read gauges.
-EVENTS = CollectorRegistry(auto_describe=True)
-
-RUN_LATENESS = Histogram(
-    "wasched_run_lateness_seconds",
-    "How late a run started against its scheduled time.",
-    buckets=LATENESS_BUCKETS,
-    registry=EVENTS,
-)
-TELEGRAM_ERRORS = Counter(
-    "wasched_telegram_send_errors",
-    "Messages the bot failed to send or edit in Telegram, by kind of error.",
-    ["kind"],
-    registry=EVENTS,
-)
-
-
-def observe_run_lateness(seconds: float) -> None:
-    """Record how late a run started (0 for one on time; never negative)."""
-    RUN_LATENESS.observe(max(0.0, seconds))
-
-
-def count_telegram_error(kind: str) -> None:
-    """Count one failed Telegram send; `kind` is short and bounded, e.g. `retry_after`,
-    `forbidden`, `bad_request`, `network`."""
-    TELEGRAM_ERRORS.labels(kind=kind).inc()
-
 
 SessionStateReader = Callable[[], Awaitable[str | None]]
 

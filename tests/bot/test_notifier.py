@@ -9,7 +9,7 @@ from typing import Any
 from aiogram import Bot
 
 from bot.notifier import Item, Note, TelegramNotifier
-from core.metrics import TELEGRAM_ERRORS
+from core.counters import TELEGRAM_ERRORS
 from core.models import Delivery, DeliveryFilter, DeliveryStatus, Run, RunTrigger, Schedule
 from tests.bot.conftest import ADMIN, OTHER_ADMIN, Harness
 from tests.fakes.telegram import FakeTelegram

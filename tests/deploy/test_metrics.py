@@ -9,12 +9,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client.parser import text_string_to_metric_families
 
-from core.metrics import (
-    count_telegram_error,
-    observe_run_lateness,
-    register_metrics,
-    sidecar_session_state,
-)
+from core.counters import count_telegram_error, observe_run_lateness
+from core.metrics import register_metrics, sidecar_session_state
 from core.store import Store
 from tests.deploy.conftest import fill
 from tests.fakes.sidecar import FakeSidecar, free_port
@@ -91,3 +87,17 @@ async def test_metrics_answer_when_the_sidecar_is_down(sqlite_store: Store) -> N
         value for name, value in samples.items() if name.startswith("wasched_whatsapp_session")
     )
     assert samples["wasched_deliveries{status=queued}"] == 0
+
+
+def test_the_engine_counts_events_without_importing_an_http_stack() -> None:
+    """The engine and its counters stay light: arming schedules in a process that runs no
+    HTTP server or client does not pay for one (`bench_engine.py` measures that process)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, core.engine; "
+        "print(','.join(sorted(m for m in ('aiohttp', 'httpx') if m in sys.modules)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""

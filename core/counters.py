@@ -1,0 +1,40 @@
+"""Events counted in this process for `GET /metrics`: run lateness and Telegram send errors.
+
+Kept apart from `core.metrics` (the scrape: store reads, the sidecar's state, the aiohttp
+handler) so the engine and the bot count events without importing an HTTP stack.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+# Lateness of a run against its scheduled time: seconds for normal runs, up to hours for
+# catch-up runs after downtime.
+LATENESS_BUCKETS = (0.5, 1, 5, 15, 30, 60, 300, 900, 3600, 4 * 3600, 24 * 3600)
+
+# Events counted in this process; scraped together with the store-read gauges.
+EVENTS = CollectorRegistry(auto_describe=True)
+
+RUN_LATENESS = Histogram(
+    "wasched_run_lateness_seconds",
+    "How late a run started against its scheduled time.",
+    buckets=LATENESS_BUCKETS,
+    registry=EVENTS,
+)
+TELEGRAM_ERRORS = Counter(
+    "wasched_telegram_send_errors",
+    "Messages the bot failed to send or edit in Telegram, by kind of error.",
+    ["kind"],
+    registry=EVENTS,
+)
+
+
+def observe_run_lateness(seconds: float) -> None:
+    """Record how late a run started (0 for one on time; never negative)."""
+    RUN_LATENESS.observe(max(0.0, seconds))
+
+
+def count_telegram_error(kind: str) -> None:
+    """Count one failed Telegram send; `kind` is short and bounded, e.g. `retry_after`,
+    `forbidden`, `bad_request`, `network`."""
+    TELEGRAM_ERRORS.labels(kind=kind).inc()
