@@ -12,6 +12,11 @@ due schedule:
    schedule ends `done`;
 3. the sender is woken.
 
+The wake-up is armed `WAKE_LEAD_S` before the earliest `next_run_at`: the pass reads what falls
+due in the next moment, then waits for each due instant and fires from what it read, so the
+store read is not between the due time and the run. Any schedule change in this process while
+it waits (pause, edit, delete) makes it read again before firing.
+
 An occurrence later than the misfire grace is recorded as a run whose deliveries are `missed`,
 and the owner is told; if a later occurrence still lies within the grace, that one runs as a
 catch-up. Arming costs the same for 100 schedules as for 100,000.
@@ -57,9 +62,12 @@ WAKE_JOB = "wasched-wake"
 # hear of its runs (the start-up pass runs all); what is still due is taken by the next
 # wake-up at once.
 ROUNDS_PER_PASS = 50
-# A pass also reads the schedules falling due this soon; while it is still storing earlier
-# runs it waits for them, rather than ending and being woken again.
-LOOK_AHEAD_S = 0.02
+# The wake-up comes this long before the earliest due time, so the pass has read what falls
+# due before it does.
+WAKE_LEAD_S = 0.05
+# A pass reads the schedules falling due this soon and waits for them, rather than ending and
+# being woken again.
+LOOK_AHEAD_S = 0.1
 MISSED = "missed"
 
 
@@ -93,6 +101,10 @@ class Engine:
         self._running = False
         self._starting = False
         self._next_due: datetime | None = None
+        # Counts schedule changes in this process: a pass fires what it read ahead only if
+        # none happened since the read.
+        self._changes = 0
+        self._stopping = asyncio.Event()
         self._last_pass_at: datetime | None = None
         self._last_due = 0
         self.fired = 0
@@ -107,6 +119,7 @@ class Engine:
         )
         self._scheduler.start()
         self._running = True
+        self._stopping.clear()
         await self._complete_unfinished()
         self._starting = True
         try:
@@ -120,6 +133,7 @@ class Engine:
         if not self._running:
             return
         self._running = False
+        self._stopping.set()  # a pass waiting for a due time stops waiting
         try:
             async with asyncio.timeout(drain_s):
                 await self._lock.acquire()
@@ -139,6 +153,7 @@ class Engine:
     # --- EngineHooks -----------------------------------------------------------------
     def schedules_changed(self) -> None:
         """A schedule was added, edited, paused, resumed or deleted: look again now."""
+        self._changes += 1
         self._arm_at(self.clock.now())
 
     def deliveries_queued(self) -> None:
@@ -179,8 +194,9 @@ class Engine:
                 self._scheduler.remove_job(WAKE_JOB)
             return
         # APScheduler's timer runs on the wall clock; arming by delay keeps the injected
-        # clock the judge of what is due (the same instant with the system clock).
-        delay = max(0.0, (due - self.clock.now()).total_seconds())
+        # clock the judge of what is due (the same instant with the system clock). The pass
+        # it starts waits for the due time itself.
+        delay = max(0.0, (due - self.clock.now()).total_seconds() - WAKE_LEAD_S)
         self._scheduler.add_job(
             self._wake,
             trigger=DateTrigger(run_date=datetime.now(UTC) + timedelta(seconds=delay)),
@@ -235,6 +251,10 @@ class Engine:
         # Occurrences due together fire together (up to `concurrency` at once), so one
         # schedule's store round trips do not hold back the next one's claim.
         slots = asyncio.Semaphore(self.concurrency)
+        # Read by the last round before they fell due: fired at their time from that read,
+        # unless a schedule changed in this process since (then the next read decides).
+        ahead: list[Schedule] = []
+        read_after = self._changes
 
         async def fire(schedule: Schedule, now: datetime) -> None:
             nonlocal handled
@@ -249,48 +269,56 @@ class Engine:
             if queued:
                 self.on_deliveries()
 
+        def launch(schedules: list[Schedule], now: datetime) -> None:
+            for schedule in schedules:
+                seen.add((schedule.id, schedule.next_run_at))
+                task = asyncio.get_running_loop().create_task(fire(schedule, now))
+                firing.add(task)
+                task.add_done_callback(firing.discard)
+
+        def unhandled(schedule: Schedule) -> bool:
+            return schedule.id not in failed and (schedule.id, schedule.next_run_at) not in seen
+
         try:
             for rounds in itertools.count():
-                if rounds >= ROUNDS_PER_PASS and not self._starting:
-                    capped = True  # more may be due: the next pass comes at once
+                if self._stopping.is_set() or (rounds >= ROUNDS_PER_PASS and not self._starting):
+                    capped = True  # what is still due is taken by the next pass
                     break
                 # Each round looks again at what is due by now, while earlier occurrences are
                 # still being stored: one that falls due meanwhile fires at once.
                 now = self.clock.now()
                 self._last_pass_at = now
+                if ahead and self._changes == read_after:
+                    ready = [s for s in ahead if _due_by(s, now) and unhandled(s)]
+                    launch(ready, now)
+                    if ready:
+                        await asyncio.sleep(0)  # their claims reach the store before the read
+                read_after = self._changes
                 # One read for what is due and what falls due in a moment.
                 read = await self.store.due_schedules(
                     now + timedelta(seconds=LOOK_AHEAD_S), limit=self.batch
                 )
-                due = [s for s in read if s.next_run_at is not None and s.next_run_at <= now]
-                upcoming = [
-                    s.next_run_at
+                due = [s for s in read if _due_by(s, now)]
+                fresh = [schedule for schedule in due if unhandled(schedule)]
+                launch(fresh, now)
+                ahead = [
+                    s
                     for s in read
-                    if s.next_run_at is not None
-                    and s.next_run_at > now
-                    and (s.id, s.next_run_at) not in seen
+                    if s.next_run_at is not None and not _due_by(s, now) and unhandled(s)
                 ]
-                fresh = [
-                    schedule
-                    for schedule in due
-                    if schedule.id not in failed
-                    and (schedule.id, schedule.next_run_at) not in seen
-                ]
-                for schedule in fresh:
-                    seen.add((schedule.id, schedule.next_run_at))
-                    task = asyncio.get_running_loop().create_task(fire(schedule, now))
-                    firing.add(task)
-                    task.add_done_callback(firing.discard)
                 if fresh and len(read) >= self.batch:
                     # A full batch: store it before reading on (the next read would return
                     # these same schedules until they move).
                     await asyncio.wait(set(firing))
                     continue
-                if not fresh and not firing:
+                if not fresh and not firing and not ahead:
                     # Due schedules left here could not move (they failed): retry them later.
                     leftover = bool(due)
                     break
-                await self._until_due_or_fired(firing, min(upcoming, default=None))
+                await self._until_due_or_fired(
+                    firing,
+                    min((s.next_run_at for s in ahead if s.next_run_at is not None), default=None),
+                )
         finally:
             if firing:
                 await asyncio.gather(*firing, return_exceptions=True)
@@ -302,14 +330,12 @@ class Engine:
     ) -> None:
         """Wait until every occurrence being fired is stored, or the `upcoming` one falls
         due, whichever comes first."""
-        waiters: set[asyncio.Future[Any]] = set()
+        waiters: set[asyncio.Future[Any]] = {asyncio.ensure_future(self._stopping.wait())}
         if firing:
             waiters.add(asyncio.ensure_future(asyncio.wait(set(firing))))
         if upcoming is not None:
             delay = max(0.0, (upcoming - self.clock.now()).total_seconds())
             waiters.add(asyncio.ensure_future(self.clock.sleep(delay)))
-        if not waiters:
-            return
         try:
             await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -459,3 +485,7 @@ class Engine:
             queued = queued or any(d.status is DeliveryStatus.queued for d in deliveries)
         if queued:
             self.on_deliveries()
+
+
+def _due_by(schedule: Schedule, now: datetime) -> bool:
+    return schedule.next_run_at is not None and schedule.next_run_at <= now
