@@ -66,7 +66,8 @@ ROUNDS_PER_PASS = 50
 # due before it does.
 WAKE_LEAD_S = 0.05
 # A pass reads the schedules falling due this soon and waits for them, rather than ending and
-# being woken again.
+# being woken again; while it waits it reads again every LOOK_AHEAD_S - WAKE_LEAD_S, so each
+# schedule is read at least WAKE_LEAD_S before it falls due.
 LOOK_AHEAD_S = 0.1
 MISSED = "missed"
 
@@ -101,9 +102,9 @@ class Engine:
         self._running = False
         self._starting = False
         self._next_due: datetime | None = None
-        # Counts schedule changes in this process: a pass fires what it read ahead only if
-        # none happened since the read.
-        self._changes = 0
+        # Set by a schedule change in this process: a pass fires what it read ahead only if
+        # nothing changed since the read, and a waiting pass reads again at once.
+        self._changed = asyncio.Event()
         self._stopping = asyncio.Event()
         self._last_pass_at: datetime | None = None
         self._last_due = 0
@@ -153,7 +154,7 @@ class Engine:
     # --- EngineHooks -----------------------------------------------------------------
     def schedules_changed(self) -> None:
         """A schedule was added, edited, paused, resumed or deleted: look again now."""
-        self._changes += 1
+        self._changed.set()
         self._arm_at(self.clock.now())
 
     def deliveries_queued(self) -> None:
@@ -251,10 +252,10 @@ class Engine:
         # Occurrences due together fire together (up to `concurrency` at once), so one
         # schedule's store round trips do not hold back the next one's claim.
         slots = asyncio.Semaphore(self.concurrency)
-        # Read by the last round before they fell due: fired at their time from that read,
-        # unless a schedule changed in this process since (then the next read decides).
+        # Read before they fell due: each fires at its time from that read, unless a schedule
+        # changed in this process since (then a new read decides).
         ahead: list[Schedule] = []
-        read_after = self._changes
+        read_again = self.clock.now()
 
         async def fire(schedule: Schedule, now: datetime) -> None:
             nonlocal handled
@@ -284,20 +285,26 @@ class Engine:
                 if self._stopping.is_set() or (rounds >= ROUNDS_PER_PASS and not self._starting):
                     capped = True  # what is still due is taken by the next pass
                     break
-                # Each round looks again at what is due by now, while earlier occurrences are
-                # still being stored: one that falls due meanwhile fires at once.
                 now = self.clock.now()
                 self._last_pass_at = now
-                if ahead and self._changes == read_after:
-                    ready = [s for s in ahead if _due_by(s, now) and unhandled(s)]
-                    launch(ready, now)
-                    if ready:
-                        await asyncio.sleep(0)  # their claims reach the store before the read
-                read_after = self._changes
-                # One read for what is due and what falls due in a moment.
+                if self._changed.is_set():
+                    ahead = []
+                ready = [s for s in ahead if _due_by(s, now)]
+                if ready:
+                    ahead = [s for s in ahead if not _due_by(s, now)]
+                    launch([s for s in ready if unhandled(s)], now)
+                    await asyncio.sleep(0)  # their claims reach the store before a read
+                if ahead and now < read_again:
+                    # Nothing new to look for yet: wait for the next occurrence read ahead.
+                    await self._wait(firing=None, until=min(_due_times(ahead), read_again))
+                    continue
+                # Read what is due by now and what falls due in a moment: one that fell due
+                # while earlier occurrences were being stored fires at once.
+                self._changed.clear()
                 read = await self.store.due_schedules(
                     now + timedelta(seconds=LOOK_AHEAD_S), limit=self.batch
                 )
+                read_again = now + timedelta(seconds=LOOK_AHEAD_S - WAKE_LEAD_S)
                 due = [s for s in read if _due_by(s, now)]
                 fresh = [schedule for schedule in due if unhandled(schedule)]
                 launch(fresh, now)
@@ -315,26 +322,31 @@ class Engine:
                     # Due schedules left here could not move (they failed): retry them later.
                     leftover = bool(due)
                     break
-                await self._until_due_or_fired(
-                    firing,
-                    min((s.next_run_at for s in ahead if s.next_run_at is not None), default=None),
-                )
+                if ahead:
+                    await self._wait(firing=None, until=min(_due_times(ahead), read_again))
+                else:
+                    # Read again once these are stored: a schedule moved to an occurrence
+                    # still due (a catch-up after a missed one) comes back at once.
+                    await self._wait(firing=firing, until=None)
         finally:
             if firing:
                 await asyncio.gather(*firing, return_exceptions=True)
         self._last_due = handled
         return handled, (leftover or bool(failed)) and not capped
 
-    async def _until_due_or_fired(
-        self, firing: set[asyncio.Task[None]], upcoming: datetime | None
+    async def _wait(
+        self, *, firing: set[asyncio.Task[None]] | None, until: datetime | None
     ) -> None:
-        """Wait until every occurrence being fired is stored, or the `upcoming` one falls
-        due, whichever comes first."""
-        waiters: set[asyncio.Future[Any]] = {asyncio.ensure_future(self._stopping.wait())}
+        """Wait until every occurrence in `firing` is stored, or `until` comes, whichever is
+        first; a schedule change or `stop()` ends the wait at once."""
+        waiters: set[asyncio.Future[Any]] = {
+            asyncio.ensure_future(self._stopping.wait()),
+            asyncio.ensure_future(self._changed.wait()),
+        }
         if firing:
             waiters.add(asyncio.ensure_future(asyncio.wait(set(firing))))
-        if upcoming is not None:
-            delay = max(0.0, (upcoming - self.clock.now()).total_seconds())
+        if until is not None:
+            delay = max(0.0, (until - self.clock.now()).total_seconds())
             waiters.add(asyncio.ensure_future(self.clock.sleep(delay)))
         try:
             await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
@@ -489,3 +501,7 @@ class Engine:
 
 def _due_by(schedule: Schedule, now: datetime) -> bool:
     return schedule.next_run_at is not None and schedule.next_run_at <= now
+
+
+def _due_times(schedules: list[Schedule]) -> datetime:
+    return min(s.next_run_at for s in schedules if s.next_run_at is not None)

@@ -140,3 +140,27 @@ async def test_stop_ends_a_pass_waiting_for_a_due_time(
     assert await core.store.list_runs(schedule_id=schedule.id) == []
     stored = await core.store.get_schedule(schedule.id)
     assert stored is not None and stored.next_run_at == due  # left for the next start
+
+
+async def test_a_schedule_added_while_the_pass_waits_fires_at_its_own_time(
+    core: Core, clock: FakeClock
+) -> None:
+    later_at = clock.now() + timedelta(minutes=1)
+    later = await once_at(core, later_at, "later")
+    await clock.advance((later_at - clock.now()).total_seconds() - WAKE_LEAD_S)
+    calls = record_store_calls(core)
+    waiting = asyncio.create_task(core.engine.tick())
+    await eventually(lambda: calls == ["read"], what="the pass's first read")
+
+    sooner_at = clock.now() + timedelta(seconds=WAKE_LEAD_S / 2)
+    sooner = await once_at(core, sooner_at, "sooner")
+    core.engine.schedules_changed()  # what the service calls after every change
+    await eventually(lambda: calls.count("read") == 2, what="a read after the change")
+    await clock.advance(WAKE_LEAD_S / 2)
+
+    await eventually(lambda: core.store.list_runs(schedule_id=sooner.id), what="the sooner run")
+    assert await core.store.list_runs(schedule_id=later.id) == []  # its time has not come
+    await clock.advance(WAKE_LEAD_S / 2)
+    assert await waiting == 2
+    (run,) = await core.store.list_runs(schedule_id=later.id)
+    assert run.late_by_s == 0
