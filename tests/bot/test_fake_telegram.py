@@ -12,7 +12,12 @@ from aiogram.exceptions import (
     TelegramRetryAfter,
     TelegramUnauthorizedError,
 )
-from aiogram.types import BufferedInputFile, InlineKeyboardButton, InlineKeyboardMarkup
+from aiogram.types import (
+    BufferedInputFile,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    Message,
+)
 
 from tests.bot.conftest import ADMIN
 from tests.fakes.telegram import FakeTelegram
@@ -42,12 +47,92 @@ async def test_callback_data_over_64_bytes_is_refused(bot: Bot) -> None:
     await bot.send_message(ADMIN, "hi", reply_markup=markup("x" * 64))
 
 
-async def test_editing_to_the_same_content_is_not_modified(bot: Bot) -> None:
-    sent = await bot.send_message(ADMIN, "same")
+def keyboard(*labels: str) -> InlineKeyboardMarkup:
+    buttons = [InlineKeyboardButton(text=label, callback_data=label) for label in labels]
+    return InlineKeyboardMarkup(inline_keyboard=[buttons])
+
+
+async def test_editing_to_the_same_text_entities_and_keyboard_is_not_modified(
+    telegram: FakeTelegram, bot: Bot
+) -> None:
+    sent = await bot.send_message(ADMIN, "<b>same</b> text", reply_markup=keyboard("a"))
+    mid = sent.message_id
     with pytest.raises(TelegramBadRequest, match="message is not modified"):
-        await bot.edit_message_text("same", chat_id=ADMIN, message_id=sent.message_id)
+        await bot.edit_message_text(
+            "<b>same</b> text", chat_id=ADMIN, message_id=mid, reply_markup=keyboard("a")
+        )
+    # <strong> makes the same bold entity as <b>: the content is the same.
+    with pytest.raises(TelegramBadRequest, match="message is not modified"):
+        await bot.edit_message_text(
+            "<strong>same</strong> text", chat_id=ADMIN, message_id=mid, reply_markup=keyboard("a")
+        )
+    with pytest.raises(TelegramBadRequest, match="message is not modified"):
+        await bot.edit_message_reply_markup(
+            chat_id=ADMIN, message_id=mid, reply_markup=keyboard("a")
+        )
     with pytest.raises(TelegramBadRequest, match="message to edit not found"):
         await bot.edit_message_text("other", chat_id=ADMIN, message_id=999)
+    [message] = telegram.bot_messages(ADMIN)
+    assert message.edits == 0 and message.source == "<b>same</b> text"
+
+
+async def test_an_edit_that_changes_only_the_keyboard_is_accepted(
+    telegram: FakeTelegram, bot: Bot
+) -> None:
+    sent = await bot.send_message(ADMIN, "same", reply_markup=keyboard("a"))
+    mid = sent.message_id
+    await bot.edit_message_text(
+        "same", chat_id=ADMIN, message_id=mid, reply_markup=keyboard("a", "b")
+    )
+    [message] = telegram.bot_messages(ADMIN)
+    assert [b["text"] for b in message.buttons()] == ["a", "b"] and message.edits == 1
+    await bot.edit_message_reply_markup(chat_id=ADMIN, message_id=mid, reply_markup=keyboard("c"))
+    assert [b["text"] for b in message.buttons()] == ["c"] and message.edits == 2
+    # An edit that gives no keyboard removes it, as in Telegram.
+    await bot.edit_message_text("same", chat_id=ADMIN, message_id=mid)
+    assert message.reply_markup is None and message.edits == 3
+    with pytest.raises(TelegramBadRequest, match="message is not modified"):
+        await bot.edit_message_reply_markup(chat_id=ADMIN, message_id=mid)
+
+
+async def test_an_edit_that_changes_only_the_formatting_is_accepted(
+    telegram: FakeTelegram, bot: Bot
+) -> None:
+    sent = await bot.send_message(ADMIN, "same text")
+    mid = sent.message_id
+    edited = await bot.edit_message_text("<b>same</b> text", chat_id=ADMIN, message_id=mid)
+    # The plain text did not change; its entities did.
+    assert isinstance(edited, Message) and edited.text == "same text"
+    assert [(e.type, e.offset, e.length) for e in edited.entities or []] == [("bold", 0, 4)]
+    await bot.edit_message_text("<b>same</b> <i>text</i>", chat_id=ADMIN, message_id=mid)
+    await bot.edit_message_text("<i>same</i> <i>text</i>", chat_id=ADMIN, message_id=mid)
+    [message] = telegram.bot_messages(ADMIN)
+    assert message.text == "same text" and message.edits == 3
+    assert [e["type"] for e in message.entities] == ["italic", "italic"]
+
+
+async def test_a_caption_edit_compares_caption_entities_and_keyboard(
+    telegram: FakeTelegram, bot: Bot
+) -> None:
+    photo = BufferedInputFile(b"\x89PNG fake", filename="qr.png")
+    sent = await bot.send_photo(ADMIN, photo, caption="Scan this", reply_markup=keyboard("a"))
+    mid = sent.message_id
+    with pytest.raises(TelegramBadRequest, match="message is not modified"):
+        await bot.edit_message_caption(
+            chat_id=ADMIN, message_id=mid, caption="Scan this", reply_markup=keyboard("a")
+        )
+    await bot.edit_message_caption(
+        chat_id=ADMIN, message_id=mid, caption="Scan this", reply_markup=keyboard("b")
+    )
+    edited = await bot.edit_message_caption(
+        chat_id=ADMIN, message_id=mid, caption="<b>Scan</b> this", reply_markup=keyboard("b")
+    )
+    assert isinstance(edited, Message) and edited.caption == "Scan this"
+    assert [(e.type, e.offset, e.length) for e in edited.caption_entities or []] == [
+        ("bold", 0, 4)
+    ]
+    [message] = telegram.bot_messages(ADMIN)
+    assert message.edits == 2
 
 
 async def test_a_wrong_token_is_401(telegram: FakeTelegram, bot: Bot) -> None:

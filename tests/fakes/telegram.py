@@ -3,9 +3,10 @@
 It speaks `/bot<token>/<method>` with JSON, urlencoded and multipart bodies (uploads are kept
 with their bytes), long-polls `getUpdates` with Telegram's offset semantics, serves downloads at
 `/file/bot<token>/<path>`, and answers errors the way Telegram does: 401 for a wrong token,
-"message is too long" over 4096 characters, "message is not modified", BUTTON_DATA_INVALID for
-callback data over 64 bytes, "can't parse entities" for broken HTML, and 429 with
-`parameters.retry_after` when a test asks for it.
+"message is too long" over 4096 characters, "message is not modified" for an edit that leaves
+text, entities and keyboard all as they were, BUTTON_DATA_INVALID for callback data over 64
+bytes, "can't parse entities" for broken HTML, and 429 with `parameters.retry_after` when a
+test asks for it.
 
 The test side is plain Python on the same event loop: `send()` / `press()` inject what a person
 does, `wait_event()` / `reply()` wait for what the bot does, `chat()` shows a chat as it looks
@@ -38,29 +39,28 @@ NOT_MODIFIED = (
     "Bad Request: message is not modified: specified new message content and reply markup "
     "are exactly the same as a current content and reply markup of the message"
 )
-# Tags Telegram accepts with parse_mode=HTML.
-HTML_TAGS = frozenset(
-    {
-        "b",
-        "strong",
-        "i",
-        "em",
-        "u",
-        "ins",
-        "s",
-        "strike",
-        "del",
-        "a",
-        "code",
-        "pre",
-        "tg-spoiler",
-        "span",
-        "blockquote",
-        "tg-emoji",
-    }
-)
+# Tags Telegram accepts with parse_mode=HTML, and the entity type each one makes.
+HTML_TAGS = {
+    "b": "bold",
+    "strong": "bold",
+    "i": "italic",
+    "em": "italic",
+    "u": "underline",
+    "ins": "underline",
+    "s": "strikethrough",
+    "strike": "strikethrough",
+    "del": "strikethrough",
+    "a": "text_link",
+    "code": "code",
+    "pre": "pre",
+    "tg-spoiler": "spoiler",
+    "span": "spoiler",
+    "blockquote": "blockquote",
+    "tg-emoji": "custom_emoji",
+}
 _TAG = re.compile(r"<(/?)([a-zA-Z][a-zA-Z0-9-]*)((?:\s+[^<>]*)?)>")
 _ENTITY = re.compile(r"&(lt|gt|amp|quot|#\d+|#x[0-9a-fA-F]+);")
+_ATTRIBUTE = re.compile(r"""([a-zA-Z][a-zA-Z-]*)(?:\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]+)))?""")
 
 
 class ApiError(Exception):
@@ -94,37 +94,78 @@ def telegram_length(text: str) -> int:
 
 def parse_html(source: str) -> str:
     """Check `source` the way Telegram parses parse_mode=HTML; return the plain text."""
+    return parse_html_entities(source)[0]
+
+
+def parse_html_entities(source: str) -> tuple[str, list[dict[str, Any]]]:
+    """Parse `source` the way Telegram parses parse_mode=HTML: the plain text and its entities
+    (offsets and lengths in UTF-16 code units, empty ones dropped, ordered by offset)."""
     plain: list[str] = []
-    stack: list[str] = []
+    length = 0
+    entities: list[dict[str, Any]] = []
+    stack: list[tuple[str, int, dict[str, str]]] = []  # open tag, where it starts, attributes
     pos = 0
     while pos < len(source):
         lt = source.find("<", pos)
         chunk = source[pos:] if lt < 0 else source[pos:lt]
-        plain.append(html.unescape(chunk) if _ENTITY.search(chunk) else chunk)
+        text = html.unescape(chunk) if _ENTITY.search(chunk) else chunk
+        plain.append(text)
+        length += telegram_length(text)
         if lt < 0:
             break
         match = _TAG.match(source, lt)
         if match is None:
             raise bad_request(f"can't parse entities: Unsupported start tag at byte offset {lt}")
-        closing, name, _attrs = match.group(1), match.group(2).lower(), match.group(3)
+        closing, name, attrs = match.group(1), match.group(2).lower(), match.group(3)
         if name not in HTML_TAGS:
             raise bad_request(
                 f'can\'t parse entities: Unsupported start tag "{name}" at byte offset {lt}'
             )
         if closing:
-            if not stack or stack[-1] != name:
+            if not stack or stack[-1][0] != name:
                 raise bad_request(
                     f"can't parse entities: Unexpected end tag at byte offset {lt}\""
                 )
-            stack.pop()
+            _, start, attributes = stack.pop()
+            language = attributes.get("class", "").removeprefix("language-")
+            if name == "code" and stack and stack[-1][0] == "pre":
+                # <pre><code class="language-x">…</code></pre> is one pre entity.
+                if language:
+                    stack[-1][2]["language"] = language
+            elif length > start:
+                entities.append(_html_entity(name, attributes, start, length - start))
         else:
-            stack.append(name)
+            stack.append((name, length, _attributes(attrs)))
         pos = match.end()
     if stack:
         raise bad_request(
-            f"can't parse entities: Can't find end tag corresponding to start tag {stack[-1]}"
+            f"can't parse entities: Can't find end tag corresponding to start tag {stack[-1][0]}"
         )
-    return "".join(plain)
+    entities.sort(key=lambda e: (e["offset"], -e["length"]))
+    return "".join(plain), entities
+
+
+def _attributes(source: str) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for match in _ATTRIBUTE.finditer(source):
+        value = next((v for v in match.group(2, 3, 4) if v is not None), "")
+        found[match.group(1).lower()] = html.unescape(value)
+    return found
+
+
+def _html_entity(
+    name: str, attributes: dict[str, str], offset: int, length: int
+) -> dict[str, Any]:
+    entity: dict[str, Any] = {"type": HTML_TAGS[name], "offset": offset, "length": length}
+    if name == "a":
+        entity["url"] = attributes.get("href", "")
+    elif name == "pre" and attributes.get("language"):
+        entity["language"] = attributes["language"]
+    elif name == "blockquote" and "expandable" in attributes:
+        entity["type"] = "expandable_blockquote"
+    elif name == "tg-emoji":
+        entity["custom_emoji_id"] = attributes.get("emoji-id", "")
+    return entity
 
 
 @dataclass
@@ -148,6 +189,7 @@ class ChatMessage:
     text: str  # plain text (or caption) as a person reads it
     source: str  # what the bot sent, before entity parsing
     reply_markup: dict[str, Any] | None = None
+    entities: list[dict[str, Any]] = field(default_factory=list)  # of `text`, as Telegram parses
     file: UploadedFile | None = None
     deleted: bool = False
     edits: int = 0
@@ -556,11 +598,12 @@ class FakeTelegram:
         source = str(params.get("text") or "")
         if not source.strip():
             raise bad_request("message text is empty")
-        text = self._parse(source, params)
+        text, entities = self._formatted(source, params, "entities")
         if telegram_length(text) > TEXT_LIMIT:
             raise bad_request("message is too long")
         markup = self._markup(params)
         message = self._bot_message(chat_id, "text", text, source, markup)
+        message.entities = entities
         await self._record("send", message, "sendmessage", params)
         return self._message_payload(message)
 
@@ -596,11 +639,12 @@ class FakeTelegram:
             folder = "photos" if kind == "photo" else "documents"
             upload = self._store_file(upload.data, upload.filename, upload.content_type, folder)
         source = str(params.get("caption") or "")
-        caption = self._parse(source, params) if source else ""
+        caption, entities = self._formatted(source, params, "caption_entities")
         if telegram_length(caption) > CAPTION_LIMIT:
             raise bad_request("message caption is too long")
         markup = self._markup(params)
         message = self._bot_message(chat_id, kind, caption, source, markup, upload)
+        message.entities = entities
         await self._record("send", message, f"send{kind}", params)
         return self._message_payload(message)
 
@@ -611,13 +655,15 @@ class FakeTelegram:
         source = str(params.get("text") or "")
         if not source.strip():
             raise bad_request("message text is empty")
-        text = self._parse(source, params)
+        text, entities = self._formatted(source, params, "entities")
         if telegram_length(text) > TEXT_LIMIT:
             raise bad_request("MESSAGE_TOO_LONG")
         markup = self._markup(params)
-        if text == message.text and markup == message.reply_markup:
+        # Telegram refuses only an edit that changes nothing: text, entities and keyboard.
+        if (text, entities, markup) == (message.text, message.entities, message.reply_markup):
             raise bad_request(NOT_MODIFIED.removeprefix("Bad Request: "))
         message.text, message.source, message.reply_markup = text, source, markup
+        message.entities = entities
         message.edits += 1
         await self._record("edit", message, "editmessagetext", params)
         return self._message_payload(message)
@@ -627,13 +673,14 @@ class FakeTelegram:
         if message.kind == "text":
             raise bad_request("there is no caption in the message to edit")
         source = str(params.get("caption") or "")
-        caption = self._parse(source, params) if source else ""
+        caption, entities = self._formatted(source, params, "caption_entities")
         if telegram_length(caption) > CAPTION_LIMIT:
             raise bad_request("message caption is too long")
         markup = self._markup(params)
-        if caption == message.text and markup == message.reply_markup:
+        if (caption, entities, markup) == (message.text, message.entities, message.reply_markup):
             raise bad_request(NOT_MODIFIED.removeprefix("Bad Request: "))
         message.text, message.source, message.reply_markup = caption, source, markup
+        message.entities = entities
         message.edits += 1
         await self._record("edit", message, "editmessagecaption", params)
         return self._message_payload(message)
@@ -709,10 +756,20 @@ class FakeTelegram:
             raise bad_request("message can't be edited")
         return message
 
-    def _parse(self, source: str, params: dict[str, Any]) -> str:
-        if str(params.get("parse_mode") or "").upper() == "HTML":
-            return parse_html(source)
-        return source
+    def _formatted(
+        self, source: str, params: dict[str, Any], entities_key: str
+    ) -> tuple[str, list[dict[str, Any]]]:
+        """The plain text and its entities: from parse_mode when one is given (it wins over
+        explicit entities in the Bot API), else from `entities_key` as sent."""
+        parse_mode = str(params.get("parse_mode") or "")
+        if parse_mode.upper() == "HTML":
+            return parse_html_entities(source)
+        if parse_mode and parse_mode.lower() != "none":
+            return source, []  # other parse modes are not parsed by this fake
+        entities = _json_value(params.get(entities_key)) or []
+        if not isinstance(entities, list) or not all(isinstance(e, dict) for e in entities):
+            raise bad_request(f"can't parse {entities_key} JSON object")
+        return source, sorted(entities, key=lambda e: (e.get("offset", 0), -e.get("length", 0)))
 
     def _markup(self, params: dict[str, Any]) -> dict[str, Any] | None:
         markup = _json_value(params.get("reply_markup"))
@@ -720,6 +777,8 @@ class FakeTelegram:
             return None
         if not isinstance(markup, dict):
             raise bad_request("can't parse reply keyboard markup JSON object")
+        if markup.get("inline_keyboard") == []:
+            return None  # an empty inline keyboard is no keyboard, in Telegram too
         for row in markup.get("inline_keyboard", []):
             for button in row:
                 if not str(button.get("text", "")):
@@ -802,6 +861,8 @@ class FakeTelegram:
         upload = message.file
         if message.kind == "text":
             payload["text"] = message.text
+            if message.entities:
+                payload["entities"] = message.entities
         elif message.kind == "photo" and upload is not None:
             payload["photo"] = [
                 {
@@ -822,6 +883,8 @@ class FakeTelegram:
             }
         if message.kind != "text" and message.text:
             payload["caption"] = message.text
+            if message.entities:
+                payload["caption_entities"] = message.entities
         if message.reply_markup:
             payload["reply_markup"] = message.reply_markup
         return payload
