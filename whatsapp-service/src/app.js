@@ -17,7 +17,8 @@ const FIELD_HINTS = {
 
 /**
  * Builds the sidecar's HTTP app around `engine`. Ready starts the engine; `app.shutdown()`
- * stops taking requests (503), lets the send in flight finish, then closes: the engine
+ * stops taking requests (503), lets the send in flight finish (for at most half the shutdown
+ * timeout: a hung send must not keep the browser from closing), then closes: the engine
  * (never logging out) and the event queue (flushed, bounded).
  * `options.logger` is a pino instance to share; `options.events` replaces the forwarder.
  */
@@ -47,6 +48,7 @@ export function buildApp(config, engine, { logger, events } = {}) {
   for (const [name, listener] of Object.entries(forwarded)) engine.on(name, listener);
 
   let draining = false;
+  const drainSends = () => sender.drain({ timeoutMs: Math.ceil(config.shutdownTimeoutMs / 2) });
 
   app.addHook('onRequest', async (request, reply) => {
     const route = request.routeOptions.url;
@@ -101,7 +103,7 @@ export function buildApp(config, engine, { logger, events } = {}) {
 
   app.addHook('onClose', async () => {
     draining = true;
-    await sender.drain();
+    await drainSends();
     await engine.stop();
     for (const [name, listener] of Object.entries(forwarded)) engine.off(name, listener);
     await forwarder.close({ timeoutMs: Math.min(5000, Math.ceil(config.shutdownTimeoutMs / 3)) });
@@ -112,7 +114,7 @@ export function buildApp(config, engine, { logger, events } = {}) {
     shuttingDown ??= (async () => {
       draining = true;
       app.log.info('shutting down: no new sends, finishing the ones in flight');
-      await sender.drain();
+      await drainSends();
       await app.close();
     })();
     return shuttingDown;

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createServer } from 'node:http';
 import { once } from 'node:events';
+import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -150,6 +151,90 @@ describe('the service process', () => {
     );
     second.child.kill('SIGINT');
     assert.deepEqual(await second.exited, { code: 0, signal: null });
+  });
+
+  test('a send hung at SIGTERM is let go after half the bound (503), the browser still closes, and the retry after a restart sends it once', async () => {
+    const dataDir = await tempDir();
+    const settings = {
+      WHATSAPP_ENGINE: 'fake',
+      WHATSAPP_DATA_DIR: dataDir,
+      WHATSAPP_API_KEY: API_KEY,
+      WHATSAPP_EVENTS_URL: 'http://127.0.0.1:9/nowhere',
+      WHATSAPP_EVENTS_TIMEOUT_MS: '100',
+      WHATSAPP_FAKE_START_DELAY_MS: '0',
+      WHATSAPP_FAKE_SEND_DELAY_MS: '600000',
+      WHATSAPP_SHUTDOWN_TIMEOUT_MS: '2000',
+    };
+    const message = { to: '+4915112345678', text: 'hung', idempotency_key: 'run-43:hung' };
+
+    const first = startService(settings);
+    const firstUrl = await baseUrl(first);
+    await untilWorking(firstUrl);
+    const sending = call(firstUrl, '/messages', { method: 'POST', body: message });
+    await first.logged((line) => line.msg === 'fake send in flight');
+    first.child.kill('SIGTERM');
+    const answer = await sending;
+    assert.equal(answer.status, 503);
+    assert.equal(answer.body.error.code, 'shutting_down');
+    assert.deepEqual(await first.exited, { code: 0, signal: null });
+    const given = await first.logged((line) => Array.isArray(line.idempotencyKeys));
+    assert.deepEqual(given.idempotencyKeys, [message.idempotency_key]);
+    await first.logged((line) => line.msg === 'stopped cleanly');
+
+    const second = startService({ ...settings, WHATSAPP_FAKE_SEND_DELAY_MS: '0' });
+    const secondUrl = await baseUrl(second);
+    await untilWorking(secondUrl);
+    const retry = await call(secondUrl, '/messages', { method: 'POST', body: message });
+    assert.equal(retry.status, 201);
+    assert.equal(retry.body.duplicate, false);
+    const outbox = await call(secondUrl, '/fake/outbox');
+    assert.deepEqual(
+      outbox.body.messages.map((sent) => sent.idempotency_key),
+      [message.idempotency_key],
+    );
+    second.child.kill('SIGTERM');
+    assert.equal((await second.exited).code, 0);
+  });
+
+  test('a send cut by SIGKILL leaves its attempt, and the retry after a restart sends it once', async () => {
+    const dataDir = await tempDir();
+    const settings = {
+      WHATSAPP_ENGINE: 'fake',
+      WHATSAPP_DATA_DIR: dataDir,
+      WHATSAPP_API_KEY: API_KEY,
+      WHATSAPP_EVENTS_URL: 'http://127.0.0.1:9/nowhere',
+      WHATSAPP_EVENTS_TIMEOUT_MS: '100',
+      WHATSAPP_FAKE_START_DELAY_MS: '0',
+      WHATSAPP_FAKE_SEND_DELAY_MS: '600000',
+      WHATSAPP_SHUTDOWN_TIMEOUT_MS: '3000',
+    };
+    const message = { to: '+4915112345678', text: 'cut', idempotency_key: 'run-44:cut' };
+
+    const first = startService(settings);
+    const firstUrl = await baseUrl(first);
+    await untilWorking(firstUrl);
+    const sending = call(firstUrl, '/messages', { method: 'POST', body: message }).catch(
+      (err) => err,
+    );
+    await first.logged((line) => line.msg === 'fake send in flight');
+    first.child.kill('SIGKILL');
+    assert.equal((await first.exited).signal, 'SIGKILL');
+    assert.ok((await sending) instanceof Error, 'the caller saw the connection drop');
+    const ledger = JSON.parse(await readFile(join(dataDir, 'idempotency-ledger.json'), 'utf8'));
+    assert.deepEqual(Object.keys(ledger.attempts), [message.idempotency_key]);
+
+    const second = startService({ ...settings, WHATSAPP_FAKE_SEND_DELAY_MS: '0' });
+    const secondUrl = await baseUrl(second);
+    await untilWorking(secondUrl);
+    const retry = await call(secondUrl, '/messages', { method: 'POST', body: message });
+    assert.equal(retry.status, 201);
+    assert.equal(retry.body.duplicate, false);
+    const again = await call(secondUrl, '/messages', { method: 'POST', body: message });
+    assert.deepEqual(again.body, { ...retry.body, duplicate: true });
+    const outbox = await call(secondUrl, '/fake/outbox');
+    assert.equal(outbox.body.messages.length, 1);
+    second.child.kill('SIGTERM');
+    assert.equal((await second.exited).code, 0);
   });
 
   test('a bad setting stops start-up with one line naming it', async () => {

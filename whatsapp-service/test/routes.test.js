@@ -182,7 +182,7 @@ describe('POST /messages', () => {
       const armed = await app.inject(
         authed({ method: 'POST', url: '/fake/fail', payload: { code, count: 2 } }),
       );
-      assert.deepEqual(armed.json(), { code, count: 2 });
+      assert.deepEqual(armed.json(), { code, count: 2, after_send: false });
       assertError(await send(app, { idempotency_key: 'same' }), status, code);
       assertError(await send(app, { idempotency_key: 'same' }), status, code);
       const third = await send(app, { idempotency_key: 'same' });

@@ -72,10 +72,30 @@ class FakeClient extends EventEmitter {
     if (this.world.sendFails) throw new Error('Error: No LID for user');
     if (chatId.endsWith('@g.us') && !this.world.groups.includes(chatId)) return undefined;
     this.sent += 1;
+    const media = typeof content !== 'string';
+    const message = sentMessage(`true_${chatId}_3EB0${this.sent}`, {
+      body: media ? (options.caption ?? '') : content,
+      hasMedia: media,
+    });
+    chatIn(this.world, chatId).push(message);
+    // Like Utils.js: the message is in the chat (WhatsApp Web sends it from there) before the
+    // send result is awaited, and a page error after that point reaches the caller.
+    if (this.world.failAfterAdding) throw new Error('Protocol error: Target closed');
+    return message;
+  }
+
+  async getChatById(chatId) {
+    this.calls.push(['getChatById', chatId]);
+    if (this.world.chatReadFails) throw new Error('Evaluation failed: TypeError');
+    const messages = this.world.chats.get(chatId);
+    if (!messages) return undefined;
     return {
-      id: { fromMe: true, _serialized: `true_${chatId}_3EB0${this.sent}` },
-      ack: 0,
-      timestamp: 1790000000,
+      id: { _serialized: chatId },
+      fetchMessages: async (options) => {
+        this.calls.push(['fetchMessages', chatId, options]);
+        const found = messages.filter((message) => message.id.fromMe === options.fromMe);
+        return found.slice(-options.limit);
+      },
     };
   }
 
@@ -152,6 +172,24 @@ class FakeClient extends EventEmitter {
   }
 }
 
+/** A Message as whatsapp-web.js builds it (structures/Message.js): `timestamp` in seconds. */
+function sentMessage(
+  serialized,
+  { body = 'hello', hasMedia = false, fromMe = true, timestamp = nowSeconds() } = {},
+) {
+  return { id: { fromMe, _serialized: serialized }, fromMe, ack: 0, timestamp, body, hasMedia };
+}
+
+function nowSeconds() {
+  return Math.floor(Date.now() / 1000);
+}
+
+/** The chat's messages in `world` (WhatsApp's side: they outlive any one Client). */
+function chatIn(world, chatId) {
+  if (!world.chats.has(chatId)) world.chats.set(chatId, []);
+  return world.chats.get(chatId);
+}
+
 class FakeLocalAuth {
   constructor(options) {
     this.options = options;
@@ -167,7 +205,13 @@ class FakeMessageMedia {
 /** A wwebjs-engine app whose Clients are fakes; `world.clients` lists every Client made. */
 async function startWwebjsApp({ dataDir, world: worldOptions = {} } = {}) {
   const dir = dataDir ?? (await tempDir({ keep: true }));
-  const world = { clients: [], groups: ['1203@g.us'], onInitialize() {}, ...worldOptions };
+  const world = {
+    clients: [],
+    groups: ['1203@g.us'],
+    chats: new Map(),
+    onInitialize() {},
+    ...worldOptions,
+  };
   const library = {
     Client: class extends FakeClient {
       constructor(options) {
@@ -342,6 +386,115 @@ describe('wwebjs engine: sending', () => {
     assert.deepEqual(groups.json(), [
       { id: '1203@g.us', name: 'Family', participants: ['491511@c.us', '491512@c.us'] },
     ]);
+  });
+});
+
+describe('wwebjs engine: finding a sent message', () => {
+  const personChat = `${REGISTERED}@c.us`;
+  const query = (overrides = {}) => ({
+    to: `+${REGISTERED}`,
+    text: 'hello',
+    media: null,
+    since: new Date(),
+    ...overrides,
+  });
+
+  test('looks the number up, reads the chat and answers the message like send does', async () => {
+    const { engine, world, client } = await linked();
+    const message = sentMessage(`true_${personChat}_3EB0A`);
+    chatIn(world, personChat).push(message);
+    const found = await engine.findSent(query({ since: new Date(message.timestamp * 1000) }));
+    assert.deepEqual(found, {
+      id: `true_${personChat}_3EB0A`,
+      to: personChat,
+      timestamp: new Date(message.timestamp * 1000).toISOString(),
+    });
+    assert.deepEqual(calls(client(), 'getNumberId'), [['getNumberId', REGISTERED]]);
+    assert.deepEqual(calls(client(), 'getChatById'), [['getChatById', personChat]]);
+    assert.deepEqual(calls(client(), 'fetchMessages'), [
+      ['fetchMessages', personChat, { limit: 20, fromMe: true }],
+    ]);
+  });
+
+  test('takes only a message from this account with this text, sent since the attempt began (2 s slack)', async () => {
+    const { engine, world } = await linked();
+    const since = new Date();
+    const start = Math.floor(since.getTime() / 1000);
+    chatIn(world, personChat).push(
+      sentMessage('too-early', { timestamp: start - 3 }),
+      sentMessage('other-text', { body: 'hello there' }),
+      sentMessage('from-them', { fromMe: false }),
+      sentMessage('with-media', { hasMedia: true }),
+      sentMessage('answered-for-another-key'),
+    );
+    const skip = (id) => id === 'answered-for-another-key';
+    assert.equal(await engine.findSent(query({ since, skip })), null);
+
+    chatIn(world, personChat).push(sentMessage('just-before', { timestamp: start - 2 }));
+    assert.equal((await engine.findSent(query({ since, skip }))).id, 'just-before');
+  });
+
+  test('a media message is found by its caption, or with no text by its empty body', async () => {
+    const { engine, world } = await linked();
+    const media = { mimetype: 'application/pdf', filename: 'a.pdf', data_base64: 'JVBERg==' };
+    chatIn(world, personChat).push(
+      sentMessage('text-only', { body: 'the invoice' }),
+      sentMessage('captioned', { body: 'the invoice', hasMedia: true }),
+      sentMessage('bare', { body: '', hasMedia: true }),
+    );
+    assert.equal((await engine.findSent(query({ text: 'the invoice', media }))).id, 'captioned');
+    assert.equal((await engine.findSent(query({ text: '', media }))).id, 'bare');
+    assert.equal((await engine.findSent(query({ text: 'the invoice' }))).id, 'text-only');
+  });
+
+  test('a group is read by its id without a number lookup; an unknown chat or number has nothing', async () => {
+    const { engine, world, client } = await linked();
+    chatIn(world, '1203@g.us').push(sentMessage('in-group'));
+    assert.equal((await engine.findSent(query({ to: '1203@g.us' }))).id, 'in-group');
+    assert.equal(calls(client(), 'getNumberId').length, 0);
+    assert.equal(await engine.findSent(query({ to: '9999@g.us' })), null);
+    assert.equal(await engine.findSent(query({ to: '+4915199999999' })), null);
+  });
+
+  test('throws send_failed when WhatsApp Web cannot be read, and not_ready unless WORKING', async () => {
+    const { engine, world, client } = await linked();
+    world.chatReadFails = true;
+    await assert.rejects(engine.findSent(query()), { code: 'send_failed' });
+    world.chatReadFails = false;
+    world.lookupFails = true;
+    await assert.rejects(engine.findSent(query()), { code: 'send_failed' });
+    client().disconnect('CONFLICT');
+    await assert.rejects(engine.findSent(query()), { code: 'not_ready' });
+  });
+
+  test('a sendMessage that throws after WhatsApp Web took the message answers 201 once; the retry is a duplicate', async () => {
+    const { app, world, client } = await linked();
+    world.failAfterAdding = true;
+    const first = await send(app, { to: `+${REGISTERED}`, idempotency_key: 'k2' });
+    assert.equal(first.statusCode, 201, first.body);
+    assert.equal(first.json().duplicate, false);
+    assert.equal(first.json().id, `true_${personChat}_3EB01`);
+    const retry = await send(app, { to: `+${REGISTERED}`, idempotency_key: 'k2' });
+    assert.deepEqual(retry.json(), { ...first.json(), duplicate: true });
+    assert.equal(client().sent, 1);
+  });
+
+  test('a retry whose earlier attempt cannot be checked sends nothing until it can', async () => {
+    const { app, world, client } = await linked();
+    world.failAfterAdding = true;
+    world.chatReadFails = true;
+    const first = await send(app, { to: `+${REGISTERED}`, idempotency_key: 'k3' });
+    assertStatus(first, 502, 'send_failed');
+    const retry = await send(app, { to: `+${REGISTERED}`, idempotency_key: 'k3' });
+    assertStatus(retry, 502, 'send_failed');
+    assert.match(retry.json().error.message, /earlier attempt/);
+    assert.equal(client().sent, 1);
+
+    world.chatReadFails = false;
+    const checked = await send(app, { to: `+${REGISTERED}`, idempotency_key: 'k3' });
+    assert.equal(checked.statusCode, 201, checked.body);
+    assert.equal(checked.json().duplicate, true);
+    assert.equal(client().sent, 1);
   });
 });
 

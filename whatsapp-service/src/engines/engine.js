@@ -9,8 +9,11 @@ export const STATES = Object.freeze(['STARTING', 'SCAN_QR_CODE', 'WORKING', 'FAI
  *   'status' {state, me}   'qr' {qr}   'ack' {id, ack}
  *
  * An engine also implements: start(), stop() (closes, never logs out), send({to, text, media,
- * idempotencyKey}) -> {id, to, timestamp}, getAck(id) -> number|null, requestPairingCode(phone),
- * logout(), listContacts(), listGroups(). Failures are ServiceErrors with contract codes.
+ * idempotencyKey}) -> {id, to, timestamp}, findSent({to, text, media, since, skip}) -> {id, to,
+ * timestamp}|null (a message with this content this account sent to `to` at or after the Date
+ * `since`, whose id `skip` does not reject), getAck(id) -> number|null,
+ * requestPairingCode(phone), logout(), listContacts(), listGroups(). Failures are ServiceErrors
+ * with contract codes.
  */
 export class Engine extends EventEmitter {
   state = 'STOPPED';

@@ -41,7 +41,7 @@ export class FakeEngine extends Engine {
   #outbox = [];
   #file;
   #timers = new Set();
-  #failures = { code: null, count: 0 };
+  #failures = { code: null, count: 0, afterSend: false };
   #stopped = false;
   #started = false;
 
@@ -81,9 +81,16 @@ export class FakeEngine extends Engine {
     else this.setSession(state);
   }
 
-  /** Test route POST /fake/fail: the next `count` sends fail with `code`. */
-  failNext(code, count) {
-    this.#failures = { code, count };
+  /**
+   * Test route POST /fake/fail: the next `count` sends fail with `code`. With `afterSend` the
+   * message goes out first and the send fails after (send_failed only), the way
+   * whatsapp-web.js can throw once WhatsApp Web has the message.
+   */
+  failNext(code, count, { afterSend = false } = {}) {
+    if (afterSend && code !== 'send_failed') {
+      throw new ServiceError('invalid_request', 'after_send applies to send_failed only');
+    }
+    this.#failures = { code, count, afterSend };
   }
 
   get outbox() {
@@ -111,13 +118,16 @@ export class FakeEngine extends Engine {
   }
 
   async send({ to, text, media, idempotencyKey }) {
+    let failAfterSend = false;
     if (this.#failures.count > 0) {
       this.#failures.count -= 1;
-      throw new ServiceError(this.#failures.code, `fake engine: injected ${this.#failures.code}`);
+      failAfterSend = this.#failures.afterSend;
+      if (!failAfterSend) {
+        throw new ServiceError(this.#failures.code, `fake engine: injected ${this.#failures.code}`);
+      }
     }
     this.requireWorking('send');
-    const recipient = parseRecipient(to);
-    const chatId = recipient.kind === 'person' ? `${recipient.digits}@c.us` : recipient.chatId;
+    const chatId = chatOf(to);
     if (this.sendDelayMs > 0) {
       this.sendsInFlight += 1;
       this.log.info({ idempotencyKey }, 'fake send in flight');
@@ -142,7 +152,29 @@ export class FakeEngine extends Engine {
     this.#outbox.push(message);
     await this.#file.save();
     this.#scheduleAcks(message);
+    if (failAfterSend) {
+      throw new ServiceError('send_failed', 'fake engine: injected send_failed after sending');
+    }
     return { id: message.id, to: message.to, timestamp: message.timestamp };
+  }
+
+  /**
+   * The earliest message in the chat `to` that matches text and media (not their bytes), was
+   * sent at or after `since` (Date, 2 s slack as wwebjs) and is not `skip`ped, or null. Like
+   * the real chat it knows nothing of idempotency keys.
+   */
+  async findSent({ to, text, media, since, skip = () => false }) {
+    this.requireWorking('look for a sent message');
+    const chatId = chatOf(to);
+    const found = this.#outbox.find(
+      (message) =>
+        message.to === chatId &&
+        message.text === text &&
+        (message.media === null) === !media &&
+        Date.parse(message.timestamp) >= since.getTime() - 2000 &&
+        !skip(message.id),
+    );
+    return found ? { id: found.id, to: found.to, timestamp: found.timestamp } : null;
   }
 
   #scheduleAcks(message) {
@@ -180,6 +212,11 @@ export class FakeEngine extends Engine {
     }, ms);
     this.#timers.add(timer);
   }
+}
+
+function chatOf(to) {
+  const recipient = parseRecipient(to);
+  return recipient.kind === 'person' ? `${recipient.digits}@c.us` : recipient.chatId;
 }
 
 function newFakeQr() {

@@ -27,6 +27,10 @@ export const CHROMIUM_ARGS = Object.freeze([
 // Disconnect reasons after which WhatsApp no longer knows this device: the session is void.
 const LOGGED_OUT_REASONS = new Set(['LOGOUT', 'UNPAIRED', 'UNPAIRED_IDLE']);
 const REMEMBERED_ACKS = 10000;
+// findSent looks among this many of the chat's latest messages from this account, and allows
+// this much for the send's start and WhatsApp's message time being taken on different clocks.
+const FOUND_AMONG = 20;
+const CLOCK_SLACK_S = 2;
 
 /** Where LocalAuth keeps the session (the Chromium profile) under the data directory. */
 export function sessionPaths(dataDir) {
@@ -300,24 +304,28 @@ export class WwebjsEngine extends Engine {
     this.setSession('STOPPED');
   }
 
+  /** The chat id of a contract recipient; a number is looked up (not_on_whatsapp if absent). */
+  async #chatIdOf(client, to) {
+    const recipient = parseRecipient(to);
+    if (recipient.kind === 'group') return recipient.chatId;
+    let wid;
+    try {
+      wid = await client.getNumberId(recipient.digits);
+    } catch (err) {
+      throw new ServiceError(
+        'send_failed',
+        `could not look up ${to} on WhatsApp: ${describe(err)}`,
+      );
+    }
+    if (!wid) throw new ServiceError('not_on_whatsapp', `${to} is not on WhatsApp`);
+    return wid._serialized;
+  }
+
   async send({ to, text, media }) {
     this.requireWorking('send');
     const client = this.#client;
     const recipient = parseRecipient(to);
-    let chatId = recipient.chatId;
-    if (recipient.kind === 'person') {
-      let wid;
-      try {
-        wid = await client.getNumberId(recipient.digits);
-      } catch (err) {
-        throw new ServiceError(
-          'send_failed',
-          `could not look up ${to} on WhatsApp: ${describe(err)}`,
-        );
-      }
-      if (!wid) throw new ServiceError('not_on_whatsapp', `${to} is not on WhatsApp`);
-      chatId = wid._serialized;
-    }
+    const chatId = await this.#chatIdOf(client, to);
     // sendSeen would mark the recipient's chat as read for the account's owner: not ours to do.
     const options = { sendSeen: false, waitUntilMsgSent: true };
     let content = text;
@@ -344,6 +352,54 @@ export class WwebjsEngine extends Engine {
       }
       throw new ServiceError('send_failed', 'WhatsApp returned no message');
     }
+    return this.#answer(message, chatId);
+  }
+
+  /**
+   * The earliest message this account sent to `to` at or after `since` (a Date) with this text
+   * (a media message: its caption, and media) that `skip` does not reject, among the chat's
+   * last FOUND_AMONG sent messages; or null. Throws not_ready unless WORKING, send_failed when
+   * WhatsApp Web cannot be asked.
+   */
+  async findSent({ to, text, media, since, skip = () => false }) {
+    this.requireWorking('look for a sent message');
+    const client = this.#client;
+    let chatId;
+    try {
+      chatId = await this.#chatIdOf(client, to);
+    } catch (err) {
+      if (err.code === 'not_on_whatsapp') return null; // no chat, so nothing was sent there
+      throw err;
+    }
+    let messages;
+    try {
+      const chat = await client.getChatById(chatId);
+      if (!chat) return null;
+      messages = await chat.fetchMessages({ limit: FOUND_AMONG, fromMe: true });
+    } catch (err) {
+      throw new ServiceError(
+        'send_failed',
+        `could not read the chat ${chatId} on WhatsApp: ${describe(err)}`,
+      );
+    }
+    // WhatsApp's clock is the browser's, on this machine: seconds, allow for rounding.
+    const earliest = Math.floor(since.getTime() / 1000) - CLOCK_SLACK_S;
+    // fetchMessages({fromMe: true}) gives only this account's messages.
+    const found = (messages ?? [])
+      .filter(
+        (message) =>
+          message?.id?._serialized &&
+          message.timestamp >= earliest &&
+          // Message.body is the caption of a media message, '' when it has none.
+          (message.body ?? '') === text &&
+          Boolean(message.hasMedia) === Boolean(media) &&
+          !skip(message.id._serialized),
+      )
+      .sort((a, b) => a.timestamp - b.timestamp)[0];
+    return found ? this.#answer(found, chatId) : null;
+  }
+
+  #answer(message, chatId) {
     const id = message.id._serialized;
     this.#rememberAck(id, message.ack ?? 0);
     const sentAt = message.timestamp ? new Date(message.timestamp * 1000) : new Date();

@@ -73,21 +73,26 @@ export default async function fakeRoutes(app, { engine }) {
           properties: {
             code: { type: 'string', enum: [...FAKE_FAILURE_CODES] },
             count: { type: 'integer', minimum: 0, default: 1 },
+            after_send: { type: 'boolean', default: false },
           },
         },
         response: {
           200: {
             type: 'object',
-            required: ['code', 'count'],
-            properties: { code: { type: 'string' }, count: { type: 'integer' } },
+            required: ['code', 'count', 'after_send'],
+            properties: {
+              code: { type: 'string' },
+              count: { type: 'integer' },
+              after_send: { type: 'boolean' },
+            },
           },
         },
       },
     },
     async (request) => {
-      const { code, count } = request.body;
-      engine.failNext(code, count);
-      return { code, count };
+      const { code, count, after_send: afterSend } = request.body;
+      engine.failNext(code, count, { afterSend });
+      return { code, count, after_send: afterSend };
     },
   );
 }
