@@ -2,7 +2,9 @@
 
 Variables:
 - `{name}`: the contact's name; for a phone number or group without a saved contact, the
-  recipient's name when one is known, else the number or group id itself.
+  recipient's name when one is known. A schedule using `{name}` for a recipient with no name is
+  refused when it is saved (the service checks); should one reach rendering anyway (imported
+  data), the number or group id stands in.
 - `{first_name}`: the first word of `{name}`.
 - `{date}` (`2026-12-24`), `{time}` (`18:00`), `{weekday}` (`Thursday`): the occurrence in the
   schedule's time zone.

@@ -37,6 +37,7 @@ from core.models import (
     DeliveryStatus,
     Media,
     Recipient,
+    RecipientKind,
     Record,
     Rule,
     RuleKind,
@@ -262,6 +263,20 @@ class Scheduling:
         return zone
 
     # schedules ----------------------------------------------------------------------------
+
+    async def check_message(
+        self,
+        *,
+        recipients: str,
+        text: str | None = None,
+        template: str | None = None,
+        media: Media | None = None,
+    ) -> None:
+        """Refuse a message that cannot go to these recipients (empty, too long, a variable
+        some recipient has no value for), before anything else is asked (the wizard's step)."""
+        parsed = await parse_recipients(recipients, self.store)
+        body, _ = await self._message(text, template, media)
+        await self._check_variables(body, parsed)
 
     async def draft_schedule(
         self,
@@ -797,6 +812,15 @@ class Scheduling:
         per_recipient = [
             contacts.get(r.contact_id) if r.contact_id is not None else None for r in recipients
         ]
+        names = used & {"name", "first_name"}
+        unnamed = [
+            r
+            for r, contact in zip(recipients, per_recipient, strict=True)
+            if contact is None and not r.name
+        ]
+        if names and unnamed:
+            # Rendered, it would greet them by their number ("Hi +4915112345678").
+            raise _unnamed(names, unnamed)
         allowed = available_variables(per_recipient)
         try:
             check_template(body, allowed)
@@ -850,6 +874,21 @@ class Scheduling:
 
 def _braced(names: Sequence[str] | set[str] | frozenset[str]) -> str:
     return ", ".join("{" + name + "}" for name in sorted(names))
+
+
+def _unnamed(names: set[str], unnamed: Sequence[Recipient]) -> InvalidTemplate:
+    """The refusal of `{name}`/`{first_name}` for recipients that have no name to put there."""
+    more = len(unnamed) - 1
+    who = unnamed[0].address + (f" and {more} more have" if more else " has")
+    phones = [r.address for r in unnamed if r.kind is RecipientKind.phone]
+    save = ""
+    if phones:
+        what = "the number as a contact" if len(phones) == 1 else "the numbers as contacts"
+        save = f"save {what} (/addcontact Anna {phones[0]}) and send to the name, or "
+    return InvalidTemplate(
+        f"{_braced(names)} needs a name, and {who} none: {save}write the message without "
+        f"{_braced(names)}."
+    )
 
 
 def _clean_name(name: str, *, what: str) -> str:

@@ -17,7 +17,7 @@ from tests.fakes.telegram import FakeTelegram
 
 async def fired(harness: Harness, recipients: str = "+4915123456789") -> tuple[Schedule, Run]:
     schedule = await harness.service.create_schedule(
-        ADMIN, recipients=recipients, when="every day at 9:00", text="hi {name}"
+        ADMIN, recipients=recipients, when="every day at 9:00", text="hi, it is {weekday}"
     )
     run, _ = await harness.service.run_now(schedule.id)
     return schedule, run

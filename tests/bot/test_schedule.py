@@ -186,3 +186,24 @@ async def test_wizard_buttons_after_the_wizard_ended_are_refused(harness: Harnes
     query = await harness.press_data(preview, save)  # replayed
     assert "over" in (await harness.telegram.answer(query))["text"]
     assert len(await harness.service.list_schedules()) == 1
+
+
+async def test_one_shot_with_name_for_a_bare_number_says_how_and_saves_nothing(
+    harness: Harness,
+) -> None:
+    reply = await harness.ask("/schedule +4915123456789 | tomorrow 9:00 | Hi {name}!", "name")
+    assert "+4915123456789 has none" in reply.text
+    assert "/addcontact Anna +4915123456789" in reply.text
+    assert await harness.service.list_schedules() == []
+
+
+async def test_wizard_refuses_name_for_a_bare_number_at_the_message_step(
+    harness: Harness,
+) -> None:
+    await harness.ask("/schedule", "Who gets it")
+    await harness.ask("+4915123456789", "What should it say")
+    refusal = await harness.ask("Happy birthday {first_name}!", "needs a name")
+    assert "+4915123456789 has none" in refusal.text
+    await harness.ask("Happy birthday!", "When?")  # still on the message step
+    preview = await harness.ask("tomorrow 9:00", "Preview")
+    assert "Happy birthday!" in preview.text

@@ -21,7 +21,7 @@ async def test_run_now_sends_at_once_through_the_same_path(
     core: Core, sidecar: FakeSidecar, notifier: RecordingNotifier
 ) -> None:
     schedule = await core.service.create_schedule(
-        7, recipients=PHONE, when="tomorrow 9:00", text="Hello {name}"
+        7, recipients=PHONE, when="tomorrow 9:00", text="Hello, it is {weekday}"
     )
 
     run, _ = await core.service.run_now(schedule.id)

@@ -151,7 +151,7 @@ async def test_a_second_template_of_the_same_name_is_refused(service: Scheduling
 
 
 async def test_a_template_in_use_cannot_be_deleted(service: Scheduling) -> None:
-    await service.add_template("greeting", "Hi {name}")
+    await service.add_template("greeting", "Hi {weekday}")
     schedule = await service.create_schedule(
         OWNER, recipients="+12025550143", when="in 1 hour", template="greeting"
     )
@@ -164,9 +164,10 @@ async def test_template_fields_are_checked_against_recipients_when_used(
     service: Scheduling,
 ) -> None:
     await service.add_template("offer", "Dear {name} of {company}")
+    await service.add_contact("Bob Stone", "+12025550143")
     with pytest.raises(InvalidTemplate, match="company"):
         await service.create_schedule(
-            OWNER, recipients="+12025550143", when="in 1 hour", template="offer"
+            OWNER, recipients="Bob Stone", when="in 1 hour", template="offer"
         )
 
 

@@ -67,14 +67,14 @@ async def test_create_parses_when_in_the_owner_zone_and_tells_the_engine(
     service: Scheduling, hooks: RecordingHooks
 ) -> None:
     schedule = await service.create_schedule(
-        OWNER, recipients="+49 151 2345-6789", when="tomorrow 9:00", text="Hello {name}"
+        OWNER, recipients="+49 151 2345-6789", when="tomorrow 9:00", text="Hello {weekday}"
     )
     assert schedule.owner_id == OWNER
     assert schedule.state is ScheduleState.active
     assert schedule.rule.kind is RuleKind.once
     assert schedule.rule.timezone == "Europe/Berlin"
     assert schedule.next_run_at == TOMORROW_9_BERLIN
-    assert schedule.text == "Hello {name}"
+    assert schedule.text == "Hello {weekday}"
     assert [r.address for r in schedule.recipients] == ["+4915123456789"]
     assert hooks.schedules_changes == 1
     assert await service.get_schedule(schedule.id) == schedule
@@ -99,8 +99,9 @@ async def test_create_recurring_sets_the_first_fire_time(service: Scheduling) ->
 
 async def test_create_with_a_template_by_name(service: Scheduling) -> None:
     template = await service.add_template("Greeting", "Good morning {first_name}")
+    await service.add_contact("Bob Stone", "+12025550143")
     schedule = await service.create_schedule(
-        OWNER, recipients="+12025550143", when="in 10 minutes", template="greeting"
+        OWNER, recipients="bob stone", when="in 10 minutes", template="greeting"
     )
     assert schedule.template_id == template.id
     assert schedule.text is None
@@ -172,11 +173,12 @@ async def test_refused_create_stores_nothing(
 async def test_draft_previews_without_storing_and_save_stores_it(
     service: Scheduling, store: Store, hooks: RecordingHooks
 ) -> None:
+    await service.add_contact("Bob Stone", "+12025550143")
     draft = await service.draft_schedule(
         OWNER,
-        recipients="+12025550143, 120363041234567890@g.us",
+        recipients="Bob Stone, 120363041234567890@g.us",
         when="every day at 9:00",
-        text="Morning {name}, it is {weekday}",
+        text="Morning, it is {weekday} {time}",
     )
     await assert_nothing_stored(store, hooks)
     assert draft.next_run_at == TOMORROW_9_BERLIN
@@ -185,9 +187,9 @@ async def test_draft_previews_without_storing_and_save_stores_it(
     ]
     assert draft.preview.next_runs[0].local == "Sun 29 Nov 2026 09:00"
     assert draft.preview.description == when.describe(draft.rule)
-    assert [m.text for m in draft.preview.messages] == [
-        "Morning +12025550143, it is Sunday",
-        "Morning 120363041234567890@g.us, it is Sunday",
+    assert [(m.label, m.text) for m in draft.preview.messages] == [
+        ("Bob Stone (+12025550143)", "Morning, it is Sunday 09:00"),
+        ("120363041234567890@g.us", "Morning, it is Sunday 09:00"),
     ]
     assert draft.preview.schedule_id is None
 
@@ -238,14 +240,14 @@ async def test_edit_text_when_and_recipients(service: Scheduling, hooks: Recordi
     schedule = await service.create_schedule(
         OWNER, recipients="+12025550143", when="tomorrow 9:00", text="Hi"
     )
-    edited = await service.edit_schedule(schedule.id, text="Hello {first_name}")
-    assert edited.text == "Hello {first_name}"
+    edited = await service.edit_schedule(schedule.id, text="Hello {weekday}")
+    assert edited.text == "Hello {weekday}"
     edited = await service.edit_schedule(schedule.id, when="every monday at 18:00")
     assert edited.rule.kind is RuleKind.cron
     assert edited.next_run_at == datetime(2026, 11, 30, 17, 0, tzinfo=UTC)
     edited = await service.edit_schedule(schedule.id, recipients="+4915123456789, +12025550143")
     assert [r.address for r in edited.recipients] == ["+4915123456789", "+12025550143"]
-    assert edited.text == "Hello {first_name}"
+    assert edited.text == "Hello {weekday}"
     assert hooks.schedules_changes == 4
 
 
@@ -368,7 +370,7 @@ async def test_preview_shows_times_rule_and_each_recipient_text(service: Schedul
         OWNER,
         recipients="anna maria, +12025550143",
         when="every weekday at 8:30",
-        text="{first_name}: {date} {time} {weekday}",
+        text="{date} {time} {weekday}",
     )
     preview = await service.preview(schedule.id)
     # Saturday now: the next weekdays are Monday 30 Nov, Tuesday 1 Dec, Wednesday 2 Dec.
@@ -387,8 +389,8 @@ async def test_preview_shows_times_rule_and_each_recipient_text(service: Schedul
     assert preview.schedule_id == schedule.id
     assert preview.state is ScheduleState.active
     assert [(m.label, m.text) for m in preview.messages] == [
-        ("Anna Maria (+4915123456789)", "Anna: 2026-11-30 08:30 Monday"),
-        ("+12025550143", "+12025550143: 2026-11-30 08:30 Monday"),
+        ("Anna Maria (+4915123456789)", "2026-11-30 08:30 Monday"),
+        ("+12025550143", "2026-11-30 08:30 Monday"),
     ]
     assert len((await service.preview(schedule.id, count=5)).next_runs) == 5
     with pytest.raises(InvalidInput):
@@ -397,13 +399,14 @@ async def test_preview_shows_times_rule_and_each_recipient_text(service: Schedul
 
 async def test_preview_of_a_template_schedule_names_the_template(service: Scheduling) -> None:
     await service.add_template("hello", "Hello {name}")
+    await service.add_contact("Bob Stone", "+12025550143")
     schedule = await service.create_schedule(
-        OWNER, recipients="+12025550143", when="in 10 minutes", template="hello", media=PHOTO
+        OWNER, recipients="Bob Stone", when="in 10 minutes", template="hello", media=PHOTO
     )
     preview = await service.preview(schedule.id)
     assert preview.template_name == "hello"
     assert preview.media_filename == "cat.png"
-    assert preview.messages[0].text == "Hello +12025550143"
+    assert preview.messages[0].text == "Hello Bob Stone"
     assert len(preview.next_runs) == 1
 
 
@@ -425,3 +428,56 @@ async def test_a_plain_text_may_hold_stray_braces(service: Scheduling) -> None:
     )
     _, [delivery] = await service.run_now(schedule.id)
     assert delivery.text == "See you :-{ } {name}"
+
+
+# --- {name} needs a name ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("recipients", "text", "who"),
+    [
+        ("+49 151 2345-6789", "Happy birthday {name}!", "+4915123456789 has none"),
+        ("120363041234567890@g.us", "Morning {first_name}", "120363041234567890@g.us has none"),
+        ("Anna, +12025550143, +4915123456789", "Hi {name}", "+12025550143 and 1 more have none"),
+    ],
+)
+async def test_name_for_a_recipient_without_one_is_refused_before_anything_is_stored(
+    service: Scheduling,
+    store: Store,
+    hooks: RecordingHooks,
+    recipients: str,
+    text: str,
+    who: str,
+) -> None:
+    await service.add_contact("Anna", "+4915599887766")
+    with pytest.raises(InvalidTemplate) as refused:
+        await service.create_schedule(OWNER, recipients=recipients, when="in 1 hour", text=text)
+    message = str(refused.value)
+    assert who in message
+    assert "write the message without {" in message  # what to do instead
+    if "+" in who:
+        assert "/addcontact Anna +" in message
+    with pytest.raises(InvalidTemplate):
+        await service.draft_schedule(OWNER, recipients=recipients, when="in 1 hour", text=text)
+    await assert_nothing_stored(store, hooks)
+
+
+async def test_name_from_a_template_or_kept_through_an_edit_is_checked_too(
+    service: Scheduling,
+) -> None:
+    await service.add_contact("Anna Maria", "+4915123456789")
+    await service.add_template("birthday", "Happy birthday {first_name}!")
+    with pytest.raises(InvalidTemplate, match=r"\+12025550143 has none"):
+        await service.create_schedule(
+            OWNER, recipients="+12025550143", when="in 1 hour", template="birthday"
+        )
+    schedule = await service.create_schedule(
+        OWNER, recipients="anna maria", when="in 1 hour", template="birthday"
+    )
+    preview = await service.preview(schedule.id)
+    assert [m.text for m in preview.messages] == ["Happy birthday Anna!"]
+
+    with pytest.raises(InvalidTemplate, match=r"\+12025550143 has none"):
+        await service.edit_schedule(schedule.id, recipients="anna maria, +12025550143")
+    unchanged = await service.get_schedule(schedule.id)
+    assert [r.address for r in unchanged.recipients] == ["+4915123456789"]
