@@ -206,8 +206,9 @@ async def test_start_stop_start_keeps_a_schedule_that_fires_after_the_restart(
     await telegram.send(USER_ID, f"/schedule {NUMBER} | in 1 minute | {TEXT}")
     saved = await telegram.reply(USER_ID, "Saved", within=30)
     # Saved as typed: schedule #1, once, to the number, with the text.
-    assert saved.text.startswith("Saved.\n\n"), saved.text
-    heading, recipient, when, quoted = saved.text.removeprefix("Saved.\n\n").split("\n")
+    lines = saved.text.split("\n")
+    assert len(lines) == 6 and lines[:2] == ["Saved.", ""], saved.text
+    heading, recipient, when, quoted = lines[2:]
     assert heading.startswith("#1 ▶️ active · once on ") and when.startswith("next: ")
     assert (recipient, quoted) == (f"to {NUMBER}", f"“{TEXT}”")
 
