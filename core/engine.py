@@ -313,6 +313,10 @@ class Engine:
                     for s in read
                     if s.next_run_at is not None and not _due_by(s, now) and unhandled(s)
                 ]
+                if self._starting:
+                    # Start-up handles what is due and returns; what falls due next is the
+                    # wake-up's (a busy minute must not hold start-up).
+                    ahead = []
                 if fresh and len(read) >= self.batch:
                     # A full batch: store it before reading on (the next read would return
                     # these same schedules until they move).

@@ -17,7 +17,7 @@ from core.app import Core
 from core.clock import FakeClock
 from core.engine import LOOK_AHEAD_S, WAKE_LEAD_S
 from core.models import Recipient, RecipientKind, Rule, RuleKind, Schedule
-from tests.engine.conftest import PHONE, eventually
+from tests.engine.conftest import PHONE, CoreFactory, eventually
 from tests.fakes.sidecar import FakeSidecar
 
 
@@ -163,4 +163,27 @@ async def test_a_schedule_added_while_the_pass_waits_fires_at_its_own_time(
     await clock.advance(WAKE_LEAD_S / 2)
     assert await waiting == 2
     (run,) = await core.store.list_runs(schedule_id=later.id)
+    assert run.late_by_s == 0
+
+
+async def test_start_up_does_not_wait_for_an_occurrence_about_to_fall_due(
+    start_core: CoreFactory, clock: FakeClock
+) -> None:
+    first = await start_core()
+    soon = await once_at(first, clock.now() + timedelta(seconds=WAKE_LEAD_S / 2), "soon")
+    await first.engine.stop()
+
+    # The clock does not move: a start-up pass waiting for `soon` would never return.
+    async def start() -> Core:
+        return await start_core()
+
+    starting = asyncio.create_task(start())
+    await asyncio.wait({starting}, timeout=30)  # a guard against hanging, not a measurement
+    assert starting.done()
+    second = starting.result()
+    assert await second.store.list_runs(schedule_id=soon.id) == []
+
+    await clock.advance(WAKE_LEAD_S / 2)
+    await second.engine.tick()
+    (run,) = await second.store.list_runs(schedule_id=soon.id)
     assert run.late_by_s == 0
