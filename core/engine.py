@@ -42,7 +42,7 @@ from apscheduler.triggers.date import (  # type: ignore[import-untyped, unused-i
 from core import runs
 from core.clock import Clock
 from core.counters import observe_run_lateness
-from core.errors import DuplicateRun
+from core.errors import DuplicateRun, ScheduleMoved
 from core.models import (
     Delivery,
     DeliveryStatus,
@@ -409,7 +409,13 @@ class Engine:
                 scheduled_for=due_at,
                 trigger=trigger,
                 late_by_s=late,
+                # The schedule was read a moment ago (ahead of its time, or before others
+                # were stored); a pause or edit since, here or in another process, wins.
+                only_if_due=True,
             )
+        except ScheduleMoved:
+            logger.info("engine: schedule %s changed before it fired; not fired", schedule.id)
+            return False
         except DuplicateRun:
             # Claimed by another process, or by us before a crash: finish its fan-out if
             # that was cut short, then make sure next_run_at moves on.
@@ -456,7 +462,10 @@ class Engine:
                 trigger=RunTrigger.catch_up,
                 late_by_s=late,
                 outcome=MISSED,
+                only_if_due=True,
             )
+        except ScheduleMoved:
+            return None
         except DuplicateRun:
             existing = await self.store.find_run(schedule.id, due_at)
             if existing is not None and not existing.fanned_out:

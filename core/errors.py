@@ -60,6 +60,11 @@ class DuplicateRun(WaschedError):
     """A run for this (schedule, scheduled_for) was inserted already, by us or another process."""
 
 
+class ScheduleMoved(WaschedError):
+    """The occurrence is no longer due: the schedule was paused, edited, deleted or advanced
+    (by this process or another) after it was read."""
+
+
 class InvalidState(WaschedError):
     """The action does not fit the record's state (resume a done schedule, retry a sent one)."""
 

@@ -154,11 +154,13 @@ async def start_run(
     scheduled_for: datetime,
     trigger: RunTrigger,
     late_by_s: float = 0.0,
+    only_if_due: bool = False,
 ) -> tuple[Run, list[Delivery]]:
     """Insert the run of one occurrence and store its deliveries.
 
     For non-manual triggers `DuplicateRun` propagates: another process (or an earlier fire)
-    claimed this occurrence already.
+    claimed this occurrence already; with `only_if_due`, `ScheduleMoved` when the schedule
+    no longer has this occurrence due.
     """
     run = await store.insert_run(
         schedule_id=schedule.id,
@@ -166,6 +168,7 @@ async def start_run(
         scheduled_for=scheduled_for,
         trigger=trigger,
         late_by_s=late_by_s,
+        only_if_due=only_if_due,
     )
     deliveries = await _fan_out(store, clock, schedule, run)
     return run.model_copy(update={"fanned_out": True}), deliveries

@@ -170,9 +170,14 @@ class Store(Protocol):
         trigger: RunTrigger,
         late_by_s: float = 0.0,
         outcome: str | None = None,
+        only_if_due: bool = False,
     ) -> Run:
         """Raise `DuplicateRun` when a scheduled (non-manual) run for this
-        (schedule_id, scheduled_for) exists already. Manual runs are never duplicates."""
+        (schedule_id, scheduled_for) exists already. Manual runs are never duplicates.
+
+        With `only_if_due`, raise `ScheduleMoved` and store nothing unless the schedule is
+        still active with `next_run_at == scheduled_for` (checked in the same statement on
+        SQLite; just before the insert on MongoDB)."""
 
     async def get_run(self, run_id: int) -> Run | None: ...
     async def find_run(self, schedule_id: int, scheduled_for: datetime) -> Run | None:

@@ -29,6 +29,7 @@ from core.errors import (
     ConfigError,
     DuplicateRun,
     NotFound,
+    ScheduleMoved,
     StoreError,
     TargetNotEmpty,
     WaschedError,
@@ -559,8 +560,22 @@ class MongoStore:
         trigger: RunTrigger,
         late_by_s: float = 0.0,
         outcome: str | None = None,
+        only_if_due: bool = False,
     ) -> Run:
         manual = RunTrigger(trigger) is RunTrigger.manual
+        # Not atomic with the insert (that would need a transaction, so a replica set); it
+        # narrows the window to this round trip.
+        if only_if_due and not await self._schedules.find_one(
+            {
+                "_id": schedule_id,
+                "state": ScheduleState.active.value,
+                "next_run_at": _bson(scheduled_for),
+            },
+            {"_id": 1},
+        ):
+            raise ScheduleMoved(
+                f"Schedule #{schedule_id} is no longer due at {utc(scheduled_for).isoformat()}."
+            )
         duplicate = DuplicateRun(
             f"Schedule #{schedule_id} already has a run for {utc(scheduled_for).isoformat()}."
         )

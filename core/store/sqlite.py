@@ -27,6 +27,7 @@ from core.errors import (
     ConfigError,
     DuplicateRun,
     NotFound,
+    ScheduleMoved,
     StoreError,
     TargetNotEmpty,
     WaschedError,
@@ -678,25 +679,40 @@ class SQLiteStore:
         trigger: RunTrigger,
         late_by_s: float = 0.0,
         outcome: str | None = None,
+        only_if_due: bool = False,
     ) -> Run:
+        values = (
+            schedule_id,
+            owner_id,
+            ts(scheduled_for),
+            RunTrigger(trigger).value,
+            ts(_now()),
+            late_by_s,
+            outcome,
+        )
+        columns = "schedule_id, owner_id, scheduled_for, trigger, created_at, late_by_s, outcome"
         try:
-            row = await self._fetchone(
-                "INSERT INTO runs (schedule_id, owner_id, scheduled_for, trigger, created_at,"
-                " late_by_s, outcome) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING *",
-                (
-                    schedule_id,
-                    owner_id,
-                    ts(scheduled_for),
-                    RunTrigger(trigger).value,
-                    ts(_now()),
-                    late_by_s,
-                    outcome,
-                ),
-            )
+            if only_if_due:
+                # One statement: the occurrence is claimed only while it is still the due one.
+                row = await self._fetchone(
+                    f"INSERT INTO runs ({columns}) SELECT ?, ?, ?, ?, ?, ?, ?"
+                    " WHERE EXISTS (SELECT 1 FROM schedules WHERE id = ? AND state = 'active'"
+                    " AND next_run_at = ?) RETURNING *",
+                    (*values, schedule_id, ts(scheduled_for)),
+                )
+            else:
+                row = await self._fetchone(
+                    f"INSERT INTO runs ({columns}) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING *",
+                    values,
+                )
         except _Conflict as exc:
             raise DuplicateRun(
                 f"Schedule #{schedule_id} already has a run for {ts(scheduled_for)}."
             ) from exc
+        if row is None:
+            raise ScheduleMoved(
+                f"Schedule #{schedule_id} is no longer due at {ts(scheduled_for)}."
+            )
         return _record(Run, row)
 
     async def get_run(self, run_id: int) -> Run | None:

@@ -16,7 +16,7 @@ import pytest
 from core.app import Core
 from core.clock import FakeClock
 from core.engine import LOOK_AHEAD_S, WAKE_LEAD_S
-from core.models import Recipient, RecipientKind, Rule, RuleKind, Schedule
+from core.models import Recipient, RecipientKind, Rule, RuleKind, Schedule, ScheduleState
 from tests.engine.conftest import PHONE, CoreFactory, eventually
 from tests.fakes.sidecar import FakeSidecar
 
@@ -187,3 +187,26 @@ async def test_start_up_does_not_wait_for_an_occurrence_about_to_fall_due(
     await second.engine.tick()
     (run,) = await second.store.list_runs(schedule_id=soon.id)
     assert run.late_by_s == 0
+
+
+async def test_a_pause_by_another_process_while_the_pass_waits_stops_the_fire(
+    core: Core, clock: FakeClock, sidecar: FakeSidecar
+) -> None:
+    due = clock.now() + timedelta(minutes=5)
+    schedule = await once_at(core, due, "paused elsewhere")
+    await clock.advance((due - clock.now()).total_seconds() - WAKE_LEAD_S)
+    calls = record_store_calls(core)
+    waiting = asyncio.create_task(core.engine.tick())
+    await eventually(lambda: calls == ["read"], what="the pass's first read")
+
+    # Straight to the store, as another wasched process would: this engine is not told.
+    await core.store.update_schedule(schedule.id, state=ScheduleState.paused)
+    await clock.advance(WAKE_LEAD_S)
+    await waiting
+
+    assert calls[:2] == ["read", "insert"]  # it did try, from its read
+    assert await core.store.list_runs(schedule_id=schedule.id) == []
+    stored = await core.store.get_schedule(schedule.id)
+    assert stored is not None and stored.state is ScheduleState.paused
+    assert stored.next_run_at == due  # left as the pause left it
+    assert sidecar.requests == 0

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import pytest
 
-from core.errors import DuplicateRun, NotFound
-from core.models import RunTrigger
+from core.errors import DuplicateRun, NotFound, ScheduleMoved
+from core.models import Run, RunTrigger, ScheduleState
 from core.store import Store
 from tests.store.factories import OWNER, T0, add_run, add_schedule, minutes
 
@@ -106,3 +108,36 @@ async def test_set_run_outcome_records_what_happened(store: Store) -> None:
     assert loaded is not None and loaded.outcome == "3 sent, 1 failed"
     with pytest.raises(NotFound):
         await store.set_run_outcome(run.id + 100, "x")
+
+
+async def claim(store: Store, schedule_id: int, scheduled_for: datetime = T0) -> Run:
+    return await store.insert_run(
+        schedule_id=schedule_id,
+        owner_id=OWNER,
+        scheduled_for=scheduled_for,
+        trigger=RunTrigger.schedule,
+        only_if_due=True,
+    )
+
+
+async def test_only_if_due_claims_an_occurrence_only_while_it_is_the_due_one(
+    store: Store,
+) -> None:
+    due = await add_schedule(store, next_run_at=T0)
+    await claim(store, due.id)
+    assert await store.find_run(due.id, T0) is not None
+    with pytest.raises(DuplicateRun):  # claimed already: still a duplicate, not "moved"
+        await claim(store, due.id)
+
+    paused = await add_schedule(store, next_run_at=T0, state=ScheduleState.paused)
+    edited = await add_schedule(store, next_run_at=T0)
+    await store.update_schedule(edited.id, next_run_at=T0 + minutes(30))
+    deleted = await add_schedule(store, next_run_at=T0)
+    await store.delete_schedule(deleted.id)
+    for moved in (paused, edited, deleted):
+        with pytest.raises(ScheduleMoved):
+            await claim(store, moved.id)
+        assert await store.find_run(moved.id, T0) is None  # nothing stored
+    # The edited schedule's new occurrence is the due one now.
+    await claim(store, edited.id, T0 + minutes(30))
+    assert len(await store.list_runs(schedule_id=edited.id)) == 1
