@@ -172,12 +172,34 @@ class FakeClient extends EventEmitter {
   }
 }
 
-/** A Message as whatsapp-web.js builds it (structures/Message.js): `timestamp` in seconds. */
+/**
+ * A Message as whatsapp-web.js builds it (structures/Message.js): `timestamp` in seconds;
+ * `hasMedia` only once the upload has a directPath, `body` the caption then; `_data` the raw
+ * model (its `caption` is there before the upload finished too).
+ */
 function sentMessage(
   serialized,
-  { body = 'hello', hasMedia = false, fromMe = true, timestamp = nowSeconds() } = {},
+  {
+    body = 'hello',
+    hasMedia = false,
+    type = hasMedia ? 'document' : 'chat',
+    caption = hasMedia ? body : undefined,
+    ack = 0,
+    fromMe = true,
+    timestamp = nowSeconds(),
+  } = {},
 ) {
-  return { id: { fromMe, _serialized: serialized }, fromMe, ack: 0, timestamp, body, hasMedia };
+  const _data = { type, body, ...(caption === undefined ? {} : { caption }) };
+  return {
+    id: { fromMe, _serialized: serialized },
+    fromMe,
+    ack,
+    timestamp,
+    body,
+    hasMedia,
+    type,
+    _data,
+  };
 }
 
 function nowSeconds() {
@@ -445,6 +467,26 @@ describe('wwebjs engine: finding a sent message', () => {
     assert.equal((await engine.findSent(query({ text: 'the invoice', media }))).id, 'captioned');
     assert.equal((await engine.findSent(query({ text: '', media }))).id, 'bare');
     assert.equal((await engine.findSent(query({ text: 'the invoice' }))).id, 'text-only');
+  });
+
+  test('a media message whose upload has not finished is found by its type and raw caption', async () => {
+    const { engine, world } = await linked();
+    const media = { mimetype: 'image/jpeg', filename: 'a.jpg', data_base64: '/9j/' };
+    // No directPath yet: hasMedia false, and body is not the caption (Message.js).
+    chatIn(world, personChat).push(
+      sentMessage('uploading', { type: 'image', body: '/9j/thumbnail', caption: 'look' }),
+    );
+    assert.equal((await engine.findSent(query({ text: 'look', media }))).id, 'uploading');
+    assert.equal(await engine.findSent(query({ text: 'look' })), null); // not a text message
+    assert.equal(await engine.findSent(query({ text: '/9j/thumbnail' })), null);
+  });
+
+  test('a message WhatsApp marked failed (ack -1) did not go out and is not taken', async () => {
+    const { engine, world } = await linked();
+    chatIn(world, personChat).push(sentMessage('failed', { ack: -1 }));
+    assert.equal(await engine.findSent(query()), null);
+    chatIn(world, personChat).push(sentMessage('out', { ack: 1 }));
+    assert.equal((await engine.findSent(query())).id, 'out');
   });
 
   test('a group is read by its id without a number lookup; an unknown chat or number has nothing', async () => {

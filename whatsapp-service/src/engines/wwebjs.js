@@ -31,6 +31,11 @@ const REMEMBERED_ACKS = 10000;
 // this much for the send's start and WhatsApp's message time being taken on different clocks.
 const FOUND_AMONG = 20;
 const CLOCK_SLACK_S = 2;
+// Message types of media (Constants.js MessageTypes). `hasMedia` needs the upload's
+// directPath, so a media message whose upload has not finished is known by its type.
+const MEDIA_TYPES = new Set(['image', 'video', 'document', 'audio', 'ptt', 'sticker']);
+// MessageAck.ACK_ERROR: WhatsApp Web gave up on the message; it did not go out.
+const ACK_ERROR = -1;
 
 /** Where LocalAuth keeps the session (the Chromium profile) under the data directory. */
 export function sessionPaths(dataDir) {
@@ -386,15 +391,12 @@ export class WwebjsEngine extends Engine {
     const earliest = Math.floor(since.getTime() / 1000) - CLOCK_SLACK_S;
     // fetchMessages({fromMe: true}) gives only this account's messages.
     const found = (messages ?? [])
-      .filter(
-        (message) =>
-          message?.id?._serialized &&
-          message.timestamp >= earliest &&
-          // Message.body is the caption of a media message, '' when it has none.
-          (message.body ?? '') === text &&
-          Boolean(message.hasMedia) === Boolean(media) &&
-          !skip(message.id._serialized),
-      )
+      .filter((message) => {
+        if (!message?.id?._serialized || message.timestamp < earliest) return false;
+        if (message.ack === ACK_ERROR || skip(message.id._serialized)) return false;
+        const sent = sentContent(message);
+        return sent.media === Boolean(media) && sent.text === (text ?? '');
+      })
       .sort((a, b) => a.timestamp - b.timestamp)[0];
     return found ? this.#answer(found, chatId) : null;
   }
@@ -499,3 +501,16 @@ async function waitForBrowserClosed(client) {
 function describe(err) {
   return err instanceof Error ? err.message : String(err);
 }
+
+/**
+ * Whether a Message carries media, and its text: the caption of a media message ('' when it has
+ * none), else the body. Message.body is the caption only once the upload finished (hasMedia);
+ * before that the caption is read from the raw data.
+ */
+function sentContent(message) {
+  const media = Boolean(message.hasMedia) || MEDIA_TYPES.has(message.type);
+  if (!media) return { media, text: message.body ?? '' };
+  const text = message.hasMedia ? message.body : message._data?.caption;
+  return { media, text: text ?? '' };
+}
+
