@@ -82,7 +82,7 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
         "addtemplate",
         "Save a template",
         "/addtemplate &lt;name&gt; | &lt;text&gt;: save a "
-        "template; use {name}, {first_name}, {date}, {time}, {weekday}",
+        "template; use {date}, {time}, {weekday}, and {name}, {first_name} for contacts",
     ),
     ("deltemplate", "Delete a template", "/deltemplate &lt;name&gt;: delete a template"),
     ("status", "WhatsApp and scheduler state", "/status: WhatsApp, scheduler and counts"),
@@ -479,7 +479,8 @@ def message_prompt(templates: Sequence[Template]) -> tuple[str, InlineKeyboardMa
     text = (
         "<b>2/3 What should it say?</b>\nSend the text, or a photo or document with a caption"
         + (", or pick a template." if templates else ".")
-        + " Text may use {name}, {first_name}, {date}, {time}, {weekday}."
+        + " Text may use {date}, {time}, {weekday}, and {name}, {first_name} when every"
+        + " recipient is a saved contact."
     )
     return text, builder.as_markup()
 
