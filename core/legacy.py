@@ -51,6 +51,7 @@ from core.models import (
     ScheduleState,
 )
 from core.recipients import parse_phone
+from core.render import template_variables
 from core.store import Store
 
 logger = logging.getLogger(__name__)
@@ -101,6 +102,9 @@ class ImportReport:
     paused: list[int] = field(default_factory=list)
     done: list[int] = field(default_factory=list)
     cron_shifts: list[CronShift] = field(default_factory=list)
+    # (schedule id, address): `{name}`/`{first_name}` for a number that has no name, which
+    # the message would say instead (wasched refuses such a schedule when it is made).
+    unnamed: list[tuple[int, str]] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
     schedule_ids: dict[str, int] = field(default_factory=dict)
     contact_ids: dict[str, int] = field(default_factory=dict)
@@ -129,6 +133,13 @@ class ImportReport:
                     f"  #{shift.schedule_id} (legacy {shift.legacy_id}) '{shift.cron}': "
                     f"now {shift.written}; the old system ran it {shift.legacy_ran}"
                 )
+        if self.unnamed:
+            out.append(
+                "{name} without a name: these say the number instead; save it as a contact "
+                "and /edit the schedule to send to the name, or change the text:"
+            )
+            for schedule_id, address in self.unnamed:
+                out.append(f"  #{schedule_id}: {address}")
         if self.skipped:
             out.append(f"Skipped {len(self.skipped)}:")
             for skip in self.skipped:
@@ -431,6 +442,8 @@ async def _import_schedules(
             report.paused.append(schedule.id)
         elif state is ScheduleState.done:
             report.done.append(schedule.id)
+        if not recipient.name and template_variables(message) & {"name", "first_name"}:
+            report.unnamed.append((schedule.id, recipient.address))
         if shift is not None and rule.cron is not None:
             report.cron_shifts.append(
                 CronShift(legacy_id, schedule.id, rule.cron, written=shift[0], legacy_ran=shift[1])

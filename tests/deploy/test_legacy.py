@@ -343,3 +343,31 @@ def test_import_never_writes_into_the_legacy_database_itself() -> None:
         refuse_same_database("mongodb://db:27017/whatsapp_scheduler", "whatsapp_scheduler")
     refuse_same_database("mongodb://db:27017/wasched", "whatsapp_scheduler")
     refuse_same_database("sqlite:///data/wasched.db", "whatsapp_scheduler")
+
+
+async def test_name_for_a_number_without_a_name_is_imported_and_listed(
+    legacy_db: Any, sqlite_store: Store
+) -> None:
+    await legacy_db["schedules"].insert_many(
+        [
+            schedule("s10", contact_phone="4915100000010", message="Hi {first_name}!"),
+            schedule("s11", contact_phone="4915100000011", message="Hi {{name}}, no variable"),
+            schedule(
+                "s12",
+                contact_name="Dora",
+                contact_phone="4915100000012",
+                message="Hi {name}!",
+            ),
+        ]
+    )
+    for legacy_id in ("s10", "s11", "s12"):
+        await legacy_db["schedules"].update_one(
+            {"id": legacy_id}, {"$set": {"cron_expression": "0 9 * * *"}}
+        )
+
+    report = await run_import(legacy_db, sqlite_store)
+
+    assert report.unnamed == [(report.schedule_ids["s10"], "+4915100000010")]
+    text = "\n".join(report.lines())
+    assert "{name} without a name" in text
+    assert f"  #{report.schedule_ids['s10']}: +4915100000010" in text
