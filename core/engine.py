@@ -392,7 +392,10 @@ class Engine:
             # schedule stays due, so the same pass takes it next); the older ones are missed.
             within = next_fire_time(schedule.rule, after=now - timedelta(seconds=grace))
             following = within if within is not None and within <= now else after_now
-            run = await self._record_missed(schedule, due_at, late)
+            try:
+                run = await self._record_missed(schedule, due_at, late)
+            except ScheduleMoved:
+                return False  # paused, edited or deleted since it was read: leave it so
             if run is not None:
                 missed.append((schedule, run, late))
             await self._advance(schedule, due_at, following)
@@ -453,7 +456,9 @@ class Engine:
     async def _record_missed(
         self, schedule: Schedule, due_at: datetime, late: float
     ) -> Run | None:
-        """Store the missed occurrence as a run with one `missed` delivery per recipient."""
+        """Store the missed occurrence as a run with one `missed` delivery per recipient;
+        None when another process recorded it. Raises `ScheduleMoved` when it is no longer
+        due."""
         try:
             run = await self.store.insert_run(
                 schedule_id=schedule.id,
@@ -464,8 +469,6 @@ class Engine:
                 outcome=MISSED,
                 only_if_due=True,
             )
-        except ScheduleMoved:
-            return None
         except DuplicateRun:
             existing = await self.store.find_run(schedule.id, due_at)
             if existing is not None and not existing.fanned_out:

@@ -17,7 +17,7 @@ from core.app import Core
 from core.clock import FakeClock
 from core.engine import LOOK_AHEAD_S, WAKE_LEAD_S
 from core.models import Recipient, RecipientKind, Rule, RuleKind, Schedule, ScheduleState
-from tests.engine.conftest import PHONE, CoreFactory, eventually
+from tests.engine.conftest import PHONE, CoreFactory, RecordingNotifier, eventually
 from tests.fakes.sidecar import FakeSidecar
 
 
@@ -210,3 +210,26 @@ async def test_a_pause_by_another_process_while_the_pass_waits_stops_the_fire(
     assert stored is not None and stored.state is ScheduleState.paused
     assert stored.next_run_at == due  # left as the pause left it
     assert sidecar.requests == 0
+
+
+async def test_a_pause_before_a_missed_occurrence_is_recorded_leaves_the_schedule_paused(
+    core: Core, clock: FakeClock, notifier: RecordingNotifier
+) -> None:
+    due = clock.now() - timedelta(hours=3)  # beyond the 1 h misfire grace: missed
+    schedule = await once_at(core, due, "too late")
+    store: Any = core.store
+    insert = store.insert_run
+
+    async def paused_first(*args: Any, **kwargs: Any) -> Any:
+        # Another process pauses it after this pass read it and before the claim.
+        await core.store.update_schedule(schedule.id, state=ScheduleState.paused)
+        return await insert(*args, **kwargs)
+
+    store.insert_run = paused_first
+    await core.engine.tick()
+
+    stored = await core.store.get_schedule(schedule.id)
+    assert stored is not None
+    assert (stored.state, stored.next_run_at) == (ScheduleState.paused, due)
+    assert await core.store.list_runs(schedule_id=schedule.id) == []
+    assert notifier.missed == []
