@@ -19,6 +19,7 @@ import socket
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -262,7 +263,9 @@ async def test_e2e_wizard_then_run_now_button_then_logs_and_export(world: World)
 
 @needs_node
 async def test_e2e_pause_resume_delete(world: World) -> None:
-    await world.say(f"/schedule {NUMBER} | every day at 9:00 | daily hello", "Saved")
+    # Twelve hours away, so nothing can fall due while the test pauses and deletes it.
+    hour = (datetime.now(UTC).hour + 12) % 24
+    await world.say(f"/schedule {NUMBER} | every day at {hour}:00 | daily hello", "Saved")
     await world.say("/pause 1", "Paused")
     listing = await world.say("/list", "paused")
     await world.press(listing, "Resume", "active")

@@ -169,8 +169,9 @@ async def test_get_updates_offsets_confirm_and_long_poll_waits(
 
 
 async def test_a_second_poller_terminates_the_first(telegram: FakeTelegram, bot: Bot) -> None:
+    polls = len(telegram.calls_of("getUpdates"))
     first = asyncio.create_task(bot.get_updates(timeout=5))
-    await asyncio.sleep(0.2)
+    await telegram.wait_for(lambda: len(telegram.calls_of("getUpdates")) > polls or None)
     await bot.get_updates(timeout=0)
     with pytest.raises(TelegramConflictError):
         await first

@@ -141,11 +141,16 @@ async def test_a_button_pressed_twice_is_quietly_answered(harness: Harness) -> N
     confirm = await harness.ask(f"/delete {schedule_id}", "Delete this schedule?")
     old_data = confirm.button("No")["callback_data"]
     await harness.press(confirm, "No")
+    sent = len(harness.telegram.bot_messages(ADMIN))
     query = await harness.press_data(confirm, str(old_data))
-    assert (await harness.telegram.answer(query))["text"] in ("", "Kept.")
+    assert (await harness.telegram.answer(query))["text"] == "Kept."
+    assert len(harness.telegram.bot_messages(ADMIN)) == sent  # no error said in the chat
+    assert confirm.text == f"Kept #{schedule_id}."
     listing = await harness.ask("/list", "Your schedules")
     pause = str(listing.button("Pause")["callback_data"])
     await harness.press_data(listing, pause)
+    sent = len(harness.telegram.bot_messages(ADMIN))
     query = await harness.press_data(listing, pause)  # stale button: already paused
-    await harness.telegram.answer(query)
+    assert (await harness.telegram.answer(query))["text"] == f"Paused #{schedule_id}."
+    assert len(harness.telegram.bot_messages(ADMIN)) == sent
     assert (await harness.service.get_schedule(schedule_id)).state is ScheduleState.paused

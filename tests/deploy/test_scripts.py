@@ -148,14 +148,18 @@ def test_stop_kills_only_as_a_last_resort_and_says_so(bare_copy: Path) -> None:
         [
             sys.executable,
             "-c",
-            "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)",
+            "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+            "print('ready', flush=True); time.sleep(60)",
             "src/server.js",
-        ]
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     (data / "whatsapp.pid").write_text(f"{stubborn.pid}\n")
     (data / "wasched.pid").write_text("999999\n")  # stale: no such process
     try:
-        time.sleep(0.3)  # let it install the handler
+        assert stubborn.stdout is not None
+        assert stubborn.stdout.readline() == "ready\n"  # the handler is installed
         result = subprocess.run(
             ["bash", "deploy/stop.sh"],
             cwd=bare_copy,
@@ -169,6 +173,8 @@ def test_stop_kills_only_as_a_last_resort_and_says_so(bare_copy: Path) -> None:
         if stubborn.poll() is None:
             stubborn.kill()
             stubborn.wait()
+        assert stubborn.stdout is not None
+        stubborn.stdout.close()
 
     assert result.returncode == 1
     assert "wasched: wasched is not running" in result.stdout

@@ -184,13 +184,14 @@ async def test_qr_outside_scan_state_is_not_ready() -> None:
 async def test_the_default_transport_speaks_to_a_real_server_and_times_out() -> None:
     sidecar = FakeSidecar(api_key="k", send_delay_s=1.0)
     await sidecar.start()
-    wa = WhatsAppClient(sidecar.url, "k", timeout=0.2)
+    wa = WhatsAppClient(sidecar.url, "k")
+    impatient = WhatsAppClient(sidecar.url, "k", timeout=0.2)  # for the slow send only
     try:
         health = await wa.health()
         assert health.state == "WORKING" and health.engine == "fake"
         assert (await wa.groups())[0].name == "Family"
         with pytest.raises(WhatsAppUnavailable) as caught:
-            await wa.send("+15550001", "slow", idempotency_key="k1")
+            await impatient.send("+15550001", "slow", idempotency_key="k1")
         assert "did not answer in time" in str(caught.value)
         stranger = WhatsAppClient(sidecar.url, "wrong")
         with pytest.raises(WhatsAppRequestRejected) as rejected:
@@ -203,4 +204,5 @@ async def test_the_default_transport_speaks_to_a_real_server_and_times_out() -> 
         assert "cannot be reached" in str(down.value)
     finally:
         await wa.aclose()
+        await impatient.aclose()
         await sidecar.close()
