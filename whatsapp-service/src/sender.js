@@ -57,6 +57,8 @@ export class Sender {
   }
 
   async #sendOnce({ to, text, media, idempotencyKey }) {
+    // Refused before anything is written: deliveries held while not linked retry often.
+    this.#engine.requireWorking('send');
     const request = { to, text, media, idempotencyKey };
     const earlier = this.#ledger.attempt(idempotencyKey);
     if (earlier) {

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
@@ -38,9 +38,15 @@ class ControlledEngine {
     return result;
   }
 
+  requireWorking(what) {
+    if (this.state !== 'WORKING') {
+      throw new ServiceError('not_ready', `not WORKING (${this.state}): cannot ${what}`);
+    }
+  }
+
   async findSent(query) {
     this.finds.push(query);
-    if (this.state !== 'WORKING') throw new ServiceError('not_ready', 'not WORKING');
+    this.requireWorking('look for a sent message');
     if (this.findFails) throw this.findFails;
     return this.inChat.find((message) => !query.skip(message.id)) ?? null;
   }
@@ -255,6 +261,15 @@ describe('Sender: sends that may have gone out', () => {
     const afterwards = await storedLedger(ledger);
     assert.deepEqual(afterwards.attempts, {});
     assert.deepEqual(Object.keys(afterwards.entries), ['k']);
+  });
+
+  test('a send refused as not_ready writes no attempt', async () => {
+    const { engine, ledger, sender } = await newSender();
+    engine.state = 'SCAN_QR_CODE';
+    await assert.rejects(sender.send(request('held')), { code: 'not_ready' });
+    assert.equal(ledger.attempt('held'), undefined);
+    assert.equal(engine.sends.length, 0);
+    assert.equal(existsSync(ledger.path), false, 'the ledger was written');
   });
 
   test('a retry of an attempted key whose message is in the chat answers it as a duplicate and sends nothing', async () => {
