@@ -51,7 +51,7 @@ from core.models import (
     ScheduleState,
 )
 from core.recipients import parse_phone
-from core.render import template_variables
+from core.render import NAME_VARIABLES, template_variables
 from core.store import Store
 
 logger = logging.getLogger(__name__)
@@ -442,7 +442,7 @@ async def _import_schedules(
             report.paused.append(schedule.id)
         elif state is ScheduleState.done:
             report.done.append(schedule.id)
-        if not recipient.name and template_variables(message) & {"name", "first_name"}:
+        if not recipient.name and template_variables(message) & NAME_VARIABLES:
             report.unnamed.append((schedule.id, recipient.address))
         if shift is not None and rule.cron is not None:
             report.cron_shifts.append(

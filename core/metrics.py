@@ -1,8 +1,8 @@
 """Prometheus metrics for `GET /metrics`, on wasched's own registry (never the global one).
 
-Two kinds live here:
-- events counted as they happen (run lateness, Telegram send errors): other modules call
-  `observe_run_lateness(seconds)` and `count_telegram_error(kind)`;
+What is scraped:
+- events counted as they happen (run lateness, Telegram send errors), kept in
+  `core.counters` so that counting them needs no HTTP stack;
 - states read from the store and the sidecar at scrape time (deliveries by status, queue
   depth, held deliveries, schedules by state, WhatsApp session state), so they are never stale.
 """

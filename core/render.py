@@ -30,6 +30,8 @@ from core.models import WHATSAPP_TEXT_LIMIT, Contact, Recipient
 logger = logging.getLogger(__name__)
 
 BUILTIN_VARIABLES = frozenset({"name", "first_name", "date", "time", "weekday"})
+# The variables that need the recipient's name (a bare number or group id has none).
+NAME_VARIABLES = frozenset({"name", "first_name"})
 
 _WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")

@@ -56,6 +56,7 @@ from core.recipients import (
 )
 from core.render import (
     BUILTIN_VARIABLES,
+    NAME_VARIABLES,
     available_variables,
     check_braces,
     check_message,
@@ -264,7 +265,7 @@ class Scheduling:
 
     # schedules ----------------------------------------------------------------------------
 
-    async def check_message(
+    async def check_draft_message(
         self,
         *,
         recipients: str,
@@ -812,7 +813,7 @@ class Scheduling:
         per_recipient = [
             contacts.get(r.contact_id) if r.contact_id is not None else None for r in recipients
         ]
-        names = used & {"name", "first_name"}
+        names = used & NAME_VARIABLES
         unnamed = [
             r
             for r, contact in zip(recipients, per_recipient, strict=True)

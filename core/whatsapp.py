@@ -91,17 +91,19 @@ def _timestamp(value: Any) -> datetime | None:
     return None
 
 
-# Hop-by-hop and framing headers aiohttp writes itself.
-_NOT_FORWARDED = frozenset({"host", "content-length", "transfer-encoding", "connection"})
+# Hop-by-hop and framing headers aiohttp writes itself (and the encodings it can decode).
+_NOT_FORWARDED = frozenset(
+    {"host", "content-length", "transfer-encoding", "connection", "accept-encoding"}
+)
 
 
 class AiohttpTransport(httpx.AsyncBaseTransport):
     """httpx's API over aiohttp's HTTP stack (already a dependency of core).
 
-    One send is one request, and the sender sends one at a time, so the time per request
-    bounds its rate: on loopback httpx's own stack takes about 1.2 ms a request, aiohttp's
-    about 0.4 ms (tests/benchmarks/bench_engine.py). Errors leave as httpx's, so the client
-    translates them in one place.
+    One send is one request, and the sender keeps only a few in flight, so the time per
+    request bounds its rate: on loopback httpx's own stack takes about 1.2 ms a request,
+    aiohttp's about 0.4 ms (tests/benchmarks/bench_engine.py). Errors leave as httpx's, so
+    the client translates them in one place.
     """
 
     def __init__(self) -> None:
@@ -120,7 +122,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         headers = [
             (name, value)
             for name, value in request.headers.multi_items()
-            if name.lower() not in _NOT_FORWARDED and name.lower() != "accept-encoding"
+            if name.lower() not in _NOT_FORWARDED
         ]
         try:
             async with self._session.request(

@@ -145,7 +145,7 @@ async def after_recipients(bot: Bot, chat_id: int, state: FSMContext, service: S
 async def message_text(message: Message, state: FSMContext, service: Scheduling, bot: Bot) -> None:
     # Refused here, the person retypes the text; refused at the preview, they would be asked
     # for a time again and again.
-    await service.check_message(
+    await service.check_draft_message(
         recipients=await recipients_text(state, service), text=message.text
     )
     await state.update_data(text=message.text, template=None, media=None)
@@ -182,7 +182,7 @@ async def message_media(
     media = Media(
         mimetype=mimetype, filename=filename, data_base64=base64.b64encode(data).decode()
     )
-    await service.check_message(
+    await service.check_draft_message(
         recipients=await recipients_text(state, service), text=message.caption, media=media
     )
     await state.update_data(text=message.caption, template=None, media=media.model_dump())
@@ -203,7 +203,7 @@ async def message_template(
     if template is None:
         await query.answer("That template was deleted; pick another or write the text.")
         return
-    await service.check_message(
+    await service.check_draft_message(
         recipients=await recipients_text(state, service), template=template.name
     )
     await query.answer(f"Template {template.name}")

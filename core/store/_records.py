@@ -47,6 +47,11 @@ def utc(value: datetime) -> datetime:
     return value.replace(microsecond=value.microsecond - value.microsecond % 1000)
 
 
+def now() -> datetime:
+    """The current instant as the stores keep it (aware UTC, to the millisecond)."""
+    return utc(datetime.now(UTC))
+
+
 def utc_or_none(value: datetime | None) -> datetime | None:
     return None if value is None else utc(value)
 

@@ -64,6 +64,9 @@ from core.store._records import (
     status_counts,
     utc,
 )
+from core.store._records import (
+    now as _now,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -150,10 +153,6 @@ def _run_key(schedule_id: int, scheduled_for: datetime) -> str:
 
 def _manual_key(run_id: int) -> str:
     return f"manual#{run_id}"
-
-
-def _now() -> datetime:
-    return utc(datetime.now(UTC))
 
 
 class MongoStore:

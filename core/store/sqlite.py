@@ -15,7 +15,7 @@ import logging
 import sqlite3
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -62,6 +62,9 @@ from core.store._records import (
     state_counts,
     status_counts,
     utc,
+)
+from core.store._records import (
+    now as _now,
 )
 
 logger = logging.getLogger(__name__)
@@ -294,10 +297,6 @@ def _record(model: type[M], row: sqlite3.Row) -> M:
 
 def _records(model: type[M], rows: Iterable[sqlite3.Row]) -> list[M]:
     return [_record(model, row) for row in rows]
-
-
-def _now() -> datetime:
-    return utc(datetime.now(UTC))
 
 
 class SQLiteStore:
