@@ -40,6 +40,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # httpx logs every request at INFO (a line per sidecar probe and send); APScheduler a line
+    # per wake-up. Their warnings and errors still show.
+    for noisy in ("httpx", "httpcore", "apscheduler"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         if args.command == "status":
             from core.status import status_command

@@ -87,6 +87,8 @@ async def open_core(
             hourly_cap=settings.SEND_HOURLY_CAP,
             daily_cap=settings.SEND_DAILY_CAP,
             retry_max_attempts=settings.RETRY_MAX_ATTEMPTS,
+            probe_every_s=settings.WHATSAPP_PROBE_EVERY_S,
+            probe_max_s=settings.WHATSAPP_PROBE_MAX_S,
             # Unique among live processes (one HTTP port per host), stable across restarts:
             # a restarted core takes back at once what its crashed predecessor was sending.
             worker=worker or f"{socket.gethostname()}:{settings.HTTP_PORT}",

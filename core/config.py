@@ -33,6 +33,8 @@ FIXES: dict[str, str] = {
     "SEND_DAILY_CAP": "use a whole number > 0, e.g. SEND_DAILY_CAP=400",
     "RETRY_MAX_ATTEMPTS": "use a whole number >= 1, e.g. RETRY_MAX_ATTEMPTS=5",
     "MISFIRE_GRACE_S": "use seconds >= 0, e.g. MISFIRE_GRACE_S=3600",
+    "WHATSAPP_PROBE_EVERY_S": "use seconds > 0, e.g. WHATSAPP_PROBE_EVERY_S=30",
+    "WHATSAPP_PROBE_MAX_S": "use seconds > 0, e.g. WHATSAPP_PROBE_MAX_S=300",
 }
 
 
@@ -61,6 +63,10 @@ class Settings(BaseSettings):
     SEND_DAILY_CAP: int = Field(default=400, gt=0)
     RETRY_MAX_ATTEMPTS: int = Field(default=5, ge=1)
     MISFIRE_GRACE_S: int = Field(default=3600, ge=0)
+    # While WhatsApp is not WORKING, how often the sender asks the sidecar's /health (events
+    # come first), and the most it backs off to while the sidecar does not answer.
+    WHATSAPP_PROBE_EVERY_S: float = Field(default=30.0, gt=0)
+    WHATSAPP_PROBE_MAX_S: float = Field(default=300.0, gt=0)
 
     @field_validator("TELEGRAM_BOT_TOKEN")
     @classmethod

@@ -12,7 +12,10 @@ it off) it keeps a bounded window of sends in flight, claimed and recorded in ba
 - on success record `sent` with WhatsApp's message id; transient failures go back to `queued`
   with exponential backoff and jitter until `retry_max_attempts`, permanent ones fail at once;
 - while the session is not WORKING, deliveries are `held` without spending an attempt and the
-  worker pauses until the session works again (a `session.status` event or a health probe).
+  worker pauses until the session works again. Events come first (`session.status` from the
+  sidecar wakes it); besides them it probes `/health` at most every `probe_every_s`, backing
+  off to `probe_max_s` while the sidecar cannot be reached, and logs state changes, never a
+  line per probe. A paused worker at rest costs one request per `probe_every_s`.
 
 Acks from the sidecar also land here (`apply_ack`), so every status change of a delivery and
 its report to the owner goes through one place.
@@ -142,6 +145,7 @@ class Sender:
         retry_base_s: float = 5.0,
         retry_max_s: float = 900.0,
         probe_every_s: float = 30.0,
+        probe_max_s: float = 300.0,
         idle_check_s: float = 60.0,
         report_every_s: float = 1.0,
         send_window: int = 16,
@@ -162,6 +166,7 @@ class Sender:
         self.retry_base_s = retry_base_s
         self.retry_max_s = retry_max_s
         self.probe_every_s = probe_every_s
+        self.probe_max_s = max(probe_every_s, probe_max_s)
         self.idle_check_s = idle_check_s
         self.reporter = RunReporter(store, notifier, every_s=report_every_s)
         # Sends in flight at once when pacing is off; with any gap, one at a time.
@@ -173,6 +178,10 @@ class Sender:
         self._paused = False
         self._release_held = False
         self._session_state: str | None = None
+        # When the paused worker asks /health next, and how many probes in a row failed.
+        self._next_probe_at: datetime | None = None
+        self._probe_failures = 0
+        self.probe_count = 0
         self._next_send_at: datetime | None = None
         # Send instants of the last day, oldest first (the caps' sliding windows).
         self._sent_times: list[datetime] = []
@@ -248,17 +257,27 @@ class Sender:
         """Nothing for the sender to do (EngineHooks)."""
 
     def session_changed(self, state: str) -> None:
-        """The sidecar's session moved to `state`: pause unless WORKING, resume when it is."""
+        """The sidecar says its session is `state` (an event): pause unless WORKING, resume
+        when it is. The sidecar answered, so the next probe waits a whole `probe_every_s`."""
+        self._probe_failures = 0
+        self._next_probe_at = self.clock.now() + timedelta(seconds=self.probe_every_s)
+        if self._apply_session(state):
+            self._wake.set()
+
+    def _apply_session(self, state: str) -> bool:
+        """Take `state` as the session's; True when that pauses or resumes the worker."""
         self._session_state = state
         if state == WORKING:
             if self._paused:
                 logger.info("sender: WhatsApp session is WORKING again; resuming")
                 self._paused = False
                 self._release_held = True
+                return True
         elif not self._paused:
             logger.info("sender: WhatsApp session is %s; holding deliveries", state)
             self._paused = True
-        self._wake.set()
+            return True
+        return False
 
     def status(self) -> dict[str, Any]:
         now = self.clock.now()
@@ -305,8 +324,10 @@ class Sender:
             for delivery in ahead:
                 await self._hold(delivery, reason=NOT_LINKED, code="not_ready")
             await self._hold_due(now)
-            await self._nap(self.probe_every_s)
-            if self._paused and not self._stopping:
+            if self._next_probe_at is None:
+                self._next_probe_at = now + timedelta(seconds=self.probe_every_s)
+            await self._nap(max(0.0, (self._next_probe_at - now).total_seconds()))
+            if self._paused and not self._stopping and self.clock.now() >= self._next_probe_at:
                 await self._probe()
             return
         wait = self._pacing_wait(now)
@@ -359,17 +380,41 @@ class Sender:
         self._wake.clear()
 
     async def _probe(self) -> None:
-        """Ask the sidecar for the session state (at start and while paused)."""
+        """Ask the sidecar for the session state (at start and while paused), then set when
+        to ask next: `probe_every_s`, doubled per failed probe up to `probe_max_s`.
+
+        It never wakes the worker itself (the loop that probes is the one running): waking
+        here made the paused loop probe again at once, hundreds of times a second."""
+        self.probe_count += 1
         try:
             health = await self.whatsapp.health()
         except WhatsAppError as exc:
-            logger.info("sender: health probe failed: %s", exc)
+            self._probe_failures += 1
+            if self._probe_failures == 1:
+                logger.warning(
+                    "sender: the WhatsApp service does not answer (%s); asking again with "
+                    "backoff up to every %.0f s",
+                    exc,
+                    self.probe_max_s,
+                )
+            self._next_probe_at = self.clock.now() + timedelta(seconds=self._probe_backoff())
             return
+        if self._probe_failures:
+            logger.info(
+                "sender: the WhatsApp service answers again (after %d failed probes)",
+                self._probe_failures,
+            )
+        self._probe_failures = 0
+        self._next_probe_at = self.clock.now() + timedelta(seconds=self.probe_every_s)
         first = self._session_state is None
-        self.session_changed(health.state)
+        self._apply_session(health.state)
         if first and health.working:
             # Deliveries held by an earlier process go out now that the session works.
             self._release_held = True
+
+    def _probe_backoff(self) -> float:
+        exponent = min(self._probe_failures - 1, 30)
+        return min(self.probe_max_s, self.probe_every_s * 2.0**exponent)
 
     # --- pacing ----------------------------------------------------------------------
     async def _seed_caps(self) -> None:
@@ -513,6 +558,7 @@ class Sender:
             if not self._paused:
                 logger.info("sender: WhatsApp is not ready; holding deliveries")
                 self._paused = True
+                self._next_probe_at = self.clock.now() + timedelta(seconds=self.probe_every_s)
             return None
         except WhatsAppError as exc:
             await self._failed_attempt(delivery, exc, transient=exc.transient)

@@ -1,0 +1,187 @@
+"""What the core costs while WhatsApp is not working: held for an hour of (fake) time in each
+state a real install lives in, it asks the sidecar at a bounded rate and logs state changes,
+not probes.
+
+Before the fix, a paused sender's probe woke the sender itself, so about `probe_every_s` after
+the state changed it asked /health in a tight loop (hundreds of requests a second).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import pytest
+from aiohttp import web
+
+from core.app import Core
+from core.clock import FakeClock
+from core.models import DeliveryStatus
+from tests.engine.conftest import PHONE, CoreFactory, deliveries, eventually
+from tests.fakes.sidecar import FakeSidecar
+
+PROBE_EVERY_S = 30.0
+PROBE_MAX_S = 300.0
+HOUR_S = 3600
+
+
+@dataclass
+class CountingSidecar(FakeSidecar):
+    """The fake sidecar, counting the GET /health requests it answered."""
+
+    health_requests: int = 0
+
+    async def _health(self, request: web.Request) -> web.Response:
+        self.health_requests += 1
+        return await super()._health(request)
+
+
+@pytest.fixture
+async def sidecar() -> AsyncIterator[CountingSidecar]:
+    fake = CountingSidecar(api_key="test-key")
+    await fake.start()
+    yield fake
+    await fake.close()
+
+
+async def start(start_core: CoreFactory) -> Core:
+    return await start_core(WHATSAPP_PROBE_EVERY_S=PROBE_EVERY_S, WHATSAPP_PROBE_MAX_S=PROBE_MAX_S)
+
+
+async def let_it_run(turns: int = 50) -> None:
+    """Give the core's tasks (and their loopback HTTP requests) real time to run."""
+    for _ in range(turns):
+        await asyncio.sleep(0.002)
+
+
+async def hold_for(clock: FakeClock, seconds: int, *, step_s: int = 10) -> None:
+    """Move the fake clock through `seconds`, letting the core run at every step."""
+    for _ in range(seconds // step_s):
+        await clock.advance(step_s)
+        await let_it_run(5)
+
+
+def records_at_info(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.levelno >= logging.INFO]
+
+
+@pytest.mark.parametrize("state", ["STARTING", "SCAN_QR_CODE", "FAILED"])
+async def test_an_hour_not_working_costs_one_probe_per_interval_and_no_log_per_probe(
+    state: str,
+    start_core: CoreFactory,
+    clock: FakeClock,
+    sidecar: CountingSidecar,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    sidecar.state = state
+    core = await start(start_core)
+    await eventually(lambda: core.sender.paused, what="the sender pausing")
+    caplog.clear()
+    caplog.set_level(logging.DEBUG)
+    before = sidecar.health_requests
+
+    await hold_for(clock, HOUR_S)
+    await let_it_run(200)  # a sender spinning on its own wake-up would show here
+
+    probes = sidecar.health_requests - before
+    expected = HOUR_S / PROBE_EVERY_S
+    assert expected - 3 <= probes <= expected + 1, probes
+    assert core.sender.paused
+    # Nothing per probe: no record at INFO or above in the hour (httpx would log each
+    # request at INFO if its logger were let through; wasched run keeps it at WARNING).
+    assert [r.getMessage() for r in records_at_info(caplog) if r.name != "httpx"] == []
+
+
+async def test_working_at_rest_asks_the_sidecar_nothing(
+    start_core: CoreFactory,
+    clock: FakeClock,
+    sidecar: CountingSidecar,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    core = await start(start_core)
+    await eventually(lambda: sidecar.health_requests == 1, what="the first probe")
+    caplog.set_level(logging.DEBUG)
+    caplog.clear()
+
+    await hold_for(clock, HOUR_S)
+    await let_it_run(200)
+
+    assert not core.sender.paused
+    assert sidecar.health_requests == 1
+    assert records_at_info(caplog) == []
+
+
+async def test_with_the_sidecar_down_probes_back_off_and_the_outage_is_one_log_line(
+    start_core: CoreFactory,
+    clock: FakeClock,
+    sidecar: CountingSidecar,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    sidecar.state = "SCAN_QR_CODE"
+    core = await start(start_core)
+    await eventually(lambda: core.sender.paused, what="the sender pausing")
+    caplog.set_level(logging.INFO, logger="core.sender")
+    caplog.clear()
+    await sidecar.go_down()
+    probes_before = core.sender.probe_count
+
+    await hold_for(clock, HOUR_S)
+    await let_it_run(200)
+
+    # 30, 60, 120, 240 s, then every 300 s: 4 + (3600 - 450) / 300 = 14.5 probes in the hour.
+    probes = core.sender.probe_count - probes_before
+    assert 13 <= probes <= 16, probes
+    said = [r.getMessage() for r in records_at_info(caplog)]
+    assert len(said) == 1 and "does not answer" in said[0], said
+
+    # Back, still waiting for a link: one line says so, and probing is at its base rate.
+    await sidecar.start()
+    await hold_for(clock, int(PROBE_MAX_S))
+    await let_it_run(100)
+    said = [r.getMessage() for r in records_at_info(caplog)]
+    assert len(said) == 2 and "answers again" in said[1], said
+    before = sidecar.health_requests
+    await hold_for(clock, 600)
+    await let_it_run(100)
+    assert 600 / PROBE_EVERY_S - 2 <= sidecar.health_requests - before <= 600 / PROBE_EVERY_S
+
+
+async def test_an_event_comes_first_and_a_held_delivery_goes_out_without_waiting_for_a_probe(
+    start_core: CoreFactory, clock: FakeClock, sidecar: CountingSidecar
+) -> None:
+    sidecar.state = "STARTING"
+    core = await start(start_core)
+    await eventually(lambda: core.sender.paused, what="the sender pausing")
+    schedule = await core.service.create_schedule(
+        7, recipients=PHONE, when="tomorrow 9:00", text="hi"
+    )
+    run, _ = await core.service.run_now(schedule.id)
+
+    async def held() -> bool:
+        return [d.status for d in await deliveries(core, run_id=run.id)] == [DeliveryStatus.held]
+
+    await eventually(held, what="the held delivery")
+    probes = sidecar.health_requests
+
+    # The sidecar announces WORKING (no clock movement: no probe is due).
+    await sidecar.set_state("WORKING")
+    await eventually(lambda: len(sidecar.outbox) == 1, what="the send after the event")
+    assert sidecar.health_requests == probes
+
+
+async def test_a_burst_of_repeated_status_events_wakes_the_sender_once(
+    start_core: CoreFactory, clock: FakeClock, sidecar: CountingSidecar
+) -> None:
+    sidecar.state = "STARTING"
+    core = await start(start_core)
+    await eventually(lambda: core.sender.paused, what="the sender pausing")
+    probes = sidecar.health_requests
+    for _ in range(50):
+        await sidecar.set_state("STARTING")
+    await let_it_run(100)
+    # Events say the sidecar is there: they postpone the probe instead of adding to it.
+    await hold_for(clock, int(PROBE_EVERY_S) - 10)
+    await let_it_run(50)
+    assert sidecar.health_requests == probes
