@@ -35,11 +35,32 @@ WORKING = "WORKING"
 
 
 @dataclass(frozen=True)
+class SessionFailure:
+    """Why the session does not work, as the sidecar reports it (`failure` of /health and of
+    `session.status`): a code from its list and the detail behind it."""
+
+    code: str
+    message: str
+    since: datetime | None = None
+
+    @classmethod
+    def parse(cls, value: Any) -> SessionFailure | None:
+        if not isinstance(value, dict) or not isinstance(value.get("code"), str):
+            return None
+        return cls(
+            code=value["code"],
+            message=str(value.get("message") or ""),
+            since=_timestamp(value.get("since")),
+        )
+
+
+@dataclass(frozen=True)
 class SessionHealth:
     status: str
     engine: str
     state: str
     me: dict[str, str] | None
+    failure: SessionFailure | None = None
 
     @property
     def working(self) -> bool:
@@ -196,6 +217,7 @@ class WhatsAppClient:
             engine=str(body.get("engine", "")),
             state=str(body.get("state", "")),
             me={str(k): str(v) for k, v in me.items()} if isinstance(me, dict) else None,
+            failure=SessionFailure.parse(body.get("failure")),
         )
 
     async def qr(self) -> QrCode:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -17,7 +18,7 @@ from core.errors import (
     WhatsAppUnavailable,
 )
 from core.models import Media
-from core.whatsapp import WhatsAppClient
+from core.whatsapp import SessionFailure, WhatsAppClient
 from tests.fakes.sidecar import FakeSidecar
 
 Handler = Callable[[httpx.Request], httpx.Response]
@@ -171,6 +172,44 @@ async def test_session_routes() -> None:
     assert (await wa.groups())[0].participants == ("1@c.us",)
     with pytest.raises(WhatsAppRequestRejected):
         await wa.message_ack("nope")
+    await wa.aclose()
+
+
+async def test_health_carries_why_the_session_does_not_work() -> None:
+    answers = iter(
+        [
+            {
+                "status": "ok",
+                "engine": "wwebjs",
+                "state": "FAILED",
+                "me": None,
+                "failure": {
+                    "code": "whatsapp_web_unreachable",
+                    "message": "net::ERR_NAME_NOT_RESOLVED at https://web.whatsapp.com/",
+                    "since": "2026-12-01T20:00:00.000Z",
+                },
+            },
+            {
+                "status": "ok",
+                "engine": "wwebjs",
+                "state": "WORKING",
+                "me": {"id": "1@c.us", "name": "Ada"},
+                "failure": None,
+            },
+            # A sidecar from before `failure` existed.
+            {"status": "ok", "engine": "fake", "state": "STARTING", "me": None},
+        ]
+    )
+    wa = client(lambda request: httpx.Response(200, json=next(answers)))
+
+    failing = await wa.health()
+    assert failing.failure == SessionFailure(
+        code="whatsapp_web_unreachable",
+        message="net::ERR_NAME_NOT_RESOLVED at https://web.whatsapp.com/",
+        since=datetime(2026, 12, 1, 20, 0, tzinfo=UTC),
+    )
+    assert (await wa.health()).failure is None
+    assert (await wa.health()).failure is None
     await wa.aclose()
 
 
