@@ -1,10 +1,11 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
-import Fastify from 'fastify';
+import { join } from 'node:path';
+import Fastify, { LogController } from 'fastify';
 import { ServiceError, errorBody } from './errors.js';
-import { EventForwarder } from './events.js';
+import { EventForwarder, PENDING_EVENTS_FILE } from './events.js';
 import { IdempotencyLedger } from './ledger.js';
 import directoryRoutes from './routes/directory.js';
-import fakeRoutes from './routes/fake.js';
+import fakeRoutes, { RequestCounter } from './routes/fake.js';
 import messageRoutes from './routes/messages.js';
 import sessionRoutes from './routes/session.js';
 import { Sender } from './sender.js';
@@ -19,12 +20,15 @@ const FIELD_HINTS = {
  * Builds the sidecar's HTTP app around `engine`. Ready starts the engine; `app.shutdown()`
  * stops taking requests (503), lets the send in flight finish (for at most half the shutdown
  * timeout: a hung send must not keep the browser from closing), then closes: the engine
- * (never logging out) and the event queue (flushed, bounded).
- * `options.logger` is a pino instance to share; `options.events` replaces the forwarder.
+ * (never logging out) and the event queue (one bounded try, the rest kept on disk).
+ * Requests are logged at debug only: wasched probes /health all day, and a session held in
+ * one state must not fill the log. `options.logger` is a pino instance to share;
+ * `options.events` replaces the forwarder.
  */
 export function buildApp(config, engine, { logger, events } = {}) {
   const app = Fastify({
     ...(logger ? { loggerInstance: logger } : { logger: { level: config.logLevel } }),
+    logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: config.bodyLimitBytes,
     return503OnClosing: false,
     ajv: { customOptions: { coerceTypes: false } },
@@ -38,6 +42,7 @@ export function buildApp(config, engine, { logger, events } = {}) {
       url: config.eventsUrl,
       apiKey: config.apiKey,
       log: app.log.child({ component: 'events' }),
+      pendingPath: join(config.dataDir, PENDING_EVENTS_FILE),
       ...config.events,
     });
   const forwarded = {
@@ -50,8 +55,11 @@ export function buildApp(config, engine, { logger, events } = {}) {
   let draining = false;
   const drainSends = () => sender.drain({ timeoutMs: Math.ceil(config.shutdownTimeoutMs / 2) });
 
+  const requests = engine.name === 'fake' ? new RequestCounter() : null;
+
   app.addHook('onRequest', async (request, reply) => {
     const route = request.routeOptions.url;
+    requests?.count(request.method, route);
     if (
       config.apiKey &&
       !OPEN_ROUTES.has(route) &&
@@ -66,9 +74,23 @@ export function buildApp(config, engine, { logger, events } = {}) {
     }
   });
 
+  // The route pattern, never the raw URL: a message id holds the recipient's number.
+  app.addHook('onResponse', async (request, reply) => {
+    request.log.debug(
+      {
+        method: request.method,
+        route: request.routeOptions.url ?? null,
+        statusCode: reply.statusCode,
+        ms: Math.round(reply.elapsedTime),
+      },
+      'request answered',
+    );
+  });
+
   app.setErrorHandler((error, request, reply) => {
     if (error instanceof ServiceError) {
-      const level = error.statusCode >= 500 ? 'warn' : 'info';
+      // A 4xx is the caller's to handle (wasched retries not_ready while the session is down).
+      const level = error.statusCode >= 500 ? 'warn' : 'debug';
       request.log[level]({ code: error.code }, error.message);
       return reply.code(error.statusCode).send(errorBody(error.code, error.message));
     }
@@ -94,10 +116,11 @@ export function buildApp(config, engine, { logger, events } = {}) {
   app.register(sessionRoutes, { engine });
   app.register(messageRoutes, { engine, sender });
   app.register(directoryRoutes, { engine });
-  if (engine.name === 'fake') app.register(fakeRoutes, { engine });
+  if (engine.name === 'fake') app.register(fakeRoutes, { engine, requests });
 
   app.addHook('onReady', async () => {
     await ledger.load();
+    await forwarder.start();
     await engine.start();
   });
 

@@ -1,6 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { FAILURE_CODES } from './engines/engine.js';
 
 // The only module that reads process.env. Everything else gets the frozen object it returns.
 
@@ -11,6 +12,15 @@ export const DEBIAN_CHROMIUM_PATHS = Object.freeze([
 ]);
 const ENGINES = ['wwebjs', 'fake'];
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+// The fake engine's start states: the session states it can hold, and NEVER_READY
+// (authenticated, but WhatsApp Web never becomes ready).
+export const FAKE_START_STATES = Object.freeze([
+  'WORKING',
+  'STARTING',
+  'SCAN_QR_CODE',
+  'FAILED',
+  'NEVER_READY',
+]);
 
 /** A setting is missing or malformed; its message is the one line shown at start-up. */
 export class ConfigError extends Error {
@@ -97,6 +107,38 @@ function millisecondList(settings, name, fallback) {
   return parts.map(Number);
 }
 
+function fakeStartState(settings) {
+  const raw = settings.WHATSAPP_FAKE_START_STATE;
+  if (raw === undefined || raw === '') return 'WORKING';
+  const value = raw.trim().toUpperCase();
+  if (!FAKE_START_STATES.includes(value)) {
+    throw new ConfigError(
+      `WHATSAPP_FAKE_START_STATE="${raw}" is not valid: use one of ${FAKE_START_STATES.join(', ')}`,
+    );
+  }
+  return value;
+}
+
+/** `code` or `code:message`; only FAILED and STARTING hold a failure from the start. */
+function fakeFailure(settings, startState) {
+  const raw = settings.WHATSAPP_FAKE_FAILURE;
+  if (raw === undefined || raw === '') return null;
+  const split = raw.indexOf(':');
+  const code = (split === -1 ? raw : raw.slice(0, split)).trim();
+  const message = split === -1 ? null : raw.slice(split + 1).trim();
+  if (!FAILURE_CODES.includes(code)) {
+    throw new ConfigError(
+      `WHATSAPP_FAKE_FAILURE="${raw}" is not valid: use code or code:message, the code one of ${FAILURE_CODES.join(', ')}`,
+    );
+  }
+  if (!['FAILED', 'STARTING'].includes(startState)) {
+    throw new ConfigError(
+      `WHATSAPP_FAKE_FAILURE="${raw}" needs WHATSAPP_FAKE_START_STATE=FAILED or STARTING (it is ${startState}): set one or remove the failure`,
+    );
+  }
+  return Object.freeze({ code, message });
+}
+
 function chromiumPath(settings, engine, fileExists) {
   const raw = settings.CHROMIUM_PATH;
   if (raw) {
@@ -127,6 +169,7 @@ export function loadConfig({ env = process.env, fileExists = existsSync } = {}) 
   const rawDataDir = settings.WHATSAPP_DATA_DIR || join(REPO_ROOT, 'data', 'whatsapp');
   const dataDir = isAbsolute(rawDataDir) ? rawDataDir : resolve(REPO_ROOT, rawDataDir);
   const host = (settings.WHATSAPP_HOST || '127.0.0.1').trim();
+  const fakeStart = fakeStartState(settings);
 
   return Object.freeze({
     host,
@@ -156,6 +199,10 @@ export function loadConfig({ env = process.env, fileExists = existsSync } = {}) 
       ackDelaysMs: Object.freeze(
         millisecondList(settings, 'WHATSAPP_FAKE_ACK_DELAYS_MS', [50, 100, 150]),
       ),
+      startState: fakeStart,
+      failure: fakeFailure(settings, fakeStart),
+      qrRotateMs: integer(settings, 'WHATSAPP_FAKE_QR_ROTATE_MS', 20000, { min: 1 }),
+      readyTimeoutMs: integer(settings, 'WHATSAPP_FAKE_READY_TIMEOUT_MS', 60000, { min: 1 }),
     }),
   });
 }

@@ -1,13 +1,25 @@
+import { rm } from 'node:fs/promises';
+import { readJson, writeJsonAtomic } from './json-file.js';
+
+/** Where the events still queued at shutdown wait for the next start, in the data directory. */
+export const PENDING_EVENTS_FILE = 'events-pending.json';
+
 /**
  * Delivers events to wasched (`POST {event, payload, timestamp}` with X-Api-Key) one at a time
  * and in order, retrying the head of the queue with exponential backoff until it is accepted.
- * The queue lives in memory and is bounded: when full, the oldest event is dropped (acks and
- * states are superseded by later ones, and wasched also polls /health and /messages/:id).
+ * The queue is bounded: when full, the oldest event is dropped (acks and states are superseded
+ * by later ones, and wasched also polls /health and /messages/:id). What is still queued at
+ * close is written to `pendingPath` and sent first after the next start().
  */
 export class EventForwarder {
   #queue = [];
   #running = false;
+  // close() began: one try per event, none once wasched is known to be down.
+  #closing = false;
+  // No more posts; push() drops.
   #closed = false;
+  #outage = null;
+  #loaded = false;
   #wake = null;
   #abort = null;
   #idleWaiters = [];
@@ -16,6 +28,7 @@ export class EventForwarder {
     url,
     apiKey = null,
     log,
+    pendingPath = null,
     maxQueue = 1000,
     retryMinMs = 500,
     retryMaxMs = 30000,
@@ -26,6 +39,7 @@ export class EventForwarder {
     this.url = url;
     this.apiKey = apiKey;
     this.log = log;
+    this.pendingPath = pendingPath;
     this.maxQueue = maxQueue;
     this.retryMinMs = retryMinMs;
     this.retryMaxMs = retryMaxMs;
@@ -33,6 +47,21 @@ export class EventForwarder {
     this.fetch = fetch;
     this.now = now;
     this.dropped = 0;
+  }
+
+  /** Puts the events kept by the last run's close() ahead of the queue and sends them. */
+  async start() {
+    const kept = await this.#takePending();
+    if (kept.length === 0) return;
+    this.#queue.unshift(...kept);
+    const over = this.#queue.length - this.maxQueue;
+    if (over > 0) {
+      this.#queue.splice(0, over);
+      this.dropped += over;
+      this.log.warn({ dropped: over }, 'event queue full; oldest kept events dropped');
+    }
+    this.log.info({ events: kept.length }, 'events kept from the last run; sending them first');
+    if (!this.#running && !this.#closing) this.#run();
   }
 
   push(event, payload) {
@@ -65,9 +94,11 @@ export class EventForwarder {
       if (outcome === 'delivered' || outcome === 'rejected') {
         if (this.#queue[0] === head) this.#queue.shift();
         attempt = 0;
+        this.#outageEnded();
         continue;
       }
-      if (this.#closed) break;
+      this.#outageStarted(head, outcome);
+      if (this.#closing) break; // no retries at close: what is left goes to the pending file
       attempt += 1;
       const delay = Math.min(this.retryMaxMs, this.retryMinMs * 2 ** (attempt - 1));
       this.log.debug({ event: head.event, attempt, delay }, 'event not delivered; retrying later');
@@ -77,7 +108,30 @@ export class EventForwarder {
     for (const resolve of this.#idleWaiters.splice(0)) resolve();
   }
 
-  /** 'delivered', 'rejected' (a 4xx that no retry will fix, dropped) or 'retry'. */
+  // One warn when wasched stops taking events and one info when they flow again, however
+  // many retries lie between (the retries log at debug).
+  #outageStarted(head, outcome) {
+    if (this.#outage) {
+      this.#outage.attempts += 1;
+      return;
+    }
+    this.#outage = { attempts: 1 };
+    this.log.warn(
+      { event: head.event, reason: outcome.reason, pending: this.#queue.length },
+      'wasched is not taking events; they wait in the queue and are retried',
+    );
+  }
+
+  #outageEnded() {
+    if (!this.#outage) return;
+    this.log.info(
+      { failedAttempts: this.#outage.attempts, pending: this.#queue.length },
+      'wasched takes events again',
+    );
+    this.#outage = null;
+  }
+
+  /** 'delivered', 'rejected' (a 4xx that no retry will fix, dropped) or {reason} to retry. */
   async #post(item) {
     const headers = { 'content-type': 'application/json' };
     if (this.apiKey) headers['x-api-key'] = this.apiKey;
@@ -104,10 +158,11 @@ export class EventForwarder {
         return 'rejected';
       }
       this.log.debug({ event: item.event, status: response.status }, 'event delivery failed');
-      return 'retry';
+      return { reason: `HTTP ${response.status}` };
     } catch (err) {
-      this.log.debug({ event: item.event, err: err.message }, 'event delivery failed');
-      return 'retry';
+      const reason = err.cause?.code ?? err.message;
+      this.log.debug({ event: item.event, reason }, 'event delivery failed');
+      return { reason };
     } finally {
       clearTimeout(timer);
       this.#abort = null;
@@ -134,32 +189,64 @@ export class EventForwarder {
   }
 
   /**
-   * Tries to deliver what is queued within `timeoutMs` (retrying without waiting out the
-   * backoff), then stops for good. Returns how many events were left undelivered.
+   * Stops for good. While wasched takes events, what is queued gets one try each within
+   * `timeoutMs`; once one fails (or wasched was already failing) nothing more is tried, and
+   * the rest is written to the pending file for the next start. Returns how many were left.
    */
   async close({ timeoutMs = 2000 } = {}) {
-    if (this.#queue.length > 0) {
-      const savedMin = this.retryMinMs;
-      const savedMax = this.retryMaxMs;
-      this.retryMinMs = Math.min(savedMin, 100);
-      this.retryMaxMs = Math.min(savedMax, 200);
-      this.#wake?.();
-      let timer;
-      await Promise.race([
-        this.idle(),
-        new Promise((resolve) => {
-          timer = setTimeout(resolve, timeoutMs);
-        }),
-      ]);
-      clearTimeout(timer);
-    }
+    this.#closing = true;
+    if (this.#outage) this.#closed = true;
+    this.#wake?.();
+    let timer;
+    await Promise.race([
+      this.idle(),
+      new Promise((resolve) => {
+        timer = setTimeout(resolve, timeoutMs);
+      }),
+    ]);
+    clearTimeout(timer);
     this.#closed = true;
     this.#wake?.();
     this.#abort?.abort();
     await this.idle();
     const left = this.#queue.length;
-    if (left > 0) this.log.warn({ left }, 'events not delivered before shutdown');
+    if (left > 0) await this.#keepPending();
     this.#queue = [];
     return left;
+  }
+
+  async #keepPending() {
+    const left = this.#queue.length;
+    if (!this.pendingPath) {
+      this.log.warn({ left }, 'events not delivered before shutdown; lost');
+      return;
+    }
+    try {
+      // Never overwrite what an earlier run kept and this one has not read yet.
+      const events = [...(await this.#takePending()), ...this.#queue].slice(-this.maxQueue);
+      await writeJsonAtomic(this.pendingPath, { version: 1, events });
+      this.log.warn(
+        { left: events.length, path: this.pendingPath },
+        'events not delivered before shutdown; kept for the next start',
+      );
+    } catch (err) {
+      this.log.error({ err, left }, 'events not delivered before shutdown could not be kept');
+    }
+  }
+
+  /** The events in the pending file (once per forwarder), removing the file. */
+  async #takePending() {
+    if (!this.pendingPath || this.#loaded) return [];
+    this.#loaded = true;
+    let stored;
+    try {
+      stored = await readJson(this.pendingPath, { events: [] });
+    } catch (err) {
+      this.log.warn({ err: err.message, path: this.pendingPath }, 'pending events unreadable');
+      stored = { events: [] };
+    }
+    await rm(this.pendingPath, { force: true });
+    const events = Array.isArray(stored?.events) ? stored.events : [];
+    return events.filter((item) => typeof item?.event === 'string' && 'payload' in item);
   }
 }

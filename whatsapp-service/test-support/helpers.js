@@ -43,6 +43,7 @@ export function testConfig(env = {}) {
 export class RecordedEvents {
   events = [];
   closed = false;
+  async start() {}
   push(event, payload) {
     this.events.push({ event, payload });
   }

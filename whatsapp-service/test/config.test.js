@@ -66,6 +66,19 @@ describe('loadConfig', () => {
     [{ WHATSAPP_SHUTDOWN_TIMEOUT_MS: '0' }, 'WHATSAPP_SHUTDOWN_TIMEOUT_MS'],
     [{ WHATSAPP_LOG_LEVEL: 'loud' }, 'WHATSAPP_LOG_LEVEL'],
     [{ WHATSAPP_FAKE_ACK_DELAYS_MS: '1,2' }, 'WHATSAPP_FAKE_ACK_DELAYS_MS'],
+    [{ WHATSAPP_FAKE_START_STATE: 'ONLINE' }, 'WHATSAPP_FAKE_START_STATE'],
+    [{ WHATSAPP_FAKE_START_STATE: 'STOPPED' }, 'WHATSAPP_FAKE_START_STATE'],
+    [
+      { WHATSAPP_FAKE_START_STATE: 'FAILED', WHATSAPP_FAKE_FAILURE: 'boom' },
+      'WHATSAPP_FAKE_FAILURE',
+    ],
+    [
+      { WHATSAPP_FAKE_START_STATE: 'FAILED', WHATSAPP_FAKE_FAILURE: ':net::ERR' },
+      'WHATSAPP_FAKE_FAILURE',
+    ],
+    [{ WHATSAPP_FAKE_FAILURE: 'chromium_missing' }, 'WHATSAPP_FAKE_FAILURE'],
+    [{ WHATSAPP_FAKE_QR_ROTATE_MS: '0' }, 'WHATSAPP_FAKE_QR_ROTATE_MS'],
+    [{ WHATSAPP_FAKE_READY_TIMEOUT_MS: '1m' }, 'WHATSAPP_FAKE_READY_TIMEOUT_MS'],
   ];
   for (const [env, name] of bad) {
     test(`a bad ${name} stops start-up with one line naming it`, () => {
@@ -77,6 +90,50 @@ describe('loadConfig', () => {
       );
     });
   }
+
+  test('the fake engine starts WORKING, rotates QRs every 20 s and waits 60 s for ready', () => {
+    const config = loadConfig({ env: { WHATSAPP_ENV_FILE: '' }, fileExists: chromiumEverywhere });
+    assert.equal(config.fake.startState, 'WORKING');
+    assert.equal(config.fake.failure, null);
+    assert.equal(config.fake.qrRotateMs, 20000);
+    assert.equal(config.fake.readyTimeoutMs, 60000);
+  });
+
+  test('WHATSAPP_FAKE_FAILURE reads code or code:message, the message keeping its colons', () => {
+    const load = (env) =>
+      loadConfig({ env: { WHATSAPP_ENV_FILE: '', ...env }, fileExists: chromiumEverywhere }).fake;
+    const failed = load({
+      WHATSAPP_FAKE_START_STATE: 'failed',
+      WHATSAPP_FAKE_FAILURE: 'whatsapp_web_unreachable:net::ERR_NAME_NOT_RESOLVED at https://web.whatsapp.com/',
+    });
+    assert.equal(failed.startState, 'FAILED');
+    assert.deepEqual(failed.failure, {
+      code: 'whatsapp_web_unreachable',
+      message: 'net::ERR_NAME_NOT_RESOLVED at https://web.whatsapp.com/',
+    });
+    const starting = load({
+      WHATSAPP_FAKE_START_STATE: 'STARTING',
+      WHATSAPP_FAKE_FAILURE: 'chromium_failed',
+    });
+    assert.deepEqual(starting.failure, { code: 'chromium_failed', message: null });
+  });
+
+  test('WHATSAPP_FAKE_FAILURE with a state that holds none says how to fix it', () => {
+    assert.throws(
+      () =>
+        loadConfig({
+          env: {
+            WHATSAPP_ENV_FILE: '',
+            WHATSAPP_FAKE_START_STATE: 'SCAN_QR_CODE',
+            WHATSAPP_FAKE_FAILURE: 'logged_out',
+          },
+          fileExists: chromiumEverywhere,
+        }),
+      (err) =>
+        err instanceof ConfigError &&
+        /^WHATSAPP_FAKE_FAILURE.*WHATSAPP_FAKE_START_STATE=FAILED or STARTING/.test(err.message),
+    );
+  });
 
   test('the wwebjs engine without any Chromium names CHROMIUM_PATH', () => {
     assert.throws(

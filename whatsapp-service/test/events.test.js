@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict';
+import { readFile, stat, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
+import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { buildApp } from '../src/app.js';
 import { FakeEngine } from '../src/engines/fake.js';
-import { EventForwarder } from '../src/events.js';
+import { EventForwarder, PENDING_EVENTS_FILE } from '../src/events.js';
 import {
   API_KEY,
   eventually,
@@ -50,6 +52,41 @@ function forwarder(url, options = {}) {
 }
 
 const names = (received) => received.map((item) => item.body.payload.n);
+
+/**
+ * fetch as wasched's endpoint answers it: refused (as undici throws it) while `down(n)` is
+ * true for the n-th call (from 1), else 200. Records every call.
+ */
+function fakeFetch(down = () => false) {
+  const calls = [];
+  const fetch = async (url, { body }) => {
+    calls.push(JSON.parse(body));
+    if (down(calls.length)) {
+      const refused = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:8001'), {
+        code: 'ECONNREFUSED',
+      });
+      throw new TypeError('fetch failed', { cause: refused });
+    }
+    return new Response(null, { status: 200 });
+  };
+  return { fetch, calls };
+}
+
+/** A log that keeps every line with its level. */
+function recordingLog() {
+  const lines = [];
+  const log = {};
+  for (const level of ['debug', 'info', 'warn', 'error']) {
+    log[level] = (fields, msg) => lines.push({ level, msg: msg ?? fields, fields });
+  }
+  log.child = () => log;
+  const at = (level) => lines.filter((line) => line.level === level);
+  return { log, lines, at };
+}
+
+async function readPending(dir) {
+  return JSON.parse(await readFile(join(dir, PENDING_EVENTS_FILE), 'utf8')).events;
+}
 
 describe('EventForwarder', () => {
   test('posts {event, payload, timestamp} in order with the X-Api-Key header', async () => {
@@ -126,6 +163,144 @@ describe('EventForwarder', () => {
   });
 });
 
+describe('EventForwarder while wasched is down', () => {
+  test('a long outage logs one warning when it starts and one line when events flow again', async () => {
+    const { log, at } = recordingLog();
+    const { fetch, calls } = fakeFetch((n) => n <= 300);
+    const events = forwarder('http://wasched/events', { fetch, log, retryMinMs: 0, retryMaxMs: 0 });
+    for (let n = 1; n <= 3; n += 1) events.push('message.ack', { n });
+    await events.idle();
+    assert.equal(calls.length, 303, 'the first event was retried 300 times');
+    assert.deepEqual(
+      calls.slice(-3).map((body) => body.payload.n),
+      [1, 2, 3],
+    );
+    assert.deepEqual(
+      at('warn').map((line) => line.msg),
+      ['wasched is not taking events; they wait in the queue and are retried'],
+    );
+    assert.equal(at('warn')[0].fields.reason, 'ECONNREFUSED');
+    assert.deepEqual(
+      at('info').map((line) => [line.msg, line.fields.failedAttempts]),
+      [['wasched takes events again', 300]],
+    );
+    assert.equal(at('error').length, 0);
+  });
+
+  test('each outage is one warning and one recovery line', async () => {
+    const { log, at } = recordingLog();
+    const { fetch } = fakeFetch((n) => n <= 50 || (n > 52 && n <= 150));
+    const events = forwarder('http://wasched/events', { fetch, log, retryMinMs: 0, retryMaxMs: 0 });
+    for (let n = 1; n <= 4; n += 1) events.push('message.ack', { n });
+    await events.idle();
+    assert.equal(at('warn').length, 2);
+    assert.equal(at('info').length, 2);
+  });
+
+  test('close with wasched already down tries nothing and keeps the events in a file', async () => {
+    const dir = await tempDir();
+    const { log } = recordingLog();
+    const { fetch, calls } = fakeFetch(() => true);
+    const pendingPath = join(dir, PENDING_EVENTS_FILE);
+    const events = forwarder('http://wasched/events', { fetch, log, pendingPath });
+    for (let n = 1; n <= 5; n += 1) events.push('message.ack', { n });
+    await eventually(() => calls.length >= 3, { what: 'retries' });
+    const before = calls.length;
+    assert.equal(await events.close({ timeoutMs: 5000 }), 5);
+    assert.equal(calls.length, before, 'no attempt at close');
+    const kept = await readPending(dir);
+    assert.deepEqual(
+      kept.map((item) => [item.event, item.payload.n]),
+      [1, 2, 3, 4, 5].map((n) => ['message.ack', n]),
+    );
+    assert.ok(kept.every((item) => !Number.isNaN(Date.parse(item.timestamp))));
+    assert.equal((await stat(pendingPath)).mode & 0o777, 0o600);
+  });
+
+  test('close that finds wasched gone tries once, not once per event', async () => {
+    const dir = await tempDir();
+    const { fetch, calls } = fakeFetch(() => true);
+    const pendingPath = join(dir, PENDING_EVENTS_FILE);
+    const events = forwarder('http://wasched/events', { fetch, pendingPath });
+    for (let n = 1; n <= 3; n += 1) events.push('message.ack', { n });
+    assert.equal(await events.close({ timeoutMs: 5000 }), 3);
+    assert.equal(calls.length, 1);
+    assert.equal((await readPending(dir)).length, 3);
+  });
+
+  test('a new forwarder on the same file sends the kept events first, in order', async () => {
+    const dir = await tempDir();
+    const pendingPath = join(dir, PENDING_EVENTS_FILE);
+    const down = fakeFetch(() => true);
+    const first = forwarder('http://wasched/events', { fetch: down.fetch, pendingPath });
+    first.push('session.status', { n: 1 });
+    first.push('message.ack', { n: 2 });
+    await first.close({ timeoutMs: 5000 });
+    const kept = await readPending(dir);
+
+    const { log, at } = recordingLog();
+    const up = fakeFetch();
+    const second = forwarder('http://wasched/events', { fetch: up.fetch, pendingPath, log });
+    await second.start();
+    second.push('session.status', { n: 3 });
+    await second.idle();
+    assert.deepEqual(
+      up.calls.map((body) => body.payload.n),
+      [1, 2, 3],
+    );
+    assert.deepEqual(up.calls.slice(0, 2), kept, 'sent as they were queued, timestamps too');
+    await assert.rejects(stat(pendingPath), { code: 'ENOENT' });
+    assert.deepEqual(
+      at('info').map((line) => [line.msg, line.fields.events]),
+      [['events kept from the last run; sending them first', 2]],
+    );
+    assert.equal(await second.close(), 0);
+    await assert.rejects(stat(pendingPath), { code: 'ENOENT' }, 'nothing left, no file');
+  });
+
+  test('kept events beyond maxQueue lose the oldest, with one line saying so', async () => {
+    const dir = await tempDir();
+    const pendingPath = join(dir, PENDING_EVENTS_FILE);
+    const stored = [1, 2, 3, 4, 5].map((n) => ({
+      event: 'message.ack',
+      payload: { n },
+      timestamp: '2026-01-01T00:00:00.000Z',
+    }));
+    await writeFile(pendingPath, JSON.stringify({ version: 1, events: stored }));
+    const { log, at } = recordingLog();
+    const up = fakeFetch();
+    const events = forwarder('http://wasched/events', {
+      fetch: up.fetch,
+      pendingPath,
+      log,
+      maxQueue: 3,
+    });
+    await events.start();
+    await events.idle();
+    assert.deepEqual(
+      up.calls.map((body) => body.payload.n),
+      [3, 4, 5],
+    );
+    assert.equal(events.dropped, 2);
+    assert.equal(at('warn').length, 1);
+  });
+
+  test('close without start keeps what an earlier run kept ahead of its own events', async () => {
+    const dir = await tempDir();
+    const pendingPath = join(dir, PENDING_EVENTS_FILE);
+    const earlier = { event: 'message.ack', payload: { n: 1 }, timestamp: '2026-01-01T00:00:00Z' };
+    await writeFile(pendingPath, JSON.stringify({ version: 1, events: [earlier] }));
+    const { fetch } = fakeFetch(() => true);
+    const events = forwarder('http://wasched/events', { fetch, pendingPath });
+    events.push('message.ack', { n: 2 });
+    await events.close({ timeoutMs: 5000 });
+    assert.deepEqual(
+      (await readPending(dir)).map((item) => item.payload.n),
+      [1, 2],
+    );
+  });
+});
+
 describe('the app forwards engine events', () => {
   test('session.status, message.ack reach WHATSAPP_EVENTS_URL with the API key', async () => {
     const server = await eventsServer();
@@ -156,5 +331,42 @@ describe('the app forwards engine events', () => {
       ],
     );
     assert.ok(server.received.every((item) => item.headers['x-api-key'] === API_KEY));
+  });
+
+  test('events queued while wasched is down survive a restart and are sent first', async () => {
+    const dataDir = await tempDir();
+    const down = testConfig({
+      WHATSAPP_DATA_DIR: dataDir,
+      WHATSAPP_EVENTS_URL: 'http://127.0.0.1:9/refused',
+      WHATSAPP_EVENTS_RETRY_MIN_MS: '1',
+      WHATSAPP_EVENTS_RETRY_MAX_MS: '1',
+    });
+    const first = buildApp(down, new FakeEngine({ dataDir, log: silentLog, ...down.fake }));
+    await first.ready();
+    await eventually(
+      async () => (await first.inject({ url: '/health' })).json().state === 'WORKING',
+    );
+    await first.close();
+    const kept = await readPending(dataDir);
+    assert.deepEqual(
+      kept.map((item) => item.payload.state),
+      ['STARTING', 'WORKING', 'STOPPED'],
+    );
+
+    const server = await eventsServer();
+    const up = testConfig({ WHATSAPP_DATA_DIR: dataDir, WHATSAPP_EVENTS_URL: server.url });
+    const engine = new FakeEngine({ dataDir, log: silentLog, ...up.fake });
+    const second = buildApp(up, engine);
+    after(() => second.close());
+    await second.ready();
+    await eventually(() => server.received.length >= 5, { what: 'five events' });
+    assert.deepEqual(
+      server.received.map((item) => item.body.payload.state),
+      ['STARTING', 'WORKING', 'STOPPED', 'STARTING', 'WORKING'],
+    );
+    assert.deepEqual(
+      server.received.slice(0, 3).map((item) => item.body),
+      kept,
+    );
   });
 });

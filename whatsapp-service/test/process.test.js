@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createServer } from 'node:http';
 import { once } from 'node:events';
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -235,6 +235,54 @@ describe('the service process', () => {
     assert.equal(outbox.body.messages.length, 1);
     second.child.kill('SIGTERM');
     assert.equal((await second.exited).code, 0);
+  });
+
+  test('SIGTERM with the events URL refusing connections exits 0 and keeps the events on disk', async () => {
+    const dataDir = await tempDir();
+    const settings = {
+      WHATSAPP_ENGINE: 'fake',
+      WHATSAPP_DATA_DIR: dataDir,
+      WHATSAPP_API_KEY: API_KEY,
+      WHATSAPP_EVENTS_URL: 'http://127.0.0.1:9/refused',
+      WHATSAPP_EVENTS_RETRY_MIN_MS: '1',
+      WHATSAPP_EVENTS_RETRY_MAX_MS: '2',
+      WHATSAPP_FAKE_START_DELAY_MS: '0',
+      WHATSAPP_FAKE_ACK_DELAYS_MS: '1,1,1',
+    };
+    const first = startService(settings);
+    const url = await baseUrl(first);
+    await untilWorking(url);
+    const sent = await call(url, '/messages', {
+      method: 'POST',
+      body: { to: '+4915112345678', text: 'kept', idempotency_key: 'events-kept' },
+    });
+    assert.equal(sent.status, 201);
+    for (let i = 0; i < 50; i += 1) await call(url, '/health');
+    first.child.kill('SIGTERM');
+    assert.deepEqual(await first.exited, { code: 0, signal: null });
+    await first.logged((line) => line.msg === 'stopped cleanly');
+
+    const pendingPath = join(dataDir, 'events-pending.json');
+    assert.equal((await stat(pendingPath)).mode & 0o777, 0o600);
+    const kept = JSON.parse(await readFile(pendingPath, 'utf8')).events;
+    const statuses = kept.filter((item) => item.event === 'session.status');
+    assert.deepEqual(
+      statuses.map((item) => item.payload.state),
+      ['STARTING', 'WORKING', 'STOPPED'],
+    );
+    assert.ok(kept.some((item) => item.event === 'message.ack' && item.payload.id === sent.body.id));
+    // The outage was announced once, not once per retry, and no request wrote a line.
+    const lines = first.stdout().trim().split('\n').map((line) => JSON.parse(line));
+    assert.equal(lines.filter((line) => line.msg?.startsWith('wasched is not taking')).length, 1);
+    assert.ok(!lines.some((line) => /request/.test(line.msg ?? '') && line.level <= 30));
+
+    // The next start sends them first (here: still refused, so they stay kept).
+    const second = startService(settings);
+    await second.logged((line) => line.msg === 'events kept from the last run; sending them first');
+    second.child.kill('SIGTERM');
+    assert.equal((await second.exited).code, 0);
+    const again = JSON.parse(await readFile(pendingPath, 'utf8')).events;
+    assert.deepEqual(again.slice(0, kept.length), kept);
   });
 
   test('a bad setting stops start-up with one line naming it', async () => {

@@ -23,6 +23,7 @@ describe('GET /health', () => {
       engine: 'fake',
       state: 'WORKING',
       me: FAKE_ME,
+      failure: null,
     });
   });
 });
@@ -39,6 +40,9 @@ describe('X-Api-Key', () => {
     ['GET', '/fake/outbox'],
     ['POST', '/fake/state'],
     ['POST', '/fake/fail'],
+    ['POST', '/fake/acks'],
+    ['POST', '/fake/disconnect'],
+    ['GET', '/fake/requests'],
   ];
 
   test('every route but /health refuses a missing or wrong key with 401 unauthorized', async () => {
@@ -248,14 +252,18 @@ describe('linking', () => {
     const moved = await app.inject(
       authed({ method: 'POST', url: '/fake/state', payload: { state: 'SCAN_QR_CODE' } }),
     );
-    assert.deepEqual(moved.json(), { state: 'SCAN_QR_CODE', me: null });
+    assert.deepEqual(moved.json(), { state: 'SCAN_QR_CODE', me: null, failure: null });
     const response = await app.inject(authed({ method: 'GET', url: '/session/qr' }));
     assert.equal(response.statusCode, 200);
     const { qr, png_base64: png } = response.json();
     assert.ok(qr.length > 20);
     assert.deepEqual(Buffer.from(png, 'base64').subarray(0, 8), PNG_SIGNATURE);
     assert.deepEqual(events.named('session.qr').at(-1), { qr });
-    assert.deepEqual(events.named('session.status').at(-1), { state: 'SCAN_QR_CODE', me: null });
+    assert.deepEqual(events.named('session.status').at(-1), {
+      state: 'SCAN_QR_CODE',
+      me: null,
+      failure: null,
+    });
   });
 
   test('POST /session/pairing-code gives an 8-character code while linking', async () => {
@@ -301,7 +309,11 @@ describe('linking', () => {
     assert.equal(response.statusCode, 204);
     assert.equal(response.body, '');
     assert.equal(engine.state, 'SCAN_QR_CODE');
-    assert.deepEqual(events.named('session.status').at(-1), { state: 'SCAN_QR_CODE', me: null });
+    assert.deepEqual(events.named('session.status').at(-1), {
+      state: 'SCAN_QR_CODE',
+      me: null,
+      failure: null,
+    });
     assert.equal((await app.inject(authed({ method: 'GET', url: '/session/qr' }))).statusCode, 200);
   });
 });
@@ -310,8 +322,8 @@ describe('session events', () => {
   test('start-up announces STARTING then WORKING with the account', async () => {
     const { events } = await startFakeApp();
     assert.deepEqual(events.named('session.status'), [
-      { state: 'STARTING', me: null },
-      { state: 'WORKING', me: FAKE_ME },
+      { state: 'STARTING', me: null, failure: null },
+      { state: 'WORKING', me: FAKE_ME, failure: null },
     ]);
   });
 });

@@ -4,6 +4,22 @@ import { ServiceError } from '../errors.js';
 export const STATES = Object.freeze(['STARTING', 'SCAN_QR_CODE', 'WORKING', 'FAILED', 'STOPPED']);
 
 /**
+ * Why the session is not WORKING, as `failure.code` in /health and `session.status`. wasched
+ * turns each into one sentence with the fix; the message carries the detail (the browser's
+ * own error), never a phone number.
+ */
+export const FAILURE_CODES = Object.freeze([
+  'whatsapp_web_unreachable', // no network or DNS to web.whatsapp.com; retried with backoff
+  'chromium_missing', // no browser at CHROMIUM_PATH (or none installed)
+  'chromium_failed', // the browser would not start or crashed
+  'profile_locked', // another browser holds the session's profile
+  'never_ready', // authenticated or loading, but WhatsApp Web never became ready
+  'page_broken', // the page broke (detached frame, closed target); restarted
+  'logged_out', // WhatsApp ended this device's session: link again
+  'auth_failure', // the saved session could not be restored: link again
+]);
+
+/**
  * What every engine shares: the session state, the linked account (`me`) and the current QR,
  * announced as events the app forwards to wasched:
  *   'status' {state, me}   'qr' {qr}   'ack' {id, ack}
@@ -19,17 +35,42 @@ export class Engine extends EventEmitter {
   state = 'STOPPED';
   me = null;
   qr = null;
+  // {code, message, since} of the last failure while not WORKING, or null.
+  failure = null;
 
-  /** Moves to `state`; announces it (and a new QR) only when something changed. */
-  setSession(state, { me = null, qr = null } = {}) {
+  /**
+   * Moves to `state`; announces it (and a new QR) only when something changed. `failure`
+   * ({code, message}) records why the session does not work, null clears it, and leaving it
+   * out keeps the last one until the session is WORKING (a retry in STARTING still fails for
+   * the same reason until it succeeds).
+   */
+  setSession(state, { me = null, qr = null, failure } = {}) {
     if (!STATES.includes(state)) throw new TypeError(`unknown session state ${state}`);
-    const changed = state !== this.state || JSON.stringify(me) !== JSON.stringify(this.me);
+    const nextFailure = state === 'WORKING' ? null : this.#nextFailure(failure);
+    const changed =
+      state !== this.state ||
+      JSON.stringify(me) !== JSON.stringify(this.me) ||
+      nextFailure?.code !== this.failure?.code ||
+      nextFailure?.message !== this.failure?.message;
     const newQr = qr !== null && qr !== this.qr;
     this.state = state;
     this.me = state === 'WORKING' ? me : null;
     this.qr = state === 'SCAN_QR_CODE' ? (qr ?? this.qr) : null;
-    if (changed) this.emit('status', { state: this.state, me: this.me });
+    this.failure = nextFailure;
+    if (changed) this.emit('status', { state: this.state, me: this.me, failure: this.failure });
     if (newQr) this.emit('qr', { qr });
+  }
+
+  #nextFailure(failure) {
+    if (failure === undefined) return this.failure;
+    if (failure === null) return null;
+    if (!FAILURE_CODES.includes(failure.code)) {
+      throw new TypeError(`unknown failure code ${failure.code}`);
+    }
+    // `since` is when this reason was first seen; a repeat of the same code keeps it.
+    const since =
+      this.failure?.code === failure.code ? this.failure.since : new Date().toISOString();
+    return { code: failure.code, message: String(failure.message ?? ''), since };
   }
 
   requireWorking(what) {

@@ -23,6 +23,19 @@ export const FAKE_GROUPS = Object.freeze([
     participants: Object.freeze(['15550000000@c.us', '15550000003@c.us']),
   }),
 ]);
+// What the wwebjs engine reports for each failure code, for a failure given without a message.
+export const FAKE_FAILURE_MESSAGES = Object.freeze({
+  whatsapp_web_unreachable: 'net::ERR_NAME_NOT_RESOLVED at https://web.whatsapp.com/',
+  chromium_missing: 'Browser was not found at the configured executablePath (/usr/bin/chromium)',
+  chromium_failed: 'Failed to launch the browser process!',
+  profile_locked: 'The browser is already running for the WhatsApp profile',
+  never_ready: 'WhatsApp Web was authenticated but never became ready',
+  page_broken: 'Navigating frame was detached',
+  logged_out: 'WhatsApp logged this device out (LOGOUT)',
+  auth_failure: 'Unable to log in. Are the session details valid?',
+});
+// POST /fake/acks: how many of the acks 1 (server), 2 (device), 3 (read) a new send gets.
+export const FAKE_ACK_MODES = Object.freeze({ normal: 3, stop_at_2: 2, stop_at_1: 1, never: 0 });
 export const FAKE_FAILURE_CODES = Object.freeze([
   'invalid_request',
   'not_on_whatsapp',
@@ -31,9 +44,10 @@ export const FAKE_FAILURE_CODES = Object.freeze([
 ]);
 
 /**
- * Behaves like the wwebjs engine on a linked account: same states, events, answers and errors.
- * Starts STARTING and becomes WORKING after `startDelayMs`; acks each accepted send 1, 2, 3;
- * keeps every accepted send in an outbox file that survives a restart.
+ * Behaves like the wwebjs engine: same states, events, answers and errors. Starts STARTING and
+ * after `startDelayMs` reaches `startState` (see FAKE_START_STATES), where it stays until a
+ * test route moves it; acks each accepted send 1, 2, 3 (or fewer, see setAckMode); keeps every
+ * accepted send in an outbox file that survives a restart.
  */
 export class FakeEngine extends Engine {
   name = 'fake';
@@ -41,15 +55,33 @@ export class FakeEngine extends Engine {
   #outbox = [];
   #file;
   #timers = new Set();
+  // The timer of the session itself (start, QR rotation, ready watchdog); a move replaces it.
+  #sessionTimer = null;
   #failures = { code: null, count: 0, afterSend: false };
+  #acksPerSend = FAKE_ACK_MODES.normal;
+  #disconnect = null;
   #stopped = false;
   #started = false;
 
-  constructor({ dataDir, startDelayMs = 100, sendDelayMs = 0, ackDelaysMs = [50, 100, 150], log }) {
+  constructor({
+    dataDir,
+    startDelayMs = 100,
+    sendDelayMs = 0,
+    ackDelaysMs = [50, 100, 150],
+    startState = 'WORKING',
+    failure = null,
+    qrRotateMs = 20000,
+    readyTimeoutMs = 60000,
+    log,
+  }) {
     super();
     this.startDelayMs = startDelayMs;
     this.sendDelayMs = sendDelayMs;
     this.ackDelaysMs = ackDelaysMs;
+    this.startState = startState;
+    this.startFailure = failure;
+    this.qrRotateMs = qrRotateMs;
+    this.readyTimeoutMs = readyTimeoutMs;
     this.log = log;
     this.outboxPath = join(dataDir, 'fake-outbox.json');
     this.#file = new SnapshotFile(this.outboxPath, () => ({ version: 1, messages: this.#outbox }));
@@ -60,9 +92,18 @@ export class FakeEngine extends Engine {
     this.#outbox = stored.messages ?? [];
     this.#started = true;
     this.#stopped = false;
+    if (this.startState === 'STARTING') {
+      this.moveTo('STARTING', { failure: this.startFailure });
+      return;
+    }
     this.setSession('STARTING');
-    this.#later(this.startDelayMs, () => {
-      if (this.state === 'STARTING') this.setSession('WORKING', { me: FAKE_ME });
+    if (this.startState === 'NEVER_READY') {
+      this.moveTo('NEVER_READY');
+      return;
+    }
+    this.#sessionLater(this.startDelayMs, () => {
+      if (this.state !== 'STARTING') return;
+      this.moveTo(this.startState, { failure: this.startFailure ?? undefined });
     });
   }
 
@@ -70,15 +111,100 @@ export class FakeEngine extends Engine {
     this.#stopped = true;
     for (const timer of this.#timers) clearTimeout(timer);
     this.#timers.clear();
+    this.#sessionTimer = null;
     this.setSession('STOPPED');
     if (this.#started) await this.#file.save(); // never overwrite an outbox it did not load
   }
 
-  /** Test route POST /fake/state: what the phone or WhatsApp would do to the session. */
-  moveTo(state) {
-    if (state === 'WORKING') this.setSession('WORKING', { me: FAKE_ME });
-    else if (state === 'SCAN_QR_CODE') this.setSession('SCAN_QR_CODE', { qr: newFakeQr() });
-    else this.setSession(state);
+  /**
+   * Test route POST /fake/state: what the phone or WhatsApp would do to the session, held
+   * until the next move. SCAN_QR_CODE shows a new QR every `qrRotateMs`; FAILED always has a
+   * failure (the one given, else the one held, else whatsapp_web_unreachable); NEVER_READY is
+   * STARTING with the failure never_ready once `readyTimeoutMs` passed; WORKING clears it.
+   */
+  moveTo(
+    state,
+    { failure, qrRotateMs = this.qrRotateMs, readyTimeoutMs = this.readyTimeoutMs } = {},
+  ) {
+    if (state === 'WORKING' && failure) {
+      throw new ServiceError('invalid_request', 'failure cannot be given with state WORKING');
+    }
+    this.#clearSessionTimer();
+    const given = failure ? this.#failure(failure) : failure;
+    if (state === 'WORKING') {
+      this.setSession('WORKING', { me: FAKE_ME });
+    } else if (state === 'SCAN_QR_CODE') {
+      this.setSession('SCAN_QR_CODE', { qr: newFakeQr(), failure: given });
+      this.#rotateQr(qrRotateMs);
+    } else if (state === 'FAILED') {
+      const held = given ?? this.failure ?? this.#failure({ code: 'whatsapp_web_unreachable' });
+      this.setSession('FAILED', { failure: held });
+    } else if (state === 'NEVER_READY') {
+      // Authenticated, then `ready` never fires: the real watchdog restarts the client in
+      // STARTING after the timeout, again and again; every restart after the first looks the
+      // same from outside (STARTING, never_ready), so one timer stands for them all.
+      this.setSession('STARTING', { failure: given });
+      this.#sessionLater(readyTimeoutMs, () => {
+        this.setSession('STARTING', {
+          failure: this.#failure({
+            code: 'never_ready',
+            message: `${FAKE_FAILURE_MESSAGES.never_ready} within ${readyTimeoutMs} ms`,
+          }),
+        });
+      });
+    } else {
+      this.setSession(state, { failure: given });
+    }
+  }
+
+  /** Test route POST /fake/acks: how far the acks of the messages sent from now on get. */
+  setAckMode(mode) {
+    if (!(mode in FAKE_ACK_MODES)) {
+      throw new ServiceError('invalid_request', `unknown ack mode ${mode}`);
+    }
+    this.#acksPerSend = FAKE_ACK_MODES[mode];
+  }
+
+  /**
+   * Test route POST /fake/disconnect: after `afterSends` more accepted sends the session
+   * drops to `state` (with `failure`), and the sends after it are refused as not_ready.
+   */
+  disconnectAfter(afterSends, { state = 'STARTING', failure } = {}) {
+    this.#disconnect = { left: afterSends, state, failure };
+    if (afterSends === 0) this.#dropIfDue();
+  }
+
+  #dropIfDue() {
+    if (!this.#disconnect || this.#disconnect.left > 0) return;
+    const { state, failure } = this.#disconnect;
+    this.#disconnect = null;
+    this.moveTo(state, { failure });
+  }
+
+  #failure({ code, message }) {
+    return { code, message: message ?? FAKE_FAILURE_MESSAGES[code] };
+  }
+
+  #rotateQr(everyMs) {
+    this.#sessionLater(everyMs, () => {
+      this.setSession('SCAN_QR_CODE', { qr: newFakeQr() });
+      this.#rotateQr(everyMs);
+    });
+  }
+
+  #sessionLater(ms, action) {
+    this.#clearSessionTimer();
+    this.#sessionTimer = this.#later(ms, () => {
+      this.#sessionTimer = null;
+      action();
+    });
+  }
+
+  #clearSessionTimer() {
+    if (!this.#sessionTimer) return;
+    clearTimeout(this.#sessionTimer);
+    this.#timers.delete(this.#sessionTimer);
+    this.#sessionTimer = null;
   }
 
   /**
@@ -113,8 +239,9 @@ export class FakeEngine extends Engine {
 
   async logout() {
     // Like the real one: the session is gone and WhatsApp offers a new QR to link again.
+    this.#clearSessionTimer();
     this.setSession('STARTING');
-    this.setSession('SCAN_QR_CODE', { qr: newFakeQr() });
+    this.moveTo('SCAN_QR_CODE');
   }
 
   async send({ to, text, media, idempotencyKey }) {
@@ -133,6 +260,7 @@ export class FakeEngine extends Engine {
       this.log.info({ idempotencyKey }, 'fake send in flight');
       await delay(this.sendDelayMs);
       this.sendsInFlight -= 1;
+      this.requireWorking('send'); // the session may have dropped meanwhile
     }
     const message = {
       id: `true_${chatId}_3EB0${randomBytes(8).toString('hex').toUpperCase()}`,
@@ -150,8 +278,10 @@ export class FakeEngine extends Engine {
       ack: 0,
     };
     this.#outbox.push(message);
+    if (this.#disconnect) this.#disconnect.left -= 1;
+    this.#dropIfDue();
     await this.#file.save();
-    this.#scheduleAcks(message);
+    this.#scheduleAcks(message, this.#acksPerSend);
     if (failAfterSend) {
       throw new ServiceError('send_failed', 'fake engine: injected send_failed after sending');
     }
@@ -177,14 +307,14 @@ export class FakeEngine extends Engine {
     return found ? { id: found.id, to: found.to, timestamp: found.timestamp } : null;
   }
 
-  #scheduleAcks(message) {
+  #scheduleAcks(message, count) {
     let after = 0;
-    this.ackDelaysMs.forEach((ms, index) => {
+    this.ackDelaysMs.slice(0, count).forEach((ms, index) => {
       after += ms;
       this.#later(after, () => {
         message.ack = index + 1;
         this.emit('ack', { id: message.id, ack: message.ack });
-        if (message.ack === 3)
+        if (message.ack === count)
           this.#file.save().catch((err) => this.log.error({ err }, 'fake outbox not saved'));
       });
     });
@@ -205,12 +335,13 @@ export class FakeEngine extends Engine {
   }
 
   #later(ms, action) {
-    if (this.#stopped) return;
+    if (this.#stopped) return null;
     const timer = setTimeout(() => {
       this.#timers.delete(timer);
       action();
     }, ms);
     this.#timers.add(timer);
+    return timer;
   }
 }
 

@@ -1,8 +1,35 @@
-import { FAKE_FAILURE_CODES } from '../engines/fake.js';
-import { meSchema, stateSchema } from './schemas.js';
+import { FAILURE_CODES, STATES } from '../engines/engine.js';
+import { FAKE_ACK_MODES, FAKE_FAILURE_CODES } from '../engines/fake.js';
+import { errors, failureSchema, meSchema, stateSchema } from './schemas.js';
 
-/** Test-only routes of the fake engine (DESIGN.md): the outbox, session moves, failures. */
-export default async function fakeRoutes(app, { engine }) {
+// A failure to hold: `message` defaults to what the real engine says for the code.
+const givenFailureSchema = {
+  type: ['object', 'null'],
+  required: ['code'],
+  properties: {
+    code: { type: 'string', enum: [...FAILURE_CODES] },
+    message: { type: 'string', maxLength: 1000 },
+  },
+};
+const sessionSchema = {
+  type: 'object',
+  required: ['state', 'me', 'failure'],
+  properties: { state: stateSchema, me: meSchema, failure: failureSchema },
+};
+const countsSchema = {
+  type: 'object',
+  required: ['total', 'by_route'],
+  properties: {
+    total: { type: 'integer' },
+    by_route: { type: 'object', additionalProperties: { type: 'integer' } },
+  },
+};
+
+/**
+ * Test-only routes of the fake engine (DESIGN.md): the outbox, session moves, failures, acks,
+ * and how many requests the service answered (`requests`, a RequestCounter).
+ */
+export default async function fakeRoutes(app, { engine, requests }) {
   app.get(
     '/fake/outbox',
     {
@@ -47,20 +74,101 @@ export default async function fakeRoutes(app, { engine }) {
     '/fake/state',
     {
       schema: {
-        body: { type: 'object', required: ['state'], properties: { state: stateSchema } },
-        response: {
-          200: {
-            type: 'object',
-            required: ['state', 'me'],
-            properties: { state: stateSchema, me: meSchema },
+        body: {
+          type: 'object',
+          required: ['state'],
+          properties: {
+            state: { type: 'string', enum: [...STATES, 'NEVER_READY'] },
+            failure: givenFailureSchema,
+            qr_rotate_ms: { type: 'integer', minimum: 1 },
+            ready_timeout_ms: { type: 'integer', minimum: 1 },
           },
+        },
+        response: { 200: sessionSchema, ...errors(400, 401) },
+      },
+    },
+    async (request) => {
+      const { state, failure, qr_rotate_ms: qrRotateMs, ready_timeout_ms: readyTimeoutMs } =
+        request.body;
+      engine.moveTo(state, { failure, qrRotateMs, readyTimeoutMs });
+      return { state: engine.state, me: engine.me, failure: engine.failure };
+    },
+  );
+
+  app.post(
+    '/fake/acks',
+    {
+      schema: {
+        body: {
+          type: 'object',
+          required: ['mode'],
+          properties: { mode: { type: 'string', enum: Object.keys(FAKE_ACK_MODES) } },
+        },
+        response: {
+          200: { type: 'object', required: ['mode'], properties: { mode: { type: 'string' } } },
+          ...errors(400, 401),
         },
       },
     },
     async (request) => {
-      engine.moveTo(request.body.state);
-      return { state: engine.state, me: engine.me };
+      engine.setAckMode(request.body.mode);
+      return { mode: request.body.mode };
     },
+  );
+
+  app.post(
+    '/fake/disconnect',
+    {
+      schema: {
+        body: {
+          type: 'object',
+          required: ['after_sends'],
+          properties: {
+            after_sends: { type: 'integer', minimum: 0 },
+            state: {
+              type: 'string',
+              enum: ['STARTING', 'SCAN_QR_CODE', 'FAILED', 'NEVER_READY'],
+              default: 'STARTING',
+            },
+            failure: givenFailureSchema,
+          },
+        },
+        response: {
+          200: {
+            type: 'object',
+            required: ['after_sends', 'state'],
+            properties: {
+              after_sends: { type: 'integer' },
+              state: { type: 'string' },
+              failure: givenFailureSchema,
+            },
+          },
+          ...errors(400, 401),
+        },
+      },
+    },
+    async (request) => {
+      const { after_sends: afterSends, state, failure } = request.body;
+      engine.disconnectAfter(afterSends, { state, failure });
+      return { after_sends: afterSends, state, failure: failure ?? null };
+    },
+  );
+
+  app.get(
+    '/fake/requests',
+    {
+      schema: {
+        response: {
+          200: {
+            type: 'object',
+            required: ['total', 'by_route', 'fake'],
+            properties: { ...countsSchema.properties, fake: countsSchema },
+          },
+          ...errors(401),
+        },
+      },
+    },
+    async () => requests.counts(),
   );
 
   app.post(
@@ -95,4 +203,27 @@ export default async function fakeRoutes(app, { engine }) {
       return { code, count, after_send: afterSend };
     },
   );
+}
+
+/**
+ * How many requests the service answered since start, by route pattern ("GET /health",
+ * "GET /messages/:id"; "GET (no route)" for unknown paths, refused ones included), so a test
+ * can count what wasched costs while a state holds. The test routes (/fake/*) are counted
+ * apart, under `fake`, so that asking does not change the answer.
+ */
+export class RequestCounter {
+  #product = { total: 0, by_route: {} };
+  #fake = { total: 0, by_route: {} };
+
+  count(method, route) {
+    const counts = route?.startsWith('/fake/') ? this.#fake : this.#product;
+    const key = `${method} ${route ?? '(no route)'}`;
+    counts.total += 1;
+    counts.by_route[key] = (counts.by_route[key] ?? 0) + 1;
+  }
+
+  counts() {
+    const copy = ({ total, by_route: byRoute }) => ({ total, by_route: { ...byRoute } });
+    return { ...copy(this.#product), fake: copy(this.#fake) };
+  }
 }

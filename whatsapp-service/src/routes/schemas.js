@@ -1,5 +1,7 @@
 // JSON schemas shared by the routes. Every answer a route gives is described here.
 
+import { FAILURE_CODES } from '../engines/engine.js';
+
 export const errorSchema = {
   type: 'object',
   required: ['error'],
@@ -21,6 +23,16 @@ export const meSchema = {
   type: ['object', 'null'],
   required: ['id', 'name'],
   properties: { id: { type: ['string', 'null'] }, name: { type: ['string', 'null'] } },
+};
+
+export const failureSchema = {
+  type: ['object', 'null'],
+  required: ['code', 'message', 'since'],
+  properties: {
+    code: { type: 'string', enum: [...FAILURE_CODES] },
+    message: { type: 'string' },
+    since: { type: 'string' },
+  },
 };
 
 // +E164 (up to 15 digits), a person's WhatsApp id, or a group id.

@@ -1,6 +1,6 @@
 import QRCode from 'qrcode';
 import { ServiceError } from '../errors.js';
-import { PHONE_PATTERN, errors, meSchema, stateSchema } from './schemas.js';
+import { PHONE_PATTERN, errors, failureSchema, meSchema, stateSchema } from './schemas.js';
 
 /** Health, linking (QR or pairing code) and unlinking. */
 export default async function sessionRoutes(app, { engine }) {
@@ -11,18 +11,25 @@ export default async function sessionRoutes(app, { engine }) {
         response: {
           200: {
             type: 'object',
-            required: ['status', 'engine', 'state', 'me'],
+            required: ['status', 'engine', 'state', 'me', 'failure'],
             properties: {
               status: { type: 'string' },
               engine: { type: 'string' },
               state: stateSchema,
               me: meSchema,
+              failure: failureSchema,
             },
           },
         },
       },
     },
-    async () => ({ status: 'ok', engine: engine.name, state: engine.state, me: engine.me }),
+    async () => ({
+      status: 'ok',
+      engine: engine.name,
+      state: engine.state,
+      me: engine.me,
+      failure: engine.failure,
+    }),
   );
 
   app.get(
