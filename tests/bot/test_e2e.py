@@ -57,6 +57,8 @@ class World:
     sidecar_url: str
     http: aiohttp.ClientSession
     log: Path
+    # The sidecar's process (asyncio.subprocess.Process), for tests that kill it.
+    sidecar_process: Any = None
 
     async def say(self, text: str, contains: str = "", user: int = ADMIN) -> ChatMessage:
         since = self.telegram.cursor()
@@ -119,23 +121,34 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
 
 
 @contextlib.asynccontextmanager
-async def running(tmp_path: Path, *, admin_ids: str) -> AsyncIterator[World]:
-    """The sidecar (fake engine) and `wasched run`, both stopped with SIGTERM at the end."""
+async def running(
+    tmp_path: Path,
+    *,
+    admin_ids: str,
+    sidecar_settings: dict[str, str] | None = None,
+    wasched_settings: dict[str, str] | None = None,
+) -> AsyncIterator[World]:
+    """The sidecar (fake engine) and `wasched run`, both stopped with SIGTERM at the end;
+    `*_settings` add to or replace each one's environment."""
     sidecar_port, core_port = free_port(), free_port()
     sidecar_log, wasched_log = tmp_path / "sidecar.log", tmp_path / "wasched.log"
     base_env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "WHATS"))}
-    sidecar_env = base_env | {
-        "WHATSAPP_ENGINE": "fake",
-        "WHATSAPP_HOST": "127.0.0.1",
-        "WHATSAPP_PORT": str(sidecar_port),
-        "WHATSAPP_DATA_DIR": str(tmp_path / "whatsapp"),
-        "WHATSAPP_EVENTS_URL": f"http://127.0.0.1:{core_port}/whatsapp/events",
-        "WHATSAPP_API_KEY": API_KEY,
-        "WHATSAPP_ENV_FILE": str(tmp_path / "no.env"),
-        "WHATSAPP_EVENTS_RETRY_MIN_MS": "100",
-        "WHATSAPP_EVENTS_RETRY_MAX_MS": "500",
-        "WHATSAPP_LOG_LEVEL": "warn",
-    }
+    sidecar_env = (
+        base_env
+        | {
+            "WHATSAPP_ENGINE": "fake",
+            "WHATSAPP_HOST": "127.0.0.1",
+            "WHATSAPP_PORT": str(sidecar_port),
+            "WHATSAPP_DATA_DIR": str(tmp_path / "whatsapp"),
+            "WHATSAPP_EVENTS_URL": f"http://127.0.0.1:{core_port}/whatsapp/events",
+            "WHATSAPP_API_KEY": API_KEY,
+            "WHATSAPP_ENV_FILE": str(tmp_path / "no.env"),
+            "WHATSAPP_EVENTS_RETRY_MIN_MS": "100",
+            "WHATSAPP_EVENTS_RETRY_MAX_MS": "500",
+            "WHATSAPP_LOG_LEVEL": "warn",
+        }
+        | (sidecar_settings or {})
+    )
     async with FakeTelegram() as telegram, aiohttp.ClientSession() as http:
         telegram.add_user(ADMIN)
         telegram.add_user(STRANGER)
@@ -148,19 +161,23 @@ async def running(tmp_path: Path, *, admin_ids: str) -> AsyncIterator[World]:
                 stdout=sidecar_out,
                 stderr=asyncio.subprocess.STDOUT,
             )
-            wasched_env = base_env | {
-                "TELEGRAM_BOT_TOKEN": telegram.token,
-                "TELEGRAM_API_URL": telegram.base_url,
-                "TELEGRAM_ADMIN_IDS": admin_ids,
-                "DATABASE_URL": f"sqlite:///{tmp_path / 'wasched.db'}",
-                "DEFAULT_TIMEZONE": "UTC",
-                "HTTP_HOST": "127.0.0.1",
-                "HTTP_PORT": str(core_port),
-                "WHATSAPP_URL": f"http://127.0.0.1:{sidecar_port}",
-                "WHATSAPP_API_KEY": API_KEY,
-                "SEND_GAP_MIN_S": "0",
-                "SEND_GAP_MAX_S": "0",
-            }
+            wasched_env = (
+                base_env
+                | {
+                    "TELEGRAM_BOT_TOKEN": telegram.token,
+                    "TELEGRAM_API_URL": telegram.base_url,
+                    "TELEGRAM_ADMIN_IDS": admin_ids,
+                    "DATABASE_URL": f"sqlite:///{tmp_path / 'wasched.db'}",
+                    "DEFAULT_TIMEZONE": "UTC",
+                    "HTTP_HOST": "127.0.0.1",
+                    "HTTP_PORT": str(core_port),
+                    "WHATSAPP_URL": f"http://127.0.0.1:{sidecar_port}",
+                    "WHATSAPP_API_KEY": API_KEY,
+                    "SEND_GAP_MIN_S": "0",
+                    "SEND_GAP_MAX_S": "0",
+                }
+                | (wasched_settings or {})
+            )
             wasched = None
             try:
                 await wait_until_up(
@@ -184,7 +201,9 @@ async def running(tmp_path: Path, *, admin_ids: str) -> AsyncIterator[World]:
                     raise AssertionError(
                         f"wasched did not start polling:\n{tail(wasched_log)}"
                     ) from None
-                yield World(telegram, f"http://127.0.0.1:{sidecar_port}", http, wasched_log)
+                yield World(
+                    telegram, f"http://127.0.0.1:{sidecar_port}", http, wasched_log, sidecar
+                )
             finally:
                 codes = []
                 # The sidecar first, while wasched still takes its last events.
