@@ -60,13 +60,12 @@ export function buildApp(config, engine, { logger, events } = {}) {
   app.addHook('onRequest', async (request, reply) => {
     const route = request.routeOptions.url;
     requests?.count(request.method, route);
-    if (
-      config.apiKey &&
-      !OPEN_ROUTES.has(route) &&
-      !sameKey(request.headers['x-api-key'], config.apiKey)
-    ) {
+    const fromWasched = !config.apiKey || sameKey(request.headers['x-api-key'], config.apiKey);
+    if (!fromWasched && !OPEN_ROUTES.has(route)) {
       return reply.code(401).send(errorBody('unauthorized', 'missing or wrong X-Api-Key header'));
     }
+    // wasched is up (it probes /health as it starts): events waiting out a backoff go now.
+    if (fromWasched) forwarder.retrySoon?.();
     if (draining && !OPEN_ROUTES.has(route)) {
       return reply
         .code(503)

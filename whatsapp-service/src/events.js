@@ -21,6 +21,7 @@ export class EventForwarder {
   #outage = null;
   #loaded = false;
   #wake = null;
+  #lastAttemptAt = 0;
   #abort = null;
   #idleWaiters = [];
 
@@ -33,6 +34,7 @@ export class EventForwarder {
     retryMinMs = 500,
     retryMaxMs = 30000,
     requestTimeoutMs = 5000,
+    retrySoonMinMs = retryMinMs,
     fetch = globalThis.fetch,
     now = () => new Date(),
   }) {
@@ -44,6 +46,7 @@ export class EventForwarder {
     this.retryMinMs = retryMinMs;
     this.retryMaxMs = retryMaxMs;
     this.requestTimeoutMs = requestTimeoutMs;
+    this.retrySoonMinMs = retrySoonMinMs;
     this.fetch = fetch;
     this.now = now;
     this.dropped = 0;
@@ -133,6 +136,7 @@ export class EventForwarder {
 
   /** 'delivered', 'rejected' (a 4xx that no retry will fix, dropped) or {reason} to retry. */
   async #post(item) {
+    this.#lastAttemptAt = Date.now();
     const headers = { 'content-type': 'application/json' };
     if (this.apiKey) headers['x-api-key'] = this.apiKey;
     this.#abort = new AbortController();
@@ -180,6 +184,17 @@ export class EventForwarder {
     }).finally(() => {
       this.#wake = null;
     });
+  }
+
+  /**
+   * wasched was just heard from (it called this service): if events wait out a backoff, try
+   * again now instead of up to retryMaxMs later. At most once per retrySoonMinMs (by default
+   * retryMinMs), so a busy wasched whose events route fails gets no more than that rate.
+   */
+  retrySoon() {
+    if (!this.#outage || !this.#wake || this.#closing) return;
+    if (Date.now() - this.#lastAttemptAt < this.retrySoonMinMs) return;
+    this.#wake();
   }
 
   /** Resolves when the queue is empty (or at once if it is). */

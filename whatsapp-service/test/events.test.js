@@ -8,6 +8,7 @@ import { FakeEngine } from '../src/engines/fake.js';
 import { EventForwarder, PENDING_EVENTS_FILE } from '../src/events.js';
 import {
   API_KEY,
+  RecordedEvents,
   eventually,
   send,
   silentLog,
@@ -368,5 +369,49 @@ describe('the app forwards engine events', () => {
       server.received.slice(0, 3).map((item) => item.body),
       kept,
     );
+  });
+});
+
+describe('events waiting out a backoff go as soon as wasched is heard from', () => {
+  test('retrySoon() ends the backoff of an outage at once, and only during one', async () => {
+    let up = false;
+    const { fetch, calls } = fakeFetch(() => !up);
+    // A backoff far longer than the test: only retrySoon() can end it in time.
+    const events = forwarder('http://wasched.test/events', {
+      fetch,
+      retryMinMs: 600000,
+      retryMaxMs: 600000,
+      retrySoonMinMs: 0,
+    });
+    events.retrySoon(); // no outage yet: nothing to do
+    events.push('session.status', { n: 1 });
+    await eventually(() => calls.length === 1);
+    const tried = calls.length;
+    up = true;
+    events.retrySoon();
+    const outcome = await Promise.race([
+      events.idle().then(() => 'delivered'),
+      new Promise((resolve) => setTimeout(() => resolve('still waiting'), 3000)),
+    ]);
+    assert.equal(outcome, 'delivered');
+    assert.equal(calls.length, tried + 1);
+  });
+
+  test('the app calls it on requests that carry the API key, not on others', async () => {
+    const dataDir = await tempDir();
+    const config = testConfig({ WHATSAPP_DATA_DIR: dataDir });
+    const engine = new FakeEngine({ dataDir, log: silentLog, ...config.fake });
+    let heard = 0;
+    const events = Object.assign(new RecordedEvents(), { retrySoon: () => (heard += 1) });
+    const app = buildApp(config, engine, { events });
+    after(() => app.close());
+    await app.ready();
+
+    await app.inject({ method: 'GET', url: '/health' });
+    await app.inject({ method: 'GET', url: '/health', headers: { 'x-api-key': 'wrong' } });
+    await app.inject({ method: 'GET', url: '/contacts' });
+    assert.equal(heard, 0);
+    await app.inject({ method: 'GET', url: '/health', headers: { 'x-api-key': API_KEY } });
+    assert.equal(heard, 1);
   });
 });
