@@ -157,6 +157,56 @@ function chromiumPath(settings, engine, fileExists) {
   return found ?? null;
 }
 
+// The real engine's settings. A WhatsApp Web build number as WhatsApp Web reports it
+// (window.Debug.VERSION), e.g. 2.3000.1031490220.
+const WEB_VERSION_PATTERN = /^\d+\.\d+\.\d+(?:-[0-9A-Za-z]+)?$/;
+
+function webVersion(settings) {
+  const raw = settings.WHATSAPP_WEB_VERSION;
+  if (raw === undefined || raw.trim() === '') return null;
+  if (!WEB_VERSION_PATTERN.test(raw.trim())) {
+    throw new ConfigError(
+      `WHATSAPP_WEB_VERSION="${raw}" is not valid: use a WhatsApp Web build number such as 2.3000.1031490220, or leave it empty to run the current build`,
+    );
+  }
+  return raw.trim();
+}
+
+/** A URL template with {version} where the build number goes; only with a pinned build. */
+function webVersionUrl(settings, version) {
+  const raw = settings.WHATSAPP_WEB_VERSION_URL;
+  if (raw === undefined || raw.trim() === '') return null;
+  const value = raw.trim();
+  let url = null;
+  try {
+    url = new URL(value.replaceAll('{version}', '0'));
+  } catch {
+    url = null;
+  }
+  if (!url || !['http:', 'https:'].includes(url.protocol) || !value.includes('{version}')) {
+    throw new ConfigError(
+      `WHATSAPP_WEB_VERSION_URL="${raw}" is not valid: use an http(s) URL with {version} where the build number goes, e.g. https://example.org/html/{version}.html`,
+    );
+  }
+  if (!version) {
+    throw new ConfigError(
+      'WHATSAPP_WEB_VERSION_URL is set but WHATSAPP_WEB_VERSION is not: set the build to pin, or remove the URL',
+    );
+  }
+  return value;
+}
+
+/** The real engine's watchdogs (0 turns one off) and the pinned WhatsApp Web build. */
+function wwebjsSettings(settings) {
+  const version = webVersion(settings);
+  return Object.freeze({
+    readyTimeoutMs: integer(settings, 'WHATSAPP_READY_TIMEOUT_MS', 120000),
+    pageCheckMs: integer(settings, 'WHATSAPP_PAGE_CHECK_MS', 60000),
+    webVersion: version,
+    webVersionUrl: webVersionUrl(settings, version),
+  });
+}
+
 /**
  * Reads the settings from `env` (process.env by default) over the repo's .env file (real
  * environment wins) and checks them. Throws ConfigError naming the first bad setting.
@@ -193,6 +243,7 @@ export function loadConfig({ env = process.env, fileExists = existsSync } = {}) 
       minMs: integer(settings, 'WHATSAPP_RECONNECT_MIN_MS', 2000, { min: 1 }),
       maxMs: integer(settings, 'WHATSAPP_RECONNECT_MAX_MS', 300000, { min: 1 }),
     }),
+    wwebjs: wwebjsSettings(settings),
     fake: Object.freeze({
       startDelayMs: integer(settings, 'WHATSAPP_FAKE_START_DELAY_MS', 100),
       sendDelayMs: integer(settings, 'WHATSAPP_FAKE_SEND_DELAY_MS', 0),

@@ -66,6 +66,20 @@ describe('loadConfig', () => {
     [{ WHATSAPP_SHUTDOWN_TIMEOUT_MS: '0' }, 'WHATSAPP_SHUTDOWN_TIMEOUT_MS'],
     [{ WHATSAPP_LOG_LEVEL: 'loud' }, 'WHATSAPP_LOG_LEVEL'],
     [{ WHATSAPP_FAKE_ACK_DELAYS_MS: '1,2' }, 'WHATSAPP_FAKE_ACK_DELAYS_MS'],
+    [{ WHATSAPP_READY_TIMEOUT_MS: 'soon' }, 'WHATSAPP_READY_TIMEOUT_MS'],
+    [{ WHATSAPP_READY_TIMEOUT_MS: '-1' }, 'WHATSAPP_READY_TIMEOUT_MS'],
+    [{ WHATSAPP_PAGE_CHECK_MS: '1.5' }, 'WHATSAPP_PAGE_CHECK_MS'],
+    [{ WHATSAPP_WEB_VERSION: 'latest' }, 'WHATSAPP_WEB_VERSION'],
+    [{ WHATSAPP_WEB_VERSION: '2.3000' }, 'WHATSAPP_WEB_VERSION'],
+    [
+      { WHATSAPP_WEB_VERSION: '2.3000.1031490220', WHATSAPP_WEB_VERSION_URL: 'ftp://a/{version}' },
+      'WHATSAPP_WEB_VERSION_URL',
+    ],
+    [
+      { WHATSAPP_WEB_VERSION: '2.3000.1031490220', WHATSAPP_WEB_VERSION_URL: 'https://a/x.html' },
+      'WHATSAPP_WEB_VERSION_URL',
+    ],
+    [{ WHATSAPP_WEB_VERSION_URL: 'https://a/{version}.html' }, 'WHATSAPP_WEB_VERSION_URL'],
     [{ WHATSAPP_FAKE_START_STATE: 'ONLINE' }, 'WHATSAPP_FAKE_START_STATE'],
     [{ WHATSAPP_FAKE_START_STATE: 'STOPPED' }, 'WHATSAPP_FAKE_START_STATE'],
     [
@@ -132,6 +146,46 @@ describe('loadConfig', () => {
       (err) =>
         err instanceof ConfigError &&
         /^WHATSAPP_FAKE_FAILURE.*WHATSAPP_FAKE_START_STATE=FAILED or STARTING/.test(err.message),
+    );
+  });
+
+  test('the real engine waits 120 s for ready, checks the page every minute and pins no build', () => {
+    const config = loadConfig({ env: { WHATSAPP_ENV_FILE: '' }, fileExists: chromiumEverywhere });
+    assert.deepEqual(config.wwebjs, {
+      readyTimeoutMs: 120000,
+      pageCheckMs: 60000,
+      webVersion: null,
+      webVersionUrl: null,
+    });
+  });
+
+  test('the real engine settings: 0 turns a check off, the version URL template is kept as written', () => {
+    const config = loadConfig({
+      env: {
+        WHATSAPP_ENV_FILE: '',
+        WHATSAPP_READY_TIMEOUT_MS: '0',
+        WHATSAPP_PAGE_CHECK_MS: '30000',
+        WHATSAPP_WEB_VERSION: ' 2.3000.1031490220 ',
+        WHATSAPP_WEB_VERSION_URL: 'https://archive.example/wa/html/{version}.html',
+      },
+      fileExists: chromiumEverywhere,
+    });
+    assert.deepEqual(config.wwebjs, {
+      readyTimeoutMs: 0,
+      pageCheckMs: 30000,
+      webVersion: '2.3000.1031490220',
+      webVersionUrl: 'https://archive.example/wa/html/{version}.html',
+    });
+  });
+
+  test('a version URL without a pinned version says to set WHATSAPP_WEB_VERSION', () => {
+    assert.throws(
+      () =>
+        loadConfig({
+          env: { WHATSAPP_ENV_FILE: '', WHATSAPP_WEB_VERSION_URL: 'https://a/{version}.html' },
+          fileExists: chromiumEverywhere,
+        }),
+      /^ConfigError: WHATSAPP_WEB_VERSION_URL is set but WHATSAPP_WEB_VERSION is not/,
     );
   });
 

@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { EventEmitter, once } from 'node:events';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { lstat, mkdir, readdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { buildApp } from '../src/app.js';
@@ -14,6 +15,7 @@ import {
   removeSingletonLocks,
   sessionPaths,
 } from '../src/engines/wwebjs.js';
+import { delay } from '../src/engines/engine.js';
 import {
   RecordedEvents,
   authed,
@@ -27,16 +29,45 @@ import {
 const OWNER = { id: '4915100000000@c.us', name: 'Owner' };
 const REGISTERED = '4915112345678';
 
+// Words of puppeteer 24 and whatsapp-web.js 1.34.7, as they came out of the real Client on
+// Debian's Chromium (an unresolvable web.whatsapp.com, a second browser on the profile, a
+// killed browser).
+const FRAME_DETACHED = "Attempted to use detached Frame '3F9AE5061BDAC86FE565025C8D5707C8'.";
+const TARGET_CLOSED = 'Protocol error (Runtime.callFunctionOn): Target closed';
+const SESSION_CLOSED =
+  'Protocol error (Runtime.callFunctionOn): Session closed. Most likely the page has been closed.';
+const UNRESOLVED = 'net::ERR_NAME_NOT_RESOLVED at https://web.whatsapp.com/';
+const TROUBLESHOOTING = '\n\nTROUBLESHOOTING: https://pptr.dev/troubleshooting\n';
+const RUNNING_BUILD = '2.3000.1031490220';
+
+/** puppeteer's Browser as whatsapp-web.js uses it: connected until closed or crashed. */
+class FakeBrowser extends EventEmitter {
+  connected = true;
+  isConnected() {
+    return this.connected;
+  }
+  async close() {
+    this.gone();
+  }
+  gone() {
+    if (!this.connected) return;
+    this.connected = false;
+    this.emit('disconnected');
+  }
+}
+
 /**
  * Stands in for whatsapp-web.js's Client: an EventEmitter with the methods the engine uses.
- * It records every call, and the test drives it with the events the real one emits.
+ * It records every call, and the test drives it with the events the real one emits. Like the
+ * real one it has no browser until initialize() launched it (`world.launchError` makes the
+ * launch fail), and once its page is gone (breakPage, crash) every call into it throws.
  */
 class FakeClient extends EventEmitter {
   calls = [];
   info = null;
   sent = 0;
-  browserOpen = true;
-  pupBrowser = { isConnected: () => this.browserOpen };
+  pupBrowser = null;
+  pageError = null;
 
   constructor(options, world) {
     super();
@@ -44,23 +75,51 @@ class FakeClient extends EventEmitter {
     this.world = world;
   }
 
+  get browserOpen() {
+    return this.pupBrowser?.isConnected() ?? false;
+  }
+
   async initialize() {
     this.calls.push(['initialize']);
+    // LocalAuth.beforeBrowserInitialized(): the profile directory exists before the launch.
+    const { dataPath, clientId } = this.options.authStrategy.options;
+    mkdirSync(join(dataPath, `session-${clientId}`), { recursive: true });
+    const launchError = this.world.launchError?.(this);
+    if (launchError) throw new Error(launchError);
+    this.pupBrowser = new FakeBrowser();
     await this.world.onInitialize(this);
   }
 
   async destroy() {
     this.calls.push(['destroy', this.pupBrowser !== null]);
-    this.browserOpen = false;
+    if (this.pupBrowser?.isConnected()) await this.pupBrowser.close();
   }
 
   async logout() {
     this.calls.push(['logout']);
-    this.browserOpen = false;
+    await this.pupBrowser.close();
+  }
+
+  /** What every call into the page meets once the page is gone. */
+  page() {
+    if (this.pageError) throw new Error(this.pageError);
+  }
+
+  async getState() {
+    this.calls.push(['getState']);
+    this.page();
+    if (this.world.stateHangs?.(this)) return new Promise(() => {});
+    return this.world.pageState?.(this) ?? 'CONNECTED';
+  }
+
+  async getWWebVersion() {
+    this.page();
+    return this.world.runningBuild ?? RUNNING_BUILD;
   }
 
   async getNumberId(number) {
     this.calls.push(['getNumberId', number]);
+    this.page();
     if (this.world.lookupFails) throw new Error('Evaluation failed');
     return number === REGISTERED
       ? { server: 'c.us', user: number, _serialized: `${number}@c.us` }
@@ -69,23 +128,30 @@ class FakeClient extends EventEmitter {
 
   async sendMessage(chatId, content, options) {
     this.calls.push(['sendMessage', chatId, content, options]);
+    this.page();
     if (this.world.sendFails) throw new Error('Error: No LID for user');
     if (chatId.endsWith('@g.us') && !this.world.groups.includes(chatId)) return undefined;
     this.sent += 1;
+    this.world.sent = (this.world.sent ?? 0) + 1;
     const media = typeof content !== 'string';
-    const message = sentMessage(`true_${chatId}_3EB0${this.sent}`, {
+    const message = sentMessage(`true_${chatId}_3EB0${this.world.sent}`, {
       body: media ? (options.caption ?? '') : content,
       hasMedia: media,
     });
     chatIn(this.world, chatId).push(message);
     // Like Utils.js: the message is in the chat (WhatsApp Web sends it from there) before the
     // send result is awaited, and a page error after that point reaches the caller.
-    if (this.world.failAfterAdding) throw new Error('Protocol error: Target closed');
+    if (this.world.failAfterAdding) throw new Error('Evaluation failed: t');
+    if (this.world.pageGoneAfterAdding) {
+      this.breakPage();
+      throw new Error(TARGET_CLOSED);
+    }
     return message;
   }
 
   async getChatById(chatId) {
     this.calls.push(['getChatById', chatId]);
+    this.page();
     if (this.world.chatReadFails) throw new Error('Evaluation failed: TypeError');
     const messages = this.world.chats.get(chatId);
     if (!messages) return undefined;
@@ -93,6 +159,7 @@ class FakeClient extends EventEmitter {
       id: { _serialized: chatId },
       fetchMessages: async (options) => {
         this.calls.push(['fetchMessages', chatId, options]);
+        this.page();
         const found = messages.filter((message) => message.id.fromMe === options.fromMe);
         return found.slice(-options.limit);
       },
@@ -105,10 +172,12 @@ class FakeClient extends EventEmitter {
   }
 
   async getMessageById(id) {
+    this.page();
     return null;
   }
 
   async getContacts() {
+    this.page();
     return [
       {
         id: { server: 'c.us', _serialized: '491511@c.us' },
@@ -134,6 +203,7 @@ class FakeClient extends EventEmitter {
   }
 
   async getChats() {
+    this.page();
     return [
       {
         id: { _serialized: '1203@g.us' },
@@ -155,10 +225,20 @@ class FakeClient extends EventEmitter {
     this.emit('qr', qr);
   }
 
-  link() {
-    this.info = { wid: { _serialized: OWNER.id }, pushname: OWNER.name };
+  /** The session is restored or the QR scanned: `authenticated`, with the account known. */
+  authenticate() {
+    this.info = { wid: { _serialized: OWNER.id, user: '4915100000000' }, pushname: OWNER.name };
     this.emit('authenticated');
+  }
+
+  link() {
+    this.authenticate();
     this.emit('ready');
+  }
+
+  showLoading(percent) {
+    this.percent = percent;
+    this.emit('loading_screen', percent, 'WhatsApp');
   }
 
   ack(id, ack) {
@@ -169,6 +249,23 @@ class FakeClient extends EventEmitter {
   disconnect(reason) {
     this.emit('disconnected', reason);
     if (reason !== 'LOGOUT') this.destroy();
+  }
+
+  /** Like Client.inject() when the auth strategy refuses the session: emit, then destroy. */
+  async refuseSession(message) {
+    this.emit('auth_failure', message);
+    await this.destroy();
+  }
+
+  /** The page's frame detached (hours idle, #5678): the browser runs, the page is gone. */
+  breakPage() {
+    this.pageError = FRAME_DETACHED;
+  }
+
+  /** Chromium died: the browser disconnects and the page's frame is detached. */
+  crash() {
+    this.pageError = FRAME_DETACHED;
+    this.pupBrowser.gone();
   }
 }
 
@@ -224,8 +321,39 @@ class FakeMessageMedia {
   }
 }
 
-/** A wwebjs-engine app whose Clients are fakes; `world.clients` lists every Client made. */
-async function startWwebjsApp({ dataDir, world: worldOptions = {} } = {}) {
+/** Stands in for pino: records every line (level, fields, message), debug included. */
+class RecordingLog {
+  lines = [];
+  constructor() {
+    for (const level of ['fatal', 'error', 'warn', 'info', 'debug', 'trace']) {
+      this[level] = (fields, message) =>
+        typeof fields === 'string'
+          ? this.lines.push({ level, fields: {}, message: fields })
+          : this.lines.push({ level, fields: fields ?? {}, message });
+    }
+  }
+  child() {
+    return this;
+  }
+  /** The lines at info or above: what a production log shows. */
+  shown() {
+    return this.lines.filter((line) => line.level !== 'debug' && line.level !== 'trace');
+  }
+  saying(message) {
+    return this.lines.filter((line) => line.message.startsWith(message));
+  }
+}
+
+/**
+ * A wwebjs-engine app whose Clients are fakes; `world.clients` lists every Client made. `env`
+ * adds settings; `probe` is how long the engine waits for the page to answer.
+ */
+async function startWwebjsApp({
+  dataDir,
+  world: worldOptions = {},
+  env = {},
+  probe = { timeoutMs: 1000, intervalMs: 5 },
+} = {}) {
   const dir = dataDir ?? (await tempDir({ keep: true }));
   const world = {
     clients: [],
@@ -250,8 +378,18 @@ async function startWwebjsApp({ dataDir, world: worldOptions = {} } = {}) {
     CHROMIUM_PATH: process.execPath,
     WHATSAPP_RECONNECT_MIN_MS: '1',
     WHATSAPP_RECONNECT_MAX_MS: '5',
+    ...env,
   });
-  const engine = new WwebjsEngine({ ...config, log: silentLog, library });
+  const log = new RecordingLog();
+  const engine = new WwebjsEngine({
+    dataDir: config.dataDir,
+    chromiumPath: config.chromiumPath,
+    reconnect: config.reconnect,
+    ...config.wwebjs,
+    probe,
+    log,
+    library,
+  });
   const events = new RecordedEvents();
   const app = buildApp(config, engine, { events });
   after(async () => {
@@ -260,13 +398,27 @@ async function startWwebjsApp({ dataDir, world: worldOptions = {} } = {}) {
   });
   await app.ready();
   const client = () => world.clients.at(-1);
-  return { app, engine, events, world, client, dataDir: dir };
+  return { app, engine, events, world, client, log, dataDir: dir };
+}
+
+/** Links the current Client and waits until the engine checked the page and is WORKING. */
+async function link({ engine, client }) {
+  client().link();
+  await eventually(() => engine.state === 'WORKING', { what: 'WORKING' });
 }
 
 async function linked(options) {
   const started = await startWwebjsApp(options);
-  started.client().link();
+  await link(started);
   return started;
+}
+
+/** Waits until `world` has `count` Clients and the last one was initialized. */
+async function clientsMade(world, count) {
+  await eventually(
+    () => world.clients.length >= count && calls(world.clients.at(-1), 'initialize').length === 1,
+    { what: `${count} Clients` },
+  );
 }
 
 const calls = (client, name) => client.calls.filter(([called]) => called === name);
@@ -293,12 +445,18 @@ describe('wwebjs engine: linking', () => {
 
     client().showQr('2@first-qr');
     const health = (await app.inject({ method: 'GET', url: '/health' })).json();
-    assert.deepEqual(health, { status: 'ok', engine: 'wwebjs', state: 'SCAN_QR_CODE', me: null });
+    assert.deepEqual(health, {
+      status: 'ok',
+      engine: 'wwebjs',
+      state: 'SCAN_QR_CODE',
+      me: null,
+      failure: null,
+    });
     const qr = await app.inject(authed({ method: 'GET', url: '/session/qr' }));
     assert.equal(qr.json().qr, '2@first-qr');
     assert.deepEqual(events.named('session.qr'), [{ qr: '2@first-qr' }]);
 
-    client().link();
+    await link({ engine, client });
     assert.deepEqual((await app.inject({ method: 'GET', url: '/health' })).json().me, OWNER);
     assert.deepEqual(states(events), ['STARTING', 'SCAN_QR_CODE', 'STARTING', 'WORKING']);
 
@@ -561,8 +719,7 @@ describe('wwebjs engine: connection loss', () => {
       'only whatsapp-web.js destroyed the old client',
     );
 
-    second.link();
-    assert.equal(engine.state, 'WORKING');
+    await link({ engine, client: () => second });
     first.showQr('2@stale'); // events of the replaced client are ignored
     assert.equal(engine.state, 'WORKING');
   });
@@ -593,24 +750,567 @@ describe('wwebjs engine: connection loss', () => {
     assert.equal(world.clients.length, 1);
     assert.equal(calls(world.clients[0], 'destroy').length, 0);
   });
+});
 
-  test('a failed start is FAILED, and the engine tries again with a new Client', async () => {
-    let failures = 1;
-    const { events, world } = await startWwebjsApp({
+/** The failures the engine announced, in order, as [state, code] (null code: none). */
+const failures = (events) =>
+  events.named('session.status').map(({ state, failure }) => [state, failure?.code ?? null]);
+
+describe('wwebjs engine: saying why it does not work', () => {
+  test('an unreachable WhatsApp Web is FAILED whatsapp_web_unreachable, retried, and the reason stays while STARTING until it loads', async () => {
+    let unreachable = 3;
+    const { app, engine, events, world, client } = await startWwebjsApp({
       world: {
         onInitialize() {
-          if (failures > 0) {
-            failures -= 1;
-            throw new Error('Failed to launch the browser process');
+          if (unreachable > 0) {
+            unreachable -= 1;
+            throw new Error(UNRESOLVED);
           }
         },
       },
     });
-    await eventually(
-      () => world.clients.length === 2 && calls(world.clients[1], 'initialize').length === 1,
+    await clientsMade(world, 4);
+    const health = (await app.inject({ method: 'GET', url: '/health' })).json();
+    assert.equal(health.state, 'STARTING');
+    assert.equal(health.failure.code, 'whatsapp_web_unreachable');
+    assert.equal(health.failure.message, UNRESOLVED);
+    assert.ok(!Number.isNaN(Date.parse(health.failure.since)));
+    assert.deepEqual(failures(events), [
+      ['STARTING', null],
+      ['FAILED', 'whatsapp_web_unreachable'],
+      ['STARTING', 'whatsapp_web_unreachable'],
+      ['FAILED', 'whatsapp_web_unreachable'],
+      ['STARTING', 'whatsapp_web_unreachable'],
+      ['FAILED', 'whatsapp_web_unreachable'],
+      ['STARTING', 'whatsapp_web_unreachable'],
+    ]);
+    // Each failed Client's browser (it was up: the page failed) is closed.
+    for (const failed of world.clients.slice(0, 3)) assert.equal(failed.browserOpen, false);
+
+    client().showQr('2@qr'); // the page loaded: the reason is gone
+    assert.equal(engine.failure, null);
+    assert.equal(engine.state, 'SCAN_QR_CODE');
+  });
+
+  const launchFailures = [
+    [
+      'Browser was not found at the configured executablePath (/nowhere/chromium)',
+      'chromium_missing',
+      'Browser was not found at the configured executablePath (/nowhere/chromium)',
+    ],
+    [
+      `Failed to launch the browser process:  spawn /usr/bin/chromium ENOENT\n\nstderr:\n${TROUBLESHOOTING}`,
+      'chromium_missing',
+      'Failed to launch the browser process:  spawn /usr/bin/chromium ENOENT',
+    ],
+    [
+      'Failed to launch the browser process!\nspawn /usr/bin/chromium-browser ENOENT\n\n',
+      'chromium_missing',
+      'Failed to launch the browser process! | spawn /usr/bin/chromium-browser ENOENT',
+    ],
+    [
+      `Failed to launch the browser process:  Code: 127\n\nstderr:\n/usr/bin/chromium: 1: vm: not found${TROUBLESHOOTING}`,
+      'chromium_failed',
+      'Failed to launch the browser process:  Code: 127 | /usr/bin/chromium: 1: vm: not found',
+    ],
+    [
+      'The browser is already running for /data/wwebjs-auth/session-wasched. Use a different `userDataDir` or stop the running browser first.',
+      'profile_locked',
+      'The browser is already running for /data/wwebjs-auth/session-wasched. Use a different `userDataDir` or stop the running browser first.',
+    ],
+    [
+      `Failed to launch the browser process!\n[1201/101010.123:ERROR:process_singleton_posix.cc(353)] Failed to create a ProcessSingleton for your profile directory. This means that running multiple instances would start multiple browser processes rather than opening a new window in the existing process. Aborting now to avoid profile corruption.${TROUBLESHOOTING}`,
+      'profile_locked',
+      null,
+    ],
+  ];
+  for (const [launchError, code, message] of launchFailures) {
+    test(`a launch failing with "${launchError.split('\n')[0].slice(0, 50)}" is FAILED ${code} with the browser's words, and retried`, async () => {
+      let failing = 1;
+      const { engine, events, world } = await startWwebjsApp({
+        world: { launchError: () => (failing-- > 0 ? launchError : null) },
+      });
+      await clientsMade(world, 2);
+      assert.deepEqual(failures(events).slice(1, 3), [
+        ['FAILED', code],
+        ['STARTING', code],
+      ]);
+      if (message) assert.equal(engine.failure.message, message);
+      assert.ok(!engine.failure.message.includes('TROUBLESHOOTING'));
+      assert.ok(!engine.failure.message.includes('\n'));
+      assert.ok(engine.failure.message.length <= 300);
+      assert.deepEqual(calls(world.clients[0], 'destroy'), [['destroy', false]]);
+    });
+  }
+
+  test('a page error while loading that is no launch failure is never_ready, and a crash while loading chromium_failed', async () => {
+    const { engine, events, world } = await startWwebjsApp({
+      world: {
+        onInitialize(client) {
+          const made = client.world.clients.length;
+          if (made === 1) throw 'auth timeout'; // whatsapp-web.js throws a string
+          if (made === 2) {
+            client.crash();
+            throw new Error('Navigating frame was detached');
+          }
+        },
+      },
+    });
+    await clientsMade(world, 3);
+    const failed = events
+      .named('session.status')
+      .filter(({ failure }) => failure)
+      .map(({ state, failure }) => [state, failure.code, failure.message]);
+    assert.deepEqual(failed, [
+      ['STARTING', 'never_ready', 'WhatsApp Web did not load its app (auth timeout)'],
+      ['FAILED', 'chromium_failed', 'Chromium closed while loading: Navigating frame was detached'],
+      [
+        'STARTING',
+        'chromium_failed',
+        'Chromium closed while loading: Navigating frame was detached',
+      ],
+    ]);
+    assert.equal(engine.failure.code, 'chromium_failed');
+  });
+
+  test('Chromium crashing while WORKING is chromium_failed, and it is started again on the kept session', async () => {
+    const { engine, events, world, client, dataDir } = await linked();
+    const { profileDir } = sessionPaths(dataDir);
+    await mkdir(profileDir, { recursive: true });
+    await writeFile(join(profileDir, 'Local State'), '{}');
+    client().crash();
+    assert.deepEqual(failures(events).at(-1), ['FAILED', 'chromium_failed']);
+    assert.equal(engine.failure.message, 'Chromium closed unexpectedly (browser disconnected)');
+    await clientsMade(world, 2);
+    assert.ok(existsSync(join(profileDir, 'Local State')), 'the session is kept');
+    await link({ engine, client });
+    assert.equal(engine.failure, null);
+  });
+
+  test('a session WhatsApp refuses is FAILED auth_failure, then a new QR on a fresh profile keeps the reason', async () => {
+    const { engine, events, world, dataDir } = await startWwebjsApp();
+    const { profileDir } = sessionPaths(dataDir);
+    await mkdir(profileDir, { recursive: true });
+    await writeFile(join(profileDir, 'Local State'), '{}');
+    await world.clients[0].refuseSession('Unable to log in. Are the session details valid?');
+    assert.deepEqual(failures(events).at(-1), ['FAILED', 'auth_failure']);
+    assert.equal(engine.failure.message, 'Unable to log in. Are the session details valid?');
+    world.onInitialize = (client) => {
+      client.profileExisted = existsSync(join(profileDir, 'Local State'));
+    };
+    await clientsMade(world, 2);
+    assert.equal(world.clients[1].profileExisted, false, 'the refused session was removed');
+    world.clients[1].showQr('2@again');
+    assert.deepEqual(failures(events).at(-1), ['SCAN_QR_CODE', 'auth_failure']);
+    assert.equal(calls(world.clients[0], 'logout').length, 0);
+  });
+
+  for (const reason of ['UNPAIRED', 'UNPAIRED_IDLE', 'LOGOUT']) {
+    test(`logged out (${reason}) says logged_out, kept while the new QR is offered and cleared at WORKING`, async () => {
+      const { app, engine, events, world, client } = await linked();
+      world.clients[0].disconnect(reason);
+      assert.deepEqual([engine.state, engine.failure?.code], ['STARTING', 'logged_out']);
+      assert.equal(engine.failure.message, `WhatsApp ended this device's session (${reason})`);
+      if (reason !== 'LOGOUT') await clientsMade(world, 2);
+      client().showQr('2@relink');
+      const health = (await app.inject({ method: 'GET', url: '/health' })).json();
+      assert.deepEqual([health.state, health.failure.code], ['SCAN_QR_CODE', 'logged_out']);
+      assert.deepEqual(events.named('session.qr').at(-1), { qr: '2@relink' });
+      await link({ engine, client });
+      assert.deepEqual(failures(events).at(-1), ['WORKING', null]);
+    });
+  }
+
+  test('a connection taken over elsewhere (CONFLICT) reconnects without a failure', async () => {
+    const { engine, world } = await linked();
+    world.clients[0].disconnect('CONFLICT');
+    assert.deepEqual([engine.state, engine.failure], ['STARTING', null]);
+  });
+
+  test('a long outage writes a few log lines, not some for every retry', async () => {
+    const { engine, world, log } = await startWwebjsApp({
+      world: {
+        onInitialize(client) {
+          if (client.world.clients.length <= 60) throw new Error(UNRESOLVED);
+        },
+      },
+    });
+    await clientsMade(world, 61);
+    const shown = log.shown();
+    const failed = log.saying('WhatsApp Web failed to start');
+    assert.equal(failed.length, 60, 'each failure is still logged at debug');
+    // The 1st, 2nd, 3rd and 10th failure in a row are shown, each with the browser's words.
+    assert.deepEqual(
+      shown
+        .filter((line) => line.message.startsWith('WhatsApp Web failed to start'))
+        .map((line) => [line.level, line.fields.times ?? 1, line.fields.err]),
+      [1, 2, 3, 10].map((times) => ['error', times, UNRESOLVED]),
     );
-    assert.ok(states(events).includes('FAILED'));
+    // ... and the lines of the first retries; none of the later ones.
+    assert.equal(shown.filter((line) => line.message === 'reconnecting WhatsApp').length, 2);
+    assert.equal(shown.filter((line) => line.message === 'starting WhatsApp Web').length, 3);
+    assert.equal(shown.length, 9, JSON.stringify(shown.map((line) => line.message)));
+
+    await link({ engine, client: () => world.clients.at(-1) });
+    assert.deepEqual(log.saying('WhatsApp ready').map((line) => line.fields), [
+      { afterFailures: 60 },
+    ]);
+  });
+
+  test('a failure message never carries a phone number', async () => {
+    const { engine } = await startWwebjsApp({
+      world: {
+        onInitialize() {
+          throw new Error(
+            'Evaluation failed: Error: invalid wid 4915112345678@c.us (+4915112345678)',
+          );
+        },
+      },
+    });
+    await eventually(() => engine.failure);
+    assert.equal(
+      engine.failure.message,
+      'WhatsApp Web did not start: Evaluation failed: Error: invalid wid <number> (<number>)',
+    );
+  });
+});
+
+describe('wwebjs engine: the ready watchdog', () => {
+  test('authenticated but never ready: never_ready, the client is destroyed and launched again on the kept session, with backoff', async () => {
+    const { app, engine, events, world, log, dataDir } = await startWwebjsApp({
+      env: { WHATSAPP_READY_TIMEOUT_MS: '30' },
+      world: {
+        onInitialize(client) {
+          client.authenticate(); // ready never follows
+        },
+      },
+    });
+    const { profileDir } = sessionPaths(dataDir);
+    await mkdir(profileDir, { recursive: true });
+    await writeFile(join(profileDir, 'Local State'), '{}');
+    await clientsMade(world, 6);
+    assert.equal(engine.state, 'STARTING');
+    assert.equal(engine.failure.code, 'never_ready');
+    assert.equal(
+      engine.failure.message,
+      'WhatsApp Web was authenticated but not ready within 30 ms',
+    );
+    assertStatus(await send(app), 409, 'not_ready');
+    assert.ok(existsSync(join(profileDir, 'Local State')), 'the session is kept');
+    // Each Client is restarted once, never logged out, and the restarts back off (1 ms, doubling,
+    // at most 5 ms here): no restart storm.
+    for (const old of world.clients.slice(0, 5)) {
+      assert.equal(calls(old, 'destroy').length, 1);
+      assert.equal(calls(old, 'logout').length, 0);
+    }
+    const waits = log.saying('reconnecting WhatsApp').map((line) => line.fields.inMs);
+    assert.deepEqual(waits.slice(0, 5), [1, 2, 4, 5, 5]);
+    assert.ok(!states(events).includes('WORKING'));
+
+    world.onInitialize = () => {};
+    await clientsMade(world, world.clients.length); // the launch under way, if any
+    await link({ engine, client: () => world.clients.at(-1) });
+    assert.equal(engine.failure, null);
+  });
+
+  /** WhatsApp Web's loading screen as whatsapp-web.js reports it: each new percent, once. */
+  const loadingUpTo = (top) => (client) => {
+    let percent = 0;
+    client.showLoading(percent);
+    const progress = setInterval(() => {
+      if (percent >= top || !client.browserOpen) return clearInterval(progress);
+      percent += 1;
+      client.showLoading(percent);
+    }, 5);
+  };
+
+  test('a loading screen that stops moving is never_ready; the same percent again does not count', async () => {
+    const { engine, world } = await startWwebjsApp({
+      env: { WHATSAPP_READY_TIMEOUT_MS: '150' },
+      world: {
+        onInitialize(client) {
+          loadingUpTo(5)(client);
+          // whatsapp-web.js does not repeat a percent, but an older build could.
+          const repeat = setInterval(() => {
+            if (!client.browserOpen) return clearInterval(repeat);
+            if (client.world.clients.length === 1) client.showLoading(0);
+          }, 5);
+        },
+      },
+    });
+    await clientsMade(world, 2);
+    assert.equal(engine.failure.code, 'never_ready');
+    assert.equal(
+      engine.failure.message,
+      'WhatsApp Web stayed on its loading screen at 0% for 150 ms',
+    );
+    assert.equal(world.clients[0].browserOpen, false);
+  });
+
+  test('a loading screen that keeps moving is given time: WORKING after longer than the timeout', async () => {
+    const { engine, world } = await startWwebjsApp({
+      env: { WHATSAPP_READY_TIMEOUT_MS: '150' },
+      world: { onInitialize: loadingUpTo(100) }, // about 500 ms of progress
+    });
+    await eventually(() => engine.failure !== null || world.clients[0].percent === 100);
+    world.clients[0].link();
+    await eventually(() => engine.state === 'WORKING' || world.clients.length > 1);
+    assert.deepEqual([engine.state, world.clients.length], ['WORKING', 1]);
+  });
+
+  test('a page that never finishes loading (no QR, no authenticated) is never_ready too', async () => {
+    const { engine, world } = await startWwebjsApp({
+      env: { WHATSAPP_READY_TIMEOUT_MS: '30' },
+      world: { onInitialize: () => new Promise(() => {}) },
+    });
+    await clientsMade(world, 2);
+    assert.deepEqual([engine.state, engine.failure.code], ['STARTING', 'never_ready']);
+    assert.equal(engine.failure.message, 'WhatsApp Web did not load within 30 ms');
+  });
+
+  test('after LOGOUT, a page that never shows the new QR is restarted too', async () => {
+    const { engine, world } = await linked({ env: { WHATSAPP_READY_TIMEOUT_MS: '30' } });
+    world.clients[0].disconnect('LOGOUT'); // whatsapp-web.js reloads the page: no QR comes
+    await clientsMade(world, 2);
+    assert.equal(engine.failure.code, 'never_ready');
     assert.equal(calls(world.clients[0], 'destroy').length, 1);
+  });
+
+  test('waiting for the QR to be scanned is not "never ready"', async () => {
+    const { engine, world } = await startWwebjsApp({
+      env: { WHATSAPP_READY_TIMEOUT_MS: '20' },
+      world: { onInitialize: (client) => client.showQr('2@qr') },
+    });
+    await delay(100);
+    assert.deepEqual(
+      [engine.state, engine.failure, world.clients.length],
+      ['SCAN_QR_CODE', null, 1],
+    );
+  });
+
+  test('WHATSAPP_READY_TIMEOUT_MS=0 turns the watchdog off', async () => {
+    const { engine, world, client } = await startWwebjsApp({
+      env: { WHATSAPP_READY_TIMEOUT_MS: '0' },
+    });
+    client().authenticate();
+    await delay(100);
+    assert.deepEqual([engine.state, engine.failure, world.clients.length], ['STARTING', null, 1]);
+  });
+});
+
+describe('wwebjs engine: checking the page is really connected', () => {
+  test('ready on a page that is not CONNECTED is never_ready, not WORKING, and restarts keeping the session', async () => {
+    const { app, engine, events, world, client, dataDir } = await startWwebjsApp({
+      probe: { timeoutMs: 40, intervalMs: 5 },
+      world: { pageState: (client) => (client === world.clients[0] ? 'OPENING' : 'CONNECTED') },
+    });
+    const { profileDir } = sessionPaths(dataDir);
+    await mkdir(profileDir, { recursive: true });
+    await writeFile(join(profileDir, 'Local State'), '{}');
+    client().link();
+    await clientsMade(world, 2);
+    assert.ok(calls(world.clients[0], 'getState').length > 1, 'asked again while OPENING');
+    assert.ok(!states(events).includes('WORKING'));
+    assert.deepEqual([engine.state, engine.failure.code], ['STARTING', 'never_ready']);
+    assert.equal(
+      engine.failure.message,
+      'WhatsApp Web said ready but is not connected (state OPENING for 40 ms)',
+    );
+    assertStatus(await send(app), 409, 'not_ready');
+    assert.equal(calls(world.clients[0], 'destroy').length, 1);
+    assert.ok(existsSync(join(profileDir, 'Local State')), 'the session is kept');
+
+    await link({ engine, client });
+    assert.deepEqual(engine.me, OWNER);
+  });
+
+  test('ready without the account known, or a page that does not answer, is never_ready', async () => {
+    const { engine, world } = await startWwebjsApp({
+      probe: { timeoutMs: 30, intervalMs: 5 },
+      world: { stateHangs: (client) => client === world.clients[1] },
+    });
+    world.clients[0].emit('ready'); // client.info was never set
+    await eventually(() => engine.failure?.code === 'never_ready');
+    assert.equal(engine.failure.message, 'WhatsApp Web said ready but has no account info');
+    await clientsMade(world, 2);
+    world.clients[1].link();
+    await clientsMade(world, 3);
+    assert.equal(
+      engine.failure.message,
+      'WhatsApp Web said ready but could not be asked its state: getState() gave no answer within 30 ms',
+    );
+  });
+});
+
+describe('wwebjs engine: a broken page', () => {
+  test('a detached frame found by the page check: page_broken, STARTING, restarted on the kept session; sends 409 until WORKING', async () => {
+    const { app, engine, events, world, client, dataDir } = await linked({
+      env: { WHATSAPP_PAGE_CHECK_MS: '5' },
+    });
+    const { profileDir } = sessionPaths(dataDir);
+    await mkdir(profileDir, { recursive: true });
+    await writeFile(join(profileDir, 'Local State'), '{}');
+    world.onInitialize = () => new Promise(() => {}); // the new page stays loading for now
+    world.clients[0].breakPage();
+    await eventually(() => engine.failure?.code === 'page_broken');
+    assert.equal(engine.state, 'STARTING');
+    assert.equal(engine.failure.message, FRAME_DETACHED);
+    assertStatus(await send(app), 409, 'not_ready');
+    await clientsMade(world, 2);
+    assert.equal(calls(world.clients[0], 'destroy').length, 1);
+    assert.equal(calls(world.clients[0], 'logout').length, 0);
+    assert.ok(existsSync(join(profileDir, 'Local State')), 'the session is kept');
+
+    await link({ engine, client });
+    assert.deepEqual(failures(events).slice(-2), [
+      ['STARTING', 'page_broken'],
+      ['WORKING', null],
+    ]);
+    assert.equal((await send(app)).statusCode, 201);
+  });
+
+  test('a page check that gets no answer counts as a broken page', async () => {
+    let hang = false;
+    const { engine, world } = await linked({
+      env: { WHATSAPP_PAGE_CHECK_MS: '5' },
+      probe: { timeoutMs: 30, intervalMs: 5 },
+      world: { stateHangs: () => hang },
+    });
+    hang = true;
+    await clientsMade(world, 2);
+    assert.equal(engine.failure.code, 'page_broken');
+    assert.equal(engine.failure.message, 'getState() gave no answer within 30 ms');
+  });
+
+  test('the page is checked every WHATSAPP_PAGE_CHECK_MS while WORKING, and not at all with 0', async () => {
+    const checked = await linked({ env: { WHATSAPP_PAGE_CHECK_MS: '5' } });
+    await eventually(() => calls(checked.client(), 'getState').length >= 4);
+    const unchecked = await linked({ env: { WHATSAPP_PAGE_CHECK_MS: '0' } });
+    await delay(100);
+    assert.equal(calls(unchecked.client(), 'getState').length, 1, 'only the check after ready');
+  });
+
+  test('a send whose page goes away is 502 send_failed as before and restarts the page; its retry is 409 until WORKING, then answered from the chat', async () => {
+    const { app, engine, world, client } = await linked();
+    world.pageGoneAfterAdding = true;
+    const first = await send(app, { to: `+${REGISTERED}`, idempotency_key: 'gone' });
+    assertStatus(first, 502, 'send_failed');
+    assert.match(first.json().error.message, /Target closed/);
+    assert.deepEqual([engine.state, engine.failure.code], ['STARTING', 'page_broken']);
+    assert.equal(engine.failure.message, TARGET_CLOSED);
+    world.pageGoneAfterAdding = false;
+    const during = await send(app, { to: `+${REGISTERED}`, idempotency_key: 'gone' });
+    assertStatus(during, 409, 'not_ready');
+
+    await clientsMade(world, 2);
+    await link({ engine, client });
+    const retry = await send(app, { to: `+${REGISTERED}`, idempotency_key: 'gone' });
+    assert.equal(retry.statusCode, 201, retry.body);
+    assert.equal(retry.json().duplicate, true, 'found in the chat, not sent again');
+    assert.equal(world.sent, 1);
+  });
+
+  for (const [what, error] of [
+    ['a number lookup', FRAME_DETACHED],
+    ['reading the chat', SESSION_CLOSED],
+  ]) {
+    test(`${what} that meets a closed page is send_failed and restarts the page`, async () => {
+      const { engine, world, client } = await linked();
+      chatIn(world, `${REGISTERED}@c.us`).push(sentMessage('x'));
+      if (what === 'a number lookup') {
+        client().breakPage();
+      } else {
+        client().getChatById = async () => {
+          throw new Error(error);
+        };
+      }
+      await assert.rejects(
+        engine.findSent({ to: `+${REGISTERED}`, text: 'hello', since: new Date() }),
+        { code: 'send_failed' },
+      );
+      assert.deepEqual([engine.state, engine.failure.code], ['STARTING', 'page_broken']);
+      assert.equal(engine.failure.message, error);
+      await clientsMade(world, 2);
+    });
+  }
+
+  test('a page error that leaves the page working (a WhatsApp Web update) does not restart it', async () => {
+    const { app, engine, world } = await linked();
+    world.sendFails = true;
+    assertStatus(await send(app), 502, 'send_failed');
+    assert.deepEqual([engine.state, world.clients.length], ['WORKING', 1]);
+  });
+});
+
+describe('wwebjs engine: a pinned WhatsApp Web build', () => {
+  const require = createRequire(import.meta.url);
+  const { createWebCache } = require('whatsapp-web.js/src/webCache/WebCacheFactory.js');
+
+  test('unpinned, the current build runs and each build that ran is cached in the data dir', async () => {
+    const { client, dataDir } = await startWwebjsApp();
+    assert.equal(client().options.webVersion, undefined);
+    assert.deepEqual(client().options.webVersionCache, {
+      type: 'local',
+      path: join(dataDir, 'wwebjs-cache'),
+    });
+  });
+
+  test('WHATSAPP_WEB_VERSION is served from the local cache, and a build gone from it falls back to the current one', async () => {
+    const { client, dataDir } = await startWwebjsApp({
+      env: { WHATSAPP_WEB_VERSION: RUNNING_BUILD },
+    });
+    const { webVersion, webVersionCache } = client().options;
+    assert.equal(webVersion, RUNNING_BUILD);
+    assert.deepEqual(webVersionCache, {
+      type: 'local',
+      path: join(dataDir, 'wwebjs-cache'),
+      strict: false,
+    });
+    // The library's own cache, with these options:
+    const { type, ...options } = webVersionCache;
+    const cache = createWebCache(type, options);
+    await mkdir(options.path, { recursive: true });
+    await writeFile(join(options.path, `${RUNNING_BUILD}.html`), '<html>pinned</html>');
+    assert.equal(await cache.resolve(RUNNING_BUILD), '<html>pinned</html>');
+    // null: whatsapp-web.js then loads the current build instead of failing.
+    assert.equal(await cache.resolve('2.3000.1000000000'), null);
+  });
+
+  test('WHATSAPP_WEB_VERSION_URL serves the pinned build from a remote archive', async () => {
+    const url = 'https://archive.example/html/{version}.html';
+    const { client } = await startWwebjsApp({
+      env: { WHATSAPP_WEB_VERSION: RUNNING_BUILD, WHATSAPP_WEB_VERSION_URL: url },
+    });
+    const { webVersion, webVersionCache } = client().options;
+    assert.equal(webVersion, RUNNING_BUILD);
+    assert.deepEqual(webVersionCache, { type: 'remote', remotePath: url, strict: false });
+    const { type, ...options } = webVersionCache;
+    assert.equal(createWebCache(type, options).remotePath, url);
+  });
+
+  test('when the pinned build could not be loaded, the log says which one runs instead (once)', async () => {
+    const { engine, log, world } = await linked({
+      env: { WHATSAPP_WEB_VERSION: '2.3000.1000000000', WHATSAPP_RECONNECT_MIN_MS: '1' },
+    });
+    await eventually(() => log.saying('the pinned WhatsApp Web build').length === 1);
+    assert.deepEqual(log.saying('the pinned WhatsApp Web build')[0].fields, {
+      pinned: '2.3000.1000000000',
+      running: RUNNING_BUILD,
+    });
+    world.clients[0].disconnect('CONFLICT');
+    await clientsMade(world, 2);
+    await link({ engine, client: () => world.clients[1] });
+    await delay(20);
+    assert.equal(log.saying('the pinned WhatsApp Web build').length, 1);
+  });
+
+  test('a pinned build that never gets ready says which setting to change', async () => {
+    const { engine } = await startWwebjsApp({
+      env: { WHATSAPP_WEB_VERSION: '2.3000.1000000000', WHATSAPP_READY_TIMEOUT_MS: '20' },
+      world: { onInitialize: () => new Promise(() => {}) },
+    });
+    await eventually(() => engine.failure?.code === 'never_ready');
+    assert.match(engine.failure.message, /WHATSAPP_WEB_VERSION pins build 2\.3000\.1000000000/);
   });
 });
 
@@ -627,8 +1327,7 @@ describe('wwebjs engine: stopping and unlinking', () => {
   });
 
   test('shutdown after a disconnect does not destroy the disconnected client again', async () => {
-    const { app, world } = await startWwebjsApp({ world: {} });
-    world.clients[0].link();
+    const { app, world } = await linked();
     world.clients[0].disconnect('NAVIGATION');
     await app.shutdown();
     assert.equal(calls(world.clients[0], 'destroy').length, 1);
@@ -639,9 +1338,10 @@ describe('wwebjs engine: stopping and unlinking', () => {
     const { app, world } = await startWwebjsApp({
       world: {
         onInitialize(client) {
-          client.pupBrowser = null;
+          const browser = client.pupBrowser;
+          client.pupBrowser = null; // puppeteer.launch() has not returned yet
           setTimeout(() => {
-            client.pupBrowser = { isConnected: () => client.browserOpen };
+            client.pupBrowser = browser;
           }, 20);
           return new Promise(() => {}); // WhatsApp Web never finishes loading
         },
@@ -654,11 +1354,12 @@ describe('wwebjs engine: stopping and unlinking', () => {
   test('POST /session/logout logs out, removes the session and starts a new Client for a QR', async () => {
     const { app, world, dataDir } = await linked();
     const { profileDir } = sessionPaths(dataDir);
-    await mkdir(profileDir, { recursive: true });
+    await writeFile(join(profileDir, 'Local State'), '{}');
     const response = await app.inject(authed({ method: 'POST', url: '/session/logout' }));
     assert.equal(response.statusCode, 204);
     assert.equal(calls(world.clients[0], 'logout').length, 1);
-    assert.equal(existsSync(profileDir), false);
+    // The new Client's LocalAuth makes the profile directory again, empty.
+    assert.equal(existsSync(join(profileDir, 'Local State')), false);
     assert.equal(world.clients.length, 2);
   });
 });

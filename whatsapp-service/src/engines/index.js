@@ -10,6 +10,7 @@ export async function createEngine(config, log) {
     dataDir: config.dataDir,
     chromiumPath: config.chromiumPath,
     reconnect: config.reconnect,
+    ...config.wwebjs,
     log,
   });
 }
