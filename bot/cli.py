@@ -5,10 +5,47 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
+from logging.handlers import RotatingFileHandler
 
 from core import __version__
 from core.errors import ConfigError
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+# `wasched run --log-file FILE`: FILE rotates at this size; FILE.1 ... FILE.3 are kept.
+LOG_FILE_MAX_BYTES = 10 * 1024 * 1024
+LOG_FILES_KEPT = 3
+
+
+class LogFile(RotatingFileHandler):
+    """The log file of `wasched run --log-file`, rotated by size. stdout and stderr follow it,
+    so what is printed outside logging (a traceback, the one-line start-up error) lands in the
+    current file rather than in one already rotated away."""
+
+    def __init__(
+        self, path: str, max_bytes: int = LOG_FILE_MAX_BYTES, kept: int = LOG_FILES_KEPT
+    ) -> None:
+        super().__init__(path, maxBytes=max_bytes, backupCount=kept, encoding="utf-8")
+        self._take_output()
+
+    def doRollover(self) -> None:
+        super().doRollover()
+        self._take_output()
+
+    def _take_output(self) -> None:
+        if self.stream is None:
+            return
+        sys.stdout.flush()
+        sys.stderr.flush()
+        for fd in (1, 2):
+            os.dup2(self.stream.fileno(), fd)
+
+
+def configure_logging(log_file: str | None = None) -> None:
+    """INFO to stderr, or to a rotating log file when one is given."""
+    handlers: list[logging.Handler] | None = [LogFile(log_file)] if log_file else None
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, handlers=handlers)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -17,7 +54,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"wasched {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    commands.add_parser("run", help="run the Telegram bot and the scheduler (one process)")
+    run = commands.add_parser("run", help="run the Telegram bot and the scheduler (one process)")
+    run.add_argument(
+        "--log-file",
+        metavar="FILE",
+        help="log (and stdout, stderr) into FILE, rotated at 10 MB with 3 old files kept",
+    )
     commands.add_parser("status", help="both processes, WhatsApp's state and the next run")
     commands.add_parser("check", help="check settings, database, sidecar and bot token")
     migrate = commands.add_parser("migrate", help="copy every record to another database")
@@ -37,9 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         _parser().print_help()
         return 0
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(getattr(args, "log_file", None))
     # httpx logs every request at INFO (a line per sidecar probe and send); APScheduler a line
     # per wake-up. Their warnings and errors still show.
     for noisy in ("httpx", "httpcore", "apscheduler"):

@@ -74,10 +74,12 @@ pid_file() { printf '%s/%s.pid\n' "$DATA_DIR" "$1"; }
 log_file() { printf '%s/%s.log\n' "$DATA_DIR" "$1"; }
 
 # What a process's command line contains when it is ours (guards against a reused pid).
+# whatsapp-log is the writer that rotates the sidecar's log (deploy/log_writer.py).
 process_marker() {
   case $1 in
     wasched) printf 'bot run' ;;
     whatsapp) printf 'src/server.js' ;;
+    whatsapp-log) printf 'log_writer.py' ;;
   esac
 }
 
@@ -133,4 +135,70 @@ try:
 except Exception:
     sys.exit(1)
 EOF
+}
+
+# Poll until pid has exited; false when it still runs after $2 seconds.
+wait_exit() {
+  local pid=$1 deadline=$((SECONDS + $2))
+  while alive "$pid"; do
+    ((SECONDS < deadline)) || return 1
+    sleep 0.1
+  done
+}
+
+# SIGTERM to a process of ours, then wait up to $3 seconds for it to exit: as long as it needs,
+# no fixed sleeps. False when it still runs (its pid file stays).
+terminate() {
+  local name=$1 label=$2 timeout=$3 pid
+  pid="$(running_pid "$name")" || return 0
+  say "stopping $label (pid $pid)"
+  kill -TERM "$pid" 2>/dev/null || true
+  wait_exit "$pid" "$timeout" || return 1
+  rm -f "$(pid_file "$name")"
+  say "$label stopped"
+}
+
+# The sidecar's log writer ends when the sidecar's output closes; wait for it, so the log is
+# complete when someone reads it.
+wait_for_log_writer() {
+  local pid
+  pid="$(running_pid whatsapp-log)" || return 0
+  wait_exit "$pid" 5 || kill -TERM "$pid" 2>/dev/null || true
+  rm -f "$(pid_file whatsapp-log)"
+}
+
+# What the sidecar's /health says: SESSION_STATE, SESSION_ME (who is linked: the name, else
+# the number), FAILURE_CODE and FAILURE_MESSAGE; all empty when it does not answer.
+# shellcheck disable=SC2034  # read by the scripts that source this file
+read_session() {
+  local fields=()
+  mapfile -t fields < <(python3 - "$WHATSAPP_URL/health" <<'EOF' 2>/dev/null
+import json, sys, urllib.request
+try:
+    with urllib.request.urlopen(sys.argv[1], timeout=2) as response:
+        health = json.load(response)
+except Exception:
+    health = {}
+me = health.get("me") or {}
+number = str(me.get("id") or "").split("@")[0]
+failure = health.get("failure") or {}
+for field in (
+    health.get("state"),
+    me.get("name") or (f"+{number}" if number.isdigit() else number),
+    failure.get("code"),
+    failure.get("message"),
+):
+    print(" ".join(str(field or "").split()))
+EOF
+  )
+  SESSION_STATE="${fields[0]:-}"
+  SESSION_ME="${fields[1]:-}"
+  FAILURE_CODE="${fields[2]:-}"
+  FAILURE_MESSAGE="${fields[3]:-}"
+}
+
+# Who holds the port wasched's $1 (core or sidecar) wants, on host $2, port $3: one line
+# saying what it is and how to stop it; false when the port is free.
+port_holder() {
+  python3 "$ROOT/deploy/port_holder.py" "$1" "$2" "$3" "$ROOT" 2>/dev/null
 }

@@ -1,11 +1,14 @@
 """deploy/start.sh and stop.sh for real: a copy of the repo, the sidecar in its fake engine,
-the fake Telegram Bot API, free ports. A person's schedule survives a stop and a start."""
+the fake Telegram Bot API, free ports. A person's schedule survives a stop and a start; a
+failed start leaves nothing running; the last lines say what WhatsApp needs; a second copy
+is refused before it installs anything."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -58,25 +61,52 @@ def exited(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] == "Z"
 
 
+def copy_repo(root: Path) -> Path:
+    """The repo's files (no .venv, no node_modules) in root, another checkout."""
+    for name in repo_files():
+        target = root / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO / name, target)  # keeps mtimes: start.sh sees nothing to install
+    return root
+
+
+def kill_leftovers(root: Path) -> None:
+    """Never leave a process behind a failed test."""
+    for name in ("wasched", "whatsapp"):
+        pid_file = root / "data" / f"{name}.pid"
+        if pid_file.exists():
+            with contextlib.suppress(ProcessLookupError, ValueError):
+                os.kill(int(pid_file.read_text()), signal.SIGKILL)
+
+
 @pytest.fixture
 def repo_copy(tmp_path: Path) -> Iterator[Path]:
     """The repo's files in tmp_path, sharing the installed .venv and node_modules."""
     venv, modules = REPO / ".venv", REPO / "whatsapp-service" / "node_modules"
     if not (venv / "bin" / "python").exists() or not modules.is_dir():
         pytest.skip("needs .venv and whatsapp-service/node_modules (bash scripts/test installs)")
-    root = tmp_path / "wasched"
-    for name in repo_files():
-        target = root / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(REPO / name, target)  # keeps mtimes: start.sh sees nothing to install
+    root = copy_repo(tmp_path / "wasched")
     (root / ".venv").symlink_to(venv)
     (root / "whatsapp-service" / "node_modules").symlink_to(modules)
     yield root
-    for name in ("wasched", "whatsapp"):  # never leave a process behind a failed test
-        pid_file = root / "data" / f"{name}.pid"
-        if pid_file.exists():
-            with contextlib.suppress(ProcessLookupError, ValueError):
-                os.kill(int(pid_file.read_text()), signal.SIGKILL)
+    kill_leftovers(root)
+
+
+def pids_in(root: Path) -> dict[str, int]:
+    """The pid files under root/data and the pids they hold."""
+    return {
+        path.stem: int(path.read_text())
+        for path in (root / "data").glob("*.pid")
+        if path.read_text().strip().isdigit()
+    }
+
+
+def answers(url: str) -> bool:
+    try:
+        httpx.get(url, timeout=2)
+    except httpx.TransportError:
+        return False
+    return True
 
 
 @pytest.fixture
@@ -99,13 +129,15 @@ class Deployment:
     def sidecar_url(self) -> str:
         return f"http://127.0.0.1:{self.env['WHATSAPP_PORT']}"
 
-    async def script(self, name: str) -> tuple[int, str]:
-        """Run deploy/<name> with no terminal, as CI would; return exit code and output."""
+    async def script(self, name: str, root: Path | None = None, **env: str) -> tuple[int, str]:
+        """Run deploy/<name> with no terminal, as CI would; return exit code and output.
+        root: another checkout to run it in; env: settings on top of the deployment's."""
+        root = root or self.root
         process = await asyncio.create_subprocess_exec(
             "bash",
-            str(self.root / "deploy" / name),
-            cwd=self.root,
-            env=self.env,
+            str(root / "deploy" / name),
+            cwd=root,
+            env={**self.env, **env},
             stdin=subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
@@ -183,7 +215,9 @@ async def test_start_stop_start_keeps_a_schedule_that_fires_after_the_restart(
 ) -> None:
     code, out = await deployment.script("start.sh")
     assert code == 0, out
-    assert "wasched is up" in out and "@wasched_test_bot" in out
+    assert "wasched is up, and WhatsApp is linked as wasched fake" in out
+    assert "@wasched_test_bot" in out
+    assert "/link" not in out and "QR" not in out, out  # linked already: no link advice
     async with httpx.AsyncClient() as client:
         health = (await client.get(f"{deployment.sidecar_url}/health")).json()
         assert health["state"] == "WORKING" and health["engine"] == "fake"
@@ -216,7 +250,12 @@ async def test_start_stop_start_keeps_a_schedule_that_fires_after_the_restart(
 
     code, out = await deployment.script("stop.sh")
     assert code == 0, out
-    assert "SIGKILL" not in out
+    assert out.count("SIGKILL") == 0, out
+    session = deployment.root / "data" / "whatsapp"
+    assert (
+        f"the WhatsApp session is kept in {session} (linked as wasched fake): "
+        "the next start needs no new QR code"
+    ) in out
     # The fake engine keeps its outbox on disk: nothing went out before or during the stop.
     outbox_file = deployment.root / "data" / "whatsapp" / "fake-outbox.json"
     assert TEXT not in (outbox_file.read_text() if outbox_file.exists() else "")
@@ -242,3 +281,109 @@ async def test_start_stop_start_keeps_a_schedule_that_fires_after_the_restart(
 
     code, out = await deployment.script("stop.sh")
     assert code == 0 and "SIGKILL" not in out, out
+
+
+async def test_a_start_whose_wasched_cannot_start_leaves_nothing_running(
+    deployment: Deployment,
+) -> None:
+    # The database path runs through a file, so wasched cannot create its directory.
+    (deployment.root / "blocker").write_text("not a directory\n")
+    database = f"sqlite:///{deployment.root}/blocker/wasched.db"
+
+    code, out = await deployment.script("start.sh", DATABASE_URL=database)
+
+    assert code == 1, out
+    sidecar = re.search(r"WhatsApp sidecar started \(pid (\d+)", out)
+    assert sidecar, out  # it was started, and then stopped again, cleanly:
+    assert exited(int(sidecar.group(1))), out
+    assert all(exited(pid) for pid in pids_in(deployment.root).values())
+    assert not answers(f"{deployment.sidecar_url}/health")
+    assert "stopped cleanly" in (deployment.root / "data" / "whatsapp.log").read_text()
+    lines = out.splitlines()
+    assert "wasched: wasched could not start:" in lines, out
+    error = lines[lines.index("wasched: wasched could not start:") + 1]
+    assert error.startswith("  core.errors.StoreError: Cannot create the directory of "), out
+    assert f"{deployment.root}/blocker/wasched.db" in error
+    assert "wasched: the WhatsApp sidecar stopped" in lines, out
+    assert "wasched: nothing this start launched is left running" in lines, out
+    assert "wasched is up" not in out
+
+
+@pytest.mark.parametrize(
+    ("state", "failure", "expected"),
+    [
+        (
+            "SCAN_QR_CODE",
+            "",
+            "  2. send /link and scan the QR code with WhatsApp (Settings > Linked devices)",
+        ),
+        (
+            "FAILED",
+            "whatsapp_web_unreachable:net::ERR_NAME_NOT_RESOLVED at https://web.whatsapp.com/",
+            "net::ERR_NAME_NOT_RESOLVED at https://web.whatsapp.com/",
+        ),
+    ],
+    ids=["waiting_for_a_link", "failing"],
+)
+async def test_start_ends_with_what_whatsapp_needs(
+    deployment: Deployment, state: str, failure: str, expected: str
+) -> None:
+    code, out = await deployment.script(
+        "start.sh", WHATSAPP_FAKE_START_STATE=state, WHATSAPP_FAKE_FAILURE=failure
+    )
+
+    assert code == 0, out
+    steps = out[out.index("wasched: wasched is up") :]
+    assert expected in steps, out
+    assert "linked as" not in steps
+    if state == "FAILED":
+        assert steps.startswith("wasched: wasched is up, but WhatsApp is not working"), out
+        assert "scan the QR code" not in steps and "\n  fix: " in steps, out
+    else:
+        assert "not working" not in steps and "fix:" not in steps, out
+
+    code, out = await deployment.script("stop.sh")
+    assert code == 0 and out.count("SIGKILL") == 0, out
+    session = deployment.root / "data" / "whatsapp"
+    if state == "FAILED":
+        assert (
+            f"the WhatsApp session in {session} is kept; WhatsApp was not working "
+            "(state FAILED, whatsapp_web_unreachable)"
+        ) in out, out
+    else:
+        assert f"the WhatsApp session folder {session} is kept, but WhatsApp was not linked" in out
+        assert "after the next start, send /link to the bot" in out
+
+
+async def test_a_second_copy_is_refused_before_it_installs_anything(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    code, out = await deployment.script("start.sh")
+    assert code == 0, out
+    running = pids_in(deployment.root)
+    other = copy_repo(tmp_path / "other-checkout")  # nothing installed there
+    try:
+        code, out = await deployment.script("start.sh", root=other, WASCHED_SKIP_INSTALL="")
+    finally:
+        kill_leftovers(other)
+
+    assert code == 1, out
+    assert not (other / ".venv").exists()
+    assert not (other / "whatsapp-service" / "node_modules").exists()
+    stop = f"stop it with bash {deployment.root}/deploy/stop.sh"
+    core, sidecar = running["wasched"], running["whatsapp"]
+    assert (
+        f"wasched: HTTP_PORT {deployment.env['HTTP_PORT']} is taken: wasched from "
+        f"{deployment.root} (pid {core}) holds it: {stop}"
+    ) in out.splitlines(), out
+    assert (
+        f"wasched: WHATSAPP_PORT {deployment.env['WHATSAPP_PORT']} is taken: wasched from "
+        f"{deployment.root} (pid {sidecar}) holds it: {stop}"
+    ) in out.splitlines(), out
+    assert not [line for line in out.splitlines() if "installing" in line or "creating" in line]
+    assert "sidecar started" not in out and "wasched started" not in out
+    assert not list((other / "data").glob("*.pid"))
+    assert pids_in(deployment.root) == running and not any(map(exited, running.values()))
+
+    code, out = await deployment.script("stop.sh")
+    assert code == 0 and out.count("SIGKILL") == 0, out

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.deploy.test_process import REPO, repo_files
+from tests.fakes.sidecar import free_port
 
 TOKEN = "123456:TEST-token-abcdefghijklmnopqrstuv"
 
@@ -33,11 +34,14 @@ def bare_copy(tmp_path: Path) -> Path:
 
 
 def clean_env(**extra: str) -> dict[str, str]:
+    """This environment without wasched's settings, on free ports (start.sh refuses taken
+    ones, and the defaults may be held by whatever else runs on this machine)."""
     env = {
         key: value
         for key, value in os.environ.items()
         if not key.startswith(("TELEGRAM_", "WHATSAPP_", "HTTP_", "DATABASE_", "WASCHED_"))
     }
+    env.update(HTTP_PORT=str(free_port()), WHATSAPP_PORT=str(free_port()))
     env.update(extra)
     return env
 
@@ -204,3 +208,69 @@ def test_stop_never_signals_a_process_that_merely_reuses_a_recorded_pid(
         bystander.wait()
     assert result.returncode == 0
     assert "wasched is not running" in result.stdout
+
+
+def test_the_sidecar_log_writer_rotates_by_size_and_keeps_the_newest_lines(
+    tmp_path: Path,
+) -> None:
+    log = tmp_path / "whatsapp.log"
+    lines = [f'{{"level":30,"n":{n:04d},"msg":"{"x" * 30}"}}\n' for n in range(200)]
+    result = subprocess.run(
+        [sys.executable, "deploy/log_writer.py", str(log), "--max-bytes", "1000", "--keep", "3"],
+        cwd=REPO,
+        input="".join(lines),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "whatsapp.log",
+        "whatsapp.log.1",
+        "whatsapp.log.2",
+        "whatsapp.log.3",
+    ]
+    kept = [log.with_name(f"whatsapp.log.{n}") for n in (3, 2, 1)] + [log]
+    assert all(0 < p.stat().st_size <= 1000 for p in kept)
+    # Oldest to newest, whole lines, none lost between the files, the last line last.
+    text = "".join(p.read_text() for p in kept)
+    assert text == "".join(lines[-len(text.splitlines()) :])
+    assert len(text.splitlines()) >= 3 * (1000 // len(lines[0]))
+
+
+def test_wasched_log_file_rotates_by_size_and_takes_stderr_along(tmp_path: Path) -> None:
+    """start.sh points wasched's stdout and stderr at the log too: after a rotation what is
+    printed outside logging (a traceback) must land in the current file, not a rotated one."""
+    log = tmp_path / "wasched.log"
+    program = (
+        "import logging, sys\n"
+        "from bot.cli import LogFile, LOG_FORMAT\n"
+        f"handler = LogFile({str(log)!r}, max_bytes=2000, kept=3)\n"
+        "logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, handlers=[handler])\n"
+        "for n in range(200):\n"
+        "    logging.getLogger('core.engine').info('line %04d', n)\n"
+        "print('printed after the rotations', file=sys.stderr)\n"
+    )
+    with log.open("ab") as output:  # as start.sh launches it: >>wasched.log 2>&1
+        result = subprocess.run(
+            [sys.executable, "-c", program],
+            cwd=REPO,
+            stdout=output,
+            stderr=output,
+            timeout=30,
+        )
+
+    assert result.returncode == 0, log.read_text()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "wasched.log",
+        "wasched.log.1",
+        "wasched.log.2",
+        "wasched.log.3",
+    ]
+    current = log.read_text().splitlines()
+    assert current[-1] == "printed after the rotations"
+    assert current[-2].endswith("INFO core.engine: line 0199")
+    for rotated in (log.with_name(f"wasched.log.{n}") for n in (1, 2, 3)):
+        assert rotated.stat().st_size <= 2000
+        assert "printed after" not in rotated.read_text()
