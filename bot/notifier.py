@@ -1,9 +1,10 @@
 """Core's `Notifier` over Telegram: one message per run, edited as it changes, never a flood.
 
 Every message leaves through `Outbox`, a queue that keeps about one message per second per
-chat, waits `retry_after` on a 429 and then sends (nothing is dropped without a log line), and
-folds runs that finish while a chat is being paced into one digest message. Which message shows
-which run is kept in the store, so after a restart the same message is edited.
+chat, waits `retry_after` on a 429 and then sends, waits out a Telegram that does not answer
+with the queue kept (nothing is dropped without a log line), and folds runs that finish while a
+chat is being paced into one digest message. Which message shows which run is kept in the
+store, so after a restart the same message is edited.
 """
 
 from __future__ import annotations
@@ -11,14 +12,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
+import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
-from html import escape
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from aiogram import Bot
 from aiogram.exceptions import (
+    ClientDecodeError,
     TelegramAPIError,
     TelegramBadRequest,
     TelegramForbiddenError,
@@ -27,10 +32,13 @@ from aiogram.exceptions import (
     TelegramServerError,
 )
 from aiogram.types import BufferedInputFile, InlineKeyboardMarkup
+from aiogram.utils.backoff import Backoff, BackoffConfig
+from pydantic import ValidationError
 
 from bot import ui
 from core.counters import count_telegram_error
 from core.models import Delivery, DeliveryStatus, Run, Schedule
+from core.session import SessionFailure, explain
 
 logger = logging.getLogger(__name__)
 
@@ -40,8 +48,6 @@ GLOBAL_GAP_S = 1 / 30
 REMEMBERED_RUNS = 2000
 # Runs folded into one digest message at most; more start another message.
 DIGEST_MAX_RUNS = 20
-NETWORK_ATTEMPTS = 5
-WORKING = "WORKING"
 
 
 class Item:
@@ -93,6 +99,20 @@ class Deletion(Item):
             await bot.delete_message(self.chat_id, message_id)
 
 
+@dataclass(frozen=True)
+class AckClock:
+    """Core's time at an alert about messages not on the phone, carried forward by the event
+    loop's clock (the wall clock in production), so a later edit of a card counts the minutes
+    as of that edit; and the threshold (ACK_ALERT_AFTER_S) the cards mark by."""
+
+    at: datetime
+    loop_at: float
+    after_s: float
+
+    def now(self) -> datetime:
+        return self.at + timedelta(seconds=asyncio.get_running_loop().time() - self.loop_at)
+
+
 @dataclass
 class RunState:
     schedule: Schedule | None
@@ -112,9 +132,13 @@ class RunCard(Item):
     in_flight: bool = False
     # Called after the card went out as a new message (to remember its id across restarts).
     sent: Callable[[RunCard], Awaitable[None]] | None = None
+    # Set once core told of messages not on the phone: the card marks those past the threshold.
+    acks: AckClock | None = None
 
     def render(self) -> tuple[str, InlineKeyboardMarkup | None]:
         states = list(self.runs.values())
+        now = self.acks.now() if self.acks is not None else None
+        after_s = self.acks.after_s if self.acks is not None else 0.0
         failed = [
             s.run.id
             for s in states
@@ -122,10 +146,15 @@ class RunCard(Item):
         ]
         if len(states) == 1:
             state = states[0]
-            text = ui.run_card(state.schedule, state.run, state.deliveries)
+            text = ui.run_card(
+                state.schedule, state.run, state.deliveries, now=now, ack_after_s=after_s
+            )
         else:
             lines = [f"<b>{len(states)} runs finished together</b>"]
-            lines += [ui.run_summary_line(s.schedule, s.run, s.deliveries) for s in states]
+            lines += [
+                ui.run_summary_line(s.schedule, s.run, s.deliveries, now=now, ack_after_s=after_s)
+                for s in states
+            ]
             lines.append("/logs shows every delivery.")
             text = ui.cap("\n".join(lines))
         return text, ui.retry_buttons(failed)
@@ -156,8 +185,81 @@ class RunCard(Item):
             await self.sent(self)
 
 
+# While Telegram does not answer, try again after about 1 s, then longer, at most 15 s apart.
+TELEGRAM_BACKOFF = BackoffConfig(min_delay=1.0, max_delay=15.0, factor=1.6, jitter=0.1)
+# Parts of wasched that tell `TelegramOutage` whether Telegram answers them.
+UPDATES = "updates"
+NOTIFICATIONS = "notifications"
+# True in a task that waits out Telegram's errors itself (the Outbox, the start-up check): the
+# session's request middleware then hands each error straight back, without waiting or retrying.
+CALLER_RETRIES: ContextVar[bool] = ContextVar("telegram_caller_retries", default=False)
+_BOT_TOKEN = re.compile(r"bot\d+:[\w-]+")
+
+
+def telegram_unreachable(error: BaseException) -> bool:
+    """Whether `error` says Telegram did not answer (network, 5xx, a gateway's error page), so
+    the same request may work later."""
+    if isinstance(error, ClientDecodeError):
+        # Not JSON at all: the nginx in front of the Bot API answers 502 and 504 with a page.
+        return not isinstance(error.original, ValidationError)
+    return isinstance(error, TelegramNetworkError | TelegramServerError)
+
+
+def error_kind(error: BaseException) -> str:
+    """The `core.counters` kind of an error `telegram_unreachable` accepts."""
+    return "network" if isinstance(error, TelegramNetworkError) else "server"
+
+
+def describe(error: BaseException) -> str:
+    """`error` in one line for the log, without the bot token."""
+    if isinstance(error, ClientDecodeError):
+        text = "an answer that is not the Bot API's, e.g. a gateway's error page"
+    else:
+        text = str(error).splitlines()[0] if str(error) else type(error).__name__
+    return _BOT_TOKEN.sub("bot<token>", text)
+
+
+class TelegramOutage:
+    """Whether Telegram answers, as each part of the bot finds it: an outage is logged once,
+    when the first part finds Telegram unreachable, and once more when the last one that did
+    hears from it again."""
+
+    def __init__(self) -> None:
+        self._down: set[str] = set()
+        self._since = 0.0
+
+    @property
+    def down(self) -> bool:
+        return bool(self._down)
+
+    def failed(self, part: str, error: BaseException) -> None:
+        if not self._down:
+            self._since = time.monotonic()
+            logger.warning(
+                "Telegram does not answer (%s): scheduled WhatsApp messages still go out; "
+                "replies and notifications wait, trying again every few seconds",
+                describe(error),
+            )
+        self._down.add(part)
+
+    def answered(self, part: str) -> None:
+        if part not in self._down:
+            return
+        self._down.discard(part)
+        if not self._down:
+            logger.info(
+                "Telegram answers again after %.0f s; what waited goes out now",
+                time.monotonic() - self._since,
+            )
+
+
 class Outbox:
-    """Sends items in order per chat, at most one per `pace_s` seconds in each chat."""
+    """Sends items in order per chat, at most one per `pace_s` seconds in each chat.
+
+    While Telegram does not answer (network error, 5xx) nothing is given up: the queue is kept
+    and one item is tried again after `backoff` (bounded), and the outage is logged once in
+    `outage`. Errors no retry fixes (400, 403) give the item up with a log line.
+    """
 
     def __init__(self, bot: Bot, *, pace_s: float = 1.0) -> None:
         self._bot = bot
@@ -169,6 +271,9 @@ class Outbox:
         self._idle.set()
         self._task: asyncio.Task[None] | None = None
         self._global_next_at = 0.0
+        # `wasched run` shares these with the rest of the bot (the same outage, its backoff).
+        self.outage = TelegramOutage()
+        self.backoff = TELEGRAM_BACKOFF
 
     def put(self, chat_id: int, item: Item) -> None:
         self._queues.setdefault(chat_id, deque()).append(item)
@@ -202,8 +307,11 @@ class Outbox:
                 await self._task
 
     async def _work(self) -> None:
+        # This task waits out Telegram's errors itself; the session's middleware must not
+        # (a 429 for one chat would hold every chat's messages there).
+        CALLER_RETRIES.set(True)
         loop = asyncio.get_running_loop()
-        failures: dict[int, int] = {}
+        retries = Backoff(self.backoff)
         while True:
             ready = [(self._next_at.get(c, 0.0), c) for c, q in self._queues.items() if q]
             if not ready:
@@ -226,23 +334,26 @@ class Outbox:
             try:
                 await item.deliver(self._bot)
             except TelegramRetryAfter as error:
-                # Counted where it is raised (the session's WaitWhenFlooded middleware).
+                # Counted where it is raised (the session's request middleware).
                 logger.warning(
                     "Telegram asks to wait %s s before chat %s", error.retry_after, chat_id
                 )
                 self._next_at[chat_id] = loop.time() + error.retry_after
+                self._keep(item)
                 continue
-            except (TelegramNetworkError, TelegramServerError) as error:
-                count_telegram_error("network")
-                failures[id(item)] = failures.get(id(item), 0) + 1
-                attempt = failures[id(item)]
-                if attempt < NETWORK_ATTEMPTS:
-                    logger.warning("Telegram unreachable (%s); trying again", error)
-                    self._next_at[chat_id] = loop.time() + min(30.0, 2.0**attempt)
+            except (TelegramNetworkError, TelegramServerError, ClientDecodeError) as error:
+                if not telegram_unreachable(error):
+                    count_telegram_error("internal")
+                    logger.error(
+                        "could not read Telegram's answer for chat %s: %s", chat_id, error.message
+                    )
+                else:
+                    # Telegram is down for every chat: wait, then try this item again.
+                    count_telegram_error(error_kind(error))
+                    self.outage.failed(NOTIFICATIONS, error)
+                    self._global_next_at = loop.time() + next(retries)
+                    self._keep(item)
                     continue
-                logger.error(
-                    "gave up a message to chat %s after %s tries: %s", chat_id, attempt, error
-                )
             except TelegramForbiddenError as error:
                 count_telegram_error("forbidden")
                 logger.error("chat %s does not accept messages from the bot: %s", chat_id, error)
@@ -256,12 +367,21 @@ class Outbox:
             finally:
                 if isinstance(item, RunCard):
                     item.in_flight = False
-            failures.pop(id(item), None)
+            # Telegram answered (with the message, or with why it refuses it).
+            self.outage.answered(NOTIFICATIONS)
+            retries.reset()
             queue.popleft()
             if isinstance(item, RunCard) and item.queued:
                 queue.append(item)  # changed while it was being sent: show the latest state
             self._next_at[chat_id] = loop.time() + self._pace_s
             self._global_next_at = loop.time() + min(GLOBAL_GAP_S, self._pace_s)
+
+    @staticmethod
+    def _keep(item: Item) -> None:
+        """`item` stays first in its queue: a card there takes later changes of its runs
+        instead of being queued a second time."""
+        if isinstance(item, RunCard):
+            item.queued = True
 
 
 Audience = Callable[[], Awaitable[Iterable[int]]]
@@ -287,8 +407,10 @@ class TelegramNotifier:
         self._audience: Audience | None = None
         self._values: KeyValues | None = None
         self._cards: dict[int, RunCard] = {}  # run id -> card
-        self._session_state: str | None = None
-        self._alerted = False
+        # Set by the first alert about messages not on the phone (`deliveries_unacked`).
+        self._acks: AckClock | None = None
+        # Why WhatsApp does not work (`SessionWords.alert_key`) as alerted in this outage.
+        self._outage_reasons: set[str] = set()
         # Chats that asked for /link and wait to hear it is linked.
         self._link_watchers: set[int] = set()
         # chat id -> the QR photo it shows now
@@ -323,6 +445,7 @@ class TelegramNotifier:
             while len(self._cards) > REMEMBERED_RUNS:
                 del self._cards[next(iter(self._cards))]
         card.runs[run.id] = RunState(schedule, run, list(deliveries))
+        card.acks = self._acks
         if deliveries and all(d.status in SETTLED for d in deliveries):
             await self._forget(run.id)
         if not card.queued:
@@ -376,6 +499,25 @@ class TelegramNotifier:
                 return item
         return RunCard(chat_id=chat_id)
 
+    async def deliveries_unacked(
+        self,
+        schedule: Schedule | None,
+        run: Run,
+        deliveries: list[Delivery],
+        *,
+        now: datetime,
+        after_s: float,
+        tell: bool = True,
+    ) -> None:
+        """Mark the run's card; with `tell` (core says it once per run) tell its owner, with
+        Check again and Send again."""
+        self._acks = AckClock(now, asyncio.get_running_loop().time(), after_s)
+        await self.run_updated(schedule, run, deliveries)
+        if not tell:
+            return
+        text = ui.unacked_alert(schedule, run, deliveries, now=now, after_s=after_s)
+        self.outbox.put(run.owner_id, Note(run.owner_id, text, ui.unacked_buttons(run.id)))
+
     async def run_missed(self, schedule: Schedule, run: Run, late_by_s: float) -> None:
         self.outbox.put(run.owner_id, Note(run.owner_id, ui.missed_text(schedule, run, late_by_s)))
 
@@ -391,13 +533,17 @@ class TelegramNotifier:
     def _qr_message(self, chat_id: int) -> Callable[[], int | None]:
         return lambda: self._qr_messages.pop(chat_id, None)
 
-    async def session_changed(self, state: str, me: dict[str, str] | None) -> None:
-        previous, self._session_state = self._session_state, state
-        if state == WORKING:
+    async def session_changed(
+        self, state: str, me: dict[str, str] | None, failure: SessionFailure | None = None
+    ) -> None:
+        """One alert per outage, one more for each new reason while it lasts (never for the
+        same reason twice), and one message when it works again."""
+        words = explain(state, failure)
+        if words.working:
+            was_down, self._outage_reasons = bool(self._outage_reasons), set()
             who = ui.me_text(me)
             told: set[int] = set()
-            if self._alerted:
-                self._alerted = False
+            if was_down:
                 for chat_id in await self._people():
                     told.add(chat_id)
                     self.outbox.put(
@@ -413,23 +559,16 @@ class TelegramNotifier:
                     self.outbox.put(chat_id, Note(chat_id, f"✅ WhatsApp is linked{who}."))
             self._link_watchers.clear()
             return
-        if state in ("STARTING",) or self._alerted or previous == state:
+        key = words.alert_key
+        if key is None or key in self._outage_reasons:
             return
-        self._alerted = True
-        words = {
-            "SCAN_QR_CODE": "is not linked (logged out or never linked)",
-            "FAILED": "failed",
-            "STOPPED": "stopped",
-        }.get(state, f"is {escape(state)}")
-        for chat_id in await self._people():
-            self.outbox.put(
-                chat_id,
-                Note(
-                    chat_id,
-                    f"⚠️ WhatsApp {words}. Messages wait (held) until it works again. "
-                    "Send /link to link it.",
-                ),
-            )
+        again = bool(self._outage_reasons)
+        self._outage_reasons.add(key)
+        # Whoever waits after /link hears it too: what they were promised may not come now.
+        watchers = set(self._link_watchers)
+        text = ui.session_alert(words, again=again)
+        for chat_id in sorted(set(await self._people()) | watchers):
+            self.outbox.put(chat_id, Note(chat_id, text))
 
     async def qr_available(self, qr: str) -> None:
         if not self._link_watchers:

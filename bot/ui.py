@@ -19,9 +19,12 @@ from bot.callbacks import (
     RunCb,
     ScheduleAction,
     ScheduleCb,
+    UnackedAction,
+    UnackedCb,
     WizardAction,
     WizardCb,
 )
+from core.ack_watch import Recheck, unacked
 from core.models import (
     Contact,
     Delivery,
@@ -34,6 +37,7 @@ from core.models import (
     Template,
 )
 from core.service import Group, Preview, Status
+from core.session import Remedy, SessionWords
 from core.when import describe, format_local
 
 TELEGRAM_TEXT_LIMIT = 4096
@@ -353,13 +357,26 @@ def run_heading(schedule: Schedule | None, run: Run, timezone: str) -> str:
     return f"📨 <b>{name}</b> · run {run.id} · {how}"
 
 
-def run_card(schedule: Schedule | None, run: Run, deliveries: Sequence[Delivery]) -> str:
+def run_card(
+    schedule: Schedule | None,
+    run: Run,
+    deliveries: Sequence[Delivery],
+    *,
+    now: datetime | None = None,
+    ack_after_s: float = 0,
+) -> str:
+    """The run's report; with `now` and `ack_after_s`, messages sent that long ago and not on
+    the recipient's phone yet say so."""
     timezone = schedule.rule.timezone if schedule is not None else "UTC"
     lines = [run_heading(schedule, run, timezone)]
     if not deliveries:
         lines.append("preparing the messages…")
     shown = list(deliveries[:40])
-    lines += [delivery_line(d, timezone) for d in shown]
+    stuck = set() if now is None else {d.id for d in unacked(shown, now=now, after_s=ack_after_s)}
+    lines += [
+        unacked_line(d, now) if now is not None and d.id in stuck else delivery_line(d, timezone)
+        for d in shown
+    ]
     if len(deliveries) > len(shown):
         lines.append(f"… and {len(deliveries) - len(shown)} more recipients")
     if any(d.status is DeliveryStatus.held for d in deliveries):
@@ -367,13 +384,24 @@ def run_card(schedule: Schedule | None, run: Run, deliveries: Sequence[Delivery]
     return cap("\n".join(lines))
 
 
-def run_summary_line(schedule: Schedule | None, run: Run, deliveries: Sequence[Delivery]) -> str:
+def run_summary_line(
+    schedule: Schedule | None,
+    run: Run,
+    deliveries: Sequence[Delivery],
+    *,
+    now: datetime | None = None,
+    ack_after_s: float = 0,
+) -> str:
     timezone = schedule.rule.timezone if schedule is not None else "UTC"
     line = run_heading(schedule, run, timezone).removeprefix("📨 ")
     line += ": " + (counts_text(deliveries) or "preparing…")
     failed = [d for d in deliveries if d.status is DeliveryStatus.failed]
     if failed:
         line += f" — {escape(failure_reason(failed[0]))}"
+    stuck = [] if now is None else unacked(deliveries, now=now, after_s=ack_after_s)
+    if stuck and now is not None:
+        oldest = min(d.sent_at or now for d in stuck)
+        line += f" — {len(stuck)} sent {ago(now, oldest)} ago, not on their phone yet"
     return line
 
 
@@ -386,6 +414,123 @@ def retry_buttons(run_ids: Sequence[int]) -> InlineKeyboardMarkup | None:
         builder.button(text=f"🔁 {label}", callback_data=RunCb(id=run_id))
     builder.adjust(1)
     return builder.as_markup()
+
+
+# --- messages sent but not on the recipient's phone ------------------------------------------
+
+
+def ago(now: datetime, then: datetime) -> str:
+    """`10 min`, `3 h`, `2 days`: how long before `now` `then` was, rounded down."""
+    minutes = max(0, int((now - then).total_seconds() // 60))
+    if minutes < 120:
+        return f"{minutes} min"
+    if minutes < 48 * 60:
+        return f"{minutes // 60} h"
+    return f"{minutes // (24 * 60)} days"
+
+
+def delivery_who(delivery: Delivery) -> str:
+    if delivery.recipient_name:
+        return escape(f"{delivery.recipient_name} ({delivery.recipient})")
+    return escape(delivery.recipient)
+
+
+def unacked_line(delivery: Delivery, now: datetime) -> str:
+    """A card's line for a message WhatsApp took long ago that is not on the phone yet."""
+    sent = ago(now, delivery.sent_at or now)
+    return (
+        f"{STATUS_ICONS[DeliveryStatus.sent]} {delivery_who(delivery)}: "
+        f"sent {sent} ago, not on their phone yet"
+    )
+
+
+UNACKED_MEANING = (
+    "This usually means their phone is offline or the number is not active on WhatsApp; "
+    "WhatsApp delivers it when the phone is back."
+)
+
+
+def unacked_alert(
+    schedule: Schedule | None,
+    run: Run,
+    deliveries: Sequence[Delivery],
+    *,
+    now: datetime,
+    after_s: float,
+) -> str:
+    """The one message to the owner about a run's messages not on the recipient's phone."""
+    stuck = unacked(deliveries, now=now, after_s=after_s)
+    name = f"#{run.schedule_id}" + ("" if schedule is not None else " (deleted)")
+    count = len(stuck)
+    what = "1 message WhatsApp took is" if count == 1 else f"{count} messages WhatsApp took are"
+    lines = [f"⚠️ <b>{name}</b> · run {run.id}: {what} not on the recipient's phone yet:"]
+    lines += [f"• {delivery_who(d)}: sent {ago(now, d.sent_at or now)} ago" for d in stuck[:20]]
+    if count > 20:
+        lines.append(f"… and {count - 20} more")
+    lines.append(UNACKED_MEANING)
+    lines.append(
+        "<b>Check again</b> asks WhatsApp now. <b>Send again</b> sends a second copy, which "
+        "may arrive twice."
+    )
+    return cap("\n".join(lines))
+
+
+def unacked_buttons(run_id: int) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    builder.button(
+        text="🔄 Check again", callback_data=UnackedCb(action=UnackedAction.check, id=run_id)
+    )
+    builder.button(
+        text="📨 Send again (may arrive twice)",
+        callback_data=UnackedCb(action=UnackedAction.resend, id=run_id),
+    )
+    builder.adjust(1)
+    return builder.as_markup()
+
+
+def confirm_send_again(
+    run: Run, deliveries: Sequence[Delivery]
+) -> tuple[str, InlineKeyboardMarkup]:
+    count = len(deliveries)
+    people = ", ".join(delivery_who(d) for d in deliveries[:10])
+    if count > 10:
+        people += f" and {count - 10} more"
+    text = (
+        f"Send a second copy of run {run.id} to {count} recipient{'s' if count != 1 else ''} "
+        f"({people})?\nIf the first copy reaches their phone later, they get the message twice."
+    )
+    builder = InlineKeyboardBuilder()
+    builder.button(
+        text="Yes, send a second copy",
+        callback_data=UnackedCb(action=UnackedAction.resend_ok, id=run.id),
+    )
+    builder.button(text="No, wait", callback_data=UnackedCb(action=UnackedAction.keep, id=run.id))
+    return cap(text), builder.as_markup()
+
+
+def sent_again_text(run: Run, copy: Run, deliveries: Sequence[Delivery]) -> str:
+    count = len(deliveries)
+    return (
+        f"Sending a second copy of run {run.id} to {count} recipient{'s' if count != 1 else ''} "
+        f"as run {copy.id}; I will report here how it goes."
+    )
+
+
+def recheck_text(result: Recheck) -> str:
+    """What Check again found, short enough for a button's answer (200 characters)."""
+    if result.checked == 0:
+        return (
+            f"Nothing to check in run {result.run_id}: every message is on the recipient's "
+            "phone, or failed."
+        )
+    parts = [
+        f"{n} {'still not on their phone' if s is DeliveryStatus.sent else STATUS_WORDS[s]}"
+        for s, n in sorted(result.statuses.items(), key=lambda item: item[1], reverse=True)
+    ]
+    if result.unknown:
+        parts.append(f"{result.unknown} unknown to WhatsApp")
+    noun = "message" if result.checked == 1 else "messages"
+    return f"Checked {result.checked} {noun} with WhatsApp: " + ", ".join(parts) + "."
 
 
 def missed_text(schedule: Schedule, run: Run, late_by_s: float) -> str:
@@ -416,6 +561,60 @@ QR_CAPTION = (
     "Scan this with WhatsApp on your phone: Settings → Linked devices → Link a device. "
     "A new code replaces this one when WhatsApp rotates it."
 )
+
+
+# The sidecar's own detail (a browser error) shown after the reason, at most this long.
+SESSION_DETAIL_LIMIT = 200
+
+
+def session_lines(words: SessionWords) -> list[str]:
+    """Why WhatsApp does not work and what to do, one line each (none while it works)."""
+    if words.working:
+        return []
+    why = words.reason
+    if words.detail:
+        detail = words.detail
+        if len(detail) > SESSION_DETAIL_LIMIT:
+            detail = detail[: SESSION_DETAIL_LIMIT - 1] + "…"
+        why += f" ({detail})"
+    lines = [f"Why: {escape(why)}"]
+    if words.fix:
+        lines.append(f"Fix: {escape(words.fix)}")
+    return lines
+
+
+def session_alert(words: SessionWords, *, again: bool) -> str:
+    """The alert when WhatsApp stops working, or (`again`) still fails for another reason."""
+    if again:
+        return (
+            f"⚠️ WhatsApp still does not work, now for another reason: {escape(words.reason)}\n"
+            f"Fix: {escape(words.fix)}"
+        )
+    return (
+        f"⚠️ WhatsApp does not work: {escape(words.reason)}\n"
+        f"Fix: {escape(words.fix)}\n"
+        "Messages wait (held) until it works again."
+    )
+
+
+def link_answer(words: SessionWords) -> str:
+    """/link while no QR code is there to show; promises one only when one will come."""
+    if words.remedy is Remedy.wait:
+        return (
+            "WhatsApp Web is starting; I will send the QR code here as soon as it has one "
+            "(or tell you it is linked)."
+        )
+    if words.remedy is Remedy.link:
+        return (
+            f"{escape(words.reason)}\nWhatsApp Web is getting a new QR code; I will send it "
+            "here as soon as it has one."
+        )
+    if words.remedy is Remedy.restarts:
+        return (
+            f"{escape(words.reason)}\nIt restarts by itself and needs no new link; I will tell "
+            "you here when it works."
+        )
+    return f"No QR code can come now. {escape(words.reason)}\nFix: {escape(words.fix)}"
 
 
 def me_text(me: dict[str, str] | None) -> str:
@@ -581,8 +780,6 @@ def status_text(status: Status, timezone: str) -> str:
     who = " ".join(p for p in (status.whatsapp_name or "", status.whatsapp_number or "") if p)
     if who:
         whatsapp += f" as {escape(who)}"
-    if status.whatsapp_error:
-        whatsapp += f" ({escape(status.whatsapp_error)})"
     schedules = ", ".join(f"{n} {s.value}" for s, n in status.schedules.items() if n) or "none"
     deliveries = (
         ", ".join(f"{STATUS_ICONS[s]} {n} {s.value}" for s, n in status.deliveries.items() if n)
@@ -591,12 +788,11 @@ def status_text(status: Status, timezone: str) -> str:
     lines = [
         "<b>wasched status</b>",
         f"WhatsApp: {whatsapp}",
+        *session_lines(status.whatsapp_words),
         f"Scheduler: {escape(status.scheduler)}",
         f"Next run: {escape(local_time(status.next_run_at, timezone, with_zone=True))}",
         f"Schedules: {schedules}",
         f"Deliveries: {deliveries}",
         f"Version: {escape(status.version)}",
     ]
-    if status.whatsapp_state != "WORKING":
-        lines.append("Send /link to link WhatsApp.")
     return "\n".join(lines)

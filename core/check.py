@@ -16,6 +16,7 @@ import httpx
 from core.config import FIXES, Settings, load_settings
 from core.errors import ConfigError, WaschedError
 from core.migrate import redact_url
+from core.session import UNREACHABLE, Remedy, SessionFailure, explain
 from core.store import open_store
 
 TELEGRAM_API = "https://api.telegram.org"
@@ -81,25 +82,26 @@ async def check_sidecar(settings: Settings, client: httpx.AsyncClient) -> CheckR
             "whatsapp",
             False,
             f"cannot reach the sidecar at {url}",
-            "start it (bash deploy/start.sh), or set WHATSAPP_URL to where it listens",
+            explain(UNREACHABLE).fix,
         )
-    state = str(health.get("state") or "unknown") if isinstance(health, dict) else "unknown"
-    engine = str(health.get("engine") or "?") if isinstance(health, dict) else "?"
-    me = health.get("me") if isinstance(health, dict) else None
+    if not isinstance(health, dict):
+        health = {}
+    state = str(health.get("state") or "unknown")
+    engine = str(health.get("engine") or "?")
+    me = health.get("me")
+    words = explain(state, SessionFailure.parse(health.get("failure")))
     detail = f"{engine} engine, state {state}"
-    if state == "WORKING":
+    if words.working:
         if isinstance(me, dict) and me.get("name"):
             detail += f" as {me['name']}"
         return CheckResult("whatsapp", True, detail)
-    if state in {"SCAN_QR_CODE", "STARTING"}:
-        return CheckResult("whatsapp", True, detail + " (not linked yet: send /link to the bot)")
-    return CheckResult(
-        "whatsapp",
-        False,
-        detail,
-        "see data/whatsapp.log; restart with bash deploy/stop.sh && bash deploy/start.sh, "
-        "then /link in the bot",
-    )
+    detail += f": {words.reason}"
+    if words.detail:
+        detail += f" (sidecar says: {words.detail})"
+    if words.remedy in (Remedy.wait, Remedy.link):
+        # The setup is fit; WhatsApp waits for the owner (or a minute).
+        return CheckResult("whatsapp", True, f"{detail} {words.fix}")
+    return CheckResult("whatsapp", False, detail, words.fix)
 
 
 async def check_telegram(settings: Settings, client: httpx.AsyncClient) -> CheckResult:

@@ -22,8 +22,9 @@ from aiohttp import web
 
 from core.errors import StoreError, WhatsAppError
 from core.notifier import Notifier
+from core.session import WORKING, SessionFailure
 from core.store import Store
-from core.whatsapp import WORKING, SessionHealth
+from core.whatsapp import SessionHealth
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ class EventSink(Protocol):
     """What the sender takes from sidecar events (`core.sender.Sender`)."""
 
     async def apply_ack(self, whatsapp_id: str, ack: int) -> bool: ...
-    def session_changed(self, state: str) -> None: ...
+    def session_changed(self, state: str, failure: SessionFailure | None = None) -> None: ...
 
 
 class HealthPort(Protocol):
@@ -84,6 +85,11 @@ class CoreHttp:
         task = asyncio.get_running_loop().create_task(guarded())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    async def notified(self) -> None:
+        """Return once the notifications started so far have finished."""
+        while self._tasks:
+            await asyncio.wait(set(self._tasks))
 
     async def aclose(self) -> None:
         """Stop taking events and let the notifications already started finish."""
@@ -134,8 +140,9 @@ class CoreHttp:
                 if isinstance(me, dict)
                 else None
             )
-            self.sender.session_changed(state)
-            self._later(self.notifier.session_changed(state, me), event)
+            failure = SessionFailure.parse(payload.get("failure"))
+            self.sender.session_changed(state, failure)
+            self._later(self.notifier.session_changed(state, me, failure), event)
             return web.json_response({"ok": True})
         if event == "session.qr":
             qr = payload.get("qr")
@@ -155,7 +162,12 @@ class CoreHttp:
         sidecar: dict[str, Any]
         try:
             health = await self.whatsapp.health(within_s=SIDECAR_HEALTH_WAIT_S)
-            sidecar = {"reachable": True, "state": health.state, "engine": health.engine}
+            sidecar = {
+                "reachable": True,
+                "state": health.state,
+                "engine": health.engine,
+                "failure": health.failure.code if health.failure else None,
+            }
         except WhatsAppError as exc:
             sidecar = {"reachable": False, "state": None, "error": str(exc)}
         ok = bool(database["ok"] and scheduler.get("running") and sidecar["state"] == WORKING)

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from typing import Protocol
 
+from core.ack_watch import is_unacked
 from core.models import Delivery, Run, Schedule
+from core.session import SessionFailure, explain
 
 logger = logging.getLogger(__name__)
 
@@ -20,11 +23,29 @@ class Notifier(Protocol):
     async def run_missed(self, schedule: Schedule, run: Run, late_by_s: float) -> None:
         """An occurrence fell outside the misfire grace and was recorded as missed."""
 
-    async def session_changed(self, state: str, me: dict[str, str] | None) -> None:
-        """The WhatsApp session moved to `state` (WORKING, SCAN_QR_CODE, FAILED, ...)."""
+    async def session_changed(
+        self, state: str, me: dict[str, str] | None, failure: SessionFailure | None
+    ) -> None:
+        """The WhatsApp session moved to `state` (`core.session.STATES`); `failure` says why
+        it does not work, when the sidecar knows."""
 
     async def qr_available(self, qr: str) -> None:
         """WhatsApp issued a (new) QR code to link the account."""
+
+    async def deliveries_unacked(
+        self,
+        schedule: Schedule | None,
+        run: Run,
+        deliveries: list[Delivery],
+        *,
+        now: datetime,
+        after_s: float,
+        tell: bool = True,
+    ) -> None:
+        """Some of the run's messages were taken by WhatsApp (`sent`) at least `after_s`
+        before `now` but are not on the recipient's phone yet: mark them on the run's report,
+        and with `tell` (once per run) tell the owner. `deliveries` are all of the run's, as
+        they are now (`core.ack_watch.unacked` picks the ones meant)."""
 
 
 class LoggingNotifier:
@@ -43,8 +64,42 @@ class LoggingNotifier:
             "run %s of schedule %s missed (%.0f s late)", run.id, schedule.id, late_by_s
         )
 
-    async def session_changed(self, state: str, me: dict[str, str] | None) -> None:
-        logger.info("whatsapp session %s", state)
+    async def session_changed(
+        self, state: str, me: dict[str, str] | None, failure: SessionFailure | None = None
+    ) -> None:
+        words = explain(state, failure)
+        if words.working or failure is None:
+            logger.info("whatsapp session %s", state)
+        else:
+            logger.warning(
+                "whatsapp session %s (%s: %s): %s",
+                state,
+                failure.code,
+                failure.message,
+                words.fix,
+            )
 
     async def qr_available(self, qr: str) -> None:
         logger.info("whatsapp QR code available; link with /link in the bot")
+
+    async def deliveries_unacked(
+        self,
+        schedule: Schedule | None,
+        run: Run,
+        deliveries: list[Delivery],
+        *,
+        now: datetime,
+        after_s: float,
+        tell: bool = True,
+    ) -> None:
+        if not tell:
+            return
+        count = sum(1 for d in deliveries if is_unacked(d, now=now, after_s=after_s))
+        logger.warning(
+            "run %s of schedule %s: %d message(s) sent %.0f s ago or more, not on the "
+            "recipient's phone yet",
+            run.id,
+            run.schedule_id,
+            count,
+            after_s,
+        )

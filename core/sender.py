@@ -44,8 +44,9 @@ from core.models import (
     Media,
 )
 from core.notifier import Notifier
+from core.session import WORKING, SessionFailure, explain
 from core.store import SentRecord, Store
-from core.whatsapp import WORKING, SentMessage, SessionHealth
+from core.whatsapp import SentMessage, SessionHealth
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +54,14 @@ HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
 
 NOT_LINKED = "WhatsApp is not linked or not connected; it goes out once it is."
+
+
+def hold_reason(state: str | None, failure: SessionFailure | None) -> str:
+    """What a held delivery says while the session is `state` (the owner reads it in /logs)."""
+    if state is None:
+        return NOT_LINKED
+    return f"{explain(state, failure).reason} It goes out once WhatsApp works again."
+
 
 # Acks that arrive before the sender has stored the message id (the sidecar can be quicker
 # than our own write) wait here, at most this many.
@@ -178,6 +187,7 @@ class Sender:
         self._paused = False
         self._release_held = False
         self._session_state: str | None = None
+        self._session_failure: SessionFailure | None = None
         # When the paused worker asks /health next, and how many probes in a row failed.
         self._next_probe_at: datetime | None = None
         self._probe_failures = 0
@@ -256,17 +266,19 @@ class Sender:
     def schedules_changed(self) -> None:
         """Nothing for the sender to do (EngineHooks)."""
 
-    def session_changed(self, state: str) -> None:
+    def session_changed(self, state: str, failure: SessionFailure | None = None) -> None:
         """The sidecar says its session is `state` (an event): pause unless WORKING, resume
         when it is. The sidecar answered, so the next probe waits a whole `probe_every_s`."""
         self._probe_failures = 0
         self._next_probe_at = self.clock.now() + timedelta(seconds=self.probe_every_s)
-        if self._apply_session(state):
+        if self._apply_session(state, failure):
             self._wake.set()
 
-    def _apply_session(self, state: str) -> bool:
-        """Take `state` as the session's; True when that pauses or resumes the worker."""
+    def _apply_session(self, state: str, failure: SessionFailure | None) -> bool:
+        """Take `state` (and why it fails) as the session's; True when that pauses or resumes
+        the worker."""
         self._session_state = state
+        self._session_failure = failure
         if state == WORKING:
             if self._paused:
                 logger.info("sender: WhatsApp session is WORKING again; resuming")
@@ -322,7 +334,7 @@ class Sender:
         if self._paused:
             ahead, self._claimed_ahead = self._claimed_ahead, []
             for delivery in ahead:
-                await self._hold(delivery, reason=NOT_LINKED, code="not_ready")
+                await self._hold(delivery, reason=self._hold_reason(), code="not_ready")
             await self._hold_due(now)
             if self._next_probe_at is None:
                 self._next_probe_at = now + timedelta(seconds=self.probe_every_s)
@@ -407,7 +419,7 @@ class Sender:
         self._probe_failures = 0
         self._next_probe_at = self.clock.now() + timedelta(seconds=self.probe_every_s)
         first = self._session_state is None
-        self._apply_session(health.state)
+        self._apply_session(health.state, health.failure)
         if first and health.working:
             # Deliveries held by an earlier process go out now that the session works.
             self._release_held = True
@@ -675,6 +687,9 @@ class Sender:
         )
         self.reporter.mark(delivery.run_id)
 
+    def _hold_reason(self) -> str:
+        return hold_reason(self._session_state, self._session_failure)
+
     async def _hold_due(self, now: datetime) -> None:
         """While paused, move every due delivery to `held` so owners see why it waits."""
         while not self._stopping and self._paused:
@@ -683,7 +698,7 @@ class Sender:
             )
             if delivery is None:
                 return
-            await self._hold(delivery, reason=NOT_LINKED, code="not_ready")
+            await self._hold(delivery, reason=self._hold_reason(), code="not_ready")
 
     # --- acks ------------------------------------------------------------------------
     async def apply_ack(self, whatsapp_id: str, ack: int) -> bool:

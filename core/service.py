@@ -12,11 +12,13 @@ import binascii
 import logging
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Protocol
 
 from core import __version__
 from core import when as when_lang
+from core.ack_watch import RESENT_KEY, Recheck
 from core.clock import Clock
 from core.csv_export import deliveries_csv
 from core.errors import (
@@ -36,6 +38,7 @@ from core.models import (
     DeliveryFilter,
     DeliveryStatus,
     Media,
+    NewDelivery,
     Recipient,
     RecipientKind,
     Record,
@@ -65,7 +68,8 @@ from core.render import (
     render,
     template_variables,
 )
-from core.runs import load_contacts, message_text, start_run
+from core.runs import idempotency_key, load_contacts, message_text, start_run
+from core.session import NOT_CONFIGURED, UNREACHABLE, SessionFailure, SessionWords, explain
 from core.store import UNSET, Store
 
 logger = logging.getLogger(__name__)
@@ -100,6 +104,13 @@ class NoEngine:
         return None
 
 
+class UnackedWatch(Protocol):
+    """The part of `core.ack_watch.AckWatch` behind the alert's Check again / Send again."""
+
+    def unacked(self, deliveries: Sequence[Delivery]) -> list[Delivery]: ...
+    async def check_again(self, run_id: int) -> Recheck: ...
+
+
 class SchedulerInfo(Protocol):
     """Optional: the engine's own words about the scheduler, shown by `status()`."""
 
@@ -111,6 +122,8 @@ class HealthInfo(Protocol):
     def state(self) -> str: ...
     @property
     def me(self) -> Mapping[str, str] | None: ...
+    @property
+    def failure(self) -> SessionFailure | None: ...
 
 
 class QrInfo(Protocol):
@@ -218,11 +231,21 @@ class Status(Record):
     whatsapp_number: str | None
     whatsapp_name: str | None
     whatsapp_error: str | None
+    # Why the session does not work, as the sidecar says (None while it works or is silent).
+    whatsapp_failure: SessionFailure | None = None
     scheduler: str
     schedules: dict[ScheduleState, int]
     deliveries: dict[DeliveryStatus, int]
     next_run_at: datetime | None
     version: str
+
+    @property
+    def whatsapp_words(self) -> SessionWords:
+        """Why WhatsApp is as it is and what to do about it (`core.session.explain`)."""
+        words = explain(self.whatsapp_state, self.whatsapp_failure)
+        if self.whatsapp_error and not words.detail:
+            return replace(words, detail=self.whatsapp_error)
+        return words
 
 
 # --- the service ---------------------------------------------------------------------------
@@ -240,6 +263,7 @@ class Scheduling:
         hooks: EngineHooks | None = None,
         whatsapp: WhatsAppPort | None = None,
         scheduler: SchedulerInfo | None = None,
+        unacked: UnackedWatch | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
@@ -247,6 +271,7 @@ class Scheduling:
         self.hooks: EngineHooks = hooks or NoEngine()
         self.whatsapp = whatsapp
         self.scheduler = scheduler
+        self.unacked = unacked
 
     # users ------------------------------------------------------------------------------
 
@@ -596,6 +621,67 @@ class Scheduling:
             )
         return updated
 
+    async def check_unacked(self, run_id: int) -> Recheck:
+        """Check again: ask WhatsApp now where each message of the run that is only `sent`
+        stands, and record what it says (delivered, read, failed)."""
+        run, _ = await self.get_run(run_id)
+        return await self._unacked().check_again(run.id)
+
+    async def send_unacked_again(self, run_id: int) -> tuple[Run, list[Delivery]]:
+        """Send again: a second copy (same text, new idempotency keys) as a new manual run, to
+        each recipient of the run whose message is not on their phone yet; once per run."""
+        watch = self._unacked()
+        run, deliveries = await self.get_run(run_id)
+        key = RESENT_KEY.format(run.id)
+        earlier = await self.store.get_value(key)
+        if earlier is not None:
+            raise InvalidState(
+                f"Run {run.id} was sent again already, as run {earlier}: "
+                "it is not sent a third time."
+            )
+        again = watch.unacked(deliveries)
+        if not again:
+            raise InvalidState(
+                f"Every message of run {run.id} is on the recipient's phone now, or failed: "
+                "nothing to send again."
+            )
+        if await self.store.get_schedule(run.schedule_id) is None:
+            raise NotFound(
+                f"Schedule #{run.schedule_id} was deleted, so run {run.id} cannot be sent again."
+            )
+        copy = await self.store.insert_run(
+            schedule_id=run.schedule_id,
+            owner_id=run.owner_id,
+            # Its occurrence's time, so the card and the logs tie it to the first copy.
+            scheduled_for=run.scheduled_for,
+            trigger=RunTrigger.manual,
+            outcome=f"second copy of run {run.id}",
+        )
+        # Marked before its deliveries are stored: a crash in between must leave a run that
+        # sends nothing, not one the engine completes to every recipient of the schedule.
+        await self.store.mark_run_fanned_out(copy.id)
+        await self.store.set_value(key, str(copy.id))
+        new = [
+            NewDelivery(
+                recipient=d.recipient,
+                recipient_name=d.recipient_name,
+                text=d.text,
+                idempotency_key=idempotency_key(copy, _recipient_of(d)),
+            )
+            for d in again
+        ]
+        stored = await self.store.add_deliveries(copy, new, now=self.clock.now())
+        logger.info(
+            "run %s: second copy to %d recipient(s) as run %s", run.id, len(stored), copy.id
+        )
+        self.hooks.deliveries_queued()
+        return copy.model_copy(update={"fanned_out": True}), stored
+
+    def _unacked(self) -> UnackedWatch:
+        if self.unacked is None:
+            raise InvalidState("Checking messages with WhatsApp is not available here.")
+        return self.unacked
+
     async def logs(
         self, *, schedule_id: int | None = None, owner_id: int | None = None, limit: int = 20
     ) -> list[Delivery]:
@@ -740,14 +826,15 @@ class Scheduling:
 
     async def status(self) -> Status:
         """WhatsApp state, scheduler state, counts and the next run, for `/status`."""
-        state, number, wa_name, error = "not configured", None, None, None
+        state, number, wa_name, error = NOT_CONFIGURED, None, None, None
+        failure: SessionFailure | None = None
         if self.whatsapp is not None:
             try:
                 health = await self.whatsapp.health()
             except WhatsAppError as exc:
-                state, error = "unreachable", str(exc)
+                state, error = UNREACHABLE, str(exc)
             else:
-                state = health.state
+                state, failure = health.state, health.failure
                 if health.me:
                     number = _whatsapp_number(health.me.get("id", ""))
                     wa_name = health.me.get("name") or None
@@ -756,6 +843,7 @@ class Scheduling:
             whatsapp_number=number,
             whatsapp_name=wa_name,
             whatsapp_error=error,
+            whatsapp_failure=failure,
             scheduler=self.scheduler.scheduler_state() if self.scheduler else "not running",
             schedules=await self.store.count_schedules(),
             deliveries=await self.store.count_deliveries(),
@@ -907,6 +995,16 @@ def _clean_name(name: str, *, what: str) -> str:
             f"try {_NAME_FORBIDDEN.sub(' ', cleaned).split()[0]!r}."
         )
     return cleaned
+
+
+def _recipient_of(delivery: Delivery) -> Recipient:
+    """The recipient a delivery went to, as far as its idempotency key needs it."""
+    group = delivery.recipient.endswith("@g.us")
+    return Recipient(
+        kind=RecipientKind.group if group else RecipientKind.phone,
+        address=delivery.recipient,
+        name=delivery.recipient_name,
+    )
 
 
 def _whatsapp_number(raw: str) -> str | None:

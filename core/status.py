@@ -21,6 +21,7 @@ import httpx
 from core.config import REPO_ROOT, Settings, load_settings
 from core.errors import WaschedError
 from core.models import DeliveryStatus, Schedule, ScheduleState
+from core.session import UNREACHABLE, SessionFailure, explain
 from core.store import open_store
 
 HTTP_TIMEOUT_S = 3.0
@@ -58,6 +59,8 @@ class ProcessStatus:
     running: bool
     answers: bool
     detail: str
+    # Lines printed under it: why WhatsApp does not work and what to do.
+    notes: tuple[str, ...] = ()
 
     def line(self) -> str:
         if self.running and self.pid is not None:
@@ -85,20 +88,25 @@ async def _get_json(client: httpx.AsyncClient, url: str) -> tuple[bool, object]:
 async def sidecar_status(settings: Settings, client: httpx.AsyncClient) -> ProcessStatus:
     pid = read_pid(data_dir() / "whatsapp.pid")
     answers, health = await _get_json(client, f"{settings.WHATSAPP_URL}/health")
+    notes: tuple[str, ...] = ()
     if not answers:
         detail = f"{settings.WHATSAPP_URL} does not answer"
+        notes = (f"fix: {explain(UNREACHABLE).fix}",)
     elif isinstance(health, dict):
-        state = health.get("state", "unknown")
+        state = str(health.get("state") or "unknown")
         me = health.get("me")
+        words = explain(state, SessionFailure.parse(health.get("failure")))
         detail = f"WhatsApp {state}"
-        if state == "WORKING" and isinstance(me, dict):
+        if words.working and isinstance(me, dict):
             detail += f" as {me.get('name') or me.get('id') or '?'}"
-        elif state in {"SCAN_QR_CODE", "STARTING"}:
-            detail += " (not linked: send /link to the bot)"
         detail += f" ({health.get('engine', '?')} engine)"
+        if not words.working:
+            why = f"{words.reason} ({words.detail})" if words.detail else words.reason
+            notes = (f"why: {why}", f"fix: {words.fix}")
     else:
         detail = "answers, but not with JSON"
-    return ProcessStatus("whatsapp", pid, pid is not None and pid_alive(pid), answers, detail)
+    running = pid is not None and pid_alive(pid)
+    return ProcessStatus("whatsapp", pid, running, answers, detail, notes)
 
 
 async def core_status(settings: Settings, client: httpx.AsyncClient) -> ProcessStatus:
@@ -167,6 +175,7 @@ async def status_command(now: datetime | None = None) -> int:
             core_status(settings, client), sidecar_status(settings, client)
         )
     rows = [("wasched", core.line()), ("whatsapp", sidecar.line())]
+    rows += [("", note) for note in sidecar.notes]
     rows += await store_lines(settings, now)
     width = max(len(name) for name, _ in rows)
     for name, text in rows:

@@ -27,31 +27,9 @@ from core.errors import (
     WhatsAppUnavailable,
 )
 from core.models import Media
+from core.session import WORKING, SessionFailure
 
 logger = logging.getLogger(__name__)
-
-# Session states of GET /health; only WORKING can send.
-WORKING = "WORKING"
-
-
-@dataclass(frozen=True)
-class SessionFailure:
-    """Why the session does not work, as the sidecar reports it (`failure` of /health and of
-    `session.status`): a code from its list and the detail behind it."""
-
-    code: str
-    message: str
-    since: datetime | None = None
-
-    @classmethod
-    def parse(cls, value: Any) -> SessionFailure | None:
-        if not isinstance(value, dict) or not isinstance(value.get("code"), str):
-            return None
-        return cls(
-            code=value["code"],
-            message=str(value.get("message") or ""),
-            since=_timestamp(value.get("since")),
-        )
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,8 @@
-"""/link: the QR code to link WhatsApp (kept fresh), or a pairing code for a number."""
+"""/link: the QR code to link WhatsApp (kept fresh), or a pairing code for a number.
+
+It promises a QR code only when one will come: while WhatsApp cannot start (no network, no
+browser) it says why and what to do instead.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +13,10 @@ from aiogram.filters import Command, CommandObject
 from aiogram.types import BufferedInputFile, Message
 
 from bot import ui
-from bot.notifier import WORKING, TelegramNotifier
-from core.errors import WhatsAppError, WhatsAppUnavailable
+from bot.notifier import TelegramNotifier
+from core.errors import WhatsAppError
 from core.service import Scheduling
+from core.session import SCAN_QR_CODE, WORKING, Remedy
 
 router = Router(name=__name__)
 
@@ -25,8 +30,12 @@ async def link(
         who = " ".join(p for p in (status.whatsapp_name, status.whatsapp_number) if p)
         await message.answer(f"WhatsApp is linked already{f' as {escape(who)}' if who else ''}.")
         return
-    if status.whatsapp_error:
-        raise WhatsAppUnavailable(status.whatsapp_error)
+    if status.whatsapp_state != SCAN_QR_CODE:
+        words = status.whatsapp_words
+        if words.remedy is not Remedy.fix_server:
+            notifier.watch_link(message.chat.id, None)
+        await message.answer(ui.link_answer(words))
+        return
     if command.args:
         code = await service.pairing_code(command.args)
         await message.answer(
@@ -39,10 +48,10 @@ async def link(
     try:
         qr = await service.link_qr()
     except WhatsAppError:
+        # Between two QR codes (or just linked): the next one, or the news, follows.
         notifier.watch_link(message.chat.id, None)
         await message.answer(
-            f"WhatsApp is {escape(status.whatsapp_state)} and has no QR code yet; I will send it "
-            "here as soon as it has one."
+            "WhatsApp has no QR code this moment; I will send it here as soon as it has one."
         )
         return
     sent = await message.answer_photo(

@@ -65,10 +65,22 @@ class NullNotifier:
     async def run_missed(self, schedule: Any, run: Any, late_by_s: float) -> None:
         return None
 
-    async def session_changed(self, state: str, me: Any) -> None:
+    async def session_changed(self, state: str, me: Any, failure: Any = None) -> None:
         return None
 
     async def qr_available(self, qr: str) -> None:
+        return None
+
+    async def deliveries_unacked(
+        self,
+        schedule: Any,
+        run: Any,
+        deliveries: Any,
+        *,
+        now: Any,
+        after_s: float,
+        tell: bool = True,
+    ) -> None:
         return None
 
 

@@ -23,9 +23,15 @@ from core.clock import FakeClock
 from core.config import Settings
 from core.errors import WhatsAppError, WhatsAppNotReady
 from core.service import Scheduling
+from core.session import SessionFailure
 from core.store import Store
 from core.store.sqlite import SQLiteStore
-from core.whatsapp import QrCode, SessionHealth, WhatsAppContact, WhatsAppGroup
+from core.whatsapp import (
+    QrCode,
+    SessionHealth,
+    WhatsAppContact,
+    WhatsAppGroup,
+)
 from tests.fakes.telegram import ChatMessage, FakeTelegram
 
 # Saturday 28 November 2026, 10:00 UTC.
@@ -46,9 +52,12 @@ class FakeWhatsApp:
     address_book: list[WhatsAppContact] = field(default_factory=list)
     group_list: list[WhatsAppGroup] = field(default_factory=list)
     qr_error: WhatsAppError | None = None
+    failure: SessionFailure | None = None
 
     async def health(self) -> SessionHealth:
-        return SessionHealth(status="ok", engine="fake", state=self.state, me=self.me)
+        return SessionHealth(
+            status="ok", engine="fake", state=self.state, me=self.me, failure=self.failure
+        )
 
     async def qr(self) -> QrCode:
         if self.qr_error is not None:

@@ -326,6 +326,35 @@ async def test_e2e_link_flow_with_qr_photo_and_one_alert(world: World) -> None:
 
 
 @needs_node
+async def test_e2e_no_network_is_named_with_its_fix_and_link_promises_no_qr(
+    world: World,
+) -> None:
+    """The real sidecar's failure (its fake engine) reaches the alert, /link and /status."""
+    since = world.telegram.cursor()
+    failure = {"code": "whatsapp_web_unreachable"}
+    await world.sidecar("POST", "/fake/state", {"state": "FAILED", "failure": failure})
+    alert = await world.telegram.reply(ADMIN, "⚠️", since=since, within=15)
+    assert "cannot reach WhatsApp Web" in alert.text and "/link" not in alert.text
+
+    link = await world.say("/link", "No QR code can come now")
+    assert "Check the server's internet connection" in link.text
+    status = await world.say("/status", "wasched status")
+    assert "WhatsApp: FAILED" in status.text
+    assert "Why: This server cannot reach WhatsApp Web" in status.text
+    assert "ERR_NAME_NOT_RESOLVED" in status.text  # the sidecar's own detail
+
+    # The same reason again (the sidecar retrying) is no second alert.
+    await world.sidecar("POST", "/fake/state", {"state": "STARTING"})
+    await world.sidecar("POST", "/fake/state", {"state": "FAILED"})
+    since = world.telegram.cursor()
+    await world.sidecar("POST", "/fake/state", {"state": "WORKING"})
+    await world.telegram.reply(ADMIN, "working again", since=since, within=15)
+    texts = [m.text for m in world.telegram.bot_messages(ADMIN)]
+    assert sum(t.startswith("⚠️") for t in texts) == 1
+    assert not any(m.kind == "photo" for m in world.telegram.bot_messages(ADMIN))
+
+
+@needs_node
 async def test_e2e_first_run_without_admins_makes_the_code_sender_owner(tmp_path: Path) -> None:
     async with running(tmp_path, admin_ids="") as world:
         found = re.search(r"send /start (\d+) to the bot", tail(world.log, 100_000))

@@ -11,6 +11,7 @@ from aiogram import Bot
 from bot.notifier import Item, Note, TelegramNotifier
 from core.counters import TELEGRAM_ERRORS
 from core.models import Delivery, DeliveryFilter, DeliveryStatus, Run, RunTrigger, Schedule
+from core.session import SessionFailure
 from tests.bot.conftest import ADMIN, OTHER_ADMIN, Harness
 from tests.fakes.telegram import FakeTelegram
 
@@ -152,7 +153,8 @@ async def test_disconnect_is_one_alert_and_recovery_one_message(harness: Harness
     tg = harness.telegram
     notifier = harness.notifier
     await notifier.session_changed("WORKING", None)
-    for state in ("SCAN_QR_CODE", "SCAN_QR_CODE", "FAILED", "STARTING", "SCAN_QR_CODE"):
+    # Not linked all along (starting in between is no news).
+    for state in ("SCAN_QR_CODE", "SCAN_QR_CODE", "STARTING", "SCAN_QR_CODE"):
         await notifier.session_changed(state, None)
     await tg.reply(ADMIN, "not linked")
     await tg.reply(OTHER_ADMIN, "not linked")
@@ -166,6 +168,33 @@ async def test_disconnect_is_one_alert_and_recovery_one_message(harness: Harness
         texts = [m.text for m in tg.bot_messages(chat)]
         assert sum("⚠️" in t for t in texts) == 1
         assert sum("working again" in t for t in texts) == 1
+
+
+async def test_a_new_reason_while_down_is_one_more_alert_a_repeat_none(
+    harness: Harness,
+) -> None:
+    tg = harness.telegram
+    notifier = harness.notifier
+    unreachable = SessionFailure("whatsapp_web_unreachable", "net::ERR_NAME_NOT_RESOLVED")
+    crashed = SessionFailure("chromium_failed", "Failed to launch the browser process!")
+    await notifier.session_changed("WORKING", None)
+    await notifier.session_changed("SCAN_QR_CODE", None, None)
+    for _ in range(10):
+        await notifier.session_changed("STARTING", None, unreachable)
+        await notifier.session_changed("FAILED", None, unreachable)
+    await notifier.session_changed("FAILED", None, crashed)
+    await notifier.session_changed("FAILED", None, unreachable)  # seen in this outage
+    await notifier.session_changed("WORKING", None, None)
+    await tg.reply(OTHER_ADMIN, "working again")
+    await harness.notifier.outbox.drained()
+    for chat in (ADMIN, OTHER_ADMIN):
+        alerts = [m.text for m in tg.bot_messages(chat) if m.text.startswith("⚠️")]
+        assert len(alerts) == 3, alerts
+        assert "not linked" in alerts[0] and "Send /link" in alerts[0]
+        assert "another reason: This server cannot reach WhatsApp Web" in alerts[1]
+        assert "/link" not in alerts[1] and "/link" not in alerts[2]
+        assert "another reason: Chromium" in alerts[2]
+        assert sum("working again" in m.text for m in tg.bot_messages(chat)) == 1
 
 
 async def test_working_at_start_up_says_nothing(harness: Harness) -> None:

@@ -79,7 +79,7 @@ async def test_each_failure_names_a_fix_and_never_shows_the_token(
     for name in ("database", "whatsapp", "telegram"):
         assert not results[name].ok and results[name].fix, name
     assert "cannot reach the sidecar" in results["whatsapp"].detail
-    assert "start it (bash deploy/start.sh)" in results["whatsapp"].fix
+    assert results["whatsapp"].fix.startswith("Start it (bash deploy/start.sh)")
     assert results["telegram"].detail == "Telegram rejected the bot token"
     assert "@BotFather" in results["telegram"].fix
     assert "WRONG-token" not in table(list(results.values()))
@@ -89,13 +89,50 @@ async def test_a_linked_session_is_ok_and_a_failed_one_is_not(
     tmp_path: Path, telegram: FakeTelegram, sidecar: FakeSidecar
 ) -> None:
     settings = settings_for(tmp_path, telegram, sidecar.url)
-    sidecar.state = "SCAN_QR_CODE"
+    await sidecar.set_state("SCAN_QR_CODE", announce=False)
     linked = by_name(await run_checks(settings))["whatsapp"]
-    assert linked.ok and "send /link" in linked.detail
+    assert linked.ok and "Send /link to the bot" in linked.detail
 
-    sidecar.state = "FAILED"
+    await sidecar.set_state("FAILED", announce=False)
     failed = by_name(await run_checks(settings))["whatsapp"]
-    assert not failed.ok and "/link" in failed.fix
+    assert not failed.ok and "failed without saying why" in failed.detail
+    assert "deploy/stop.sh && bash deploy/start.sh" in failed.fix
+
+
+# code -> (the sidecar's state, in the detail, the fix), fix "" when the check passes.
+REASONS = {
+    "whatsapp_web_unreachable": (
+        "FAILED",
+        "cannot reach WhatsApp Web",
+        "Check the server's internet connection and DNS",
+    ),
+    "chromium_missing": ("FAILED", "finds no Chromium browser", "set CHROMIUM_PATH in .env"),
+    "chromium_failed": ("FAILED", "would not start or crashed", "See data/whatsapp.log"),
+    "profile_locked": ("FAILED", "holds WhatsApp's profile", "WHATSAPP_DATA_DIR"),
+    "never_ready": ("STARTING", "never finished loading", "restarts it by itself"),
+    "page_broken": ("STARTING", "page broke", "restarts it by itself"),
+    "logged_out": ("SCAN_QR_CODE", "logged this device out", ""),
+    "auth_failure": ("FAILED", "refused the saved link", ""),
+}
+
+
+@pytest.mark.parametrize("code", sorted(REASONS))
+async def test_the_whatsapp_row_names_the_sidecars_reason_and_its_fix(
+    tmp_path: Path, telegram: FakeTelegram, sidecar: FakeSidecar, code: str
+) -> None:
+    state, reason, fix = REASONS[code]
+    await sidecar.set_state(state, failure=code, announce=False)
+
+    row = by_name(await run_checks(settings_for(tmp_path, telegram, sidecar.url)))["whatsapp"]
+
+    assert reason in row.detail and f"state {state}" in row.detail
+    assert sidecar.failure is not None and sidecar.failure["message"] in row.detail
+    if fix:
+        assert not row.ok and fix in row.fix
+    else:  # linking is what helps: the setup itself is fit
+        assert row.ok and "Send /link to the bot" in row.detail
+    if code == "whatsapp_web_unreachable":
+        assert "restart" not in row.fix.replace("no restart", "")
 
 
 async def test_check_command_prints_the_table_and_exits_1_on_a_bad_setting(

@@ -62,9 +62,26 @@ async def test_status_shows_processes_whatsapp_state_and_next_run(
     rows = {line.split()[0]: line for line in out.splitlines()}
     assert "not running" in rows["wasched"]
     assert "running (not started by deploy/start.sh)" in rows["whatsapp"]
-    assert "WhatsApp SCAN_QR_CODE (not linked: send /link to the bot)" in rows["whatsapp"]
+    assert "WhatsApp SCAN_QR_CODE (fake engine)" in rows["whatsapp"]
+    assert "why: WhatsApp is not linked" in rows["why:"]
+    assert "fix: Send /link to the bot" in rows["fix:"]
     assert "#1 at 2026-11-30 11:00 Europe/Berlin" in rows["next"]
     assert "1 active, 1 paused, 1 done" in rows["schedules"]
+
+
+async def test_status_says_why_whatsapp_fails_and_what_to_do(
+    env: Path, sidecar: FakeSidecar, capsys: pytest.CaptureFixture[str]
+) -> None:
+    await sidecar.set_state("FAILED", failure="whatsapp_web_unreachable", announce=False)
+
+    await asyncio.to_thread(main, ["status"])
+
+    rows = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()}
+    assert "WhatsApp FAILED (fake engine)" in rows["whatsapp"]
+    assert "why: This server cannot reach WhatsApp Web" in rows["why:"]
+    assert "net::ERR_NAME_NOT_RESOLVED" in rows["why:"]  # the sidecar's own words
+    assert "fix: Check the server's internet connection and DNS" in rows["fix:"]
+    assert "deploy/stop.sh" not in rows["fix:"] and "/link" not in rows["fix:"]
 
 
 async def test_migrate_command_copies_and_says_how_to_switch(

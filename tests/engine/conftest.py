@@ -19,6 +19,7 @@ from core.app import Core, open_core
 from core.clock import Clock, FakeClock
 from core.config import Settings, load_settings
 from core.models import Delivery, DeliveryFilter, Run, Schedule
+from core.session import SessionFailure
 from tests.fakes.sidecar import FakeSidecar, free_port
 
 START = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
@@ -32,7 +33,11 @@ class RecordingNotifier:
         self.updates: list[tuple[Schedule | None, Run, list[Delivery]]] = []
         self.missed: list[tuple[Schedule, Run, float]] = []
         self.sessions: list[tuple[str, dict[str, str] | None]] = []
+        # The failure that came with each of `sessions`.
+        self.failures: list[SessionFailure | None] = []
         self.qrs: list[str] = []
+        # (run, its deliveries, now, tell): `tell` the first time for a run, then False.
+        self.unacked: list[tuple[Run, list[Delivery], datetime, bool]] = []
 
     async def run_updated(
         self, schedule: Schedule | None, run: Run, deliveries: list[Delivery]
@@ -42,11 +47,26 @@ class RecordingNotifier:
     async def run_missed(self, schedule: Schedule, run: Run, late_by_s: float) -> None:
         self.missed.append((schedule, run, late_by_s))
 
-    async def session_changed(self, state: str, me: dict[str, str] | None) -> None:
+    async def session_changed(
+        self, state: str, me: dict[str, str] | None, failure: SessionFailure | None = None
+    ) -> None:
         self.sessions.append((state, me))
+        self.failures.append(failure)
 
     async def qr_available(self, qr: str) -> None:
         self.qrs.append(qr)
+
+    async def deliveries_unacked(
+        self,
+        schedule: Schedule | None,
+        run: Run,
+        deliveries: list[Delivery],
+        *,
+        now: datetime,
+        after_s: float,
+        tell: bool = True,
+    ) -> None:
+        self.unacked.append((run, deliveries, now, tell))
 
     def last_statuses(self, run_id: int) -> list[str]:
         for _, run, deliveries in reversed(self.updates):

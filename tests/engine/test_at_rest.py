@@ -10,11 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 
 import pytest
-from aiohttp import web
 
 from core.app import Core
 from core.clock import FakeClock
@@ -25,25 +22,6 @@ from tests.fakes.sidecar import FakeSidecar
 PROBE_EVERY_S = 30.0
 PROBE_MAX_S = 300.0
 HOUR_S = 3600
-
-
-@dataclass
-class CountingSidecar(FakeSidecar):
-    """The fake sidecar, counting the GET /health requests it answered."""
-
-    health_requests: int = 0
-
-    async def _health(self, request: web.Request) -> web.Response:
-        self.health_requests += 1
-        return await super()._health(request)
-
-
-@pytest.fixture
-async def sidecar() -> AsyncIterator[CountingSidecar]:
-    fake = CountingSidecar(api_key="test-key")
-    await fake.start()
-    yield fake
-    await fake.close()
 
 
 async def start(start_core: CoreFactory) -> Core:
@@ -72,7 +50,7 @@ async def test_an_hour_not_working_costs_one_probe_per_interval_and_no_log_per_p
     state: str,
     start_core: CoreFactory,
     clock: FakeClock,
-    sidecar: CountingSidecar,
+    sidecar: FakeSidecar,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     sidecar.state = state
@@ -97,7 +75,7 @@ async def test_an_hour_not_working_costs_one_probe_per_interval_and_no_log_per_p
 async def test_working_at_rest_asks_the_sidecar_nothing(
     start_core: CoreFactory,
     clock: FakeClock,
-    sidecar: CountingSidecar,
+    sidecar: FakeSidecar,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     core = await start(start_core)
@@ -116,7 +94,7 @@ async def test_working_at_rest_asks_the_sidecar_nothing(
 async def test_with_the_sidecar_down_probes_back_off_and_the_outage_is_one_log_line(
     start_core: CoreFactory,
     clock: FakeClock,
-    sidecar: CountingSidecar,
+    sidecar: FakeSidecar,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     sidecar.state = "SCAN_QR_CODE"
@@ -148,12 +126,8 @@ async def test_with_the_sidecar_down_probes_back_off_and_the_outage_is_one_log_l
     assert 600 / PROBE_EVERY_S - 2 <= sidecar.health_requests - before <= 600 / PROBE_EVERY_S
 
 
-async def test_an_event_comes_first_and_a_held_delivery_goes_out_without_waiting_for_a_probe(
-    start_core: CoreFactory, clock: FakeClock, sidecar: CountingSidecar
-) -> None:
-    sidecar.state = "STARTING"
-    core = await start(start_core)
-    await eventually(lambda: core.sender.paused, what="the sender pausing")
+async def run_now_and_see_it_held(core: Core) -> int:
+    """Run a one-recipient schedule now and wait until its delivery is held; its run id."""
     schedule = await core.service.create_schedule(
         7, recipients=PHONE, when="tomorrow 9:00", text="hi"
     )
@@ -163,6 +137,16 @@ async def test_an_event_comes_first_and_a_held_delivery_goes_out_without_waiting
         return [d.status for d in await deliveries(core, run_id=run.id)] == [DeliveryStatus.held]
 
     await eventually(held, what="the held delivery")
+    return run.id
+
+
+async def test_an_event_comes_first_and_a_held_delivery_goes_out_without_waiting_for_a_probe(
+    start_core: CoreFactory, clock: FakeClock, sidecar: FakeSidecar
+) -> None:
+    sidecar.state = "STARTING"
+    core = await start(start_core)
+    await eventually(lambda: core.sender.paused, what="the sender pausing")
+    await run_now_and_see_it_held(core)
     probes = sidecar.health_requests
 
     # The sidecar announces WORKING (no clock movement: no probe is due).
@@ -172,7 +156,7 @@ async def test_an_event_comes_first_and_a_held_delivery_goes_out_without_waiting
 
 
 async def test_a_burst_of_repeated_status_events_wakes_the_sender_once(
-    start_core: CoreFactory, clock: FakeClock, sidecar: CountingSidecar
+    start_core: CoreFactory, clock: FakeClock, sidecar: FakeSidecar
 ) -> None:
     sidecar.state = "STARTING"
     core = await start(start_core)
@@ -185,3 +169,17 @@ async def test_a_burst_of_repeated_status_events_wakes_the_sender_once(
     await hold_for(clock, int(PROBE_EVERY_S) - 10)
     await let_it_run(50)
     assert sidecar.health_requests == probes
+
+
+async def test_a_delivery_held_while_the_network_is_down_says_so_not_that_it_is_unlinked(
+    start_core: CoreFactory, sidecar: FakeSidecar
+) -> None:
+    await sidecar.set_state("FAILED", failure="whatsapp_web_unreachable", announce=False)
+    core = await start(start_core)
+    await eventually(lambda: core.sender.paused, what="the sender pausing")
+    run_id = await run_now_and_see_it_held(core)
+    (delivery,) = await deliveries(core, run_id=run_id)
+    assert delivery.last_error == (
+        "This server cannot reach WhatsApp Web (no internet connection or no DNS). "
+        "It goes out once WhatsApp works again."
+    )

@@ -24,8 +24,9 @@ from core.models import (
     RunTrigger,
 )
 from core.sender import Sender
+from core.session import WORKING
 from core.store.sqlite import SQLiteStore
-from core.whatsapp import WORKING, SentMessage, SessionHealth
+from core.whatsapp import SentMessage, SessionHealth
 from tests.engine.conftest import START, RecordingNotifier, eventually
 
 

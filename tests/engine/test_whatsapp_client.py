@@ -18,7 +18,8 @@ from core.errors import (
     WhatsAppUnavailable,
 )
 from core.models import Media
-from core.whatsapp import SessionFailure, WhatsAppClient
+from core.session import SessionFailure
+from core.whatsapp import WhatsAppClient
 from tests.fakes.sidecar import FakeSidecar
 
 Handler = Callable[[httpx.Request], httpx.Response]

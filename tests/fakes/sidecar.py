@@ -3,8 +3,9 @@
 Like the real one (engine `fake`) it accepts sends while WORKING, refuses a second send of an
 idempotency key (answering the first message's id with `duplicate: true`), records every
 accepted send, and posts `message.ack` events (1, 2, 3) to the events URL. Tests can also take
-it down (connection refused), set its session state, make the next sends fail with a code, and
-slow sends down.
+it down (connection refused), set its session state and why it fails (`failure`, in /health and
+in `session.status` as the real one reports it), make the next sends fail with a code, and slow
+sends down.
 """
 
 from __future__ import annotations
@@ -16,7 +17,10 @@ import json
 import logging
 import socket
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from types import EllipsisType
 from typing import Any
 
 import aiohttp
@@ -33,6 +37,21 @@ ERROR_STATUS = {
     "send_failed": 502,
     "unavailable": 503,
 }
+
+# What the real sidecar says for each failure code (its fake engine's FAKE_FAILURE_MESSAGES).
+FAILURE_MESSAGES = {
+    "whatsapp_web_unreachable": "net::ERR_NAME_NOT_RESOLVED at https://web.whatsapp.com/",
+    "chromium_missing": (
+        "Browser was not found at the configured executablePath (/usr/bin/chromium)"
+    ),
+    "chromium_failed": "Failed to launch the browser process!",
+    "profile_locked": "The browser is already running for the WhatsApp profile",
+    "never_ready": "WhatsApp Web was authenticated but never became ready",
+    "page_broken": "Navigating frame was detached",
+    "logged_out": "WhatsApp logged this device out (LOGOUT)",
+    "auth_failure": "Unable to log in. Are the session details valid?",
+}
+FAKE_ME = {"id": "15550001111@c.us", "name": "Fake"}
 
 
 def free_port() -> int:
@@ -57,15 +76,26 @@ class FakeSidecar:
     api_key: str = ""
     events_url: str | None = None
     state: str = "WORKING"
+    # Why the session does not work: {code, message, since} as /health answers it, or None.
+    failure: dict[str, str] | None = None
     # Post acks 1, 2, 3 to `events_url` after each accepted send.
     auto_ack: bool = True
     # Seconds each accepted send takes before it answers (the send is recorded first).
     send_delay_s: float = 0.0
+    # The last ack auto_ack posts: 1 is a message WhatsApp took that never reaches the phone
+    # (offline for days, number not active); GET /messages/{id} answers the same ack, until
+    # a test sets `SentRecord.ack` (the phone came back, the event was lost).
+    ack_up_to: int = 3
     port: int = field(default_factory=free_port)
     outbox: list[SentRecord] = field(default_factory=list)
     by_key: dict[str, SentRecord] = field(default_factory=dict)
     # Every POST /messages that reached the fake, accepted or not.
     requests: int = 0
+    # Every GET /health that reached the fake.
+    health_requests: int = 0
+    # The QR code shown while SCAN_QR_CODE; each move there shows a new one.
+    qr: str = "2@fakeqr"
+    _qrs: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _fail: list[str] = field(default_factory=list)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _runner: web.AppRunner | None = None
@@ -120,12 +150,43 @@ class FakeSidecar:
         async with self._session.post(self.events_url, json=body, headers=headers) as response:
             return response.status
 
-    async def set_state(self, state: str, *, announce: bool = True) -> None:
+    async def set_state(
+        self,
+        state: str,
+        *,
+        failure: str | Mapping[str, str] | EllipsisType | None = ...,
+        announce: bool = True,
+    ) -> None:
+        """Move the session like the real sidecar: `failure` (a code, or {code, message})
+        sets why it fails, None clears it, leaving it out keeps the last one; WORKING clears
+        it. `announce` posts `session.status` (the real one posts it on each change, and its
+        retries may bring one twice)."""
         self.state = state
+        if state == "WORKING" or failure is None:
+            self.failure = None
+        elif not isinstance(failure, EllipsisType):
+            given = {"code": failure} if isinstance(failure, str) else dict(failure)
+            code = given["code"]
+            held = self.failure
+            self.failure = {
+                "code": code,
+                "message": given.get("message") or FAILURE_MESSAGES.get(code, ""),
+                # When this reason was first seen; a repeat of the same code keeps it.
+                "since": held["since"]
+                if held and held["code"] == code
+                else datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            }
+        if state == "SCAN_QR_CODE":
+            self.qr = f"2@fakeqr-{next(self._qrs)}"
         if announce:
-            me = {"id": "15550001111@c.us", "name": "Fake"} if state == "WORKING" else None
+            payload = {"state": state, "me": self._me(), "failure": self.failure}
             with contextlib.suppress(aiohttp.ClientError):
-                await self.post_event("session.status", {"state": state, "me": me})
+                await self.post_event("session.status", payload)
+                if state == "SCAN_QR_CODE":  # the real one then shows its (new) QR code
+                    await self.post_event("session.qr", {"qr": self.qr})
+
+    def _me(self) -> dict[str, str] | None:
+        return dict(FAKE_ME) if self.state == "WORKING" else None
 
     # --- the contract ----------------------------------------------------------------
     def app(self) -> web.Application:
@@ -152,13 +213,21 @@ class FakeSidecar:
         return response
 
     async def _health(self, request: web.Request) -> web.Response:
-        me = {"id": "15550001111@c.us", "name": "Fake"} if self.state == "WORKING" else None
-        return web.json_response({"status": "ok", "engine": "fake", "state": self.state, "me": me})
+        self.health_requests += 1
+        return web.json_response(
+            {
+                "status": "ok",
+                "engine": "fake",
+                "state": self.state,
+                "me": self._me(),
+                "failure": self.failure,
+            }
+        )
 
     async def _qr(self, request: web.Request) -> web.Response:
         if self.state != "SCAN_QR_CODE":
             return _error("not_ready", f"no QR code while {self.state}", status=409)
-        return web.json_response({"qr": "2@fakeqr", "png_base64": "iVBORw0KGgo="})
+        return web.json_response({"qr": self.qr, "png_base64": "iVBORw0KGgo="})
 
     async def _pairing_code(self, request: web.Request) -> web.Response:
         body = await _json(request)
@@ -170,7 +239,7 @@ class FakeSidecar:
         return web.json_response({"code": "ABCD1234"})
 
     async def _logout(self, request: web.Request) -> web.Response:
-        self.state = "SCAN_QR_CODE"
+        self.state, self.failure = "SCAN_QR_CODE", None
         return web.Response(status=204)
 
     async def _send(self, request: web.Request) -> web.Response:
@@ -215,7 +284,7 @@ class FakeSidecar:
         )
 
     async def _acks(self, record: SentRecord) -> None:
-        for ack in (1, 2, 3):
+        for ack in range(1, self.ack_up_to + 1):
             record.ack = ack
             for _ in range(5):
                 try:
@@ -255,8 +324,15 @@ class FakeSidecar:
         body = await _json(request)
         if not isinstance(body, dict) or not isinstance(body.get("state"), str):
             return _error("invalid_request", "state is required")
-        await self.set_state(body["state"])
-        return web.json_response({"state": self.state})
+        failure = body.get("failure", ...)
+        if (
+            failure is not None
+            and failure is not ...
+            and (not isinstance(failure, dict) or failure.get("code") not in FAILURE_MESSAGES)
+        ):
+            return _error("invalid_request", "failure.code must be a failure code")
+        await self.set_state(body["state"], failure=failure)
+        return web.json_response({"state": self.state, "me": self._me(), "failure": self.failure})
 
     async def _fake_fail(self, request: web.Request) -> web.Response:
         body = await _json(request)

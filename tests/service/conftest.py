@@ -14,6 +14,7 @@ import pytest
 from core.clock import FakeClock
 from core.errors import WhatsAppError, WhatsAppNotReady
 from core.service import Scheduling
+from core.session import SessionFailure
 from core.store import Store
 from tests.store.conftest import BACKENDS, open_backend
 
@@ -28,6 +29,7 @@ class Health:
     engine: str
     state: str
     me: dict[str, str] | None
+    failure: SessionFailure | None = None
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,7 @@ class FakeWhatsApp:
     address_book: list[WaContact] = field(default_factory=list)
     group_list: list[WaGroup] = field(default_factory=list)
     error: WhatsAppError | None = None
+    failure: SessionFailure | None = None
     calls: list[str] = field(default_factory=list)
 
     def _call(self, name: str) -> None:
@@ -70,7 +73,9 @@ class FakeWhatsApp:
 
     async def health(self) -> Health:
         self._call("health")
-        return Health(status="ok", engine="fake", state=self.state, me=self.me)
+        return Health(
+            status="ok", engine="fake", state=self.state, me=self.me, failure=self.failure
+        )
 
     def _waiting_to_link(self) -> None:
         # Like the sidecar: a QR or pairing code only while the session waits to be linked.

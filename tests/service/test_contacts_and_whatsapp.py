@@ -21,6 +21,7 @@ from core.errors import (
 )
 from core.models import WHATSAPP_TEXT_LIMIT, DeliveryStatus, ScheduleState
 from core.service import Scheduling
+from core.session import Remedy, SessionFailure
 from core.store import Store
 from core.whatsapp import WhatsAppClient
 
@@ -249,9 +250,36 @@ async def test_status_when_the_sidecar_is_down(
     assert status.whatsapp_error == "The WhatsApp service cannot be reached."
 
 
+async def test_status_carries_why_whatsapp_fails_and_what_to_do(
+    service: Scheduling, whatsapp: FakeWhatsApp
+) -> None:
+    whatsapp.state, whatsapp.me = "FAILED", None
+    whatsapp.failure = SessionFailure("profile_locked", "The browser is already running")
+    status = await service.status()
+    assert status.whatsapp_failure == whatsapp.failure
+    words = status.whatsapp_words
+    assert (words.code, words.remedy) == ("profile_locked", Remedy.fix_server)
+    assert words.detail == "The browser is already running"
+    assert "WHATSAPP_DATA_DIR" in words.fix
+
+    # Once it works a stale failure says nothing.
+    whatsapp.state = "WORKING"
+    assert (await service.status()).whatsapp_words.working
+
+
+async def test_status_when_the_sidecar_is_down_says_how_to_reach_it(
+    service: Scheduling, whatsapp: FakeWhatsApp
+) -> None:
+    whatsapp.error = WhatsAppUnavailable("The WhatsApp service cannot be reached.")
+    words = (await service.status()).whatsapp_words
+    assert words.remedy is Remedy.fix_server and "WHATSAPP_URL" in words.fix
+    assert words.detail == "The WhatsApp service cannot be reached."
+
+
 async def test_status_without_a_sidecar_or_engine(store: Store, clock: FakeClock) -> None:
     status = await Scheduling(store, clock, default_timezone="UTC").status()
     assert status.whatsapp_state == "not configured"
+    assert "Set WHATSAPP_URL" in status.whatsapp_words.fix
     assert status.scheduler == "not running"
     assert status.next_run_at is None
 
