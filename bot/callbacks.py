@@ -64,3 +64,17 @@ class WizardAction(StrEnum):
 class WizardCb(CallbackData, prefix="w"):
     action: WizardAction
     value: int = 0
+
+
+class UnackedAction(StrEnum):
+    check = "chk"  # Check again: ask WhatsApp where the messages stand now
+    resend = "re"  # Send again: asks to confirm first
+    resend_ok = "reok"  # confirmed: send a second copy
+    keep = "keep"  # not now
+
+
+class UnackedCb(CallbackData, prefix="ua"):
+    """A button about run `id`'s messages that are not on the recipient's phone yet."""
+
+    action: UnackedAction
+    id: int

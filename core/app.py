@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from core.ack_watch import AckWatch
 from core.clock import Clock, SystemClock
 from core.config import Settings
 from core.engine import Engine
@@ -42,6 +43,7 @@ class Core:
     http: CoreHttp
     # Where core's own HTTP server listens, e.g. http://127.0.0.1:8001.
     url: str
+    ack_watch: AckWatch
 
 
 class CoreHooks:
@@ -100,6 +102,9 @@ async def open_core(
             misfire_grace_s=settings.MISFIRE_GRACE_S,
             on_deliveries=sender.deliveries_queued,
         )
+        ack_watch = AckWatch(
+            store, clock, notifier, whatsapp, sender, after_s=settings.ACK_ALERT_AFTER_S
+        )
         service = Scheduling(
             store,
             clock,
@@ -107,6 +112,7 @@ async def open_core(
             hooks=CoreHooks(engine, sender),
             whatsapp=whatsapp,
             scheduler=engine,
+            unacked=ack_watch,
         )
         http = CoreHttp(
             store=store,
@@ -125,7 +131,10 @@ async def open_core(
 
         app = build_app(
             http,
-            setup=[lambda app: register_metrics(app, store, session_state), *http_setup],
+            setup=[
+                lambda app: register_metrics(app, store, session_state, unacked=ack_watch.count),
+                *http_setup,
+            ],
         )
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=5.0)
         await runner.setup()
@@ -143,6 +152,8 @@ async def open_core(
         stack.push_async_callback(sender.stop)
         await engine.start()
         stack.push_async_callback(engine.stop)
+        await ack_watch.start()
+        stack.push_async_callback(ack_watch.stop)
         stack.push_async_callback(http.aclose)
 
         url = f"http://{settings.HTTP_HOST}:{settings.HTTP_PORT}"
@@ -157,4 +168,5 @@ async def open_core(
             service=service,
             http=http,
             url=url,
+            ack_watch=ack_watch,
         )

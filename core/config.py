@@ -35,6 +35,7 @@ FIXES: dict[str, str] = {
     "MISFIRE_GRACE_S": "use seconds >= 0, e.g. MISFIRE_GRACE_S=3600",
     "WHATSAPP_PROBE_EVERY_S": "use seconds > 0, e.g. WHATSAPP_PROBE_EVERY_S=30",
     "WHATSAPP_PROBE_MAX_S": "use seconds > 0, e.g. WHATSAPP_PROBE_MAX_S=300",
+    "ACK_ALERT_AFTER_S": "use whole seconds >= 0, e.g. ACK_ALERT_AFTER_S=600 (0 turns it off)",
 }
 
 
@@ -67,6 +68,9 @@ class Settings(BaseSettings):
     # come first), and the most it backs off to while the sidecar does not answer.
     WHATSAPP_PROBE_EVERY_S: float = Field(default=30.0, gt=0)
     WHATSAPP_PROBE_MAX_S: float = Field(default=300.0, gt=0)
+    # A message WhatsApp took (`sent`) that has not reached the recipient's phone this long
+    # after is marked on its run's card and told to the owner once; 0 turns that off.
+    ACK_ALERT_AFTER_S: int = Field(default=600, ge=0)
 
     @field_validator("TELEGRAM_BOT_TOKEN")
     @classmethod

@@ -4,7 +4,8 @@ What is scraped:
 - events counted as they happen (run lateness, Telegram send errors), kept in
   `core.counters` so that counting them needs no HTTP stack;
 - states read from the store and the sidecar at scrape time (deliveries by status, queue
-  depth, held deliveries, schedules by state, WhatsApp session state), so they are never stale.
+  depth, held deliveries, deliveries sent but not on the phone past ACK_ALERT_AFTER_S,
+  schedules by state, WhatsApp session state), so they are never stale.
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ logger = logging.getLogger(__name__)
 SESSION_STATES = ("STARTING", "SCAN_QR_CODE", "WORKING", "FAILED", "STOPPED")
 
 SessionStateReader = Callable[[], Awaitable[str | None]]
+# How many deliveries are `sent` without a device ack past ACK_ALERT_AFTER_S (None: off);
+# `core.ack_watch.AckWatch.count`.
+UnackedReader = Callable[[], Awaitable[int | None]]
 
 
 def sidecar_session_state(
@@ -60,15 +64,22 @@ class Snapshot:
     schedules: dict[ScheduleState, int] = field(default_factory=dict)
     session_state: str | None = None
     store_up: bool = True
+    # None when the ack alert is off (ACK_ALERT_AFTER_S=0) or the store did not answer.
+    unacked: int | None = None
 
 
-async def take_snapshot(store: Store, session_state: SessionStateReader) -> Snapshot:
+async def take_snapshot(
+    store: Store, session_state: SessionStateReader, unacked: UnackedReader | None = None
+) -> Snapshot:
     """Read the gauges' values; a failing store shows as `wasched_store_up 0`, not a 500."""
     from core.errors import StoreError
 
+    unacked_count: int | None = None
     try:
         deliveries = await store.count_deliveries()
         schedules = await store.count_schedules()
+        if unacked is not None:
+            unacked_count = await unacked()
         store_up = True
     except StoreError as exc:
         logger.warning("metrics: store unreadable: %s", exc)
@@ -78,6 +89,7 @@ async def take_snapshot(store: Store, session_state: SessionStateReader) -> Snap
         schedules=schedules,
         session_state=await session_state(),
         store_up=store_up,
+        unacked=unacked_count,
     )
 
 
@@ -108,6 +120,13 @@ class SnapshotCollector(Collector):
             "Deliveries held because WhatsApp is not linked.",
             value=snap.deliveries.get(DeliveryStatus.held, 0),
         )
+        if snap.unacked is not None:
+            yield GaugeMetricFamily(
+                "wasched_deliveries_unacked",
+                "Deliveries WhatsApp took (sent) that have no device ack (not on the "
+                "recipient's phone) ACK_ALERT_AFTER_S after sending.",
+                value=snap.unacked,
+            )
 
         schedules = GaugeMetricFamily(
             "wasched_schedules", "Schedules in the store by state.", labels=["state"]
@@ -159,18 +178,27 @@ def render(snapshot: Snapshot, events: CollectorRegistry = EVENTS) -> bytes:
 
 STORE_KEY: web.AppKey[Store] = web.AppKey("wasched_metrics_store")
 SESSION_KEY: web.AppKey[SessionStateReader] = web.AppKey("wasched_metrics_session_state")
+UNACKED_KEY: web.AppKey[UnackedReader | None] = web.AppKey("wasched_metrics_unacked")
 
 
 async def metrics_handler(request: web.Request) -> web.Response:
     """`GET /metrics`."""
-    snapshot = await take_snapshot(request.app[STORE_KEY], request.app[SESSION_KEY])
+    snapshot = await take_snapshot(
+        request.app[STORE_KEY], request.app[SESSION_KEY], request.app.get(UNACKED_KEY)
+    )
     return web.Response(body=render(snapshot), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
 def register_metrics(
-    app: web.Application, store: Store, session_state: SessionStateReader
+    app: web.Application,
+    store: Store,
+    session_state: SessionStateReader,
+    *,
+    unacked: UnackedReader | None = None,
 ) -> None:
-    """Serve `GET /metrics` on `app`, reading gauges from `store` and `session_state`."""
+    """Serve `GET /metrics` on `app`, reading gauges from `store`, `session_state` and
+    `unacked`."""
     app[STORE_KEY] = store
     app[SESSION_KEY] = session_state
+    app[UNACKED_KEY] = unacked
     app.router.add_get("/metrics", metrics_handler)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiogram import Router
 
 from bot.routers import (
+    acks,
     contacts,
     errors,
     fallback,
@@ -27,6 +28,7 @@ def all_routers() -> list[Router]:
         start.router,
         schedules.router,
         logs.router,
+        acks.router,
         contacts.router,
         groups.router,
         templates.router,

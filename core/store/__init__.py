@@ -247,6 +247,15 @@ class Store(Protocol):
 
     async def list_deliveries(self, query: DeliveryFilter) -> list[Delivery]: ...
     async def count_deliveries(self) -> dict[DeliveryStatus, int]: ...
+    async def unacked_deliveries(
+        self, *, sent_before: datetime, sent_after: datetime | None = None, limit: int = 1000
+    ) -> list[Delivery]:
+        """Deliveries still `sent` (WhatsApp took them, no device ack yet) with
+        `sent_after < sent_at <= sent_before`, by (`sent_at`, id), at most `limit`."""
+
+    async def count_unacked(self, *, sent_before: datetime) -> int:
+        """How many deliveries are still `sent` with `sent_at <= sent_before`."""
+
     async def next_delivery_due_at(self) -> datetime | None:
         """Earliest `next_attempt_at` of a queued delivery, or earliest `lease_until` of a
         sending one, whichever is sooner."""

@@ -221,6 +221,9 @@ class MongoStore:
         for field in ("run_id", "schedule_id", "owner_id"):
             await self._deliveries.create_index([(field, ASCENDING), ("_id", ASCENDING)])
         await self._deliveries.create_index("created_at")
+        await self._deliveries.create_index(
+            [("status", ASCENDING), ("sent_at", ASCENDING), ("_id", ASCENDING)]
+        )
 
     async def close(self) -> None:
         if self._client is not None:
@@ -840,6 +843,28 @@ class MongoStore:
                 status.value: await self._deliveries.count_documents({"status": status.value})
                 for status in DeliveryStatus
             }
+        )
+
+    @_translating
+    async def unacked_deliveries(
+        self, *, sent_before: datetime, sent_after: datetime | None = None, limit: int = 1000
+    ) -> list[Delivery]:
+        if limit <= 0:
+            return []
+        sent_at: Doc = {"$lte": utc(sent_before)}
+        if sent_after is not None:
+            sent_at["$gt"] = utc(sent_after)
+        cursor = (
+            self._deliveries.find({"status": DeliveryStatus.sent.value, "sent_at": sent_at})
+            .sort([("sent_at", ASCENDING), ("_id", ASCENDING)])
+            .limit(limit)
+        )
+        return [_record(Delivery, doc) for doc in await cursor.to_list(None)]
+
+    @_translating
+    async def count_unacked(self, *, sent_before: datetime) -> int:
+        return await self._deliveries.count_documents(
+            {"status": DeliveryStatus.sent.value, "sent_at": {"$lte": utc(sent_before)}}
         )
 
     @_translating

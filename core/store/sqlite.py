@@ -176,6 +176,7 @@ CREATE INDEX IF NOT EXISTS deliveries_run ON deliveries (run_id);
 CREATE INDEX IF NOT EXISTS deliveries_schedule ON deliveries (schedule_id);
 CREATE INDEX IF NOT EXISTS deliveries_owner ON deliveries (owner_id);
 CREATE INDEX IF NOT EXISTS deliveries_created ON deliveries (created_at);
+CREATE INDEX IF NOT EXISTS deliveries_unacked ON deliveries (status, sent_at);
 """
 
 # Tables that hold data (`sqlite_sequence` only remembers ids given, `kv` holds the values).
@@ -945,6 +946,28 @@ class SQLiteStore:
     async def count_deliveries(self) -> dict[DeliveryStatus, int]:
         rows = await self._fetchall("SELECT status, count(*) FROM deliveries GROUP BY status")
         return status_counts({row[0]: row[1] for row in rows})
+
+    async def unacked_deliveries(
+        self, *, sent_before: datetime, sent_after: datetime | None = None, limit: int = 1000
+    ) -> list[Delivery]:
+        after = "" if sent_after is None else " AND sent_at > ?"
+        rows = await self._fetchall(
+            f"SELECT {_DELIVERY_COLUMNS} FROM deliveries"
+            f" WHERE status = 'sent' AND sent_at <= ?{after} ORDER BY sent_at, id LIMIT ?",
+            (
+                ts(sent_before),
+                *(() if sent_after is None else (ts(sent_after),)),
+                max(limit, 0),
+            ),
+        )
+        return _records(Delivery, rows)
+
+    async def count_unacked(self, *, sent_before: datetime) -> int:
+        row = await self._fetchone(
+            "SELECT count(*) FROM deliveries WHERE status = 'sent' AND sent_at <= ?",
+            (ts(sent_before),),
+        )
+        return int(row[0]) if row is not None else 0
 
     async def next_delivery_due_at(self) -> datetime | None:
         # Aggregate min() skips NULLs (scalar min(a, b) would not); each branch walks an index.

@@ -1,0 +1,52 @@
+"""Contract: deliveries sent without a device ack are found by when they were sent."""
+
+from __future__ import annotations
+
+from core.models import DeliveryStatus
+from core.store import SentRecord, Store
+from tests.store.factories import T0, add_deliveries, minutes
+
+LEASE_S = 60.0
+
+
+async def sent_at(store: Store, minute: float, count: int = 1) -> list[int]:
+    """`count` deliveries the sidecar accepted at T0 + `minute` (through the sender's path)."""
+    at = T0 + minutes(minute)
+    await add_deliveries(store, count, now=at)
+    claimed = await store.claim_deliveries(now=at, lease_s=LEASE_S, worker="w", limit=count)
+    records = [SentRecord(d.id, f"wa-{d.id}", 1) for d in claimed]
+    return await store.record_sent(records, worker="w", now=at)
+
+
+async def test_unacked_deliveries_are_the_sent_ones_in_the_window_oldest_first(
+    store: Store,
+) -> None:
+    first = await sent_at(store, 0, count=2)
+    second = await sent_at(store, 5)
+    late = await sent_at(store, 20)
+    # Acked by the phone (delivered, read) or failed: not unacked any more.
+    acked = await sent_at(store, 1, count=3)
+    for delivery_id, status in zip(
+        acked, (DeliveryStatus.delivered, DeliveryStatus.read, DeliveryStatus.failed), strict=True
+    ):
+        await store.update_delivery(
+            delivery_id, expected_status=DeliveryStatus.sent, status=status
+        )
+    # Still queued (never sent): no sent_at at all.
+    await add_deliveries(store, 1, now=T0)
+
+    found = await store.unacked_deliveries(sent_before=T0 + minutes(10))
+    assert [d.id for d in found] == [*first, *second]
+    assert {d.status for d in found} == {DeliveryStatus.sent}
+    # The lower bound is exclusive, the upper one inclusive: windows of passes do not overlap.
+    window = await store.unacked_deliveries(
+        sent_before=T0 + minutes(20), sent_after=T0 + minutes(5)
+    )
+    assert [d.id for d in window] == late
+    limited = await store.unacked_deliveries(sent_before=T0 + minutes(30), limit=2)
+    assert [d.id for d in limited] == first
+    assert await store.unacked_deliveries(sent_before=T0 - minutes(1)) == []
+
+    assert await store.count_unacked(sent_before=T0 + minutes(10)) == 3
+    assert await store.count_unacked(sent_before=T0 + minutes(30)) == 4
+    assert await store.count_unacked(sent_before=T0 - minutes(1)) == 0
