@@ -6,7 +6,10 @@ with their bytes), long-polls `getUpdates` with Telegram's offset semantics, ser
 "message is too long" over 4096 characters, "message is not modified" for an edit that leaves
 text, entities and keyboard all as they were, BUTTON_DATA_INVALID for callback data over 64
 bytes, "can't parse entities" for broken HTML, and 429 with `parameters.retry_after` when a
-test asks for it.
+test asks for it. It can also be unreachable for a stretch, as Telegram is at times: not
+listening (connection refused, `go_down` / `come_back`), or answering every call, or every call
+of one method, with a 5xx (`fail_every` / `answer_again`): 502 and 504 as the nginx in front of
+the Bot API sends them (an HTML page), others as the Bot API's JSON.
 
 The test side is plain Python on the same event loop: `send()` / `press()` inject what a person
 does, `wait_event()` / `reply()` wait for what the bot does, `chat()` shows a chat as it looks
@@ -39,6 +42,13 @@ NOT_MODIFIED = (
     "Bad Request: message is not modified: specified new message content and reply markup "
     "are exactly the same as a current content and reply markup of the message"
 )
+# What the nginx in front of api.telegram.org answers when the Bot API behind it is gone.
+GATEWAY_PAGE = (
+    "<html>\r\n<head><title>{code} {reason}</title></head>\r\n<body>\r\n"
+    "<center><h1>{code} {reason}</h1></center>\r\n<hr><center>nginx/1.18.0</center>\r\n"
+    "</body>\r\n</html>\r\n"
+)
+GATEWAY_REASONS = {502: "Bad Gateway", 504: "Gateway Time-out"}
 # Tags Telegram accepts with parse_mode=HTML, and the entity type each one makes.
 HTML_TAGS = {
     "b": "bold",
@@ -257,6 +267,9 @@ class FakeTelegram:
         self._file_ids = itertools.count(1)
         self._callback_ids = itertools.count(1)
         self._failures: list[_Failure] = []
+        # (code, method or None for every method) while `fail_every` holds.
+        self._failing: tuple[int, str | None] | None = None
+        self._background: set[asyncio.Task[None]] = set()
         self._changed = asyncio.Condition()
         self._poll_generation = 0
         self._closing = False
@@ -270,12 +283,13 @@ class FakeTelegram:
         return f"http://127.0.0.1:{self.port}"
 
     async def start(self) -> None:
+        """Start serving (on a free port; again on the same one after `go_down`)."""
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_route("*", "/bot{token}/{method}", self._handle_method)
         app.router.add_get("/file/bot{token}/{path:.+}", self._handle_file)
-        self._runner = web.AppRunner(app, shutdown_timeout=1.0)
+        self._runner = web.AppRunner(app, shutdown_timeout=1.0, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", self.port, reuse_address=True)
         await site.start()
         server = site._server
         assert server is not None
@@ -287,7 +301,46 @@ class FakeTelegram:
         self._closing = True
         await self._notify()
         if self._runner is not None:
-            await self._runner.cleanup()
+            runner, self._runner = self._runner, None
+            await runner.cleanup()
+
+    # --- test API: Telegram unreachable -----------------------------------------------------
+
+    async def go_down(self) -> None:
+        """Stop listening: the bot gets "connection refused" until `come_back()`. Long polls
+        held open end first (empty), as the server goes away."""
+        await self.close()
+        self._closing = False
+
+    async def come_back(self) -> None:
+        """Listen again, on the same port, with every message and update kept."""
+        if self._runner is None:
+            await self.start()
+
+    def fail_every(self, code: int = 502, *, method: str | None = None) -> None:
+        """Answer every call of `method` (of every method when None) with `code` until
+        `answer_again()`; the calls are recorded in `calls` like the others."""
+        self._failing = (code, method.lower() if method else None)
+        # Long polls held open end now (empty), as the gateway drops its backend.
+        task = asyncio.get_running_loop().create_task(self._notify())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    def answer_again(self) -> None:
+        self._failing = None
+
+    def _fails(self, method: str) -> bool:
+        return self._failing is not None and self._failing[1] in (None, method)
+
+    def _outage_answer(self, method: str) -> web.Response | None:
+        if self._failing is None or not self._fails(method):
+            return None
+        code = self._failing[0]
+        if code in GATEWAY_REASONS:
+            page = GATEWAY_PAGE.format(code=code, reason=GATEWAY_REASONS[code])
+            return web.Response(status=code, text=page, content_type="text/html")
+        description = "Internal Server Error" if code == 500 else f"Error {code}"
+        return web.json_response(ApiError(code, description).body(), status=code)
 
     async def __aenter__(self) -> FakeTelegram:
         await self.start()
@@ -464,11 +517,19 @@ class FakeTelegram:
 
     async def _handle_method(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
+        down = self._outage_answer(method.lower())
+        if down is not None:
+            # The gateway answers before the Bot API looks at the token or the body.
+            await request.read()
+            self.calls.append((method.lower(), {}))
+            await self._notify()
+            return down
         if request.match_info["token"] != self.token:
             return web.json_response(ApiError(401, "Unauthorized").body(), status=401)
         try:
             params, uploads = await self._read_params(request)
             self.calls.append((method.lower(), params))
+            await self._notify()  # `wait_for` can wait on `calls` too
             self._take_failure(method.lower())
             handler = getattr(self, f"_api_{method.lower()}", None)
             if handler is None:
@@ -585,7 +646,7 @@ class FakeTelegram:
                     )
                 pending = [u for u in self._updates if u["update_id"] >= offset][:limit]
                 left = deadline - asyncio.get_running_loop().time()
-                if pending or left <= 0 or self._closing:
+                if pending or left <= 0 or self._closing or self._fails("getupdates"):
                     return pending
                 try:
                     async with asyncio.timeout(left):
