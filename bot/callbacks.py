@@ -3,8 +3,16 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Annotated
 
 from aiogram.filters.callback_data import CallbackData
+from pydantic import Field
+
+from core.service import MAX_ID
+
+# A record's id as the stores can hold it. Forged data out of range does not unpack, so no
+# handler sees it and the button is answered as one that no longer works.
+RecordId = Annotated[int, Field(ge=1, le=MAX_ID)]
 
 
 class ScheduleAction(StrEnum):
@@ -22,7 +30,7 @@ class ScheduleCb(CallbackData, prefix="s"):
     """A button on one schedule (`/list`, confirmations)."""
 
     action: ScheduleAction
-    id: int
+    id: RecordId
 
 
 class ListPageCb(CallbackData, prefix="lp"):
@@ -38,14 +46,14 @@ class EditField(StrEnum):
 class EditCb(CallbackData, prefix="e"):
     """Which part of schedule `id` to change."""
 
-    id: int
+    id: RecordId
     field: EditField
 
 
 class RunCb(CallbackData, prefix="r"):
     """Retry the failed deliveries of run `id`."""
 
-    id: int
+    id: RecordId
 
 
 class WizardAction(StrEnum):
@@ -63,7 +71,7 @@ class WizardAction(StrEnum):
 
 class WizardCb(CallbackData, prefix="w"):
     action: WizardAction
-    value: int = 0
+    value: Annotated[int, Field(ge=0, le=MAX_ID)] = 0  # an id, an index, or 0 for none
 
 
 class UnackedAction(StrEnum):
@@ -77,4 +85,4 @@ class UnackedCb(CallbackData, prefix="ua"):
     """A button about run `id`'s messages that are not on the recipient's phone yet."""
 
     action: UnackedAction
-    id: int
+    id: RecordId

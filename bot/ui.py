@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Sequence
 from datetime import datetime
-from html import escape
+from html import escape, unescape
 from zoneinfo import ZoneInfo
 
 import segno
@@ -41,6 +42,7 @@ from core.session import Remedy, SessionWords
 from core.when import describe, format_local
 
 TELEGRAM_TEXT_LIMIT = 4096
+TELEGRAM_CAPTION_LIMIT = 1024
 PAGE_SIZE = 5
 
 # (command, menu description, /help line); the order is the order of /help and the menu.
@@ -167,19 +169,86 @@ def short_time(instant: datetime | None, timezone: str) -> str:
     return instant.astimezone(ZoneInfo(timezone)).strftime("%d %b %H:%M")
 
 
-def cap(text: str, limit: int = TELEGRAM_TEXT_LIMIT) -> str:
-    """Keep a message within Telegram's limit, saying that something was cut."""
-    if len(text) <= limit:
+CUT_MARKER = "\n… (cut: too long for one Telegram message)"
+# A tag, an entity, or a run of text (a stray `<` or `&` counts as text).
+_HTML_PIECE = re.compile(
+    r"<(?P<close>/?)(?P<tag>[A-Za-z][\w-]*)[^>]*>|&(?:#\d+|#x[0-9A-Fa-f]+|[A-Za-z]+);|[^<&]+|[<&]"
+)
+
+
+def telegram_length(text: str) -> int:
+    """Length as Telegram counts it: UTF-16 code units, so an emoji can count two."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+def visible_length(html: str) -> int:
+    """What Telegram counts against its limits: the text after tags and entities are parsed."""
+    return telegram_length(unescape(re.sub(r"<[^>]*>", "", html)))
+
+
+def shorten(text: str, limit: int) -> str:
+    """Plain `text` (before escaping) kept to `limit` characters, ending in … when cut."""
+    if telegram_length(text) <= limit:
         return text
-    marker = "\n… (cut: too long for one Telegram message)"
-    cut = text[: limit - len(marker)]
-    if "\n" in cut:
-        cut = cut[: cut.rfind("\n")]  # every line is balanced HTML on its own
-    # Never cut inside a tag or an entity.
-    for opener, closer in (("<", ">"), ("&", ";")):
-        if cut.rfind(opener) > cut.rfind(closer):
-            cut = cut[: cut.rfind(opener)]
-    return cut + marker
+    kept: list[str] = []
+    used = 1  # the ellipsis
+    for char in text:
+        used += telegram_length(char)
+        if used > limit:
+            break
+        kept.append(char)
+    return "".join(kept) + "…"
+
+
+def cut_html(html: str, budget: int) -> str:
+    """The start of `html` that shows at most `budget` units, with every open tag closed.
+
+    Cuts at a line break when one is in the second half, never inside a tag or an entity.
+    """
+    used = 0
+    open_tags: list[str] = []
+    end = 0
+    line_end: tuple[int, list[str]] | None = None  # where the last whole line ends
+    for piece in _HTML_PIECE.finditer(html):
+        token = piece.group()
+        if piece["tag"]:
+            if piece["close"]:
+                if open_tags and open_tags[-1] == piece["tag"].lower():
+                    open_tags.pop()
+            else:
+                open_tags.append(piece["tag"].lower())
+            end = piece.end()
+            continue
+        if token.startswith("&") and len(token) > 1:
+            width = telegram_length(unescape(token))
+            if used + width > budget:
+                break
+            used += width
+            end = piece.end()
+            continue
+        full = True
+        for offset, char in enumerate(token):
+            if char == "\n" and used * 2 >= budget:
+                line_end = (piece.start() + offset, list(open_tags))
+            width = telegram_length(char)
+            if used + width > budget:
+                full = False
+                break
+            used += width
+            end = piece.start() + offset + 1
+        if not full:
+            break
+    if line_end is not None and end < len(html):
+        end, open_tags = line_end
+    return html[:end] + "".join(f"</{tag}>" for tag in reversed(open_tags))
+
+
+def cap(text: str, limit: int = TELEGRAM_TEXT_LIMIT) -> str:
+    """Keep an HTML message within Telegram's limit (4096, or 1024 for a caption), saying
+    that something was cut; the cut never leaves a broken tag or entity."""
+    if visible_length(text) <= limit:
+        return text
+    return cut_html(text, limit - telegram_length(CUT_MARKER)) + CUT_MARKER
 
 
 def recipient_label(recipient: Recipient) -> str:

@@ -7,6 +7,7 @@ Several recipients are separated by commas, semicolons or new lines:
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable, Sequence
 from typing import Protocol
 
@@ -21,11 +22,14 @@ MIN_DIGITS = 8
 MAX_DIGITS = 15
 
 _SEPARATORS = re.compile(r"[,;\n\r]+")
-_GROUP = re.compile(r"^\d+(?:-\d+)?@g\.us$")
-_CHAT_ID = re.compile(r"^(\d+)@c\.us$")
+# ASCII digits only (re's \d takes every script's digits): what the sidecar can send to.
+_DIGITS = re.compile(r"[0-9]+")
+_GROUP = re.compile(r"^[0-9]+(?:-[0-9]+)?@g\.us$")
+_CHAT_ID = re.compile(r"^([0-9]+)@c\.us$")
 # Characters people put inside a number: spaces, dashes, dots, slashes, parentheses.
 _PHONE_NOISE = re.compile(r"[\s\-./()\u00a0]")
-_PHONE_LIKE = re.compile(r"^[+(]?[\d\s\-./()\u00a0]+$")
+_PHONE_LIKE = re.compile(r"^[+(]?[0-9\s\-./()\u00a0]+$")
+_FULLWIDTH_PLUS = "\uff0b"
 
 
 class ContactLookup(Protocol):
@@ -34,26 +38,36 @@ class ContactLookup(Protocol):
     async def find_contact(self, name: str) -> Contact | None: ...
 
 
+def ascii_digits(text: str) -> str:
+    """`text` with the digits of every script (Arabic-Indic ٤٩, fullwidth ４９, ...) and a
+    fullwidth plus written in ASCII; other characters (superscripts too) stay as they are."""
+    return "".join(
+        str(unicodedata.decimal(c)) if c.isdecimal() else "+" if c == _FULLWIDTH_PLUS else c
+        for c in text
+    )
+
+
 def parse_phone(text: str) -> str:
     """Normalize a typed phone number to `+digits`, or raise `InvalidRecipient` saying why.
 
-    Spaces, dashes, dots, slashes and parentheses are allowed; the number must carry its
-    country code, written with a leading `+` or `00`.
+    Spaces, dashes, dots, slashes and parentheses are allowed, and digits of any script are
+    read as ASCII ones; the number must carry its country code, written with a leading `+`
+    or `00`.
     """
     raw = text.strip()
-    compact = _PHONE_NOISE.sub("", raw)
+    compact = _PHONE_NOISE.sub("", ascii_digits(raw))
     if compact.startswith("+"):
         digits = compact[1:]
     elif compact.startswith("00"):
         digits = compact[2:]
     else:
         digits = compact
-        if digits.isdigit():
+        if _DIGITS.fullmatch(digits):
             raise InvalidRecipient(
                 f"{raw!r} has no country code: write the number with a leading + "
                 f"(or 00), for example {PHONE_EXAMPLE}."
             )
-    if not digits.isdigit():
+    if not _DIGITS.fullmatch(digits):
         raise InvalidRecipient(
             f"{raw!r} is not a phone number: use digits after the +, for example {PHONE_EXAMPLE}."
         )
@@ -67,8 +81,8 @@ def parse_phone(text: str) -> str:
 
 def looks_like_phone(text: str) -> bool:
     """True when `text` is made of digits and number punctuation (so it is not a name)."""
-    stripped = text.strip()
-    return bool(_PHONE_LIKE.match(stripped)) and any(c.isdigit() for c in stripped)
+    stripped = ascii_digits(text.strip())
+    return bool(_PHONE_LIKE.match(stripped)) and any(c in "0123456789" for c in stripped)
 
 
 def split_recipients(text: str) -> list[str]:
@@ -115,7 +129,7 @@ async def parse_recipients(text: str, contacts: ContactLookup) -> list[Recipient
 
 
 async def _parse_one(part: str, contacts: ContactLookup) -> Recipient | None:
-    lowered = part.lower()
+    lowered = ascii_digits(part.lower())
     if lowered.endswith("@g.us"):
         group = lowered.replace(" ", "")
         if not _GROUP.match(group):
@@ -126,7 +140,7 @@ async def _parse_one(part: str, contacts: ContactLookup) -> Recipient | None:
     chat = _CHAT_ID.match(lowered)
     if chat:
         return Recipient(kind=RecipientKind.phone, address=parse_phone("+" + chat.group(1)))
-    if part.startswith("+") or looks_like_phone(part):
+    if lowered.startswith("+") or looks_like_phone(part):
         return Recipient(kind=RecipientKind.phone, address=parse_phone(part))
     contact = await contacts.find_contact(part)
     if contact is None:

@@ -77,6 +77,9 @@ logger = logging.getLogger(__name__)
 PREVIEW_COUNT = 3
 MAX_NAME_LENGTH = 64
 MAX_LOG_LIMIT = 1000
+# Both stores keep ids as signed 64-bit integers (SQLite INTEGER, BSON int64): a larger id
+# names nothing, and must not reach a query, where it would raise OverflowError.
+MAX_ID = 2**63 - 1
 RETRYABLE = (DeliveryStatus.failed, DeliveryStatus.missed)
 _NAME_FORBIDDEN = re.compile(r"[,;|\n\r]")
 
@@ -396,7 +399,7 @@ class Scheduling:
         return await self.store.list_schedules(owner_id=owner_id, states=states)
 
     async def get_schedule(self, schedule_id: int) -> Schedule:
-        schedule = await self.store.get_schedule(schedule_id)
+        schedule = await self.store.get_schedule(schedule_id) if is_id(schedule_id) else None
         if schedule is None:
             raise NotFound(f"There is no schedule #{schedule_id}: see /list for your schedules.")
         return schedule
@@ -565,7 +568,7 @@ class Scheduling:
 
     async def get_run(self, run_id: int) -> tuple[Run, list[Delivery]]:
         """A run and its deliveries as they are now (for refreshing a run's report)."""
-        run = await self.store.get_run(run_id)
+        run = await self.store.get_run(run_id) if is_id(run_id) else None
         if run is None:
             raise NotFound(f"There is no run #{run_id}: see /logs for recent deliveries.")
         deliveries = await self.store.list_deliveries(
@@ -592,7 +595,7 @@ class Scheduling:
         return retried
 
     async def _retry(self, delivery_id: int) -> Delivery:
-        delivery = await self.store.get_delivery(delivery_id)
+        delivery = await self.store.get_delivery(delivery_id) if is_id(delivery_id) else None
         if delivery is None:
             raise NotFound(f"There is no delivery #{delivery_id}: see /logs.")
         if delivery.status not in RETRYABLE:
@@ -688,6 +691,8 @@ class Scheduling:
         """The latest deliveries, newest first (of one schedule or owner when given)."""
         if not 1 <= limit <= MAX_LOG_LIMIT:
             raise InvalidInput(f"Ask for 1 to {MAX_LOG_LIMIT} deliveries, for example 20.")
+        if schedule_id is not None and not is_id(schedule_id):
+            return []
         return await self.store.list_deliveries(
             DeliveryFilter(schedule_id=schedule_id, owner_id=owner_id, limit=limit)
         )
@@ -696,6 +701,8 @@ class Scheduling:
         self, *, schedule_id: int | None = None, owner_id: int | None = None
     ) -> bytes:
         """Every matching delivery as UTF-8 CSV, oldest first."""
+        if schedule_id is not None and not is_id(schedule_id):
+            return deliveries_csv([])
         deliveries = await self.store.list_deliveries(
             DeliveryFilter(schedule_id=schedule_id, owner_id=owner_id, order="oldest")
         )
@@ -980,20 +987,34 @@ def _unnamed(names: set[str], unnamed: Sequence[Recipient]) -> InvalidTemplate:
     )
 
 
+def is_id(value: int) -> bool:
+    """True when `value` can be the id of a stored record (ids start at 1)."""
+    return 1 <= value <= MAX_ID
+
+
+# How to write a name, for each kind of record that has one.
+_NAME_EXAMPLES = {
+    "contact": f"/addcontact Anna {PHONE_EXAMPLE}",
+    "template": "/addtemplate greeting | Hello {first_name}!",
+}
+
+
 def _clean_name(name: str, *, what: str) -> str:
+    """The name with its spaces tidied, or `InvalidInput` saying what to type instead."""
     cleaned = " ".join(name.split())
+    example = _NAME_EXAMPLES.get(what, "Anna")
     if not cleaned:
-        raise InvalidInput(f"Give the {what} a name, for example Anna.")
+        raise InvalidInput(f"Give the {what} a name, for example {example}.")
     if len(cleaned) > MAX_NAME_LENGTH:
         raise InvalidInput(
             f"A {what} name has at most {MAX_NAME_LENGTH} characters; {cleaned[:20]!r}... has "
             f"{len(cleaned)}."
         )
     if _NAME_FORBIDDEN.search(cleaned):
-        raise InvalidInput(
-            f"A {what} name cannot contain commas, semicolons or |: "
-            f"try {_NAME_FORBIDDEN.sub(' ', cleaned).split()[0]!r}."
-        )
+        words = _NAME_FORBIDDEN.sub(" ", cleaned).split()
+        # Nothing but separators gives nothing to suggest from the name itself.
+        instead = f"try {words[0]!r}" if words else f"write it as {example}"
+        raise InvalidInput(f"A {what} name cannot contain commas, semicolons or |: {instead}.")
     return cleaned
 
 

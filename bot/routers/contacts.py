@@ -15,8 +15,9 @@ from core.service import Scheduling
 
 router = Router(name=__name__)
 
-# "<name> <number>": the number is the trailing run of digits, spaces, dashes and brackets.
-_NAME_NUMBER = re.compile(r"^(?P<name>.+?)\s+(?P<number>\+?[\d(][\d\s\-./()]*)$")
+# "<name> <number>": the number is the trailing run of digits, spaces, dashes and brackets
+# (digits of any script, and a fullwidth plus: core reads them as ASCII).
+_NAME_NUMBER = re.compile(r"^(?P<name>.+?)\s+(?P<number>[+\uff0b]?[\d(][\d\s\-./()]*)$")
 
 
 @router.message(Command("contacts"))

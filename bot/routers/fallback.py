@@ -8,12 +8,18 @@ from aiogram import F, Router
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message
 
+from bot import ui
+
 router = Router(name=__name__)
+
+# Telegram's own commands have at most 32 characters.
+COMMAND_ECHO_LIMIT = 40
 
 
 @router.message(F.text.startswith("/"))
 async def unknown_command(message: Message) -> None:
-    command = (message.text or "").split()[0]
+    # Shortened: a command can be any length, and the reply must fit one message.
+    command = ui.shorten((message.text or "").split()[0], COMMAND_ECHO_LIMIT)
     await message.answer(f"I don't know {escape(command)}. /help lists what I can do.")
 
 

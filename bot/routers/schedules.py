@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from aiogram import Bot, F, Router
 from aiogram.filters import Command, CommandObject
 from aiogram.fsm.context import FSMContext
@@ -11,9 +13,9 @@ from aiogram.types import CallbackQuery, InaccessibleMessage, Message, User
 from bot import ui
 from bot.access import owned_schedule
 from bot.callbacks import EditCb, EditField, ListPageCb, ScheduleAction, ScheduleCb
-from core.errors import InvalidInput
+from core.errors import InvalidInput, NotFound
 from core.models import Schedule
-from core.service import Scheduling
+from core.service import MAX_ID, Scheduling, is_id
 
 router = Router(name=__name__)
 
@@ -24,13 +26,23 @@ class EditForm(StatesGroup):
     value = State()
 
 
+# ASCII digits only: str.isdigit() takes superscripts such as ² that int() refuses.
+_SCHEDULE_ID = re.compile(r"[0-9]+")
+
+
 def schedule_id_arg(command: CommandObject) -> int:
-    """The `<id>` of `/command <id>`; `#12` works too."""
+    """The `<id>` of `/command <id>`; `#12` works too. An id no schedule can have is refused
+    here, before it reaches the store."""
     raw = (command.args or "").split(maxsplit=1)[0] if command.args else ""
     raw = raw.removeprefix("#")
-    if not raw.isdigit():
+    if not _SCHEDULE_ID.fullmatch(raw):
         raise InvalidInput(
             f"Tell me which schedule: /{command.command} 12 (the number from /list)."
+        )
+    # Length first: int() refuses more than 4300 digits, and no id has more than 19.
+    if len(raw.lstrip("0")) > len(str(MAX_ID)) or not is_id(int(raw)):
+        raise NotFound(
+            f"There is no schedule #{ui.shorten(raw, 24)}: see /list for your schedules."
         )
     return int(raw)
 
