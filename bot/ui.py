@@ -136,7 +136,7 @@ STATUS_WORDS: dict[DeliveryStatus, str] = {
     DeliveryStatus.read: "read",
     DeliveryStatus.failed: "failed",
     DeliveryStatus.missed: "missed",
-    DeliveryStatus.held: "held until WhatsApp is linked",
+    DeliveryStatus.held: "held until WhatsApp works",
 }
 
 # Failure codes in plain words; the stored error text is used for anything else.
@@ -448,8 +448,11 @@ def run_card(
     ]
     if len(deliveries) > len(shown):
         lines.append(f"… and {len(deliveries) - len(shown)} more recipients")
-    if any(d.status is DeliveryStatus.held for d in deliveries):
-        lines.append("WhatsApp is not linked: these wait and go out once it is. See /link.")
+    held = [d for d in deliveries if d.status is DeliveryStatus.held]
+    if held:
+        # Why they wait, as the sender recorded it (not linked, no network, ...).
+        why = held[-1].last_error or "WhatsApp is not working; these wait and go out once it is."
+        lines.append(f"{escape(why)} /status says more.")
     return cap("\n".join(lines))
 
 

@@ -245,3 +245,16 @@ async def test_a_settled_run_is_forgotten(harness: Harness) -> None:
     await move(harness, run, DeliveryStatus.read)
     await report(harness, schedule, run)
     assert await harness.store.get_value(key) is None
+
+
+async def test_a_held_run_says_why_it_waits_as_the_sender_recorded_it(harness: Harness) -> None:
+    schedule, run = await fired(harness)
+    reason = (
+        "This server cannot reach WhatsApp Web (no internet connection or no DNS). "
+        "It goes out once WhatsApp works again."
+    )
+    await move(harness, run, DeliveryStatus.held, last_error=reason, error_code="not_ready")
+    await report(harness, schedule, run)
+    card = await harness.telegram.reply(ADMIN, "held")
+    assert f"{reason} /status says more." in card.text
+    assert "/link" not in card.text and "not linked" not in card.text
