@@ -23,13 +23,12 @@ from prometheus_client.registry import Collector
 
 from core.counters import EVENTS
 from core.models import DeliveryStatus, ScheduleState
+from core.session import STATES
 from core.store import Store
 
 logger = logging.getLogger(__name__)
 
 # The states the sidecar reports in GET /health (DESIGN.md, sidecar contract).
-SESSION_STATES = ("STARTING", "SCAN_QR_CODE", "WORKING", "FAILED", "STOPPED")
-
 SessionStateReader = Callable[[], Awaitable[str | None]]
 # How many deliveries are `sent` without a device ack past ACK_ALERT_AFTER_S (None: off);
 # `core.ack_watch.AckWatch.count`.
@@ -150,7 +149,7 @@ class SnapshotCollector(Collector):
             "1 for the WhatsApp session's current state (sidecar GET /health).",
             labels=["state"],
         )
-        known = set(SESSION_STATES)
+        known = set(STATES)
         if snap.session_state is not None:
             known.add(snap.session_state)
         for name in sorted(known):
