@@ -25,10 +25,7 @@ from aiogram.client.session.middlewares.base import (
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
 from aiogram.exceptions import (
-    ClientDecodeError,
-    TelegramNetworkError,
     TelegramRetryAfter,
-    TelegramServerError,
     TelegramUnauthorizedError,
 )
 from aiogram.fsm.storage.memory import MemoryStorage, SimpleEventIsolation
@@ -39,6 +36,7 @@ from bot import ui
 from bot.access import Access, AccessMiddleware
 from bot.notifier import (
     CALLER_RETRIES,
+    MAYBE_UNREACHABLE,
     TELEGRAM_BACKOFF,
     UPDATES,
     TelegramNotifier,
@@ -66,8 +64,6 @@ FLOOD_ATTEMPTS = 3
 # A reply Telegram does not take (5xx, network) is sent again for up to this long in all.
 REPLY_RETRY_S = 30.0
 REPLY_BACKOFF = BackoffConfig(min_delay=0.5, max_delay=8.0, factor=2.0, jitter=0.1)
-# Errors that may mean Telegram did not answer; `telegram_unreachable` decides.
-MAYBE_UNREACHABLE = (TelegramNetworkError, TelegramServerError, ClientDecodeError)
 REFUSED_TOKEN = (
     "TELEGRAM_BOT_TOKEN was refused by Telegram (401 Unauthorized): copy it again "
     "from @BotFather into .env"

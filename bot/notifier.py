@@ -196,6 +196,10 @@ CALLER_RETRIES: ContextVar[bool] = ContextVar("telegram_caller_retries", default
 _BOT_TOKEN = re.compile(r"bot\d+:[\w-]+")
 
 
+# Errors that may mean Telegram did not answer; `telegram_unreachable` decides.
+MAYBE_UNREACHABLE = (TelegramNetworkError, TelegramServerError, ClientDecodeError)
+
+
 def telegram_unreachable(error: BaseException) -> bool:
     """Whether `error` says Telegram did not answer (network, 5xx, a gateway's error page), so
     the same request may work later."""
@@ -341,7 +345,7 @@ class Outbox:
                 self._next_at[chat_id] = loop.time() + error.retry_after
                 self._keep(item)
                 continue
-            except (TelegramNetworkError, TelegramServerError, ClientDecodeError) as error:
+            except MAYBE_UNREACHABLE as error:
                 if not telegram_unreachable(error):
                     count_telegram_error("internal")
                     logger.error(

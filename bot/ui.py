@@ -645,10 +645,7 @@ def session_lines(words: SessionWords) -> list[str]:
         return []
     why = words.reason
     if words.detail:
-        detail = words.detail
-        if len(detail) > SESSION_DETAIL_LIMIT:
-            detail = detail[: SESSION_DETAIL_LIMIT - 1] + "…"
-        why += f" ({detail})"
+        why += f" ({shorten(words.detail, SESSION_DETAIL_LIMIT)})"
     lines = [f"Why: {escape(why)}"]
     if words.fix:
         lines.append(f"Fix: {escape(words.fix)}")

@@ -58,9 +58,11 @@ NOT_LINKED = "WhatsApp is not linked or not connected; it goes out once it is."
 
 def hold_reason(state: str | None, failure: SessionFailure | None) -> str:
     """What a held delivery says while the session is `state` (the owner reads it in /logs)."""
-    if state is None:
+    words = explain(state, failure) if state is not None else None
+    # None: not heard yet; working: the last state said WORKING, but a send was just refused.
+    if words is None or words.working:
         return NOT_LINKED
-    return f"{explain(state, failure).reason} It goes out once WhatsApp works again."
+    return f"{words.reason} It goes out once WhatsApp works again."
 
 
 # Acks that arrive before the sender has stored the message id (the sidecar can be quicker

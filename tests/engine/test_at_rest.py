@@ -155,7 +155,7 @@ async def test_an_event_comes_first_and_a_held_delivery_goes_out_without_waiting
     assert sidecar.health_requests == probes
 
 
-async def test_a_burst_of_repeated_status_events_wakes_the_sender_once(
+async def test_a_burst_of_repeated_status_events_postpones_the_probe_adding_none(
     start_core: CoreFactory, clock: FakeClock, sidecar: FakeSidecar
 ) -> None:
     sidecar.state = "STARTING"
@@ -182,4 +182,19 @@ async def test_a_delivery_held_while_the_network_is_down_says_so_not_that_it_is_
     assert delivery.last_error == (
         "This server cannot reach WhatsApp Web (no internet connection or no DNS). "
         "It goes out once WhatsApp works again."
+    )
+
+
+async def test_held_after_a_refused_send_while_thought_working_says_not_linked_not_working(
+    start_core: CoreFactory, sidecar: FakeSidecar
+) -> None:
+    core = await start(start_core)
+    await eventually(lambda: sidecar.health_requests == 1, what="the first probe")
+    sidecar.fail_next("not_ready")  # the session dropped; no event about it has come yet
+    await run_now_and_see_it_held(core)
+    assert core.sender.paused
+    second = await run_now_and_see_it_held(core)  # held by the paused sender itself
+    (delivery,) = await deliveries(core, run_id=second)
+    assert (
+        delivery.last_error == "WhatsApp is not linked or not connected; it goes out once it is."
     )
