@@ -173,6 +173,20 @@ describe('POST /fake/state with a failure', () => {
     );
   });
 
+  test('a new QR ends a failure, as the real engine does, unless it says why one is needed', async () => {
+    const { app } = await startApp();
+    const move = async (body) => (await fake(app, '/fake/state', body)).json();
+    await move({ state: 'FAILED', failure: { code: 'chromium_failed' } });
+    assert.equal((await move({ state: 'SCAN_QR_CODE' })).failure, null);
+    await move({ state: 'FAILED', failure: { code: 'logged_out' } });
+    assert.equal((await move({ state: 'SCAN_QR_CODE' })).failure.code, 'logged_out');
+    const loggedOut = await app.inject(authed({ method: 'POST', url: '/session/logout' }));
+    assert.equal(loggedOut.statusCode, 204);
+    const unlinked = await health(app);
+    assert.equal(unlinked.state, 'SCAN_QR_CODE');
+    assert.equal(unlinked.failure, null);
+  });
+
   test('FAILED without a failure still says why, as the real engine always does', async () => {
     const { app } = await startApp();
     const failed = await fake(app, '/fake/state', { state: 'FAILED' });

@@ -31,6 +31,9 @@ export const FAILURE_CODES = Object.freeze([
  * requestPairingCode(phone), logout(), listContacts(), listGroups(). Failures are ServiceErrors
  * with contract codes.
  */
+// Failures that say why a QR code is shown again; any other failure ends when a QR appears.
+export const RELINK_FAILURES = new Set(['logged_out', 'auth_failure']);
+
 export class Engine extends EventEmitter {
   state = 'STOPPED';
   me = null;

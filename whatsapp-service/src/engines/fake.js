@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { ServiceError } from '../errors.js';
 import { SnapshotFile, readJson } from '../json-file.js';
-import { Engine, delay, parseRecipient } from './engine.js';
+import { Engine, RELINK_FAILURES, delay, parseRecipient } from './engine.js';
 
 // A linked account without a phone, for wasched's tests and demos. Its fixed address book:
 export const FAKE_ME = Object.freeze({ id: '15550000000@c.us', name: 'wasched fake' });
@@ -134,7 +134,10 @@ export class FakeEngine extends Engine {
     if (state === 'WORKING') {
       this.setSession('WORKING', { me: FAKE_ME });
     } else if (state === 'SCAN_QR_CODE') {
-      this.setSession('SCAN_QR_CODE', { qr: newFakeQr(), failure: given });
+      // As the real engine: a new QR ends any failure but one that says why it is needed.
+      const kept = RELINK_FAILURES.has(this.failure?.code) ? this.failure : null;
+      const shown = given === undefined ? kept : given;
+      this.setSession('SCAN_QR_CODE', { qr: newFakeQr(), failure: shown });
       this.#rotateQr(qrRotateMs);
     } else if (state === 'FAILED') {
       const held = given ?? this.failure ?? this.#failure({ code: 'whatsapp_web_unreachable' });
@@ -240,7 +243,7 @@ export class FakeEngine extends Engine {
   async logout() {
     // Like the real one: the session is gone and WhatsApp offers a new QR to link again.
     this.#clearSessionTimer();
-    this.setSession('STARTING');
+    this.setSession('STARTING', { failure: null });
     this.moveTo('SCAN_QR_CODE');
   }
 

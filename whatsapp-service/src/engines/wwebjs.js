@@ -3,7 +3,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import wwebjs from 'whatsapp-web.js';
 import { ServiceError } from '../errors.js';
-import { Engine, delay, parseRecipient } from './engine.js';
+import { Engine, RELINK_FAILURES, delay, parseRecipient } from './engine.js';
 
 // The only module that imports whatsapp-web.js.
 
@@ -55,8 +55,6 @@ const CHROMIUM_MISSING = /Browser was not found at the configured executablePath
 // left out: WhatsApp Web reloading itself says that once, and the next call then works.
 const PAGE_GONE =
   /Attempted to use detached Frame|Navigating frame was detached|Target closed|Session closed|Connection closed/;
-// Failures that say why a QR code is shown again; any other failure ends when a QR appears.
-const RELINK_FAILURES = new Set(['logged_out', 'auth_failure']);
 // Failures of a restart that keeps the session; they stay until WhatsApp Web is ready.
 const RESTART_FAILURES = new Set(['never_ready', 'page_broken']);
 
