@@ -15,7 +15,13 @@ hour late (02:30 becomes 03:30). The rules applied instead:
 - a local time that does not exist (spring-forward gap) fires once, at the first instant after
   the gap (02:30 becomes 03:00 in Europe/Berlin);
 - a local time that occurs twice (fall back) fires once, at its first occurrence;
-- every other local time fires at that local time, so a 09:00 rule stays 09:00 across changes.
+- every other local time fires at that local time, so a 09:00 rule stays 09:00 across changes;
+- except, as in Vixie and Debian cron, a cron expression whose minute or hour field starts with
+  `*` (`*/5 * * * *`, `0 * * * *`, `@hourly`) runs by the clock: at every instant whose local
+  time matches, so both passes of a repeated hour and nothing inside a gap.
+
+The two day fields of a cron expression are OR-ed only when neither starts with `*` (Vixie
+cron): `0 9 1,15 * 1` is the 1st, the 15th and Mondays, `0 9 */2 * 1` odd-numbered Mondays.
 
 `RuleTrigger` wraps a rule as an APScheduler trigger with the same rules. Parsed cron
 expressions (with their triggers, which work on wall-clock time and so serve every zone) and
@@ -332,6 +338,9 @@ class CronSchedule:
     days_restricted: bool
     weekdays_restricted: bool
     triggers: tuple[BaseTrigger, ...]
+    # Vixie cron's "wildcard" job: the minute or hour field starts with `*`. It runs by the
+    # clock on DST nights (both passes of a repeated hour, nothing in a gap).
+    by_clock: bool = False
 
     def next_wall(self, wall: datetime) -> datetime | None:
         """The first naive local wall time strictly after naive `wall` that matches."""
@@ -345,7 +354,7 @@ class CronSchedule:
         day_ok = wall.day in self.days
         weekday_ok = (wall.isoweekday() % 7) in self.weekdays
         if self.days_restricted and self.weekdays_restricted:
-            day_match = day_ok or weekday_ok  # standard cron: either field may match
+            day_match = day_ok or weekday_ok  # Vixie cron: either field may match
         else:
             day_match = day_ok and weekday_ok
         return (
@@ -375,8 +384,9 @@ def parse_cron(expression: str) -> CronSchedule:
     minutes, hours, days, months, weekdays = (
         _parse_cron_field(field, spec) for field, spec in zip(fields, _CRON_FIELDS, strict=True)
     )
-    days_restricted = fields[2] != "*"
-    weekdays_restricted = fields[4] != "*"
+    # Vixie cron: the day fields are OR-ed only when neither starts with `*` (`*/2` ANDs too).
+    days_restricted = not fields[2].startswith("*")
+    weekdays_restricted = not fields[4].startswith("*")
     if not (days_restricted and weekdays_restricted) and not any(
         day <= _MONTH_MAX_DAYS[month - 1] for day in days for month in months
     ):
@@ -412,6 +422,7 @@ def parse_cron(expression: str) -> CronSchedule:
         days_restricted=days_restricted,
         weekdays_restricted=weekdays_restricted,
         triggers=triggers,
+        by_clock=fields[0].startswith("*") or fields[1].startswith("*"),
     )
 
 
@@ -437,6 +448,8 @@ def next_fire_time(rule: Rule, *, after: datetime) -> datetime | None:
         raise ValueError("a cron rule needs `cron`")
     schedule = parse_cron(rule.cron)
     zone = _zone(rule.timezone)
+    if schedule.by_clock:
+        return _next_by_clock(schedule, zone, after_utc)
     wall = after_utc.astimezone(zone).replace(tzinfo=None)
     # Wall times only grow, and their instants never shrink; a candidate can still land at or
     # before `after` when `after` is in the second pass of a repeated hour: skip those.
@@ -448,6 +461,50 @@ def next_fire_time(rule: Rule, *, after: datetime) -> datetime | None:
         if instant > after_utc:
             return instant
         wall = candidate
+
+
+def _next_by_clock(schedule: CronSchedule, zone: ZoneInfo, after: datetime) -> datetime | None:
+    """The first instant after `after` whose local time matches: a repeated hour runs in both
+    passes, a skipped one not at all (Vixie cron's rule for wildcard jobs)."""
+    local = after.astimezone(zone)
+    wall = local.replace(tzinfo=None)
+    if local.fold == 0 and _is_ambiguous(local):
+        # In the first pass of a repeated window: what is left of it, then its second pass.
+        change, first_wall, end_wall = _repeat_window(local, zone)
+        found = schedule.next_wall(wall)
+        if found is not None and found < end_wall:
+            return _resolve_local(found, zone)
+        found = schedule.next_wall(first_wall - timedelta(microseconds=1))
+        if found is not None and found < end_wall:
+            return change + (found - first_wall)
+        wall = end_wall - timedelta(microseconds=1)
+    while True:
+        found = schedule.next_wall(wall)
+        if found is None:
+            return None
+        for fold in (0, 1):
+            instant = found.replace(tzinfo=zone, fold=fold).astimezone(UTC)
+            if instant.astimezone(zone).replace(tzinfo=None) == found and instant > after:
+                return instant
+        wall = found  # in a gap: that local time never happens
+
+
+def _repeat_window(local: datetime, zone: ZoneInfo) -> tuple[datetime, datetime, datetime]:
+    """For `local` in the first pass of a repeated window: the instant the clocks go back, and
+    the first and the end wall time of the window."""
+    low = int(local.timestamp())
+    high = int(local.replace(fold=1).timestamp())
+    before = local.utcoffset()
+    while high - low > 1:
+        middle = (low + high) // 2
+        if datetime.fromtimestamp(middle, zone).utcoffset() == before:
+            low = middle
+        else:
+            high = middle
+    change = datetime.fromtimestamp(high, UTC)
+    first_wall = change.astimezone(zone).replace(tzinfo=None)
+    back = (before or timedelta(0)) - (change.astimezone(zone).utcoffset() or timedelta(0))
+    return change, first_wall, first_wall + back
 
 
 def next_fire_times(rule: Rule, *, after: datetime, count: int) -> list[datetime]:
@@ -923,27 +980,24 @@ def _describe_cron(cron: CronSchedule) -> tuple[str, str]:
     fields = cron.expression.split(" ")
     one_clock = len(cron.minutes) == 1 and len(cron.hours) == 1
     at = f"at {min(cron.hours):02}:{min(cron.minutes):02}"
-    if (
-        one_clock
-        and len(cron.months) == 1
-        and len(cron.days) == 1
-        and cron.days_restricted
-        and not cron.weekdays_restricted
-    ):
+    # Which day field alone decides (`*/2` in the other would AND, which words do not say).
+    weekdays_decide = not cron.days_restricted and cron.days == frozenset(range(1, 32))
+    days_decide = not cron.weekdays_restricted and cron.weekdays == frozenset(range(7))
+    if one_clock and len(cron.months) == 1 and len(cron.days) == 1 and days_decide:
         day, month = min(cron.days), min(cron.months)
         note = "only in leap years" if (day, month) == (29, 2) else ""
         return f"every year on {day} {_MONTH_NAMES[month - 1]} {at}", note
     simple_clock = one_clock and fields[3] == "*"
     if not simple_clock:
         return f"cron {cron.expression}", ""
-    if not cron.days_restricted:
+    if weekdays_decide:
         if cron.weekdays == frozenset(range(7)):
             return f"every day {at}", ""
         if cron.weekdays == frozenset(range(1, 6)):
             return f"every weekday {at}", ""
         names = [_DAY_NAMES[(n - 1) % 7] for n in sorted(cron.weekdays, key=lambda n: (n - 1) % 7)]
         return f"every {_join_words(names)} {at}", ""
-    if not cron.weekdays_restricted and len(cron.days) == 1:
+    if days_decide and len(cron.days) == 1:
         day = min(cron.days)
         note = f"months without a {_ordinal(day)} are skipped" if day > 28 else ""
         return f"every month on the {_ordinal(day)} {at}", note
