@@ -113,7 +113,7 @@ _MONTH_WORDS: dict[str, int] = {
 def _fail(problem: str, *examples: str) -> InvalidWhen:
     """An InvalidWhen whose message ends with what to type instead."""
     shown = examples or EXAMPLES[:3]
-    tries = " or ".join(f"`{example}`" for example in shown)
+    tries = " or ".join(f"'{example}'" for example in shown)
     return InvalidWhen(f"{problem}; try {tries}.")
 
 
@@ -130,7 +130,7 @@ def validate_timezone(name: str) -> str:
     """The canonical IANA spelling of `name`, or InvalidTimezone with an example."""
     cleaned = name.strip()
     if not cleaned:
-        raise InvalidTimezone("Say a time zone, as an IANA name like `Europe/Berlin`.")
+        raise InvalidTimezone("Say a time zone, as an IANA name like 'Europe/Berlin'.")
     canonical = _zone_names().get(cleaned.lower())
     if canonical is None and cleaned.upper() in {"UTC", "Z", "GMT"}:
         canonical = "UTC"
@@ -141,10 +141,10 @@ def validate_timezone(name: str) -> str:
         if not near:
             near = difflib.get_close_matches(cleaned, sorted(_zone_names().values()), n=1)
         if near:
-            hint = f" (did you mean `{near[0]}`?)"
+            hint = f" (did you mean '{near[0]}'?)"
         raise InvalidTimezone(
-            f"`{cleaned}` is not a time zone I know{hint}; use an IANA name like "
-            "`Europe/Berlin` or `America/New_York`."
+            f"'{cleaned}' is not a time zone I know{hint}; use an IANA name like "
+            "'Europe/Berlin' or 'America/New_York'."
         )
     return canonical
 
@@ -238,6 +238,7 @@ _CRON_EXAMPLE = "cron 0 9 * * 1-5"
 # Bounds that keep every rule's arithmetic far from datetime's limits.
 _LONGEST_INTERVAL_S = 366 * 86400
 _LAST_YEAR = 2199
+_FIRST_YEAR = 1970
 _CRON_PART = re.compile(r"(?P<base>\*|[a-z0-9]+(?:-[a-z0-9]+)?)(?:/(?P<step>[^/]*))?")
 # APScheduler's day-of-week names, by standard cron number (Sunday 0).
 _APS_DOW = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
@@ -246,13 +247,15 @@ _MONTH_MAX_DAYS = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 
 
 def _cron_value(token: str, spec: _FieldSpec) -> int:
-    if token.isdigit():
+    if token.isdecimal() and len(token) > 4:
+        raise _fail(f"cron {spec.name} field: {token[:8]} is out of range", _CRON_EXAMPLE)
+    if token.isdecimal():  # not isdigit: int() refuses superscript and circled digits
         value = int(token)
     elif token in spec.names:
         value = spec.names[token]
     else:
         known = ", ".join(spec.names) if spec.names else "numbers only"
-        raise _fail(f"cron {spec.name} field: `{token}` is not a value ({known})", _CRON_EXAMPLE)
+        raise _fail(f"cron {spec.name} field: '{token}' is not a value ({known})", _CRON_EXAMPLE)
     if not spec.low <= value <= spec.high:
         note = " (Sunday is 0 or 7)" if spec.name == "day-of-week" else ""
         raise _fail(
@@ -267,7 +270,7 @@ def _parse_cron_field(text: str, spec: _FieldSpec) -> frozenset[int]:
     for part in text.split(","):
         match = _CRON_PART.fullmatch(part)
         if not match:
-            raise _fail(f"cron {spec.name} field: `{part or text}` is not valid", _CRON_EXAMPLE)
+            raise _fail(f"cron {spec.name} field: '{part or text}' is not valid", _CRON_EXAMPLE)
         base, step_text = match["base"], match["step"]
         if base == "*":
             first, last = spec.low, spec.high
@@ -276,21 +279,25 @@ def _parse_cron_field(text: str, spec: _FieldSpec) -> frozenset[int]:
             first, last = _cron_value(start, spec), _cron_value(end, spec)
             if first > last:
                 raise _fail(
-                    f"cron {spec.name} field: range `{base}` runs backwards", _CRON_EXAMPLE
+                    f"cron {spec.name} field: range '{base}' runs backwards", _CRON_EXAMPLE
                 )
         else:
             first = last = _cron_value(base, spec)
             if step_text is not None:
                 raise _fail(
                     f"cron {spec.name} field: a step needs a range, write "
-                    f"`{base}-{spec.high}/{step_text}` or `*/{step_text}`",
+                    f"'{base}-{spec.high}/{step_text}' or '*/{step_text}'",
                     _CRON_EXAMPLE,
                 )
         step = 1
         if step_text is not None:
-            if not step_text.isdigit() or not 1 <= int(step_text) <= spec.high - spec.low + 1:
+            if (
+                not step_text.isdecimal()
+                or len(step_text) > 4
+                or not 1 <= int(step_text) <= spec.high - spec.low + 1
+            ):
                 raise _fail(
-                    f"cron {spec.name} field: step `{step_text}` must be a number from 1 to "
+                    f"cron {spec.name} field: step '{step_text}' must be a number from 1 to "
                     f"{spec.high - spec.low + 1}",
                     _CRON_EXAMPLE,
                 )
@@ -378,7 +385,7 @@ def parse_cron(expression: str) -> CronSchedule:
     if len(fields) != 5:
         raise _fail(
             f"a cron rule has 5 fields (minute hour day-of-month month day-of-week), "
-            f"`{text}` has {len(fields) if text else 0}",
+            f"'{text}' has {len(fields) if text else 0}",
             _CRON_EXAMPLE,
         )
     minutes, hours, days, months, weekdays = (
@@ -391,7 +398,7 @@ def parse_cron(expression: str) -> CronSchedule:
         day <= _MONTH_MAX_DAYS[month - 1] for day in days for month in months
     ):
         raise _fail(
-            f"cron `{text}` never fires: day-of-month {fields[2]} does not occur in month "
+            f"cron '{text}' never fires: day-of-month {fields[2]} does not occur in month "
             f"{fields[3]}",
             _CRON_EXAMPLE,
         )
@@ -555,7 +562,13 @@ _DATE = (
     rf"|\d{{1,2}}\.\d{{1,2}}\.\d{{4}}"
     rf"|(?:(?:{_WD_ONE})[, ])?(?:\d{{1,2}} (?:{_MONTHS}) |(?:{_MONTHS}) \d{{1,2}}[, ])\d{{4}}"
 )
-_ONCE_DATE_TIME = re.compile(rf"(?:once )?(?:on )?(?P<date>{_DATE})[, ](?:at )?(?P<time>{_TIME})")
+# A wall time that occurs twice is described with its zone's name for it (`02:30 CEST`,
+# `01:30 +11`); that name after the time picks the occurrence.
+_CLOCK_NAME = r"[a-z]{3,5}|[+-]\d{2}(?:\d{2})?"
+_ONCE_DATE_TIME = re.compile(
+    rf"(?:once )?(?:on )?(?P<date>{_DATE})[, ](?:at )?(?P<time>{_TIME})"
+    rf"(?: (?P<name>{_CLOCK_NAME}))?"
+)
 _ONCE_TIME_DATE = re.compile(rf"(?:once )?(?:at )?(?P<time>{_TIME})[, ](?:on )?(?P<date>{_DATE})")
 _ONCE_TIME = re.compile(rf"(?:once )?(?:at )?(?P<time>{_TIME})")
 _ONCE_DATE = re.compile(rf"(?:once )?(?:on )?(?P<date>{_DATE})")
@@ -581,6 +594,10 @@ _EVERY_YEAR = re.compile(
 )
 _EVERY_N = re.compile(r"every (?P<count>\d+|an?|one)? ?(?P<unit>[a-z]+)")
 _IN = re.compile(r"in (?P<rest>.+)")
+_PAST = re.compile(r"\byesterday\b|\bago$")
+_TIME_IN = re.compile(r"\b\d{1,2}(?::\d{2})?(?:am|pm)\b|\b\d{1,2}:\d{2}\b")
+# Far longer than any rule (a cron list of every minute is ~180 characters).
+_LONGEST_INPUT = 400
 _DURATION_PART = re.compile(r"(?P<count>\d+|an?|one) ?(?P<unit>[a-z]+)")
 
 _UNITS = {
@@ -625,6 +642,14 @@ def _normalize(text: str) -> str:
     return s
 
 
+def _count(text: str) -> int:
+    """The number a duration or repeat counts (`an`, `one` are 1), capped far above any that
+    is accepted: int() refuses strings over 4,300 digits."""
+    if not text.isdecimal():
+        return 1
+    return int(text) if len(text) <= 12 else 10**12
+
+
 def _time_of(text: str) -> time:
     if text == "noon":
         return time(12, 0)
@@ -633,21 +658,21 @@ def _time_of(text: str) -> time:
         return time(0, 0)
     match = re.fullmatch(r"(\d{1,2})(?::(\d{1,2}))?(am|pm)?", text)
     if match is None:  # pragma: no cover - the callers' patterns only pass times
-        raise _fail(f"`{text}` is not a time", "21:00", "9pm")
+        raise _fail(f"'{text}' is not a time", "21:00", "9pm")
     hour, minute_text, half = int(match[1]), match[2], match[3]
     if minute_text is not None and len(minute_text) != 2:
-        raise _fail(f"`{text}` is not a time: write minutes with two digits", "9:05")
+        raise _fail(f"'{text}' is not a time: write minutes with two digits", "9:05")
     minute = int(minute_text or 0)
     if half is None and minute_text is None:
         raise _fail(
-            f"`{text}` alone is not a clear time: say the minutes or am/pm",
+            f"'{text}' alone is not a clear time: say the minutes or am/pm",
             f"{hour}:00",
             f"{hour}am" if 1 <= hour <= 12 else "21:00",
         )
     if half is not None:
         if not 1 <= hour <= 12:
             raise _fail(
-                f"`{text}` is not a time: with am/pm the hour runs from 1 to 12",
+                f"'{text}' is not a time: with am/pm the hour runs from 1 to 12",
                 f"{hour}:{minute:02}" if hour <= 23 else "21:00",
                 "9pm",
             )
@@ -671,6 +696,8 @@ def _calendar_date(year: int, month: int, day: int, typed: str, today: date) -> 
         raise _fail(f"{typed} is not a date: there is no month {month}", example)
     if year > _LAST_YEAR:
         raise _fail(f"{typed} is too far ahead", example)
+    if year < _FIRST_YEAR:  # year 1 east of UTC is before datetime's first instant
+        raise _fail(f"{typed} has passed", example)
     try:
         return date(year, month, day)
     except ValueError:
@@ -704,7 +731,7 @@ def _date_of(text: str, today: date) -> date:
         text,
     )
     if match is None:  # pragma: no cover - the callers' patterns only pass dates
-        raise _fail(f"`{text}` is not a date", _dated_examples(today)[0])
+        raise _fail(f"'{text}' is not a date", _dated_examples(today)[0])
     month_word, day_text = match["m"] or match["m2"], match["d"] or match["d2"]
     found = _calendar_date(int(match["y"]), _MONTH_WORDS[month_word], int(day_text), text, today)
     if match["wd"] is not None and _WEEKDAY_SINGULAR[match["wd"]] != found.weekday():
@@ -738,7 +765,9 @@ def _parse_once(text: str, tz: str, zone: ZoneInfo, now: datetime) -> Rule | Non
         if match := pattern.fullmatch(text):
             clock = _time_of(match["time"])
             day = _date_of(match["date"], today)
-            at = _resolve_local(datetime.combine(day, clock), zone)
+            wall = datetime.combine(day, clock)
+            name = match.groupdict().get("name")
+            at = _named_local(wall, zone, tz, name) if name else _resolve_local(wall, zone)
             return _once(at, tz, now, typed=_hhmm(clock), when_today=match["date"] == "today")
     if match := _ONCE_TIME.fullmatch(text):
         # A bare time is its next occurrence: today if still ahead, else tomorrow.
@@ -750,8 +779,24 @@ def _parse_once(text: str, tz: str, zone: ZoneInfo, now: datetime) -> Rule | Non
     if match := _ONCE_DATE.fullmatch(text):
         day_text = match["date"]
         _date_of(day_text, today)  # an impossible date says so first
-        raise _fail(f"`{day_text}` needs a time", f"{day_text} 9:00", f"{day_text} 6pm")
+        raise _fail(f"'{day_text}' needs a time", f"{day_text} 9:00", f"{day_text} 6pm")
     return None
+
+
+def _named_local(wall: datetime, zone: ZoneInfo, tz: str, name: str) -> datetime:
+    """The instant of naive `wall` that the zone calls `name` (`cest`, `+11`) then."""
+    names: list[str] = []
+    for fold in (0, 1):
+        local = wall.replace(tzinfo=zone, fold=fold).astimezone(UTC).astimezone(zone)
+        if local.replace(tzinfo=None) == wall and local.tzname():
+            if (local.tzname() or "").lower() == name:
+                return local.astimezone(UTC)
+            if local.tzname() not in names:
+                names.append(local.tzname() or "")
+    shown = f"{wall:%d.%m.%Y %H:%M}"
+    if not names:
+        raise _fail(f"{shown} does not exist in {tz} (the clocks skip it)", f"{shown}")
+    raise _fail(f"{shown} {name.upper()} is not a time in {tz}", *(f"{shown} {n}" for n in names))
 
 
 def _parse_in(rest: str, tz: str, zone: ZoneInfo, now: datetime, typed: str) -> Rule:
@@ -759,15 +804,15 @@ def _parse_in(rest: str, tz: str, zone: ZoneInfo, now: datetime, typed: str) -> 
     parts = list(_DURATION_PART.finditer(cleaned))
     covered = "".join(p[0] for p in parts).replace(" ", "")
     if not parts or covered != cleaned.replace(" ", ""):
-        raise _fail(f"`{typed}`: say how long from now", "in 10 minutes", "in 2h")
+        raise _fail(f"'{typed}': say how long from now", "in 10 minutes", "in 2h")
     days = 0
     seconds = 0
     for part in parts:
         count_text, unit = part["count"], part["unit"]
-        count = int(count_text) if count_text.isdigit() else 1
+        count = _count(count_text)
         if unit in {"mo", "month", "months", "y", "yr", "year", "years"}:
             raise _fail(
-                f"`{typed}`: months and years have no fixed length, give a date",
+                f"'{typed}': months and years have no fixed length, give a date",
                 _dated_examples(now.astimezone(zone).date())[0],
                 "in 30 days",
             )
@@ -787,9 +832,9 @@ def _parse_in(rest: str, tz: str, zone: ZoneInfo, now: datetime, typed: str) -> 
         if at.year > _LAST_YEAR:
             raise OverflowError
     except OverflowError:
-        raise _fail(f"`{typed}` is too far ahead", "in 10 minutes") from None
+        raise _fail(f"'{typed}' is too far ahead", "in 10 minutes") from None
     if at <= now:
-        raise _fail(f"`{typed}` is not in the future", "in 10 minutes")
+        raise _fail(f"'{typed}' is not in the future", "in 10 minutes")
     return Rule(kind=RuleKind.once, timezone=tz, at=at)
 
 
@@ -846,14 +891,14 @@ def _parse_recurring(text: str, tz: str, now: datetime) -> Rule | None:
         return Rule(kind=RuleKind.interval, timezone=tz, every_seconds=3600, start=now)
     if match := _EVERY_N.fullmatch(text):
         count_text, unit = match["count"] or "1", match["unit"]
-        count = int(count_text) if count_text.isdigit() else 1
+        count = _count(count_text)
         if unit in _UNITS and _UNITS[unit] in {60, 3600}:
             if count < 1:
-                raise _fail(f"`{text}` is not a repeat", "every 2 hours", "every 30 minutes")
+                raise _fail(f"'{text}' is not a repeat", "every 2 hours", "every 30 minutes")
             every = count * _UNITS[unit]
             if every > _LONGEST_INTERVAL_S:
                 raise _fail(
-                    f"`{text}` is too long a repeat",
+                    f"'{text}' is too long a repeat",
                     "every 24 hours",
                     "every month on the 1st at 10:00",
                 )
@@ -862,7 +907,7 @@ def _parse_recurring(text: str, tz: str, now: datetime) -> Rule | None:
             raise _fail("the shortest repeat is every minute", "every 1 minute", "every 5 min")
         if unit in {"day", "days", "week", "weeks", "d", "w", "month", "months"}:
             raise _fail(
-                f"`{text}` needs a time of day (and days of the week or month)",
+                f"'{text}' needs a time of day (and days of the week or month)",
                 "every day at 9:00",
                 "every monday at 9:00",
             )
@@ -873,10 +918,10 @@ def _parse_recurring(text: str, tz: str, now: datetime) -> Rule | None:
 
 def _unknown_word(word: str, examples: tuple[str, ...] = ()) -> InvalidWhen:
     near = difflib.get_close_matches(word, sorted(_VOCABULARY), n=1, cutoff=0.7)
-    guess = f" (did you mean `{near[0]}`?)" if near else ""
+    guess = f" (did you mean '{near[0]}'?)" if near else ""
     if not examples and near:
         examples = tuple(e for e in EXAMPLES if near[0] in e.split())[:2]
-    return _fail(f"I don't know the word `{word}`{guess}", *examples)
+    return _fail(f"I don't know the word '{word}'{guess}", *examples)
 
 
 def parse_when(text: str, *, tz: str, now: datetime) -> Rule:
@@ -884,13 +929,17 @@ def parse_when(text: str, *, tz: str, now: datetime) -> Rule:
     zone_name = validate_timezone(tz)
     zone = _zone(zone_name)
     now_utc = _require_aware(now, "now")
+    if len(text) > _LONGEST_INPUT:
+        raise _fail(f"that is too long for a time ({len(text)} characters)", *EXAMPLES[:3])
     s = _normalize(text)
     if not s:
         raise _fail("say when", *EXAMPLES[:3])
+    if match := _PAST.search(s):
+        raise _past(s, match[0])
     if s.startswith("cron ") or s.startswith("@"):
         return _cron_rule(s.removeprefix("cron "), zone_name)
     if s == "cron":
-        raise _fail("`cron` needs 5 fields", _CRON_EXAMPLE)
+        raise _fail("'cron' needs 5 fields", _CRON_EXAMPLE)
     if match := _IN.fullmatch(s):
         return _parse_in(match["rest"], zone_name, zone, now_utc, s)
     rule = _parse_recurring(s, zone_name, now_utc) or _parse_once(s, zone_name, zone, now_utc)
@@ -899,33 +948,40 @@ def parse_when(text: str, *, tz: str, now: datetime) -> Rule:
     raise _explain(s, now_utc.astimezone(zone).date())
 
 
+def _past(s: str, word: str) -> InvalidWhen:
+    """The refusal of `yesterday 10:00` or `10 minutes ago` (not a misspelt word)."""
+    clock = _TIME_IN.search(s)
+    at = clock[0] if clock else "9:00"
+    return _fail(f"'{s}' is in the past", f"tomorrow {at}", f"today {at}")
+
+
 def _explain(s: str, today: date) -> InvalidWhen:
     """The most useful error for input no form matched."""
     if re.search(r"\d{1,4}/\d{1,2}", s):
         return _fail(
-            f"`{s}`: a date with slashes can be read two ways, use dots or dashes",
+            f"'{s}': a date with slashes can be read two ways, use dots or dashes",
             *_dated_examples(today),
         )
     if re.fullmatch(r"[\d*/,\-a-z]+( [\d*/,\-a-z]+){4}", s) and "*" in s:
-        return _fail("a cron rule starts with the word `cron`", f"cron {s}")
+        return _fail("a cron rule starts with the word 'cron'", f"cron {s}")
     first = s.split(" ")[0]
     if first in _WEEKDAY_WORDS and first not in _WEEKDAY_SINGULAR:
         day = first.removesuffix("s")
         return _fail(
-            f"`{first}` could mean one or every {day}", f"every {day} at 9:00", f"{day} 9:00"
+            f"'{first}' could mean one or every {day}", f"every {day} at 9:00", f"{day} 9:00"
         )
     for word in re.findall(r"[a-z]+", s):
         if word not in _VOCABULARY:
             return _unknown_word(word)
     if re.search(r"\d\.\d{2}\b", s) and not re.search(r"\d\.\d{1,2}\.\d{4}", s):
-        return _fail(f"`{s}`: write times with a colon", re.sub(r"(\d)\.(\d\d)\b", r"\1:\2", s))
+        return _fail(f"'{s}': write times with a colon", re.sub(r"(\d)\.(\d\d)\b", r"\1:\2", s))
     if s.split(" ")[0] in {"every", "daily", "weekdays", "monthly"}:
         return _fail(
-            f"I can't read `{s}` as a repeat (say which days and at what time)",
+            f"I can't read '{s}' as a repeat (say which days and at what time)",
             "every day at 9:00",
             "every weekday at 8:30",
         )
-    return _fail(f"I can't read `{s}` as a time", *EXAMPLES[:3])
+    return _fail(f"I can't read '{s}' as a time", *EXAMPLES[:3])
 
 
 # --- describing ------------------------------------------------------------------------------
@@ -956,6 +1012,8 @@ def describe(rule: Rule) -> str:
         if _is_ambiguous(local):
             which = "second" if local.fold else "first"
             return f"{text} ({tz}; {local:%H:%M} happens twice that night, this is the {which})"
+        if skipped := _skipped_before(local):
+            return f"{text} ({tz}; {skipped} do not exist that night, it goes at {local:%H:%M})"
         return f"{text} ({tz})"
     if rule.kind is RuleKind.interval:
         if rule.every_seconds is None or rule.start is None:
@@ -973,6 +1031,16 @@ def describe(rule: Rule) -> str:
         raise ValueError("a cron rule needs `cron`")
     words, note = _describe_cron(parse_cron(rule.cron))
     return f"{words} ({tz}; {note})" if note else f"{words} ({tz})"
+
+
+def _skipped_before(local: datetime) -> str:
+    """`02:00-02:59` when the clocks jumped forward to aware `local` from 02:00, else ""."""
+    before = (local.astimezone(UTC) - timedelta(seconds=1)).astimezone(local.tzinfo)
+    jump = local.replace(tzinfo=None) - before.replace(tzinfo=None) - timedelta(seconds=1)
+    if jump <= timedelta(0):
+        return ""
+    first = before.replace(tzinfo=None) + timedelta(seconds=1)
+    return f"{first:%H:%M}-{local.replace(tzinfo=None) - timedelta(minutes=1):%H:%M}"
 
 
 def _describe_cron(cron: CronSchedule) -> tuple[str, str]:

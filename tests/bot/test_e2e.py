@@ -238,9 +238,9 @@ async def test_e2e_one_shot_fires_and_its_report_is_edited_with_acks(world: Worl
 @needs_node
 async def test_e2e_bad_input_is_explained_and_nothing_is_saved(world: World) -> None:
     # Each answer names what it could not read and shows what works.
-    bad_time = await world.say(f"/schedule {NUMBER} | yesterday at noonish | hi")
-    assert bad_time.text.startswith("I don't know the word `yesterday`")
-    assert "; try `tomorrow 9:00`" in bad_time.text
+    bad_time = await world.say(f"/schedule {NUMBER} | tomorrow at noonish | hi")
+    assert bad_time.text.startswith("I don't know the word 'noonish'")
+    assert "; try 'tomorrow 9:00'" in bad_time.text
     bad_number = await world.say("/schedule 12 | tomorrow 9:00 | hi")
     assert bad_number.text.startswith("'12' has no country code")
     assert "for example +49 151 23456789" in bad_number.text

@@ -113,7 +113,10 @@ NOW = datetime(2026, 9, 1, 12, 0, tzinfo=UTC)
 def test_a_one_time_rule_in_a_gap_resolves_to_the_end_of_the_gap_and_says_so() -> None:
     rule = parse_when("2027-03-28 02:30", tz="Europe/Berlin", now=NOW)
     assert rule.at == datetime(2027, 3, 28, 1, 0, tzinfo=UTC)
-    assert describe(rule) == "once on Sun 28 Mar 2027 at 03:00 (Europe/Berlin)"
+    assert describe(rule) == (
+        "once on Sun 28 Mar 2027 at 03:00 (Europe/Berlin; 02:00-02:59 do not exist that night, "
+        "it goes at 03:00)"
+    )
 
 
 def test_a_one_time_rule_in_a_repeated_hour_takes_the_first_and_says_which() -> None:
@@ -126,6 +129,9 @@ def test_a_one_time_rule_in_a_repeated_hour_takes_the_first_and_says_which() -> 
     second = Rule(kind=RuleKind.once, timezone="Europe/Berlin", at=rule.at + timedelta(hours=1))
     assert describe(second).endswith("this is the second)")
     assert "02:30 CET " in describe(second)
+    # The name of the clock after the time reads each back.
+    assert parse_when("once on Sun 25 Oct 2026 at 02:30 CEST", tz="Europe/Berlin", now=NOW) == rule
+    assert parse_when("25.10.2026 02:30 CET", tz="Europe/Berlin", now=NOW) == second
 
 
 @pytest.mark.parametrize(("tz", "spring", "fall", "repeated"), CHANGES)

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from croniter import croniter
-from hypothesis import assume, given, settings
+from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
 from core.errors import InvalidWhen
@@ -25,6 +25,9 @@ from core.when import (
 )
 
 NOW = datetime(2026, 11, 28, 10, 10, tzinfo=UTC)
+# The same examples on every run (a seed from each test's name, no example database), so CI
+# never depends on luck; failures found are kept below as explicit examples.
+FIXED = settings(deadline=None, derandomize=True, database=None)
 DAY_NAMES = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"]
 MONTH_NAMES = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"]
 # Zones with DST (both hemispheres, a 30-minute change, "negative" DST, a change at midnight)
@@ -112,7 +115,7 @@ def is_first_instant_after_a_gap(instant: datetime, zone: ZoneInfo) -> bool:
     ) > timedelta(seconds=1)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(FIXED, max_examples=300)
 @given(cron_expressions(), st.sampled_from(ZONES), instants)
 def test_fire_times_increase_and_each_matches_the_cron_in_local_time(
     expression: str, tz: str, after: datetime
@@ -179,7 +182,7 @@ def brute_force_fires(
     return fires
 
 
-@settings(max_examples=100, deadline=None)
+@settings(FIXED, max_examples=100)
 @given(cron_expressions(), st.sampled_from(DST_ZONES), st.data())
 def test_fire_times_around_clock_changes_match_a_minute_by_minute_brute_force(
     expression: str, tz: str, data: st.DataObject
@@ -209,7 +212,7 @@ def near_a_clock_change(instant: datetime, zone: ZoneInfo) -> bool:
     ).utcoffset()
 
 
-@settings(max_examples=300, deadline=None)
+@settings(FIXED, max_examples=300)
 @given(cron_expressions(), st.sampled_from(ALL_ZONES), instants)
 def test_cron_fire_times_agree_with_croniter_away_from_clock_changes(
     expression: str, tz: str, after: datetime
@@ -237,7 +240,7 @@ def test_cron_fire_times_agree_with_croniter_away_from_clock_changes(
     assert keep == [t for t in theirs if t <= ours[-1] and not near_a_clock_change(t, zone)]
 
 
-@settings(max_examples=200, deadline=None)
+@settings(FIXED, max_examples=200)
 @given(cron_expressions(), st.sampled_from(ZONES))
 def test_describe_reads_back_as_the_same_rule(expression: str, tz: str) -> None:
     rule = cron_rule(parse_cron(expression).expression, tz)
@@ -256,7 +259,7 @@ def test_describe_reads_back_as_the_same_rule(expression: str, tz: str) -> None:
     assert (a.days_restricted, a.weekdays_restricted) == (b.days_restricted, b.weekdays_restricted)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(FIXED, max_examples=200)
 @given(
     st.integers(0, 59),
     st.integers(0, 23),
@@ -276,22 +279,27 @@ def test_natural_recurring_rules_describe_themselves_in_words(
     assert f"at {hour:02}:{minute:02} ({tz}" in words
 
 
-@settings(max_examples=200, deadline=None)
+@settings(FIXED, max_examples=200)
 @given(
     st.datetimes(min_value=datetime(2026, 11, 29), max_value=datetime(2035, 12, 31)),
     st.sampled_from(ZONES),
 )
+@example(datetime(2027, 4, 4, 1, 45, fold=1), "Australia/Lord_Howe")  # `01:45 +1030`
+@example(datetime(2027, 4, 4, 1, 45), "Australia/Lord_Howe")  # `01:45 +11`
+@example(datetime(2027, 4, 4, 2, 50, fold=1), "Pacific/Chatham")  # `02:50 +1245`
+@example(datetime(2027, 4, 3, 23, 30, fold=1), "America/Santiago")  # `23:30 -04`
+@example(datetime(2027, 3, 28, 2, 30), "Europe/Berlin")  # in the gap: `03:00` and a note
+@example(datetime(2027, 10, 31, 1, 30, fold=1), "Europe/Dublin")  # `01:30 GMT`
 def test_a_one_time_rule_reads_back_from_its_description(wall: datetime, tz: str) -> None:
+    """Every instant, a repeated wall time's two included (its clock name picks which)."""
     zone = ZoneInfo(tz)
     at = wall.replace(second=0, microsecond=0, tzinfo=zone).astimezone(UTC)
-    local = at.astimezone(zone)
-    assume(local.replace(fold=1).utcoffset() == local.utcoffset())  # not a repeated time
     rule = Rule(kind=RuleKind.once, timezone=tz, at=at)
     assert parse_when(describe(rule).split(" (")[0], tz=tz, now=NOW) == rule
     assert parse_when(format_local(at, tz), tz=tz, now=NOW) == rule
 
 
-@settings(max_examples=200, deadline=None)
+@settings(FIXED, max_examples=200)
 @given(
     st.integers(1, 48 * 60).map(lambda minutes: minutes * 60),
     instants,
@@ -310,7 +318,7 @@ def test_interval_fires_at_start_plus_whole_steps(
     assert steps == 1 or fire - timedelta(seconds=every) <= after
 
 
-@settings(max_examples=200, deadline=None)
+@settings(FIXED, max_examples=200)
 @given(
     st.datetimes(
         min_value=datetime(2020, 1, 1), max_value=datetime(2060, 1, 1), timezones=st.just(UTC)
@@ -318,13 +326,13 @@ def test_interval_fires_at_start_plus_whole_steps(
     st.sampled_from(ALL_ZONES),
 )
 def test_every_example_works_at_any_moment_in_any_zone(now: datetime, tz: str) -> None:
-    for example in EXAMPLES:
-        rule = parse_when(example, tz=tz, now=now)
+    for text in EXAMPLES:
+        rule = parse_when(text, tz=tz, now=now)
         fire = next_fire_time(rule, after=now)
         assert fire is not None and fire > now
 
 
-@settings(max_examples=100, deadline=None)
+@settings(FIXED, max_examples=100)
 @given(instants, st.sampled_from(ZONES), st.integers(0, 23), st.integers(0, 59))
 def test_a_one_time_rule_is_always_in_the_future(
     now: datetime, tz: str, hour: int, minute: int
@@ -349,13 +357,13 @@ words = st.sampled_from(
 )  # fmt: skip
 
 
-@settings(max_examples=500, deadline=None)
+@settings(FIXED, max_examples=500)
 @given(st.lists(words, max_size=6).map(" ".join) | st.text(max_size=30), st.sampled_from(ZONES))
 def test_any_input_gives_a_rule_or_a_clear_refusal(text: str, tz: str) -> None:
     try:
         rule = parse_when(text, tz=tz, now=NOW)
     except InvalidWhen as refusal:
-        assert "try `" in str(refusal)
+        assert "try '" in str(refusal)
         return
     assert next_fire_times(rule, after=NOW, count=2)
     assert describe(rule)
