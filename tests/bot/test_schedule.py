@@ -213,3 +213,29 @@ async def test_wizard_refuses_name_for_a_bare_number_at_the_message_step(
     await harness.ask("Happy birthday!", "When?")  # still on the message step
     preview = await harness.ask("tomorrow 9:00", "Preview")
     assert "Happy birthday!" in preview.text
+
+
+async def test_a_time_the_clocks_skip_is_saved_with_a_note_on_when_it_goes(
+    harness: Harness,
+) -> None:
+    """02:30 on 28 Mar 2027 does not exist in Europe/Berlin: accepted, and the preview, the
+    saved card and /list say it goes at 03:00."""
+    note = "02:00-02:59 do not exist that night, it goes at 03:00"
+    await harness.ask("/schedule", "Who gets it")
+    await harness.ask("+4915123456789", "What should it say")
+    await harness.ask("Hello", "When?")
+    preview = await harness.ask("28.03.2027 02:30", "Preview")
+    assert note in preview.text
+    await harness.press(preview, "Save")
+    saved = await harness.telegram.wait_for(
+        lambda: preview if preview.text.startswith("Saved.") else None
+    )
+    assert note in saved.text
+    [schedule] = await harness.service.list_schedules(ADMIN)
+    assert f"{schedule.next_run_at:%Y-%m-%d %H:%M}" == "2027-03-28 01:00"  # 03:00 CEST
+    assert note in (await harness.ask("/list", f"#{schedule.id}")).text
+
+
+async def test_a_time_that_happens_twice_says_which_one_it_is(harness: Harness) -> None:
+    reply = await harness.ask("/schedule +4915123456789 | 31.10.2027 02:30 CET | hi", "Saved")
+    assert "02:30 happens twice that night, this is the second" in reply.text
