@@ -300,6 +300,19 @@ def test_a_one_time_rule_reads_back_from_its_description(wall: datetime, tz: str
     assert parse_when(format_local(at, tz), tz=tz, now=NOW) == rule
 
 
+@settings(FIXED, max_examples=300)
+@given(st.sampled_from(DST_ZONES), st.integers(-180, 180), st.data())
+def test_a_one_time_rule_near_a_clock_change_reads_back_from_its_description(
+    tz: str, minutes: int, data: st.DataObject
+) -> None:
+    """Both passes of a repeated hour and the first instant after a gap, in every DST zone."""
+    changes = [c for c in clock_changes(tz) if c > NOW + timedelta(hours=4)]
+    at = data.draw(st.sampled_from(changes)) + timedelta(minutes=minutes)
+    rule = Rule(kind=RuleKind.once, timezone=tz, at=at)
+    assert parse_when(describe(rule).split(" (")[0], tz=tz, now=NOW) == rule
+    assert parse_when(format_local(at, tz), tz=tz, now=NOW) == rule
+
+
 @settings(FIXED, max_examples=200)
 @given(
     st.integers(1, 48 * 60).map(lambda minutes: minutes * 60),
