@@ -767,6 +767,8 @@ def _parse_once(text: str, tz: str, zone: ZoneInfo, now: datetime) -> Rule | Non
             day = _date_of(match["date"], today)
             wall = datetime.combine(day, clock)
             name = match.groupdict().get("name")
+            if name in _VOCABULARY:  # `tomorrow 9:00 and`: a word, not a clock's name
+                raise _explain(text, today)
             at = _named_local(wall, zone, tz, name) if name else _resolve_local(wall, zone)
             return _once(at, tz, now, typed=_hhmm(clock), when_today=match["date"] == "today")
     if match := _ONCE_TIME.fullmatch(text):
@@ -793,6 +795,9 @@ def _named_local(wall: datetime, zone: ZoneInfo, tz: str, name: str) -> datetime
                 return local.astimezone(UTC)
             if local.tzname() not in names:
                 names.append(local.tzname() or "")
+    seasons = (datetime(wall.year, 1, 1, tzinfo=zone), datetime(wall.year, 7, 1, tzinfo=zone))
+    if name.isalpha() and name not in {(d.tzname() or "").lower() for d in seasons}:
+        raise _unknown_word(name)  # not a name this zone uses
     shown = f"{wall:%d.%m.%Y %H:%M}"
     if not names:
         raise _fail(f"{shown} does not exist in {tz} (the clocks skip it)", f"{shown}")

@@ -17,6 +17,7 @@ from apscheduler.triggers.cron import (  # type: ignore[import-untyped, unused-i
 )
 from croniter import croniter
 
+from core.errors import InvalidWhen
 from core.models import Rule, RuleKind
 from core.when import RuleTrigger, describe, format_local, next_fire_times, parse_when
 
@@ -207,3 +208,30 @@ def test_croniter_agrees_in_gaps_but_fires_a_repeated_time_twice() -> None:
     rule = daily("02:30", "Europe/Berlin")
     ours = next_fire_times(rule, after=datetime(2026, 10, 24, 23, tzinfo=UTC), count=2)
     assert ours[1] - ours[0] == timedelta(hours=25)
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("25.10.2026 12:30 CEST", "25.10.2026 12:30 CEST is not a time in Europe/Berlin; "
+         "try '25.10.2026 12:30 CET'."),
+        ("25.10.2026 02:30 +11", "try '25.10.2026 02:30 CEST' or '25.10.2026 02:30 CET'."),
+        ("28.03.2027 02:30 CET", "28.03.2027 02:30 does not exist in Europe/Berlin (the clocks "
+         "skip it); try '28.03.2027 02:30'."),
+        ("25.10.2026 02:30 xyz", "I don't know the word 'xyz'"),
+        ("tomorrow 9:00 and", "I can't read 'tomorrow 9:00 and' as a time"),
+    ],
+)  # fmt: skip
+def test_a_clock_name_that_does_not_fit_the_time_is_refused_with_the_ones_that_do(
+    text: str, says: str
+) -> None:
+    with pytest.raises(InvalidWhen) as refused:
+        parse_when(text, tz="Europe/Berlin", now=NOW)
+    assert says in str(refused.value)
+
+
+def test_a_clock_name_that_fits_is_accepted_on_any_day() -> None:
+    rule = parse_when("25.10.2026 12:30 CET", tz="Europe/Berlin", now=NOW)
+    assert rule.at == datetime(2026, 10, 25, 11, 30, tzinfo=UTC)
+    lord_howe = parse_when("4.4.2027 01:45 +1030", tz="Australia/Lord_Howe", now=NOW)
+    assert lord_howe.at == datetime(2027, 4, 3, 15, 15, tzinfo=UTC)  # the second 01:45
