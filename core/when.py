@@ -20,6 +20,10 @@ hour late (02:30 becomes 03:30). The rules applied instead:
   `*` (`*/5 * * * *`, `0 * * * *`, `@hourly`) runs by the clock: at every instant whose local
   time matches, so both passes of a repeated hour and nothing inside a gap.
 
+A one-time rule at a time that does not exist is described with the gap ("02:00-02:59 do not
+exist that night, it goes at 03:00"); one at a time that occurs twice with the zone's name for
+it (`02:30 CEST`), which `parse_when` reads back to the same occurrence.
+
 The two day fields of a cron expression are OR-ed only when neither starts with `*` (Vixie
 cron): `0 9 1,15 * 1` is the 1st, the 15th and Mondays, `0 9 */2 * 1` odd-numbered Mondays.
 
