@@ -17,6 +17,7 @@ from bot.callbacks import (
     EditCb,
     EditField,
     ListPageCb,
+    PickCb,
     RunCb,
     ScheduleAction,
     ScheduleCb,
@@ -37,6 +38,7 @@ from core.models import (
     ScheduleState,
     Template,
 )
+from core.recipients import Choice, address_label, label
 from core.service import Group, Preview, Status
 from core.session import Remedy, SessionWords
 from core.when import describe, format_local
@@ -252,9 +254,7 @@ def cap(text: str, limit: int = TELEGRAM_TEXT_LIMIT) -> str:
 
 
 def recipient_label(recipient: Recipient) -> str:
-    if recipient.name:
-        return f"{recipient.name} ({recipient.address})"
-    return recipient.address
+    return label(recipient)
 
 
 def recipients_text(recipients: Sequence[Recipient], limit: int = 3) -> str:
@@ -390,9 +390,7 @@ def delivery_time(delivery: Delivery) -> datetime | None:
 
 
 def delivery_line(delivery: Delivery, timezone: str, *, with_schedule: bool = False) -> str:
-    who = delivery.recipient_name or delivery.recipient
-    if delivery.recipient_name:
-        who = f"{delivery.recipient_name} ({delivery.recipient})"
+    who = address_label(delivery.recipient, delivery.recipient_name)
     line = (
         f"{STATUS_ICONS[delivery.status]} {escape(who)}: {STATUS_WORDS[delivery.status]}"
         f" {escape(short_time(delivery_time(delivery), timezone))}"
@@ -502,9 +500,7 @@ def ago(now: datetime, then: datetime) -> str:
 
 
 def delivery_who(delivery: Delivery) -> str:
-    if delivery.recipient_name:
-        return escape(f"{delivery.recipient_name} ({delivery.recipient})")
-    return escape(delivery.recipient)
+    return escape(address_label(delivery.recipient, delivery.recipient_name))
 
 
 def unacked_line(delivery: Delivery, now: datetime) -> str:
@@ -836,11 +832,12 @@ def templates_text(templates: Sequence[Template]) -> str:
 def groups_text(groups: Sequence[Group]) -> str:
     if not groups:
         return "The linked WhatsApp account is in no groups."
-    lines = [f"<b>WhatsApp groups</b> ({len(groups)}); schedule to one by its id:"]
-    lines += [
-        f"• {escape(g.name)} ({g.participants} people): <code>{escape(g.id)}</code>"
-        for g in groups
+    example = groups[0].name if "," not in groups[0].name else "Family"
+    lines = [
+        f"<b>WhatsApp groups</b> ({len(groups)}); schedule to one by its name, for example "
+        f"<code>/schedule {escape(example)} | tomorrow 9:00 | Hello!</code>"
     ]
+    lines += [f"• {escape(g.name)} ({g.participants} people)" for g in groups]
     return cap("\n".join(lines))
 
 
@@ -865,3 +862,29 @@ def status_text(status: Status, timezone: str) -> str:
         f"Version: {escape(status.version)}",
     ]
     return "\n".join(lines)
+
+
+# --- a typed name that matches several contacts or groups ------------------------------------
+
+PICK_BUTTON_LIMIT = 60
+
+
+def recipient_choice(choice: Choice, part: int) -> tuple[str, InlineKeyboardMarkup]:
+    """Ask which of the contacts and groups a typed name matches was meant."""
+    builder = InlineKeyboardBuilder()
+    for number, option in enumerate(choice.options):
+        builder.button(
+            text=shorten(label(option), PICK_BUTTON_LIMIT),
+            callback_data=PickCb(part=part, option=number),
+        )
+    builder.button(text="Cancel", callback_data=WizardCb(action=WizardAction.cancel))
+    builder.adjust(1)
+    text = (
+        f"<b>{escape(choice.typed)}</b> matches {len(choice.options)} contacts and groups: "
+        "which one do you mean? Nothing is saved until you pick one."
+    )
+    return text, builder.as_markup()
+
+
+def recipient_chosen(choice: Choice, chosen: Recipient) -> str:
+    return f"<b>{escape(choice.typed)}</b>: {escape(label(chosen))}"
