@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from html import escape, unescape
 from zoneinfo import ZoneInfo
@@ -272,9 +272,14 @@ def excerpt(text: str | None, limit: int = 60) -> str:
     return escape(flat if len(flat) <= limit else flat[: limit - 1] + "…")
 
 
-def schedule_block(schedule: Schedule) -> str:
+def schedule_block(schedule: Schedule, template_name: str | None = None) -> str:
+    """A schedule in a few lines; `template_name` names the template it sends, if any."""
     tz = schedule.rule.timezone
-    message = excerpt(schedule.text) or ("a template" if schedule.template_id else "")
+    message = excerpt(schedule.text)
+    if message:
+        message = f"“{message}”"
+    elif schedule.template_id:
+        message = f"template {escape(template_name)}" if template_name else "a template"
     if schedule.media is not None:
         message = f"📎 {escape(schedule.media.filename)} {message}".strip()
     lines = [
@@ -283,7 +288,7 @@ def schedule_block(schedule: Schedule) -> str:
         f"next: {escape(local_time(schedule.next_run_at, tz))}"
         if schedule.state is ScheduleState.active
         else "",
-        f"“{message}”" if message else "",
+        message,
     ]
     return "\n".join(line for line in lines if line)
 
@@ -309,8 +314,11 @@ def schedule_buttons(schedule: Schedule, builder: InlineKeyboardBuilder) -> None
     )
 
 
-def list_page(schedules: Sequence[Schedule], page: int) -> tuple[str, InlineKeyboardMarkup | None]:
-    """One page of `/list`: text plus a row of buttons per schedule and a row to page."""
+def list_page(
+    schedules: Sequence[Schedule], page: int, template_names: Mapping[int, str] | None = None
+) -> tuple[str, InlineKeyboardMarkup | None]:
+    """One page of `/list`: text plus a row of buttons per schedule and a row to page;
+    `template_names` (by id) names the templates schedules send."""
     if not schedules:
         return "You have no schedules yet. Create one with /schedule.", None
     pages = (len(schedules) + PAGE_SIZE - 1) // PAGE_SIZE
@@ -333,11 +341,18 @@ def list_page(schedules: Sequence[Schedule], page: int) -> tuple[str, InlineKeyb
             nav += 1
         rows.append(nav)
     builder.adjust(*rows)
-    text = header + "\n\n" + "\n\n".join(schedule_block(s) for s in shown)
+    names = template_names or {}
+    text = (
+        header
+        + "\n\n"
+        + "\n\n".join(schedule_block(s, names.get(s.template_id or 0)) for s in shown)
+    )
     return cap(text), builder.as_markup()
 
 
-def confirm_delete(schedule: Schedule) -> tuple[str, InlineKeyboardMarkup]:
+def confirm_delete(
+    schedule: Schedule, template_name: str | None = None
+) -> tuple[str, InlineKeyboardMarkup]:
     builder = InlineKeyboardBuilder()
     builder.button(
         text="Yes, delete",
@@ -346,7 +361,7 @@ def confirm_delete(schedule: Schedule) -> tuple[str, InlineKeyboardMarkup]:
     builder.button(
         text="No, keep it", callback_data=ScheduleCb(action=ScheduleAction.keep, id=schedule.id)
     )
-    text = f"Delete this schedule? Its logs stay.\n\n{schedule_block(schedule)}"
+    text = f"Delete this schedule? Its logs stay.\n\n{schedule_block(schedule, template_name)}"
     return cap(text), builder.as_markup()
 
 
@@ -364,8 +379,8 @@ EDIT_PROMPTS: dict[EditField, str] = {
     EditField.text: "Send the new message text.",
     EditField.when: "Send the new time, for example <code>tomorrow 9:00</code> or "
     "<code>every weekday at 8:30</code>.",
-    EditField.recipients: "Send the new recipients: numbers, contact names or group ids, "
-    "separated by commas.",
+    EditField.recipients: "Send the new recipients: numbers, contact names or WhatsApp group "
+    "names, separated by commas.",
 }
 
 
@@ -718,12 +733,15 @@ def recipients_prompt(
     )
     lines = ["<b>1/3 Who gets it?</b>"]
     if contacts:
-        lines.append("Tap contacts, then Done. Or type numbers, contact names or group ids,")
-        lines.append("separated by commas: <code>+4915123456789, Anna</code>")
+        lines.append(
+            "Tap contacts, then Done. Or type numbers, contact names or WhatsApp group names, "
+            "separated by commas: <code>+4915123456789, Anna, Family</code>"
+        )
     else:
         lines.append(
-            "Type numbers, contact names or group ids, separated by commas: "
-            "<code>+4915123456789, +4930123456</code>. /addcontact saves names."
+            "Type numbers or WhatsApp group names, separated by commas: "
+            "<code>+4915123456789, Family</code>. /addcontact saves a contact to type by "
+            "name; /groups lists your groups."
         )
     if chosen:
         names = [c.name for c in contacts if c.id in chosen]
@@ -888,3 +906,26 @@ def recipient_choice(choice: Choice, part: int) -> tuple[str, InlineKeyboardMark
 
 def recipient_chosen(choice: Choice, chosen: Recipient) -> str:
     return f"<b>{escape(choice.typed)}</b>: {escape(label(chosen))}"
+
+
+# --- the wizard's When buttons and its end -------------------------------------------------
+
+# The When step's buttons (their callback data is the index here); each one parses.
+WHEN_BUTTONS: tuple[str, ...] = (
+    "tomorrow 9:00",
+    "in 10 minutes",
+    "every day at 9:00",
+    "every weekday at 8:30",
+    "every monday 9:00",
+    "every month on the 1st at 10:00",
+    "every 2 hours",
+    "monday 9am",
+)
+
+
+def cancelled(state: str | None) -> str:
+    """What leaving a step with /cancel or Cancel did: only that step's work is dropped
+    (a contact saved meanwhile with /addcontact stays)."""
+    if state is not None and state.startswith("EditForm:"):
+        return "Cancelled; the schedule is unchanged."
+    return "Cancelled; no schedule was saved."

@@ -23,7 +23,6 @@ from core.errors import InvalidInput, InvalidTemplate
 from core.models import Media, Recipient
 from core.recipients import Choice, contact_recipient, dedupe
 from core.service import Draft, Scheduling
-from core.when import EXAMPLES
 
 router = Router(name=__name__)
 
@@ -346,7 +345,7 @@ async def after_message(bot: Bot, chat_id: int, state: FSMContext, service: Sche
     if await continue_to_preview(bot, chat_id, state, service):
         return
     await state.set_state(Wizard.when)
-    text, markup = ui.when_prompt(EXAMPLES)
+    text, markup = ui.when_prompt(ui.WHEN_BUTTONS)
     await bot.send_message(chat_id, text, reply_markup=markup)
 
 
@@ -369,11 +368,11 @@ async def when_example(
     bot: Bot,
     event_from_user: User,
 ) -> None:
-    if not 0 <= callback_data.value < len(EXAMPLES):
+    if not 0 <= callback_data.value < len(ui.WHEN_BUTTONS):
         await query.answer("That example is gone; type a time instead.", show_alert=True)
         return
     await query.answer()
-    when = EXAMPLES[callback_data.value]
+    when = ui.WHEN_BUTTONS[callback_data.value]
     await show_preview(bot, event_from_user.id, event_from_user, state, service, when)
 
 
@@ -438,7 +437,9 @@ async def save(
     await state.clear()
     await query.answer(f"Saved #{created.id}")
     if isinstance(query.message, Message):
-        await query.message.edit_text(f"Saved.\n\n{ui.schedule_block(created)}")
+        await query.message.edit_text(
+            f"Saved.\n\n{ui.schedule_block(created, draft.template_name)}"
+        )
 
 
 @router.callback_query(Wizard.confirm, WizardCb.filter(F.action == WizardAction.edit))
@@ -469,7 +470,7 @@ async def edit_part(
     if callback_data.action is WizardAction.edit_when:
         await state.update_data(editing=False)
         await state.set_state(Wizard.when)
-        text, markup = ui.when_prompt(EXAMPLES)
+        text, markup = ui.when_prompt(ui.WHEN_BUTTONS)
     elif callback_data.action is WizardAction.edit_message:
         await state.update_data(editing=True)
         await state.set_state(Wizard.message)
@@ -483,10 +484,11 @@ async def edit_part(
 
 @router.callback_query(WizardCb.filter(F.action == WizardAction.cancel))
 async def cancel(query: CallbackQuery, state: FSMContext) -> None:
+    current = await state.get_state()
     await state.clear()
     await query.answer("Cancelled")
     if isinstance(query.message, Message):
-        await query.message.edit_text("Cancelled; nothing was saved.")
+        await query.message.edit_text(ui.cancelled(current))
 
 
 @router.callback_query(WizardCb.filter())

@@ -158,7 +158,7 @@ async def test_cancel_button_in_the_wizard(harness: Harness) -> None:
     step1 = await harness.ask("/schedule", "Who gets it")
     await harness.press(step1, "Cancel")
     cancelled = await harness.telegram.wait_for(
-        lambda: step1 if step1.text == "Cancelled; nothing was saved." else None
+        lambda: step1 if step1.text == "Cancelled; no schedule was saved." else None
     )
     assert cancelled.buttons() == []  # the wizard's buttons are gone with it
 
