@@ -8,6 +8,7 @@ from typing import Annotated
 from aiogram.filters.callback_data import CallbackData
 from pydantic import Field
 
+from core.recipients import MAX_OPTIONS
 from core.service import MAX_ID
 
 # A record's id as the stores can hold it. Forged data out of range does not unpack, so no
@@ -86,3 +87,11 @@ class UnackedCb(CallbackData, prefix="ua"):
 
     action: UnackedAction
     id: RecordId
+
+
+class PickCb(CallbackData, prefix="pk"):
+    """Which contact or group a typed name that matches several means: option `option` of the
+    name at `part` of the typed recipients."""
+
+    part: Annotated[int, Field(ge=0, le=MAX_ID)]
+    option: Annotated[int, Field(ge=0, le=MAX_OPTIONS)]

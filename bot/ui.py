@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from html import escape, unescape
 from zoneinfo import ZoneInfo
@@ -17,6 +17,7 @@ from bot.callbacks import (
     EditCb,
     EditField,
     ListPageCb,
+    PickCb,
     RunCb,
     ScheduleAction,
     ScheduleCb,
@@ -37,6 +38,7 @@ from core.models import (
     ScheduleState,
     Template,
 )
+from core.recipients import Choice, address_label, label
 from core.service import Group, Preview, Status
 from core.session import Remedy, SessionWords
 from core.when import describe, format_local
@@ -252,9 +254,7 @@ def cap(text: str, limit: int = TELEGRAM_TEXT_LIMIT) -> str:
 
 
 def recipient_label(recipient: Recipient) -> str:
-    if recipient.name:
-        return f"{recipient.name} ({recipient.address})"
-    return recipient.address
+    return label(recipient)
 
 
 def recipients_text(recipients: Sequence[Recipient], limit: int = 3) -> str:
@@ -272,9 +272,14 @@ def excerpt(text: str | None, limit: int = 60) -> str:
     return escape(flat if len(flat) <= limit else flat[: limit - 1] + "…")
 
 
-def schedule_block(schedule: Schedule) -> str:
+def schedule_block(schedule: Schedule, template_name: str | None = None) -> str:
+    """A schedule in a few lines; `template_name` names the template it sends, if any."""
     tz = schedule.rule.timezone
-    message = excerpt(schedule.text) or ("a template" if schedule.template_id else "")
+    message = excerpt(schedule.text)
+    if message:
+        message = f"“{message}”"
+    elif schedule.template_id:
+        message = f"template {escape(template_name)}" if template_name else "a template"
     if schedule.media is not None:
         message = f"📎 {escape(schedule.media.filename)} {message}".strip()
     lines = [
@@ -283,7 +288,7 @@ def schedule_block(schedule: Schedule) -> str:
         f"next: {escape(local_time(schedule.next_run_at, tz))}"
         if schedule.state is ScheduleState.active
         else "",
-        f"“{message}”" if message else "",
+        message,
     ]
     return "\n".join(line for line in lines if line)
 
@@ -309,8 +314,11 @@ def schedule_buttons(schedule: Schedule, builder: InlineKeyboardBuilder) -> None
     )
 
 
-def list_page(schedules: Sequence[Schedule], page: int) -> tuple[str, InlineKeyboardMarkup | None]:
-    """One page of `/list`: text plus a row of buttons per schedule and a row to page."""
+def list_page(
+    schedules: Sequence[Schedule], page: int, template_names: Mapping[int, str] | None = None
+) -> tuple[str, InlineKeyboardMarkup | None]:
+    """One page of `/list`: text plus a row of buttons per schedule and a row to page;
+    `template_names` (by id) names the templates schedules send."""
     if not schedules:
         return "You have no schedules yet. Create one with /schedule.", None
     pages = (len(schedules) + PAGE_SIZE - 1) // PAGE_SIZE
@@ -333,11 +341,18 @@ def list_page(schedules: Sequence[Schedule], page: int) -> tuple[str, InlineKeyb
             nav += 1
         rows.append(nav)
     builder.adjust(*rows)
-    text = header + "\n\n" + "\n\n".join(schedule_block(s) for s in shown)
+    names = template_names or {}
+    text = (
+        header
+        + "\n\n"
+        + "\n\n".join(schedule_block(s, names.get(s.template_id or 0)) for s in shown)
+    )
     return cap(text), builder.as_markup()
 
 
-def confirm_delete(schedule: Schedule) -> tuple[str, InlineKeyboardMarkup]:
+def confirm_delete(
+    schedule: Schedule, template_name: str | None = None
+) -> tuple[str, InlineKeyboardMarkup]:
     builder = InlineKeyboardBuilder()
     builder.button(
         text="Yes, delete",
@@ -346,7 +361,7 @@ def confirm_delete(schedule: Schedule) -> tuple[str, InlineKeyboardMarkup]:
     builder.button(
         text="No, keep it", callback_data=ScheduleCb(action=ScheduleAction.keep, id=schedule.id)
     )
-    text = f"Delete this schedule? Its logs stay.\n\n{schedule_block(schedule)}"
+    text = f"Delete this schedule? Its logs stay.\n\n{schedule_block(schedule, template_name)}"
     return cap(text), builder.as_markup()
 
 
@@ -364,8 +379,8 @@ EDIT_PROMPTS: dict[EditField, str] = {
     EditField.text: "Send the new message text.",
     EditField.when: "Send the new time, for example <code>tomorrow 9:00</code> or "
     "<code>every weekday at 8:30</code>.",
-    EditField.recipients: "Send the new recipients: numbers, contact names or group ids, "
-    "separated by commas.",
+    EditField.recipients: "Send the new recipients: numbers, contact names or WhatsApp group "
+    "names, separated by commas.",
 }
 
 
@@ -390,9 +405,7 @@ def delivery_time(delivery: Delivery) -> datetime | None:
 
 
 def delivery_line(delivery: Delivery, timezone: str, *, with_schedule: bool = False) -> str:
-    who = delivery.recipient_name or delivery.recipient
-    if delivery.recipient_name:
-        who = f"{delivery.recipient_name} ({delivery.recipient})"
+    who = address_label(delivery.recipient, delivery.recipient_name)
     line = (
         f"{STATUS_ICONS[delivery.status]} {escape(who)}: {STATUS_WORDS[delivery.status]}"
         f" {escape(short_time(delivery_time(delivery), timezone))}"
@@ -502,9 +515,7 @@ def ago(now: datetime, then: datetime) -> str:
 
 
 def delivery_who(delivery: Delivery) -> str:
-    if delivery.recipient_name:
-        return escape(f"{delivery.recipient_name} ({delivery.recipient})")
-    return escape(delivery.recipient)
+    return escape(address_label(delivery.recipient, delivery.recipient_name))
 
 
 def unacked_line(delivery: Delivery, now: datetime) -> str:
@@ -722,12 +733,15 @@ def recipients_prompt(
     )
     lines = ["<b>1/3 Who gets it?</b>"]
     if contacts:
-        lines.append("Tap contacts, then Done. Or type numbers, contact names or group ids,")
-        lines.append("separated by commas: <code>+4915123456789, Anna</code>")
+        lines.append(
+            "Tap contacts, then Done. Or type numbers, contact names or WhatsApp group names, "
+            "separated by commas: <code>+4915123456789, Anna, Family</code>"
+        )
     else:
         lines.append(
-            "Type numbers, contact names or group ids, separated by commas: "
-            "<code>+4915123456789, +4930123456</code>. /addcontact saves names."
+            "Type numbers or WhatsApp group names, separated by commas: "
+            "<code>+4915123456789, Family</code>. /addcontact saves a contact to type by "
+            "name; /groups lists your groups."
         )
     if chosen:
         names = [c.name for c in contacts if c.id in chosen]
@@ -836,11 +850,12 @@ def templates_text(templates: Sequence[Template]) -> str:
 def groups_text(groups: Sequence[Group]) -> str:
     if not groups:
         return "The linked WhatsApp account is in no groups."
-    lines = [f"<b>WhatsApp groups</b> ({len(groups)}); schedule to one by its id:"]
-    lines += [
-        f"• {escape(g.name)} ({g.participants} people): <code>{escape(g.id)}</code>"
-        for g in groups
+    example = groups[0].name if "," not in groups[0].name else "Family"
+    lines = [
+        f"<b>WhatsApp groups</b> ({len(groups)}); schedule to one by its name, for example "
+        f"<code>/schedule {escape(example)} | tomorrow 9:00 | Hello!</code>"
     ]
+    lines += [f"• {escape(g.name)} ({g.participants} people)" for g in groups]
     return cap("\n".join(lines))
 
 
@@ -865,3 +880,52 @@ def status_text(status: Status, timezone: str) -> str:
         f"Version: {escape(status.version)}",
     ]
     return "\n".join(lines)
+
+
+# --- a typed name that matches several contacts or groups ------------------------------------
+
+PICK_BUTTON_LIMIT = 60
+
+
+def recipient_choice(choice: Choice, part: int) -> tuple[str, InlineKeyboardMarkup]:
+    """Ask which of the contacts and groups a typed name matches was meant."""
+    builder = InlineKeyboardBuilder()
+    for number, option in enumerate(choice.options):
+        builder.button(
+            text=shorten(label(option), PICK_BUTTON_LIMIT),
+            callback_data=PickCb(part=part, option=number),
+        )
+    builder.button(text="Cancel", callback_data=WizardCb(action=WizardAction.cancel))
+    builder.adjust(1)
+    text = (
+        f"<b>{escape(choice.typed)}</b> matches {len(choice.options)} contacts and groups: "
+        "which one do you mean? Nothing is saved until you pick one."
+    )
+    return text, builder.as_markup()
+
+
+def recipient_chosen(choice: Choice, chosen: Recipient) -> str:
+    return f"<b>{escape(choice.typed)}</b>: {escape(label(chosen))}"
+
+
+# --- the wizard's When buttons and its end -------------------------------------------------
+
+# The When step's buttons (their callback data is the index here); each one parses.
+WHEN_BUTTONS: tuple[str, ...] = (
+    "tomorrow 9:00",
+    "in 10 minutes",
+    "every day at 9:00",
+    "every weekday at 8:30",
+    "every monday 9:00",
+    "every month on the 1st at 10:00",
+    "every 2 hours",
+    "monday 9am",
+)
+
+
+def cancelled(state: str | None) -> str:
+    """What leaving a step with /cancel or Cancel did: only that step's work is dropped
+    (a contact saved meanwhile with /addcontact stays)."""
+    if state is not None and state.startswith("EditForm:"):
+        return "Cancelled; the schedule is unchanged."
+    return "Cancelled; no schedule was saved."

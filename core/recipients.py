@@ -1,17 +1,19 @@
-"""Turn what a person typed into `Recipient`s: phone numbers, saved contact names, group ids.
+"""Turn what a person typed into `Recipient`s: phone numbers, saved contact names (or their
+start), WhatsApp group names, group ids.
 
 Several recipients are separated by commas, semicolons or new lines:
-`+49 151 2345-6789, Anna, 120363041234567890@g.us`.
+`+49 151 2345-6789, Anna, Family, 120363041234567890@g.us`.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
-from core.errors import InvalidRecipient
+from core.errors import InvalidRecipient, WhatsAppError, WhatsAppNotReady, WhatsAppUnavailable
 from core.models import Contact, Recipient, RecipientKind
 
 PHONE_EXAMPLE = "+49 151 23456789"
@@ -32,10 +34,36 @@ _PHONE_LIKE = re.compile(r"^[+(]?[0-9\s\-./()\u00a0]+$")
 _FULLWIDTH_PLUS = "\uff0b"
 
 
-class ContactLookup(Protocol):
+class ContactBook(Protocol):
     """The part of the `Store` that recipient parsing needs."""
 
-    async def find_contact(self, name: str) -> Contact | None: ...
+    async def list_contacts(self) -> list[Contact]: ...
+
+
+class NamedGroup(Protocol):
+    """A WhatsApp group as the sidecar lists it (`core.whatsapp.WhatsAppGroup`)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+
+
+# The linked account's groups, read when a typed name is no saved contact's. Raises
+# `WhatsAppError` when they cannot be read (not linked, the sidecar down).
+GroupSource = Callable[[], Awaitable[Sequence[NamedGroup]]]
+
+
+@dataclass(frozen=True)
+class Choice:
+    """A typed name that matches several contacts or groups: the person picks one."""
+
+    typed: str
+    options: tuple[Recipient, ...]
+
+
+# More matches than this is no question to answer with buttons: type more of the name.
+MAX_OPTIONS = 8
 
 
 def ascii_digits(text: str) -> str:
@@ -99,53 +127,178 @@ def contact_recipient(contact: Contact) -> Recipient:
     )
 
 
-async def parse_recipients(text: str, contacts: ContactLookup) -> list[Recipient]:
-    """Parse typed recipients; the same address named twice is kept once (first wins).
+class AmbiguousRecipient(InvalidRecipient):
+    """A typed name matches several contacts or groups, where no one can ask which."""
 
-    Raises `InvalidRecipient` naming every part that is no number, group or saved contact.
+    def __init__(self, choice: Choice) -> None:
+        super().__init__(
+            f"{choice.typed!r} matches {labels(choice.options)}: type the full name, "
+            "or the number itself."
+        )
+        self.choice = choice
+
+
+async def resolve_recipients(
+    text: str, contacts: ContactBook, groups: GroupSource | None = None
+) -> list[Recipient | Choice]:
+    """Read typed recipients in order; a name that matches several is a `Choice` to ask.
+
+    A name is, in this order: the saved contact of exactly that name (any case); the WhatsApp
+    group of exactly that name; else every contact and group whose name starts with it (a
+    first name, or its start). Groups are read only for a name that is no contact's.
+    Raises `InvalidRecipient` naming every part that matches nothing, and saying why the
+    groups could not be searched when they could not.
     """
     parts = split_recipients(text)
     if not parts:
         raise InvalidRecipient(
             f"Name at least one recipient: a number such as {PHONE_EXAMPLE}, "
-            "a saved contact's name, or a group id (see /groups)."
+            "a saved contact's name (see /contacts), or a group's name (see /groups)."
         )
-    found: list[Recipient] = []
+    names = _Names(contacts, groups)
+    found: list[Recipient | Choice] = []
     unknown: list[str] = []
     for part in parts:
-        recipient = await _parse_one(part, contacts)
-        if recipient is None:
+        item = await _resolve_one(part, names)
+        if item is None:
             unknown.append(part)
         else:
-            found.append(recipient)
+            found.append(item)
     if unknown:
-        names = ", ".join(repr(name) for name in unknown)
-        noun = "contact" if len(unknown) == 1 else "contacts"
-        raise InvalidRecipient(
-            f"No saved {noun} named {names}: add one with /addcontact <name> <number>, "
-            f"or type the number itself, for example {PHONE_EXAMPLE}."
+        raise names.not_found(unknown)
+    seen: set[str] = set()
+    kept: list[Recipient | Choice] = []
+    for item in found:
+        if isinstance(item, Recipient):
+            if item.address in seen:
+                continue
+            seen.add(item.address)
+        kept.append(item)
+    return kept
+
+
+async def parse_recipients(
+    text: str, contacts: ContactBook, groups: GroupSource | None = None
+) -> list[Recipient]:
+    """Parse typed recipients; the same address named twice is kept once (first wins).
+
+    Raises `InvalidRecipient` naming every part that is no number, group or saved contact,
+    and `AmbiguousRecipient` for a name that matches several.
+    """
+    resolved = await resolve_recipients(text, contacts, groups)
+    for item in resolved:
+        if isinstance(item, Choice):
+            raise AmbiguousRecipient(item)
+    return dedupe(r for r in resolved if isinstance(r, Recipient))
+
+
+def name_key(name: str) -> str:
+    """How names are compared: case-insensitive, spaces tidied."""
+    return " ".join(name.casefold().split())
+
+
+class _Names:
+    """The contacts and groups a typed name may mean, each read once, when first needed."""
+
+    def __init__(self, contacts: ContactBook, groups: GroupSource | None) -> None:
+        self._book = contacts
+        self._source = groups
+        self._contacts: list[Contact] | None = None
+        self._groups: list[Recipient] | None = None
+        self.groups_error: str | None = None
+
+    async def contacts(self) -> list[Contact]:
+        if self._contacts is None:
+            self._contacts = await self._book.list_contacts()
+        return self._contacts
+
+    async def groups(self) -> list[Recipient]:
+        """The linked account's groups; none, and `groups_error` says why, if unreadable."""
+        if self._groups is None:
+            self._groups = []
+            if self._source is None:
+                self.groups_error = (
+                    "no WhatsApp service is set up for this wasched (set WHATSAPP_URL)"
+                )
+                return self._groups
+            try:
+                listed = await self._source()
+            except WhatsAppNotReady:
+                self.groups_error = (
+                    "WhatsApp is not linked or not connected. Link it with /link (or wait "
+                    "until /status says WORKING), then send this again"
+                )
+            except WhatsAppUnavailable:
+                self.groups_error = (
+                    "the WhatsApp service does not answer (/status says why). Send this again "
+                    "once it works"
+                )
+            except WhatsAppError as error:
+                self.groups_error = f"the WhatsApp service refused to list them ({error})"
+            else:
+                for group in listed:
+                    address, name = group.id.strip().lower(), " ".join(group.name.split())
+                    if _GROUP.match(address) and name:
+                        self._groups.append(
+                            Recipient(kind=RecipientKind.group, address=address, name=name)
+                        )
+        return self._groups
+
+    def not_found(self, unknown: Sequence[str]) -> InvalidRecipient:
+        shown = ", ".join(repr(name) for name in unknown)
+        if self.groups_error is not None:
+            noun = "contact" if len(unknown) == 1 else "contacts"
+            return InvalidRecipient(
+                f"No saved {noun} named {shown}, and your WhatsApp groups cannot be searched "
+                f"now: {self.groups_error}. /contacts lists your saved contacts; "
+                "/addcontact <name> <number> saves one, or type the number itself, "
+                f"for example {PHONE_EXAMPLE}."
+            )
+        noun = "contact or WhatsApp group" if len(unknown) == 1 else "contacts or WhatsApp groups"
+        return InvalidRecipient(
+            f"No saved {noun} named {shown}: /contacts and /groups list the names you can "
+            "type. /addcontact <name> <number> saves a contact, or type the number itself, "
+            f"for example {PHONE_EXAMPLE}."
         )
-    return dedupe(found)
 
 
-async def _parse_one(part: str, contacts: ContactLookup) -> Recipient | None:
+async def _resolve_one(part: str, names: _Names) -> Recipient | Choice | None:
     lowered = ascii_digits(part.lower())
     if lowered.endswith("@g.us"):
         group = lowered.replace(" ", "")
         if not _GROUP.match(group):
             raise InvalidRecipient(
-                f"{part!r} is not a group id: group ids look like {GROUP_EXAMPLE} (see /groups)."
+                f"{part!r} is not a group id: type the group's name instead (see /groups)."
             )
-        return Recipient(kind=RecipientKind.group, address=group)
+        # Named after the account's group when it can be read; the id alone does too.
+        named = [g for g in await names.groups() if g.address == group]
+        return named[0] if named else Recipient(kind=RecipientKind.group, address=group)
     chat = _CHAT_ID.match(lowered)
     if chat:
         return Recipient(kind=RecipientKind.phone, address=parse_phone("+" + chat.group(1)))
     if lowered.startswith("+") or looks_like_phone(part):
         return Recipient(kind=RecipientKind.phone, address=parse_phone(part))
-    contact = await contacts.find_contact(part)
-    if contact is None:
+    key = name_key(part)
+    contacts = await names.contacts()
+    for contact in contacts:
+        if name_key(contact.name) == key:
+            return contact_recipient(contact)
+    groups = await names.groups()
+    exact = [g for g in groups if name_key(g.name or "") == key]
+    matches = exact or [
+        *(contact_recipient(c) for c in contacts if name_key(c.name).startswith(key)),
+        *(g for g in groups if name_key(g.name or "").startswith(key)),
+    ]
+    if not matches:
         return None
-    return contact_recipient(contact)
+    if len(matches) == 1:
+        return matches[0]
+    if len(matches) > MAX_OPTIONS:
+        raise InvalidRecipient(
+            f"{part!r} matches {len(matches)} contacts and groups, among them "
+            f"{labels(matches[:3])}: type more of the name."
+        )
+    return Choice(typed=part, options=tuple(matches))
 
 
 def dedupe(recipients: Iterable[Recipient]) -> list[Recipient]:
@@ -162,9 +315,17 @@ def dedupe(recipients: Iterable[Recipient]) -> list[Recipient]:
 
 def label(recipient: Recipient) -> str:
     """How a recipient is shown to a person: `Anna (+4915123456789)`, `+4915...`, a group."""
-    if recipient.name:
-        return f"{recipient.name} ({recipient.address})"
-    return recipient.address
+    return address_label(recipient.address, recipient.name)
+
+
+def address_label(address: str, name: str | None) -> str:
+    """`Anna (+4915123456789)`, `+4915123456789`; a group by its name alone, `Family (group)`
+    (its id is nothing a person reads), or by its id when its name is not known."""
+    if not name:
+        return address
+    if address.endswith("@g.us"):
+        return f"{name} (group)"
+    return f"{name} ({address})"
 
 
 def labels(recipients: Sequence[Recipient]) -> str:

@@ -52,10 +52,14 @@ from core.models import (
 )
 from core.recipients import (
     PHONE_EXAMPLE,
+    Choice,
+    GroupSource,
+    dedupe,
     label,
     looks_like_phone,
     parse_phone,
     parse_recipients,
+    resolve_recipients,
 )
 from core.render import (
     BUILTIN_VARIABLES,
@@ -296,14 +300,14 @@ class Scheduling:
     async def check_draft_message(
         self,
         *,
-        recipients: str,
+        recipients: str | Sequence[Recipient],
         text: str | None = None,
         template: str | None = None,
         media: Media | None = None,
     ) -> None:
         """Refuse a message that cannot go to these recipients (empty, too long, a variable
         some recipient has no value for), before anything else is asked (the wizard's step)."""
-        parsed = await parse_recipients(recipients, self.store)
+        parsed = await self._recipients(recipients)
         body, _ = await self._message(text, template, media)
         await self._check_variables(body, parsed)
 
@@ -311,14 +315,14 @@ class Scheduling:
         self,
         owner_id: int,
         *,
-        recipients: str,
+        recipients: str | Sequence[Recipient],
         when: str,
         text: str | None = None,
         template: str | None = None,
         media: Media | None = None,
     ) -> Draft:
         """Check and preview a schedule without storing it (the wizard's preview step)."""
-        parsed = await parse_recipients(recipients, self.store)
+        parsed = await self._recipients(recipients)
         body, template_row = await self._message(text, template, media)
         await self._check_variables(body, parsed)
         zone = await self.timezone_of(owner_id)
@@ -381,7 +385,7 @@ class Scheduling:
         self,
         owner_id: int,
         *,
-        recipients: str,
+        recipients: str | Sequence[Recipient],
         when: str,
         text: str | None = None,
         template: str | None = None,
@@ -423,7 +427,7 @@ class Scheduling:
                 f"Nothing to change in #{schedule_id}: give a new text, time or recipients."
             )
         new_recipients = (
-            await parse_recipients(recipients, self.store)
+            await self._recipients(recipients)
             if recipients is not None
             else list(schedule.recipients)
         )
@@ -966,6 +970,28 @@ class Scheduling:
             template_name=template_name,
             media_filename=media.filename if media else None,
         )
+
+    # recipients (kept last: added for typed names and WhatsApp groups) ----------------------
+
+    async def resolve_recipients(self, text: str) -> list[Recipient | Choice]:
+        """Typed recipients, with a `Choice` for each name that matches several contacts or
+        groups (the bot asks which); refuses what matches nothing, saying what to type."""
+        return await resolve_recipients(text, self.store, self._group_source())
+
+    async def _recipients(self, recipients: str | Sequence[Recipient]) -> list[Recipient]:
+        """Typed recipients parsed (a name that matches several is refused, naming them),
+        or recipients resolved earlier, kept once each."""
+        if isinstance(recipients, str):
+            return await parse_recipients(recipients, self.store, self._group_source())
+        if not recipients:
+            raise InvalidRecipient(
+                f"Name at least one recipient: a number such as {PHONE_EXAMPLE}, a saved "
+                "contact's name (see /contacts), or a group's name (see /groups)."
+            )
+        return dedupe(recipients)
+
+    def _group_source(self) -> GroupSource | None:
+        return self.whatsapp.groups if self.whatsapp is not None else None
 
 
 def _braced(names: Sequence[str] | set[str] | frozenset[str]) -> str:

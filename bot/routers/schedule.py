@@ -8,6 +8,7 @@ restart (the person starts again with /schedule).
 from __future__ import annotations
 
 import base64
+import contextlib
 from typing import Any
 
 from aiogram import Bot, F, Router
@@ -17,12 +18,11 @@ from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, Message, User
 
 from bot import ui
-from bot.callbacks import WizardAction, WizardCb
-from core.errors import InvalidInput
-from core.models import Media
-from core.recipients import parse_recipients
+from bot.callbacks import PickCb, WizardAction, WizardCb
+from core.errors import InvalidInput, InvalidTemplate
+from core.models import Media, Recipient
+from core.recipients import Choice, contact_recipient, dedupe
 from core.service import Draft, Scheduling
-from core.when import EXAMPLES
 
 router = Router(name=__name__)
 
@@ -39,6 +39,12 @@ class Wizard(StatesGroup):
     confirm = State()
 
 
+class OneShot(StatesGroup):
+    """`/schedule <recipients> | <when> | <text>` waiting for a name that matches several."""
+
+    pick = State()
+
+
 # --- start -------------------------------------------------------------------------------
 
 
@@ -49,26 +55,129 @@ async def schedule(
     state: FSMContext,
     service: Scheduling,
     event_from_user: User,
+    bot: Bot,
 ) -> None:
-    if command.args:
-        await one_shot(message, command.args, service, event_from_user)
-        return
     await state.clear()
+    if command.args:
+        await one_shot(message, command.args, service, event_from_user, state, bot)
+        return
     await state.set_state(Wizard.recipients)
-    await state.update_data(contacts=[], typed="")
+    await state.update_data(contacts=[], typed=[])
     text, markup = await recipients_step(service, [])
     await message.answer(text, reply_markup=markup)
 
 
-async def one_shot(message: Message, args: str, service: Scheduling, user: User) -> None:
+async def one_shot(
+    message: Message, args: str, service: Scheduling, user: User, state: FSMContext, bot: Bot
+) -> None:
     parts = [p.strip() for p in args.split("|", 2)]
     if len(parts) != 3 or not all(parts):
         raise InvalidInput(
             f"Write it as {ONE_SHOT_EXAMPLE}, or send /schedule alone to go step by step."
         )
-    recipients, when, text = parts
-    created = await service.create_schedule(user.id, recipients=recipients, when=when, text=text)
-    await message.answer(f"Saved.\n\n{ui.schedule_block(created)}")
+    typed, when, text = parts
+    resolved = await service.resolve_recipients(typed)
+    if not any(isinstance(item, Choice) for item in resolved):
+        created = await service.create_schedule(
+            user.id, recipients=chosen(resolved), when=when, text=text
+        )
+        await message.answer(f"Saved.\n\n{ui.schedule_block(created)}")
+        return
+    # The time and text are refused now rather than after the question; variables wait for
+    # the choice (a contact field may be had by one of the options only).
+    first = [item.options[0] if isinstance(item, Choice) else item for item in resolved]
+    with contextlib.suppress(InvalidTemplate):
+        await service.draft_schedule(user.id, recipients=first, when=when, text=text)
+    await state.set_state(OneShot.pick)
+    await state.update_data(pending=pack(resolved), when=when, text=text)
+    await ask_next_choice(bot, message.chat.id, state)
+
+
+# --- a typed name that matches several: ask, one name at a time --------------------------
+
+
+def pack(items: list[Recipient | Choice]) -> list[dict[str, Any]]:
+    """Resolved recipients and open choices as FSM data."""
+    return [
+        {"typed": item.typed, "options": [o.model_dump(mode="json") for o in item.options]}
+        if isinstance(item, Choice)
+        else {"recipient": item.model_dump(mode="json")}
+        for item in items
+    ]
+
+
+def unpack(raw: list[dict[str, Any]]) -> list[Recipient | Choice]:
+    return [
+        Choice(
+            typed=str(item["typed"]),
+            options=tuple(Recipient.model_validate(o) for o in item["options"]),
+        )
+        if "typed" in item
+        else Recipient.model_validate(item["recipient"])
+        for item in raw
+    ]
+
+
+def chosen(items: list[Recipient | Choice]) -> list[Recipient]:
+    return dedupe(item for item in items if isinstance(item, Recipient))
+
+
+async def ask_next_choice(bot: Bot, chat_id: int, state: FSMContext) -> bool:
+    """Ask about the first name still open; False when every name is settled."""
+    items = unpack((await state.get_data()).get("pending") or [])
+    for part, item in enumerate(items):
+        if isinstance(item, Choice):
+            text, markup = ui.recipient_choice(item, part)
+            await bot.send_message(chat_id, text, reply_markup=markup)
+            return True
+    return False
+
+
+@router.callback_query(PickCb.filter())
+async def pick(
+    query: CallbackQuery,
+    callback_data: PickCb,
+    state: FSMContext,
+    service: Scheduling,
+    bot: Bot,
+    event_from_user: User,
+) -> None:
+    data = await state.get_data()
+    current = await state.get_state()
+    items = unpack(data.get("pending") or [])
+    part = callback_data.part
+    asked = items[part] if part < len(items) else None
+    if (
+        current not in (OneShot.pick.state, Wizard.recipients.state)
+        or not isinstance(asked, Choice)
+        or callback_data.option >= len(asked.options)
+    ):
+        await query.answer(
+            "That question is over. Send /schedule to start again.", show_alert=True
+        )
+        return
+    choice = asked.options[callback_data.option]
+    items[part] = choice
+    await state.update_data(pending=pack(items))
+    await query.answer()
+    if isinstance(query.message, Message):
+        await query.message.edit_text(ui.recipient_chosen(asked, choice))
+    chat_id = query.message.chat.id if query.message is not None else event_from_user.id
+    if await ask_next_choice(bot, chat_id, state):
+        return
+    recipients = chosen(items)
+    if current == OneShot.pick.state:
+        await state.clear()
+        created = await service.create_schedule(
+            event_from_user.id,
+            recipients=recipients,
+            when=str(data["when"]),
+            text=str(data["text"]),
+        )
+        await bot.send_message(chat_id, f"Saved.\n\n{ui.schedule_block(created)}")
+        return
+    await state.update_data(pending=None, typed=[r.model_dump(mode="json") for r in recipients])
+    await after_recipients(bot, chat_id, state, service)
 
 
 # --- step 1: recipients ------------------------------------------------------------------
@@ -102,8 +211,14 @@ async def recipients_done(
     query: CallbackQuery, state: FSMContext, service: Scheduling, bot: Bot, event_from_user: User
 ) -> None:
     data = await state.get_data()
+    if data.get("pending"):
+        await query.answer(
+            "First tap which one you meant (the question above), or type the recipients again.",
+            show_alert=True,
+        )
+        return
     if not data.get("contacts") and not data.get("typed"):
-        await query.answer("Pick at least one contact, or type a number.", show_alert=True)
+        await query.answer(await nobody_chosen(service), show_alert=True)
         return
     await query.answer()
     await after_recipients(bot, event_from_user.id, state, service)
@@ -113,21 +228,36 @@ async def recipients_done(
 async def recipients_typed(
     message: Message, state: FSMContext, service: Scheduling, bot: Bot, event_from_user: User
 ) -> None:
-    typed = message.text or ""
-    await parse_recipients(typed, service.store)  # refuses what cannot be used, with a reason
-    await state.update_data(typed=typed)
+    # Refuses what cannot be used, with a reason; a name several match is asked about.
+    resolved = await service.resolve_recipients(message.text or "")
+    await state.update_data(pending=pack(resolved))
+    if await ask_next_choice(bot, message.chat.id, state):
+        return
+    await state.update_data(
+        pending=None, typed=[r.model_dump(mode="json") for r in chosen(resolved)]
+    )
     await after_recipients(bot, message.chat.id, state, service)
 
 
-async def recipients_text(state: FSMContext, service: Scheduling) -> str:
+async def recipients_of(state: FSMContext, service: Scheduling) -> list[Recipient]:
+    """The wizard's recipients: the contacts tapped (as they are now), then those typed."""
     data = await state.get_data()
-    names = []
+    recipients: list[Recipient] = []
     if data.get("contacts"):
-        by_id = {c.id: c.name for c in await service.list_contacts()}
-        names = [by_id[i] for i in data["contacts"] if i in by_id]
-    if data.get("typed"):
-        names.append(str(data["typed"]))
-    return ", ".join(names)
+        by_id = {c.id: c for c in await service.list_contacts()}
+        recipients = [contact_recipient(by_id[i]) for i in data["contacts"] if i in by_id]
+    recipients += [Recipient.model_validate(r) for r in data.get("typed") or []]
+    return recipients
+
+
+async def nobody_chosen(service: Scheduling) -> str:
+    """Done with no recipient: what to do, for a person with contacts or without any."""
+    if await service.list_contacts():
+        return "Tap at least one contact, or type a number, a contact's or a group's name."
+    return (
+        "You have no saved contacts yet: type a number, such as +49 151 23456789, or a "
+        "WhatsApp group's name (see /groups)."
+    )
 
 
 async def after_recipients(bot: Bot, chat_id: int, state: FSMContext, service: Scheduling) -> None:
@@ -146,7 +276,7 @@ async def message_text(message: Message, state: FSMContext, service: Scheduling,
     # Refused here, the person retypes the text; refused at the preview, they would be asked
     # for a time again and again.
     await service.check_draft_message(
-        recipients=await recipients_text(state, service), text=message.text
+        recipients=await recipients_of(state, service), text=message.text
     )
     await state.update_data(text=message.text, template=None, media=None)
     await after_message(bot, message.chat.id, state, service)
@@ -183,7 +313,7 @@ async def message_media(
         mimetype=mimetype, filename=filename, data_base64=base64.b64encode(data).decode()
     )
     await service.check_draft_message(
-        recipients=await recipients_text(state, service), text=message.caption, media=media
+        recipients=await recipients_of(state, service), text=message.caption, media=media
     )
     await state.update_data(text=message.caption, template=None, media=media.model_dump())
     await after_message(bot, message.chat.id, state, service)
@@ -204,7 +334,7 @@ async def message_template(
         await query.answer("That template was deleted; pick another or write the text.")
         return
     await service.check_draft_message(
-        recipients=await recipients_text(state, service), template=template.name
+        recipients=await recipients_of(state, service), template=template.name
     )
     await query.answer(f"Template {template.name}")
     await state.update_data(text=None, template=template.name, media=None)
@@ -215,7 +345,7 @@ async def after_message(bot: Bot, chat_id: int, state: FSMContext, service: Sche
     if await continue_to_preview(bot, chat_id, state, service):
         return
     await state.set_state(Wizard.when)
-    text, markup = ui.when_prompt(EXAMPLES)
+    text, markup = ui.when_prompt(ui.WHEN_BUTTONS)
     await bot.send_message(chat_id, text, reply_markup=markup)
 
 
@@ -238,11 +368,11 @@ async def when_example(
     bot: Bot,
     event_from_user: User,
 ) -> None:
-    if not 0 <= callback_data.value < len(EXAMPLES):
+    if not 0 <= callback_data.value < len(ui.WHEN_BUTTONS):
         await query.answer("That example is gone; type a time instead.", show_alert=True)
         return
     await query.answer()
-    when = EXAMPLES[callback_data.value]
+    when = ui.WHEN_BUTTONS[callback_data.value]
     await show_preview(bot, event_from_user.id, event_from_user, state, service, when)
 
 
@@ -253,7 +383,7 @@ async def show_preview(
     media = Media.model_validate(data["media"]) if data.get("media") else None
     draft = await service.draft_schedule(
         user.id,
-        recipients=await recipients_text(state, service),
+        recipients=await recipients_of(state, service),
         when=when,
         text=data.get("text"),
         template=data.get("template"),
@@ -277,7 +407,7 @@ async def continue_to_preview(
     owner = data["draft"]["owner_id"]
     draft = await service.draft_schedule(
         int(owner),
-        recipients=await recipients_text(state, service),
+        recipients=await recipients_of(state, service),
         when=str(data["when"]),
         text=data.get("text"),
         template=data.get("template"),
@@ -307,7 +437,9 @@ async def save(
     await state.clear()
     await query.answer(f"Saved #{created.id}")
     if isinstance(query.message, Message):
-        await query.message.edit_text(f"Saved.\n\n{ui.schedule_block(created)}")
+        await query.message.edit_text(
+            f"Saved.\n\n{ui.schedule_block(created, draft.template_name)}"
+        )
 
 
 @router.callback_query(Wizard.confirm, WizardCb.filter(F.action == WizardAction.edit))
@@ -338,13 +470,13 @@ async def edit_part(
     if callback_data.action is WizardAction.edit_when:
         await state.update_data(editing=False)
         await state.set_state(Wizard.when)
-        text, markup = ui.when_prompt(EXAMPLES)
+        text, markup = ui.when_prompt(ui.WHEN_BUTTONS)
     elif callback_data.action is WizardAction.edit_message:
         await state.update_data(editing=True)
         await state.set_state(Wizard.message)
         text, markup = ui.message_prompt(await service.list_templates())
     else:
-        await state.update_data(editing=True, contacts=[], typed="")
+        await state.update_data(editing=True, contacts=[], typed=[], pending=None)
         await state.set_state(Wizard.recipients)
         text, markup = await recipients_step(service, [])
     await bot.send_message(chat_id, text, reply_markup=markup)
@@ -352,10 +484,11 @@ async def edit_part(
 
 @router.callback_query(WizardCb.filter(F.action == WizardAction.cancel))
 async def cancel(query: CallbackQuery, state: FSMContext) -> None:
+    current = await state.get_state()
     await state.clear()
     await query.answer("Cancelled")
     if isinstance(query.message, Message):
-        await query.message.edit_text("Cancelled; nothing was saved.")
+        await query.message.edit_text(ui.cancelled(current))
 
 
 @router.callback_query(WizardCb.filter())

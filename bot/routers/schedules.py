@@ -53,12 +53,29 @@ async def page_of(service: Scheduling, user_id: int, schedule_id: int) -> int:
     return ids.index(schedule_id) // ui.PAGE_SIZE if schedule_id in ids else 0
 
 
+async def template_names(service: Scheduling) -> dict[int, str]:
+    return {t.id: t.name for t in await service.list_templates()}
+
+
+async def template_name(service: Scheduling, schedule: Schedule) -> str | None:
+    if schedule.template_id is None:
+        return None
+    return (await template_names(service)).get(schedule.template_id)
+
+
+async def block(service: Scheduling, schedule: Schedule) -> str:
+    """The schedule's lines, naming the template it sends."""
+    return ui.schedule_block(schedule, await template_name(service, schedule))
+
+
 # --- /list and paging --------------------------------------------------------------------
 
 
 @router.message(Command("list"))
 async def list_(message: Message, service: Scheduling, event_from_user: User) -> None:
-    text, markup = ui.list_page(await service.list_schedules(event_from_user.id), 0)
+    text, markup = ui.list_page(
+        await service.list_schedules(event_from_user.id), 0, await template_names(service)
+    )
     await message.answer(text, reply_markup=markup)
 
 
@@ -74,7 +91,9 @@ async def refresh_list(query: CallbackQuery, service: Scheduling, user: User, pa
     """Redraw the /list message the button sits on."""
     if query.message is None or isinstance(query.message, InaccessibleMessage):
         return
-    text, markup = ui.list_page(await service.list_schedules(user.id), page)
+    text, markup = ui.list_page(
+        await service.list_schedules(user.id), page, await template_names(service)
+    )
     if query.message.text != text or query.message.reply_markup != markup:
         await query.message.edit_text(text, reply_markup=markup)
 
@@ -116,7 +135,7 @@ async def resume_command(
     schedule_id = schedule_id_arg(command)
     await owned_schedule(service, schedule_id, event_from_user.id)
     schedule = await service.resume(schedule_id)
-    await message.answer(f"Resumed.\n\n{ui.schedule_block(schedule)}")
+    await message.answer(f"Resumed.\n\n{await block(service, schedule)}")
 
 
 @router.message(Command("delete"))
@@ -124,7 +143,7 @@ async def delete_command(
     message: Message, command: CommandObject, service: Scheduling, event_from_user: User
 ) -> None:
     schedule = await owned_schedule(service, schedule_id_arg(command), event_from_user.id)
-    text, markup = ui.confirm_delete(schedule)
+    text, markup = ui.confirm_delete(schedule, await template_name(service, schedule))
     await message.answer(text, reply_markup=markup)
 
 
@@ -151,10 +170,10 @@ async def edit_command(
     if len(rest) == 2 and rest[0].lower() in fields:
         # One-shot: /edit 12 when tomorrow 10:00
         updated = await apply_edit(service, schedule.id, fields[rest[0].lower()], rest[1])
-        await message.answer(f"Changed.\n\n{ui.schedule_block(updated)}")
+        await message.answer(f"Changed.\n\n{await block(service, updated)}")
         return
     await message.answer(
-        f"What should change in #{schedule.id}?\n\n{ui.schedule_block(schedule)}",
+        f"What should change in #{schedule.id}?\n\n{await block(service, schedule)}",
         reply_markup=ui.edit_choices(schedule.id),
     )
 
@@ -195,12 +214,12 @@ async def schedule_button(
         await query.answer()
         await bot.send_message(
             chat_id,
-            f"What should change in #{schedule.id}?\n\n{ui.schedule_block(schedule)}",
+            f"What should change in #{schedule.id}?\n\n{await block(service, schedule)}",
             reply_markup=ui.edit_choices(schedule.id),
         )
     elif action is ScheduleAction.delete:
         await query.answer()
-        text, markup = ui.confirm_delete(schedule)
+        text, markup = ui.confirm_delete(schedule, await template_name(service, schedule))
         await bot.send_message(chat_id, text, reply_markup=markup)
     elif action is ScheduleAction.confirm_delete:
         await service.delete(schedule.id)
@@ -245,4 +264,4 @@ async def edit_value(
         service, schedule.id, EditField(data["edit_field"]), message.text or ""
     )
     await state.clear()
-    await message.answer(f"Changed.\n\n{ui.schedule_block(updated)}")
+    await message.answer(f"Changed.\n\n{await block(service, updated)}")

@@ -25,8 +25,9 @@ async def help_(message: Message) -> None:
 
 @router.message(Command("cancel"))
 async def cancel(message: Message, state: FSMContext) -> None:
-    if await state.get_state() is None:
+    current = await state.get_state()
+    if current is None:
         await message.answer("Nothing to cancel. /help lists what I can do.")
         return
     await state.clear()
-    await message.answer("Cancelled; nothing was saved.")
+    await message.answer(ui.cancelled(current))

@@ -53,6 +53,7 @@ class FakeWhatsApp:
     group_list: list[WhatsAppGroup] = field(default_factory=list)
     qr_error: WhatsAppError | None = None
     failure: SessionFailure | None = None
+    group_reads: int = 0
 
     async def health(self) -> SessionHealth:
         return SessionHealth(
@@ -79,6 +80,14 @@ class FakeWhatsApp:
         return self.address_book
 
     async def groups(self) -> list[WhatsAppGroup]:
+        self.group_reads += 1
+        # Like the sidecar: the account's groups only while the session works.
+        if self.state != "WORKING":
+            raise WhatsAppNotReady(
+                "WhatsApp is not linked or not connected; link it with /link in the bot "
+                "(WhatsApp service said: WhatsApp is not ready to list groups "
+                f"(state {self.state}))."
+            )
         return self.group_list
 
 

@@ -367,3 +367,24 @@ async def test_e2e_first_run_without_admins_makes_the_code_sender_owner(tmp_path
         assert "no schedules" in (await world.say("/list", user=STRANGER)).text
         again = await world.say(f"/start {code}", "private", user=ADMIN)
         assert str(ADMIN) in again.text
+
+
+@needs_node
+async def test_e2e_a_group_by_the_start_of_its_name_asked_which_then_sent_to_it(
+    world: World,
+) -> None:
+    # The fake engine's account is in "Fake Family" and "Fake Team".
+    question = await world.say("/schedule fake | in 5 seconds | Hello group", "which one")
+    assert [b["text"] for b in question.buttons()] == [
+        "Fake Family (group)",
+        "Fake Team (group)",
+        "Cancel",
+    ]
+    assert "no schedules" in (await world.say("/list")).text  # nothing before the pick
+    saved = await world.press(question, "Fake Team", "Saved")
+    assert "to Fake Team (group)" in saved.text and "@g.us" not in saved.text
+    report = await world.telegram.reply(ADMIN, "Fake Team (group): read", within=30)
+    assert "@g.us" not in report.text
+    assert [(m["text"], m["to"]) for m in await world.outbox()] == [
+        ("Hello group", "120363000000000002@g.us")
+    ]

@@ -158,7 +158,7 @@ async def test_cancel_button_in_the_wizard(harness: Harness) -> None:
     step1 = await harness.ask("/schedule", "Who gets it")
     await harness.press(step1, "Cancel")
     cancelled = await harness.telegram.wait_for(
-        lambda: step1 if step1.text == "Cancelled; nothing was saved." else None
+        lambda: step1 if step1.text == "Cancelled; no schedule was saved." else None
     )
     assert cancelled.buttons() == []  # the wizard's buttons are gone with it
 
@@ -176,10 +176,21 @@ async def test_wizard_template_button(harness: Harness) -> None:
 
 
 async def test_done_without_recipients_asks_for_one(harness: Harness) -> None:
+    await harness.service.add_contact("Anna", "+4915123456789")
     step1 = await harness.ask("/schedule", "Who gets it")
     query = await harness.press(step1, "Done")
     answer = await harness.telegram.answer(query)
-    assert answer["show_alert"] and "at least one" in answer["text"]
+    assert answer["show_alert"] and "Tap at least one contact" in answer["text"]
+
+
+async def test_done_without_any_contacts_saved_asks_for_a_number_not_a_contact(
+    harness: Harness,
+) -> None:
+    step1 = await harness.ask("/schedule", "Who gets it")
+    query = await harness.press(step1, "Done")
+    answer = await harness.telegram.answer(query)
+    assert answer["show_alert"] and "no saved contacts yet" in answer["text"]
+    assert "contact" not in answer["text"].split("yet")[1]  # nothing to tap is asked for
 
 
 async def test_wizard_buttons_after_the_wizard_ended_are_refused(harness: Harness) -> None:

@@ -101,6 +101,9 @@ class FakeWhatsApp:
 
     async def groups(self) -> list[WaGroup]:
         self._call("groups")
+        # Like the sidecar: the account's groups only while the session works.
+        if self.state != "WORKING":
+            raise WhatsAppNotReady(f"WhatsApp is not ready to list groups (state {self.state})")
         return list(self.group_list)
 
 

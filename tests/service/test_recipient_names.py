@@ -1,0 +1,74 @@
+"""Schedules to contacts by the start of their name and to WhatsApp groups by their name."""
+
+from __future__ import annotations
+
+import pytest
+
+from core.errors import InvalidRecipient
+from core.models import RecipientKind
+from core.service import Scheduling
+from core.store import Store
+from tests.service.conftest import OWNER, FakeWhatsApp, WaGroup
+
+FAMILY_ID = "120363041234567890@g.us"
+
+
+async def test_the_readme_example_schedules_to_anna_and_ben_by_first_name(
+    service: Scheduling,
+) -> None:
+    await service.add_contact("Anna Schmidt", "+4915111111111")
+    await service.add_contact("Ben Meyer", "+4915133333333")
+    schedule = await service.create_schedule(
+        OWNER, recipients="Anna, Ben", when="every monday 9:00", text="Hi {first_name}!"
+    )
+    assert [(r.name, r.address) for r in schedule.recipients] == [
+        ("Anna Schmidt", "+4915111111111"),
+        ("Ben Meyer", "+4915133333333"),
+    ]
+    preview = await service.preview(schedule.id)
+    assert [m.text for m in preview.messages] == ["Hi Anna!", "Hi Ben!"]
+
+
+async def test_a_group_named_is_stored_with_its_id_and_name_and_its_deliveries_say_it(
+    service: Scheduling, whatsapp: FakeWhatsApp, store: Store
+) -> None:
+    whatsapp.group_list = [WaGroup(id=FAMILY_ID, name="Family", participants=("a", "b"))]
+    schedule = await service.create_schedule(
+        OWNER, recipients="Family", when="tomorrow 9:00", text="Dinner at 8"
+    )
+    [group] = schedule.recipients
+    assert (group.kind, group.address, group.name) == (RecipientKind.group, FAMILY_ID, "Family")
+    assert (await store.get_schedule(schedule.id)) == schedule
+    _run, [delivery] = await service.run_now(schedule.id)
+    assert (delivery.recipient, delivery.recipient_name) == (FAMILY_ID, "Family")
+
+
+async def test_a_group_name_while_whatsapp_is_not_linked_is_refused_and_nothing_stored(
+    service: Scheduling, whatsapp: FakeWhatsApp
+) -> None:
+    whatsapp.group_list = [WaGroup(id=FAMILY_ID, name="Family", participants=("a",))]
+    whatsapp.state = "SCAN_QR_CODE"
+    with pytest.raises(InvalidRecipient, match=r"not linked .* /link") as caught:
+        await service.create_schedule(OWNER, recipients="Family", when="tomorrow 9:00", text="x")
+    assert "'Family'" in str(caught.value)
+    assert await service.list_schedules() == []
+
+
+async def test_a_contact_named_exactly_needs_no_question_to_whatsapp(
+    service: Scheduling, whatsapp: FakeWhatsApp
+) -> None:
+    await service.add_contact("Anna", "+4915111111111")
+    await service.create_schedule(OWNER, recipients="anna", when="tomorrow 9:00", text="x")
+    assert "groups" not in whatsapp.calls
+
+
+async def test_edit_to_a_name_several_match_is_refused_naming_them(service: Scheduling) -> None:
+    await service.add_contact("Anna Schmidt", "+4915111111111")
+    await service.add_contact("Andreas", "+4915122222222")
+    schedule = await service.create_schedule(
+        OWNER, recipients="+4915199999990", when="tomorrow 9:00", text="x"
+    )
+    with pytest.raises(InvalidRecipient, match="full name") as caught:
+        await service.edit_schedule(schedule.id, recipients="An")
+    assert "Anna Schmidt" in str(caught.value) and "Andreas" in str(caught.value)
+    assert (await service.get_schedule(schedule.id)).recipients == schedule.recipients
