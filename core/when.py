@@ -252,7 +252,10 @@ _MONTH_MAX_DAYS = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 
 def _cron_value(token: str, spec: _FieldSpec) -> int:
     if token.isdecimal() and len(token) > 4:
-        raise _fail(f"cron {spec.name} field: {token[:8]} is out of range", _CRON_EXAMPLE)
+        raise _fail(
+            f"cron {spec.name} field: {token[:8]}... is out of range {spec.low}-{spec.high}",
+            _CRON_EXAMPLE,
+        )
     if token.isdecimal():  # not isdigit: int() refuses superscript and circled digits
         value = int(token)
     elif token in spec.names:
