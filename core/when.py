@@ -946,8 +946,8 @@ def parse_when(text: str, *, tz: str, now: datetime) -> Rule:
     s = _normalize(text)
     if not s:
         raise _fail("say when", *EXAMPLES[:3])
-    if match := _PAST.search(s):
-        raise _past(s, match[0])
+    if _PAST.search(s):
+        raise _past(s)
     if s.startswith("cron ") or s.startswith("@"):
         return _cron_rule(s.removeprefix("cron "), zone_name)
     if s == "cron":
@@ -960,7 +960,7 @@ def parse_when(text: str, *, tz: str, now: datetime) -> Rule:
     raise _explain(s, now_utc.astimezone(zone).date())
 
 
-def _past(s: str, word: str) -> InvalidWhen:
+def _past(s: str) -> InvalidWhen:
     """The refusal of `yesterday 10:00` or `10 minutes ago` (not a misspelt word)."""
     clock = _TIME_IN.search(s)
     at = clock[0] if clock else "9:00"
