@@ -252,7 +252,10 @@ _MONTH_MAX_DAYS = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 
 def _cron_value(token: str, spec: _FieldSpec) -> int:
     if token.isdecimal() and len(token) > 4:
-        raise _fail(f"cron {spec.name} field: {token[:8]} is out of range", _CRON_EXAMPLE)
+        raise _fail(
+            f"cron {spec.name} field: {token[:8]}... is out of range {spec.low}-{spec.high}",
+            _CRON_EXAMPLE,
+        )
     if token.isdecimal():  # not isdigit: int() refuses superscript and circled digits
         value = int(token)
     elif token in spec.names:
@@ -943,8 +946,8 @@ def parse_when(text: str, *, tz: str, now: datetime) -> Rule:
     s = _normalize(text)
     if not s:
         raise _fail("say when", *EXAMPLES[:3])
-    if match := _PAST.search(s):
-        raise _past(s, match[0])
+    if _PAST.search(s):
+        raise _past(s)
     if s.startswith("cron ") or s.startswith("@"):
         return _cron_rule(s.removeprefix("cron "), zone_name)
     if s == "cron":
@@ -957,7 +960,7 @@ def parse_when(text: str, *, tz: str, now: datetime) -> Rule:
     raise _explain(s, now_utc.astimezone(zone).date())
 
 
-def _past(s: str, word: str) -> InvalidWhen:
+def _past(s: str) -> InvalidWhen:
     """The refusal of `yesterday 10:00` or `10 minutes ago` (not a misspelt word)."""
     clock = _TIME_IN.search(s)
     at = clock[0] if clock else "9:00"

@@ -39,7 +39,7 @@ def refusal(text: str, tz: str = "Europe/Berlin") -> str:
         (f"cron {HUGE} * * * *", "that is too long for a time (5013 characters)"),
         (f"in {'9' * 300} minutes", "is too far ahead"),
         (f"every {'9' * 300} hours", "is too long a repeat"),
-        (f"cron {'9' * 300} * * * *", "cron minute field: 99999999 is out of range"),
+        (f"cron {'9' * 300} * * * *", "cron minute field: 99999999... is out of range 0-59"),
         (f"cron */{'9' * 300} * * * *", "cron minute field: step '999"),
     ],
 )
