@@ -152,3 +152,19 @@ async def test_groups_lists_names_to_type(harness: Harness) -> None:
     assert "• Family (2 people)" in listing.text
     assert "/schedule Family |" in listing.text
     assert FAMILY_ID not in listing.text
+
+
+async def test_an_older_question_s_buttons_do_not_answer_a_newer_one(harness: Harness) -> None:
+    await contacts(harness, "Anna Schmidt", "Andreas", "Ben Meyer", "Benno")
+    await harness.ask("/schedule", "Who gets it")
+    old = await harness.ask("an", "which one")
+    new = await harness.ask("be", "which one")  # typed again: a new question
+    query = await harness.press(old, "Andreas")
+    assert "over" in (await harness.telegram.answer(query))["text"]
+    assert "Benno" in str(new.buttons())  # still open
+    since = harness.telegram.cursor()
+    await harness.press(new, "Benno")
+    await harness.telegram.reply(ADMIN, "What should it say", since=since)
+    await harness.ask("Hi", "When?")
+    preview = await harness.ask("tomorrow 9:00", "Preview")
+    assert "Benno" in preview.text and "Andreas" not in preview.text
