@@ -168,3 +168,15 @@ async def test_an_older_question_s_buttons_do_not_answer_a_newer_one(harness: Ha
     await harness.ask("Hi", "When?")
     preview = await harness.ask("tomorrow 9:00", "Preview")
     assert "Benno" in preview.text and "Andreas" not in preview.text
+
+
+async def test_the_question_counts_contacts_and_groups_as_they_are(harness: Harness) -> None:
+    await contacts(harness, "Fama")
+    harness.whatsapp.group_list = [WhatsAppGroup(id=FAMILY_ID, name="Family", participants=())]
+    question = await harness.ask("/schedule fam | tomorrow 9:00 | Hi", "which one")
+    assert "fam matches 1 contact and 1 group: which one" in question.text
+    assert [b["text"] for b in question.buttons()] == [
+        "Fama (+4915100000001)",
+        "Family (group)",
+        "Cancel",
+    ]
