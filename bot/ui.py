@@ -32,6 +32,7 @@ from core.models import (
     Delivery,
     DeliveryStatus,
     Recipient,
+    RecipientKind,
     Run,
     RunTrigger,
     Schedule,
@@ -897,9 +898,16 @@ def recipient_choice(choice: Choice, part: int) -> tuple[str, InlineKeyboardMark
         )
     builder.button(text="Cancel", callback_data=WizardCb(action=WizardAction.cancel))
     builder.adjust(1)
+    groups = sum(1 for o in choice.options if o.kind is RecipientKind.group)
+    people = len(choice.options) - groups
+    counts = [
+        f"{n} {word}{'s' if n != 1 else ''}"
+        for n, word in ((people, "contact"), (groups, "group"))
+        if n
+    ]
     text = (
-        f"<b>{escape(choice.typed)}</b> matches {len(choice.options)} contacts and groups: "
-        "which one do you mean? Nothing is saved until you pick one."
+        f"<b>{escape(choice.typed)}</b> matches {' and '.join(counts)}: which one do you "
+        "mean? Nothing is saved until you pick one."
     )
     return text, builder.as_markup()
 

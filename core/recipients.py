@@ -132,8 +132,8 @@ class AmbiguousRecipient(InvalidRecipient):
 
     def __init__(self, choice: Choice) -> None:
         super().__init__(
-            f"{choice.typed!r} matches {labels(choice.options)}: type the full name, "
-            "or the number itself."
+            f"{choice.typed!r} matches {labels(choice.options[:-1])} and "
+            f"{label(choice.options[-1])}: type the full name, or the number itself."
         )
         self.choice = choice
 

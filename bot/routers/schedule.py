@@ -128,7 +128,9 @@ async def ask_next_choice(bot: Bot, chat_id: int, state: FSMContext) -> bool:
     for part, item in enumerate(items):
         if isinstance(item, Choice):
             text, markup = ui.recipient_choice(item, part)
-            await bot.send_message(chat_id, text, reply_markup=markup)
+            sent = await bot.send_message(chat_id, text, reply_markup=markup)
+            # Only the latest question's buttons answer it (retyped names ask anew).
+            await state.update_data(question=sent.message_id)
             return True
     return False
 
@@ -149,6 +151,8 @@ async def pick(
     asked = items[part] if part < len(items) else None
     if (
         current not in (OneShot.pick.state, Wizard.recipients.state)
+        or query.message is None
+        or query.message.message_id != data.get("question")
         or not isinstance(asked, Choice)
         or callback_data.option >= len(asked.options)
     ):

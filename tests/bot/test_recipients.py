@@ -152,3 +152,31 @@ async def test_groups_lists_names_to_type(harness: Harness) -> None:
     assert "• Family (2 people)" in listing.text
     assert "/schedule Family |" in listing.text
     assert FAMILY_ID not in listing.text
+
+
+async def test_an_older_question_s_buttons_do_not_answer_a_newer_one(harness: Harness) -> None:
+    await contacts(harness, "Anna Schmidt", "Andreas", "Ben Meyer", "Benno")
+    await harness.ask("/schedule", "Who gets it")
+    old = await harness.ask("an", "which one")
+    new = await harness.ask("be", "which one")  # typed again: a new question
+    query = await harness.press(old, "Andreas")
+    assert "over" in (await harness.telegram.answer(query))["text"]
+    assert "Benno" in str(new.buttons())  # still open
+    since = harness.telegram.cursor()
+    await harness.press(new, "Benno")
+    await harness.telegram.reply(ADMIN, "What should it say", since=since)
+    await harness.ask("Hi", "When?")
+    preview = await harness.ask("tomorrow 9:00", "Preview")
+    assert "Benno" in preview.text and "Andreas" not in preview.text
+
+
+async def test_the_question_counts_contacts_and_groups_as_they_are(harness: Harness) -> None:
+    await contacts(harness, "Fama")
+    harness.whatsapp.group_list = [WhatsAppGroup(id=FAMILY_ID, name="Family", participants=())]
+    question = await harness.ask("/schedule fam | tomorrow 9:00 | Hi", "which one")
+    assert "fam matches 1 contact and 1 group: which one" in question.text
+    assert [b["text"] for b in question.buttons()] == [
+        "Fama (+4915100000001)",
+        "Family (group)",
+        "Cancel",
+    ]
