@@ -72,6 +72,21 @@ class AckSink(Protocol):
     async def apply_ack(self, whatsapp_id: str, ack: int) -> bool: ...
 
 
+async def ask_ack(whatsapp: AckPort, acks: AckSink, delivery: Delivery) -> bool:
+    """Ask the sidecar how far `delivery`'s message got and apply that through the ack path;
+    False when the sidecar does not know the message (any more). Other failures raise."""
+    if not delivery.whatsapp_id:
+        return False
+    try:
+        ack = await whatsapp.message_ack(delivery.whatsapp_id)
+    except WhatsAppError as exc:
+        if exc.code != "not_found":
+            raise
+        return False
+    await acks.apply_ack(delivery.whatsapp_id, ack)
+    return True
+
+
 class Recheck(Record):
     """What Check again found for the run's messages that were still only `sent`."""
 
@@ -223,15 +238,9 @@ class AckWatch:
         ]
         unknown: set[int] = set()
         for delivery in pending:
-            assert delivery.whatsapp_id is not None
-            try:
-                ack = await self.whatsapp.message_ack(delivery.whatsapp_id)
-            except WhatsAppError as exc:
-                if exc.code != "not_found":
-                    raise  # down or not linked: the owner hears why
+            # Down or not linked raises: the owner hears why.
+            if not await ask_ack(self.whatsapp, self.acks, delivery):
                 unknown.add(delivery.id)
-                continue
-            await self.acks.apply_ack(delivery.whatsapp_id, ack)
         ids = {d.id for d in pending} - unknown
         statuses: dict[DeliveryStatus, int] = {}
         for delivery in await self.store.list_deliveries(query):

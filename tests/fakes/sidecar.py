@@ -82,6 +82,9 @@ class FakeSidecar:
     auto_ack: bool = True
     # Seconds each accepted send takes before it answers (the send is recorded first).
     send_delay_s: float = 0.0
+    # When set, each accepted send waits for it before answering (the send is recorded first):
+    # a test holds a send in flight, e.g. to kill core meanwhile.
+    send_gate: asyncio.Event | None = None
     # The last ack auto_ack posts: 1 is a message WhatsApp took that never reaches the phone
     # (offline for days, number not active); GET /messages/{id} answers the same ack, until
     # a test sets `SentRecord.ack` (the phone came back, the event was lost).
@@ -93,6 +96,8 @@ class FakeSidecar:
     requests: int = 0
     # Every GET /health that reached the fake.
     health_requests: int = 0
+    # Every GET /messages/{id} that reached the fake.
+    ack_requests: int = 0
     # The QR code shown while SCAN_QR_CODE; each move there shows a new one.
     qr: str = "2@fakeqr"
     _qrs: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
@@ -275,6 +280,8 @@ class FakeSidecar:
         self.by_key[key] = record
         if self.send_delay_s:
             await asyncio.sleep(self.send_delay_s)
+        if self.send_gate is not None:
+            await self.send_gate.wait()
         if self.auto_ack and self.events_url is not None:
             task = asyncio.get_running_loop().create_task(self._acks(record))
             self._tasks.add(task)
@@ -296,6 +303,7 @@ class FakeSidecar:
                 await asyncio.sleep(0.05)
 
     async def _message(self, request: web.Request) -> web.Response:
+        self.ack_requests += 1
         message_id = request.match_info["id"]
         for record in self.outbox:
             if record.id == message_id:
