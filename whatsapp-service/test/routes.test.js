@@ -41,6 +41,7 @@ describe('X-Api-Key', () => {
     ['POST', '/fake/state'],
     ['POST', '/fake/fail'],
     ['POST', '/fake/acks'],
+    ['POST', '/fake/acks/catch-up'],
     ['POST', '/fake/disconnect'],
     ['GET', '/fake/requests'],
   ];
