@@ -122,8 +122,8 @@ class AckWatch:
         self.every_s = every_s or min(MAX_EVERY_S, self.after_s / 2)
         # Passes done; the next one is armed on the clock before this count moves.
         self.passes = 0
-        # Deliveries sent up to this instant were looked at (None: not since start-up).
-        self._checked_until: datetime | None = None
+        # Where the next pass reads on: after (sent_at, id) (None: not since start-up).
+        self._checked_until: tuple[datetime, int] | None = None
         self._told: OrderedDict[int, None] = OrderedDict()
         self._failing = False
         self._task: asyncio.Task[None] | None = None
@@ -168,18 +168,22 @@ class AckWatch:
             return 0
         now = self.clock.now()
         cutoff = now - timedelta(seconds=self.after_s)
-        since = self._checked_until
-        if since is None:
-            since = cutoff - STARTUP_LOOKBACK
-        found = await self.store.unacked_deliveries(
-            sent_before=cutoff, sent_after=since, limit=PASS_LIMIT
+        since, after_id = self._checked_until or (cutoff - STARTUP_LOOKBACK, None)
+        # Paged on (sent_at, id): a backlog sent in one instant is read on, never again.
+        page = await self.store.sent_deliveries(
+            statuses=(DeliveryStatus.sent,), since=since, after_id=after_id, limit=PASS_LIMIT
         )
-        if len(found) >= PASS_LIMIT and found[-1].sent_at is not None:
-            # The rest of the backlog next pass; one millisecond back, so deliveries sent in
-            # the same instant as the last one read are not skipped (their run is told once).
-            self._checked_until = found[-1].sent_at - timedelta(milliseconds=1)
+        found = [d for d in page if d.sent_at is not None and d.sent_at <= cutoff]
+        last = found[-1] if found else None
+        if (
+            last is not None
+            and last.sent_at is not None
+            and (len(found) == PASS_LIMIT or last.sent_at == cutoff)
+        ):
+            # The rest of the backlog (or of the instant at the cutoff) next pass.
+            self._checked_until = (last.sent_at, last.id)
         else:
-            self._checked_until = cutoff
+            self._checked_until = (cutoff, 0)
         told = 0
         for run_id in dict.fromkeys(d.run_id for d in found):
             if await self._report(run_id, now):
