@@ -17,16 +17,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Protocol
 
 from core.ack_watch import AckPort, AckSink, ask_ack
 from core.clock import Clock
 from core.errors import WhatsAppError
-from core.models import DeliveryStatus
+from core.models import Delivery, DeliveryStatus
 from core.store import Store
 
 logger = logging.getLogger(__name__)
+
+
+class ReceiptPort(AckPort, Protocol):
+    """What a pass asks the sidecar (`core.whatsapp.WhatsAppClient`)."""
+
+    async def message_acks(self, message_ids: Sequence[str]) -> dict[str, int | None]: ...
 
 
 class SessionView(Protocol):
@@ -36,8 +43,9 @@ class SessionView(Protocol):
     def working(self) -> bool: ...
 
 
-# Messages asked about per page of a reconcile pass, and the pause between two pages: at most
-# RECONCILE_PAGE requests every RECONCILE_PAUSE_S, never a burst of thousands.
+# Messages asked about per page of a reconcile pass (one POST /messages/acks, or as many
+# GET /messages/{id} from a sidecar without it), and the pause between two pages: never a
+# burst of thousands of requests.
 RECONCILE_PAGE = 50
 RECONCILE_PAUSE_S = 5.0
 # Without any event from the sidecar for this long, a pass asks what acks were missed; the
@@ -57,7 +65,7 @@ class Receipts:
         self,
         store: Store,
         clock: Clock,
-        whatsapp: AckPort,
+        whatsapp: ReceiptPort,
         acks: AckSink,
         session: SessionView,
         *,
@@ -74,7 +82,7 @@ class Receipts:
         self.acks = acks
         self.session = session
         self.window_s = max(0.0, window_s)
-        self.page = max(1, page)
+        self.page = max(1, min(page, 100))  # POST /messages/acks takes 100 ids at most
         self.pause_s = pause_s
         self.quiet_s = quiet_s
         self.quiet_max_s = max(quiet_s, quiet_max_s)
@@ -88,6 +96,8 @@ class Receipts:
         self._quiet_at = clock.now() + timedelta(seconds=quiet_s)
         self._wake = asyncio.Event()
         self._failing = False
+        # False once the sidecar said it has no POST /messages/acks: one by one from then on.
+        self._bulk = True
         self._task: asyncio.Task[None] | None = None
         # While the loop waits on the clock (between passes or pages): until when.
         self.waiting_until: datetime | None = None
@@ -163,6 +173,26 @@ class Receipts:
             self._failing = True
             return False
 
+    async def _ask(self, page: list[Delivery]) -> None:
+        """Ask the acks of one page, in one request where the sidecar can answer it, and
+        apply each through the ack path."""
+        if self._bulk:
+            ids = [d.whatsapp_id for d in page if d.whatsapp_id]
+            try:
+                acks = await self.whatsapp.message_acks(ids) if ids else {}
+            except WhatsAppError as exc:
+                if exc.code != "not_found":
+                    raise
+                logger.info("receipts: the WhatsApp service asks one message at a time")
+                self._bulk = False
+            else:
+                for message_id, ack in acks.items():
+                    if ack is not None and message_id in ids:
+                        await self.acks.apply_ack(message_id, ack)
+                return
+        for delivery in page:
+            await ask_ack(self.whatsapp, self.acks, delivery)
+
     # --- one pass --------------------------------------------------------------------
     async def reconcile(self) -> bool:
         """Ask for the ack of every delivery awaiting one within the window, a page at a time;
@@ -175,21 +205,20 @@ class Receipts:
             page = await self.store.sent_deliveries(
                 statuses=AWAITING, since=since, after_id=after_id, limit=self.page
             )
-            for delivery in page:
-                try:
-                    await ask_ack(self.whatsapp, self.acks, delivery)
-                except WhatsAppError as exc:
-                    if not self._failing:
-                        logger.info(
-                            "receipts: the WhatsApp service did not answer (%s); %d messages "
-                            "asked, the rest next pass",
-                            exc.code or type(exc).__name__,
-                            asked,
-                        )
-                    self._failing = True
-                    return False
-                asked += 1
-                self.asked += 1
+            try:
+                await self._ask(page)
+            except WhatsAppError as exc:
+                if not self._failing:
+                    logger.info(
+                        "receipts: the WhatsApp service did not answer (%s); %d messages "
+                        "asked, the rest next pass",
+                        exc.code or type(exc).__name__,
+                        asked,
+                    )
+                self._failing = True
+                return False
+            asked += len(page)
+            self.asked += len(page)
             if len(page) < self.page or page[-1].sent_at is None:
                 break
             since, after_id = page[-1].sent_at, page[-1].id

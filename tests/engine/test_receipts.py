@@ -90,7 +90,9 @@ async def test_acks_missed_while_core_was_down_are_asked_for_after_start(
 
         await eventually(all_read, what="the acks asked for after start")
         await core.sender.reporter.flush()
-        assert sidecar.ack_requests - asked_before == 2  # one per message awaiting an ack
+        # One request asked for both messages awaiting an ack.
+        assert sidecar.ack_requests - asked_before == 1
+        assert core.receipts.asked == 2
         # The one ack path: the run's card was edited to say so.
         assert notifier.last_statuses(run_id) == ["read", "read"]
 
@@ -114,7 +116,7 @@ async def test_the_session_back_to_working_asks_for_acks_missed_meanwhile(
         return await statuses(core, run_id) == [DeliveryStatus.delivered] * 2
 
     await eventually(delivered, what="the acks asked for after the gap")
-    assert sidecar.ack_requests - asked == 2
+    assert sidecar.ack_requests - asked == 1
 
 
 async def test_a_silence_of_events_asks_with_backoff_and_at_rest_nothing_is_asked(
@@ -128,11 +130,13 @@ async def test_a_silence_of_events_asks_with_backoff_and_at_rest_nothing_is_aske
     passes = core.receipts.passes
 
     # Events stop; the phones never ack: one pass after QUIET_S of silence, then after twice
-    # that, and so on: 300 s, 900 s, 2100 s into the hour, two messages each.
+    # that, and so on: 300 s, 900 s, 2100 s into the hour, one request for both each.
+    asked_ids = sidecar.acks_asked
     await advance(core.receipts, clock, 3600, step_s=60)
     assert QUIET_S == 300
     assert core.receipts.passes - passes == 3
-    assert sidecar.ack_requests - asked == 3 * 2
+    assert sidecar.ack_requests - asked == 3
+    assert sidecar.acks_asked - asked_ids == 3 * 2
 
     # The phones read them; the next silent pass learns it.
     phones_read(sidecar)
@@ -167,19 +171,44 @@ async def test_a_pass_asks_a_page_at_a_time_with_a_pause_between_pages(
     run_id = await sent_run(core, recipients)
     await settled(receipts, clock)
     phones_read(sidecar)
-    asked = sidecar.ack_requests
+    requests, asked = sidecar.ack_requests, sidecar.acks_asked
 
     receipts.gap()  # as the sender does when the session is back
-    await eventually(lambda: sidecar.ack_requests - asked >= 50, what="the first page")
+    await eventually(lambda: sidecar.ack_requests > requests, what="the first page")
     await settled(receipts, clock)
     assert receipts.waiting_until == clock.now() + timedelta(seconds=receipts.pause_s)
-    assert sidecar.ack_requests - asked == receipts.page == 50
+    # One request per page of 50, then a pause on the clock before the next.
+    assert (sidecar.ack_requests - requests, sidecar.acks_asked - asked) == (1, 50)
     await clock.advance(receipts.pause_s)
     await settled(receipts, clock)
-    assert sidecar.ack_requests - asked == 100
+    assert (sidecar.ack_requests - requests, sidecar.acks_asked - asked) == (2, 100)
     await clock.advance(receipts.pause_s)
     await settled(receipts, clock)
-    assert sidecar.ack_requests - asked == 120
+    assert (sidecar.ack_requests - requests, sidecar.acks_asked - asked) == (3, 120)
+    assert set(await statuses(core, run_id)) == {DeliveryStatus.read}
+
+
+async def test_a_sidecar_without_the_bulk_route_is_asked_one_message_at_a_time(
+    start_core: CoreFactory, sidecar: FakeSidecar, clock: FakeClock
+) -> None:
+    sidecar.ack_up_to = 1
+    sidecar.bulk_acks = False  # an older sidecar: POST /messages/acks is 404, no route
+    core = await start_core()
+    receipts = core.receipts
+    receipts.page = 3
+    run_id = await sent_run(core, [f"+49151{n:08d}" for n in range(5)])
+    await settled(receipts, clock)
+    phones_read(sidecar)
+    requests = sidecar.ack_requests
+
+    receipts.gap()
+    await eventually(lambda: sidecar.ack_requests - requests >= 4, what="the first page")
+    await settled(receipts, clock)
+    # The refused bulk request, then the page's three one by one; then the pause.
+    assert sidecar.ack_requests - requests == 1 + 3
+    await clock.advance(receipts.pause_s)
+    await settled(receipts, clock)
+    assert sidecar.ack_requests - requests == 1 + 5  # never in bulk again
     assert set(await statuses(core, run_id)) == {DeliveryStatus.read}
 
 
