@@ -150,6 +150,20 @@ async def test_a_silence_of_events_asks_with_backoff_and_at_rest_nothing_is_aske
     assert sidecar.ack_requests == asked
 
 
+async def test_while_events_come_no_silence_pass_asks_anything(
+    start_core: CoreFactory, sidecar: FakeSidecar, clock: FakeClock
+) -> None:
+    sidecar.ack_up_to = 1  # two messages wait for their phones all along
+    core = await start_core()
+    await sent_run(core, [ANNA, BEN])
+    await settled(core.receipts, clock)
+    requests = sidecar.ack_requests
+    for _ in range(18):  # an hour and a half, an event every 5 minutes less a second
+        await advance(core.receipts, clock, QUIET_S - 1, step_s=QUIET_S - 1)
+        assert await sidecar.post_event("session.status", {"state": "WORKING"}) == 200
+    assert sidecar.ack_requests == requests
+
+
 async def test_an_idle_core_held_working_asks_nothing_over_an_hour(
     start_core: CoreFactory, sidecar: FakeSidecar, clock: FakeClock
 ) -> None:
