@@ -3,7 +3,8 @@
 Events (`message.ack`) are the fast path, but they are lost when core is down longer than the
 sidecar keeps them, when the sidecar itself is killed with events queued, or when an ack beats
 core's own record of the send and core dies before that record. `Receipts` makes the store
-converge to what the sidecar says (`GET /messages/{id}`): after core starts, after a gap (the
+converge to what the sidecar says (`POST /messages/acks`, or `GET /messages/{id}` one by one
+from a sidecar without that route): after core starts, after a gap (the
 sidecar answers again, the session is WORKING again, a send was answered as a duplicate of an
 earlier process's) and after `quiet_s` without any event, one pass asks for the current ack
 of every delivery `sent` or `delivered` within the last `window_s` (ACK_RECONCILE_WINDOW_S),
@@ -52,8 +53,9 @@ RECONCILE_PAUSE_S = 5.0
 # silence needed doubles after each such pass (up to QUIET_MAX_S) until an event comes.
 QUIET_S = 300.0
 QUIET_MAX_S = 3600.0
-# A pass cut short (the sidecar stopped answering) is tried again this long after, unless a
-# new gap (the sidecar or the session back) asks for one sooner.
+# A pass cut short (the sidecar stopped answering) is tried again this long after, doubling
+# while it fails (up to QUIET_MAX_S), unless a gap (the sidecar or the session back) asks for
+# one sooner.
 RETRY_S = 60.0
 AWAITING = (DeliveryStatus.sent, DeliveryStatus.delivered)
 
@@ -94,6 +96,7 @@ class Receipts:
         self._pass_at: datetime | None = clock.now()
         self._quiet = quiet_s
         self._quiet_at = clock.now() + timedelta(seconds=quiet_s)
+        self._retry = retry_s
         self._wake = asyncio.Event()
         self._failing = False
         # False once the sidecar said it has no POST /messages/acks: one by one from then on.
@@ -142,8 +145,11 @@ class Receipts:
                     self._pass_at = now
             if self._pass_at is not None and self._pass_at <= now and self.session.working:
                 self._pass_at = None
-                if not await self._guarded_pass():
-                    self._pass_at = self.clock.now() + timedelta(seconds=self.retry_s)
+                if await self._guarded_pass():
+                    self._retry = self.retry_s
+                else:
+                    self._pass_at = self.clock.now() + timedelta(seconds=self._retry)
+                    self._retry = min(self.quiet_max_s, self._retry * 2)
                 continue
             until = self._quiet_at
             if self._pass_at is not None and self.session.working:
@@ -183,11 +189,15 @@ class Receipts:
             except WhatsAppError as exc:
                 if exc.code != "not_found":
                     raise
-                logger.info("receipts: the WhatsApp service asks one message at a time")
+                logger.info(
+                    "receipts: the WhatsApp service has no POST /messages/acks; "
+                    "asking one message at a time"
+                )
                 self._bulk = False
             else:
+                asked = set(ids)
                 for message_id, ack in acks.items():
-                    if ack is not None and message_id in ids:
+                    if ack is not None and message_id in asked:
                         await self.acks.apply_ack(message_id, ack)
                 return
         for delivery in page:

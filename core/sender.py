@@ -18,7 +18,8 @@ it off) it keeps a bounded window of sends in flight, claimed and recorded in ba
   line per probe. A paused worker at rest costs one request per `probe_every_s`.
 
 Acks from the sidecar also land here (`apply_ack`), so every status change of a delivery and
-its report to the owner goes through one place.
+its report to the owner goes through one place; acks lost on the way are asked for by
+`core.receipts.Receipts`, which the sender tells (`on_gap`) when some may have been missed.
 """
 
 from __future__ import annotations
