@@ -104,24 +104,32 @@ export class EventForwarder {
   async #run() {
     this.#running = true;
     let attempt = 0;
-    while (this.#queue.length > 0 && !this.#closed) {
-      const head = this.#queue[0];
-      const outcome = await this.#post(head);
-      if (outcome === 'delivered' || outcome === 'rejected') {
-        if (this.#queue[0] === head) this.#queue.shift();
-        attempt = 0;
-        this.#outageEnded();
-        this.#mirrorQueue();
-        continue;
+    for (;;) {
+      let givenUp = false;
+      while (this.#queue.length > 0 && !this.#closed) {
+        const head = this.#queue[0];
+        const outcome = await this.#post(head);
+        if (outcome === 'delivered' || outcome === 'rejected') {
+          if (this.#queue[0] === head) this.#queue.shift();
+          attempt = 0;
+          this.#outageEnded();
+          this.#mirrorQueue();
+          continue;
+        }
+        this.#outageStarted(head, outcome);
+        if (this.#closing) {
+          givenUp = true; // no retries at close: what is left goes to the pending file
+          break;
+        }
+        attempt += 1;
+        const delay = Math.min(this.retryMaxMs, this.retryMinMs * 2 ** (attempt - 1));
+        this.log.debug({ event: head.event, attempt, delay }, 'event not delivered; retrying later');
+        await this.#sleep(delay);
       }
-      this.#outageStarted(head, outcome);
-      if (this.#closing) break; // no retries at close: what is left goes to the pending file
-      attempt += 1;
-      const delay = Math.min(this.retryMaxMs, this.retryMinMs * 2 ** (attempt - 1));
-      this.log.debug({ event: head.event, attempt, delay }, 'event not delivered; retrying later');
-      await this.#sleep(delay);
+      await this.#mirror;
+      // An event pushed while the file was written found this loop still running: send it too.
+      if (givenUp || this.#closed || this.#queue.length === 0) break;
     }
-    await this.#mirror;
     this.#running = false;
     for (const resolve of this.#idleWaiters.splice(0)) resolve();
   }
