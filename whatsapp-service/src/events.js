@@ -123,7 +123,10 @@ export class EventForwarder {
         }
         attempt += 1;
         const delay = Math.min(this.retryMaxMs, this.retryMinMs * 2 ** (attempt - 1));
-        this.log.debug({ event: head.event, attempt, delay }, 'event not delivered; retrying later');
+        this.log.debug(
+          { event: head.event, attempt, delay },
+          'event not delivered; retrying later',
+        );
         await this.#sleep(delay);
       }
       await this.#mirror;
@@ -166,7 +169,10 @@ export class EventForwarder {
           this.#mirroring = false;
         }
       } catch (err) {
-        this.log.error({ err: err.message }, 'events waiting for wasched could not be kept on disk');
+        this.log.error(
+          { err: err.message },
+          'events waiting for wasched could not be kept on disk',
+        );
       }
     } while (this.#mirrorAgain && this.#mirroring && !this.#closing);
   }
