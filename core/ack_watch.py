@@ -72,6 +72,21 @@ class AckSink(Protocol):
     async def apply_ack(self, whatsapp_id: str, ack: int) -> bool: ...
 
 
+async def ask_ack(whatsapp: AckPort, acks: AckSink, delivery: Delivery) -> bool:
+    """Ask the sidecar how far `delivery`'s message got and apply that through the ack path;
+    False when the sidecar does not know the message (any more). Other failures raise."""
+    if not delivery.whatsapp_id:
+        return False
+    try:
+        ack = await whatsapp.message_ack(delivery.whatsapp_id)
+    except WhatsAppError as exc:
+        if exc.code != "not_found":
+            raise
+        return False
+    await acks.apply_ack(delivery.whatsapp_id, ack)
+    return True
+
+
 class Recheck(Record):
     """What Check again found for the run's messages that were still only `sent`."""
 
@@ -107,8 +122,8 @@ class AckWatch:
         self.every_s = every_s or min(MAX_EVERY_S, self.after_s / 2)
         # Passes done; the next one is armed on the clock before this count moves.
         self.passes = 0
-        # Deliveries sent up to this instant were looked at (None: not since start-up).
-        self._checked_until: datetime | None = None
+        # Where the next pass reads on: after (sent_at, id) (None: not since start-up).
+        self._checked_until: tuple[datetime, int] | None = None
         self._told: OrderedDict[int, None] = OrderedDict()
         self._failing = False
         self._task: asyncio.Task[None] | None = None
@@ -153,18 +168,22 @@ class AckWatch:
             return 0
         now = self.clock.now()
         cutoff = now - timedelta(seconds=self.after_s)
-        since = self._checked_until
-        if since is None:
-            since = cutoff - STARTUP_LOOKBACK
-        found = await self.store.unacked_deliveries(
-            sent_before=cutoff, sent_after=since, limit=PASS_LIMIT
+        since, after_id = self._checked_until or (cutoff - STARTUP_LOOKBACK, None)
+        # Paged on (sent_at, id): a backlog sent in one instant is read on, never again.
+        page = await self.store.sent_deliveries(
+            statuses=(DeliveryStatus.sent,), since=since, after_id=after_id, limit=PASS_LIMIT
         )
-        if len(found) >= PASS_LIMIT and found[-1].sent_at is not None:
-            # The rest of the backlog next pass; one millisecond back, so deliveries sent in
-            # the same instant as the last one read are not skipped (their run is told once).
-            self._checked_until = found[-1].sent_at - timedelta(milliseconds=1)
+        found = [d for d in page if d.sent_at is not None and d.sent_at <= cutoff]
+        last = found[-1] if found else None
+        if (
+            last is not None
+            and last.sent_at is not None
+            and (len(found) == PASS_LIMIT or last.sent_at == cutoff)
+        ):
+            # The rest of the backlog (or of the instant at the cutoff) next pass.
+            self._checked_until = (last.sent_at, last.id)
         else:
-            self._checked_until = cutoff
+            self._checked_until = (cutoff, 0)
         told = 0
         for run_id in dict.fromkeys(d.run_id for d in found):
             if await self._report(run_id, now):
@@ -223,15 +242,9 @@ class AckWatch:
         ]
         unknown: set[int] = set()
         for delivery in pending:
-            assert delivery.whatsapp_id is not None
-            try:
-                ack = await self.whatsapp.message_ack(delivery.whatsapp_id)
-            except WhatsAppError as exc:
-                if exc.code != "not_found":
-                    raise  # down or not linked: the owner hears why
+            # Down or not linked raises: the owner hears why.
+            if not await ask_ack(self.whatsapp, self.acks, delivery):
                 unknown.add(delivery.id)
-                continue
-            await self.acks.apply_ack(delivery.whatsapp_id, ack)
         ids = {d.id for d in pending} - unknown
         statuses: dict[DeliveryStatus, int] = {}
         for delivery in await self.store.list_deliveries(query):

@@ -23,8 +23,10 @@ from core.errors import ConfigError, WhatsAppError
 from core.http import CoreHttp, build_app
 from core.metrics import register_metrics
 from core.notifier import Notifier
+from core.receipts import Receipts
 from core.sender import Sender
 from core.service import Scheduling
+from core.session import SessionFailure
 from core.store import Store, open_store
 from core.whatsapp import WhatsAppClient
 
@@ -44,6 +46,7 @@ class Core:
     # Where core's own HTTP server listens, e.g. http://127.0.0.1:8001.
     url: str
     ack_watch: AckWatch
+    receipts: Receipts
 
 
 class CoreHooks:
@@ -59,6 +62,22 @@ class CoreHooks:
 
     def deliveries_queued(self) -> None:
         self._sender.deliveries_queued()
+
+
+class HeardEvents:
+    """The sender as the events route sees it, telling `Receipts` that events flow."""
+
+    def __init__(self, sender: Sender, receipts: Receipts) -> None:
+        self._sender = sender
+        self._receipts = receipts
+
+    async def apply_ack(self, whatsapp_id: str, ack: int) -> bool:
+        self._receipts.heard()
+        return await self._sender.apply_ack(whatsapp_id, ack)
+
+    def session_changed(self, state: str, failure: SessionFailure | None = None) -> None:
+        self._receipts.heard()
+        self._sender.session_changed(state, failure)
 
 
 @contextlib.asynccontextmanager
@@ -105,6 +124,15 @@ async def open_core(
         ack_watch = AckWatch(
             store, clock, notifier, whatsapp, sender, after_s=settings.ACK_ALERT_AFTER_S
         )
+        receipts = Receipts(
+            store,
+            clock,
+            whatsapp,
+            sender,
+            sender,
+            window_s=settings.ACK_RECONCILE_WINDOW_S,
+        )
+        sender.on_gap = receipts.gap
         service = Scheduling(
             store,
             clock,
@@ -117,7 +145,7 @@ async def open_core(
         http = CoreHttp(
             store=store,
             engine=engine,
-            sender=sender,
+            sender=HeardEvents(sender, receipts),
             notifier=notifier,
             whatsapp=whatsapp,
             api_key=settings.WHATSAPP_API_KEY,
@@ -154,6 +182,8 @@ async def open_core(
         stack.push_async_callback(engine.stop)
         await ack_watch.start()
         stack.push_async_callback(ack_watch.stop)
+        await receipts.start()
+        stack.push_async_callback(receipts.stop)
         stack.push_async_callback(http.aclose)
 
         url = f"http://{settings.HTTP_HOST}:{settings.HTTP_PORT}"
@@ -169,4 +199,5 @@ async def open_core(
             http=http,
             url=url,
             ack_watch=ack_watch,
+            receipts=receipts,
         )

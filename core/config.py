@@ -36,6 +36,8 @@ FIXES: dict[str, str] = {
     "WHATSAPP_PROBE_EVERY_S": "use seconds > 0, e.g. WHATSAPP_PROBE_EVERY_S=30",
     "WHATSAPP_PROBE_MAX_S": "use seconds > 0, e.g. WHATSAPP_PROBE_MAX_S=300",
     "ACK_ALERT_AFTER_S": "use whole seconds >= 0, e.g. ACK_ALERT_AFTER_S=600 (0 turns it off)",
+    "ACK_RECONCILE_WINDOW_S": "use whole seconds >= 0, e.g. ACK_RECONCILE_WINDOW_S=172800 "
+    "(0 turns it off)",
 }
 
 
@@ -71,6 +73,9 @@ class Settings(BaseSettings):
     # A message WhatsApp took (`sent`) that has not reached the recipient's phone this long
     # after is marked on its run's card and told to the owner once; 0 turns that off.
     ACK_ALERT_AFTER_S: int = Field(default=600, ge=0)
+    # After core starts, and after a gap in the sidecar's events, the acks of messages sent
+    # this long ago or less that are still `sent` or `delivered` are asked for; 0 turns it off.
+    ACK_RECONCILE_WINDOW_S: int = Field(default=172800, ge=0)
 
     @field_validator("TELEGRAM_BOT_TOKEN")
     @classmethod

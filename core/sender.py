@@ -18,7 +18,8 @@ it off) it keeps a bounded window of sends in flight, claimed and recorded in ba
   line per probe. A paused worker at rest costs one request per `probe_every_s`.
 
 Acks from the sidecar also land here (`apply_ack`), so every status change of a delivery and
-its report to the owner goes through one place.
+its report to the owner goes through one place; acks lost on the way are asked for by
+`core.receipts.Receipts`, which the sender tells (`on_gap`) when some may have been missed.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import random
 import socket
 from bisect import bisect_right
 from collections import OrderedDict
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -204,6 +206,9 @@ class Sender:
         self._media: dict[int, tuple[Media | None, datetime]] = {}
         self._early_acks: OrderedDict[str, int] = OrderedDict()
         self.sent_count = 0
+        # Told when acks may have been missed: the session works (again), the sidecar answers
+        # again, or a send was a duplicate of an earlier process's (`core.ack_watch.Receipts`).
+        self.on_gap: Callable[[], None] | None = None
 
     # --- lifecycle -------------------------------------------------------------------
     async def start(self) -> None:
@@ -260,6 +265,15 @@ class Sender:
     def paused(self) -> bool:
         return self._paused
 
+    @property
+    def working(self) -> bool:
+        """The session was last known WORKING and sends are not held."""
+        return self._session_state == WORKING and not self._paused
+
+    def _missed_acks(self) -> None:
+        if self.on_gap is not None:
+            self.on_gap()
+
     # --- what the rest of core tells the sender --------------------------------------
     def deliveries_queued(self) -> None:
         """New deliveries may be due (EngineHooks)."""
@@ -279,9 +293,11 @@ class Sender:
     def _apply_session(self, state: str, failure: SessionFailure | None) -> bool:
         """Take `state` (and why it fails) as the session's; True when that pauses or resumes
         the worker."""
-        self._session_state = state
+        previous, self._session_state = self._session_state, state
         self._session_failure = failure
         if state == WORKING:
+            if previous != WORKING or self._paused:
+                self._missed_acks()
             if self._paused:
                 logger.info("sender: WhatsApp session is WORKING again; resuming")
                 self._paused = False
@@ -413,7 +429,8 @@ class Sender:
                 )
             self._next_probe_at = self.clock.now() + timedelta(seconds=self._probe_backoff())
             return
-        if self._probe_failures:
+        back = self._probe_failures > 0
+        if back:
             logger.info(
                 "sender: the WhatsApp service answers again (after %d failed probes)",
                 self._probe_failures,
@@ -421,7 +438,9 @@ class Sender:
         self._probe_failures = 0
         self._next_probe_at = self.clock.now() + timedelta(seconds=self.probe_every_s)
         first = self._session_state is None
-        self._apply_session(health.state, health.failure)
+        if not self._apply_session(health.state, health.failure) and back and health.working:
+            # The session did not change, but its events may have been lost meanwhile.
+            self._missed_acks()
         if first and health.working:
             # Deliveries held by an earlier process go out now that the session works.
             self._release_held = True
@@ -615,6 +634,9 @@ class Sender:
                 " (the sidecar had sent this key before)" if message.duplicate else "",
             )
             self.reporter.mark(delivery.run_id)
+            if message.duplicate:
+                # Sent by an earlier process, whose acks may have been lost with it.
+                self._missed_acks()
             early = self._early_acks.pop(message.id, None)
             if early is not None:
                 await self.apply_ack(message.id, early)

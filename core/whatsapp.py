@@ -11,6 +11,7 @@ them a bounded number of times (`RETRY_MAX_ATTEMPTS`) before it records the deli
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -233,6 +234,18 @@ class WhatsAppClient:
         body = await self._call("GET", f"/messages/{message_id}")
         ack = body.get("ack")
         return ack if isinstance(ack, int) and not isinstance(ack, bool) else 0
+
+    async def message_acks(self, message_ids: Sequence[str]) -> dict[str, int | None]:
+        """The ack of each message (None: the sidecar does not know it) in one request, at
+        most 100 ids. A sidecar older than `POST /messages/acks` refuses it as `not_found`."""
+        body = await self._call("POST", "/messages/acks", json={"ids": list(message_ids)})
+        acks: dict[str, int | None] = {}
+        for item in _items(body, "acks"):
+            message_id, ack = item.get("id"), item.get("ack")
+            if isinstance(message_id, str):
+                valid = isinstance(ack, int) and not isinstance(ack, bool)
+                acks[message_id] = ack if valid else None
+        return acks
 
     async def contacts(self) -> list[WhatsAppContact]:
         body = await self._call("GET", "/contacts")

@@ -269,6 +269,19 @@ class Store(Protocol):
     async def import_all(self, data: dict[str, list[dict[str, Any]]]) -> None:
         """Insert records from `export_all`, ids intact, and move id counters past them."""
 
+    # receipts ------------------------------------------------------------------------
+    async def sent_deliveries(
+        self,
+        *,
+        statuses: Sequence[DeliveryStatus],
+        since: datetime,
+        after_id: int | None = None,
+        limit: int = 100,
+    ) -> list[Delivery]:
+        """Deliveries in `statuses` with `sent_at >= since`, by (`sent_at`, id), at most
+        `limit`; with `after_id`, only those after (`since`, `after_id`): the next page, which
+        never stalls on many deliveries sent in the same instant."""
+
 
 async def open_store(database_url: str) -> Store:
     """Open the store that `database_url` names: `sqlite:///path` or `mongodb://...`."""

@@ -943,3 +943,30 @@ class MongoStore:
             )
         for name, last_id in parsed.counters.items():
             await self._counters.update_one({"_id": name}, {"$max": {"seq": last_id}}, upsert=True)
+
+    @_translating
+    async def sent_deliveries(
+        self,
+        *,
+        statuses: Sequence[DeliveryStatus],
+        since: datetime,
+        after_id: int | None = None,
+        limit: int = 100,
+    ) -> list[Delivery]:
+        if not statuses or limit <= 0:
+            return []
+        after: Doc = {"sent_at": {"$gte": utc(since)}}
+        if after_id is not None:
+            after = {
+                "$or": [
+                    {"sent_at": {"$gt": utc(since)}},
+                    {"sent_at": utc(since), "_id": {"$gt": after_id}},
+                ]
+            }
+        query: Doc = {"status": {"$in": [DeliveryStatus(s).value for s in statuses]}, **after}
+        cursor = (
+            self._deliveries.find(query)
+            .sort([("sent_at", ASCENDING), ("_id", ASCENDING)])
+            .limit(limit)
+        )
+        return [_record(Delivery, doc) for doc in await cursor.to_list(None)]

@@ -1042,6 +1042,26 @@ class SQLiteStore:
                     "INSERT INTO sqlite_sequence (name, seq) VALUES (?, ?)", (name, last_id)
                 )
 
+    async def sent_deliveries(
+        self,
+        *,
+        statuses: Sequence[DeliveryStatus],
+        since: datetime,
+        after_id: int | None = None,
+        limit: int = 100,
+    ) -> list[Delivery]:
+        if not statuses or limit <= 0:
+            return []
+        marks = ", ".join("?" * len(statuses))
+        after = "sent_at >= ?" if after_id is None else "(sent_at > ? OR (sent_at = ? AND id > ?))"
+        bounds = (ts(since),) if after_id is None else (ts(since), ts(since), after_id)
+        rows = await self._fetchall(
+            f"SELECT {_DELIVERY_COLUMNS} FROM deliveries"
+            f" WHERE status IN ({marks}) AND {after} ORDER BY sent_at, id LIMIT ?",
+            (*(DeliveryStatus(s).value for s in statuses), *bounds, limit),
+        )
+        return _records(Delivery, rows)
+
 
 def _statements(script: str) -> list[str]:
     """Split the schema into statements (none of them holds a `;` inside)."""

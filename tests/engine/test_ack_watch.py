@@ -81,15 +81,16 @@ async def test_a_message_stuck_at_sent_is_told_once_per_run_over_many_passes(
     core = await start_core(ACK_ALERT_AFTER_S=600)
     assert core.ack_watch.every_s == 60
     queries: list[dict[str, Any]] = []
-    query = core.store.unacked_deliveries
+    query = core.store.sent_deliveries
 
     async def counted(**kwargs: Any) -> list[Delivery]:
-        queries.append(kwargs)
+        if kwargs["statuses"] == (DeliveryStatus.sent,):  # the watcher's, not receipts'
+            queries.append(kwargs)
         return await query(**kwargs)
 
     await eventually(lambda: core.ack_watch.passes >= 1, what="the first pass")
     counted_from = core.ack_watch.passes
-    monkeypatch.setattr(core.store, "unacked_deliveries", counted)
+    monkeypatch.setattr(core.store, "sent_deliveries", counted)
     run_id = await sent_run(core)
     caplog.set_level(logging.DEBUG, logger="core.ack_watch")
 
@@ -104,6 +105,27 @@ async def test_a_message_stuck_at_sent_is_told_once_per_run_over_many_passes(
     assert len(notifier.unacked) == 1
     assert len(queries) == core.ack_watch.passes - counted_from
     assert [r for r in caplog.records if r.name == "core.ack_watch"] == []
+
+
+async def test_a_backlog_sent_in_one_instant_is_read_on_not_again(
+    start_core: CoreFactory,
+    sidecar: FakeSidecar,
+    clock: FakeClock,
+    notifier: RecordingNotifier,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Three runs sent in one millisecond, a pass reading one message: each pass reads on from
+    # (sent_at, id); paging on sent_at alone read the first one again and again.
+    monkeypatch.setattr("core.ack_watch.PASS_LIMIT", 1)
+    sidecar.ack_up_to = 1
+    core = await start_core(ACK_ALERT_AFTER_S=600)
+    runs = [await sent_run(core, ANNA) for _ in range(3)]
+    sent_at = {d.sent_at for run_id in runs for d in await deliveries(core, run_id=run_id)}
+    assert len(sent_at) == 1  # the fake clock did not move
+
+    await passes(core, clock, 10)  # past the threshold: one message per pass from here
+    await passes(core, clock, 3)
+    assert sorted(run.id for run, *_ in notifier.unacked) == runs
 
 
 async def test_a_paced_run_is_told_once_and_its_later_messages_only_marked(

@@ -176,6 +176,32 @@ async def test_session_routes() -> None:
     await wa.aclose()
 
 
+async def test_message_acks_asks_many_in_one_request_and_an_older_sidecar_says_not_found() -> None:
+    asked: list[object] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        assert (request.method, request.url.path) == ("POST", "/messages/acks")
+        asked.append(json.loads(request.content))
+        acks = [
+            {"id": "m1", "ack": 3},
+            {"id": "m2", "ack": None},
+            {"id": "m3", "ack": True},  # not an ack: unknown
+            {"ack": 2},
+        ]
+        return httpx.Response(200, json={"acks": acks})
+
+    wa = client(handler)
+    assert await wa.message_acks(["m1", "m2", "m3"]) == {"m1": 3, "m2": None, "m3": None}
+    assert asked == [{"ids": ["m1", "m2", "m3"]}]
+    await wa.aclose()
+
+    older = client(lambda request: error(404, "not_found"))
+    with pytest.raises(WhatsAppRequestRejected) as refused:
+        await older.message_acks(["m1"])
+    assert refused.value.code == "not_found"
+    await older.aclose()
+
+
 async def test_health_carries_why_the_session_does_not_work() -> None:
     answers = iter(
         [

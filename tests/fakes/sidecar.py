@@ -82,6 +82,9 @@ class FakeSidecar:
     auto_ack: bool = True
     # Seconds each accepted send takes before it answers (the send is recorded first).
     send_delay_s: float = 0.0
+    # When set, each accepted send waits for it before answering (the send is recorded first):
+    # a test holds a send in flight, e.g. to kill core meanwhile.
+    send_gate: asyncio.Event | None = None
     # The last ack auto_ack posts: 1 is a message WhatsApp took that never reaches the phone
     # (offline for days, number not active); GET /messages/{id} answers the same ack, until
     # a test sets `SentRecord.ack` (the phone came back, the event was lost).
@@ -93,6 +96,12 @@ class FakeSidecar:
     requests: int = 0
     # Every GET /health that reached the fake.
     health_requests: int = 0
+    # Every GET /messages/{id} and POST /messages/acks that reached the fake, and the message
+    # ids they asked about.
+    ack_requests: int = 0
+    acks_asked: int = 0
+    # False: no POST /messages/acks, as in a sidecar older than that route (404, no route).
+    bulk_acks: bool = True
     # The QR code shown while SCAN_QR_CODE; each move there shows a new one.
     qr: str = "2@fakeqr"
     _qrs: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
@@ -196,6 +205,7 @@ class FakeSidecar:
         app.router.add_post("/session/pairing-code", self._pairing_code)
         app.router.add_post("/session/logout", self._logout)
         app.router.add_post("/messages", self._send)
+        app.router.add_post("/messages/acks", self._acks_of)
         app.router.add_get("/messages/{id}", self._message)
         app.router.add_get("/contacts", self._contacts)
         app.router.add_get("/groups", self._groups)
@@ -275,6 +285,8 @@ class FakeSidecar:
         self.by_key[key] = record
         if self.send_delay_s:
             await asyncio.sleep(self.send_delay_s)
+        if self.send_gate is not None:
+            await self.send_gate.wait()
         if self.auto_ack and self.events_url is not None:
             task = asyncio.get_running_loop().create_task(self._acks(record))
             self._tasks.add(task)
@@ -296,11 +308,31 @@ class FakeSidecar:
                 await asyncio.sleep(0.05)
 
     async def _message(self, request: web.Request) -> web.Response:
+        self.ack_requests += 1
+        self.acks_asked += 1
         message_id = request.match_info["id"]
         for record in self.outbox:
             if record.id == message_id:
                 return web.json_response({"id": record.id, "ack": record.ack})
         return _error("not_found", f"no message {message_id}", status=404)
+
+    async def _acks_of(self, request: web.Request) -> web.Response:
+        self.ack_requests += 1
+        if not self.bulk_acks:
+            return _error("not_found", "no route POST /messages/acks", status=404)
+        body = await _json(request)
+        ids = body.get("ids") if isinstance(body, dict) else None
+        if (
+            not isinstance(ids, list)
+            or not 1 <= len(ids) <= 100
+            or not all(isinstance(i, str) and i for i in ids)
+        ):
+            return _error("invalid_request", "body/ids must be 1 to 100 message ids")
+        self.acks_asked += len(ids)
+        known = {record.id: record.ack for record in self.outbox}
+        return web.json_response(
+            {"acks": [{"id": i, "ack": known.get(i)} for i in dict.fromkeys(ids)]}
+        )
 
     async def _contacts(self, request: web.Request) -> web.Response:
         return web.json_response(

@@ -50,3 +50,45 @@ async def test_unacked_deliveries_are_the_sent_ones_in_the_window_oldest_first(
     assert await store.count_unacked(sent_before=T0 + minutes(10)) == 3
     assert await store.count_unacked(sent_before=T0 + minutes(30)) == 4
     assert await store.count_unacked(sent_before=T0 - minutes(1)) == 0
+
+
+async def test_sent_deliveries_pages_on_sent_at_and_id_through_one_crowded_instant(
+    store: Store,
+) -> None:
+    before = await sent_at(store, -1)
+    crowded = await sent_at(store, 0, count=7)  # one millisecond, more than a page
+    later = await sent_at(store, 3, count=2)
+    delivered = await sent_at(store, 4)
+    await store.update_delivery(
+        delivered[0], expected_status=DeliveryStatus.sent, status=DeliveryStatus.delivered
+    )
+    read = await sent_at(store, 5)
+    await store.update_delivery(
+        read[0], expected_status=DeliveryStatus.sent, status=DeliveryStatus.read
+    )
+    awaiting = (DeliveryStatus.sent, DeliveryStatus.delivered)
+
+    pages: list[list[int]] = []
+    since, after_id = T0, None
+    while True:
+        page = await store.sent_deliveries(
+            statuses=awaiting, since=since, after_id=after_id, limit=3
+        )
+        pages.append([d.id for d in page])
+        if len(page) < 3:
+            break
+        last = page[-1]
+        assert last.sent_at is not None
+        since, after_id = last.sent_at, last.id
+    # Every delivery once, in (sent_at, id) order; the one sent before `since`, the read one
+    # and none twice, though seven share one instant and the page holds three.
+    assert [i for page in pages for i in page] == [*crowded, *later, *delivered]
+    assert [len(page) for page in pages] == [3, 3, 3, 1]
+    assert before[0] not in {i for page in pages for i in page}
+
+    only_sent = await store.sent_deliveries(
+        statuses=(DeliveryStatus.sent,), since=T0 + minutes(3), limit=10
+    )
+    assert [d.id for d in only_sent] == later
+    assert await store.sent_deliveries(statuses=(), since=T0) == []
+    assert await store.sent_deliveries(statuses=awaiting, since=T0, limit=0) == []

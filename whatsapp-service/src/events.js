@@ -9,7 +9,9 @@ export const PENDING_EVENTS_FILE = 'events-pending.json';
  * and in order, retrying the head of the queue with exponential backoff until it is accepted.
  * The queue is bounded: when full, the oldest event is dropped (acks and states are superseded
  * by later ones, and wasched also polls /health and /messages/:id). What is still queued at
- * close is written to `pendingPath` and sent first after the next start().
+ * close is written to `pendingPath` and sent first after the next start(). After start(),
+ * from the moment wasched stops taking events until the queue drains, the queue is also
+ * mirrored to that file as it changes (one write at a time), so a SIGKILL loses none of it.
  */
 export class EventForwarder {
   #queue = [];
@@ -24,6 +26,10 @@ export class EventForwarder {
   #lastAttemptAt = 0;
   #abort = null;
   #idleWaiters = [];
+  // The pending file mirrors the queue (set from an outage until the queue drains).
+  #mirroring = false;
+  #mirror = null;
+  #mirrorAgain = false;
 
   constructor({
     url,
@@ -54,8 +60,13 @@ export class EventForwarder {
 
   /** Puts the events kept by the last run's close() ahead of the queue and sends them. */
   async start() {
-    const kept = await this.#takePending();
-    if (kept.length === 0) return;
+    // The file stays until the queue drains (mirrored), so a SIGKILL meanwhile loses nothing.
+    const kept = await this.#takePending({ remove: false });
+    if (kept.length === 0) {
+      if (this.pendingPath) await rm(this.pendingPath, { force: true });
+      if (this.#outage) this.#mirrorFrom();
+      return;
+    }
     this.#queue.unshift(...kept);
     const over = this.#queue.length - this.maxQueue;
     if (over > 0) {
@@ -64,6 +75,7 @@ export class EventForwarder {
       this.log.warn({ dropped: over }, 'event queue full; oldest kept events dropped');
     }
     this.log.info({ events: kept.length }, 'events kept from the last run; sending them first');
+    this.#mirrorFrom();
     if (!this.#running && !this.#closing) this.#run();
   }
 
@@ -81,6 +93,7 @@ export class EventForwarder {
         'event queue full; oldest event dropped',
       );
     }
+    this.#mirrorQueue();
     if (!this.#running) this.#run();
   }
 
@@ -91,24 +104,77 @@ export class EventForwarder {
   async #run() {
     this.#running = true;
     let attempt = 0;
-    while (this.#queue.length > 0 && !this.#closed) {
-      const head = this.#queue[0];
-      const outcome = await this.#post(head);
-      if (outcome === 'delivered' || outcome === 'rejected') {
-        if (this.#queue[0] === head) this.#queue.shift();
-        attempt = 0;
-        this.#outageEnded();
-        continue;
+    for (;;) {
+      let givenUp = false;
+      while (this.#queue.length > 0 && !this.#closed) {
+        const head = this.#queue[0];
+        const outcome = await this.#post(head);
+        if (outcome === 'delivered' || outcome === 'rejected') {
+          if (this.#queue[0] === head) this.#queue.shift();
+          attempt = 0;
+          this.#outageEnded();
+          this.#mirrorQueue();
+          continue;
+        }
+        this.#outageStarted(head, outcome);
+        if (this.#closing) {
+          givenUp = true; // no retries at close: what is left goes to the pending file
+          break;
+        }
+        attempt += 1;
+        const delay = Math.min(this.retryMaxMs, this.retryMinMs * 2 ** (attempt - 1));
+        this.log.debug(
+          { event: head.event, attempt, delay },
+          'event not delivered; retrying later',
+        );
+        await this.#sleep(delay);
       }
-      this.#outageStarted(head, outcome);
-      if (this.#closing) break; // no retries at close: what is left goes to the pending file
-      attempt += 1;
-      const delay = Math.min(this.retryMaxMs, this.retryMinMs * 2 ** (attempt - 1));
-      this.log.debug({ event: head.event, attempt, delay }, 'event not delivered; retrying later');
-      await this.#sleep(delay);
+      await this.#mirror;
+      // An event pushed while the file was written found this loop still running: send it too.
+      if (givenUp || this.#closed || this.#queue.length === 0) break;
     }
     this.#running = false;
     for (const resolve of this.#idleWaiters.splice(0)) resolve();
+  }
+
+  /** Start mirroring the queue to the pending file (after start() only: before it, the file
+   * may hold what an earlier run kept and this one has not read). */
+  #mirrorFrom() {
+    if (!this.pendingPath || !this.#loaded || this.#closing) return;
+    this.#mirroring = true;
+    this.#mirrorQueue();
+  }
+
+  /** Write the queue to the pending file (or remove the file once the queue is empty). */
+  #mirrorQueue() {
+    if (!this.#mirroring || this.#closing) return;
+    if (this.#mirror) {
+      this.#mirrorAgain = true;
+      return;
+    }
+    this.#mirror = this.#writeMirror().finally(() => {
+      this.#mirror = null;
+    });
+  }
+
+  async #writeMirror() {
+    do {
+      this.#mirrorAgain = false;
+      const events = this.#queue.slice();
+      try {
+        if (events.length > 0) {
+          await writeJsonAtomic(this.pendingPath, { version: 1, events });
+        } else {
+          await rm(this.pendingPath, { force: true });
+          this.#mirroring = false;
+        }
+      } catch (err) {
+        this.log.error(
+          { err: err.message },
+          'events waiting for wasched could not be kept on disk',
+        );
+      }
+    } while (this.#mirrorAgain && this.#mirroring && !this.#closing);
   }
 
   // One warn when wasched stops taking events and one info when they flow again, however
@@ -119,6 +185,7 @@ export class EventForwarder {
       return;
     }
     this.#outage = { attempts: 1 };
+    this.#mirrorFrom();
     this.log.warn(
       { event: head.event, reason: outcome.reason, pending: this.#queue.length },
       'wasched is not taking events; they wait in the queue and are retried',
@@ -224,8 +291,10 @@ export class EventForwarder {
     this.#wake?.();
     this.#abort?.abort();
     await this.idle();
+    await this.#mirror;
     const left = this.#queue.length;
     if (left > 0) await this.#keepPending();
+    else if (this.#loaded && this.#mirroring) await rm(this.pendingPath, { force: true });
     this.#queue = [];
     return left;
   }
@@ -250,7 +319,7 @@ export class EventForwarder {
   }
 
   /** The events in the pending file (once per forwarder), removing the file. */
-  async #takePending() {
+  async #takePending({ remove = true } = {}) {
     if (!this.pendingPath || this.#loaded) return [];
     this.#loaded = true;
     let stored;
@@ -260,7 +329,7 @@ export class EventForwarder {
       this.log.warn({ err: err.message, path: this.pendingPath }, 'pending events unreadable');
       stored = { events: [] };
     }
-    await rm(this.pendingPath, { force: true });
+    if (remove) await rm(this.pendingPath, { force: true });
     const events = Array.isArray(stored?.events) ? stored.events : [];
     return events.filter((item) => typeof item?.event === 'string' && 'payload' in item);
   }

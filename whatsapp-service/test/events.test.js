@@ -286,6 +286,58 @@ describe('EventForwarder while wasched is down', () => {
     assert.equal(at('warn').length, 1);
   });
 
+  test('while wasched is down the queue is on disk; once it drains the file goes', async () => {
+    const dir = await tempDir();
+    const pendingPath = join(dir, PENDING_EVENTS_FILE);
+    let up = false;
+    const { fetch, calls } = fakeFetch(() => !up);
+    const events = forwarder('http://wasched/events', { fetch, pendingPath, retryMaxMs: 20 });
+    await events.start();
+    events.push('message.ack', { n: 1 });
+    events.push('message.ack', { n: 2 });
+    await eventually(async () => {
+      try {
+        return (await readPending(dir)).length === 2;
+      } catch {
+        return false;
+      }
+    });
+    up = true;
+    await events.idle();
+    assert.deepEqual(
+      calls.filter((body) => body.payload.n === 2).length,
+      1,
+      'each delivered once',
+    );
+    await assert.rejects(stat(pendingPath), { code: 'ENOENT' });
+  });
+
+  test('an event pushed while the file is last written is sent, not left behind', async () => {
+    const dir = await tempDir();
+    const pendingPath = join(dir, PENDING_EVENTS_FILE);
+    const { log } = recordingLog();
+    const { fetch, calls } = fakeFetch((n) => n === 1);
+    let events;
+    const info = log.info;
+    // The line 'wasched takes events again' comes just before the queue is written out; an
+    // event from the engine lands in the next microtask, while that write is under way.
+    log.info = (fields, msg) => {
+      info(fields, msg);
+      if (msg === 'wasched takes events again') {
+        queueMicrotask(() => events.push('message.ack', { n: 2 }));
+      }
+    };
+    events = forwarder('http://wasched/events', { fetch, pendingPath, log });
+    await events.start();
+    events.push('message.ack', { n: 1 });
+    await eventually(() => calls.some((body) => body.payload.n === 2), { what: 'the late event' });
+    await events.idle();
+    assert.deepEqual(
+      calls.map((body) => body.payload.n),
+      [1, 1, 2],
+    );
+  });
+
   test('close without start keeps what an earlier run kept ahead of its own events', async () => {
     const dir = await tempDir();
     const pendingPath = join(dir, PENDING_EVENTS_FILE);

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { rm } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import { after, describe, test } from 'node:test';
 import pino from 'pino';
 import { buildApp } from '../src/app.js';
@@ -259,6 +259,44 @@ describe('POST /fake/acks', () => {
       assert.equal(seen.polled, acks.at(-1) ?? 0);
     });
   }
+
+  test('catch-up: the phones come online; acks below move up, one event each, never back', async () => {
+    const { app, engine, events } = await startApp();
+    await eventually(async () => (await health(app)).state === 'WORKING', { what: 'WORKING' });
+    await fake(app, '/fake/acks', { mode: 'stop_at_1' });
+    const { id: first } = (await send(app)).json();
+    const { id: second } = (await send(app)).json();
+    await eventually(() => events.named('message.ack').filter((a) => a.ack === 1).length === 2);
+    await fake(app, '/fake/acks', { mode: 'normal' });
+    const { id: third } = (await send(app)).json();
+    await eventually(() => events.named('message.ack').some((a) => a.id === third && a.ack === 3));
+
+    const caught = await fake(app, '/fake/acks/catch-up', { ack: 3 });
+    assert.deepEqual(caught.json(), { ack: 3, moved: 2 });
+    const acks = (id) =>
+      events
+        .named('message.ack')
+        .filter((a) => a.id === id)
+        .map((a) => a.ack);
+    assert.deepEqual(acks(first), [1, 3]);
+    assert.deepEqual(acks(second), [1, 3]);
+    assert.deepEqual(acks(third), [1, 2, 3], 'already there: no event');
+    for (const id of [first, second, third]) {
+      const polled = await app.inject(authed({ method: 'GET', url: `/messages/${id}` }));
+      assert.equal(polled.json().ack, 3);
+    }
+    // Kept in the outbox file, as a restart reads it.
+    const saved = JSON.parse(await readFile(engine.outboxPath, 'utf8')).messages;
+    assert.deepEqual(
+      saved.map((message) => message.ack),
+      [3, 3, 3],
+    );
+    assert.deepEqual((await fake(app, '/fake/acks/catch-up', { ack: 2 })).json(), {
+      ack: 2,
+      moved: 0,
+    });
+    assert.equal((await fake(app, '/fake/acks/catch-up', { ack: 5 })).statusCode, 400);
+  });
 
   test('refuses an unknown mode', async () => {
     const { app } = await startApp();

@@ -285,6 +285,69 @@ describe('the service process', () => {
     assert.deepEqual(again.slice(0, kept.length), kept);
   });
 
+  test('SIGKILL while wasched does not take events keeps them on disk; the next start sends them', async () => {
+    const dataDir = await tempDir();
+    const pendingPath = join(dataDir, 'events-pending.json');
+    const settings = {
+      WHATSAPP_ENGINE: 'fake',
+      WHATSAPP_DATA_DIR: dataDir,
+      WHATSAPP_API_KEY: API_KEY,
+      WHATSAPP_EVENTS_URL: 'http://127.0.0.1:9/refused',
+      WHATSAPP_EVENTS_RETRY_MIN_MS: '1',
+      WHATSAPP_EVENTS_RETRY_MAX_MS: '2',
+      WHATSAPP_FAKE_START_DELAY_MS: '0',
+      WHATSAPP_FAKE_ACK_DELAYS_MS: '1,1,1',
+    };
+    const first = startService(settings);
+    const url = await baseUrl(first);
+    await untilWorking(url);
+    const sent = await call(url, '/messages', {
+      method: 'POST',
+      body: { to: '+4915112345678', text: 'kept', idempotency_key: 'events-killed' },
+    });
+    assert.equal(sent.status, 201);
+    const read = (item) =>
+      item.event === 'message.ack' && item.payload.id === sent.body.id && item.payload.ack === 3;
+    const onDisk = async () => {
+      try {
+        return JSON.parse(await readFile(pendingPath, 'utf8')).events;
+      } catch {
+        return [];
+      }
+    };
+    for (let i = 0; i < 500 && !(await onDisk()).some(read); i += 1) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    assert.equal((await stat(pendingPath)).mode & 0o777, 0o600);
+    first.child.kill('SIGKILL');
+    assert.equal((await first.exited).signal, 'SIGKILL');
+    const kept = await onDisk();
+    assert.ok(kept.some(read), 'the read ack is on disk');
+
+    const events = await eventsEndpoint();
+    const second = startService({ ...settings, WHATSAPP_EVENTS_URL: events.url });
+    await baseUrl(second);
+    for (let i = 0; i < 500 && !events.received.some(read); i += 1) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    // Sent first and in order, the read ack among them, then the file is gone.
+    assert.deepEqual(
+      events.received.slice(0, kept.length).map(({ event, payload }) => ({ event, payload })),
+      kept.map(({ event, payload }) => ({ event, payload })),
+    );
+    for (let i = 0; i < 500; i += 1) {
+      try {
+        await stat(pendingPath);
+      } catch {
+        break;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    await assert.rejects(stat(pendingPath), { code: 'ENOENT' });
+    second.child.kill('SIGTERM');
+    assert.equal((await second.exited).code, 0);
+  });
+
   test('a bad setting stops start-up with one line naming it', async () => {
     const service = startService({ WHATSAPP_ENGINE: 'fake', WHATSAPP_PORT: 'http' });
     const { code } = await service.exited;

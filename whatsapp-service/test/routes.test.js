@@ -35,12 +35,14 @@ describe('X-Api-Key', () => {
     ['POST', '/session/logout'],
     ['POST', '/messages'],
     ['GET', '/messages/some-id'],
+    ['POST', '/messages/acks'],
     ['GET', '/contacts'],
     ['GET', '/groups'],
     ['GET', '/fake/outbox'],
     ['POST', '/fake/state'],
     ['POST', '/fake/fail'],
     ['POST', '/fake/acks'],
+    ['POST', '/fake/acks/catch-up'],
     ['POST', '/fake/disconnect'],
     ['GET', '/fake/requests'],
   ];
@@ -220,6 +222,39 @@ describe('GET /messages/:id', () => {
       await app.inject(authed({ method: 'GET', url: '/messages/true_1@c.us_NOPE' })),
       404,
       'not_found',
+    );
+  });
+});
+
+describe('POST /messages/acks', () => {
+  const acksOf = (app, ids) =>
+    app.inject(authed({ method: 'POST', url: '/messages/acks', payload: { ids } }));
+
+  test('answers each id as GET /messages/:id would, null for one never sent, once each', async () => {
+    const { app, events } = await startFakeApp();
+    const { id: first } = (await send(app)).json();
+    const { id: second } = (await send(app, { idempotency_key: 'another' })).json();
+    await eventually(() => events.named('message.ack').length === 6, { what: 'six acks' });
+    const response = await acksOf(app, [first, 'true_1@c.us_NOPE', second, first]);
+    assert.equal(response.statusCode, 200);
+    assert.deepEqual(response.json(), {
+      acks: [
+        { id: first, ack: 3 },
+        { id: 'true_1@c.us_NOPE', ack: null },
+        { id: second, ack: 3 },
+      ],
+    });
+  });
+
+  test('refuses no ids, more than 100, or an empty id with 400 invalid_request', async () => {
+    const { app } = await startFakeApp();
+    for (const ids of [[], Array.from({ length: 101 }, (_, n) => `id-${n}`), ['']]) {
+      assertError(await acksOf(app, ids), 400, 'invalid_request');
+    }
+    assertError(
+      await app.inject(authed({ method: 'POST', url: '/messages/acks', payload: {} })),
+      400,
+      'invalid_request',
     );
   });
 });

@@ -172,7 +172,12 @@ class FakeClient extends EventEmitter {
   }
 
   async getMessageById(id) {
+    this.calls.push(['getMessageById', id]);
     this.page();
+    for (const messages of this.world.chats.values()) {
+      const found = messages.find((message) => message.id._serialized === id);
+      if (found) return found;
+    }
     return null;
   }
 
@@ -475,6 +480,45 @@ describe('wwebjs engine: linking', () => {
       authed({ method: 'GET', url: `/messages/${encodeURIComponent(id)}` }),
     );
     assert.deepEqual(status.json(), { id, ack: 2 });
+  });
+
+  test('POST /messages/acks answers from getMessageById what no ack event told it', async () => {
+    const world = { clients: [], groups: [], chats: new Map(), onInitialize() {} };
+    const { app, engine, client } = await linked({ world });
+    // Sent by an earlier run of the service, read since; this run saw no ack event for it.
+    const read = `true_${REGISTERED}@c.us_3EB0EARLIER`;
+    chatIn(world, `${REGISTERED}@c.us`).push(sentMessage(read, { ack: 3 }));
+    const theirs = `false_${REGISTERED}@c.us_3EB0THEIRS`;
+    chatIn(world, `${REGISTERED}@c.us`).push(sentMessage(theirs, { ack: 3, fromMe: false }));
+    const { id: sent } = (await send(app, { to: `+${REGISTERED}` })).json();
+    client().ack(sent, 2);
+
+    const response = await app.inject(
+      authed({ method: 'POST', url: '/messages/acks', payload: { ids: [read, sent, theirs] } }),
+    );
+    assert.deepEqual(response.json(), {
+      acks: [
+        { id: read, ack: 3 },
+        { id: sent, ack: 2 },
+        { id: theirs, ack: null },
+      ],
+    });
+    // The ack event it saw is answered from memory; the others from the page.
+    assert.deepEqual(calls(client(), 'getMessageById'), [
+      ['getMessageById', read],
+      ['getMessageById', theirs],
+    ]);
+
+    // Not linked: what it does not remember is unknown, and the page is not asked.
+    client().disconnect('NAVIGATION');
+    await eventually(() => engine.state !== 'WORKING', { what: 'not WORKING' });
+    const later = await app.inject(
+      authed({ method: 'POST', url: '/messages/acks', payload: { ids: [read, sent] } }),
+    );
+    assert.deepEqual(later.json().acks, [
+      { id: read, ack: null },
+      { id: sent, ack: 2 },
+    ]);
   });
 
   test('a pairing code is asked for with the number in digits', async () => {

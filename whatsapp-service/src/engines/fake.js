@@ -169,6 +169,19 @@ export class FakeEngine extends Engine {
   }
 
   /**
+   * Test route POST /fake/acks/catch-up: the recipients' phones come online, so every message
+   * whose ack is below `ack` (0 pending, 1 server, 2 device) moves to it, with one ack event
+   * each. The outbox is saved before the events go out. Returns how many messages moved.
+   */
+  async catchUpAcks(ack) {
+    const behind = this.#outbox.filter((message) => message.ack >= 0 && message.ack < ack);
+    for (const message of behind) message.ack = ack;
+    if (behind.length > 0) await this.#file.save();
+    for (const message of behind) this.emit('ack', { id: message.id, ack });
+    return behind.length;
+  }
+
+  /**
    * Test route POST /fake/disconnect: after `afterSends` more accepted sends the session
    * drops to `state` (with `failure`), and the sends after it are refused as not_ready.
    */
@@ -315,6 +328,7 @@ export class FakeEngine extends Engine {
     this.ackDelaysMs.slice(0, count).forEach((ms, index) => {
       after += ms;
       this.#later(after, () => {
+        if (message.ack >= index + 1) return; // caught up already (never backwards)
         message.ack = index + 1;
         this.emit('ack', { id: message.id, ack: message.ack });
         if (message.ack === count)

@@ -117,6 +117,31 @@ export default async function fakeRoutes(app, { engine, requests }) {
   );
 
   app.post(
+    '/fake/acks/catch-up',
+    {
+      schema: {
+        body: {
+          type: 'object',
+          required: ['ack'],
+          properties: { ack: { type: 'integer', minimum: 1, maximum: 4 } },
+        },
+        response: {
+          200: {
+            type: 'object',
+            required: ['ack', 'moved'],
+            properties: { ack: { type: 'integer' }, moved: { type: 'integer' } },
+          },
+          ...errors(400, 401),
+        },
+      },
+    },
+    async (request) => {
+      const { ack } = request.body;
+      return { ack, moved: await engine.catchUpAcks(ack) };
+    },
+  );
+
+  app.post(
     '/fake/disconnect',
     {
       schema: {

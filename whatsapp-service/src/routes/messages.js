@@ -2,6 +2,8 @@ import { ServiceError } from '../errors.js';
 import { RECIPIENT_PATTERN, errors, sendResultSchema } from './schemas.js';
 
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
+// Most message ids POST /messages/acks answers in one request.
+export const MAX_ACK_IDS = 100;
 
 /** Sending (at most once per idempotency key) and asking how far a message got. */
 export default async function messageRoutes(app, { engine, sender }) {
@@ -40,6 +42,54 @@ export default async function messageRoutes(app, { engine, sender }) {
       }
       const result = await sender.send({ to, text, media: media ?? null, idempotencyKey });
       return reply.code(201).send(result);
+    },
+  );
+
+  // Before GET /messages/:id reads one: up to MAX_ACK_IDS at once, each answered as that
+  // route would (an id this account never sent, or that WhatsApp forgot, has ack null).
+  app.post(
+    '/messages/acks',
+    {
+      schema: {
+        body: {
+          type: 'object',
+          required: ['ids'],
+          additionalProperties: false,
+          properties: {
+            ids: {
+              type: 'array',
+              minItems: 1,
+              maxItems: MAX_ACK_IDS,
+              items: { type: 'string', minLength: 1, maxLength: 300 },
+            },
+          },
+        },
+        response: {
+          200: {
+            type: 'object',
+            required: ['acks'],
+            properties: {
+              acks: {
+                type: 'array',
+                items: {
+                  type: 'object',
+                  required: ['id', 'ack'],
+                  properties: { id: { type: 'string' }, ack: { type: ['integer', 'null'] } },
+                },
+              },
+            },
+          },
+          ...errors(400, 401),
+        },
+      },
+    },
+    async (request) => {
+      const acks = [];
+      // One at a time: each may be a call into the WhatsApp Web page.
+      for (const id of new Set(request.body.ids)) {
+        acks.push({ id, ack: (await engine.getAck(id)) ?? null });
+      }
+      return { acks };
     },
   );
 
