@@ -75,6 +75,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # What wasched creates (database, log files, directories) is private however it was
+    # started (systemd, compose, by hand): the messages and the numbers are in there.
+    os.umask(0o077)
     args = _parser().parse_args(argv)
     if args.command is None:
         _parser().print_help()

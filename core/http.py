@@ -1,7 +1,7 @@
 """core's own HTTP server (aiohttp): events from the sidecar and the health check.
 
 - `POST /whatsapp/events`: `message.ack`, `session.status`, `session.qr` from the sidecar,
-  with `X-Api-Key` when `WHATSAPP_API_KEY` is set.
+  with `X-Api-Key` equal to `WHATSAPP_API_KEY` (without a key configured, every event is refused).
 - `GET /healthz`: database, scheduler and sidecar; 200 when all are well, 503 otherwise.
 
 Other routes (`GET /metrics`) join through `build_app(..., setup=[...])`, callables that get
@@ -102,7 +102,8 @@ class CoreHttp:
                     await task
 
     async def events(self, request: web.Request) -> web.Response:
-        if self.api_key and not hmac.compare_digest(
+        # No key configured refuses every event: anyone on the machine could forge one.
+        if not self.api_key or not hmac.compare_digest(
             request.headers.get("X-Api-Key", ""), self.api_key
         ):
             return _error(401, "unauthorized", "missing or wrong X-Api-Key")
