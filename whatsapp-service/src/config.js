@@ -208,6 +208,30 @@ function wwebjsSettings(settings) {
 }
 
 /**
+ * Without the key anyone on the machine could call the sidecar (and send as the linked
+ * account). wasched and the sidecar may start in any order (systemd, compose), so neither makes
+ * one up: both refuse to start, with the same line saying what to put in .env.
+ */
+export const API_KEY_MISSING =
+  "WHATSAPP_API_KEY is missing: put WHATSAPP_API_KEY=<a long random string> in .env (wasched reads the same one); make one with: python3 -c 'import secrets; print(secrets.token_urlsafe(32))'";
+
+function requiredApiKey(settings) {
+  const value = (settings.WHATSAPP_API_KEY ?? '').trim();
+  if (value === '') throw new ConfigError(API_KEY_MISSING);
+  return value;
+}
+
+/**
+ * The session's directory: WHATSAPP_DATA_DIR, else `whatsapp` in WASCHED_DATA_DIR (default
+ * `data`), both relative to the repo, as wasched and deploy/start.sh read them.
+ */
+function sessionDir(settings) {
+  const dataDir = (settings.WASCHED_DATA_DIR ?? '').trim() || 'data';
+  const raw = (settings.WHATSAPP_DATA_DIR ?? '').trim() || join(dataDir, 'whatsapp');
+  return isAbsolute(raw) ? raw : resolve(REPO_ROOT, raw);
+}
+
+/**
  * Reads the settings from `env` (process.env by default) over the repo's .env file (real
  * environment wins) and checks them. Throws ConfigError naming the first bad setting.
  */
@@ -215,16 +239,16 @@ export function loadConfig({ env = process.env, fileExists = existsSync } = {}) 
   const envFile = env.WHATSAPP_ENV_FILE ?? join(REPO_ROOT, '.env');
   const settings = { ...readEnvFile(envFile), ...env };
 
+  const apiKey = requiredApiKey(settings);
   const engine = oneOf(settings, 'WHATSAPP_ENGINE', ENGINES, 'wwebjs');
-  const rawDataDir = settings.WHATSAPP_DATA_DIR || join(REPO_ROOT, 'data', 'whatsapp');
-  const dataDir = isAbsolute(rawDataDir) ? rawDataDir : resolve(REPO_ROOT, rawDataDir);
+  const dataDir = sessionDir(settings);
   const host = (settings.WHATSAPP_HOST || '127.0.0.1').trim();
   const fakeStart = fakeStartState(settings);
 
   return Object.freeze({
     host,
     port: integer(settings, 'WHATSAPP_PORT', 3001, { min: 0, max: 65535 }),
-    apiKey: settings.WHATSAPP_API_KEY || null,
+    apiKey,
     engine,
     dataDir,
     eventsUrl: httpUrl(settings, 'WHATSAPP_EVENTS_URL', 'http://127.0.0.1:8001/whatsapp/events'),
