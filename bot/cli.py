@@ -113,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
 
             settings = load_settings()
             settings.require_bot_token()
+            settings.require_api_key()
             from bot.app import run
 
             asyncio.run(run(settings))

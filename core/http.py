@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import hmac
 import json
 import logging
@@ -126,7 +127,10 @@ class CoreHttp:
             try:
                 known = await self.sender.apply_ack(message_id, ack)
             except StoreError as exc:
-                logger.warning("ack %s for %s not recorded: %s", ack, message_id, exc)
+                # WhatsApp's message id holds the chat's number: log the reference the
+                # sidecar's log uses for it (the first 12 hex digits of its SHA-256).
+                ref = hashlib.sha256(message_id.encode()).hexdigest()[:12]
+                logger.warning("ack %s for message %s not recorded: %s", ack, ref, exc)
                 return _error(503, "unavailable", "the database is unavailable; retry")
             return web.json_response({"ok": True, "known": known})
         if event == "session.status":
