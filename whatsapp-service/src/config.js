@@ -232,6 +232,18 @@ function sessionDir(settings) {
 }
 
 /**
+ * Where wasched takes events when WHATSAPP_EVENTS_URL is empty: its own HTTP_HOST and
+ * HTTP_PORT from the same .env, so a moved port needs no second setting under any way of
+ * starting (0.0.0.0 is where wasched listens, not where to reach it).
+ */
+function waschedEventsUrl(settings) {
+  const rawHost = (settings.HTTP_HOST ?? '').trim();
+  const host = rawHost === '' || rawHost === '0.0.0.0' ? '127.0.0.1' : rawHost;
+  const port = integer(settings, 'HTTP_PORT', 8001, { min: 1, max: 65535 });
+  return `http://${host}:${port}/whatsapp/events`;
+}
+
+/**
  * Reads the settings from `env` (process.env by default) over the repo's .env file (real
  * environment wins) and checks them. Throws ConfigError naming the first bad setting.
  */
@@ -251,7 +263,7 @@ export function loadConfig({ env = process.env, fileExists = existsSync } = {}) 
     apiKey,
     engine,
     dataDir,
-    eventsUrl: httpUrl(settings, 'WHATSAPP_EVENTS_URL', 'http://127.0.0.1:8001/whatsapp/events'),
+    eventsUrl: httpUrl(settings, 'WHATSAPP_EVENTS_URL', waschedEventsUrl(settings)),
     chromiumPath: chromiumPath(settings, engine, fileExists),
     shutdownTimeoutMs: integer(settings, 'WHATSAPP_SHUTDOWN_TIMEOUT_MS', 15000, { min: 1 }),
     logLevel: oneOf(settings, 'WHATSAPP_LOG_LEVEL', LOG_LEVELS, 'info'),

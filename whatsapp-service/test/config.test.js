@@ -235,6 +235,23 @@ describe('WHATSAPP_API_KEY and the session directory', () => {
     });
   }
 
+  test('an empty WHATSAPP_EVENTS_URL points at HTTP_HOST and HTTP_PORT, as wasched listens', () => {
+    const load = (env) =>
+      loadConfig({
+        env: { WHATSAPP_ENV_FILE: '', WHATSAPP_API_KEY: KEY, WHATSAPP_ENGINE: 'fake', ...env },
+      }).eventsUrl;
+    assert.equal(load({}), 'http://127.0.0.1:8001/whatsapp/events');
+    assert.equal(load({ HTTP_PORT: '8101' }), 'http://127.0.0.1:8101/whatsapp/events');
+    assert.equal(
+      load({ HTTP_HOST: '0.0.0.0', HTTP_PORT: '8102' }),
+      'http://127.0.0.1:8102/whatsapp/events',
+    );
+    assert.equal(
+      load({ HTTP_PORT: '8101', WHATSAPP_EVENTS_URL: 'http://wasched:8001/whatsapp/events' }),
+      'http://wasched:8001/whatsapp/events',
+    );
+  });
+
   test('the session lives in WASCHED_DATA_DIR/whatsapp unless WHATSAPP_DATA_DIR is set', () => {
     const load = (env) =>
       loadConfig({
