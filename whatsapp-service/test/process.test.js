@@ -349,6 +349,38 @@ describe('the service process', () => {
     }
   });
 
+  test('with the real engine the Chromium profile whatsapp-web.js creates is private too', async () => {
+    const wasched = await tempDir();
+    const dataDir = join(wasched, 'state');
+    // A "browser" that exits at once: whatsapp-web.js has made the profile by then.
+    const service = startService(
+      {
+        WASCHED_DATA_DIR: dataDir,
+        WHATSAPP_ENGINE: 'wwebjs',
+        CHROMIUM_PATH: '/bin/false',
+        WHATSAPP_API_KEY: API_KEY,
+        WHATSAPP_EVENTS_URL: 'http://127.0.0.1:9/refused',
+        WHATSAPP_RECONNECT_MIN_MS: '600000',
+        WHATSAPP_RECONNECT_MAX_MS: '600000',
+      },
+      { umask: 0o022 },
+    );
+    const url = await baseUrl(service);
+    for (let i = 0; i < 2000; i += 1) {
+      const { body } = await call(url, '/health');
+      if (body.failure) break;
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    const { body } = await call(url, '/health');
+    assert.equal(body.failure?.code, 'chromium_failed', JSON.stringify(body));
+    service.child.kill('SIGTERM');
+    assert.equal((await service.exited).code, 0);
+    const profile = join(dataDir, 'whatsapp', 'wwebjs-auth', 'session-wasched');
+    for (const dir of [dataDir, join(dataDir, 'whatsapp'), profile]) {
+      assert.equal((await stat(dir)).mode & 0o777, 0o700, dir);
+    }
+  });
+
   test('numbers, message texts and the API key never reach the log at info level', async () => {
     const dataDir = await tempDir();
     const service = startService({
