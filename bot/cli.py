@@ -75,6 +75,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # What wasched creates (database, log files, directories) is private however it was
+    # started (systemd, compose, by hand): the messages and the numbers are in there.
+    os.umask(0o077)
     args = _parser().parse_args(argv)
     if args.command is None:
         _parser().print_help()
@@ -110,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
 
             settings = load_settings()
             settings.require_bot_token()
+            settings.require_api_key()
             from bot.app import run
 
             asyncio.run(run(settings))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import sys
 
@@ -28,6 +29,9 @@ async def serve(settings: Settings) -> None:
 
 
 def main() -> int:
+    # What this process creates (the database, its -wal and -shm, directories) is private,
+    # however it was started (systemd, compose, by hand).
+    os.umask(0o077)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

@@ -91,6 +91,7 @@ async def open_core(
 ) -> AsyncIterator[Core]:
     """Run core until the block ends; `http_setup` adds routes to core's HTTP server."""
     clock = clock or SystemClock()
+    settings.require_api_key()
     async with contextlib.AsyncExitStack() as stack:
         store = await open_store(settings.DATABASE_URL)
         stack.push_async_callback(store.close)

@@ -153,6 +153,13 @@ async def run_checks(settings: Settings | None = None) -> list[CheckResult]:
                 CheckResult("telegram", False, skipped),
             ]
     results = [CheckResult("settings", True, "valid")]
+    if not settings.WHATSAPP_API_KEY.strip():
+        # wasched and the sidecar refuse to start without it; say so before they are started.
+        results = [
+            CheckResult(
+                "settings", False, "WHATSAPP_API_KEY is missing", FIXES["WHATSAPP_API_KEY"]
+            )
+        ]
     headers = {"X-Api-Key": settings.WHATSAPP_API_KEY} if settings.WHATSAPP_API_KEY else {}
     async with (
         httpx.AsyncClient(timeout=HTTP_TIMEOUT_S, headers=headers) as sidecar,

@@ -22,11 +22,17 @@ FIXES: dict[str, str] = {
     "TELEGRAM_ADMIN_IDS": "use numeric Telegram user ids, e.g. TELEGRAM_ADMIN_IDS=12345,67890",
     "TELEGRAM_API_URL": "set a URL such as http://127.0.0.1:8081, or leave it empty",
     "DATABASE_URL": "use sqlite:///data/wasched.db or mongodb://host:27017/wasched",
+    "WASCHED_DATA_DIR": "use a directory (relative to the repo, or absolute), e.g. data",
     "DEFAULT_TIMEZONE": "use an IANA zone name such as Europe/Berlin or UTC",
     "HTTP_HOST": "use an address such as 127.0.0.1",
     "HTTP_PORT": "use a port number from 1 to 65535, e.g. HTTP_PORT=8001",
     "WHATSAPP_URL": "use the sidecar's URL, e.g. WHATSAPP_URL=http://127.0.0.1:3001",
-    "WHATSAPP_API_KEY": "set any long random string, the same for wasched and the sidecar",
+    "WHATSAPP_API_KEY": (
+        "put WHATSAPP_API_KEY=<a long random string> in .env (the sidecar reads the same one); "
+        "make one with: python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
+    ),
+    "WHATSAPP_HOST": "use the sidecar's address, e.g. WHATSAPP_HOST=127.0.0.1",
+    "WHATSAPP_PORT": "use a port number from 1 to 65535, e.g. WHATSAPP_PORT=3001",
     "SEND_GAP_MIN_S": "use seconds >= 0, e.g. SEND_GAP_MIN_S=20",
     "SEND_GAP_MAX_S": "use seconds >= SEND_GAP_MIN_S, e.g. SEND_GAP_MAX_S=60",
     "SEND_HOURLY_CAP": "use a whole number > 0, e.g. SEND_HOURLY_CAP=60",
@@ -42,7 +48,7 @@ FIXES: dict[str, str] = {
 
 
 class Settings(BaseSettings):
-    """Every setting of wasched's Python process (DESIGN.md, "Settings")."""
+    """Every setting of wasched's Python process (README.md, "Settings"; .env.example)."""
 
     model_config = SettingsConfigDict(
         env_file=str(REPO_ROOT / ".env"),
@@ -54,12 +60,20 @@ class Settings(BaseSettings):
     TELEGRAM_BOT_TOKEN: str = ""
     TELEGRAM_ADMIN_IDS: str = ""
     TELEGRAM_API_URL: str = ""
-    DATABASE_URL: str = "sqlite:///data/wasched.db"
+    # Empty: sqlite in WASCHED_DATA_DIR; a relative sqlite path is relative to the repo.
+    DATABASE_URL: str = ""
     DEFAULT_TIMEZONE: str = "UTC"
     HTTP_HOST: str = "127.0.0.1"
     HTTP_PORT: int = Field(default=8001, ge=1, le=65535)
-    WHATSAPP_URL: str = "http://127.0.0.1:3001"
+    # Empty: http://WHATSAPP_HOST:WHATSAPP_PORT, the address the sidecar listens on.
+    WHATSAPP_URL: str = ""
     WHATSAPP_API_KEY: str = ""
+    WHATSAPP_HOST: str = "127.0.0.1"
+    WHATSAPP_PORT: int = Field(default=3001, ge=1, le=65535)
+    # wasched's own files: the SQLite database (unless DATABASE_URL says otherwise), pid files,
+    # logs and the WhatsApp session (unless WHATSAPP_DATA_DIR says otherwise). Relative to the
+    # repo, never to the working directory.
+    WASCHED_DATA_DIR: str = "data"
     SEND_GAP_MIN_S: float = Field(default=20.0, ge=0)
     SEND_GAP_MAX_S: float = Field(default=60.0, ge=0)
     SEND_HOURLY_CAP: int = Field(default=60, gt=0)
@@ -105,9 +119,38 @@ class Settings(BaseSettings):
     @classmethod
     def _database(cls, value: str) -> str:
         value = value.strip()
-        if not value.startswith(("sqlite:///", "mongodb://", "mongodb+srv://")):
+        if value and not value.startswith(("sqlite:///", "mongodb://", "mongodb+srv://")):
             raise ValueError("malformed")
         return value
+
+    @field_validator("WASCHED_DATA_DIR")
+    @classmethod
+    def _data_dir(cls, value: str) -> str:
+        value = value.strip() or "data"
+        return str(REPO_ROOT / value)  # an absolute value replaces REPO_ROOT
+
+    @field_validator("WHATSAPP_HOST")
+    @classmethod
+    def _host(cls, value: str) -> str:
+        value = value.strip() or "127.0.0.1"
+        if any(c.isspace() or c in "/:@" for c in value) and not value.startswith("["):
+            raise ValueError("malformed")
+        return value
+
+    @model_validator(mode="after")
+    def _derived(self) -> Settings:
+        """Fill what follows from other settings, so every way of starting agrees on it."""
+        if not self.DATABASE_URL:
+            self.DATABASE_URL = f"sqlite:///{Path(self.WASCHED_DATA_DIR) / 'wasched.db'}"
+        elif self.DATABASE_URL.startswith("sqlite:///"):
+            path = self.DATABASE_URL[len("sqlite:///") :]
+            if path and path != ":memory:" and not path.startswith("/"):
+                self.DATABASE_URL = f"sqlite:///{REPO_ROOT / path}"
+        if not self.WHATSAPP_URL:
+            # 0.0.0.0 is where the sidecar listens, not an address to reach it at.
+            host = "127.0.0.1" if self.WHATSAPP_HOST == "0.0.0.0" else self.WHATSAPP_HOST
+            self.WHATSAPP_URL = f"http://{host}:{self.WHATSAPP_PORT}"
+        return self
 
     @field_validator("DEFAULT_TIMEZONE")
     @classmethod
@@ -132,6 +175,14 @@ class Settings(BaseSettings):
         if not self.TELEGRAM_BOT_TOKEN:
             raise ConfigError("TELEGRAM_BOT_TOKEN is missing: " + FIXES["TELEGRAM_BOT_TOKEN"])
         return self.TELEGRAM_BOT_TOKEN
+
+    def require_api_key(self) -> str:
+        """Without the key anyone on the machine could post events to core and call the
+        sidecar; both processes refuse to run without it (they may start in any order, so
+        neither makes one up)."""
+        if not self.WHATSAPP_API_KEY.strip():
+            raise ConfigError("WHATSAPP_API_KEY is missing: " + FIXES["WHATSAPP_API_KEY"])
+        return self.WHATSAPP_API_KEY
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -1,4 +1,4 @@
-"""The engine: turns due occurrences into runs ("Time" and "Claim" in DESIGN.md).
+"""The engine: turns due occurrences into runs (README.md, "How it works").
 
 The store's `next_run_at` is the only truth about what is due, so the engine keeps one
 APScheduler job, not one per schedule: a wake-up (`DateTrigger`) at the earliest

@@ -1,7 +1,7 @@
 """core's own HTTP server (aiohttp): events from the sidecar and the health check.
 
 - `POST /whatsapp/events`: `message.ack`, `session.status`, `session.qr` from the sidecar,
-  with `X-Api-Key` when `WHATSAPP_API_KEY` is set.
+  with `X-Api-Key` equal to `WHATSAPP_API_KEY` (without a key configured, every event is refused).
 - `GET /healthz`: database, scheduler and sidecar; 200 when all are well, 503 otherwise.
 
 Other routes (`GET /metrics`) join through `build_app(..., setup=[...])`, callables that get
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import hmac
 import json
 import logging
@@ -102,7 +103,8 @@ class CoreHttp:
                     await task
 
     async def events(self, request: web.Request) -> web.Response:
-        if self.api_key and not hmac.compare_digest(
+        # No key configured refuses every event: anyone on the machine could forge one.
+        if not self.api_key or not hmac.compare_digest(
             request.headers.get("X-Api-Key", ""), self.api_key
         ):
             return _error(401, "unauthorized", "missing or wrong X-Api-Key")
@@ -125,7 +127,10 @@ class CoreHttp:
             try:
                 known = await self.sender.apply_ack(message_id, ack)
             except StoreError as exc:
-                logger.warning("ack %s for %s not recorded: %s", ack, message_id, exc)
+                # WhatsApp's message id holds the chat's number: log the reference the
+                # sidecar's log uses for it (the first 12 hex digits of its SHA-256).
+                ref = hashlib.sha256(message_id.encode()).hexdigest()[:12]
+                logger.warning("ack %s for message %s not recorded: %s", ack, ref, exc)
                 return _error(503, "unavailable", "the database is unavailable; retry")
             return web.json_response({"ok": True, "known": known})
         if event == "session.status":

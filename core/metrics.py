@@ -28,7 +28,7 @@ from core.store import Store
 
 logger = logging.getLogger(__name__)
 
-# The states the sidecar reports in GET /health (DESIGN.md, sidecar contract).
+# The states the sidecar reports in GET /health (whatsapp-service/README.md, "Health").
 SessionStateReader = Callable[[], Awaitable[str | None]]
 # How many deliveries are `sent` without a device ack past ACK_ALERT_AFTER_S (None: off);
 # `core.ack_watch.AckWatch.count`.

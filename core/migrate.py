@@ -74,8 +74,8 @@ async def migrate_command(target_url: str) -> int:
     pid = read_pid(data_dir() / "wasched.pid")
     if pid is not None and pid_alive(pid):
         print(
-            f"wasched: wasched is running (pid {pid}): stop it first (bash deploy/stop.sh), "
-            "so nothing changes during the copy",
+            f"wasched: the bot and scheduler process is running (pid {pid}): stop it first "
+            "(bash deploy/stop.sh), so nothing changes during the copy",
             file=sys.stderr,
         )
         return 1

@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 import httpx
 
 from core.config import REPO_ROOT, Settings, load_settings
-from core.errors import WaschedError
+from core.errors import ConfigError, WaschedError
 from core.models import DeliveryStatus, Schedule, ScheduleState
 from core.session import UNREACHABLE, SessionFailure, explain
 from core.store import open_store
@@ -28,10 +28,14 @@ HTTP_TIMEOUT_S = 3.0
 
 
 def data_dir() -> Path:
-    """Where start.sh keeps pid and log files."""
-    configured = os.environ.get("WASCHED_DATA_DIR", "")
-    path = Path(configured) if configured else REPO_ROOT / "data"
-    return path if path.is_absolute() else REPO_ROOT / path
+    """Where start.sh keeps pid and log files: WASCHED_DATA_DIR from the environment or .env
+    (the settings' one meaning), else `data/` in the repo."""
+    try:
+        return Path(load_settings().WASCHED_DATA_DIR)
+    except ConfigError:
+        configured = os.environ.get("WASCHED_DATA_DIR", "")
+        path = Path(configured) if configured else REPO_ROOT / "data"
+        return path if path.is_absolute() else REPO_ROOT / path
 
 
 def read_pid(path: Path) -> int | None:

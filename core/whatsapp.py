@@ -1,4 +1,4 @@
-"""The httpx client of the WhatsApp sidecar (DESIGN.md, "Sidecar contract").
+"""The httpx client of the WhatsApp sidecar (whatsapp-service/README.md, "The HTTP contract").
 
 httpx and HTTP errors stop here: every failure leaves as a `WhatsAppError` whose `transient`
 says whether trying again later can help.

@@ -70,6 +70,14 @@ resolve_settings() {
   export WHATSAPP_DATA_DIR="$whatsapp_data"
 }
 
+# What a process is called in messages, which all start with "wasched: " already.
+label() {
+  case $1 in
+    wasched) printf 'the bot and scheduler process' ;;
+    whatsapp) printf 'the WhatsApp sidecar' ;;
+  esac
+}
+
 pid_file() { printf '%s/%s.pid\n' "$DATA_DIR" "$1"; }
 log_file() { printf '%s/%s.log\n' "$DATA_DIR" "$1"; }
 

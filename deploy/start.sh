@@ -33,12 +33,13 @@ check_prerequisites() {
     problems+=("Python's venv module is missing: sudo apt-get install python3-venv")
   fi
   if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
-    problems+=("Node.js 20+ with npm is missing: https://nodejs.org/en/download"
-      "  (or sudo apt-get install nodejs npm where the distribution ships 20+)")
+    problems+=("Node.js 20+ with npm is missing: on Debian 13, sudo apt-get install nodejs npm;"
+      "  on Debian 12 (Node 18), Node.js 20 from NodeSource: see deploy/README.md")
   else
     node_major="$(node -p 'process.versions.node.split(".")[0]')"
     if [ "$node_major" -lt 20 ]; then
-      problems+=("Node.js 20+ is needed, node is $(node --version): https://nodejs.org/en/download")
+      problems+=("Node.js 20+ is needed, node is $(node --version):"
+        "  on Debian 12, Node.js 20 from NodeSource: see deploy/README.md")
     fi
   fi
   if [ -z "$(chromium_path)" ]; then
@@ -126,11 +127,13 @@ ask_for_token() {
   if [ ! -t 0 ]; then
     die "TELEGRAM_BOT_TOKEN is not set: get a token from @BotFather (https://t.me/BotFather) and put TELEGRAM_BOT_TOKEN=... in $ENV_FILE, or run this in a terminal"
   fi
-  say "wasched needs a Telegram bot. Create one with @BotFather (https://t.me/BotFather):"
+  say "a Telegram bot is needed. Create one with @BotFather (https://t.me/BotFather):"
   say "send it /newbot, pick a name, and paste the token it gives you here."
   local token
   while true; do
-    read -r -p "Bot token: " token
+    # -s: what is pasted is not shown (the token controls the bot); the newline is ours.
+    read -r -s -p "Bot token: " token
+    echo
     token="${token//[[:space:]]/}"
     if [[ $token =~ ^[0-9]+:[A-Za-z0-9_-]{20,}$ ]]; then
       break
@@ -214,7 +217,7 @@ core_error() {
 core_died() {
   rm -f "$(pid_file wasched)"
   STARTED=("${STARTED[@]/wasched/}")
-  say "wasched could not start:" >&2
+  say "$(label wasched) could not start:" >&2
   printf '  %s\n' "$(core_error "$1")" >&2
   die "(the whole log: $(log_file wasched))"
 }
@@ -257,7 +260,7 @@ start_sidecar() {
 
 start_core() {
   if pid="$(running_pid wasched)"; then
-    say "wasched is running already (pid $pid)"
+    say "$(label wasched) is running already (pid $pid)"
     return
   fi
   if answers "$CORE_URL/healthz"; then
@@ -269,7 +272,7 @@ start_core() {
   launch wasched "$ROOT" "$PY" -m bot run --log-file "$log"
   wait_for wasched "$CORE_URL/healthz" answers "$offset"
   wait_for_bot "$offset"
-  say "wasched started (pid $(cat "$(pid_file wasched)"), log $log)"
+  say "$(label wasched) started (pid $(cat "$(pid_file wasched)"), log $log)"
 }
 
 # The HTTP server answers before the bot has reached Telegram: wait for the bot too, so a
@@ -317,13 +320,6 @@ stop_what_this_start_started() {
   exit "$status"
 }
 
-label() {
-  case $1 in
-    wasched) printf 'wasched' ;;
-    whatsapp) printf 'the WhatsApp sidecar' ;;
-  esac
-}
-
 # Wait until WhatsApp shows where it stands: linked, waiting for a link, or failing.
 wait_for_session() {
   local deadline=$((SECONDS + SESSION_WAIT_S)) told=0
@@ -362,11 +358,11 @@ next_steps() {
   fi
   echo
   if [ "$SESSION_STATE" = WORKING ]; then
-    say "wasched is up, and WhatsApp is linked as ${SESSION_ME:-your account}. Next:"
+    say "running, and WhatsApp is linked as ${SESSION_ME:-your account}. Next:"
     echo "$open_bot"
     echo "  2. schedule a message: /schedule"
   elif [ "$SESSION_STATE" = SCAN_QR_CODE ] || { [ "$SESSION_STATE" = STARTING ] && [ -z "$FAILURE_CODE" ]; }; then
-    say "wasched is up. Next:"
+    say "running. Next:"
     echo "$open_bot"
     echo "  2. send /link and scan the QR code with WhatsApp (Settings > Linked devices)"
     if [ "$SESSION_STATE" = STARTING ]; then
@@ -374,7 +370,7 @@ next_steps() {
       echo "     bash deploy/status.sh shows when it is WORKING)"
     fi
   else
-    say "wasched is up, but WhatsApp is not working (${SESSION_STATE:+state $SESSION_STATE}${SESSION_STATE:-the sidecar does not answer}):"
+    say "running, but WhatsApp is not working (${SESSION_STATE:+state $SESSION_STATE}${SESSION_STATE:-the sidecar does not answer}):"
     checked="$(whatsapp_check)"
     if [ -n "$FAILURE_MESSAGE" ] && [[ $checked != *"$FAILURE_MESSAGE"* ]]; then
       echo "  reason: $FAILURE_MESSAGE ($FAILURE_CODE)"
@@ -407,7 +403,7 @@ main() {
 
   local core_pid sidecar_pid
   if core_pid="$(running_pid wasched)" && sidecar_pid="$(running_pid whatsapp)"; then
-    say "wasched is running already (pid $core_pid; WhatsApp sidecar pid $sidecar_pid)."
+    say "running already (pid $core_pid; WhatsApp sidecar pid $sidecar_pid)."
     say "See bash deploy/status.sh; stop with bash deploy/stop.sh."
     exit 0
   fi

@@ -14,9 +14,9 @@ fi
 # Not installed yet: only what the pid files say.
 for name in wasched whatsapp; do
   if pid="$(running_pid "$name")"; then
-    say "$name running (pid $pid)"
+    say "$(label "$name") is running (pid $pid)"
   else
-    say "$name not running"
+    say "$(label "$name") is not running"
   fi
 done
 exit 3

@@ -34,8 +34,8 @@ if running_pid whatsapp >/dev/null; then
 fi
 # wasched first: it stops taking new runs and finishes the send in flight against a live
 # sidecar, which then has nobody left to tell about its own stop.
-stop_one wasched wasched
-stop_one whatsapp "the WhatsApp sidecar"
+stop_one wasched "$(label wasched)"
+stop_one whatsapp "$(label whatsapp)"
 wait_for_log_writer
 if [ "$forced" = 1 ]; then
   warn "a process had to be killed; if WhatsApp asks to link again, send /link to the bot"

@@ -13,11 +13,13 @@ COPY bot ./bot
 RUN pip install . \
     && useradd --system --uid 10001 --home-dir /app wasched \
     && mkdir -p /app/data \
-    && chown wasched /app/data
+    && chown wasched /app/data \
+    && chmod 700 /app/data
 
 USER wasched
 ENV HTTP_HOST=0.0.0.0 \
     HTTP_PORT=8001 \
+    WASCHED_DATA_DIR=/app/data \
     DATABASE_URL=sqlite:////app/data/wasched.db
 VOLUME ["/app/data"]
 EXPOSE 8001

@@ -12,6 +12,7 @@ ENV PUPPETEER_SKIP_DOWNLOAD=true \
     NODE_ENV=production \
     WHATSAPP_HOST=0.0.0.0 \
     WHATSAPP_PORT=3001 \
+    WASCHED_DATA_DIR=/data \
     WHATSAPP_DATA_DIR=/data/whatsapp
 
 WORKDIR /app/whatsapp-service
@@ -19,7 +20,7 @@ COPY whatsapp-service/package.json whatsapp-service/package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 COPY whatsapp-service/src ./src
 
-RUN mkdir -p /data/whatsapp && chown -R node:node /data
+RUN mkdir -p /data/whatsapp && chown -R node:node /data && chmod -R 700 /data
 USER node
 VOLUME ["/data/whatsapp"]
 EXPOSE 3001

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import sqlite3
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
@@ -247,6 +248,16 @@ def database_path(database_url: str) -> str:
     return database_url[len(prefix) :]
 
 
+def _create_private(path: Path) -> None:
+    """The database's directory (0700) and file (0600), whatever the umask: they hold the
+    messages and the numbers. SQLite gives its -wal and -shm files the database file's mode."""
+    missing = [p for p in (path.parent, *path.parent.parents) if not p.exists()]
+    for directory in reversed(missing):
+        directory.mkdir(mode=0o700, exist_ok=True)
+        directory.chmod(0o700)
+    os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
+
+
 class _Conflict(StoreError):
     """A unique constraint refused a write (mapped to `AlreadyExists`/`DuplicateRun`)."""
 
@@ -314,7 +325,7 @@ class SQLiteStore:
         path = database_path(database_url)
         if path != ":memory:":
             try:
-                Path(path).parent.mkdir(parents=True, exist_ok=True)
+                _create_private(Path(path))
             except OSError as exc:
                 raise StoreError(f"Cannot create the directory of {path}: {exc}") from exc
         try:

@@ -23,7 +23,8 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_defaults_start_an_embedded_sqlite_install() -> None:
     settings = load_settings(_env_file=None)
-    assert settings.DATABASE_URL == "sqlite:///data/wasched.db"
+    database_url = settings.DATABASE_URL
+    assert database_url == f"sqlite:///{REPO / 'data' / 'wasched.db'}"
     assert settings.WHATSAPP_URL == "http://127.0.0.1:3001"
     assert (settings.HTTP_HOST, settings.HTTP_PORT) == ("127.0.0.1", 8001)
     assert settings.admin_ids == frozenset()
@@ -127,3 +128,69 @@ def test_wasched_run_without_a_token_says_how_to_get_one(tmp_path: Path) -> None
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1
     assert lines[0].startswith("wasched: TELEGRAM_BOT_TOKEN is missing")
+
+
+def test_an_empty_api_key_is_refused_with_what_to_put_in_env_in_one_line(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("WHATSAPP_API_KEY", "  ")
+    settings = load_settings(_env_file=None)
+    with pytest.raises(ConfigError) as error:
+        settings.require_api_key()
+    message = str(error.value)
+    assert message.startswith("WHATSAPP_API_KEY is missing: put WHATSAPP_API_KEY=")
+    assert "in .env" in message and "secrets.token_urlsafe(32)" in message
+    assert "\n" not in message
+
+
+def test_a_relative_sqlite_url_is_relative_to_the_repo_not_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DATABASE_URL", "sqlite:///data/other.db")
+    database_url = load_settings(_env_file=None).DATABASE_URL
+    assert database_url == f"sqlite:///{REPO / 'data' / 'other.db'}"
+
+
+def test_an_absolute_or_memory_sqlite_url_is_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    for url in ("sqlite:////var/lib/wasched/w.db", "sqlite:///:memory:", "mongodb://db/wasched"):
+        monkeypatch.setenv("DATABASE_URL", url)
+        kept = load_settings(_env_file=None).DATABASE_URL
+        assert kept == url
+
+
+def test_without_database_url_the_database_lives_in_wasched_data_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("WASCHED_DATA_DIR", str(tmp_path / "state"))
+    database_url = load_settings(_env_file=None).DATABASE_URL
+    assert database_url == f"sqlite:///{tmp_path / 'state' / 'wasched.db'}"
+    monkeypatch.setenv("WASCHED_DATA_DIR", "var/wasched")
+    data_dir = load_settings(_env_file=None).WASCHED_DATA_DIR
+    assert data_dir == str(REPO / "var" / "wasched")
+
+
+@pytest.mark.parametrize(
+    ("host", "port", "url"),
+    [
+        ("", "", "http://127.0.0.1:3001"),
+        ("10.0.0.5", "3101", "http://10.0.0.5:3101"),
+        ("0.0.0.0", "3102", "http://127.0.0.1:3102"),
+    ],
+)
+def test_an_empty_whatsapp_url_is_derived_from_the_sidecars_host_and_port(
+    monkeypatch: pytest.MonkeyPatch, host: str, port: str, url: str
+) -> None:
+    monkeypatch.setenv("WHATSAPP_URL", "")
+    monkeypatch.setenv("WHATSAPP_HOST", host)
+    if port:
+        monkeypatch.setenv("WHATSAPP_PORT", port)
+    derived = load_settings(_env_file=None).WHATSAPP_URL
+    assert derived == url
+
+
+def test_a_set_whatsapp_url_wins_over_host_and_port(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WHATSAPP_URL", "http://whatsapp:3001")
+    monkeypatch.setenv("WHATSAPP_PORT", "3999")
+    assert load_settings(_env_file=None).WHATSAPP_URL == "http://whatsapp:3001"

@@ -175,3 +175,13 @@ async def test_check_command_exits_0_when_everything_answers(
         ["whatsapp", "ok"],
         ["telegram", "ok"],
     ]
+
+
+async def test_an_empty_api_key_fails_the_settings_row_with_the_fix(
+    tmp_path: Path, telegram: FakeTelegram, sidecar: FakeSidecar
+) -> None:
+    results = await run_checks(settings_for(tmp_path, telegram, sidecar.url, WHATSAPP_API_KEY=""))
+    settings = by_name(results)["settings"]
+    assert not settings.ok
+    assert settings.detail == "WHATSAPP_API_KEY is missing"
+    assert "secrets.token_urlsafe(32)" in settings.fix

@@ -111,7 +111,9 @@ async def test_migrate_command_refuses_while_wasched_runs_and_into_a_full_target
     pid_file.write_text(str(os.getpid()))
 
     assert await asyncio.to_thread(main, ["migrate", "--to", f"sqlite:///{env / 'b.db'}"]) == 1
-    assert "stop it first" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "stop it first" in err
+    assert not err.startswith("wasched: wasched"), err
 
     pid_file.unlink()
     assert await asyncio.to_thread(main, ["migrate", "--to", os.environ["DATABASE_URL"]]) == 1

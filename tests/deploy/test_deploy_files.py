@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import configparser
+import os
 import re
 import shutil
 import subprocess
@@ -16,6 +17,7 @@ from core.config import Settings
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
 SCRIPTS = sorted(DEPLOY.glob("*.sh"))
+SIDECAR_CONFIG = REPO / "whatsapp-service" / "src" / "config.js"
 # The sidecar's own setting (whatsapp-service/src/config.js) SIGTERM must outlast.
 SIDECAR_SHUTDOWN_S = 15
 
@@ -63,18 +65,39 @@ def env_example_keys() -> set[str]:
     return set(re.findall(r"^#? ?([A-Z][A-Z0-9_]+)=", text, flags=re.MULTILINE))
 
 
+def sidecar_settings() -> set[str]:
+    """What whatsapp-service/src/config.js reads (the only sidecar module that reads them)."""
+    text = SIDECAR_CONFIG.read_text(encoding="utf-8")
+    return set(re.findall(r"\b(?:settings|env)(?:\.|, ')([A-Z][A-Z0-9_]+)", text))
+
+
+def script_settings() -> set[str]:
+    """What deploy/*.sh read from the environment or .env: `${NAME:-...}`-style reads (and
+    their Python snippets' os.environ), less the scripts' own variables (assigned in them)."""
+    read: set[str] = set()
+    own: set[str] = set()
+    for script in SCRIPTS:
+        text = script.read_text(encoding="utf-8")
+        read |= set(re.findall(r"\$\{([A-Z][A-Z0-9_]*)(?::?[-+?])", text))
+        read |= set(re.findall(r"os\.environ(?:\.get\(|\[)[\"']([A-Z][A-Z0-9_]+)", text))
+        own |= set(re.findall(r"^\s*(?:local\s+)?([A-Z][A-Z0-9_]*)=", text, flags=re.MULTILINE))
+    return read - own
+
+
+def test_the_setting_collectors_find_what_they_should() -> None:
+    """The collectors below are what keeps .env.example complete; they must see settings."""
+    assert {"WHATSAPP_RECONNECT_MIN_MS", "WHATSAPP_FAKE_FAILURE", "WHATSAPP_ENV_FILE"} <= (
+        sidecar_settings()
+    )
+    assert {"WASCHED_SKIP_INSTALL", "WASCHED_START_TIMEOUT_S", "PYTHON"} <= script_settings()
+    assert not {"SESSION_STATE", "OWNER_CODE", "FAILURE_CODE"} & script_settings()
+
+
 def test_env_example_lists_every_setting_with_a_comment() -> None:
+    """Every setting that core/config.py, the sidecar's config.js or deploy/*.sh reads."""
     keys = env_example_keys()
-    sidecar = {
-        "WHATSAPP_HOST",
-        "WHATSAPP_PORT",
-        "WHATSAPP_ENGINE",
-        "WHATSAPP_DATA_DIR",
-        "WHATSAPP_EVENTS_URL",
-        "CHROMIUM_PATH",
-    }
-    missing = (set(Settings.model_fields) | sidecar) - keys
-    assert not missing
+    missing = (set(Settings.model_fields) | sidecar_settings() | script_settings()) - keys
+    assert not missing, sorted(missing)
     lines = (REPO / ".env.example").read_text(encoding="utf-8").splitlines()
     for i, line in enumerate(lines):
         if re.match(r"^#? ?[A-Z][A-Z0-9_]+=", line):
@@ -124,3 +147,87 @@ def test_docker_compose_config_accepts_the_file() -> None:
         text=True,
     )
     assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("data_dir", ["", "state", "/srv/wasched"])
+def test_every_way_of_starting_reads_wasched_data_dir_the_same(
+    tmp_path: Path, data_dir: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """start.sh's scripts, the sidecar as systemd or a person starts it (node src/server.js
+    reading .env) and wasched itself put the database and the session in the same places."""
+    env_file = tmp_path / ".env"
+    env_file.write_text(f"WASCHED_DATA_DIR={data_dir}\nWHATSAPP_API_KEY=same-key-0123456789\n")
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("WASCHED_", "WHATSAPP_", "DATABASE_", "HTTP_"))
+    }
+    for name in Settings.model_fields:
+        monkeypatch.delenv(name, raising=False)
+    scripts = subprocess.run(
+        [
+            "bash",
+            "-c",
+            '. deploy/processes.sh && resolve_settings && printf "%s\\n" "$DATA_DIR" '
+            '"$WHATSAPP_DATA_DIR"',
+        ],
+        cwd=REPO,
+        env={**env, "WASCHED_ENV_FILE": str(env_file)},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
+    sidecar = subprocess.run(
+        [
+            "node",
+            "--input-type=module",
+            "-e",
+            f"import {{ loadConfig }} from '{SIDECAR_CONFIG.as_uri()}';"
+            "console.log(loadConfig({ fileExists: () => true }).dataDir);",
+        ],
+        cwd=tmp_path,  # not the repo: systemd's WorkingDirectory must not matter either
+        env={**env, "WHATSAPP_ENV_FILE": str(env_file)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    settings = Settings(_env_file=str(env_file))
+    expected = REPO / (data_dir or "data")
+    assert scripts == [str(expected), str(expected / "whatsapp")]
+    data, database = settings.WASCHED_DATA_DIR, settings.DATABASE_URL
+    assert data == str(expected)
+    assert database == f"sqlite:///{expected / 'wasched.db'}"
+    assert sidecar.stdout.strip() == str(expected / "whatsapp"), sidecar.stderr
+
+
+@pytest.mark.parametrize("name", ["wasched.service", "wasched-whatsapp.service"])
+def test_systemd_units_create_files_private(name: str) -> None:
+    assert unit(name)["Service"]["UMask"] == "0077"
+
+
+def test_compose_keeps_the_session_where_wasched_data_dir_says() -> None:
+    services = compose()["services"]
+    sidecar = services["whatsapp"]["environment"]
+    assert sidecar["WHATSAPP_DATA_DIR"] == f"{sidecar['WASCHED_DATA_DIR']}/whatsapp"
+    assert f"whatsapp-session:{sidecar['WHATSAPP_DATA_DIR']}" in services["whatsapp"]["volumes"]
+    wasched = services["wasched"]["environment"]
+    assert f"wasched-data:{wasched['WASCHED_DATA_DIR']}" in services["wasched"]["volumes"]
+
+
+def test_the_repo_stands_on_its_own_docs() -> None:
+    """No file points to a design note outside the repo (the team's shared/DESIGN.md)."""
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
+    pointing = [
+        name
+        for name in listed
+        if (REPO / name).is_file()
+        and name != "tests/deploy/test_deploy_files.py"
+        and re.search(r"\bDESIGN\b", (REPO / name).read_text(encoding="utf-8", errors="ignore"))
+    ]
+    assert pointing == []

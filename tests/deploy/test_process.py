@@ -144,7 +144,10 @@ class Deployment:
         )
         out, _ = await asyncio.wait_for(process.communicate(), timeout=240)
         assert process.returncode is not None
-        return process.returncode, out.decode()
+        text = out.decode()
+        doubled = [line for line in text.splitlines() if line.startswith("wasched: wasched")]
+        assert not doubled, text  # every message starts with "wasched: " once
+        return process.returncode, text
 
     def pid(self, name: str) -> int:
         return int((self.root / "data" / f"{name}.pid").read_text())
@@ -215,7 +218,7 @@ async def test_start_stop_start_keeps_a_schedule_that_fires_after_the_restart(
 ) -> None:
     code, out = await deployment.script("start.sh")
     assert code == 0, out
-    assert "wasched is up, and WhatsApp is linked as wasched fake" in out
+    assert "wasched: running, and WhatsApp is linked as wasched fake" in out
     assert "@wasched_test_bot" in out
     assert "/link" not in out and "QR" not in out, out  # linked already: no link advice
     async with httpx.AsyncClient() as client:
@@ -259,7 +262,8 @@ async def test_start_stop_start_keeps_a_schedule_that_fires_after_the_restart(
     # The fake engine keeps its outbox on disk: nothing went out before or during the stop.
     outbox_file = deployment.root / "data" / "whatsapp" / "fake-outbox.json"
     assert TEXT not in (outbox_file.read_text() if outbox_file.exists() else "")
-    assert "wasched stopped" in out and "the WhatsApp sidecar stopped" in out
+    assert "wasched: the bot and scheduler process stopped" in out
+    assert "the WhatsApp sidecar stopped" in out
     assert all(exited(pid) for pid in pids)
     assert not list((deployment.root / "data").glob("*.pid"))
     assert "stopped cleanly" in (deployment.root / "data" / "whatsapp.log").read_text()
@@ -300,13 +304,13 @@ async def test_a_start_whose_wasched_cannot_start_leaves_nothing_running(
     assert not answers(f"{deployment.sidecar_url}/health")
     assert "stopped cleanly" in (deployment.root / "data" / "whatsapp.log").read_text()
     lines = out.splitlines()
-    assert "wasched: wasched could not start:" in lines, out
-    error = lines[lines.index("wasched: wasched could not start:") + 1]
+    assert "wasched: the bot and scheduler process could not start:" in lines, out
+    error = lines[lines.index("wasched: the bot and scheduler process could not start:") + 1]
     assert error.startswith("  core.errors.StoreError: Cannot create the directory of "), out
     assert f"{deployment.root}/blocker/wasched.db" in error
     assert "wasched: the WhatsApp sidecar stopped" in lines, out
     assert "wasched: nothing this start launched is left running" in lines, out
-    assert "wasched is up" not in out
+    assert "wasched: running" not in out
 
 
 @pytest.mark.parametrize(
@@ -333,11 +337,11 @@ async def test_start_ends_with_what_whatsapp_needs(
     )
 
     assert code == 0, out
-    steps = out[out.index("wasched: wasched is up") :]
+    steps = out[out.index("wasched: running") :]
     assert expected in steps, out
     assert "linked as" not in steps
     if state == "FAILED":
-        assert steps.startswith("wasched: wasched is up, but WhatsApp is not working"), out
+        assert steps.startswith("wasched: running, but WhatsApp is not working"), out
         assert "scan the QR code" not in steps and "\n  fix: " in steps, out
     else:
         assert "not working" not in steps and "fix:" not in steps, out
@@ -381,7 +385,7 @@ async def test_a_second_copy_is_refused_before_it_installs_anything(
         f"{deployment.root} (pid {sidecar}) holds it: {stop}"
     ) in out.splitlines(), out
     assert not [line for line in out.splitlines() if "installing" in line or "creating" in line]
-    assert "sidecar started" not in out and "wasched started" not in out
+    assert "sidecar started" not in out and "process started" not in out
     assert not list((other / "data").glob("*.pid"))
     assert pids_in(deployment.root) == running and not any(map(exited, running.values()))
 

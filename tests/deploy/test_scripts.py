@@ -9,6 +9,7 @@ import select
 import signal
 import subprocess
 import sys
+import termios
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -91,6 +92,16 @@ def read_until(fd: int, marker: bytes, within: float = 30.0) -> bytes:
     return seen
 
 
+def echo_turned_off(fd: int, within: float = 30.0) -> None:
+    """Wait until the terminal no longer echoes: bash prints read's prompt before it turns
+    echo off, so typing right after the prompt could still be shown."""
+    deadline = time.monotonic() + within
+    while termios.tcgetattr(fd)[3] & termios.ECHO:
+        if time.monotonic() > deadline:
+            raise AssertionError("the terminal still echoes what is typed")
+        time.sleep(0.01)
+
+
 @pytest.fixture
 def terminal() -> Iterator[tuple[int, int]]:
     main, other = pty.openpty()
@@ -126,10 +137,12 @@ def test_first_start_in_a_terminal_asks_for_the_token_and_keeps_it_private(
     )
     try:
         read_until(main, b"Bot token: ")
+        echo_turned_off(other)
         os.write(main, b"not-a-token\n")
-        read_until(main, b"does not look like a bot token")
+        shown = read_until(main, b"does not look like a bot token")
+        echo_turned_off(other)
         os.write(main, TOKEN.encode() + b"\n")
-        read_until(main, b"saved the token")
+        shown += read_until(main, b"saved the token")
         process.wait(timeout=60)
     finally:
         if process.poll() is None:
@@ -138,6 +151,8 @@ def test_first_start_in_a_terminal_asks_for_the_token_and_keeps_it_private(
 
     env_file = (bare_copy / ".env").read_text()
     assert f"TELEGRAM_BOT_TOKEN={TOKEN}\n" in env_file
+    # What is pasted is read without echo: neither the token nor the refused text is shown.
+    assert b"not-a-token" not in shown and TOKEN.encode() not in shown, shown
     assert env_file.count("TELEGRAM_BOT_TOKEN=") == 1
     key_lines = [line for line in env_file.splitlines() if line.startswith("WHATSAPP_API_KEY=")]
     assert len(key_lines) == 1 and len(key_lines[0]) > len("WHATSAPP_API_KEY=") + 30
@@ -181,7 +196,7 @@ def test_stop_kills_only_as_a_last_resort_and_says_so(bare_copy: Path) -> None:
         stubborn.stdout.close()
 
     assert result.returncode == 1
-    assert "wasched: wasched is not running" in result.stdout
+    assert "wasched: the bot and scheduler process is not running" in result.stdout
     assert "did not exit within 1 s after SIGTERM: sending SIGKILL" in result.stderr
     assert not list(data.glob("*.pid"))
 
@@ -207,7 +222,7 @@ def test_stop_never_signals_a_process_that_merely_reuses_a_recorded_pid(
         bystander.kill()
         bystander.wait()
     assert result.returncode == 0
-    assert "wasched is not running" in result.stdout
+    assert "wasched: the bot and scheduler process is not running" in result.stdout
 
 
 def test_the_sidecar_log_writer_rotates_by_size_and_keeps_the_newest_lines(

@@ -1,4 +1,4 @@
-"""A message goes out: fire, claim, fan out, send, report (DESIGN.md, "How a message goes out")."""
+"""A message goes out: fire, claim, fan out, send, report (README.md, "How it works")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""A fake WhatsApp sidecar speaking DESIGN.md's contract over real HTTP on 127.0.0.1.
+"""A fake WhatsApp sidecar speaking the sidecar's contract (whatsapp-service/README.md) over
+real HTTP on 127.0.0.1.
 
 Like the real one (engine `fake`) it accepts sends while WORKING, refuses a second send of an
 idempotency key (answering the first message's id with `duplicate: true`), records every

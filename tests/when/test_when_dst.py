@@ -1,6 +1,6 @@
 """Daylight saving time: what the rules do on the days clocks change.
 
-Rules (DESIGN, issue 2): a recurring 09:00 stays 09:00 local; a local time that does not exist
+Rules (issue 2): a recurring 09:00 stays 09:00 local; a local time that does not exist
 fires once at the next valid instant (the end of the gap); a local time that occurs twice fires
 once (its first occurrence). A cron expression with a star in its minute or hour field runs by
 the clock instead (test_when_cron_dst).

@@ -208,6 +208,42 @@ function wwebjsSettings(settings) {
 }
 
 /**
+ * Without the key anyone on the machine could call the sidecar (and send as the linked
+ * account). wasched and the sidecar may start in any order (systemd, compose), so neither makes
+ * one up: both refuse to start, with the same line saying what to put in .env.
+ */
+export const API_KEY_MISSING =
+  "WHATSAPP_API_KEY is missing: put WHATSAPP_API_KEY=<a long random string> in .env (wasched reads the same one); make one with: python3 -c 'import secrets; print(secrets.token_urlsafe(32))'";
+
+function requiredApiKey(settings) {
+  const value = (settings.WHATSAPP_API_KEY ?? '').trim();
+  if (value === '') throw new ConfigError(API_KEY_MISSING);
+  return value;
+}
+
+/**
+ * The session's directory: WHATSAPP_DATA_DIR, else `whatsapp` in WASCHED_DATA_DIR (default
+ * `data`), both relative to the repo, as wasched and deploy/start.sh read them.
+ */
+function sessionDir(settings) {
+  const dataDir = (settings.WASCHED_DATA_DIR ?? '').trim() || 'data';
+  const raw = (settings.WHATSAPP_DATA_DIR ?? '').trim() || join(dataDir, 'whatsapp');
+  return isAbsolute(raw) ? raw : resolve(REPO_ROOT, raw);
+}
+
+/**
+ * Where wasched takes events when WHATSAPP_EVENTS_URL is empty: its own HTTP_HOST and
+ * HTTP_PORT from the same .env, so a moved port needs no second setting under any way of
+ * starting (0.0.0.0 is where wasched listens, not where to reach it).
+ */
+function waschedEventsUrl(settings) {
+  const rawHost = (settings.HTTP_HOST ?? '').trim();
+  const host = rawHost === '' || rawHost === '0.0.0.0' ? '127.0.0.1' : rawHost;
+  const port = integer(settings, 'HTTP_PORT', 8001, { min: 1, max: 65535 });
+  return `http://${host}:${port}/whatsapp/events`;
+}
+
+/**
  * Reads the settings from `env` (process.env by default) over the repo's .env file (real
  * environment wins) and checks them. Throws ConfigError naming the first bad setting.
  */
@@ -215,19 +251,19 @@ export function loadConfig({ env = process.env, fileExists = existsSync } = {}) 
   const envFile = env.WHATSAPP_ENV_FILE ?? join(REPO_ROOT, '.env');
   const settings = { ...readEnvFile(envFile), ...env };
 
+  const apiKey = requiredApiKey(settings);
   const engine = oneOf(settings, 'WHATSAPP_ENGINE', ENGINES, 'wwebjs');
-  const rawDataDir = settings.WHATSAPP_DATA_DIR || join(REPO_ROOT, 'data', 'whatsapp');
-  const dataDir = isAbsolute(rawDataDir) ? rawDataDir : resolve(REPO_ROOT, rawDataDir);
+  const dataDir = sessionDir(settings);
   const host = (settings.WHATSAPP_HOST || '127.0.0.1').trim();
   const fakeStart = fakeStartState(settings);
 
   return Object.freeze({
     host,
     port: integer(settings, 'WHATSAPP_PORT', 3001, { min: 0, max: 65535 }),
-    apiKey: settings.WHATSAPP_API_KEY || null,
+    apiKey,
     engine,
     dataDir,
-    eventsUrl: httpUrl(settings, 'WHATSAPP_EVENTS_URL', 'http://127.0.0.1:8001/whatsapp/events'),
+    eventsUrl: httpUrl(settings, 'WHATSAPP_EVENTS_URL', waschedEventsUrl(settings)),
     chromiumPath: chromiumPath(settings, engine, fileExists),
     shutdownTimeoutMs: integer(settings, 'WHATSAPP_SHUTDOWN_TIMEOUT_MS', 15000, { min: 1 }),
     logLevel: oneOf(settings, 'WHATSAPP_LOG_LEVEL', LOG_LEVELS, 'info'),

@@ -1,4 +1,4 @@
-/** Errors the HTTP contract knows, each with the status DESIGN.md gives it. */
+/** Errors the HTTP contract knows, each with its status (README.md, "The HTTP contract"). */
 export const STATUS_BY_CODE = Object.freeze({
   invalid_request: 400,
   unauthorized: 401,

@@ -19,7 +19,7 @@ export async function readJson(path, fallback) {
  * of one: write a temporary file beside it, flush it to disk, then rename it over the old one.
  */
 export async function writeJsonAtomic(path, value) {
-  await mkdir(dirname(path), { recursive: true });
+  await mkdir(dirname(path), { recursive: true, mode: 0o700 });
   const temporary = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
   const handle = await open(temporary, 'w', 0o600);
   try {

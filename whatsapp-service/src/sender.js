@@ -1,4 +1,5 @@
 import { ServiceError } from './errors.js';
+import { logRef } from './log-ref.js';
 
 /**
  * Sends through the engine at most once per idempotency key. A key already sent answers its
@@ -34,14 +35,17 @@ export class Sender {
     const recorded = this.#ledger.get(idempotencyKey);
     if (recorded) {
       this.#log.info(
-        { idempotencyKey, id: recorded.id },
+        { key: logRef(idempotencyKey), message: logRef(recorded.id) },
         'duplicate send answered from the ledger',
       );
       return { ...recorded, duplicate: true };
     }
     const running = this.#inFlight.get(idempotencyKey);
     if (running) {
-      this.#log.info({ idempotencyKey }, 'same key already being sent; sharing its outcome');
+      this.#log.info(
+        { key: logRef(idempotencyKey) },
+        'same key already being sent; sharing its outcome',
+      );
       const result = await Promise.race([running, this.#givenUp]);
       return { ...result, duplicate: true };
     }
@@ -73,7 +77,10 @@ export class Sender {
     try {
       attempt = await this.#ledger.recordAttempt(idempotencyKey, { to });
     } catch (err) {
-      this.#log.error({ err, idempotencyKey }, 'could not save the idempotency ledger');
+      this.#log.error(
+        { err, key: logRef(idempotencyKey) },
+        'could not save the idempotency ledger',
+      );
       throw new ServiceError(
         'send_failed',
         'could not save the idempotency ledger before sending; nothing was sent',
@@ -90,7 +97,7 @@ export class Sender {
       const found = await this.#findQuietly(request, attempt);
       if (!found) throw err;
       this.#log.warn(
-        { idempotencyKey, id: found.id, reason: err.message },
+        { key: logRef(idempotencyKey), message: logRef(found.id), reason: err.message },
         'the send failed but the message is in the chat',
       );
       result = found;
@@ -105,7 +112,7 @@ export class Sender {
       return await this.#find(request, attempt);
     } catch (err) {
       this.#log.warn(
-        { idempotencyKey: request.idempotencyKey, reason: err?.message },
+        { key: logRef(request.idempotencyKey), reason: err?.message },
         'could not check an earlier attempt; not sending',
       );
       if (err?.code === 'not_ready') throw err;
@@ -121,7 +128,7 @@ export class Sender {
       return await this.#find(request, attempt);
     } catch (err) {
       this.#log.warn(
-        { idempotencyKey: request.idempotencyKey, reason: err?.message },
+        { key: logRef(request.idempotencyKey), reason: err?.message },
         'could not check whether the failed send reached the chat',
       );
       return null;
@@ -146,9 +153,14 @@ export class Sender {
     } catch (err) {
       // The message is out; answering an error would make the caller send it again. The
       // attempt stays on disk, so after a restart the key is looked for in the chat.
-      this.#log.error({ err, idempotencyKey }, 'could not save the idempotency ledger');
+      this.#log.error(
+        { err, key: logRef(idempotencyKey) },
+        'could not save the idempotency ledger',
+      );
     }
-    this.#log.info({ idempotencyKey, id: result.id, to: result.to }, what);
+    // Neither the number nor the text: references to the key and WhatsApp's id (both hold the
+    // number) are enough to follow a message.
+    this.#log.info({ key: logRef(idempotencyKey), message: logRef(result.id) }, what);
   }
 
   get accepting() {
@@ -178,7 +190,7 @@ export class Sender {
     if (finished) return [];
     const keys = [...this.#inFlight.keys()];
     this.#log.warn(
-      { idempotencyKeys: keys, waitedMs: timeoutMs },
+      { keys: keys.map(logRef), waitedMs: timeoutMs },
       'sends still in flight at shutdown; their attempts stay in the ledger',
     );
     this.#giveUp(

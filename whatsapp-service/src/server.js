@@ -5,6 +5,10 @@ import { createEngine } from './engines/index.js';
 
 // Starts the sidecar and stops it cleanly on SIGTERM/SIGINT, so the WhatsApp session survives.
 
+// Everything this process creates (the data directory, the ledger, pending events, Chromium's
+// profile with the WhatsApp session) is private to its user, however it was started.
+process.umask(0o077);
+
 function stopWithOneLine(message) {
   process.stderr.write(`whatsapp-service: ${message}\n`);
   process.exit(1);

@@ -2,18 +2,25 @@ import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { ConfigError, REPO_ROOT, loadConfig, parseDotenv } from '../src/config.js';
+import {
+  API_KEY_MISSING,
+  ConfigError,
+  REPO_ROOT,
+  loadConfig,
+  parseDotenv,
+} from '../src/config.js';
 import { tempDir } from '../test-support/helpers.js';
 
+const KEY = 'config-test-key-0123456789';
 const chromiumEverywhere = () => true;
 const noChromium = () => false;
 
 describe('loadConfig', () => {
   test('defaults: loopback, port 3001, wwebjs, data under the repo, wasched events URL', () => {
-    const config = loadConfig({ env: { WHATSAPP_ENV_FILE: '' }, fileExists: chromiumEverywhere });
+    const config = loadConfig({ env: { WHATSAPP_ENV_FILE: '', WHATSAPP_API_KEY: KEY }, fileExists: chromiumEverywhere });
     assert.equal(config.host, '127.0.0.1');
     assert.equal(config.port, 3001);
-    assert.equal(config.apiKey, null);
+    assert.equal(config.apiKey, KEY);
     assert.equal(config.engine, 'wwebjs');
     assert.equal(config.dataDir, join(REPO_ROOT, 'data', 'whatsapp'));
     assert.equal(config.eventsUrl, 'http://127.0.0.1:8001/whatsapp/events');
@@ -50,7 +57,7 @@ describe('loadConfig', () => {
 
   test('CHROMIUM_PATH wins over the Debian paths', () => {
     const config = loadConfig({
-      env: { WHATSAPP_ENV_FILE: '', CHROMIUM_PATH: '/opt/chrome/chrome' },
+      env: { WHATSAPP_ENV_FILE: '', WHATSAPP_API_KEY: KEY, CHROMIUM_PATH: '/opt/chrome/chrome' },
       fileExists: chromiumEverywhere,
     });
     assert.equal(config.chromiumPath, '/opt/chrome/chrome');
@@ -98,7 +105,7 @@ describe('loadConfig', () => {
     test(`a bad ${name} stops start-up with one line naming it`, () => {
       assert.throws(
         () =>
-          loadConfig({ env: { WHATSAPP_ENV_FILE: '', ...env }, fileExists: chromiumEverywhere }),
+          loadConfig({ env: { WHATSAPP_ENV_FILE: '', WHATSAPP_API_KEY: KEY, ...env }, fileExists: chromiumEverywhere }),
         (err) =>
           err instanceof ConfigError && err.message.startsWith(name) && !err.message.includes('\n'),
       );
@@ -106,7 +113,7 @@ describe('loadConfig', () => {
   }
 
   test('the fake engine starts WORKING, rotates QRs every 20 s and waits 60 s for ready', () => {
-    const config = loadConfig({ env: { WHATSAPP_ENV_FILE: '' }, fileExists: chromiumEverywhere });
+    const config = loadConfig({ env: { WHATSAPP_ENV_FILE: '', WHATSAPP_API_KEY: KEY }, fileExists: chromiumEverywhere });
     assert.equal(config.fake.startState, 'WORKING');
     assert.equal(config.fake.failure, null);
     assert.equal(config.fake.qrRotateMs, 20000);
@@ -115,7 +122,7 @@ describe('loadConfig', () => {
 
   test('WHATSAPP_FAKE_FAILURE reads code or code:message, the message keeping its colons', () => {
     const load = (env) =>
-      loadConfig({ env: { WHATSAPP_ENV_FILE: '', ...env }, fileExists: chromiumEverywhere }).fake;
+      loadConfig({ env: { WHATSAPP_ENV_FILE: '', WHATSAPP_API_KEY: KEY, ...env }, fileExists: chromiumEverywhere }).fake;
     const failed = load({
       WHATSAPP_FAKE_START_STATE: 'failed',
       WHATSAPP_FAKE_FAILURE: 'whatsapp_web_unreachable:net::ERR_NAME_NOT_RESOLVED at https://web.whatsapp.com/',
@@ -137,7 +144,7 @@ describe('loadConfig', () => {
       () =>
         loadConfig({
           env: {
-            WHATSAPP_ENV_FILE: '',
+            WHATSAPP_ENV_FILE: '', WHATSAPP_API_KEY: KEY,
             WHATSAPP_FAKE_START_STATE: 'SCAN_QR_CODE',
             WHATSAPP_FAKE_FAILURE: 'logged_out',
           },
@@ -150,7 +157,7 @@ describe('loadConfig', () => {
   });
 
   test('the real engine waits 120 s for ready, checks the page every minute and pins no build', () => {
-    const config = loadConfig({ env: { WHATSAPP_ENV_FILE: '' }, fileExists: chromiumEverywhere });
+    const config = loadConfig({ env: { WHATSAPP_ENV_FILE: '', WHATSAPP_API_KEY: KEY }, fileExists: chromiumEverywhere });
     assert.deepEqual(config.wwebjs, {
       readyTimeoutMs: 120000,
       pageCheckMs: 60000,
@@ -162,7 +169,7 @@ describe('loadConfig', () => {
   test('the real engine settings: 0 turns a check off, the version URL template is kept as written', () => {
     const config = loadConfig({
       env: {
-        WHATSAPP_ENV_FILE: '',
+        WHATSAPP_ENV_FILE: '', WHATSAPP_API_KEY: KEY,
         WHATSAPP_READY_TIMEOUT_MS: '0',
         WHATSAPP_PAGE_CHECK_MS: '30000',
         WHATSAPP_WEB_VERSION: ' 2.3000.1031490220 ',
@@ -182,7 +189,7 @@ describe('loadConfig', () => {
     assert.throws(
       () =>
         loadConfig({
-          env: { WHATSAPP_ENV_FILE: '', WHATSAPP_WEB_VERSION_URL: 'https://a/{version}.html' },
+          env: { WHATSAPP_ENV_FILE: '', WHATSAPP_API_KEY: KEY, WHATSAPP_WEB_VERSION_URL: 'https://a/{version}.html' },
           fileExists: chromiumEverywhere,
         }),
       /^ConfigError: WHATSAPP_WEB_VERSION_URL is set but WHATSAPP_WEB_VERSION is not/,
@@ -191,7 +198,7 @@ describe('loadConfig', () => {
 
   test('the wwebjs engine without any Chromium names CHROMIUM_PATH', () => {
     assert.throws(
-      () => loadConfig({ env: { WHATSAPP_ENV_FILE: '' }, fileExists: noChromium }),
+      () => loadConfig({ env: { WHATSAPP_ENV_FILE: '', WHATSAPP_API_KEY: KEY }, fileExists: noChromium }),
       (err) =>
         err instanceof ConfigError &&
         err.message.startsWith('CHROMIUM_PATH') &&
@@ -203,11 +210,60 @@ describe('loadConfig', () => {
     assert.throws(
       () =>
         loadConfig({
-          env: { WHATSAPP_ENV_FILE: '', CHROMIUM_PATH: '/nowhere/chrome' },
+          env: { WHATSAPP_ENV_FILE: '', WHATSAPP_API_KEY: KEY, CHROMIUM_PATH: '/nowhere/chrome' },
           fileExists: noChromium,
         }),
       (err) => err instanceof ConfigError && err.message.startsWith('CHROMIUM_PATH'),
     );
+  });
+});
+
+describe('WHATSAPP_API_KEY and the session directory', () => {
+  for (const key of [undefined, '', '   ']) {
+    test(`an empty key (${JSON.stringify(key)}) stops start-up with what to put in .env`, () => {
+      const env = { WHATSAPP_ENV_FILE: '', WHATSAPP_ENGINE: 'fake' };
+      if (key !== undefined) env.WHATSAPP_API_KEY = key;
+      assert.throws(
+        () => loadConfig({ env, fileExists: chromiumEverywhere }),
+        (err) =>
+          err instanceof ConfigError &&
+          err.message === API_KEY_MISSING &&
+          err.message.startsWith('WHATSAPP_API_KEY is missing: put WHATSAPP_API_KEY=') &&
+          err.message.includes('secrets.token_urlsafe(32)') &&
+          !err.message.includes('\n'),
+      );
+    });
+  }
+
+  test('an empty WHATSAPP_EVENTS_URL points at HTTP_HOST and HTTP_PORT, as wasched listens', () => {
+    const load = (env) =>
+      loadConfig({
+        env: { WHATSAPP_ENV_FILE: '', WHATSAPP_API_KEY: KEY, WHATSAPP_ENGINE: 'fake', ...env },
+      }).eventsUrl;
+    assert.equal(load({}), 'http://127.0.0.1:8001/whatsapp/events');
+    assert.equal(load({ HTTP_PORT: '8101' }), 'http://127.0.0.1:8101/whatsapp/events');
+    assert.equal(
+      load({ HTTP_HOST: '0.0.0.0', HTTP_PORT: '8102' }),
+      'http://127.0.0.1:8102/whatsapp/events',
+    );
+    assert.equal(
+      load({ HTTP_PORT: '8101', WHATSAPP_EVENTS_URL: 'http://wasched:8001/whatsapp/events' }),
+      'http://wasched:8001/whatsapp/events',
+    );
+  });
+
+  test('the session lives in WASCHED_DATA_DIR/whatsapp unless WHATSAPP_DATA_DIR is set', () => {
+    const load = (env) =>
+      loadConfig({
+        env: { WHATSAPP_ENV_FILE: '', WHATSAPP_API_KEY: KEY, WHATSAPP_ENGINE: 'fake', ...env },
+      }).dataDir;
+    assert.equal(load({ WASCHED_DATA_DIR: '/srv/wasched' }), '/srv/wasched/whatsapp');
+    assert.equal(load({ WASCHED_DATA_DIR: 'state' }), join(REPO_ROOT, 'state', 'whatsapp'));
+    assert.equal(
+      load({ WASCHED_DATA_DIR: '/srv/wasched', WHATSAPP_DATA_DIR: '/srv/session' }),
+      '/srv/session',
+    );
+    assert.equal(load({}), join(REPO_ROOT, 'data', 'whatsapp'));
   });
 });
 

@@ -7,13 +7,18 @@ import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { after, describe, test } from 'node:test';
+import { API_KEY_MISSING } from '../src/config.js';
+import { logRef } from '../src/log-ref.js';
 import { API_KEY, tempDir } from '../test-support/helpers.js';
 
 const SERVICE_DIR = join(dirname(fileURLToPath(import.meta.url)), '..');
 
 /** `node src/server.js` as `npm start` runs it, with only the settings given (no repo .env). */
-function startService(settings) {
-  const child = spawn(process.execPath, ['src/server.js'], {
+function startService(settings, { umask } = {}) {
+  // A shell sets the umask the way systemd's UMask= (default 0022) or a login shell would.
+  const command = umask === undefined ? [process.execPath, 'src/server.js'] : ['/bin/sh', '-c',
+    `umask ${umask.toString(8).padStart(4, '0')} && exec "$0" src/server.js`, process.execPath];
+  const child = spawn(command[0], command.slice(1), {
     cwd: SERVICE_DIR,
     env: { PATH: process.env.PATH, WHATSAPP_ENV_FILE: '', WHATSAPP_PORT: '0', ...settings },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -177,8 +182,8 @@ describe('the service process', () => {
     assert.equal(answer.status, 503);
     assert.equal(answer.body.error.code, 'shutting_down');
     assert.deepEqual(await first.exited, { code: 0, signal: null });
-    const given = await first.logged((line) => Array.isArray(line.idempotencyKeys));
-    assert.deepEqual(given.idempotencyKeys, [message.idempotency_key]);
+    const given = await first.logged((line) => Array.isArray(line.keys));
+    assert.deepEqual(given.keys, [logRef(message.idempotency_key)]);
     await first.logged((line) => line.msg === 'stopped cleanly');
 
     const second = startService({ ...settings, WHATSAPP_FAKE_SEND_DELAY_MS: '0' });
@@ -349,7 +354,11 @@ describe('the service process', () => {
   });
 
   test('a bad setting stops start-up with one line naming it', async () => {
-    const service = startService({ WHATSAPP_ENGINE: 'fake', WHATSAPP_PORT: 'http' });
+    const service = startService({
+      WHATSAPP_ENGINE: 'fake',
+      WHATSAPP_API_KEY: API_KEY,
+      WHATSAPP_PORT: 'http',
+    });
     const { code } = await service.exited;
     assert.equal(code, 1);
     const lines = service.stderr().trim().split('\n');
@@ -357,7 +366,85 @@ describe('the service process', () => {
     assert.match(lines[0], /WHATSAPP_PORT/);
   });
 
-  test('message bodies and the API key never reach the log at info level', async () => {
+  test('an empty WHATSAPP_API_KEY stops start-up with one line saying what to put in .env', async () => {
+    for (const key of [undefined, '', ' ']) {
+      const settings = { WHATSAPP_ENGINE: 'fake' };
+      if (key !== undefined) settings.WHATSAPP_API_KEY = key;
+      const service = startService(settings);
+      const { code } = await service.exited;
+      assert.equal(code, 1);
+      assert.equal(service.stderr(), `whatsapp-service: ${API_KEY_MISSING}\n`);
+      assert.equal(service.stdout(), '', 'it stopped before it listened');
+    }
+  });
+
+  test('started as systemd does (no start.sh, umask 022) it keeps its files private', async () => {
+    const wasched = await tempDir();
+    const dataDir = join(wasched, 'state'); // not there yet: the service creates it
+    const service = startService(
+      {
+        WASCHED_DATA_DIR: dataDir,
+        WHATSAPP_ENGINE: 'fake',
+        WHATSAPP_API_KEY: API_KEY,
+        WHATSAPP_EVENTS_URL: 'http://127.0.0.1:9/refused',
+        WHATSAPP_EVENTS_RETRY_MIN_MS: '1',
+        WHATSAPP_EVENTS_RETRY_MAX_MS: '2',
+        WHATSAPP_FAKE_START_DELAY_MS: '0',
+        WHATSAPP_FAKE_ACK_DELAYS_MS: '1,1,1',
+      },
+      { umask: 0o022 },
+    );
+    const url = await baseUrl(service);
+    await untilWorking(url);
+    const sent = await call(url, '/messages', {
+      method: 'POST',
+      body: { to: '+4915112345678', text: 'private', idempotency_key: 'modes' },
+    });
+    assert.equal(sent.status, 201);
+    service.child.kill('SIGTERM');
+    assert.equal((await service.exited).code, 0);
+    const session = join(dataDir, 'whatsapp');
+    const mode = async (path) => (await stat(path)).mode & 0o777;
+    assert.equal(await mode(dataDir), 0o700);
+    assert.equal(await mode(session), 0o700);
+    for (const file of ['idempotency-ledger.json', 'events-pending.json', 'fake-outbox.json']) {
+      assert.equal(await mode(join(session, file)), 0o600, file);
+    }
+  });
+
+  test('with the real engine the Chromium profile whatsapp-web.js creates is private too', async () => {
+    const wasched = await tempDir();
+    const dataDir = join(wasched, 'state');
+    // A "browser" that exits at once: whatsapp-web.js has made the profile by then.
+    const service = startService(
+      {
+        WASCHED_DATA_DIR: dataDir,
+        WHATSAPP_ENGINE: 'wwebjs',
+        CHROMIUM_PATH: '/bin/false',
+        WHATSAPP_API_KEY: API_KEY,
+        WHATSAPP_EVENTS_URL: 'http://127.0.0.1:9/refused',
+        WHATSAPP_RECONNECT_MIN_MS: '600000',
+        WHATSAPP_RECONNECT_MAX_MS: '600000',
+      },
+      { umask: 0o022 },
+    );
+    const url = await baseUrl(service);
+    for (let i = 0; i < 2000; i += 1) {
+      const { body } = await call(url, '/health');
+      if (body.failure) break;
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    const { body } = await call(url, '/health');
+    assert.equal(body.failure?.code, 'chromium_failed', JSON.stringify(body));
+    service.child.kill('SIGTERM');
+    assert.equal((await service.exited).code, 0);
+    const profile = join(dataDir, 'whatsapp', 'wwebjs-auth', 'session-wasched');
+    for (const dir of [dataDir, join(dataDir, 'whatsapp'), profile]) {
+      assert.equal((await stat(dir)).mode & 0o777, 0o700, dir);
+    }
+  });
+
+  test('numbers, message texts and the API key never reach the log at info level', async () => {
     const dataDir = await tempDir();
     const service = startService({
       WHATSAPP_ENGINE: 'fake',
@@ -365,23 +452,39 @@ describe('the service process', () => {
       WHATSAPP_API_KEY: API_KEY,
       WHATSAPP_EVENTS_URL: 'http://127.0.0.1:9/nowhere',
       WHATSAPP_FAKE_START_DELAY_MS: '0',
+      WHATSAPP_FAKE_ACK_DELAYS_MS: '1,1,1',
       WHATSAPP_EVENTS_TIMEOUT_MS: '100',
       WHATSAPP_SHUTDOWN_TIMEOUT_MS: '3000',
+      WHATSAPP_LOG_LEVEL: 'info',
     });
     const url = await baseUrl(service);
     await untilWorking(url);
     const secretText = 'the surprise party is on friday';
-    const sent = await call(url, '/messages', {
-      method: 'POST',
-      body: { to: '+4915112345678', text: secretText, idempotency_key: 'log-check' },
-    });
+    const digits = '4915112345678';
+    // As wasched builds its keys: the run, then the recipient's address.
+    const key = `run7.1764324000000:+${digits}`;
+    const message = { to: `+${digits}`, text: secretText, idempotency_key: key };
+    const sent = await call(url, '/messages', { method: 'POST', body: message });
     assert.equal(sent.status, 201);
-    await service.logged((line) => line.msg === 'message sent');
+    assert.ok(sent.body.id.includes(digits), 'the fake ids hold the chat, as WhatsApp ids do');
+    // The same key again (answered from the ledger), and the message's acks.
+    assert.equal((await call(url, '/messages', { method: 'POST', body: message })).status, 201);
+    assert.equal((await call(url, `/messages/${sent.body.id}`)).status, 200);
+    const sentLine = await service.logged((line) => line.msg === 'message sent');
+    await service.logged((line) => line.msg === 'duplicate send answered from the ledger');
     service.child.kill('SIGTERM');
     assert.equal((await service.exited).code, 0);
     const log = service.stdout();
     assert.match(log, /"msg":"stopped cleanly"/);
-    assert.ok(!log.includes(secretText), 'the message text was logged');
-    assert.ok(!log.includes(API_KEY), 'the API key was logged');
+    const lines = log.trim().split('\n');
+    assert.ok(lines.length > 5);
+    for (const line of lines) {
+      assert.ok(!line.includes(digits), `a number was logged: ${line}`);
+      assert.ok(!line.includes(secretText), `the message text was logged: ${line}`);
+      assert.ok(!line.includes(API_KEY), `the API key was logged: ${line}`);
+    }
+    // What a person follows a message by instead: a short reference to its key and its id.
+    assert.equal(sentLine.key, logRef(key));
+    assert.equal(sentLine.message, logRef(sent.body.id));
   });
 });

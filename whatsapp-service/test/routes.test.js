@@ -1,7 +1,18 @@
 import assert from 'node:assert/strict';
-import { describe, test } from 'node:test';
-import { FAKE_CONTACTS, FAKE_GROUPS, FAKE_ME } from '../src/engines/fake.js';
-import { API_KEY, authed, eventually, send, startFakeApp } from '../test-support/helpers.js';
+import { after, describe, test } from 'node:test';
+import { buildApp } from '../src/app.js';
+import { FAKE_CONTACTS, FAKE_GROUPS, FAKE_ME, FakeEngine } from '../src/engines/fake.js';
+import {
+  API_KEY,
+  RecordedEvents,
+  authed,
+  eventually,
+  send,
+  silentLog,
+  startFakeApp,
+  tempDir,
+  testConfig,
+} from '../test-support/helpers.js';
 
 const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
 
@@ -71,10 +82,17 @@ describe('X-Api-Key', () => {
     assert.equal(engine.outbox.length, 0);
   });
 
-  test('no key is needed when WHATSAPP_API_KEY is not set', async () => {
-    const { app } = await startFakeApp({ env: { WHATSAPP_API_KEY: '' } });
-    const response = await app.inject({ method: 'GET', url: '/contacts' });
-    assert.equal(response.statusCode, 200);
+  test('an app built without a key trusts no caller (loadConfig refuses to start without one)', async () => {
+    const dataDir = await tempDir();
+    const config = { ...testConfig({ WHATSAPP_DATA_DIR: dataDir }), apiKey: null };
+    const engine = new FakeEngine({ dataDir, log: silentLog, ...config.fake });
+    const app = buildApp(config, engine, { events: new RecordedEvents() });
+    after(() => app.close());
+    await app.ready();
+    for (const headers of [{}, { 'x-api-key': '' }, { 'x-api-key': 'null' }]) {
+      const response = await app.inject({ method: 'GET', url: '/contacts', headers });
+      assertError(response, 401, 'unauthorized');
+    }
   });
 });
 

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { ServiceError } from '../errors.js';
 import { SnapshotFile, readJson } from '../json-file.js';
+import { logRef } from '../log-ref.js';
 import { Engine, RELINK_FAILURES, delay, parseRecipient } from './engine.js';
 
 // A linked account without a phone, for wasched's tests and demos. Its fixed address book:
@@ -273,7 +274,7 @@ export class FakeEngine extends Engine {
     const chatId = chatOf(to);
     if (this.sendDelayMs > 0) {
       this.sendsInFlight += 1;
-      this.log.info({ idempotencyKey }, 'fake send in flight');
+      this.log.info({ key: logRef(idempotencyKey) }, 'fake send in flight');
       await delay(this.sendDelayMs);
       this.sendsInFlight -= 1;
       this.requireWorking('send'); // the session may have dropped meanwhile

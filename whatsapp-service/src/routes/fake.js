@@ -26,7 +26,7 @@ const countsSchema = {
 };
 
 /**
- * Test-only routes of the fake engine (DESIGN.md): the outbox, session moves, failures, acks,
+ * Test-only routes of the fake engine (README.md, "The fake engine"): the outbox, session moves, failures, acks,
  * and how many requests the service answered (`requests`, a RequestCounter).
  */
 export default async function fakeRoutes(app, { engine, requests }) {
