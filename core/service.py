@@ -706,7 +706,12 @@ class Scheduling:
         deliveries = await self.store.list_deliveries(
             DeliveryFilter(schedule_id=schedule_id, owner_id=owner_id, order="oldest")
         )
-        return deliveries_csv(deliveries)
+        whens: dict[int, str] = {}
+        for wanted in sorted({d.schedule_id for d in deliveries}):
+            schedule = await self.store.get_schedule(wanted)
+            if schedule is not None:
+                whens[wanted] = when_lang.describe(schedule.rule)
+        return deliveries_csv(deliveries, whens)
 
     # contacts -----------------------------------------------------------------------------
 

@@ -277,7 +277,9 @@ async def test_e2e_wizard_then_run_now_button_then_logs_and_export(world: World)
     document = await world.telegram.reply(ADMIN, "1 delivery", since=since, within=15)
     assert document.file is not None
     rows = list(csv.DictReader(io.StringIO(document.file.data.decode("utf-8-sig"))))
-    assert [(row["name"], row["status"]) for row in rows] == [("Anna", "read")]
+    assert [(row["recipient name"], row["message"], row["status"]) for row in rows] == [
+        ("Anna", "Hi Anna!", "read")
+    ]
 
 
 @needs_node
