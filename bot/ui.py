@@ -103,7 +103,7 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
     (
         "tz",
         "Your time zone",
-        "/tz &lt;Area/City&gt;: your time zone, e.g. <code>/tz Europe/Berlin</code>",
+        "/tz: your time zone, with buttons; or <code>/tz Berlin</code>, or share your location",
     ),
     ("cancel", "Leave the current step", "/cancel: leave any wizard"),
     ("help", "What I can do", "/help: this list"),
