@@ -61,6 +61,15 @@ def near_zones(typed: str) -> list[str]:
     return [cities[c] for c in difflib.get_close_matches(wanted, list(cities), n=3)]
 
 
+async def await_name(state: FSMContext, *, first: bool | None = None) -> None:
+    """Read the next typed text as a zone name, unless a wizard waits for it instead."""
+    if await state.get_state() not in (None, ZoneForm.name.state):
+        return
+    await state.set_state(ZoneForm.name)
+    if first is not None:
+        await state.update_data({FIRST_KEY: first})
+
+
 async def ask_zone(
     message: Message,
     state: FSMContext,
@@ -73,8 +82,7 @@ async def ask_zone(
     """Ask for the zone with buttons (after `intro`, in the same message); a typed answer
     (no command) is read as a zone name."""
     current = await service.timezone_of(user_id)
-    await state.set_state(ZoneForm.name)
-    await state.update_data({FIRST_KEY: first})
+    await await_name(state, first=first)
     await service.mark_timezone_asked(user_id)
     text, markup = ui.zone_question(current, service.clock.now())
     await message.answer(ui.cap(f"{intro}\n\n{text}" if intro else text), reply_markup=markup)
@@ -95,7 +103,7 @@ async def choose(
     if len(matches) == 1:
         await set_zone(message, matches[0], state, service, user_id)
         return
-    await state.set_state(ZoneForm.name)
+    await await_name(state)
     if matches:
         text, markup = ui.zone_choices(typed, matches)
         await message.answer(text, reply_markup=markup)
@@ -107,8 +115,10 @@ async def choose(
 async def set_zone(
     message: Message, zone: str, state: FSMContext, service: Scheduling, user_id: int
 ) -> None:
-    first = bool((await state.get_data()).get(FIRST_KEY))
-    await state.clear()
+    first = False
+    if await state.get_state() == ZoneForm.name.state:
+        first = bool((await state.get_data()).get(FIRST_KEY))
+        await state.clear()  # only the question's own state: a wizard keeps going
     zone = await service.set_timezone(user_id, zone)
     others = await service.schedules_in_other_zones(user_id, zone)
     text, markup = ui.zone_set(zone, service.clock.now(), others)
@@ -128,7 +138,6 @@ async def timezone(
     if not command.args:
         await ask_zone(message, state, service, event_from_user.id, first=False)
         return
-    await state.clear()
     await choose(message, command.args, state, service, event_from_user.id)
 
 

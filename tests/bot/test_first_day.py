@@ -96,6 +96,19 @@ async def test_a_shared_location_becomes_a_zone_offline(harness: Harness) -> Non
     await harness.telegram.reply(ADMIN, "now America/New_York", since=since)
 
 
+async def test_a_zone_set_in_the_middle_of_the_wizard_leaves_the_wizard_going(
+    harness: Harness,
+) -> None:
+    await harness.ask("/schedule", "1/3 Who gets it?")
+    since = harness.telegram.cursor()
+    await harness.telegram.send_location(ADMIN, latitude=-33.87, longitude=151.21)
+    await harness.flush()
+    await harness.telegram.reply(ADMIN, "now Australia/Sydney", since=since)
+    await harness.ask("/tz Indiana", "Several time zones match")
+    await harness.ask("+4915123456789", "2/3 What should it say?")
+    assert await zone_of(harness) == "Australia/Sydney"
+
+
 async def test_a_forged_zone_button_is_refused_and_nothing_stored(harness: Harness) -> None:
     question = await harness.ask("/tz", ZONE_QUESTION)
     query = await harness.press_data(question, "tz:set:Mars/Olympus")
