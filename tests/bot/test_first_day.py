@@ -9,6 +9,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from bot.access import Access
+from bot.app import build_dispatcher
 from core.models import DeliveryFilter, DeliveryStatus, Run, RunTrigger, Schedule, ScheduleState
 from tests.bot.conftest import ADMIN, OTHER_ADMIN, STRANGER, Harness
 from tests.fakes.telegram import ChatMessage
@@ -256,6 +258,42 @@ async def test_no_bot_message_shows_markup_characters(harness: Harness) -> None:
     assert shown == {}
     answers = [e.params.get("text", "") for e in harness.telegram.events if e.kind == "answer"]
     assert not [a for a in answers if "`" in str(a)]
+
+
+async def test_no_notification_or_first_minute_text_shows_markup_characters(
+    harness: Harness,
+) -> None:
+    notifier = harness.notifier
+    await harness.service.add_contact("Anna Maria", "+4930123456")
+    schedule = await harness.service.create_schedule(
+        ADMIN, recipients="+4915123456789, Anna Maria", when="every day at 9:00", text="hi"
+    )
+    run, deliveries = await harness.service.run_now(schedule.id)
+    await notifier.run_updated(schedule, run, deliveries)
+    late = run.model_copy(update={"trigger": RunTrigger.catch_up, "late_by_s": 14.0})
+    await notifier.run_updated(schedule, late, deliveries)
+    await notifier.run_missed(schedule, run.model_copy(update={"id": run.id + 1}), 7200.0)
+    sent = [d.model_copy(update={"status": DeliveryStatus.sent}) for d in deliveries]
+    now = harness.clock.now() + timedelta(hours=1)
+    for d in sent:
+        await harness.store.update_delivery(d.id, status=DeliveryStatus.sent, sent_at=now)
+    sent = await harness.store.list_deliveries(DeliveryFilter(run_id=run.id))
+    await notifier.deliveries_unacked(
+        schedule, run, sent, now=now + timedelta(hours=1), after_s=60
+    )
+    for state in ("SCAN_QR_CODE", "WORKING", "FAILED", "WORKING"):
+        await notifier.session_changed(state, {"id": "4915199999999@c.us", "name": "Me"})
+    # A wasched without admins: the hints to whoever is not its owner yet.
+    access = Access(set(), harness.store)
+    await access.prepare()
+    harness.access, harness.dispatcher = access, build_dispatcher(access)
+    for text in ("/start", "/start 1", "/help"):
+        await harness.say(text, user=STRANGER)
+    await notifier.outbox.drained()
+    messages = harness.telegram.bot_messages(ADMIN) + harness.telegram.bot_messages(STRANGER)
+    assert len(messages) >= 8
+    shown = {m.text[:60]: markup_in(m) for m in messages if markup_in(m)}
+    assert shown == {}
 
 
 @pytest.mark.xfail(
