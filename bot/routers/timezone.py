@@ -109,7 +109,8 @@ async def choose(
         await message.answer(text, reply_markup=markup)
         return
     near = near_zones(typed)
-    await message.answer(ui.zone_unknown(typed, near), reply_markup=ui.zone_buttons(near))
+    markup = ui.zone_buttons(near) if near else None
+    await message.answer(ui.zone_unknown(typed, near), reply_markup=markup)
 
 
 async def set_zone(
