@@ -109,8 +109,9 @@ async def choose(
         await message.answer(text, reply_markup=markup)
         return
     near = near_zones(typed)
-    markup = ui.zone_buttons(near) if near else None
-    await message.answer(ui.zone_unknown(typed, near), reply_markup=markup)
+    await message.answer(
+        ui.zone_unknown(typed, near), reply_markup=ui.zone_buttons(near) if near else None
+    )
 
 
 async def set_zone(
