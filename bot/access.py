@@ -69,6 +69,10 @@ class Access:
         logger.info("user %s is now the owner", user_id)
         return True
 
+    def unclaimed(self) -> bool:
+        """No admin and no owner yet: the one-time code waits for its sender."""
+        return not self.admin_ids and not self._owners
+
 
 class AccessMiddleware(BaseMiddleware):
     """Outer middleware on updates: anyone not allowed gets one line and nothing else."""
@@ -93,13 +97,16 @@ class AccessMiddleware(BaseMiddleware):
         if event.message is not None:
             text = event.message.text or ""
             if await self.access.claim(user.id, text):
-                await bot.send_message(
-                    event.message.chat.id,
-                    "You are now the owner of this wasched. " + ui.help_text(),
-                )
-                return None
+                # On to /start, which welcomes the owner and asks for their time zone.
+                data["just_claimed"] = True
+                return await handler(event, data)
             if event.message.chat.type == "private":
-                await bot.send_message(event.message.chat.id, ui.not_allowed(user.id))
+                if self.access.unclaimed():
+                    tried = len(text.split()) > 1 and text.split()[0].startswith("/start")
+                    answer = ui.claim_hint(user.id, tried=tried)
+                else:
+                    answer = ui.not_allowed(user.id)
+                await bot.send_message(event.message.chat.id, answer)
         elif event.callback_query is not None:
             await bot.answer_callback_query(
                 event.callback_query.id, ui.not_allowed(user.id), show_alert=True

@@ -95,3 +95,15 @@ class PickCb(CallbackData, prefix="pk"):
 
     part: Annotated[int, Field(ge=0, le=MAX_ID)]
     option: Annotated[int, Field(ge=0, le=MAX_OPTIONS)]
+
+
+class ZoneAction(StrEnum):
+    choose = "set"  # make `zone` the person's time zone
+    move = "mv"  # move their schedules to `zone`, keeping their wall-clock times
+
+
+class ZoneCb(CallbackData, prefix="tz"):
+    """A time zone button (`/tz`, the first `/start`); IANA names fit in 64 bytes."""
+
+    action: ZoneAction
+    zone: Annotated[str, Field(min_length=1, max_length=40)]

@@ -395,6 +395,10 @@ RUN_MESSAGE_KEY = "telegram.run_message.{}"
 SETTLED = frozenset({DeliveryStatus.read, DeliveryStatus.failed, DeliveryStatus.missed})
 
 
+# Set the first time WhatsApp works, so that the first link is not announced as a recovery.
+LINKED_KEY = "whatsapp_linked_before"
+
+
 class KeyValues(Protocol):
     """What the notifier needs of the store to remember run messages."""
 
@@ -419,6 +423,8 @@ class TelegramNotifier:
         self._link_watchers: set[int] = set()
         # chat id -> the QR photo it shows now
         self._qr_messages: dict[int, int] = {}
+        # WhatsApp worked once (`LINKED_KEY` in the store): later recoveries say "again".
+        self._linked = False
 
     def set_audience(self, audience: Audience) -> None:
         """Who hears about WhatsApp's session (admins and the owner)."""
@@ -547,16 +553,18 @@ class TelegramNotifier:
             was_down, self._outage_reasons = bool(self._outage_reasons), set()
             who = ui.me_text(me)
             told: set[int] = set()
+            first = not await self._linked_before()
             if was_down:
+                text = (
+                    f"✅ WhatsApp is linked{who}. Scheduled messages go out from now on."
+                    if first
+                    else f"✅ WhatsApp is working again{who}. Held messages are going out now."
+                )
                 for chat_id in await self._people():
                     told.add(chat_id)
-                    self.outbox.put(
-                        chat_id,
-                        Note(
-                            chat_id,
-                            f"✅ WhatsApp is working again{who}. Held messages are going out now.",
-                        ),
-                    )
+                    self.outbox.put(chat_id, Note(chat_id, text))
+            if first:
+                await self._remember_linked()
             for chat_id in sorted(self._link_watchers):
                 self.outbox.put(chat_id, Deletion(chat_id, self._qr_message(chat_id)))
                 if chat_id not in told:
@@ -584,6 +592,29 @@ class TelegramNotifier:
                 chat_id,
                 Note(chat_id, ui.QR_CAPTION, photo=png, sent=self._qr_sent(chat_id)),
             )
+
+    async def _linked_before(self) -> bool:
+        """Whether WhatsApp worked before (in the store, across restarts): the first link is
+        no recovery and holds nothing back."""
+        if self._linked:
+            return True
+        if self._values is None:
+            return False
+        try:
+            self._linked = await self._values.get_value(LINKED_KEY) is not None
+        except Exception:
+            logger.exception("could not read whether WhatsApp was linked before")
+            return True  # the usual case; the recovery text is right then
+        return self._linked
+
+    async def _remember_linked(self) -> None:
+        self._linked = True
+        if self._values is None:
+            return
+        try:
+            await self._values.set_value(LINKED_KEY, "1")
+        except Exception:
+            logger.exception("could not remember that WhatsApp was linked")
 
     def _qr_sent(self, chat_id: int) -> Callable[[int], None]:
         def remember(message_id: int) -> None:

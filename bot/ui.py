@@ -25,6 +25,8 @@ from bot.callbacks import (
     UnackedCb,
     WizardAction,
     WizardCb,
+    ZoneAction,
+    ZoneCb,
 )
 from core.ack_watch import Recheck, unacked
 from core.models import (
@@ -104,7 +106,7 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
     (
         "tz",
         "Your time zone",
-        "/tz &lt;Area/City&gt;: your time zone, e.g. <code>/tz Europe/Berlin</code>",
+        "/tz: your time zone, with buttons; or <code>/tz Berlin</code>, or share your location",
     ),
     ("cancel", "Leave the current step", "/cancel: leave any wizard"),
     ("help", "What I can do", "/help: this list"),
@@ -407,10 +409,14 @@ def delivery_time(delivery: Delivery) -> datetime | None:
 
 def delivery_line(delivery: Delivery, timezone: str, *, with_schedule: bool = False) -> str:
     who = address_label(delivery.recipient, delivery.recipient_name)
-    line = (
-        f"{STATUS_ICONS[delivery.status]} {escape(who)}: {STATUS_WORDS[delivery.status]}"
-        f" {escape(short_time(delivery_time(delivery), timezone))}"
-    )
+    when = escape(short_time(delivery_time(delivery), timezone))
+    if delivery.status is DeliveryStatus.queued:
+        # Not when it goes out: pacing decides that, one message after another.
+        if delivery.attempts:
+            when = f"(next try {escape(short_time(delivery.next_attempt_at, timezone))})"
+        else:
+            when = f"(in line since {when})"
+    line = f"{STATUS_ICONS[delivery.status]} {escape(who)}: {STATUS_WORDS[delivery.status]} {when}"
     if with_schedule:
         line = f"#{delivery.schedule_id} " + line
     if delivery.status is DeliveryStatus.failed:
@@ -425,19 +431,24 @@ def counts_text(deliveries: Sequence[Delivery]) -> str:
     return ", ".join(f"{STATUS_ICONS[s]} {n} {STATUS_WORDS[s]}" for s, n in counts.items())
 
 
+def run_name(schedule: Schedule | None, run: Run) -> str:
+    """`Schedule #2 · run 7`: the schedule's id and the run's own id (not a count)."""
+    name = f"Schedule #{run.schedule_id}" + ("" if schedule is not None else " (deleted)")
+    return f"{name} · run {run.id}"
+
+
 def run_heading(schedule: Schedule | None, run: Run, timezone: str) -> str:
-    name = f"#{run.schedule_id}" + ("" if schedule is not None else " (deleted)")
+    due = escape(f"{short_time(run.scheduled_for, timezone)} ({timezone})")
     if run.trigger is RunTrigger.manual:
         how = "sent now on request"
     elif run.trigger is RunTrigger.catch_up:
-        late = round(run.late_by_s / 60)
         how = (
-            f"sent late: it was due {escape(short_time(run.scheduled_for, timezone))} while "
-            f"wasched was not running ({late} min late, catch-up)"
+            f"sent late: it was due {due} while wasched was not running "
+            f"({lateness(run.late_by_s)} late, catch-up)"
         )
     else:
-        how = f"due {escape(short_time(run.scheduled_for, timezone))}"
-    return f"📨 <b>{name}</b> · run {run.id} · {how}"
+        how = f"due {due}"
+    return f"📨 <b>{run_name(schedule, run)}</b> · {how}"
 
 
 def run_card(
@@ -467,6 +478,8 @@ def run_card(
         # Why they wait, as the sender recorded it (not linked, no network, ...).
         why = held[-1].last_error or "WhatsApp is not working; these wait and go out once it is."
         lines.append(f"{escape(why)} /status says more.")
+    if shown:
+        lines.append(f"Times in {escape(timezone)}.")
     return cap("\n".join(lines))
 
 
@@ -544,10 +557,9 @@ def unacked_alert(
 ) -> str:
     """The one message to the owner about a run's messages not on the recipient's phone."""
     stuck = unacked(deliveries, now=now, after_s=after_s)
-    name = f"#{run.schedule_id}" + ("" if schedule is not None else " (deleted)")
     count = len(stuck)
     what = "1 message WhatsApp took is" if count == 1 else f"{count} messages WhatsApp took are"
-    lines = [f"⚠️ <b>{name}</b> · run {run.id}: {what} not on the recipient's phone yet:"]
+    lines = [f"⚠️ <b>{run_name(schedule, run)}</b>: {what} not on the recipient's phone yet:"]
     lines += [f"• {delivery_who(d)}: sent {ago(now, d.sent_at or now)} ago" for d in stuck[:20]]
     if count > 20:
         lines.append(f"… and {count - 20} more")
@@ -619,11 +631,11 @@ def recheck_text(result: Recheck) -> str:
 
 def missed_text(schedule: Schedule, run: Run, late_by_s: float) -> str:
     tz = schedule.rule.timezone
-    hours = late_by_s / 3600
-    late = f"{hours:.1f} h" if hours >= 1 else f"{round(late_by_s / 60)} min"
+    due = local_time(run.scheduled_for, tz, with_zone=True)
     return (
-        f"⏰ <b>#{schedule.id} missed</b>: it was due {escape(local_time(run.scheduled_for, tz))} "
-        f"while wasched was not running, {late} ago, longer than the misfire grace. "
+        f"⏰ <b>Schedule #{schedule.id} missed</b>: it was due {escape(due)} "
+        f"while wasched was not running, {lateness(late_by_s)} ago, longer than the misfire "
+        "grace. "
         f"Nothing was sent for it. Send /runnow {schedule.id} to send it now."
     )
 
@@ -636,8 +648,8 @@ def qr_png(qr: str) -> bytes:
 
 def not_allowed(user_id: int) -> str:
     return (
-        f"This bot is private. Your Telegram user id is {user_id}; ask its owner to add it to "
-        "TELEGRAM_ADMIN_IDS."
+        f"This bot is private. Your Telegram user id is {user_id}; ask the person who runs "
+        "this wasched to add it to TELEGRAM_ADMIN_IDS."
     )
 
 
@@ -937,3 +949,128 @@ def cancelled(state: str | None) -> str:
     if state is not None and state.startswith("EditForm:"):
         return "Cancelled; the schedule is unchanged."
     return "Cancelled; no schedule was saved."
+
+
+# --- the first minute and time zones ---------------------------------------------------------
+
+# Zones offered as buttons besides the person's own (a few likely ones, one per region).
+LIKELY_ZONES = (
+    "Europe/London",
+    "Europe/Berlin",
+    "America/New_York",
+    "America/Los_Angeles",
+    "Asia/Kolkata",
+    "Australia/Sydney",
+    "UTC",
+)
+ZONE_BUTTONS = 8
+
+WHERE_THE_CODE_IS = (
+    "The code is in the output of <code>bash deploy/start.sh</code>; when wasched runs as a "
+    "service, find it with <code>journalctl -u wasched | grep 'send /start'</code>, or with "
+    "Docker <code>docker compose -f deploy/docker-compose.yml logs | grep 'send /start'</code>. "
+    "Then send <code>/start CODE</code> here."
+)
+
+
+def claim_hint(user_id: int, *, tried: bool) -> str:
+    """To someone while this wasched has no owner yet: how to become it."""
+    first = "That is not the one-time code." if tried else "This wasched has no owner yet."
+    return (
+        f"{first} Whoever sends <code>/start CODE</code> with the one-time code becomes its "
+        f"owner. {WHERE_THE_CODE_IS}\n(Your Telegram user id is {user_id}; an admin can also "
+        "put it in TELEGRAM_ADMIN_IDS.)"
+    )
+
+
+OWNER_WELCOME = (
+    "You are now the owner of this wasched. Two steps to go: your time zone (below), then "
+    "/link to link WhatsApp. /help lists everything I can do."
+)
+
+
+def zone_buttons(zones: Sequence[str], action_text: str = "") -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    for zone in zones[:ZONE_BUTTONS]:
+        builder.button(
+            text=f"{action_text}{zone}", callback_data=ZoneCb(action=ZoneAction.choose, zone=zone)
+        )
+    builder.adjust(2)
+    return builder.as_markup()
+
+
+def zone_question(current: str, now: datetime) -> tuple[str, InlineKeyboardMarkup]:
+    """Which time zone: buttons with likely ones, or a typed city, or a shared location."""
+    zones = [current] + [z for z in LIKELY_ZONES if z != current]
+    text = (
+        f"<b>Your time zone</b> is {escape(current)} (there it is now "
+        f"{escape(format_local(now, current))}). Times you type are read in it and times I show "
+        "are in it.\nTap yours, type a city or zone name (Berlin, New York, Asia/Tokyo), or "
+        "share your location (📎 → Location; it is turned into a zone here and not kept)."
+    )
+    return text, zone_buttons(zones)
+
+
+def zone_choices(typed: str, zones: Sequence[str]) -> tuple[str, InlineKeyboardMarkup]:
+    text = f"Several time zones match “{escape(typed)}”; tap yours:"
+    return text, zone_buttons(zones)
+
+
+def zone_unknown(typed: str, near: Sequence[str]) -> str:
+    hint = f" Did you mean {escape(near[0])}?" if near else ""
+    return (
+        f"I know no time zone called “{escape(shorten(typed, 60))}”.{hint} Type a city "
+        "(Berlin), an Area/City name (Europe/Berlin) or UTC, tap a button, or share your "
+        "location."
+    )
+
+
+def zone_set(
+    zone: str, now: datetime, others: Sequence[Schedule]
+) -> tuple[str, InlineKeyboardMarkup | None]:
+    """The zone is set; what happens to schedules made in another zone (a button moves them)."""
+    lines = [
+        f"Your time zone is now {escape(zone)} (there it is now "
+        f"{escape(format_local(now, zone))}). New times are read and shown in it."
+    ]
+    if not others:
+        return lines[0], None
+    kept = sorted({s.rule.timezone for s in others})
+    count = len(others)
+    noun = "schedule keeps" if count == 1 else "schedules keep"
+    ids = ", ".join(f"#{s.id}" for s in others[:10]) + (" …" if count > 10 else "")
+    lines.append(
+        f"Your {count} {noun} {escape(', '.join(kept))} ({ids}): they fire as before. "
+        f"Move them to {escape(zone)} to keep their clock times there (09:00 stays 09:00)."
+    )
+    builder = InlineKeyboardBuilder()
+    builder.button(
+        text=f"Move them to {zone}", callback_data=ZoneCb(action=ZoneAction.move, zone=zone)
+    )
+    return "\n".join(lines), builder.as_markup()
+
+
+def zones_moved(zone: str, moved: Sequence[Schedule], kept: Sequence[Schedule]) -> str:
+    parts = []
+    if moved:
+        ids = ", ".join(f"#{s.id}" for s in moved[:20])
+        parts.append(f"Moved {len(moved)} to {escape(zone)} ({ids}); their clock times stay.")
+    if kept:
+        ids = ", ".join(f"#{s.id}" for s in kept[:20])
+        parts.append(
+            f"Not moved: {ids}, whose time would be in the past in {escape(zone)}; "
+            "/edit gives it a new time."
+        )
+    return " ".join(parts) or f"Your schedules use {escape(zone)} already."
+
+
+FIRST_STEP_LINK = "Next: /link links WhatsApp, then /schedule plans a message."
+
+
+def lateness(seconds: float) -> str:
+    """`14 s`, `12 min`, `2.5 h`: how late, never `0 min` for a few seconds."""
+    if seconds < 60:
+        return f"{max(0, round(seconds))} s"
+    if seconds < 3600:
+        return f"{round(seconds / 60)} min"
+    return f"{seconds / 3600:.1f} h"

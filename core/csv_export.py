@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 
 from core.models import Delivery
@@ -12,19 +12,28 @@ from core.models import Delivery
 HEADER = (
     "delivery id",
     "schedule",
+    "schedule when",
     "run",
     "recipient",
-    "name",
+    "recipient name",
+    "message",
     "status",
     "attempts",
     "error",
     "whatsapp id",
     "created at",
+    "queued at",
+    "sending at",
     "sent at",
     "delivered at",
     "read at",
     "failed at",
+    "missed at",
+    "held at",
 )
+
+# The "schedule when" of a delivery whose schedule was deleted since.
+DELETED_SCHEDULE = "(deleted)"
 
 # A spreadsheet runs a cell that starts with one of these as a formula (CSV injection).
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -40,8 +49,12 @@ def safe_cell(value: object) -> str:
     return text
 
 
-def deliveries_csv(deliveries: Iterable[Delivery]) -> bytes:
-    """UTF-8 CSV with a header row; times in ISO 8601 (UTC)."""
+def deliveries_csv(
+    deliveries: Iterable[Delivery], schedule_when: Mapping[int, str] | None = None
+) -> bytes:
+    """UTF-8 CSV with a header row; times in ISO 8601 (UTC). `schedule_when` gives each
+    schedule's rule in words (by schedule id); a schedule missing from it was deleted."""
+    whens = schedule_when or {}
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(HEADER)
@@ -51,18 +64,24 @@ def deliveries_csv(deliveries: Iterable[Delivery]) -> bytes:
             for value in (
                 d.id,
                 d.schedule_id,
+                whens.get(d.schedule_id, DELETED_SCHEDULE),
                 d.run_id,
                 d.recipient,
                 d.recipient_name,
+                d.text,
                 d.status.value,
                 d.attempts,
                 d.last_error,
                 d.whatsapp_id,
                 d.created_at,
+                d.queued_at,
+                d.sending_at,
                 d.sent_at,
                 d.delivered_at,
                 d.read_at,
                 d.failed_at,
+                d.missed_at,
+                d.held_at,
             )
         )
     return buffer.getvalue().encode("utf-8")

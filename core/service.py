@@ -13,8 +13,9 @@ import logging
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Protocol
+from zoneinfo import ZoneInfo
 
 from core import __version__
 from core import when as when_lang
@@ -81,6 +82,8 @@ logger = logging.getLogger(__name__)
 PREVIEW_COUNT = 3
 MAX_NAME_LENGTH = 64
 MAX_LOG_LIMIT = 1000
+# Set once the person was asked for their time zone (on their first /start).
+TIMEZONE_ASKED_KEY = "timezone_asked:{}"
 # Both stores keep ids as signed 64-bit integers (SQLite INTEGER, BSON int64): a larger id
 # names nothing, and must not reach a query, where it would raise OverflowError.
 MAX_ID = 2**63 - 1
@@ -710,7 +713,12 @@ class Scheduling:
         deliveries = await self.store.list_deliveries(
             DeliveryFilter(schedule_id=schedule_id, owner_id=owner_id, order="oldest")
         )
-        return deliveries_csv(deliveries)
+        whens: dict[int, str] = {}
+        for wanted in sorted({d.schedule_id for d in deliveries}):
+            schedule = await self.store.get_schedule(wanted)
+            if schedule is not None:
+                whens[wanted] = when_lang.describe(schedule.rule)
+        return deliveries_csv(deliveries, whens)
 
     # contacts -----------------------------------------------------------------------------
 
@@ -992,6 +1000,65 @@ class Scheduling:
 
     def _group_source(self) -> GroupSource | None:
         return self.whatsapp.groups if self.whatsapp is not None else None
+
+    # time zones: asking once, moving schedules -----------------------------------------------
+
+    async def timezone_asked(self, user_id: int) -> bool:
+        """Whether the person was asked for their zone (or set one) already."""
+        user = await self.store.get_user(user_id)
+        if user is not None and user.timezone:
+            return True
+        return await self.store.get_value(TIMEZONE_ASKED_KEY.format(user_id)) is not None
+
+    async def mark_timezone_asked(self, user_id: int) -> None:
+        await self.store.set_value(TIMEZONE_ASKED_KEY.format(user_id), "1")
+
+    async def schedules_in_other_zones(self, owner_id: int, zone: str) -> list[Schedule]:
+        """The owner's active and paused schedules that read their times in another zone."""
+        schedules = await self.store.list_schedules(
+            owner_id=owner_id, states=(ScheduleState.active, ScheduleState.paused)
+        )
+        return [s for s in schedules if s.rule.timezone != zone]
+
+    async def move_schedules(
+        self, owner_id: int, zone: str
+    ) -> tuple[list[Schedule], list[Schedule]]:
+        """Move the owner's schedules to `zone` keeping their clock times (09:00 stays 09:00
+        there). A one-time schedule whose moved time has passed is not moved. Returns the
+        moved and the kept ones."""
+        zone = when_lang.validate_timezone(zone)
+        now = self.clock.now()
+        moved: list[Schedule] = []
+        kept: list[Schedule] = []
+        for schedule in await self.schedules_in_other_zones(owner_id, zone):
+            rule = _rule_in_zone(schedule.rule, zone)
+            next_run_at = when_lang.next_fire_time(rule, after=now)
+            if next_run_at is None:
+                kept.append(schedule)
+                continue
+            active = schedule.state is ScheduleState.active
+            moved.append(
+                await self.store.update_schedule(
+                    schedule.id, rule=rule, next_run_at=next_run_at if active else UNSET
+                )
+            )
+        if moved:
+            self.hooks.schedules_changed()
+        return moved, kept
+
+
+def _rule_in_zone(rule: Rule, zone: str) -> Rule:
+    """`rule` read in `zone` with the same clock times: 09:00 in the old zone is 09:00 there."""
+    old, new = ZoneInfo(rule.timezone), ZoneInfo(zone)
+
+    def same_clock(instant: datetime | None) -> datetime | None:
+        if instant is None:
+            return None
+        return instant.astimezone(old).replace(tzinfo=new).astimezone(UTC)
+
+    return rule.model_copy(
+        update={"timezone": zone, "at": same_clock(rule.at), "start": same_clock(rule.start)}
+    )
 
 
 def _braced(names: Sequence[str] | set[str] | frozenset[str]) -> str:

@@ -32,6 +32,8 @@ async def logs(
         what = f"#{schedule_id}" if schedule_id is not None else "your schedules"
         await message.answer(f"No deliveries for {what} yet. /runnow sends one at once.")
         return
+    # Newest first by the time each line shows (ids follow creation, not the last change).
+    deliveries.sort(key=lambda d: ui.delivery_time(d) or d.created_at, reverse=True)
     timezone = await service.timezone_of(event_from_user.id)
     heading = f"<b>Latest deliveries{f' of #{schedule_id}' if schedule_id else ''}</b>"
     lines = [heading] + [

@@ -5,17 +5,34 @@ from __future__ import annotations
 from aiogram import Router
 from aiogram.filters import Command, CommandStart
 from aiogram.fsm.context import FSMContext
-from aiogram.types import Message
+from aiogram.types import Message, User
 
 from bot import ui
+from bot.routers.timezone import ask_zone
+from core.service import Scheduling
 
 router = Router(name=__name__)
 
 
 @router.message(CommandStart())
-async def start(message: Message, state: FSMContext) -> None:
+async def start(
+    message: Message,
+    state: FSMContext,
+    service: Scheduling,
+    event_from_user: User,
+    just_claimed: bool = False,
+) -> None:
+    """Hello and what I can do; on the person's first /start (and right after the owner
+    claimed the bot), ask for their time zone."""
     await state.clear()
-    await message.answer("Hello! " + ui.help_text())
+    user_id = event_from_user.id
+    if just_claimed:
+        await ask_zone(message, state, service, user_id, first=True, intro=ui.OWNER_WELCOME)
+    elif not await service.timezone_asked(user_id):
+        hello = "Hello! " + ui.help_text()
+        await ask_zone(message, state, service, user_id, first=True, intro=hello)
+    else:
+        await message.answer("Hello! " + ui.help_text())
 
 
 @router.message(Command("help"))

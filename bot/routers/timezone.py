@@ -1,31 +1,192 @@
-"""/tz: the person's time zone for parsing and showing times."""
+"""/tz and the first /start's question: the person's time zone for parsing and showing times.
+
+A zone comes from a button, a typed city or zone name (matched against zoneinfo's names), or
+a shared location (turned into a zone here, offline, by tzfpy's bundled boundaries).
+"""
 
 from __future__ import annotations
 
-from html import escape
+import difflib
+import functools
+import zoneinfo
 
-from aiogram import Router
+import tzfpy
+from aiogram import F, Router
 from aiogram.filters import Command, CommandObject
-from aiogram.types import Message, User
+from aiogram.fsm.context import FSMContext
+from aiogram.fsm.state import State, StatesGroup
+from aiogram.types import CallbackQuery, Message, User
 
+from bot import ui
+from bot.callbacks import ZoneAction, ZoneCb
+from core.errors import InvalidTimezone
 from core.service import Scheduling
+from core.when import validate_timezone
 
 router = Router(name=__name__)
+
+FIRST_KEY = "first"  # in the state's data: this is the first /start's question
+
+
+class ZoneForm(StatesGroup):
+    name = State()  # waiting for a typed city or zone name
+
+
+@functools.cache
+def _names() -> tuple[str, ...]:
+    # Etc/GMT+1 and friends mean the opposite of what they say; they stay typeable by name.
+    return tuple(sorted(z for z in zoneinfo.available_timezones() if not z.startswith("Etc/")))
+
+
+def zone_matches(typed: str) -> list[str]:
+    """The zones `typed` names: its exact IANA name, or every zone whose city part (or any
+    part) it is (`Berlin` -> Europe/Berlin, `new york` -> America/New_York)."""
+    try:
+        return [validate_timezone(typed)]
+    except InvalidTimezone:
+        pass
+    wanted = "_".join(typed.lower().replace("-", " ").split())
+    if not wanted:
+        return []
+    by_city = [z for z in _names() if z.lower().rsplit("/", 1)[-1] == wanted]
+    if by_city:
+        return by_city
+    return [z for z in _names() if wanted in z.lower().split("/")]
+
+
+def near_zones(typed: str) -> list[str]:
+    """Zones whose city part is spelled like `typed` (`Berln` -> Europe/Berlin)."""
+    cities = {z.rsplit("/", 1)[-1].lower(): z for z in _names() if "/" in z}
+    wanted = "_".join(typed.lower().split())
+    return [cities[c] for c in difflib.get_close_matches(wanted, list(cities), n=3)]
+
+
+async def await_name(state: FSMContext, *, first: bool | None = None) -> None:
+    """Read the next typed text as a zone name, unless a wizard waits for it instead."""
+    if await state.get_state() not in (None, ZoneForm.name.state):
+        return
+    await state.set_state(ZoneForm.name)
+    if first is not None:
+        await state.update_data({FIRST_KEY: first})
+
+
+async def ask_zone(
+    message: Message,
+    state: FSMContext,
+    service: Scheduling,
+    user_id: int,
+    *,
+    first: bool,
+    intro: str = "",
+) -> None:
+    """Ask for the zone with buttons (after `intro`, in the same message); a typed answer
+    (no command) is read as a zone name."""
+    current = await service.timezone_of(user_id)
+    await await_name(state, first=first)
+    await service.mark_timezone_asked(user_id)
+    text, markup = ui.zone_question(current, service.clock.now())
+    await message.answer(ui.cap(f"{intro}\n\n{text}" if intro else text), reply_markup=markup)
+
+
+# Quotes and Markdown around a name copied from somewhere: `Europe/Berlin`, "Berlin".
+_WRAPPING = "`'\"*_“”‘’<>"
+
+
+async def choose(
+    message: Message, typed: str, state: FSMContext, service: Scheduling, user_id: int
+) -> None:
+    typed = typed.strip().strip(_WRAPPING).strip()
+    if not typed:
+        await ask_zone(message, state, service, user_id, first=False)
+        return
+    matches = zone_matches(typed)
+    if len(matches) == 1:
+        await set_zone(message, matches[0], state, service, user_id)
+        return
+    await await_name(state)
+    if matches:
+        text, markup = ui.zone_choices(typed, matches)
+        await message.answer(text, reply_markup=markup)
+        return
+    near = near_zones(typed)
+    await message.answer(
+        ui.zone_unknown(typed, near), reply_markup=ui.zone_buttons(near) if near else None
+    )
+
+
+async def set_zone(
+    message: Message, zone: str, state: FSMContext, service: Scheduling, user_id: int
+) -> None:
+    first = False
+    if await state.get_state() == ZoneForm.name.state:
+        first = bool((await state.get_data()).get(FIRST_KEY))
+        await state.clear()  # only the question's own state: a wizard keeps going
+    zone = await service.set_timezone(user_id, zone)
+    others = await service.schedules_in_other_zones(user_id, zone)
+    text, markup = ui.zone_set(zone, service.clock.now(), others)
+    if first:
+        text += "\n" + ui.FIRST_STEP_LINK
+    await message.answer(text, reply_markup=markup)
 
 
 @router.message(Command("tz"))
 async def timezone(
-    message: Message, command: CommandObject, service: Scheduling, event_from_user: User
+    message: Message,
+    command: CommandObject,
+    state: FSMContext,
+    service: Scheduling,
+    event_from_user: User,
 ) -> None:
     if not command.args:
-        zone = await service.timezone_of(event_from_user.id)
+        await ask_zone(message, state, service, event_from_user.id, first=False)
+        return
+    await choose(message, command.args, state, service, event_from_user.id)
+
+
+@router.message(ZoneForm.name, F.text & ~F.text.startswith("/"))
+async def typed_zone(
+    message: Message, state: FSMContext, service: Scheduling, event_from_user: User
+) -> None:
+    await choose(message, message.text or "", state, service, event_from_user.id)
+
+
+@router.message(F.location)
+async def shared_location(
+    message: Message, state: FSMContext, service: Scheduling, event_from_user: User
+) -> None:
+    location = message.location
+    assert location is not None  # the filter says so
+    zone = tzfpy.get_tz(location.longitude, location.latitude)
+    if not zone:
         await message.answer(
-            f"Your time zone is {escape(zone)}. Change it with "
-            "<code>/tz Europe/Berlin</code> (any Area/City name)."
+            "No time zone covers that spot (open sea?). Type a city or zone name instead, "
+            "for example Berlin or Europe/Berlin."
         )
         return
-    zone = await service.set_timezone(event_from_user.id, command.args)
-    await message.answer(
-        f"Your time zone is now {escape(zone)}. New times are read and shown in it; "
-        "existing schedules keep the zone they were made in."
-    )
+    await set_zone(message, zone, state, service, event_from_user.id)
+
+
+@router.callback_query(ZoneCb.filter(F.action == ZoneAction.choose))
+async def pressed_zone(
+    query: CallbackQuery,
+    callback_data: ZoneCb,
+    state: FSMContext,
+    service: Scheduling,
+    event_from_user: User,
+) -> None:
+    zone = validate_timezone(callback_data.zone)  # forged data is refused like a typed name
+    await query.answer(zone)
+    if isinstance(query.message, Message):
+        await query.message.edit_reply_markup(reply_markup=None)
+        await set_zone(query.message, zone, state, service, event_from_user.id)
+
+
+@router.callback_query(ZoneCb.filter(F.action == ZoneAction.move))
+async def move_schedules(
+    query: CallbackQuery, callback_data: ZoneCb, service: Scheduling, event_from_user: User
+) -> None:
+    moved, kept = await service.move_schedules(event_from_user.id, callback_data.zone)
+    await query.answer()
+    if isinstance(query.message, Message):
+        await query.message.edit_reply_markup(reply_markup=None)
+        await query.message.answer(ui.zones_moved(callback_data.zone, moved, kept))

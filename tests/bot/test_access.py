@@ -62,10 +62,16 @@ async def test_first_run_code_makes_the_first_sender_owner_once(harness: Harness
     harness.access = access
     harness.dispatcher = build_dispatcher(access)
 
-    refused = await harness.ask("/start 123", str(STRANGER), user=STRANGER)
-    assert "private" in refused.text
-    welcomed = await harness.ask(f"/start {code}", "owner", user=STRANGER)
-    assert "/schedule" in welcomed.text
+    # Without the code, or with a wrong one: where the code is, not "ask its owner".
+    for attempt, says in (("/start", "no owner yet"), ("/start 123", "not the one-time code")):
+        refused = await harness.ask(attempt, says, user=STRANGER)
+        assert "deploy/start.sh" in refused.text and "journalctl -u wasched" in refused.text
+        assert "docker compose" in refused.text and str(STRANGER) in refused.text
+        assert "ask its owner" not in refused.text
+    welcomed = await harness.ask(f"/start {code}", "You are now the owner", user=STRANGER)
+    # The next steps: the time zone (asked right here, with buttons), then /link.
+    assert "/link" in welcomed.text and "Your time zone is Europe/Berlin" in welcomed.text
+    assert welcomed.button("America/New_York")
     user = await store.get_user(STRANGER)
     assert user is not None and user.is_owner
     assert await store.get_value(OWNER_CODE_KEY) is None

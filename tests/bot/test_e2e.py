@@ -277,7 +277,9 @@ async def test_e2e_wizard_then_run_now_button_then_logs_and_export(world: World)
     document = await world.telegram.reply(ADMIN, "1 delivery", since=since, within=15)
     assert document.file is not None
     rows = list(csv.DictReader(io.StringIO(document.file.data.decode("utf-8-sig"))))
-    assert [(row["name"], row["status"]) for row in rows] == [("Anna", "read")]
+    assert [(row["recipient name"], row["message"], row["status"]) for row in rows] == [
+        ("Anna", "Hi Anna!", "read")
+    ]
 
 
 @needs_node
@@ -360,10 +362,10 @@ async def test_e2e_first_run_without_admins_makes_the_code_sender_owner(tmp_path
         found = re.search(r"send /start (\d+) to the bot", tail(world.log, 100_000))
         assert found, "the one-time code is in the log"
         code = found[1]
-        refused = await world.say(f"/start {int(code) + 1}", "private", user=STRANGER)
-        assert str(STRANGER) in refused.text
+        refused = await world.say(f"/start {int(code) + 1}", "not the one-time code", STRANGER)
+        assert str(STRANGER) in refused.text and "deploy/start.sh" in refused.text
         owner = await world.say(f"/start {code}", "owner", user=STRANGER)
-        assert "/schedule" in owner.text
+        assert "/link" in owner.text and "Your time zone is" in owner.text
         assert "no schedules" in (await world.say("/list", user=STRANGER)).text
         again = await world.say(f"/start {code}", "private", user=ADMIN)
         assert str(ADMIN) in again.text

@@ -75,6 +75,9 @@ class Wired:
     def recoveries(self, chat: int = ADMIN) -> list[str]:
         return [m.text for m in self.telegram.bot_messages(chat) if "working again" in m.text]
 
+    def first_links(self, chat: int = ADMIN) -> list[str]:
+        return [m.text for m in self.telegram.bot_messages(chat) if "WhatsApp is linked" in m.text]
+
     def photos(self, chat: int = ADMIN) -> list[ChatMessage]:
         return [m for m in self.telegram.bot_messages(chat) if m.kind == "photo"]
 
@@ -319,7 +322,10 @@ async def test_link_while_starting_promises_the_qr_code_and_it_comes(wired: Wire
     [alert] = wired.alerts()
     assert "not linked" in alert
     await wired.move("WORKING")
-    assert len(wired.recoveries()) == 1 and photo.deleted
+    # The first link is no recovery: nothing was held, nothing works "again".
+    [linked] = wired.first_links()
+    assert "Scheduled messages go out from now on" in linked and "+15550001111" in linked
+    assert wired.recoveries() == [] and photo.deleted
 
 
 async def test_a_promise_made_while_starting_is_corrected_when_it_cannot_come(
@@ -343,7 +349,11 @@ async def test_a_promise_made_while_starting_is_corrected_when_it_cannot_come(
     assert len(wired.photos()) == 1
 
     await wired.move("WORKING")
-    assert len(wired.recoveries()) == 1
+    assert len(wired.first_links()) == 1 and wired.recoveries() == []
+    # Once linked, a later outage ends with the recovery message.
+    await wired.move("SCAN_QR_CODE")
+    await wired.move("WORKING")
+    assert len(wired.first_links()) == 1 and len(wired.recoveries()) == 1
 
 
 def outage(code: str, cycles: int) -> Iterator[tuple[str, str]]:

@@ -195,7 +195,7 @@ class ChatMessage:
     chat_id: int
     message_id: int
     from_bot: bool
-    kind: str  # "text", "photo" or "document"
+    kind: str  # "text", "photo", "document" or "location"
     text: str  # plain text (or caption) as a person reads it
     source: str  # what the bot sent, before entity parsing
     reply_markup: dict[str, Any] | None = None
@@ -396,6 +396,14 @@ class FakeTelegram:
         payload = self._message_payload(message)
         if declared_size is not None:
             payload["document"]["file_size"] = declared_size
+        await self._push({"message": payload})
+        return message
+
+    async def send_location(self, user_id: int, latitude: float, longitude: float) -> ChatMessage:
+        """The person shares a location (📎 → Location): a message with no text."""
+        message = self._user_message(user_id, "location", "")
+        payload = self._message_payload(message)
+        payload["location"] = {"latitude": latitude, "longitude": longitude}
         await self._push({"message": payload})
         return message
 

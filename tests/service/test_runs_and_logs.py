@@ -13,6 +13,7 @@ from core.errors import InvalidInput, InvalidState, NotFound
 from core.models import DeliveryStatus, RunTrigger, Schedule, ScheduleState
 from core.service import Scheduling
 from core.store import Store
+from core.when import describe
 
 from .conftest import OWNER, START, RecordingHooks
 
@@ -184,40 +185,61 @@ async def test_export_csv_parses_back_with_every_column(service: Scheduling, sto
     assert rows[0] == [
         "delivery id",
         "schedule",
+        "schedule when",
         "run",
         "recipient",
-        "name",
+        "recipient name",
+        "message",
         "status",
         "attempts",
         "error",
         "whatsapp id",
         "created at",
+        "queued at",
+        "sending at",
         "sent at",
         "delivered at",
         "read at",
         "failed at",
+        "missed at",
+        "held at",
     ]
     assert len(rows) == 3
-    first, second = rows[1], rows[2]
-    assert first == [
-        str(contact_d.id),
-        str(schedule.id),
-        str(run.id),
-        "'+4915123456789",
-        "'=HYPERLINK(1)",
-        "failed",
-        "3",
-        "'-bad number",
-        "",
-        START.isoformat(),
-        "",
-        "",
-        "",
-        START.isoformat(),
-    ]
-    assert second[3:9] == ["'+12025550143", "", "read", "1", "", "true_1@c.us_ABC"]
-    assert second[10:13] == [START.isoformat()] * 3
-    assert second[9] == START.isoformat()
+    first, second = (dict(zip(rows[0], row, strict=True)) for row in rows[1:])
+    assert first["delivery id"] == str(contact_d.id)
+    assert first["schedule"] == str(schedule.id)
+    assert first["schedule when"] == describe(schedule.rule)
+    assert first["run"] == str(run.id)
+    assert first["recipient"] == "'+4915123456789"
+    assert first["recipient name"] == "'=HYPERLINK(1)"
+    assert first["message"] == "Hi"
+    assert first["status"] == "failed"
+    assert first["attempts"] == "3"
+    assert first["error"] == "'-bad number"
+    assert first["created at"] == first["failed at"] == START.isoformat()
+    assert first["sent at"] == first["read at"] == first["held at"] == ""
+    assert second["recipient"] == "'+12025550143" and second["recipient name"] == ""
+    assert second["message"] == "Hi" and second["status"] == "read"
+    assert second["whatsapp id"] == "true_1@c.us_ABC"
+    for column in ("created at", "sent at", "delivered at", "read at"):
+        assert second[column] == START.isoformat(), column
+
+
+async def test_export_csv_has_each_message_text_and_marks_a_deleted_schedule(
+    service: Scheduling,
+) -> None:
+    kept = await make_schedule(service)
+    gone = await make_schedule(service, recipients="+4915123456789")
+    await service.edit_schedule(kept.id, text="=1+1 first line\nsecond line")
+    await service.run_now(kept.id)
+    await service.run_now(gone.id)
+    await service.delete(gone.id)
+    rows = list(csv.DictReader(io.StringIO((await service.export_csv()).decode())))
+    assert rows[0]["message"] == "'=1+1 first line\nsecond line"
+    assert rows[1]["message"].startswith("Hi, it is ") and "{time}" not in rows[1]["message"]
+    assert rows[0]["schedule when"] == describe(kept.rule)
+    assert rows[1]["schedule when"] == "(deleted)"
+    assert rows[0]["queued at"] == START.isoformat()
 
 
 async def test_export_csv_by_schedule_oldest_first(service: Scheduling) -> None:

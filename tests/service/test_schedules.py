@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -58,6 +59,51 @@ async def test_unknown_timezone_is_refused_and_not_stored(
     with pytest.raises(InvalidTimezone, match="Europe/Berlin"):
         await service.set_timezone(OWNER, "Mars/Olympus")
     assert await store.get_user(OWNER) is None
+
+
+async def test_moving_schedules_keeps_their_clock_times_and_tells_the_engine(
+    service: Scheduling, hooks: RecordingHooks
+) -> None:
+    every = await service.create_schedule(
+        OWNER, recipients="+12025550143", when="every 2 hours", text="hi"
+    )
+    cron = await service.create_schedule(
+        OWNER, recipients="+12025550143", when="every weekday at 8:30", text="hi"
+    )
+    done = await service.create_schedule(
+        OWNER, recipients="+12025550143", when="in 1 hour", text="hi"
+    )
+    await service.store.update_schedule(done.id, state=ScheduleState.done)
+    assert [s.id for s in await service.schedules_in_other_zones(OWNER, "Asia/Tokyo")] == [
+        every.id,
+        cron.id,
+    ]
+    changes = hooks.schedules_changes
+    moved, kept = await service.move_schedules(OWNER, "asia/tokyo")
+    assert [s.id for s in moved] == [every.id, cron.id] and kept == []
+    assert hooks.schedules_changes == changes + 1
+    tokyo, berlin = ZoneInfo("Asia/Tokyo"), ZoneInfo("Europe/Berlin")
+    assert every.rule.start is not None and moved[0].rule.start is not None
+    before = every.rule.start.astimezone(berlin)
+    after = moved[0].rule.start.astimezone(tokyo)
+    assert (after.hour, after.minute) == (before.hour, before.minute)
+    assert moved[1].next_run_at is not None
+    local = moved[1].next_run_at.astimezone(tokyo)
+    assert (local.hour, local.minute, local.weekday()) == (8, 30, 0)  # Monday 30 Nov
+    assert (await service.get_schedule(done.id)).rule.timezone == "Europe/Berlin"
+    assert await service.schedules_in_other_zones(OWNER, "Asia/Tokyo") == []
+    with pytest.raises(InvalidTimezone):
+        await service.move_schedules(OWNER, "Mars/Olympus")
+
+
+async def test_the_zone_question_is_remembered_once_asked_or_answered(
+    service: Scheduling,
+) -> None:
+    assert not await service.timezone_asked(OWNER)
+    await service.mark_timezone_asked(OWNER)
+    assert await service.timezone_asked(OWNER)
+    await service.set_timezone(OWNER + 1, "UTC")
+    assert await service.timezone_asked(OWNER + 1)
 
 
 # --- create ----------------------------------------------------------------------------------
