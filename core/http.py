@@ -2,7 +2,8 @@
 
 - `POST /whatsapp/events`: `message.ack`, `session.status`, `session.qr` from the sidecar,
   with `X-Api-Key` when `WHATSAPP_API_KEY` is set.
-- `GET /healthz`: database, scheduler and sidecar; 200 when all are well, 503 otherwise.
+- `GET /healthz`: database (does it take writes? `store` is `ok`, `busy` or `failing`, asked
+  within a bound), scheduler and sidecar; 200 when all are well, 503 otherwise.
 
 Other routes (`GET /metrics`) join through `build_app(..., setup=[...])`, callables that get
 the application before it starts.
@@ -21,6 +22,7 @@ from typing import Any, Protocol
 from aiohttp import web
 
 from core.errors import StoreError, WhatsAppError
+from core.health import StoreHealth, StoreState
 from core.notifier import Notifier
 from core.session import WORKING, SessionFailure
 from core.store import Store
@@ -62,9 +64,12 @@ class CoreHttp:
         sender: EventSink,
         notifier: Notifier,
         whatsapp: HealthPort,
+        store_health: StoreHealth,
         api_key: str = "",
     ) -> None:
         self.store = store
+        # Whether the store takes writes, asked within a bound (`core.health`).
+        self.store_health = store_health
         self.engine = engine
         self.sender = sender
         self.notifier = notifier
@@ -153,13 +158,10 @@ class CoreHttp:
         return _error(400, "unknown_event", f"unknown event {event!r}")
 
     async def healthz(self, request: web.Request) -> web.Response:
-        database: dict[str, Any] = {"ok": True}
-        try:
-            await self.store.ping()
-        except StoreError as exc:
-            database = {"ok": False, "error": str(exc)}
         scheduler = self.engine.status()
         sidecar: dict[str, Any]
+        # The store's write check and the sidecar's health are asked together, each bounded.
+        store_state = asyncio.ensure_future(self.store_health.check())
         try:
             health = await self.whatsapp.health(within_s=SIDECAR_HEALTH_WAIT_S)
             sidecar = {
@@ -170,9 +172,19 @@ class CoreHttp:
             }
         except WhatsAppError as exc:
             sidecar = {"reachable": False, "state": None, "error": str(exc)}
+        store = await store_state
+        database: dict[str, Any] = {"ok": store is StoreState.ok, "store": store.value}
+        if self.store_health.reason:
+            database["error"] = self.store_health.reason
         ok = bool(database["ok"] and scheduler.get("running") and sidecar["state"] == WORKING)
         return web.json_response(
-            {"ok": ok, "database": database, "scheduler": scheduler, "sidecar": sidecar},
+            {
+                "ok": ok,
+                "store": store.value,
+                "database": database,
+                "scheduler": scheduler,
+                "sidecar": sidecar,
+            },
             status=200 if ok else 503,
         )
 

@@ -44,6 +44,7 @@ from core.models import (
     Media,
 )
 from core.notifier import Notifier
+from core.runs import RunDueTimes
 from core.session import WORKING, SessionFailure, explain
 from core.store import SentRecord, Store
 from core.whatsapp import SentMessage, SessionHealth
@@ -180,6 +181,7 @@ class Sender:
         self.probe_max_s = max(probe_every_s, probe_max_s)
         self.idle_check_s = idle_check_s
         self.reporter = RunReporter(store, notifier, every_s=report_every_s)
+        self._due_times = RunDueTimes(store)
         # Sends in flight at once when pacing is off; with any gap, one at a time.
         self.send_window = max(1, send_window)
         self._rng = rng or random.Random()
@@ -606,6 +608,7 @@ class Sender:
                 )
                 continue
             self.sent_count += 1
+            await self._due_times.observe_sent(delivery.run_id, self.clock.now())
             logger.info(
                 # Not WhatsApp's message id: it holds the recipient's number.
                 "sender: delivery %s (schedule %s, run %s) sent%s",

@@ -269,6 +269,11 @@ class Store(Protocol):
     async def import_all(self, data: dict[str, list[dict[str, Any]]]) -> None:
         """Insert records from `export_all`, ids intact, and move id counters past them."""
 
+    # health --------------------------------------------------------------------------
+    async def check_writes(self) -> None:
+        """Write one small record; raise `StoreError` (what failed, what to do) when the
+        database does not take writes (read-only, disk full, locked)."""
+
 
 async def open_store(database_url: str) -> Store:
     """Open the store that `database_url` names: `sqlite:///path` or `mongodb://...`."""

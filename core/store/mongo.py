@@ -943,3 +943,18 @@ class MongoStore:
             )
         for name, last_id in parsed.counters.items():
             await self._counters.update_one({"_id": name}, {"$max": {"seq": last_id}}, upsert=True)
+
+    async def check_writes(self) -> None:
+        """Write one document: a secondary, a read-only user or a full disk refuse it."""
+        from core.errors import StoreNotWritable
+
+        try:
+            await self._db["write_check"].update_one(
+                {"_id": 1}, {"$set": {"at": datetime.now(UTC)}}, upsert=True
+            )
+        except PyMongoError as exc:
+            raise StoreNotWritable(
+                f"the database does not take writes ({exc})",
+                "check that the server runs with free disk space, is the primary, and that "
+                "the user in DATABASE_URL may write",
+            ) from exc
