@@ -865,3 +865,15 @@ def status_text(status: Status, timezone: str) -> str:
         f"Version: {escape(status.version)}",
     ]
     return "\n".join(lines)
+
+
+def database_line(state: str, reason: str) -> str:
+    """/status: whether the database takes writes (`core.health.StoreState`), and why not."""
+    if state == "ok":
+        return "Database: takes writes"
+    if state == "busy":
+        return "Database: ⏳ busy (another process holds it); runs wait and are not lost"
+    return (
+        f"Database: ⚠️ does not take writes: {escape(reason)}\n"
+        "Runs due meanwhile go out once it takes writes again."
+    )
