@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import sqlite3
 from collections.abc import Iterator
 from datetime import timedelta
@@ -155,3 +156,16 @@ async def test_healthz_answers_busy_while_another_process_holds_the_lock_and_not
     await eventually(lambda: not core.store_health.checking, what="the write check")
     status, answer = await get(core, "/healthz")
     assert status == 200 and answer["store"] == "ok"
+
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+async def test_every_figure_the_readme_names_for_health_is_served(core: Core) -> None:
+    readme = await asyncio.to_thread(README.read_text, encoding="utf-8")
+    section = readme.split("## Health and metrics", 1)[1].split("\n## ", 1)[0]
+    named = set(re.findall(r"`(wasched_[a-z_]+)`", section))
+    _, text = await get(core, "/metrics")
+    served = {line.split()[2] for line in text.splitlines() if line.startswith("# TYPE ")}
+    assert named >= {"wasched_store_writable", "wasched_delivery_send_delay_seconds"}
+    assert named <= served
