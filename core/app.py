@@ -127,6 +127,7 @@ async def open_core(
             # Unique among live processes (one HTTP port per host), stable across restarts:
             # a restarted core takes back at once what its crashed predecessor was sending.
             worker=worker or f"{socket.gethostname()}:{settings.HTTP_PORT}",
+            store_health=store_health,
         )
         engine = Engine(
             store,

@@ -10,6 +10,7 @@ next check waits for that one rather than queueing another behind the lock.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import logging
 from datetime import datetime
@@ -22,6 +23,9 @@ logger = logging.getLogger(__name__)
 
 # How long a health check waits for the store's write check (Compose allows 5 s in all).
 STORE_CHECK_WAIT_S = 1.5
+# While writes fail, how often the store is tried again, so that it is reported healthy once
+# writes work even when nothing else writes (nothing due, nobody asking /healthz).
+STORE_RECHECK_S = 5.0
 
 
 class StoreState(enum.StrEnum):
@@ -35,10 +39,19 @@ class StoreState(enum.StrEnum):
 class StoreHealth:
     """Whether the store takes writes, as the last write check or write saw it."""
 
-    def __init__(self, store: Store, clock: Clock, *, within_s: float = STORE_CHECK_WAIT_S):
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        *,
+        within_s: float = STORE_CHECK_WAIT_S,
+        recheck_s: float = STORE_RECHECK_S,
+    ) -> None:
         self.store = store
         self.clock = clock
         self.within_s = within_s
+        self.recheck_s = recheck_s
+        self._rechecking: asyncio.Task[None] | None = None
         self.state = StoreState.ok
         self.reason = ""
         self.failing_since: datetime | None = None
@@ -56,6 +69,16 @@ class StoreHealth:
         self.state = StoreState.failing
         self.failing_since = self.clock.now()
         logger.warning("the database does not take writes: %s", self.reason)
+        if self._rechecking is None or self._rechecking.done():
+            self._rechecking = asyncio.get_running_loop().create_task(
+                self._recheck(), name="store-recheck"
+            )
+
+    async def _recheck(self) -> None:
+        while self.state is StoreState.failing:
+            await self.clock.sleep(self.recheck_s)
+            if self.state is StoreState.failing:
+                await self.check()
 
     def worked(self) -> None:
         """A write went through: log it once, when the store was failing."""
@@ -96,6 +119,10 @@ class StoreHealth:
             self.worked()
 
     async def aclose(self) -> None:
-        """Let a check in flight end before the store closes."""
+        """Stop trying again; let a check in flight end before the store closes."""
+        if self._rechecking is not None:
+            self._rechecking.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._rechecking
         if self._check is not None and not self._check.done():
             await asyncio.wait({self._check})

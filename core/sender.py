@@ -35,7 +35,8 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from core.clock import Clock
-from core.errors import WhatsAppError, WhatsAppNotReady
+from core.errors import StoreError, WhatsAppError, WhatsAppNotReady
+from core.health import StoreHealth
 from core.models import (
     ACK_ORDER,
     Delivery,
@@ -162,8 +163,11 @@ class Sender:
         report_every_s: float = 1.0,
         send_window: int = 16,
         rng: random.Random | None = None,
+        store_health: StoreHealth | None = None,
     ) -> None:
         self.store = store
+        # Told of writes that fail: a store refusing writes is logged once, not per step.
+        self.store_health = store_health
         self.clock = clock
         self.whatsapp = whatsapp
         self.notifier = notifier
@@ -319,10 +323,13 @@ class Sender:
                     await self._step()
                 except asyncio.CancelledError:
                     raise
-                except Exception:
-                    logger.exception(
-                        "sender: step failed; trying again in %.0f s", self.retry_base_s
-                    )
+                except Exception as error:
+                    if self.store_health is not None and isinstance(error, StoreError):
+                        self.store_health.failed(error)
+                    else:
+                        logger.exception(
+                            "sender: step failed; trying again in %.0f s", self.retry_base_s
+                        )
                     await self._nap(self.retry_base_s)
         finally:
             await self._settle()
@@ -543,8 +550,11 @@ class Sender:
             if ahead is not None:
                 try:
                     self._claimed_ahead = await ahead
-                except Exception:
-                    logger.exception("sender: could not claim the next deliveries")
+                except Exception as error:
+                    if self.store_health is not None and isinstance(error, StoreError):
+                        self.store_health.failed(error)
+                    else:
+                        logger.exception("sender: could not claim the next deliveries")
         self._next_send_at = self.clock.now() + timedelta(seconds=self._gap())
 
     async def _put_back_claimed_ahead(self) -> None:

@@ -19,6 +19,7 @@ import pytest
 from core.app import Core
 from core.clock import FakeClock
 from core.counters import EVENTS
+from core.health import STORE_RECHECK_S
 from core.models import DeliveryStatus, Recipient, RecipientKind, Rule, RuleKind, Schedule
 from core.store.sqlite import SQLiteStore, database_path
 from tests.engine.conftest import START, CoreFactory, deliveries, eventually
@@ -57,6 +58,11 @@ def metric(text: str, name: str) -> float:
     return float(line.split()[1])
 
 
+async def _attempted_once(core: Core, schedule_id: int) -> bool:
+    found = await deliveries(core, schedule_id=schedule_id)
+    return [(d.status, d.attempts) for d in found] == [(DeliveryStatus.queued, 1)]
+
+
 @pytest.fixture
 def disk(tmp_path: Path) -> Iterator[Path]:
     with small_disk(tmp_path / "disk") as directory:
@@ -77,12 +83,20 @@ async def test_writes_failing_for_15_s_are_reported_logged_once_and_caught_up(
     records: pytest.LogCaptureFixture,
 ) -> None:
     core = await start_core(DATABASE_URL=f"sqlite:///{disk / 'wasched.db'}")
+    # One message whose first send fails: the sender tries it again (and writes) meanwhile.
+    sidecar.fail_next("send_failed")
+    retried = await once_at(core, 5, "tried again while the store failed")
+    await clock.advance(5)
+    await core.engine.tick()
+    await eventually(
+        lambda: _attempted_once(core, retried.id), what="the first send failed and recorded"
+    )
     schedule = await once_at(core, 10)
     filler = fill(disk)
     records.clear()
 
     # Due at +10 s; the disk refuses every write for 15 s (a pass every 5 s, health asked).
-    await clock.advance(10)
+    await clock.advance(5)
     for _ in range(4):
         await core.engine.tick()
         status, answer = await get(core, "/healthz")
@@ -92,7 +106,9 @@ async def test_writes_failing_for_15_s_are_reported_logged_once_and_caught_up(
         await clock.advance(5)
     status, text = await get(core, "/metrics")
     assert metric(text, "wasched_store_writable") == 0
-    assert sidecar.outbox == [] and await core.store.list_runs() == []
+    assert sidecar.outbox == [] and await core.store.list_runs(schedule_id=schedule.id) == []
+    (waiting,) = await deliveries(core, schedule_id=retried.id)
+    assert waiting.status is DeliveryStatus.queued and waiting.next_attempt_at < clock.now()
 
     failing = [r for r in records.records if r.levelno >= logging.WARNING]
     assert [r.getMessage() for r in failing] == [
@@ -102,10 +118,13 @@ async def test_writes_failing_for_15_s_are_reported_logged_once_and_caught_up(
 
     filler.unlink()
     await core.engine.tick()
-    await eventually(lambda: len(sidecar.outbox) == 1, what="the caught-up send")
+    await eventually(lambda: len(sidecar.outbox) == 2, what="the caught-up sends")
     (run,) = await core.store.list_runs(schedule_id=schedule.id)
     assert run.late_by_s == 20
-    assert [r.text for r in sidecar.outbox] == ["due while the store failed"]
+    assert sorted(r.text for r in sidecar.outbox) == [
+        "due while the store failed",
+        "tried again while the store failed",
+    ]
     recovered = [r.getMessage() for r in records.records if r.name == "core.health"]
     assert recovered[1:] == ["the database takes writes again (after 20 s of failures)"]
     status, answer = await get(core, "/healthz")
@@ -169,3 +188,25 @@ async def test_every_figure_the_readme_names_for_health_is_served(core: Core) ->
     served = {line.split()[2] for line in text.splitlines() if line.startswith("# TYPE ")}
     assert named >= {"wasched_store_writable", "wasched_delivery_send_delay_seconds"}
     assert named <= served
+
+
+async def test_a_store_that_failed_is_tried_again_and_reported_writable_by_itself(
+    disk: Path,  # first: unmounted after the core on it stopped
+    start_core: CoreFactory,
+    clock: FakeClock,
+    records: pytest.LogCaptureFixture,
+) -> None:
+    core = await start_core(DATABASE_URL=f"sqlite:///{disk / 'wasched.db'}")
+    filler = fill(disk)
+    status, _ = await get(core, "/healthz")  # nothing is due: only the health check writes
+    assert status == 503
+    _, text = await get(core, "/metrics")
+    assert metric(text, "wasched_store_writable") == 0
+
+    filler.unlink()
+    await clock.advance(STORE_RECHECK_S)
+    await eventually(lambda: core.store_health.writable, what="the store tried again")
+    _, text = await get(core, "/metrics")
+    assert metric(text, "wasched_store_writable") == 1
+    said = [r.getMessage() for r in records.records if r.name == "core.health"]
+    assert len(said) == 2 and said[1].startswith("the database takes writes again")
