@@ -24,7 +24,6 @@ from core.errors import ConfigError, StoreNotWritable, WhatsAppError
 from core.health import StoreHealth
 from core.http import CoreHttp, build_app
 from core.metrics import register_metrics
-from core.migrate import redact_url
 from core.notifier import Notifier
 from core.sender import Sender
 from core.service import Scheduling
@@ -75,8 +74,12 @@ async def require_writes(store: Store, database_url: str) -> None:
 
 
 def located(error: StoreNotWritable, database_url: str) -> StoreNotWritable:
-    """The error with where the database is (a path, or the URL without its password)."""
-    where = redact_url(database_url).removeprefix("sqlite:///")
+    """The error with where the database is: a path, or the URL without its credentials."""
+    scheme, sep, rest = database_url.partition("://")
+    if scheme == "sqlite":
+        where = rest.removeprefix("/")
+    else:
+        where = f"{scheme}{sep}{rest.rpartition('@')[2]}"
     return StoreNotWritable(f"{where}: {error.reason}", error.fix)
 
 

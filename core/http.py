@@ -130,7 +130,8 @@ class CoreHttp:
             try:
                 known = await self.sender.apply_ack(message_id, ack)
             except StoreError as exc:
-                logger.warning("ack %s for %s not recorded: %s", ack, message_id, exc)
+                # Logged once for the whole time the store fails; the sidecar sends it again.
+                self.store_health.failed(exc)
                 return _error(503, "unavailable", "the database is unavailable; retry")
             return web.json_response({"ok": True, "known": known})
         if event == "session.status":

@@ -12,8 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from core.app import located
 from core.config import Settings
+from core.errors import StoreNotWritable
 from core.store.sqlite import SQLiteStore
+from tests.deploy.conftest import open_mongomock
 from tests.engine.disk import fill, read_only, small_disk
 from tests.fakes.sidecar import free_port
 
@@ -97,3 +100,33 @@ def test_check_names_the_database_it_cannot_write_and_the_fix(
     reason, fix = expected(request)
     assert lines[row].split() == ["database", "FAIL", f"sqlite:///{unwritable}:", *reason.split()]
     assert lines[row + 1].split() == ["fix:", *fix.split()]
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "mongomock"])
+async def test_the_write_check_leaves_an_empty_database_empty_for_a_migration(
+    kind: str, tmp_path: Path
+) -> None:
+    store = (
+        await SQLiteStore.open(f"sqlite:///{tmp_path / 'wasched.db'}")
+        if kind == "sqlite"
+        else await open_mongomock("write_check")
+    )
+    try:
+        await store.check_writes()
+        await store.check_writes()
+        assert await store.is_empty()
+        exported = await store.export_all()
+        assert not any(exported.get(name) for name in ("users", "schedules", "values"))
+    finally:
+        await store.close()
+
+
+def test_a_mongodb_url_is_named_without_its_credentials() -> None:
+    error = located(
+        StoreNotWritable("the database does not take writes (not primary)", "fix it"),
+        "mongodb://wasched:s3cret@db.example:27017/wasched",
+    )
+    assert str(error) == (
+        "mongodb://db.example:27017/wasched: "
+        "the database does not take writes (not primary): fix it"
+    )
