@@ -328,9 +328,11 @@ class SQLiteStore:
             await store._prepare()
         except StoreError as exc:
             await db.close()
-            if isinstance(exc.__cause__, sqlite3.Error):
-                raise _not_writable(exc.__cause__) or exc from exc
-            raise
+            cause = exc.__cause__
+            refused = _not_writable(cause) if isinstance(cause, sqlite3.Error) else None
+            if refused is None:
+                raise
+            raise refused from exc
         except BaseException:
             await db.close()
             raise
@@ -1096,8 +1098,8 @@ def _not_writable(exc: sqlite3.Error) -> StoreNotWritable | None:
 
 
 async def _check_writes(store: SQLiteStore) -> None:
-    """Write one row (and roll nothing back): SQLite opens a read-only file without a word and
-    answers reads from it, so only a write tells. Raises `StoreError` with what to do."""
+    """Write one row: SQLite opens a read-only file without a word and answers reads from it,
+    so only a write tells. Raises `StoreNotWritable` with why and what to do."""
     try:
         async with store._lock:
             db = store._db
