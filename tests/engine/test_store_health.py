@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import aiohttp
+import httpx
 import pytest
 
 from core.app import Core
@@ -21,6 +22,7 @@ from core.clock import FakeClock
 from core.counters import EVENTS
 from core.health import STORE_RECHECK_S
 from core.models import DeliveryStatus, Recipient, RecipientKind, Rule, RuleKind, Schedule
+from core.status import core_status
 from core.store.sqlite import SQLiteStore, database_path
 from tests.engine.conftest import START, CoreFactory, deliveries, eventually
 from tests.engine.disk import fill, small_disk
@@ -195,11 +197,19 @@ async def test_a_store_that_failed_is_tried_again_and_reported_writable_by_itsel
     start_core: CoreFactory,
     clock: FakeClock,
     records: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     core = await start_core(DATABASE_URL=f"sqlite:///{disk / 'wasched.db'}")
     filler = fill(disk)
     status, _ = await get(core, "/healthz")  # nothing is due: only the health check writes
     assert status == 503
+    monkeypatch.setenv("WASCHED_DATA_DIR", str(disk.parent))
+    async with httpx.AsyncClient(timeout=5) as client:
+        shown = await core_status(core.settings, client)  # as `wasched status` shows it
+    assert shown.notes == (
+        "database: does not take writes: the database cannot grow: the disk is full "
+        "(database or disk is full): free space on the disk that holds it",
+    )
     _, text = await get(core, "/metrics")
     assert metric(text, "wasched_store_writable") == 0
 
