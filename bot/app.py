@@ -285,8 +285,9 @@ async def run(
         notifier = TelegramNotifier(bot, admin_ids=settings.admin_ids)
         notifier.outbox.outage, notifier.outbox.backoff = outage, backoff
         # Entered before core, so it runs while core shuts down; it drains once core's
-        # writers stopped and before the store closes (a card's message id is remembered).
-        await stack.enter_async_context(notifier.outbox.running())
+        # writers stopped and before the store closes (a card's message id is remembered),
+        # so it does not wait a second time when it stops.
+        await stack.enter_async_context(notifier.outbox.running(drain_s=0))
         core = await stack.enter_async_context(
             open_core(settings, notifier=notifier, drains=[notifier.drain])
         )

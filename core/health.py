@@ -115,6 +115,8 @@ class StoreHealth:
             await self.store.check_writes()
         except StoreError as error:
             self.failed(error)
+        except Exception as error:  # not translated by the store: still a failed write
+            self.failed(StoreError(f"the write check failed: {type(error).__name__}: {error}"))
         else:
             self.worked()
 
