@@ -284,9 +284,13 @@ async def run(
         await check_bot(bot, outage)
         notifier = TelegramNotifier(bot, admin_ids=settings.admin_ids)
         notifier.outbox.outage, notifier.outbox.backoff = outage, backoff
-        # Entered before core so that it drains what core reports while it shuts down.
-        await stack.enter_async_context(notifier.outbox.running())
-        core = await stack.enter_async_context(open_core(settings, notifier=notifier))
+        # Entered before core, so it runs while core shuts down; it drains once core's
+        # writers stopped and before the store closes (a card's message id is remembered),
+        # so it does not wait a second time when it stops.
+        await stack.enter_async_context(notifier.outbox.running(drain_s=0))
+        core = await stack.enter_async_context(
+            open_core(settings, notifier=notifier, drains=[notifier.drain])
+        )
         access = Access(settings.admin_ids, core.store)
         await access.prepare()
         notifier.set_audience(access.members)
@@ -304,6 +308,7 @@ async def run(
                 backoff_config=backoff,
                 allowed_updates=dispatcher.resolve_used_update_types(),
                 service=core.service,
+                store_health=core.store_health,
                 notifier=notifier,
                 access=access,
                 settings=settings,

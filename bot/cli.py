@@ -10,7 +10,7 @@ import sys
 from logging.handlers import RotatingFileHandler
 
 from core import __version__
-from core.errors import ConfigError
+from core.errors import ConfigError, StoreError
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 # `wasched run --log-file FILE`: FILE rotates at this size; FILE.1 ... FILE.3 are kept.
@@ -120,6 +120,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"wasched: {exc}", file=sys.stderr)
         return 2
+    except StoreError as exc:  # a database that cannot be opened or written: one line
+        print(f"wasched: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 0
     return 0

@@ -294,15 +294,23 @@ class Outbox:
         """Return once everything put so far has been shown (or given up)."""
         await self._idle.wait()
 
+    async def drain(self, within_s: float = 5.0) -> bool:
+        """Wait up to `within_s` until everything put so far has been shown (or given up);
+        False when something is still waiting."""
+        try:
+            async with asyncio.timeout(within_s):
+                await self._idle.wait()
+        except TimeoutError:
+            return False
+        return True
+
     @contextlib.asynccontextmanager
     async def running(self, *, drain_s: float = 5.0) -> AsyncIterator[Outbox]:
         self._task = asyncio.create_task(self._work(), name="telegram-outbox")
         try:
             yield self
         finally:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(drain_s):
-                    await self._idle.wait()
+            await self.drain(drain_s)
             left = sum(len(q) for q in self._queues.values())
             if left:
                 logger.warning("stopping with %s Telegram message(s) unsent", left)
@@ -433,6 +441,12 @@ class TelegramNotifier:
     def remember_in(self, values: KeyValues) -> None:
         """Keep which message shows which run in `values` (the store), across restarts."""
         self._values = values
+
+    async def drain(self) -> None:
+        """Show what waits (bounded) while the store is still open, so that each run card's
+        message id is remembered; then stop using the store, which closes next."""
+        await self.outbox.drain()
+        self._values = None
 
     async def _people(self) -> list[int]:
         if self._audience is None:

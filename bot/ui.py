@@ -1074,3 +1074,15 @@ def lateness(seconds: float) -> str:
     if seconds < 3600:
         return f"{round(seconds / 60)} min"
     return f"{seconds / 3600:.1f} h"
+
+
+def database_line(state: str, reason: str) -> str:
+    """/status: whether the database takes writes (`core.health.StoreState`), and why not."""
+    if state == "ok":
+        return "Database: takes writes"
+    if state == "busy":
+        return "Database: ⏳ busy (another process holds it); runs wait and are not lost"
+    return (
+        f"Database: ⚠️ does not take writes: {escape(reason)}\n"
+        "Runs due meanwhile go out once it takes writes again."
+    )

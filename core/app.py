@@ -2,7 +2,8 @@
 
 `open_core` opens everything in order inside an `AsyncExitStack` and closes it in reverse:
 stop taking events, stop the engine, let the sender finish its send in flight (bounded), close
-the HTTP server and the sidecar client, close the store.
+the HTTP server and the sidecar client, let the `drains` (the bot's outbox) finish, close the
+store. A database that does not take writes stops start-up (`require_writes`).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import socket
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -19,7 +20,8 @@ from core.ack_watch import AckWatch
 from core.clock import Clock, SystemClock
 from core.config import Settings
 from core.engine import Engine
-from core.errors import ConfigError, WhatsAppError
+from core.errors import ConfigError, StoreNotWritable, WhatsAppError
+from core.health import StoreHealth
 from core.http import CoreHttp, build_app
 from core.metrics import register_metrics
 from core.notifier import Notifier
@@ -47,6 +49,7 @@ class Core:
     url: str
     ack_watch: AckWatch
     receipts: Receipts
+    store_health: StoreHealth
 
 
 class CoreHooks:
@@ -80,6 +83,25 @@ class HeardEvents:
         self._sender.session_changed(state, failure)
 
 
+async def require_writes(store: Store, database_url: str) -> None:
+    """Refuse to start on a database that does not take writes, in one line: where it is,
+    why, and what to do (SQLite opens a read-only file and reads it without a word)."""
+    try:
+        await store.check_writes()
+    except StoreNotWritable as exc:
+        raise located(exc, database_url) from exc
+
+
+def located(error: StoreNotWritable, database_url: str) -> StoreNotWritable:
+    """The error with where the database is: a path, or the URL without its credentials."""
+    scheme, sep, rest = database_url.partition("://")
+    if scheme == "sqlite":
+        where = rest.removeprefix("/")
+    else:
+        where = f"{scheme}{sep}{rest.rpartition('@')[2]}"
+    return StoreNotWritable(f"{where}: {error.reason}", error.fix)
+
+
 @contextlib.asynccontextmanager
 async def open_core(
     settings: Settings,
@@ -88,13 +110,27 @@ async def open_core(
     clock: Clock | None = None,
     worker: str | None = None,
     http_setup: Sequence[Callable[[web.Application], None]] = (),
+    drains: Sequence[Callable[[], Awaitable[None]]] = (),
 ) -> AsyncIterator[Core]:
-    """Run core until the block ends; `http_setup` adds routes to core's HTTP server."""
+    """Run core until the block ends; `http_setup` adds routes to core's HTTP server.
+
+    `drains` are awaited, in order, once every writer of core stopped and before the store
+    closes: the bot's notification outbox, which remembers what it showed in the store."""
     clock = clock or SystemClock()
     settings.require_api_key()
     async with contextlib.AsyncExitStack() as stack:
-        store = await open_store(settings.DATABASE_URL)
+        try:
+            store = await open_store(settings.DATABASE_URL)
+        except StoreNotWritable as exc:
+            raise located(exc, settings.DATABASE_URL) from exc
         stack.push_async_callback(store.close)
+        await require_writes(store, settings.DATABASE_URL)
+        store_health = StoreHealth(store, clock)
+        stack.push_async_callback(store_health.aclose)
+        # Closed after every writer of core stopped and before the store: what the bot still
+        # has to remember (a run card's message id) reaches the store.
+        for drain in reversed(drains):
+            stack.push_async_callback(drain)
 
         whatsapp = WhatsAppClient(settings.WHATSAPP_URL, settings.WHATSAPP_API_KEY)
         stack.push_async_callback(whatsapp.aclose)
@@ -114,6 +150,7 @@ async def open_core(
             # Unique among live processes (one HTTP port per host), stable across restarts:
             # a restarted core takes back at once what its crashed predecessor was sending.
             worker=worker or f"{socket.gethostname()}:{settings.HTTP_PORT}",
+            store_health=store_health,
         )
         engine = Engine(
             store,
@@ -121,6 +158,7 @@ async def open_core(
             notifier,
             misfire_grace_s=settings.MISFIRE_GRACE_S,
             on_deliveries=sender.deliveries_queued,
+            store_health=store_health,
         )
         ack_watch = AckWatch(
             store, clock, notifier, whatsapp, sender, after_s=settings.ACK_ALERT_AFTER_S
@@ -150,6 +188,7 @@ async def open_core(
             notifier=notifier,
             whatsapp=whatsapp,
             api_key=settings.WHATSAPP_API_KEY,
+            store_health=store_health,
         )
 
         async def session_state() -> str | None:
@@ -161,7 +200,13 @@ async def open_core(
         app = build_app(
             http,
             setup=[
-                lambda app: register_metrics(app, store, session_state, unacked=ack_watch.count),
+                lambda app: register_metrics(
+                    app,
+                    store,
+                    session_state,
+                    unacked=ack_watch.count,
+                    store_writable=lambda: store_health.writable,
+                ),
                 *http_setup,
             ],
         )
@@ -201,4 +246,5 @@ async def open_core(
             url=url,
             ack_watch=ack_watch,
             receipts=receipts,
+            store_health=store_health,
         )

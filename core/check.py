@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import httpx
 
 from core.config import FIXES, Settings, load_settings
-from core.errors import ConfigError, WaschedError
+from core.errors import ConfigError, StoreNotWritable, WaschedError
 from core.migrate import redact_url
 from core.session import UNREACHABLE, Remedy, SessionFailure, explain
 from core.store import open_store
@@ -38,6 +38,8 @@ async def check_database(settings: Settings) -> CheckResult:
         store = await asyncio.wait_for(open_store(settings.DATABASE_URL), DATABASE_TIMEOUT_S)
         try:
             await asyncio.wait_for(store.ping(), DATABASE_TIMEOUT_S)
+            # SQLite opens and reads a read-only file without a word: only a write tells.
+            await asyncio.wait_for(store.check_writes(), DATABASE_TIMEOUT_S)
         finally:
             await store.close()
     except TimeoutError:
@@ -47,6 +49,8 @@ async def check_database(settings: Settings) -> CheckResult:
             f"{where}: no answer within {DATABASE_TIMEOUT_S:.0f} s",
             "start the database server, or check host and port in DATABASE_URL",
         )
+    except StoreNotWritable as exc:
+        return CheckResult("database", False, f"{where}: {exc.reason}", exc.fix)
     except WaschedError as exc:
         return CheckResult(
             "database",

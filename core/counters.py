@@ -17,7 +17,7 @@ EVENTS = CollectorRegistry(auto_describe=True)
 
 RUN_LATENESS = Histogram(
     "wasched_run_lateness_seconds",
-    "How late a run started against its scheduled time.",
+    "How late a run was stored (fired) against its scheduled time.",
     buckets=LATENESS_BUCKETS,
     registry=EVENTS,
 )
@@ -38,3 +38,17 @@ def count_telegram_error(kind: str) -> None:
     """Count one failed Telegram send; `kind` is short and bounded, e.g. `retry_after`,
     `forbidden`, `bad_request`, `network`."""
     TELEGRAM_ERRORS.labels(kind=kind).inc()
+
+
+SEND_DELAY = Histogram(
+    "wasched_delivery_send_delay_seconds",
+    "How long after its run's scheduled time each message was sent (WhatsApp took it): "
+    "fire lateness plus store waits, pacing, retries and held time.",
+    buckets=LATENESS_BUCKETS,
+    registry=EVENTS,
+)
+
+
+def observe_send_delay(seconds: float) -> None:
+    """Record how long after its run's scheduled time a message was sent (never negative)."""
+    SEND_DELAY.observe(max(0.0, seconds))

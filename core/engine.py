@@ -42,7 +42,8 @@ from apscheduler.triggers.date import (  # type: ignore[import-untyped, unused-i
 from core import runs
 from core.clock import Clock
 from core.counters import observe_run_lateness
-from core.errors import DuplicateRun, ScheduleMoved
+from core.errors import DuplicateRun, ScheduleMoved, StoreError
+from core.health import StoreHealth
 from core.models import (
     Delivery,
     DeliveryStatus,
@@ -85,8 +86,12 @@ class Engine:
         concurrency: int = 16,
         catch_up_after_s: float = 60.0,
         retry_s: float = 5.0,
+        store_health: StoreHealth | None = None,
     ) -> None:
         self.store = store
+        # Told of each write that failed or went through, so that a store refusing writes
+        # is logged once, not with a traceback per pass.
+        self.store_health = store_health
         self.clock = clock
         self.notifier = notifier
         self.misfire_grace_s = misfire_grace_s
@@ -180,6 +185,13 @@ class Engine:
             "fired": self.fired,
         }
 
+    def _store_failed(self, error: Exception) -> bool:
+        """Tell the store's health of a failed write; False when it is no store error."""
+        if self.store_health is None or not isinstance(error, StoreError):
+            return False
+        self.store_health.failed(error)
+        return True
+
     # --- the wake-up -----------------------------------------------------------------
     async def _wake(self) -> None:
         """The APScheduler job: a coroutine the AsyncIOExecutor awaits."""
@@ -218,14 +230,17 @@ class Engine:
             try:
                 handled, stuck = await self._pass(reports, missed)
                 due = await self.store.next_due_at()
-            except Exception:
+            except Exception as error:
                 # The wake-up job is spent once it fired: whatever failed here (a locked
                 # database, a failover), arm the next look before anything else, or nothing
                 # would ever fire again.
-                logger.exception("engine: pass failed; looking again in %.0f s", self.retry_s)
+                if not self._store_failed(error):
+                    logger.exception("engine: pass failed; looking again in %.0f s", self.retry_s)
                 self._arm_at(self.clock.now() + timedelta(seconds=self.retry_s))
                 handled = 0
             else:
+                if handled and not stuck and self.store_health is not None:
+                    self.store_health.worked()
                 if stuck and due is not None:
                     due = max(due, self.clock.now() + timedelta(seconds=self.retry_s))
                 self._arm_at(due)
@@ -262,8 +277,9 @@ class Engine:
             async with slots:
                 try:
                     queued = await self._occurrence(schedule, now, reports, missed)
-                except Exception:
-                    logger.exception("engine: schedule %s could not fire", schedule.id)
+                except Exception as error:
+                    if not self._store_failed(error):
+                        logger.exception("engine: schedule %s could not fire", schedule.id)
                     failed.add(schedule.id)
                     return
             handled += 1
@@ -426,7 +442,9 @@ class Engine:
             if existing is not None and not existing.fanned_out:
                 queued = bool(await self._complete(existing))
         else:
-            observe_run_lateness(late)
+            # When the run was stored, not when the pass read it: a lock that held the
+            # write back shows here (`late_by_s` keeps the pass's figure).
+            observe_run_lateness((self.clock.now() - due_at).total_seconds())
             self.fired += 1
             logger.info(
                 "engine: schedule %s fired run %s (%s, %d deliveries, %.3f s late)",

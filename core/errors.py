@@ -77,6 +77,15 @@ class TargetNotEmpty(StoreError):
     """A migration target already holds data."""
 
 
+class StoreNotWritable(StoreError):
+    """The database refuses writes (read-only, disk full, locked): `reason` and `fix`."""
+
+    def __init__(self, reason: str, fix: str) -> None:
+        super().__init__(f"{reason}: {fix}")
+        self.reason = reason
+        self.fix = fix
+
+
 # --- WhatsApp sidecar --------------------------------------------------------------------
 
 

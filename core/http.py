@@ -2,7 +2,8 @@
 
 - `POST /whatsapp/events`: `message.ack`, `session.status`, `session.qr` from the sidecar,
   with `X-Api-Key` equal to `WHATSAPP_API_KEY` (without a key configured, every event is refused).
-- `GET /healthz`: database, scheduler and sidecar; 200 when all are well, 503 otherwise.
+- `GET /healthz`: database (does it take writes? `store` is `ok`, `busy` or `failing`, asked
+  within a bound), scheduler and sidecar; 200 when all are well, 503 otherwise.
 
 Other routes (`GET /metrics`) join through `build_app(..., setup=[...])`, callables that get
 the application before it starts.
@@ -12,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import hmac
 import json
 import logging
@@ -22,6 +22,7 @@ from typing import Any, Protocol
 from aiohttp import web
 
 from core.errors import StoreError, WhatsAppError
+from core.health import StoreHealth, StoreState
 from core.notifier import Notifier
 from core.session import WORKING, SessionFailure
 from core.store import Store
@@ -63,9 +64,12 @@ class CoreHttp:
         sender: EventSink,
         notifier: Notifier,
         whatsapp: HealthPort,
+        store_health: StoreHealth,
         api_key: str = "",
     ) -> None:
         self.store = store
+        # Whether the store takes writes, asked within a bound (`core.health`).
+        self.store_health = store_health
         self.engine = engine
         self.sender = sender
         self.notifier = notifier
@@ -127,10 +131,8 @@ class CoreHttp:
             try:
                 known = await self.sender.apply_ack(message_id, ack)
             except StoreError as exc:
-                # WhatsApp's message id holds the chat's number: log the reference the
-                # sidecar's log uses for it (the first 12 hex digits of its SHA-256).
-                ref = hashlib.sha256(message_id.encode()).hexdigest()[:12]
-                logger.warning("ack %s for message %s not recorded: %s", ack, ref, exc)
+                # Logged once for the whole time the store fails; the sidecar sends it again.
+                self.store_health.failed(exc)
                 return _error(503, "unavailable", "the database is unavailable; retry")
             return web.json_response({"ok": True, "known": known})
         if event == "session.status":
@@ -158,13 +160,10 @@ class CoreHttp:
         return _error(400, "unknown_event", f"unknown event {event!r}")
 
     async def healthz(self, request: web.Request) -> web.Response:
-        database: dict[str, Any] = {"ok": True}
-        try:
-            await self.store.ping()
-        except StoreError as exc:
-            database = {"ok": False, "error": str(exc)}
         scheduler = self.engine.status()
         sidecar: dict[str, Any]
+        # The store's write check and the sidecar's health are asked together, each bounded.
+        store_state = asyncio.ensure_future(self.store_health.check())
         try:
             health = await self.whatsapp.health(within_s=SIDECAR_HEALTH_WAIT_S)
             sidecar = {
@@ -175,9 +174,19 @@ class CoreHttp:
             }
         except WhatsAppError as exc:
             sidecar = {"reachable": False, "state": None, "error": str(exc)}
+        store = await store_state
+        database: dict[str, Any] = {"ok": store is StoreState.ok, "store": store.value}
+        if self.store_health.reason:
+            database["error"] = self.store_health.reason
         ok = bool(database["ok"] and scheduler.get("running") and sidecar["state"] == WORKING)
         return web.json_response(
-            {"ok": ok, "database": database, "scheduler": scheduler, "sidecar": sidecar},
+            {
+                "ok": ok,
+                "store": store.value,
+                "database": database,
+                "scheduler": scheduler,
+                "sidecar": sidecar,
+            },
             status=200 if ok else 503,
         )
 

@@ -65,10 +65,15 @@ class Snapshot:
     store_up: bool = True
     # None when the ack alert is off (ACK_ALERT_AFTER_S=0) or the store did not answer.
     unacked: int | None = None
+    # False while the store refuses writes (`core.health.StoreHealth`); None when not known.
+    store_writable: bool | None = None
 
 
 async def take_snapshot(
-    store: Store, session_state: SessionStateReader, unacked: UnackedReader | None = None
+    store: Store,
+    session_state: SessionStateReader,
+    unacked: UnackedReader | None = None,
+    store_writable: Callable[[], bool] | None = None,
 ) -> Snapshot:
     """Read the gauges' values; a failing store shows as `wasched_store_up 0`, not a 500."""
     from core.errors import StoreError
@@ -89,6 +94,7 @@ async def take_snapshot(
         session_state=await session_state(),
         store_up=store_up,
         unacked=unacked_count,
+        store_writable=None if store_writable is None else store_writable(),
     )
 
 
@@ -139,6 +145,12 @@ class SnapshotCollector(Collector):
             "1 when the store answered this scrape.",
             value=float(snap.store_up),
         )
+        if snap.store_writable is not None:
+            yield GaugeMetricFamily(
+                "wasched_store_writable",
+                "0 while the database refuses writes (read-only, disk full), else 1.",
+                value=float(snap.store_writable),
+            )
         yield GaugeMetricFamily(
             "wasched_whatsapp_up",
             "1 when the WhatsApp sidecar answered its health check.",
@@ -178,12 +190,16 @@ def render(snapshot: Snapshot, events: CollectorRegistry = EVENTS) -> bytes:
 STORE_KEY: web.AppKey[Store] = web.AppKey("wasched_metrics_store")
 SESSION_KEY: web.AppKey[SessionStateReader] = web.AppKey("wasched_metrics_session_state")
 UNACKED_KEY: web.AppKey[UnackedReader | None] = web.AppKey("wasched_metrics_unacked")
+WRITABLE_KEY: web.AppKey[Callable[[], bool] | None] = web.AppKey("wasched_metrics_writable")
 
 
 async def metrics_handler(request: web.Request) -> web.Response:
     """`GET /metrics`."""
     snapshot = await take_snapshot(
-        request.app[STORE_KEY], request.app[SESSION_KEY], request.app.get(UNACKED_KEY)
+        request.app[STORE_KEY],
+        request.app[SESSION_KEY],
+        request.app.get(UNACKED_KEY),
+        request.app.get(WRITABLE_KEY),
     )
     return web.Response(body=render(snapshot), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
@@ -194,10 +210,12 @@ def register_metrics(
     session_state: SessionStateReader,
     *,
     unacked: UnackedReader | None = None,
+    store_writable: Callable[[], bool] | None = None,
 ) -> None:
-    """Serve `GET /metrics` on `app`, reading gauges from `store`, `session_state` and
-    `unacked`."""
+    """Serve `GET /metrics` on `app`, reading gauges from `store`, `session_state`,
+    `unacked` and `store_writable`."""
     app[STORE_KEY] = store
     app[SESSION_KEY] = session_state
     app[UNACKED_KEY] = unacked
+    app[WRITABLE_KEY] = store_writable
     app.router.add_get("/metrics", metrics_handler)

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 from core.clock import Clock
+from core.counters import observe_send_delay
 from core.errors import NotFound, WaschedError
 from core.models import (
     Contact,
@@ -183,3 +184,28 @@ async def complete_run(store: Store, clock: Clock, run: Run) -> list[Delivery]:
         await store.mark_run_fanned_out(run.id)
         return []
     return await _fan_out(store, clock, schedule, run)
+
+
+class RunDueTimes:
+    """The scheduled time of recent runs, read once per run, for the send delay in
+    `/metrics` (`wasched_delivery_send_delay_seconds`)."""
+
+    def __init__(self, store: Store, *, kept: int = 1000) -> None:
+        self._store = store
+        self._kept = kept
+        self._due: dict[int, datetime] = {}
+
+    async def observe_sent(self, run_id: int, sent_at: datetime) -> None:
+        """Count one message of run `run_id` sent at `sent_at`."""
+        due = self._due.get(run_id)
+        if due is None:
+            try:
+                run = await self._store.get_run(run_id)
+            except WaschedError:
+                return  # a figure is not worth failing a send's record for
+            if run is None:
+                return
+            due = self._due[run_id] = run.scheduled_for
+            while len(self._due) > self._kept:
+                del self._due[next(iter(self._due))]
+        observe_send_delay((sent_at - due).total_seconds())

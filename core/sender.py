@@ -37,7 +37,8 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from core.clock import Clock
-from core.errors import WhatsAppError, WhatsAppNotReady
+from core.errors import StoreError, WhatsAppError, WhatsAppNotReady
+from core.health import StoreHealth
 from core.models import (
     ACK_ORDER,
     Delivery,
@@ -46,6 +47,7 @@ from core.models import (
     Media,
 )
 from core.notifier import Notifier
+from core.runs import RunDueTimes
 from core.session import WORKING, SessionFailure, explain
 from core.store import SentRecord, Store
 from core.whatsapp import SentMessage, SessionHealth
@@ -163,8 +165,11 @@ class Sender:
         report_every_s: float = 1.0,
         send_window: int = 16,
         rng: random.Random | None = None,
+        store_health: StoreHealth | None = None,
     ) -> None:
         self.store = store
+        # Told of writes that fail: a store refusing writes is logged once, not per step.
+        self.store_health = store_health
         self.clock = clock
         self.whatsapp = whatsapp
         self.notifier = notifier
@@ -182,6 +187,7 @@ class Sender:
         self.probe_max_s = max(probe_every_s, probe_max_s)
         self.idle_check_s = idle_check_s
         self.reporter = RunReporter(store, notifier, every_s=report_every_s)
+        self._due_times = RunDueTimes(store)
         # Sends in flight at once when pacing is off; with any gap, one at a time.
         self.send_window = max(1, send_window)
         self._rng = rng or random.Random()
@@ -333,10 +339,13 @@ class Sender:
                     await self._step()
                 except asyncio.CancelledError:
                     raise
-                except Exception:
-                    logger.exception(
-                        "sender: step failed; trying again in %.0f s", self.retry_base_s
-                    )
+                except Exception as error:
+                    if self.store_health is not None and isinstance(error, StoreError):
+                        self.store_health.failed(error)
+                    else:
+                        logger.exception(
+                            "sender: step failed; trying again in %.0f s", self.retry_base_s
+                        )
                     await self._nap(self.retry_base_s)
         finally:
             await self._settle()
@@ -560,8 +569,11 @@ class Sender:
             if ahead is not None:
                 try:
                     self._claimed_ahead = await ahead
-                except Exception:
-                    logger.exception("sender: could not claim the next deliveries")
+                except Exception as error:
+                    if self.store_health is not None and isinstance(error, StoreError):
+                        self.store_health.failed(error)
+                    else:
+                        logger.exception("sender: could not claim the next deliveries")
         self._next_send_at = self.clock.now() + timedelta(seconds=self._gap())
 
     async def _put_back_claimed_ahead(self) -> None:
@@ -625,6 +637,7 @@ class Sender:
                 )
                 continue
             self.sent_count += 1
+            await self._due_times.observe_sent(delivery.run_id, self.clock.now())
             logger.info(
                 # Not WhatsApp's message id: it holds the recipient's number.
                 "sender: delivery %s (schedule %s, run %s) sent%s",

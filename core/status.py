@@ -116,9 +116,23 @@ async def sidecar_status(settings: Settings, client: httpx.AsyncClient) -> Proce
 async def core_status(settings: Settings, client: httpx.AsyncClient) -> ProcessStatus:
     pid = read_pid(data_dir() / "wasched.pid")
     url = f"http://{settings.HTTP_HOST}:{settings.HTTP_PORT}/healthz"
-    answers, _ = await _get_json(client, url)
+    answers, health = await _get_json(client, url)
     detail = f"{url} answers" if answers else f"{url} does not answer"
-    return ProcessStatus("wasched", pid, pid is not None and pid_alive(pid), answers, detail)
+    running = pid is not None and pid_alive(pid)
+    return ProcessStatus("wasched", pid, running, answers, detail, database_notes(health))
+
+
+def database_notes(health: object) -> tuple[str, ...]:
+    """What core's /healthz says of a database that is busy or does not take writes."""
+    if not isinstance(health, dict):
+        return ()
+    database = health.get("database")
+    error = database.get("error") if isinstance(database, dict) else None
+    if health.get("store") == "busy":
+        return ("database: busy (another process holds its lock); due runs wait, none is lost",)
+    if health.get("store") == "failing":
+        return (f"database: does not take writes: {error or 'see the log'}",)
+    return ()
 
 
 def next_run_line(schedules: Sequence[Schedule], now: datetime) -> str:
@@ -178,7 +192,9 @@ async def status_command(now: datetime | None = None) -> int:
         core, sidecar = await asyncio.gather(
             core_status(settings, client), sidecar_status(settings, client)
         )
-    rows = [("wasched", core.line()), ("whatsapp", sidecar.line())]
+    rows = [("wasched", core.line())]
+    rows += [("", note) for note in core.notes]
+    rows += [("whatsapp", sidecar.line())]
     rows += [("", note) for note in sidecar.notes]
     rows += await store_lines(settings, now)
     width = max(len(name) for name, _ in rows)

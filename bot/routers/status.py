@@ -1,4 +1,4 @@
-"""/status: WhatsApp, scheduler, counts, version."""
+"""/status: WhatsApp, scheduler, database, counts, version."""
 
 from __future__ import annotations
 
@@ -7,12 +7,22 @@ from aiogram.filters import Command
 from aiogram.types import Message, User
 
 from bot import ui
+from core.health import StoreHealth
 from core.service import Scheduling
 
 router = Router(name=__name__)
 
 
 @router.message(Command("status"))
-async def status(message: Message, service: Scheduling, event_from_user: User) -> None:
+async def status(
+    message: Message,
+    service: Scheduling,
+    event_from_user: User,
+    store_health: StoreHealth | None = None,
+) -> None:
     timezone = await service.timezone_of(event_from_user.id)
-    await message.answer(ui.status_text(await service.status(), timezone))
+    text = ui.status_text(await service.status(), timezone)
+    if store_health is not None:
+        state = await store_health.check()
+        text += "\n" + ui.database_line(state.value, store_health.reason)
+    await message.answer(text)

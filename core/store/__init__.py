@@ -282,6 +282,11 @@ class Store(Protocol):
         `limit`; with `after_id`, only those after (`since`, `after_id`): the next page, which
         never stalls on many deliveries sent in the same instant."""
 
+    # health --------------------------------------------------------------------------
+    async def check_writes(self) -> None:
+        """Write one small record; raise `StoreError` (what failed, what to do) when the
+        database does not take writes (read-only, disk full, locked)."""
+
 
 async def open_store(database_url: str) -> Store:
     """Open the store that `database_url` names: `sqlite:///path` or `mongodb://...`."""

@@ -970,3 +970,18 @@ class MongoStore:
             .limit(limit)
         )
         return [_record(Delivery, doc) for doc in await cursor.to_list(None)]
+
+    async def check_writes(self) -> None:
+        """Write one document: a secondary, a read-only user or a full disk refuse it."""
+        from core.errors import StoreNotWritable
+
+        try:
+            await self._db["write_check"].update_one(
+                {"_id": 1}, {"$set": {"at": datetime.now(UTC)}}, upsert=True
+            )
+        except PyMongoError as exc:
+            raise StoreNotWritable(
+                f"the database does not take writes ({exc})",
+                "check that the server runs with free disk space, is the primary, and that "
+                "the user in DATABASE_URL may write",
+            ) from exc

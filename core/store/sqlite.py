@@ -30,6 +30,7 @@ from core.errors import (
     NotFound,
     ScheduleMoved,
     StoreError,
+    StoreNotWritable,
     TargetNotEmpty,
     WaschedError,
 )
@@ -336,6 +337,13 @@ class SQLiteStore:
         store = cls(db)
         try:
             await store._prepare()
+        except StoreError as exc:
+            await db.close()
+            cause = exc.__cause__
+            refused = _not_writable(cause) if isinstance(cause, sqlite3.Error) else None
+            if refused is None:
+                raise
+            raise refused from exc
         except BaseException:
             await db.close()
             raise
@@ -1073,8 +1081,66 @@ class SQLiteStore:
         )
         return _records(Delivery, rows)
 
+    async def check_writes(self) -> None:
+        await _check_writes(self)
+
 
 def _statements(script: str) -> list[str]:
     """Split the schema into statements (none of them holds a `;` inside)."""
     lines = [line for line in script.splitlines() if not line.strip().startswith("--")]
     return [part.strip() for part in "\n".join(lines).split(";") if part.strip()]
+
+
+# Why SQLite refuses a write (its extended error names start with these), and what to do.
+_WRITE_FAILURES = {
+    "SQLITE_READONLY": (
+        "is read-only",
+        "make the file and its directory writable by the user that runs wasched, "
+        "or set DATABASE_URL to a writable place",
+    ),
+    "SQLITE_FULL": ("cannot grow: the disk is full", "free space on the disk that holds it"),
+    "SQLITE_CANTOPEN": (
+        "cannot be opened for writing",
+        "make its directory writable by the user that runs wasched",
+    ),
+    "SQLITE_BUSY": (
+        "is locked by another process",
+        "stop the other process that holds it, or wait until it lets go",
+    ),
+    # WAL mode needs a -shm file beside the database: a full disk cannot make it.
+    "SQLITE_IOERR_SHMSIZE": (
+        "cannot make its shared-memory file: the disk is full",
+        "free space on the disk that holds it",
+    ),
+    "SQLITE_IOERR": (
+        "cannot be written (disk I/O error)",
+        "check the disk that holds it (is it full or failing?)",
+    ),
+}
+
+
+def _not_writable(exc: sqlite3.Error) -> StoreNotWritable | None:
+    """What SQLite's refusal of a write means and what to do; None for other errors."""
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    for prefix, (what, fix) in _WRITE_FAILURES.items():
+        if name.startswith(prefix):
+            return StoreNotWritable(f"the database {what} ({exc})", fix)
+    return None
+
+
+async def _check_writes(store: SQLiteStore) -> None:
+    """Write one row: SQLite opens a read-only file without a word and answers reads from it,
+    so only a write tells. Raises `StoreNotWritable` with why and what to do."""
+    try:
+        async with store._lock:
+            db = store._db
+            await db.execute(
+                "CREATE TABLE IF NOT EXISTS write_check (id INTEGER PRIMARY KEY, at TEXT)"
+            )
+            await db.execute(
+                "INSERT OR REPLACE INTO write_check (id, at) VALUES (1, ?)", (ts(_now()),)
+            )
+    except sqlite3.Error as exc:
+        raise _not_writable(exc) or StoreNotWritable(
+            f"the database cannot be written ({exc})", "check the file, its directory and the disk"
+        ) from exc

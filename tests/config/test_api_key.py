@@ -13,6 +13,7 @@ from aiohttp.test_utils import make_mocked_request
 from core.app import open_core
 from core.clock import FakeClock
 from core.errors import ConfigError
+from core.health import StoreHealth
 from core.http import CoreHttp, EventSink, HealthPort, SchedulerStatus
 from core.store import Store
 from tests.engine.conftest import START, RecordingNotifier, settings_for
@@ -74,6 +75,7 @@ async def test_core_http_without_a_key_configured_refuses_every_event() -> None:
         sender=cast(EventSink, None),
         notifier=notifier,
         whatsapp=cast(HealthPort, None),
+        store_health=cast(StoreHealth, None),
         api_key="",
     )
     for headers in ({}, {"X-Api-Key": ""}):

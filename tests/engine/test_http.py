@@ -64,7 +64,8 @@ async def test_healthz_is_200_when_all_are_well_and_503_when_the_sidecar_is_down
     status, answer = await get(core, "/healthz")
     assert status == 200
     assert answer["ok"] is True
-    assert answer["database"] == {"ok": True}
+    assert answer["database"] == {"ok": True, "store": "ok"}
+    assert answer["store"] == "ok"
     assert answer["scheduler"]["running"] is True
     assert answer["scheduler"]["jobs"] in (0, 1)
     assert answer["sidecar"]["state"] == "WORKING"
