@@ -10,6 +10,7 @@ run in `BEGIN IMMEDIATE` transactions.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -256,7 +257,10 @@ def _create_private(path: Path) -> None:
     for directory in reversed(missing):
         directory.mkdir(mode=0o700, exist_ok=True)
         directory.chmod(0o700)
-    os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
+    # Only a new file is made here: an existing one is SQLite's to open (a read-only one is
+    # then refused by the write check, with its own reason, not as a directory problem).
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
 
 
 class _Conflict(StoreError):

@@ -69,6 +69,7 @@ def run(cwd: Path, database: Path, *args: str) -> subprocess.CompletedProcess[st
         TELEGRAM_API_URL=f"http://127.0.0.1:{free_port()}",
         WHATSAPP_URL=f"http://127.0.0.1:{free_port()}",
         HTTP_PORT=str(free_port()),
+        WHATSAPP_API_KEY="unwritable-database-test-key",
     )
     return subprocess.run(
         [sys.executable, *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=60
