@@ -7,6 +7,7 @@ import asyncio
 import os
 import signal
 import sys
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -22,9 +23,16 @@ from core.models import (
     Rule,
     RuleKind,
 )
-from core.store.sqlite import SQLiteStore
+from core.store import open_store
 from tests.engine.conftest import eventually
 from tests.fakes.sidecar import FakeSidecar, free_port
+from tests.store.conftest import (
+    FERRETDB_NOT_ATOMIC,
+    SHARED_DATABASES,
+    backend_of,
+    database_url_of,
+    expect_ferretdb_gap,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 SCHEDULES = 20
@@ -38,9 +46,19 @@ async def start_core(env: dict[str, str], log: Path) -> asyncio.subprocess.Proce
         )
 
 
+@pytest.fixture(params=SHARED_DATABASES)
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    async with database_url_of(request.param, tmp_path) as url:
+        yield url
+
+
 @pytest.mark.slow
-async def test_sigkill_mid_burst_loses_nothing_and_doubles_nothing(tmp_path: Path) -> None:
-    database_url = f"sqlite:///{tmp_path / 'crash.db'}"
+async def test_sigkill_mid_burst_loses_nothing_and_doubles_nothing(
+    tmp_path: Path, database_url: str, request: pytest.FixtureRequest
+) -> None:
+    # On FerretDB even one process fails here: runs fanned out at once draw the same ids from
+    # the `$inc` counters, and add_deliveries fails on the duplicate `_id`.
+    expect_ferretdb_gap(request, backend_of(request, "database_url"), FERRETDB_NOT_ATOMIC)
     sidecar = FakeSidecar(api_key="crash-key", send_delay_s=0.02)
     await sidecar.start()
     port = free_port()
@@ -48,7 +66,7 @@ async def test_sigkill_mid_burst_loses_nothing_and_doubles_nothing(tmp_path: Pat
         port = free_port()
     sidecar.events_url = f"http://127.0.0.1:{port}/whatsapp/events"
 
-    store = await SQLiteStore.open(database_url)
+    store = await open_store(database_url)
     at = SystemClock().now() - timedelta(seconds=5)
     for n in range(SCHEDULES):
         await store.add_schedule(
@@ -91,7 +109,7 @@ async def test_sigkill_mid_burst_loses_nothing_and_doubles_nothing(tmp_path: Pat
     assert sent_before_kill < SCHEDULES * RECIPIENTS, "the kill came too late to prove much"
 
     second = await start_core(env, log)
-    store = await SQLiteStore.open(database_url)
+    store = await open_store(database_url)
     try:
 
         async def all_final() -> bool:

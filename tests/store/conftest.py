@@ -33,7 +33,8 @@ MONGODB_TEST_URI = os.environ.get("MONGODB_TEST_URI")
 FERRETDB_NOT_ATOMIC = (
     "FerretDB 1.x runs findAndModify and update as a read, then a write of the whole document "
     "by _id (FerretDB issue 2168), so concurrent conditional updates are not atomic: two claims "
-    "can take the same delivery. MongoDB applies each one atomically."
+    "can take the same delivery, two `$inc` id counters give two processes one id. MongoDB "
+    "applies each one atomically."
 )
 FERRETDB_UPDATE_DUPLICATE = (
     "FerretDB 1.x answers an update that breaks a unique index with code 1 (InternalError), "
@@ -54,6 +55,46 @@ def expect_ferretdb_gap(request: pytest.FixtureRequest, backend: str, why: str) 
     """Mark this test as failing on FerretDB for `why` (strict: passing there fails too)."""
     if backend == "mongo" and _server.get("ferretdb"):
         request.applymarker(pytest.mark.xfail(reason=why, strict=True))
+
+
+@asynccontextmanager
+async def real_mongo_url() -> AsyncIterator[str]:
+    """A `mongodb://` URL of a fresh database on the server in MONGODB_TEST_URI, dropped after."""
+    assert MONGODB_TEST_URI is not None
+    name = f"wasched_test_{uuid.uuid4().hex[:12]}"
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(MONGODB_TEST_URI)
+    try:
+        await is_ferretdb(client)
+        head, _, options = MONGODB_TEST_URI.partition("?")
+        scheme, _, rest = head.partition("://")
+        hosts = rest.split("/", 1)[0]
+        yield f"{scheme}://{hosts}/{name}" + (f"?{options}" if options else "")
+    finally:
+        await client.drop_database(name)
+        await client.close()
+
+
+SHARED_DATABASES = [
+    pytest.param("sqlite", id="sqlite"),
+    pytest.param(
+        "mongo",
+        id="mongo",
+        marks=[
+            pytest.mark.mongo,
+            pytest.mark.skipif(not MONGODB_TEST_URI, reason="MONGODB_TEST_URI is not set"),
+        ],
+    ),
+]
+
+
+@asynccontextmanager
+async def database_url_of(backend: str, tmp_path: Path) -> AsyncIterator[str]:
+    """A `DATABASE_URL` for processes to share: a SQLite file, or a real MongoDB database."""
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp_path / 'wasched.db'}"
+    else:
+        async with real_mongo_url() as url:
+            yield url
 
 
 def backend_of(request: pytest.FixtureRequest, fixture: str = "store") -> str:
