@@ -73,7 +73,7 @@ logger = logging.getLogger(__name__)
 DEFAULT_DATABASE = "wasched"
 DUPLICATE_KEY = 11000
 # Inserts tried with fresh ids when an id was taken already (see `insert_run`).
-ID_TRIES = 5
+ID_TRIES = 10
 # Collections that hold data (`counters` only remembers ids given).
 DATA_COLLECTIONS = (*RECORD_COLLECTIONS, "values")
 
@@ -236,16 +236,31 @@ class MongoStore:
         await self._db.command("ping")
 
     async def _next_ids(self, collection: str, count: int = 1) -> list[int]:
-        counter = await self._counters.find_one_and_update(
+        take: Callable[[], Coroutine[Any, Any, Doc | None]] = functools.partial(
+            self._counters.find_one_and_update,
             {"_id": collection},
             {"$inc": {"seq": count}},
             upsert=True,
             return_document=ReturnDocument.AFTER,
         )
+        try:
+            counter = await take()
+        except DuplicateKeyError:
+            # Two upserts of a new counter raced and this one lost: now it is an update.
+            counter = await take()
         if counter is None:  # upsert=True always returns the document
             raise StoreError(f"The id counter of {collection} could not be moved.")
         last = int(counter["seq"])
         return list(range(last - count + 1, last + 1))
+
+    async def _catch_up_counter(self, collection: str) -> None:
+        """Move the id counter of `collection` past its highest id in use, after an insert
+        found its id taken (a counter behind the data)."""
+        highest = await self._db[collection].find_one({}, {"_id": 1}, sort=[("_id", DESCENDING)])
+        if highest is not None:
+            await self._counters.update_one(
+                {"_id": collection}, {"$max": {"seq": int(highest["_id"])}}, upsert=True
+            )
 
     # users ----------------------------------------------------------------------------
 
@@ -297,7 +312,13 @@ class MongoStore:
         if value is None:
             await self._values.delete_one({"_id": key})
         else:
-            await self._values.update_one({"_id": key}, {"$set": {"value": value}}, upsert=True)
+            try:
+                await self._values.update_one(
+                    {"_id": key}, {"$set": {"value": value}}, upsert=True
+                )
+            except DuplicateKeyError:
+                # Two upserts of a new key raced and this one lost: now it is an update.
+                await self._values.update_one({"_id": key}, {"$set": {"value": value}})
 
     # contacts -------------------------------------------------------------------------
 
@@ -605,6 +626,7 @@ class MongoStore:
                 if not manual and await self._runs.find_one({"run_key": key}, {"_id": 1}):
                     raise duplicate from exc
                 logger.warning("store: run id %d was taken already; drawing another", run_id)
+                await self._catch_up_counter("runs")
                 continue
             return run
         raise StoreError(f"No free run id after {ID_TRIES} tries: the id counter is broken.")
@@ -695,6 +717,9 @@ class MongoStore:
                     raise
             found.update(await self._deliveries_by_key(list(missing)))
             missing = {key: new for key, new in missing.items() if key not in found}
+            if missing:
+                logger.warning("store: %d delivery ids were taken already", len(missing))
+                await self._catch_up_counter("deliveries")
         if missing:
             raise StoreError(
                 f"No free delivery ids after {ID_TRIES} tries: the id counter is broken."

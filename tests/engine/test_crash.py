@@ -26,13 +26,7 @@ from core.models import (
 from core.store import open_store
 from tests.engine.conftest import eventually
 from tests.fakes.sidecar import FakeSidecar, free_port
-from tests.store.conftest import (
-    FERRETDB_NOT_ATOMIC,
-    SHARED_DATABASES,
-    backend_of,
-    database_url_of,
-    expect_ferretdb_gap,
-)
+from tests.store.conftest import SHARED_DATABASES, database_url_of
 
 REPO = Path(__file__).resolve().parents[2]
 SCHEDULES = 20
@@ -54,11 +48,8 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
 
 @pytest.mark.slow
 async def test_sigkill_mid_burst_loses_nothing_and_doubles_nothing(
-    tmp_path: Path, database_url: str, request: pytest.FixtureRequest
+    tmp_path: Path, database_url: str
 ) -> None:
-    # On FerretDB even one process fails here: runs fanned out at once draw the same ids from
-    # the `$inc` counters, and add_deliveries fails on the duplicate `_id`.
-    expect_ferretdb_gap(request, backend_of(request, "database_url"), FERRETDB_NOT_ATOMIC)
     sidecar = FakeSidecar(api_key="crash-key", send_delay_s=0.02)
     await sidecar.start()
     port = free_port()
@@ -98,7 +89,7 @@ async def test_sigkill_mid_burst_loses_nothing_and_doubles_nothing(
     log = tmp_path / "core.log"
     first = await start_core(env, log)
     try:
-        await eventually(lambda: len(sidecar.outbox) >= 40, within_s=30, what="some sends")
+        await eventually(lambda: len(sidecar.outbox) >= 40, within_s=300, what="some sends")
         first.send_signal(signal.SIGKILL)
         await first.wait()
     finally:
@@ -118,7 +109,9 @@ async def test_sigkill_mid_burst_loses_nothing_and_doubles_nothing(
                 d.status in FINAL_STATUSES for d in found
             )
 
-        await eventually(all_final, within_s=60, what="every delivery to end")
+        # A bound, not a measure: FerretDB on SQLite takes about a second a send on a busy
+        # machine (its sorts and filters are not pushed down to SQLite).
+        await eventually(all_final, within_s=600, what="every delivery to end")
         second.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(second.wait(), 30) == 0, log.read_text()[-3000:]
 
