@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import sys
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
@@ -45,6 +46,12 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 SCHEDULES = 10
 RECIPIENTS = 8  # 80 messages due at once
 OWNER = 4242
+# What the sidecar logs when it answers a send of a key it has seen (its src/sender.js).
+DUPLICATE_ANSWERS = (
+    "duplicate send answered from the ledger",
+    "same key already being sent; sharing its outcome",
+    "an earlier attempt was found in the chat",
+)
 
 
 def address(schedule: int, recipient: int) -> str:
@@ -112,7 +119,8 @@ async def test_two_processes_kill_one_mid_burst_each_recipient_gets_each_message
                 "WHATSAPP_EVENTS_URL": f"http://127.0.0.1:{core_ports[1]}/whatsapp/events",
                 "WHATSAPP_API_KEY": API_KEY,
                 "WHATSAPP_ENV_FILE": str(tmp_path / "no.env"),
-                "WHATSAPP_LOG_LEVEL": "warn",
+                # Info: the sidecar logs each send it answers as a duplicate of a key.
+                "WHATSAPP_LOG_LEVEL": "info",
                 "WHATSAPP_FAKE_START_STATE": "SCAN_QR_CODE",
                 # Sends that take a moment, so the burst lasts while both processes send.
                 "WHATSAPP_FAKE_SEND_DELAY_MS": "100",
@@ -194,6 +202,19 @@ async def test_two_processes_kill_one_mid_burst_each_recipient_gets_each_message
         doomed.send_signal(signal.SIGKILL)
         await doomed.wait()
         assert await sent() < SCHEDULES * RECIPIENTS, "the kill came too late to prove much"
+        # What the killed process held: the only deliveries the sidecar may be asked for twice
+        # (sent, but not yet recorded, when it died).
+        store = await open_store(database_url)
+        try:
+            held_by_doomed = [
+                d
+                for d in await store.list_deliveries(
+                    DeliveryFilter(statuses=[DeliveryStatus.sending])
+                )
+                if d.lease_owner == f"{socket.gethostname()}:{core_ports[0]}"
+            ]
+        finally:
+            await store.close()
 
         # The survivor sends the rest, and what the killed one held once its lease ends.
         store = await open_store(database_url)
@@ -212,6 +233,11 @@ async def test_two_processes_kill_one_mid_burst_each_recipient_gets_each_message
         messages = await outbox(http, sidecar_url)
         assert await stop(survivor, logs[1]) == 0, logs[1].read_text()[-3000:]
 
+    # Each claim went to one process: the sidecar answered a key as a duplicate only for what
+    # the killed process held (two senders holding one delivery would both ask for it).
+    sidecar_lines = sidecar_log.read_text(errors="replace")
+    duplicates = sum(sidecar_lines.count(line) for line in DUPLICATE_ANSWERS)
+    assert duplicates <= len(held_by_doomed), (duplicates, len(held_by_doomed))
     received = Counter((m["to"], m["text"]) for m in messages)
     expected = {
         (chat(address(n, r)), f"burst {n}") for n in range(SCHEDULES) for r in range(RECIPIENTS)
