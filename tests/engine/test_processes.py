@@ -24,6 +24,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from pymongo import AsyncMongoClient
 
 from core.clock import SystemClock
 from core.models import (
@@ -39,7 +40,12 @@ from core.store import open_store
 from tests.bot.test_e2e import API_KEY, REPO, SIDECAR, free_port, needs_node, stop, wait_until_up
 from tests.engine.conftest import eventually
 from tests.fakes.telegram import FakeTelegram
-from tests.store.conftest import SHARED_DATABASES, database_url_of
+from tests.store.conftest import (
+    FERRETDB_NOT_ATOMIC,
+    SHARED_DATABASES,
+    database_url_of,
+    is_ferretdb,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -233,11 +239,6 @@ async def test_two_processes_kill_one_mid_burst_each_recipient_gets_each_message
         messages = await outbox(http, sidecar_url)
         assert await stop(survivor, logs[1]) == 0, logs[1].read_text()[-3000:]
 
-    # Each claim went to one process: the sidecar answered a key as a duplicate only for what
-    # the killed process held (two senders holding one delivery would both ask for it).
-    sidecar_lines = sidecar_log.read_text(errors="replace")
-    duplicates = sum(sidecar_lines.count(line) for line in DUPLICATE_ANSWERS)
-    assert duplicates <= len(held_by_doomed), (duplicates, len(held_by_doomed))
     received = Counter((m["to"], m["text"]) for m in messages)
     expected = {
         (chat(address(n, r)), f"burst {n}") for n in range(SCHEDULES) for r in range(RECIPIENTS)
@@ -245,6 +246,24 @@ async def test_two_processes_kill_one_mid_burst_each_recipient_gets_each_message
     assert set(received) == expected
     assert [pair for pair, count in received.items() if count > 1] == []
     assert len(runs) == SCHEDULES  # one run per occurrence, whichever process fired it
+
+    # Each claim went to one process: the sidecar answered a key as a duplicate only for what
+    # the killed process held (two senders holding one delivery would both ask for it).
+    sidecar_lines = sidecar_log.read_text(errors="replace")
+    duplicates = sum(sidecar_lines.count(line) for line in DUPLICATE_ANSWERS)
+    if duplicates > len(held_by_doomed) and await on_ferretdb(database_url):
+        pytest.xfail(FERRETDB_NOT_ATOMIC)  # every message still went out once (above)
+    assert duplicates <= len(held_by_doomed), (duplicates, len(held_by_doomed))
+
+
+async def on_ferretdb(database_url: str) -> bool:
+    if not database_url.startswith("mongodb"):
+        return False
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(database_url)
+    try:
+        return await is_ferretdb(client)
+    finally:
+        await client.close()
 
 
 def polling(telegram: FakeTelegram) -> Callable[[], bool | None]:
