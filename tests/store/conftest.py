@@ -6,7 +6,7 @@
   and sets it; skipped when unset), on a database of its own that is dropped afterwards.
 
 Where FerretDB differs from MongoDB in something the store relies on, the test that shows it
-calls `expect_ferretdb_gap`: on FerretDB it must fail (strict xfail), everywhere else it runs.
+calls `expect_ferretdb_gap`: on FerretDB it is an expected failure, everywhere else it runs.
 """
 
 from __future__ import annotations
@@ -52,9 +52,12 @@ async def is_ferretdb(client: AsyncMongoClient[dict[str, Any]]) -> bool:
 
 
 def expect_ferretdb_gap(request: pytest.FixtureRequest, backend: str, why: str) -> None:
-    """Mark this test as failing on FerretDB for `why` (strict: passing there fails too)."""
+    """Mark this test as failing on FerretDB for `why`. A gap that always shows (an error
+    code) is strict: passing there fails too. A race (`FERRETDB_NOT_ATOMIC`) shows in most
+    runs, not all, so passing there is allowed: CI must not depend on losing a race."""
     if backend == "mongo" and _server.get("ferretdb"):
-        request.applymarker(pytest.mark.xfail(reason=why, strict=True))
+        strict = why is not FERRETDB_NOT_ATOMIC
+        request.applymarker(pytest.mark.xfail(reason=why, strict=strict))
 
 
 @asynccontextmanager
