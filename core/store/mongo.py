@@ -72,6 +72,8 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_DATABASE = "wasched"
 DUPLICATE_KEY = 11000
+# Inserts tried with fresh ids when an id was taken already (see `insert_run`).
+ID_TRIES = 10
 # Collections that hold data (`counters` only remembers ids given).
 DATA_COLLECTIONS = (*RECORD_COLLECTIONS, "values")
 
@@ -234,16 +236,31 @@ class MongoStore:
         await self._db.command("ping")
 
     async def _next_ids(self, collection: str, count: int = 1) -> list[int]:
-        counter = await self._counters.find_one_and_update(
+        take: Callable[[], Coroutine[Any, Any, Doc | None]] = functools.partial(
+            self._counters.find_one_and_update,
             {"_id": collection},
             {"$inc": {"seq": count}},
             upsert=True,
             return_document=ReturnDocument.AFTER,
         )
+        try:
+            counter = await take()
+        except DuplicateKeyError:
+            # Two upserts of a new counter raced and this one lost: now it is an update.
+            counter = await take()
         if counter is None:  # upsert=True always returns the document
             raise StoreError(f"The id counter of {collection} could not be moved.")
         last = int(counter["seq"])
         return list(range(last - count + 1, last + 1))
+
+    async def _catch_up_counter(self, collection: str) -> None:
+        """Move the id counter of `collection` past its highest id in use, after an insert
+        found its id taken (a counter behind the data)."""
+        highest = await self._db[collection].find_one({}, {"_id": 1}, sort=[("_id", DESCENDING)])
+        if highest is not None:
+            await self._counters.update_one(
+                {"_id": collection}, {"$max": {"seq": int(highest["_id"])}}, upsert=True
+            )
 
     # users ----------------------------------------------------------------------------
 
@@ -295,7 +312,13 @@ class MongoStore:
         if value is None:
             await self._values.delete_one({"_id": key})
         else:
-            await self._values.update_one({"_id": key}, {"$set": {"value": value}}, upsert=True)
+            try:
+                await self._values.update_one(
+                    {"_id": key}, {"$set": {"value": value}}, upsert=True
+                )
+            except DuplicateKeyError:
+                # Two upserts of a new key raced and this one lost: now it is an update.
+                await self._values.update_one({"_id": key}, {"$set": {"value": value}})
 
     # contacts -------------------------------------------------------------------------
 
@@ -581,27 +604,32 @@ class MongoStore:
         duplicate = DuplicateRun(
             f"Schedule #{schedule_id} already has a run for {utc(scheduled_for).isoformat()}."
         )
-        if not manual and await self._runs.find_one(
-            {"run_key": _run_key(schedule_id, scheduled_for)}, {"_id": 1}
-        ):
-            raise duplicate
-        [run_id] = await self._next_ids("runs")
-        run = Run(
-            id=run_id,
-            schedule_id=schedule_id,
-            owner_id=owner_id,
-            scheduled_for=utc(scheduled_for),
-            trigger=trigger,
-            created_at=_now(),
-            late_by_s=late_by_s,
-            outcome=outcome,
-        )
-        key = _manual_key(run_id) if manual else _run_key(schedule_id, scheduled_for)
-        try:
-            await self._runs.insert_one({**_document(run), "run_key": key})
-        except DuplicateKeyError as exc:
-            raise duplicate from exc
-        return run
+        # The unique `run_key` decides, in the insert itself. A duplicate key error can also
+        # come from `_id` (an id counter behind the data, or a server whose `$inc` is not
+        # atomic): then the occurrence has no run yet and the insert is tried with a new id.
+        for _ in range(ID_TRIES):
+            [run_id] = await self._next_ids("runs")
+            run = Run(
+                id=run_id,
+                schedule_id=schedule_id,
+                owner_id=owner_id,
+                scheduled_for=utc(scheduled_for),
+                trigger=trigger,
+                created_at=_now(),
+                late_by_s=late_by_s,
+                outcome=outcome,
+            )
+            key = _manual_key(run_id) if manual else _run_key(schedule_id, scheduled_for)
+            try:
+                await self._runs.insert_one({**_document(run), "run_key": key})
+            except DuplicateKeyError as exc:
+                if not manual and await self._runs.find_one({"run_key": key}, {"_id": 1}):
+                    raise duplicate from exc
+                logger.warning("store: run id %d was taken already; drawing another", run_id)
+                await self._catch_up_counter("runs")
+                continue
+            return run
+        raise StoreError(f"No free run id after {ID_TRIES} tries: the id counter is broken.")
 
     @_translating
     async def get_run(self, run_id: int) -> Run | None:
@@ -657,7 +685,11 @@ class MongoStore:
         missing = {
             new.idempotency_key: new for new in deliveries if new.idempotency_key not in found
         }
-        if missing:
+        # A key stored by another process meanwhile stands (theirs won). A key still missing
+        # after the insert lost on `_id` (see `insert_run`) and is tried with a new id.
+        for _ in range(ID_TRIES):
+            if not missing:
+                break
             ids = await self._next_ids("deliveries", len(missing))
             docs = []
             for delivery_id, new in zip(ids, missing.values(), strict=True):
@@ -680,11 +712,18 @@ class MongoStore:
             try:
                 await self._deliveries.insert_many(docs, ordered=False)
             except BulkWriteError as exc:
-                # Another process stored some of the same keys first: theirs stand.
                 errors = exc.details.get("writeErrors", [])
                 if any(error.get("code") != DUPLICATE_KEY for error in errors):
                     raise
             found.update(await self._deliveries_by_key(list(missing)))
+            missing = {key: new for key, new in missing.items() if key not in found}
+            if missing:
+                logger.warning("store: %d delivery ids were taken already", len(missing))
+                await self._catch_up_counter("deliveries")
+        if missing:
+            raise StoreError(
+                f"No free delivery ids after {ID_TRIES} tries: the id counter is broken."
+            )
         return [found[new.idempotency_key] for new in deliveries]
 
     @_translating

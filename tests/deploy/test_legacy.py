@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from mongomock_motor import AsyncMongoMockClient
+from pymongo import AsyncMongoClient
 
 from core.errors import WaschedError
 from core.legacy import cron_shift, import_legacy, refuse_same_database
@@ -20,6 +23,7 @@ from core.models import (
     ScheduleState,
 )
 from core.store import Store
+from tests.store.conftest import MONGODB_TEST_URI
 
 NOW = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)  # a Saturday
 OWNER = 4242
@@ -157,15 +161,39 @@ LOGS: list[dict[str, Any]] = [
 ]
 
 
-@pytest.fixture
-async def legacy_db() -> Any:
-    client: Any = AsyncMongoMockClient()
-    db = client["whatsapp_scheduler"]
-    await db["contacts"].insert_many([dict(doc) for doc in CONTACTS])
-    await db["templates"].insert_many([dict(doc) for doc in TEMPLATES])
-    await db["schedules"].insert_many([dict(doc) for doc in SCHEDULES])
-    await db["logs"].insert_many([dict(doc) for doc in LOGS])
-    return db
+@pytest.fixture(
+    params=[
+        "mongomock",
+        pytest.param(
+            "mongo",
+            marks=[
+                pytest.mark.mongo,
+                pytest.mark.skipif(not MONGODB_TEST_URI, reason="MONGODB_TEST_URI is not set"),
+            ],
+        ),
+    ]
+)
+async def legacy_db(request: pytest.FixtureRequest) -> AsyncIterator[Any]:
+    """The replaced system's database as it kept it: on mongomock-motor, and on the real
+    server (a database of its own, dropped afterwards)."""
+    client: Any
+    if request.param == "mongomock":
+        client = AsyncMongoMockClient()
+        name = "whatsapp_scheduler"
+    else:
+        client = AsyncMongoClient(MONGODB_TEST_URI)
+        name = f"whatsapp_scheduler_{uuid.uuid4().hex[:12]}"
+    db = client[name]
+    try:
+        await db["contacts"].insert_many([dict(doc) for doc in CONTACTS])
+        await db["templates"].insert_many([dict(doc) for doc in TEMPLATES])
+        await db["schedules"].insert_many([dict(doc) for doc in SCHEDULES])
+        await db["logs"].insert_many([dict(doc) for doc in LOGS])
+        yield db
+    finally:
+        if request.param == "mongo":
+            await client.drop_database(name)
+            await client.close()
 
 
 async def run_import(db: Any, store: Store) -> Any:

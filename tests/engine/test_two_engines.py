@@ -1,18 +1,43 @@
-"""Two cores on one SQLite file never send an occurrence twice."""
+"""Two cores on one store (a SQLite file, a real MongoDB server) never send an occurrence twice."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
 
 from core.clock import FakeClock
 from core.models import DeliveryStatus
 from tests.engine.conftest import PHONE, CoreFactory, eventually
 from tests.fakes.sidecar import FakeSidecar
+from tests.store.conftest import (
+    FERRETDB_NOT_ATOMIC,
+    SHARED_DATABASES,
+    backend_of,
+    database_url_of,
+    expect_ferretdb_gap,
+)
+
+
+@pytest.fixture(params=SHARED_DATABASES)
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """The cores' shared database: a SQLite file, or a fresh database on the real server."""
+    async with database_url_of(request.param, tmp_path) as url:
+        yield url
 
 
 async def test_two_engines_and_senders_on_one_store_send_each_occurrence_once(
-    start_core: CoreFactory, clock: FakeClock, sidecar: FakeSidecar
+    start_core: CoreFactory,
+    clock: FakeClock,
+    sidecar: FakeSidecar,
+    database_url: str,
+    request: pytest.FixtureRequest,
 ) -> None:
+    # On FerretDB two senders claim the same delivery (the sidecar refuses the second send of
+    # its key, so `sidecar.requests` counts more than the sends).
+    expect_ferretdb_gap(request, backend_of(request, "database_url"), FERRETDB_NOT_ATOMIC)
     one = await start_core(worker="one")
     two = await start_core(worker="two")
     recipients = ", ".join(f"+49151000000{i:02d}" for i in range(5))
@@ -30,7 +55,12 @@ async def test_two_engines_and_senders_on_one_store_send_each_occurrence_once(
         # Let the sends finish before time moves on: moving the clock an hour past a send
         # in flight would end its lease, and the other worker would (rightly) take it over.
         total = occurrence * expected
-        await eventually(lambda: len(sidecar.outbox) == total, what="every send")  # noqa: B023
+        # Bounds, not measures: FerretDB takes about a second a send on a busy machine.
+        await eventually(
+            lambda: len(sidecar.outbox) == total,  # noqa: B023
+            within_s=300,
+            what="every send",
+        )
 
         async def settled() -> bool:
             counts = await one.store.count_deliveries()
@@ -38,7 +68,7 @@ async def test_two_engines_and_senders_on_one_store_send_each_occurrence_once(
                 counts.get(DeliveryStatus.sending, 0) + counts.get(DeliveryStatus.queued, 0) == 0
             )
 
-        await eventually(settled, what="every send recorded")
+        await eventually(settled, within_s=300, what="every send recorded")
     await asyncio.sleep(0.2)
 
     assert len(sidecar.keys()) == len(set(sidecar.keys())) == 3 * expected

@@ -1,0 +1,31 @@
+"""Says at the end of a run how many tests ran on the real MongoDB server (marked `mongo`)."""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+
+import pytest
+
+_mongo_outcomes: Counter[str] = Counter()
+_mongo_tests: set[str] = set()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    _mongo_tests.update(item.nodeid for item in items if item.get_closest_marker("mongo"))
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.nodeid not in _mongo_tests:
+        return
+    if report.when == "call" or (report.when == "setup" and not report.passed):
+        outcome = "xfailed" if hasattr(report, "wasxfail") else report.outcome
+        _mongo_outcomes[outcome] += 1
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if not _mongo_outcomes:
+        return
+    where = "MONGODB_TEST_URI" if os.environ.get("MONGODB_TEST_URI") else "no server"
+    counts = ", ".join(f"{count} {outcome}" for outcome, count in sorted(_mongo_outcomes.items()))
+    terminalreporter.write_line(f"real MongoDB server tests ({where}): {counts}")
