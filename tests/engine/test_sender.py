@@ -20,6 +20,8 @@ from tests.engine.conftest import (
 from tests.fakes.sidecar import FakeSidecar, SentRecord
 
 OTHER = "+4915199999999"
+# A delivery the sender recorded as sent; acks may already have moved it on.
+SENT = (DeliveryStatus.sent, DeliveryStatus.delivered, DeliveryStatus.read)
 
 
 async def run_now(core: Core, recipients: str = PHONE) -> int:
@@ -130,11 +132,18 @@ async def test_held_while_not_linked_then_released_when_working(
 
     await sidecar.set_state("WORKING")  # posts session.status to core
 
-    await eventually(lambda: len(sidecar.outbox) == 2, what="both sends after linking")
+    # The sidecar keeps a send before it answers; the sender records it after the answer.
+    # Wait for the store, which is what the attempts below are read from.
+    async def both_sent() -> bool:
+        return all(d.status in SENT for d in await deliveries(core))
+
+    await eventually(both_sent, what="both sends after linking, recorded")
     assert requests_while_down <= 1  # at most the send that found out
+    # Each held delivery reached the sidecar once, and nothing else did.
+    assert sidecar.requests == requests_while_down + 2
+    assert sorted(d.idempotency_key for d in await deliveries(core)) == sorted(sidecar.keys())
     assert ("WORKING", {"id": "15550001111@c.us", "name": "Fake"}) in notifier.sessions
-    (d,) = await deliveries(core, run_id=first)
-    assert d.attempts == 1
+    assert [d.attempts for d in await deliveries(core)] == [1, 1]
 
 
 async def test_acks_move_a_delivery_forward_never_backwards(
