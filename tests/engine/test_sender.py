@@ -55,7 +55,13 @@ async def test_retry_after_the_sidecar_was_down_then_recovery(
     await sidecar.start()
     await clock.advance((waiting.next_attempt_at - clock.now()).total_seconds())
 
-    await eventually(lambda: len(sidecar.outbox) == 1, what="the send after recovery")
+    # Not the fake's outbox: it keeps the send before it answers, and the sender records
+    # the attempt after the answer.
+    async def recorded() -> bool:
+        return await statuses(core, run_id) in (["sent"], ["delivered"], ["read"])
+
+    await eventually(recorded, what="the send after recovery, recorded")
+    assert len(sidecar.outbox) == 1 and sidecar.requests == 1
     (sent,) = await deliveries(core, run_id=run_id)
     assert sent.attempts == 2
     assert sent.last_error is None
@@ -198,9 +204,16 @@ async def test_the_hourly_cap_delays_sends_and_never_drops_them(
     core = await start_core(SEND_HOURLY_CAP=2)
     run_id = await run_now(core, f"{PHONE}, {OTHER}, +4915100000001")
 
-    await eventually(lambda: len(sidecar.outbox) == 2, what="two sends")
-    await asyncio.sleep(0.2)
-    assert len(sidecar.outbox) == 2
+    async def two_read() -> bool:
+        return sorted(await statuses(core, run_id)) == ["queued", "read", "read"]
+
+    await eventually(two_read, what="two sends, recorded and acked")
+    # The sender sleeps until the first send is an hour old; until then nothing goes out.
+    hour_later = clock.now() + timedelta(hours=1)
+    await eventually(
+        lambda: hour_later in clock.sleeping_until(), what="the sender waiting for the cap"
+    )
+    assert len(sidecar.outbox) == 2 and sidecar.requests == 2
     assert sorted(await statuses(core, run_id)) == ["queued", "read", "read"]
 
     await clock.advance(3600)
