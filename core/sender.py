@@ -340,7 +340,9 @@ class Sender:
             await self._hold_due(now)
             if self._next_probe_at is None:
                 self._next_probe_at = now + timedelta(seconds=self.probe_every_s)
-            await self._nap(max(0.0, (self._next_probe_at - now).total_seconds()))
+            # From the time it is now: holding the due deliveries above takes time, and a
+            # nap as long as at the start of the step would put the probe off by that long.
+            await self._nap(max(0.0, (self._next_probe_at - self.clock.now()).total_seconds()))
             if self._paused and not self._stopping and self.clock.now() >= self._next_probe_at:
                 await self._probe()
             return
@@ -732,6 +734,11 @@ class Sender:
                 self.reporter.mark(delivery.run_id)
                 return True
         return True
+
+    @property
+    def next_probe_at(self) -> datetime | None:
+        """When the paused worker asks /health next (None before it first sets it)."""
+        return self._next_probe_at
 
 
 def _ack_fields(delivery: Delivery, ack: int, now: datetime) -> dict[str, Any] | None:
