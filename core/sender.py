@@ -386,7 +386,10 @@ class Sender:
         waiter = asyncio.ensure_future(self._wake.wait())
         tasks: set[asyncio.Future[Any]] = {waiter}
         if seconds is not None:
-            tasks.add(asyncio.ensure_future(self.clock.sleep(seconds)))
+            # It ends `seconds` from now, not from when the sleeping task first runs (the
+            # clock may move in between).
+            until = self.clock.now() + timedelta(seconds=seconds)
+            tasks.add(asyncio.ensure_future(self._sleep_until(until)))
         try:
             await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -394,6 +397,9 @@ class Sender:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
         self._wake.clear()
+
+    async def _sleep_until(self, until: datetime) -> None:
+        await self.clock.sleep(max(0.0, (until - self.clock.now()).total_seconds()))
 
     async def _probe(self) -> None:
         """Ask the sidecar for the session state (at start and while paused), then set when
