@@ -190,6 +190,8 @@ class Sender:
         self._release_held = False
         self._session_state: str | None = None
         self._session_failure: SessionFailure | None = None
+        # How many times the session state was heard (events and probes).
+        self._session_news = 0
         # When the paused worker asks /health next, and how many probes in a row failed.
         self._next_probe_at: datetime | None = None
         self._probe_failures = 0
@@ -281,6 +283,7 @@ class Sender:
         the worker."""
         self._session_state = state
         self._session_failure = failure
+        self._session_news += 1
         if state == WORKING:
             if self._paused:
                 logger.info("sender: WhatsApp session is WORKING again; resuming")
@@ -568,6 +571,7 @@ class Sender:
     async def _send_one(self, delivery: Delivery, media: Media | None) -> SentMessage | None:
         """Send one delivery; return what the sidecar said on success (recorded by the
         caller), after recording any failure or hold here."""
+        news = self._session_news
         try:
             sent = await self.whatsapp.send(
                 delivery.recipient,
@@ -577,7 +581,13 @@ class Sender:
             )
         except WhatsAppNotReady as exc:
             await self._hold(delivery, reason=str(exc), code=exc.code)
-            if not self._paused:
+            if self._session_news != news and self._session_state == WORKING:
+                # WORKING was heard while this send was refused (the session linked right
+                # after): pausing now would keep it held until the next probe. It goes out
+                # again at once; if the session dropped instead, that send is refused too.
+                self._release_held = True
+                self._wake.set()
+            elif not self._paused:
                 logger.info("sender: WhatsApp is not ready; holding deliveries")
                 self._paused = True
                 self._next_probe_at = self.clock.now() + timedelta(seconds=self.probe_every_s)

@@ -4,12 +4,26 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from pathlib import Path
 
 from core import runs
 from core.app import Core
 from core.clock import FakeClock
-from core.models import DeliveryStatus, Recipient, RecipientKind, Rule, RuleKind, RunTrigger
+from core.errors import WhatsAppNotReady
+from core.models import (
+    DeliveryFilter,
+    DeliveryStatus,
+    Media,
+    Recipient,
+    RecipientKind,
+    Rule,
+    RuleKind,
+    RunTrigger,
+)
+from core.sender import Sender
+from core.session import WORKING
 from core.store.sqlite import SQLiteStore
+from core.whatsapp import SentMessage, SessionHealth
 from tests.engine.conftest import (
     PHONE,
     CoreFactory,
@@ -263,3 +277,78 @@ async def test_a_delivery_left_sending_by_a_crash_is_sent_again_with_the_same_ke
     await eventually(sent, what="the reclaimed delivery")
     assert sidecar.keys() == [claimed.idempotency_key]
     assert sidecar.requests == 1
+
+
+class LinkedWhileRefusingSidecar:
+    """A `SendPort` whose session links while the first send is on the wire: it refuses
+    that send (`not_ready`), and its WORKING event reaches the sender before the refusal."""
+
+    def __init__(self) -> None:
+        self.sender: Sender | None = None
+        self.refused = 0
+        self.keys: list[str] = []
+
+    async def send(
+        self, to: str, text: str, *, idempotency_key: str, media: Media | None = None
+    ) -> SentMessage:
+        if not self.refused:
+            self.refused += 1
+            assert self.sender is not None
+            self.sender.session_changed(WORKING)  # what POST /whatsapp/events does
+            raise WhatsAppNotReady("session is STARTING")
+        self.keys.append(idempotency_key)
+        return SentMessage(id=f"wa-{idempotency_key}", to=to, timestamp=None, duplicate=False)
+
+    async def health(self, *, within_s: float | None = None) -> SessionHealth:
+        return SessionHealth(status="ok", engine="fake", state=WORKING, me=None)
+
+
+async def test_working_heard_while_a_send_is_refused_sends_it_again_without_a_probe(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    store = await SQLiteStore.open(f"sqlite:///{tmp_path / 'wasched.db'}")
+    sidecar = LinkedWhileRefusingSidecar()
+    sender = Sender(
+        store,
+        clock,
+        sidecar,
+        RecordingNotifier(),
+        gap_min_s=0,
+        gap_max_s=0,
+        hourly_cap=10_000,
+        daily_cap=100_000,
+        retry_max_attempts=3,
+        report_every_s=0,
+        worker="w1",
+    )
+    sidecar.sender = sender
+    await sender.start()
+    try:
+        await eventually(
+            lambda: sender.status()["session_state"] == WORKING, what="the first probe"
+        )
+        schedule = await store.add_schedule(
+            owner_id=7,
+            recipients=[Recipient(kind=RecipientKind.phone, address=PHONE)],
+            rule=Rule(kind=RuleKind.once, timezone="UTC", at=clock.now() + timedelta(days=1)),
+            next_run_at=clock.now() + timedelta(days=1),
+            text="hi",
+        )
+        run, _ = await runs.start_run(
+            store, clock, schedule, scheduled_for=clock.now(), trigger=RunTrigger.manual
+        )
+        sender.deliveries_queued()
+
+        # The clock does not move: no probe comes to say the session works.
+        async def sent() -> bool:
+            (d,) = await store.list_deliveries(DeliveryFilter(run_id=run.id))
+            return d.status is DeliveryStatus.sent
+
+        await eventually(sent, what="the refused send going out again")
+        (d,) = await store.list_deliveries(DeliveryFilter(run_id=run.id))
+        assert d.attempts == 1 and sidecar.refused == 1
+        assert sidecar.keys == [d.idempotency_key]
+        assert not sender.paused
+    finally:
+        await sender.stop()
+        await store.close()
