@@ -360,10 +360,12 @@ class Sender:
             )
         if not batch:
             due = await self.store.next_delivery_due_at()
+            await self._settle()
+            # From the time it is now (the awaits above take time): a due delivery not
+            # yet claimed is claimed at once.
             nap = self.idle_check_s
             if due is not None:
-                nap = min(nap, max(0.0, (due - now).total_seconds()))
-            await self._settle()
+                nap = min(nap, max(0.0, (due - self.clock.now()).total_seconds()))
             await self._nap(nap)
             return
         await self._send(batch)

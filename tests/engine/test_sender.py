@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from core import runs
@@ -349,6 +349,87 @@ async def test_working_heard_while_a_send_is_refused_sends_it_again_without_a_pr
         assert d.attempts == 1 and sidecar.refused == 1
         assert sidecar.keys == [d.idempotency_key]
         assert not sender.paused
+    finally:
+        await sender.stop()
+        await store.close()
+
+
+class SlowToAnswerStore(SQLiteStore):
+    """The SQLite store on a slow disk: once `slow` is set, the next `next_delivery_due_at`
+    waits until the test opens `gate` (the test moves the clock meanwhile)."""
+
+    slow = False
+    entered: asyncio.Event
+    gate: asyncio.Event
+
+    async def next_delivery_due_at(self) -> datetime | None:
+        if self.slow:
+            self.slow = False
+            self.entered.set()
+            await self.gate.wait()
+        return await super().next_delivery_due_at()
+
+
+class WorkingSidecar:
+    """A `SendPort` whose session works and which accepts every send."""
+
+    def __init__(self) -> None:
+        self.keys: list[str] = []
+
+    async def send(
+        self, to: str, text: str, *, idempotency_key: str, media: Media | None = None
+    ) -> SentMessage:
+        self.keys.append(idempotency_key)
+        return SentMessage(id=f"wa-{idempotency_key}", to=to, timestamp=None, duplicate=False)
+
+    async def health(self, *, within_s: float | None = None) -> SessionHealth:
+        return SessionHealth(status="ok", engine="fake", state=WORKING, me=None)
+
+
+async def test_a_delivery_that_came_due_while_the_sender_looked_goes_out_at_once(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    store = await SlowToAnswerStore.open(f"sqlite:///{tmp_path / 'wasched.db'}")
+    assert isinstance(store, SlowToAnswerStore)
+    store.entered, store.gate = asyncio.Event(), asyncio.Event()
+    schedule = await store.add_schedule(
+        owner_id=7,
+        recipients=[Recipient(kind=RecipientKind.phone, address=PHONE)],
+        rule=Rule(kind=RuleKind.once, timezone="UTC", at=clock.now() + timedelta(days=1)),
+        next_run_at=clock.now() + timedelta(days=1),
+        text="hi",
+    )
+    run, _ = await runs.start_run(
+        store, clock, schedule, scheduled_for=clock.now(), trigger=RunTrigger.manual
+    )
+    (queued,) = await store.list_deliveries(DeliveryFilter(run_id=run.id))
+    due = clock.now() + timedelta(seconds=40)  # a retry's backoff, say
+    await store.update_delivery(queued.id, next_attempt_at=due)
+    store.slow = True
+    sidecar = WorkingSidecar()
+    sender = Sender(
+        store,
+        clock,
+        sidecar,
+        RecordingNotifier(),
+        gap_min_s=0,
+        gap_max_s=0,
+        hourly_cap=10_000,
+        daily_cap=100_000,
+        retry_max_attempts=3,
+        report_every_s=0,
+        idle_check_s=60,
+        worker="w1",
+    )
+    await sender.start()
+    try:
+        # It found nothing to claim and asks when the next one is due; the store is slow
+        # to answer, and meanwhile the delivery comes due.
+        await eventually(store.entered.is_set, what="the sender asking when one is due")
+        await clock.advance(40)
+        store.gate.set()
+        await eventually(lambda: clock.sleeping_until() != [], what="the sender asleep")
+        assert sidecar.keys == [queued.idempotency_key]
     finally:
         await sender.stop()
         await store.close()
