@@ -53,3 +53,8 @@ class FakeClock:
                 future.set_result(None)
         for _ in range(5):
             await asyncio.sleep(0)
+
+    def sleeping_until(self) -> list[datetime]:
+        """When each task asleep on this clock wakes, soonest first: a test waits for a task
+        to be asleep (it has done what it could before that time) instead of sleeping."""
+        return sorted(at for at, future in self._sleepers if not future.done())

@@ -198,6 +198,8 @@ class Sender:
         self._release_held = False
         self._session_state: str | None = None
         self._session_failure: SessionFailure | None = None
+        # How many times the session state was heard (events and probes).
+        self._session_news = 0
         # When the paused worker asks /health next, and how many probes in a row failed.
         self._next_probe_at: datetime | None = None
         self._probe_failures = 0
@@ -301,6 +303,7 @@ class Sender:
         the worker."""
         previous, self._session_state = self._session_state, state
         self._session_failure = failure
+        self._session_news += 1
         if state == WORKING:
             if previous != WORKING or self._paused:
                 self._missed_acks()
@@ -365,7 +368,9 @@ class Sender:
             await self._hold_due(now)
             if self._next_probe_at is None:
                 self._next_probe_at = now + timedelta(seconds=self.probe_every_s)
-            await self._nap(max(0.0, (self._next_probe_at - now).total_seconds()))
+            # From the time it is now: holding the due deliveries above takes time, and a
+            # nap as long as at the start of the step would put the probe off by that long.
+            await self._nap(max(0.0, (self._next_probe_at - self.clock.now()).total_seconds()))
             if self._paused and not self._stopping and self.clock.now() >= self._next_probe_at:
                 await self._probe()
             return
@@ -380,10 +385,12 @@ class Sender:
             )
         if not batch:
             due = await self.store.next_delivery_due_at()
+            await self._settle()
+            # From the time it is now (the awaits above take time): a due delivery not
+            # yet claimed is claimed at once.
             nap = self.idle_check_s
             if due is not None:
-                nap = min(nap, max(0.0, (due - now).total_seconds()))
-            await self._settle()
+                nap = min(nap, max(0.0, (due - self.clock.now()).total_seconds()))
             await self._nap(nap)
             return
         await self._send(batch)
@@ -409,7 +416,10 @@ class Sender:
         waiter = asyncio.ensure_future(self._wake.wait())
         tasks: set[asyncio.Future[Any]] = {waiter}
         if seconds is not None:
-            tasks.add(asyncio.ensure_future(self.clock.sleep(seconds)))
+            # It ends `seconds` from now, not from when the sleeping task first runs (the
+            # clock may move in between).
+            until = self.clock.now() + timedelta(seconds=seconds)
+            tasks.add(asyncio.ensure_future(self._sleep_until(until)))
         try:
             await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -417,6 +427,9 @@ class Sender:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
         self._wake.clear()
+
+    async def _sleep_until(self, until: datetime) -> None:
+        await self.clock.sleep(max(0.0, (until - self.clock.now()).total_seconds()))
 
     async def _probe(self) -> None:
         """Ask the sidecar for the session state (at start and while paused), then set when
@@ -591,6 +604,7 @@ class Sender:
     async def _send_one(self, delivery: Delivery, media: Media | None) -> SentMessage | None:
         """Send one delivery; return what the sidecar said on success (recorded by the
         caller), after recording any failure or hold here."""
+        news = self._session_news
         try:
             sent = await self.whatsapp.send(
                 delivery.recipient,
@@ -600,7 +614,13 @@ class Sender:
             )
         except WhatsAppNotReady as exc:
             await self._hold(delivery, reason=str(exc), code=exc.code)
-            if not self._paused:
+            if self._session_news != news and self._session_state == WORKING:
+                # WORKING was heard while this send was refused (the session linked right
+                # after): pausing now would keep it held until the next probe. It goes out
+                # again at once; if the session dropped instead, that send is refused too.
+                self._release_held = True
+                self._wake.set()
+            elif not self._paused:
                 logger.info("sender: WhatsApp is not ready; holding deliveries")
                 self._paused = True
                 self._next_probe_at = self.clock.now() + timedelta(seconds=self.probe_every_s)
@@ -767,6 +787,11 @@ class Sender:
                 self.reporter.mark(delivery.run_id)
                 return True
         return True
+
+    @property
+    def next_probe_at(self) -> datetime | None:
+        """When the paused worker asks /health next (None before it first sets it)."""
+        return self._next_probe_at
 
 
 def _ack_fields(delivery: Delivery, ack: int, now: datetime) -> dict[str, Any] | None:

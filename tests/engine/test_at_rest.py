@@ -10,13 +10,26 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import datetime, timedelta
+from pathlib import Path
 
 import pytest
 
 from core.app import Core
 from core.clock import FakeClock
-from core.models import DeliveryStatus
-from tests.engine.conftest import PHONE, CoreFactory, deliveries, eventually
+from core.errors import WhatsAppNotReady
+from core.models import Delivery, DeliveryStatus, Media
+from core.sender import Sender
+from core.store.sqlite import SQLiteStore
+from core.whatsapp import SentMessage, SessionHealth
+from tests.engine.conftest import (
+    PHONE,
+    START,
+    CoreFactory,
+    RecordingNotifier,
+    deliveries,
+    eventually,
+)
 from tests.fakes.sidecar import FakeSidecar
 
 PROBE_EVERY_S = 30.0
@@ -34,11 +47,32 @@ async def let_it_run(turns: int = 50) -> None:
         await asyncio.sleep(0.002)
 
 
-async def hold_for(clock: FakeClock, seconds: int, *, step_s: int = 10) -> None:
-    """Move the fake clock through `seconds`, letting the core run at every step."""
+def asleep_until_its_next_probe(core: Core, clock: FakeClock) -> bool:
+    """The paused sender did what the clock woke it for: its probe was answered (or failed)
+    and it sleeps until the next one. A working sender does not probe."""
+    sender = core.sender
+    if not sender.paused:
+        return True
+    at = sender.next_probe_at
+    return at is not None and at > clock.now() and at in clock.sleeping_until()
+
+
+async def hold_for(core: Core, clock: FakeClock, seconds: int, *, step_s: int = 10) -> None:
+    """Move the fake clock through `seconds`, letting the core run at every step; the clock
+    moves on only once the sender is asleep again (a loaded machine delays the probe, and
+    the clock must not move past it)."""
+
+    async def at_rest() -> None:
+        await eventually(
+            lambda: asleep_until_its_next_probe(core, clock),
+            what="the sender asleep until its next probe",
+        )
+
+    await at_rest()
     for _ in range(seconds // step_s):
         await clock.advance(step_s)
         await let_it_run(5)
+        await at_rest()
 
 
 def records_at_info(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
@@ -60,7 +94,7 @@ async def test_an_hour_not_working_costs_one_probe_per_interval_and_no_log_per_p
     caplog.set_level(logging.DEBUG)
     before = sidecar.health_requests
 
-    await hold_for(clock, HOUR_S)
+    await hold_for(core, clock, HOUR_S)
     await let_it_run(200)  # a sender spinning on its own wake-up would show here
 
     probes = sidecar.health_requests - before
@@ -83,7 +117,7 @@ async def test_working_at_rest_asks_the_sidecar_nothing(
     caplog.set_level(logging.DEBUG)
     caplog.clear()
 
-    await hold_for(clock, HOUR_S)
+    await hold_for(core, clock, HOUR_S)
     await let_it_run(200)
 
     assert not core.sender.paused
@@ -105,7 +139,7 @@ async def test_with_the_sidecar_down_probes_back_off_and_the_outage_is_one_log_l
     await sidecar.go_down()
     probes_before = core.sender.probe_count
 
-    await hold_for(clock, HOUR_S)
+    await hold_for(core, clock, HOUR_S)
     await let_it_run(200)
 
     # 30, 60, 120, 240 s, then every 300 s: 4 + (3600 - 450) / 300 = 14.5 probes in the hour.
@@ -116,12 +150,12 @@ async def test_with_the_sidecar_down_probes_back_off_and_the_outage_is_one_log_l
 
     # Back, still waiting for a link: one line says so, and probing is at its base rate.
     await sidecar.start()
-    await hold_for(clock, int(PROBE_MAX_S))
+    await hold_for(core, clock, int(PROBE_MAX_S))
     await let_it_run(100)
     said = [r.getMessage() for r in records_at_info(caplog)]
     assert len(said) == 2 and "answers again" in said[1], said
     before = sidecar.health_requests
-    await hold_for(clock, 600)
+    await hold_for(core, clock, 600)
     await let_it_run(100)
     assert 600 / PROBE_EVERY_S - 2 <= sidecar.health_requests - before <= 600 / PROBE_EVERY_S
 
@@ -166,7 +200,7 @@ async def test_a_burst_of_repeated_status_events_postpones_the_probe_adding_none
         await sidecar.set_state("STARTING")
     await let_it_run(100)
     # Events say the sidecar is there: they postpone the probe instead of adding to it.
-    await hold_for(clock, int(PROBE_EVERY_S) - 10)
+    await hold_for(core, clock, int(PROBE_EVERY_S) - 10)
     await let_it_run(50)
     assert sidecar.health_requests == probes
 
@@ -198,3 +232,83 @@ async def test_held_after_a_refused_send_while_thought_working_says_not_linked_n
     assert (
         delivery.last_error == "WhatsApp is not linked or not connected; it goes out once it is."
     )
+
+
+class SlowStore(SQLiteStore):
+    """The SQLite store on a slow disk: once `slow` is set, the next claim waits until the
+    test opens `gate` (the test moves the clock meanwhile)."""
+
+    slow = False
+    entered: asyncio.Event
+    gate: asyncio.Event
+
+    async def claim_delivery(
+        self, *, now: datetime, lease_s: float, worker: str
+    ) -> Delivery | None:
+        if self.slow:
+            self.slow = False
+            self.entered.set()
+            await self.gate.wait()
+        return await super().claim_delivery(now=now, lease_s=lease_s, worker=worker)
+
+
+class StartingSidecar:
+    """A `SendPort` whose session is STARTING: /health says so, a send is refused."""
+
+    def __init__(self) -> None:
+        self.health_requests = 0
+
+    async def send(
+        self, to: str, text: str, *, idempotency_key: str, media: Media | None = None
+    ) -> SentMessage:
+        raise WhatsAppNotReady("session is STARTING")
+
+    async def health(self, *, within_s: float | None = None) -> SessionHealth:
+        self.health_requests += 1
+        return SessionHealth(status="ok", engine="fake", state="STARTING", me=None)
+
+
+async def test_a_paused_sender_slow_to_hold_due_deliveries_still_probes_on_time(
+    tmp_path: Path,
+) -> None:
+    clock = FakeClock(START)
+    store = await SlowStore.open(f"sqlite:///{tmp_path / 'wasched.db'}")
+    assert isinstance(store, SlowStore)
+    store.entered, store.gate = asyncio.Event(), asyncio.Event()
+    sidecar = StartingSidecar()
+    sender = Sender(
+        store,
+        clock,
+        sidecar,
+        RecordingNotifier(),
+        gap_min_s=0,
+        gap_max_s=0,
+        hourly_cap=10_000,
+        daily_cap=100_000,
+        retry_max_attempts=3,
+        probe_every_s=PROBE_EVERY_S,
+        probe_max_s=PROBE_MAX_S,
+        report_every_s=0,
+        worker="w1",
+    )
+    probe_at = START + timedelta(seconds=PROBE_EVERY_S)
+    await sender.start()
+    try:
+        # Only the sender sleeps on this clock.
+        await eventually(lambda: clock.sleeping_until() == [probe_at], what="the paused sender")
+        assert sender.paused and sidecar.health_requests == 1
+        store.slow = True
+        await clock.advance(PROBE_EVERY_S)  # the second probe; then it holds what is due
+        await eventually(store.entered.is_set, what="the sender claiming after its probe")
+        assert sidecar.health_requests == 2
+        await clock.advance(20)  # the claim takes 20 s
+        store.gate.set()
+
+        # It sleeps until the third probe is due, a whole interval after the second.
+        await eventually(lambda: clock.sleeping_until() != [], what="the sender asleep again")
+        assert clock.sleeping_until() == [probe_at + timedelta(seconds=PROBE_EVERY_S)]
+        await clock.advance(PROBE_EVERY_S - 20)
+        await eventually(lambda: sidecar.health_requests == 3, what="the third probe")
+    finally:
+        await sender.stop()
+        await store.close()

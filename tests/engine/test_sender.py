@@ -3,13 +3,27 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import datetime, timedelta
+from pathlib import Path
 
 from core import runs
 from core.app import Core
 from core.clock import FakeClock
-from core.models import DeliveryStatus, Recipient, RecipientKind, Rule, RuleKind, RunTrigger
+from core.errors import WhatsAppNotReady
+from core.models import (
+    DeliveryFilter,
+    DeliveryStatus,
+    Media,
+    Recipient,
+    RecipientKind,
+    Rule,
+    RuleKind,
+    RunTrigger,
+)
+from core.sender import Sender
+from core.session import WORKING
 from core.store.sqlite import SQLiteStore
+from core.whatsapp import SentMessage, SessionHealth
 from tests.engine.conftest import (
     PHONE,
     CoreFactory,
@@ -20,6 +34,8 @@ from tests.engine.conftest import (
 from tests.fakes.sidecar import FakeSidecar, SentRecord
 
 OTHER = "+4915199999999"
+# A delivery the sender recorded as sent; acks may already have moved it on.
+SENT = (DeliveryStatus.sent, DeliveryStatus.delivered, DeliveryStatus.read)
 
 
 async def run_now(core: Core, recipients: str = PHONE) -> int:
@@ -53,7 +69,13 @@ async def test_retry_after_the_sidecar_was_down_then_recovery(
     await sidecar.start()
     await clock.advance((waiting.next_attempt_at - clock.now()).total_seconds())
 
-    await eventually(lambda: len(sidecar.outbox) == 1, what="the send after recovery")
+    # Not the fake's outbox: it keeps the send before it answers, and the sender records
+    # the attempt after the answer.
+    async def recorded() -> bool:
+        return await statuses(core, run_id) in (["sent"], ["delivered"], ["read"])
+
+    await eventually(recorded, what="the send after recovery, recorded")
+    assert len(sidecar.outbox) == 1 and sidecar.requests == 1
     (sent,) = await deliveries(core, run_id=run_id)
     assert sent.attempts == 2
     assert sent.last_error is None
@@ -130,16 +152,18 @@ async def test_held_while_not_linked_then_released_when_working(
 
     await sidecar.set_state("WORKING")  # posts session.status to core
 
-    await eventually(lambda: len(sidecar.outbox) == 2, what="both sends after linking")
+    # The sidecar keeps a send before it answers; the sender records it after the answer.
+    # Wait for the store, which is what the attempts below are read from.
+    async def both_sent() -> bool:
+        return all(d.status in SENT for d in await deliveries(core))
+
+    await eventually(both_sent, what="both sends after linking, recorded")
     assert requests_while_down <= 1  # at most the send that found out
+    # Each held delivery reached the sidecar once, and nothing else did.
+    assert sidecar.requests == requests_while_down + 2
+    assert sorted(d.idempotency_key for d in await deliveries(core)) == sorted(sidecar.keys())
     assert ("WORKING", {"id": "15550001111@c.us", "name": "Fake"}) in notifier.sessions
-
-    async def recorded() -> bool:
-        # The sidecar has it; the sender records it just after (while the next send goes).
-        (d,) = await deliveries(core, run_id=first)
-        return d.attempts == 1 and d.status is not DeliveryStatus.held
-
-    await eventually(recorded, what="the send recorded")
+    assert [d.attempts for d in await deliveries(core)] == [1, 1]
 
 
 async def test_acks_move_a_delivery_forward_never_backwards(
@@ -194,9 +218,16 @@ async def test_the_hourly_cap_delays_sends_and_never_drops_them(
     core = await start_core(SEND_HOURLY_CAP=2)
     run_id = await run_now(core, f"{PHONE}, {OTHER}, +4915100000001")
 
-    await eventually(lambda: len(sidecar.outbox) == 2, what="two sends")
-    await asyncio.sleep(0.2)
-    assert len(sidecar.outbox) == 2
+    async def two_read() -> bool:
+        return sorted(await statuses(core, run_id)) == ["queued", "read", "read"]
+
+    await eventually(two_read, what="two sends, recorded and acked")
+    # The sender sleeps until the first send is an hour old; until then nothing goes out.
+    hour_later = clock.now() + timedelta(hours=1)
+    await eventually(
+        lambda: hour_later in clock.sleeping_until(), what="the sender waiting for the cap"
+    )
+    assert len(sidecar.outbox) == 2 and sidecar.requests == 2
     assert sorted(await statuses(core, run_id)) == ["queued", "read", "read"]
 
     await clock.advance(3600)
@@ -246,3 +277,159 @@ async def test_a_delivery_left_sending_by_a_crash_is_sent_again_with_the_same_ke
     await eventually(sent, what="the reclaimed delivery")
     assert sidecar.keys() == [claimed.idempotency_key]
     assert sidecar.requests == 1
+
+
+class LinkedWhileRefusingSidecar:
+    """A `SendPort` whose session links while the first send is on the wire: it refuses
+    that send (`not_ready`), and its WORKING event reaches the sender before the refusal."""
+
+    def __init__(self) -> None:
+        self.sender: Sender | None = None
+        self.refused = 0
+        self.keys: list[str] = []
+
+    async def send(
+        self, to: str, text: str, *, idempotency_key: str, media: Media | None = None
+    ) -> SentMessage:
+        if not self.refused:
+            self.refused += 1
+            assert self.sender is not None
+            self.sender.session_changed(WORKING)  # what POST /whatsapp/events does
+            raise WhatsAppNotReady("session is STARTING")
+        self.keys.append(idempotency_key)
+        return SentMessage(id=f"wa-{idempotency_key}", to=to, timestamp=None, duplicate=False)
+
+    async def health(self, *, within_s: float | None = None) -> SessionHealth:
+        return SessionHealth(status="ok", engine="fake", state=WORKING, me=None)
+
+
+async def test_working_heard_while_a_send_is_refused_sends_it_again_without_a_probe(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    store = await SQLiteStore.open(f"sqlite:///{tmp_path / 'wasched.db'}")
+    sidecar = LinkedWhileRefusingSidecar()
+    sender = Sender(
+        store,
+        clock,
+        sidecar,
+        RecordingNotifier(),
+        gap_min_s=0,
+        gap_max_s=0,
+        hourly_cap=10_000,
+        daily_cap=100_000,
+        retry_max_attempts=3,
+        report_every_s=0,
+        worker="w1",
+    )
+    sidecar.sender = sender
+    await sender.start()
+    try:
+        await eventually(
+            lambda: sender.status()["session_state"] == WORKING, what="the first probe"
+        )
+        schedule = await store.add_schedule(
+            owner_id=7,
+            recipients=[Recipient(kind=RecipientKind.phone, address=PHONE)],
+            rule=Rule(kind=RuleKind.once, timezone="UTC", at=clock.now() + timedelta(days=1)),
+            next_run_at=clock.now() + timedelta(days=1),
+            text="hi",
+        )
+        run, _ = await runs.start_run(
+            store, clock, schedule, scheduled_for=clock.now(), trigger=RunTrigger.manual
+        )
+        sender.deliveries_queued()
+
+        # The clock does not move: no probe comes to say the session works.
+        async def sent() -> bool:
+            (d,) = await store.list_deliveries(DeliveryFilter(run_id=run.id))
+            return d.status is DeliveryStatus.sent
+
+        await eventually(sent, what="the refused send going out again")
+        (d,) = await store.list_deliveries(DeliveryFilter(run_id=run.id))
+        assert d.attempts == 1 and sidecar.refused == 1
+        assert sidecar.keys == [d.idempotency_key]
+        assert not sender.paused
+    finally:
+        await sender.stop()
+        await store.close()
+
+
+class SlowToAnswerStore(SQLiteStore):
+    """The SQLite store on a slow disk: once `slow` is set, the next `next_delivery_due_at`
+    waits until the test opens `gate` (the test moves the clock meanwhile)."""
+
+    slow = False
+    entered: asyncio.Event
+    gate: asyncio.Event
+
+    async def next_delivery_due_at(self) -> datetime | None:
+        if self.slow:
+            self.slow = False
+            self.entered.set()
+            await self.gate.wait()
+        return await super().next_delivery_due_at()
+
+
+class WorkingSidecar:
+    """A `SendPort` whose session works and which accepts every send."""
+
+    def __init__(self) -> None:
+        self.keys: list[str] = []
+
+    async def send(
+        self, to: str, text: str, *, idempotency_key: str, media: Media | None = None
+    ) -> SentMessage:
+        self.keys.append(idempotency_key)
+        return SentMessage(id=f"wa-{idempotency_key}", to=to, timestamp=None, duplicate=False)
+
+    async def health(self, *, within_s: float | None = None) -> SessionHealth:
+        return SessionHealth(status="ok", engine="fake", state=WORKING, me=None)
+
+
+async def test_a_delivery_that_came_due_while_the_sender_looked_goes_out_at_once(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    store = await SlowToAnswerStore.open(f"sqlite:///{tmp_path / 'wasched.db'}")
+    assert isinstance(store, SlowToAnswerStore)
+    store.entered, store.gate = asyncio.Event(), asyncio.Event()
+    schedule = await store.add_schedule(
+        owner_id=7,
+        recipients=[Recipient(kind=RecipientKind.phone, address=PHONE)],
+        rule=Rule(kind=RuleKind.once, timezone="UTC", at=clock.now() + timedelta(days=1)),
+        next_run_at=clock.now() + timedelta(days=1),
+        text="hi",
+    )
+    run, _ = await runs.start_run(
+        store, clock, schedule, scheduled_for=clock.now(), trigger=RunTrigger.manual
+    )
+    (queued,) = await store.list_deliveries(DeliveryFilter(run_id=run.id))
+    due = clock.now() + timedelta(seconds=40)  # a retry's backoff, say
+    await store.update_delivery(queued.id, next_attempt_at=due)
+    store.slow = True
+    sidecar = WorkingSidecar()
+    sender = Sender(
+        store,
+        clock,
+        sidecar,
+        RecordingNotifier(),
+        gap_min_s=0,
+        gap_max_s=0,
+        hourly_cap=10_000,
+        daily_cap=100_000,
+        retry_max_attempts=3,
+        report_every_s=0,
+        idle_check_s=60,
+        worker="w1",
+    )
+    await sender.start()
+    try:
+        # It found nothing to claim and asks when the next one is due; the store is slow
+        # to answer, and meanwhile the delivery comes due.
+        await eventually(store.entered.is_set, what="the sender asking when one is due")
+        await clock.advance(40)
+        store.gate.set()
+        await eventually(lambda: clock.sleeping_until() != [], what="the sender asleep")
+        assert sidecar.keys == [queued.idempotency_key]
+    finally:
+        await sender.stop()
+        await store.close()
