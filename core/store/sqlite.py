@@ -250,15 +250,18 @@ def database_path(database_url: str) -> str:
     return database_url[len(prefix) :]
 
 
-def _create_private(path: Path) -> None:
-    """The database's directory (0700) and file (0600), whatever the umask: they hold the
-    messages and the numbers. SQLite gives its -wal and -shm files the database file's mode."""
+def _create_private_directory(path: Path) -> None:
+    """The database's directory (0700) where it is missing, whatever the umask."""
     missing = [p for p in (path.parent, *path.parent.parents) if not p.exists()]
     for directory in reversed(missing):
         directory.mkdir(mode=0o700, exist_ok=True)
         directory.chmod(0o700)
-    # Only a new file is made here: an existing one is SQLite's to open (a read-only one is
-    # then refused by the write check, with its own reason, not as a directory problem).
+
+
+def _create_private_file(path: Path) -> None:
+    """A new database file 0600, whatever the umask: it holds the messages and the numbers
+    (SQLite gives its -wal and -shm files the database file's mode). An existing file is
+    SQLite's to open; a read-only one is then refused by the write check."""
     with contextlib.suppress(FileExistsError):
         os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
 
@@ -330,9 +333,17 @@ class SQLiteStore:
         path = database_path(database_url)
         if path != ":memory:":
             try:
-                _create_private(Path(path))
+                _create_private_directory(Path(path))
             except OSError as exc:
                 raise StoreError(f"Cannot create the directory of {path}: {exc}") from exc
+            try:
+                _create_private_file(Path(path))
+            except OSError as exc:
+                raise StoreNotWritable(
+                    f"the database file cannot be created in its directory ({exc.strerror})",
+                    "make its directory writable by the user that runs wasched, or set "
+                    "DATABASE_URL to a writable place",
+                ) from exc
         try:
             db = await aiosqlite.connect(path, isolation_level=None)
         except sqlite3.Error as exc:

@@ -131,3 +131,26 @@ def test_a_mongodb_url_is_named_without_its_credentials() -> None:
         "mongodb://db.example:27017/wasched: "
         "the database does not take writes (not primary): fix it"
     )
+
+
+def test_a_directory_that_takes_no_new_file_is_refused_in_one_line_with_the_fix(
+    tmp_path: Path,
+) -> None:
+    """The directory exists but the database file cannot be made in it (another user's
+    directory; here a read-only mount): a refusal with the fix, not 'cannot create the
+    directory'."""
+    directory = tmp_path / "data"
+    directory.mkdir()
+    database = directory / "wasched.db"
+    with read_only(directory):
+        done = run(tmp_path, database, "-m", "core")
+
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"wasched: {database}: the database file cannot be created in its ")
+    assert last.endswith(
+        ": make its directory writable by the user that runs wasched, or set DATABASE_URL to a "
+        "writable place"
+    )
+    assert not database.exists()
