@@ -42,7 +42,7 @@ from apscheduler.triggers.date import (  # type: ignore[import-untyped, unused-i
 from core import runs
 from core.clock import Clock
 from core.counters import observe_run_lateness
-from core.errors import DuplicateRun, ScheduleMoved, StoreError
+from core.errors import DuplicateRun, ScheduleMoved, StoreNotWritable
 from core.health import StoreHealth
 from core.models import (
     Delivery,
@@ -186,8 +186,9 @@ class Engine:
         }
 
     def _store_failed(self, error: Exception) -> bool:
-        """Tell the store's health of a failed write; False when it is no store error."""
-        if self.store_health is None or not isinstance(error, StoreError):
+        """Tell the store's health of a refused write; False for any other error (logged
+        with its traceback by the caller)."""
+        if self.store_health is None or not isinstance(error, StoreNotWritable):
             return False
         self.store_health.failed(error)
         return True

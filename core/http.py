@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
-from core.errors import StoreError, WhatsAppError
+from core.errors import StoreError, StoreNotWritable, WhatsAppError
 from core.health import StoreHealth, StoreState
 from core.notifier import Notifier
 from core.session import WORKING, SessionFailure
@@ -131,8 +131,12 @@ class CoreHttp:
             try:
                 known = await self.sender.apply_ack(message_id, ack)
             except StoreError as exc:
-                # Logged once for the whole time the store fails; the sidecar sends it again.
-                self.store_health.failed(exc)
+                if isinstance(exc, StoreNotWritable):
+                    # Logged once for the whole time the store fails.
+                    self.store_health.failed(exc)
+                else:
+                    logger.exception("ack %s could not be recorded", ack)
+                # The sidecar sends it again.
                 return _error(503, "unavailable", "the database is unavailable; retry")
             return web.json_response({"ok": True, "known": known})
         if event == "session.status":

@@ -37,7 +37,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from core.clock import Clock
-from core.errors import StoreError, WhatsAppError, WhatsAppNotReady
+from core.errors import StoreNotWritable, WhatsAppError, WhatsAppNotReady
 from core.health import StoreHealth
 from core.models import (
     ACK_ORDER,
@@ -343,7 +343,7 @@ class Sender:
                 except asyncio.CancelledError:
                     raise
                 except Exception as error:
-                    if self.store_health is not None and isinstance(error, StoreError):
+                    if self.store_health is not None and isinstance(error, StoreNotWritable):
                         self.store_health.failed(error)
                     else:
                         logger.exception(
@@ -583,7 +583,7 @@ class Sender:
                 try:
                     self._claimed_ahead = await ahead
                 except Exception as error:
-                    if self.store_health is not None and isinstance(error, StoreError):
+                    if self.store_health is not None and isinstance(error, StoreNotWritable):
                         self.store_health.failed(error)
                     else:
                         logger.exception("sender: could not claim the next deliveries")

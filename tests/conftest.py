@@ -19,7 +19,7 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     if report.nodeid not in _mongo_tests:
         return
     if report.when == "call" or (report.when == "setup" and not report.passed):
-        outcome = report.outcome
+        outcome: str = report.outcome
         if hasattr(report, "wasxfail"):  # pytest marks a non-strict pass with it too
             outcome = "xpassed" if report.passed else "xfailed"
 

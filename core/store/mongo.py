@@ -22,7 +22,7 @@ from pydantic import BaseModel
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
+from pymongo.errors import BulkWriteError, ConnectionFailure, DuplicateKeyError, PyMongoError
 
 from core.errors import (
     AlreadyExists,
@@ -31,6 +31,7 @@ from core.errors import (
     NotFound,
     ScheduleMoved,
     StoreError,
+    StoreNotWritable,
     TargetNotEmpty,
     WaschedError,
 )
@@ -89,6 +90,12 @@ def _translated() -> Iterator[None]:
         yield
     except WaschedError:
         raise
+    except ConnectionFailure as exc:
+        # Server gone, unreachable, or no longer the primary: no write goes through.
+        raise StoreNotWritable(
+            f"the MongoDB server does not answer ({exc})",
+            "check that the server in DATABASE_URL runs and is the primary",
+        ) from exc
     except PyMongoError as exc:
         raise StoreError(f"The MongoDB database failed: {exc}") from exc
 
@@ -1012,8 +1019,6 @@ class MongoStore:
 
     async def check_writes(self) -> None:
         """Write one document: a secondary, a read-only user or a full disk refuse it."""
-        from core.errors import StoreNotWritable
-
         try:
             await self._db["write_check"].update_one(
                 {"_id": 1}, {"$set": {"at": datetime.now(UTC)}}, upsert=True

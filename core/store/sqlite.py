@@ -279,7 +279,9 @@ def _translated() -> Iterator[None]:
     except sqlite3.IntegrityError as exc:
         raise _Conflict(f"The database refused a duplicate: {exc}") from exc
     except sqlite3.Error as exc:
-        raise StoreError(f"The SQLite database failed: {exc}") from exc
+        # A refused write (read-only, full, locked) says so and what to do: the store's health
+        # reports it; anything else is a plain failure of the one call.
+        raise _not_writable(exc) or StoreError(f"The SQLite database failed: {exc}") from exc
 
 
 def _column(name: str, value: Any) -> Any:

@@ -20,6 +20,7 @@ import pytest
 from core.app import Core
 from core.clock import FakeClock
 from core.counters import EVENTS
+from core.errors import StoreError
 from core.health import STORE_RECHECK_S
 from core.models import DeliveryStatus, Recipient, RecipientKind, Rule, RuleKind, Schedule
 from core.status import core_status
@@ -114,7 +115,8 @@ async def test_writes_failing_for_15_s_are_reported_logged_once_and_caught_up(
 
     failing = [r for r in records.records if r.levelno >= logging.WARNING]
     assert [r.getMessage() for r in failing] == [
-        "the database does not take writes: The SQLite database failed: database or disk is full"
+        "the database does not take writes: the database cannot grow: the disk is full "
+        "(database or disk is full): free space on the disk that holds it"
     ]
     assert not [r for r in records.records if r.exc_info], "a traceback per failed write"
 
@@ -220,3 +222,29 @@ async def test_a_store_that_failed_is_tried_again_and_reported_writable_by_itsel
     assert metric(text, "wasched_store_writable") == 1
     said = [r.getMessage() for r in records.records if r.name == "core.health"]
     assert len(said) == 2 and said[1].startswith("the database takes writes again")
+
+
+async def test_a_store_error_that_is_no_refused_write_keeps_its_traceback_and_health(
+    start_core: CoreFactory,
+    clock: FakeClock,
+    records: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """One schedule's write failing for its own reason (not a read-only or full database) is
+    logged with the schedule and its traceback; the database is not reported as failing."""
+    core = await start_core()
+    schedule = await once_at(core, 5)
+
+    async def broken(*args: object, **kwargs: object) -> None:
+        raise StoreError("The SQLite database failed: datatype mismatch")
+
+    monkeypatch.setattr(core.store, "insert_run", broken)
+    records.clear()
+    await clock.advance(5)
+    await core.engine.tick()
+
+    (logged,) = [r for r in records.records if r.exc_info]
+    assert logged.getMessage() == f"engine: schedule {schedule.id} could not fire"
+    assert not [r for r in records.records if r.name == "core.health"]
+    _status, answer = await get(core, "/healthz")
+    assert answer["store"] == "ok"
