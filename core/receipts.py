@@ -6,11 +6,16 @@ core's own record of the send and core dies before that record. `Receipts` makes
 converge to what the sidecar says (`POST /messages/acks`, or `GET /messages/{id}` one by one
 from a sidecar without that route): after core starts, after a gap (the
 sidecar answers again, the session is WORKING again, a send was answered as a duplicate of an
-earlier process's) and after `quiet_s` without any event, one pass asks for the current ack
-of every delivery `sent` or `delivered` within the last `window_s` (ACK_RECONCILE_WINDOW_S),
-`page` messages at a time with `pause_s` between pages, and applies each answer through the
+earlier process's) one pass asks for the current ack of every delivery `sent` or
+`delivered` within the last `window_s` (ACK_RECONCILE_WINDOW_S); after `quiet_s` without any
+event, a pass asks only about the ones still `sent` (a recipient with read receipts off stays
+`delivered` for good: asking again every silence would cost a page call each time). Passes go
+`page` messages at a time with `pause_s` between pages, and apply each answer through the
 sender's one ack path, so run cards update too. At rest (nothing awaiting an ack) a pass is
 one store query and no request, and a silence needs twice as long before each next pass.
+
+The sidecar answering again after failed probes counts as a gap while the sender is paused
+(it probes only then); otherwise the silence passes catch what was missed.
 """
 
 from __future__ import annotations
@@ -58,6 +63,9 @@ QUIET_MAX_S = 3600.0
 # one sooner.
 RETRY_S = 60.0
 AWAITING = (DeliveryStatus.sent, DeliveryStatus.delivered)
+# What a pass after a silence asks about: events flowed before it, so a `delivered` one was
+# most likely told its last ack already (read receipts off), while a `sent` one waits.
+AWAITING_AFTER_SILENCE = (DeliveryStatus.sent,)
 
 
 class Receipts:
@@ -94,6 +102,8 @@ class Receipts:
         self.asked = 0
         # When the next pass is due (start-up: at once, once the session works); None: not.
         self._pass_at: datetime | None = clock.now()
+        # Whether that pass asks about `delivered` ones too (after start-up and gaps).
+        self._full_pass = True
         self._quiet = quiet_s
         self._quiet_at = clock.now() + timedelta(seconds=quiet_s)
         self._retry = retry_s
@@ -127,6 +137,7 @@ class Receipts:
     def gap(self) -> None:
         """Acks may have been missed (the sidecar or its session is back): a pass, soon."""
         self._pass_at = self.clock.now()
+        self._full_pass = True
         self._wake.set()
 
     def heard(self) -> None:
@@ -145,7 +156,9 @@ class Receipts:
                     self._pass_at = now
             if self._pass_at is not None and self._pass_at <= now and self.session.working:
                 self._pass_at = None
-                if await self._guarded_pass():
+                statuses = AWAITING if self._full_pass else AWAITING_AFTER_SILENCE
+                if await self._guarded_pass(statuses):
+                    self._full_pass = False
                     self._retry = self.retry_s
                 else:
                     self._pass_at = self.clock.now() + timedelta(seconds=self._retry)
@@ -170,9 +183,9 @@ class Receipts:
             await asyncio.gather(waiter, sleeper, return_exceptions=True)
         self._wake.clear()
 
-    async def _guarded_pass(self) -> bool:
+    async def _guarded_pass(self, statuses: Sequence[DeliveryStatus]) -> bool:
         try:
-            return await self.reconcile()
+            return await self.reconcile(statuses)
         except Exception:
             if not self._failing:
                 logger.exception("receipts: a pass failed; trying again later")
@@ -204,16 +217,16 @@ class Receipts:
             await ask_ack(self.whatsapp, self.acks, delivery)
 
     # --- one pass --------------------------------------------------------------------
-    async def reconcile(self) -> bool:
-        """Ask for the ack of every delivery awaiting one within the window, a page at a time;
-        True when the pass went through all of them, False when the sidecar stopped
+    async def reconcile(self, statuses: Sequence[DeliveryStatus] = AWAITING) -> bool:
+        """Ask for the ack of every delivery in `statuses` within the window, a page at a
+        time; True when the pass went through all of them, False when the sidecar stopped
         answering (the rest waits for the next pass)."""
         since = self.clock.now() - timedelta(seconds=self.window_s)
         after_id: int | None = None
         asked = 0
         while True:
             page = await self.store.sent_deliveries(
-                statuses=AWAITING, since=since, after_id=after_id, limit=self.page
+                statuses=statuses, since=since, after_id=after_id, limit=self.page
             )
             try:
                 await self._ask(page)

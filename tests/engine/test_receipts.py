@@ -267,3 +267,35 @@ async def test_with_the_window_at_zero_nothing_is_asked(
         await clock.advance(600)
     assert sidecar.ack_requests == 0
     assert core.receipts.passes == 0
+
+
+async def test_silences_ask_only_about_sent_messages_gaps_about_delivered_ones_too(
+    start_core: CoreFactory, sidecar: FakeSidecar, clock: FakeClock
+) -> None:
+    """A recipient with read receipts off stays `delivered` for good: silences do not ask
+    about it again and again (each is a page call in the real engine); a gap still does."""
+    sidecar.ack_up_to = 2  # delivered, never read
+    core = await start_core()
+    run_id = await sent_run(core, [ANNA, BEN])
+
+    async def delivered() -> bool:
+        return await statuses(core, run_id) == [DeliveryStatus.delivered] * 2
+
+    await eventually(delivered, what="both delivered")
+    await settled(core.receipts, clock)
+    asked = sidecar.acks_asked
+
+    await advance(core.receipts, clock, 3 * 3600, step_s=60)
+    assert core.receipts.passes >= 4  # silences came, and asked nothing
+    assert sidecar.acks_asked == asked
+
+    await sidecar.set_state("STARTING")
+    await eventually(lambda: core.sender.paused, what="the sender to hold")
+    phones_read(sidecar)
+    await sidecar.set_state("WORKING")
+
+    async def read() -> bool:
+        return await statuses(core, run_id) == [DeliveryStatus.read] * 2
+
+    await eventually(read, what="the acks asked for after the gap")
+    assert sidecar.acks_asked - asked == 2
