@@ -170,10 +170,13 @@ class AckWatch:
         cutoff = now - timedelta(seconds=self.after_s)
         since, after_id = self._checked_until or (cutoff - STARTUP_LOOKBACK, None)
         # Paged on (sent_at, id): a backlog sent in one instant is read on, never again.
-        page = await self.store.sent_deliveries(
-            statuses=(DeliveryStatus.sent,), since=since, after_id=after_id, limit=PASS_LIMIT
+        found = await self.store.sent_deliveries(
+            statuses=(DeliveryStatus.sent,),
+            since=since,
+            after_id=after_id,
+            until=cutoff,
+            limit=PASS_LIMIT,
         )
-        found = [d for d in page if d.sent_at is not None and d.sent_at <= cutoff]
         last = found[-1] if found else None
         if (
             last is not None

@@ -247,12 +247,6 @@ class Store(Protocol):
 
     async def list_deliveries(self, query: DeliveryFilter) -> list[Delivery]: ...
     async def count_deliveries(self) -> dict[DeliveryStatus, int]: ...
-    async def unacked_deliveries(
-        self, *, sent_before: datetime, sent_after: datetime | None = None, limit: int = 1000
-    ) -> list[Delivery]:
-        """Deliveries still `sent` (WhatsApp took them, no device ack yet) with
-        `sent_after < sent_at <= sent_before`, by (`sent_at`, id), at most `limit`."""
-
     async def count_unacked(self, *, sent_before: datetime) -> int:
         """How many deliveries are still `sent` with `sent_at <= sent_before`."""
 
@@ -276,11 +270,13 @@ class Store(Protocol):
         statuses: Sequence[DeliveryStatus],
         since: datetime,
         after_id: int | None = None,
+        until: datetime | None = None,
         limit: int = 100,
     ) -> list[Delivery]:
-        """Deliveries in `statuses` with `sent_at >= since`, by (`sent_at`, id), at most
-        `limit`; with `after_id`, only those after (`since`, `after_id`): the next page, which
-        never stalls on many deliveries sent in the same instant."""
+        """Deliveries in `statuses` with `since <= sent_at <= until` (no upper bound without
+        `until`), by (`sent_at`, id), at most `limit`; with `after_id`, only those after
+        (`since`, `after_id`): the next page, which never stalls on many deliveries sent in
+        the same instant."""
 
     # health --------------------------------------------------------------------------
     async def check_writes(self) -> None:

@@ -892,22 +892,6 @@ class MongoStore:
         )
 
     @_translating
-    async def unacked_deliveries(
-        self, *, sent_before: datetime, sent_after: datetime | None = None, limit: int = 1000
-    ) -> list[Delivery]:
-        if limit <= 0:
-            return []
-        sent_at: Doc = {"$lte": utc(sent_before)}
-        if sent_after is not None:
-            sent_at["$gt"] = utc(sent_after)
-        cursor = (
-            self._deliveries.find({"status": DeliveryStatus.sent.value, "sent_at": sent_at})
-            .sort([("sent_at", ASCENDING), ("_id", ASCENDING)])
-            .limit(limit)
-        )
-        return [_record(Delivery, doc) for doc in await cursor.to_list(None)]
-
-    @_translating
     async def count_unacked(self, *, sent_before: datetime) -> int:
         return await self._deliveries.count_documents(
             {"status": DeliveryStatus.sent.value, "sent_at": {"$lte": utc(sent_before)}}
@@ -997,6 +981,7 @@ class MongoStore:
         statuses: Sequence[DeliveryStatus],
         since: datetime,
         after_id: int | None = None,
+        until: datetime | None = None,
         limit: int = 100,
     ) -> list[Delivery]:
         if not statuses or limit <= 0:
@@ -1010,6 +995,8 @@ class MongoStore:
                 ]
             }
         query: Doc = {"status": {"$in": [DeliveryStatus(s).value for s in statuses]}, **after}
+        if until is not None:
+            query = {"$and": [query, {"sent_at": {"$lte": utc(until)}}]}
         cursor = (
             self._deliveries.find(query)
             .sort([("sent_at", ASCENDING), ("_id", ASCENDING)])

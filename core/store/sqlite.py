@@ -983,21 +983,6 @@ class SQLiteStore:
         rows = await self._fetchall("SELECT status, count(*) FROM deliveries GROUP BY status")
         return status_counts({row[0]: row[1] for row in rows})
 
-    async def unacked_deliveries(
-        self, *, sent_before: datetime, sent_after: datetime | None = None, limit: int = 1000
-    ) -> list[Delivery]:
-        after = "" if sent_after is None else " AND sent_at > ?"
-        rows = await self._fetchall(
-            f"SELECT {_DELIVERY_COLUMNS} FROM deliveries"
-            f" WHERE status = 'sent' AND sent_at <= ?{after} ORDER BY sent_at, id LIMIT ?",
-            (
-                ts(sent_before),
-                *(() if sent_after is None else (ts(sent_after),)),
-                max(limit, 0),
-            ),
-        )
-        return _records(Delivery, rows)
-
     async def count_unacked(self, *, sent_before: datetime) -> int:
         row = await self._fetchone(
             "SELECT count(*) FROM deliveries WHERE status = 'sent' AND sent_at <= ?",
@@ -1084,13 +1069,19 @@ class SQLiteStore:
         statuses: Sequence[DeliveryStatus],
         since: datetime,
         after_id: int | None = None,
+        until: datetime | None = None,
         limit: int = 100,
     ) -> list[Delivery]:
         if not statuses or limit <= 0:
             return []
         marks = ", ".join("?" * len(statuses))
         after = "sent_at >= ?" if after_id is None else "(sent_at > ? OR (sent_at = ? AND id > ?))"
-        bounds = (ts(since),) if after_id is None else (ts(since), ts(since), after_id)
+        bounds: tuple[object, ...] = (
+            (ts(since),) if after_id is None else (ts(since), ts(since), after_id)
+        )
+        if until is not None:
+            after += " AND sent_at <= ?"
+            bounds = (*bounds, ts(until))
         rows = await self._fetchall(
             f"SELECT {_DELIVERY_COLUMNS} FROM deliveries"
             f" WHERE status IN ({marks}) AND {after} ORDER BY sent_at, id LIMIT ?",

@@ -18,7 +18,7 @@ async def sent_at(store: Store, minute: float, count: int = 1) -> list[int]:
     return await store.record_sent(records, worker="w", now=at)
 
 
-async def test_unacked_deliveries_are_the_sent_ones_in_the_window_oldest_first(
+async def test_sent_ones_up_to_a_bound_are_read_oldest_first(
     store: Store,
 ) -> None:
     first = await sent_at(store, 0, count=2)
@@ -35,17 +35,18 @@ async def test_unacked_deliveries_are_the_sent_ones_in_the_window_oldest_first(
     # Still queued (never sent): no sent_at at all.
     await add_deliveries(store, 1, now=T0)
 
-    found = await store.unacked_deliveries(sent_before=T0 + minutes(10))
+    sent = (DeliveryStatus.sent,)
+    found = await store.sent_deliveries(statuses=sent, since=T0, until=T0 + minutes(10))
     assert [d.id for d in found] == [*first, *second]
     assert {d.status for d in found} == {DeliveryStatus.sent}
-    # The lower bound is exclusive, the upper one inclusive: windows of passes do not overlap.
-    window = await store.unacked_deliveries(
-        sent_before=T0 + minutes(20), sent_after=T0 + minutes(5)
+    # Both bounds are inclusive; a page reads on after (sent_at, id) of the last one read.
+    window = await store.sent_deliveries(
+        statuses=sent, since=T0 + minutes(5), after_id=second[-1], until=T0 + minutes(20)
     )
     assert [d.id for d in window] == late
-    limited = await store.unacked_deliveries(sent_before=T0 + minutes(30), limit=2)
+    limited = await store.sent_deliveries(statuses=sent, since=T0, until=T0 + minutes(30), limit=2)
     assert [d.id for d in limited] == first
-    assert await store.unacked_deliveries(sent_before=T0 - minutes(1)) == []
+    assert await store.sent_deliveries(statuses=sent, since=T0, until=T0 - minutes(1)) == []
 
     assert await store.count_unacked(sent_before=T0 + minutes(10)) == 3
     assert await store.count_unacked(sent_before=T0 + minutes(30)) == 4
