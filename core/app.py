@@ -24,6 +24,7 @@ from core.errors import ConfigError, StoreNotWritable, WhatsAppError
 from core.health import StoreHealth
 from core.http import CoreHttp, build_app
 from core.metrics import register_metrics
+from core.migrate import redact_url
 from core.notifier import Notifier
 from core.receipts import Receipts
 from core.sender import Sender
@@ -93,12 +94,10 @@ async def require_writes(store: Store, database_url: str) -> None:
 
 
 def located(error: StoreNotWritable, database_url: str) -> StoreNotWritable:
-    """The error with where the database is: a path, or the URL without its credentials."""
-    scheme, sep, rest = database_url.partition("://")
-    if scheme == "sqlite":
-        where = rest.removeprefix("/")
-    else:
-        where = f"{scheme}{sep}{rest.rpartition('@')[2]}"
+    """The error with where the database is: a path, or the URL with its password hidden as
+    `wasched check` shows it."""
+    scheme, _, rest = database_url.partition("://")
+    where = rest.removeprefix("/") if scheme == "sqlite" else redact_url(database_url)
     return StoreNotWritable(f"{where}: {error.reason}", error.fix)
 
 

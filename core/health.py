@@ -121,10 +121,15 @@ class StoreHealth:
             self.worked()
 
     async def aclose(self) -> None:
-        """Stop trying again; let a check in flight end before the store closes."""
+        """Stop trying again; let a check in flight end before the store closes, within the
+        check's bound (a MongoDB server that is gone would hold it for its whole server
+        selection timeout, past a service manager's stop grace)."""
         if self._rechecking is not None:
             self._rechecking.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._rechecking
         if self._check is not None and not self._check.done():
-            await asyncio.wait({self._check})
+            await asyncio.wait({self._check}, timeout=self.within_s)
+            self._check.cancel()
+            with contextlib.suppress(asyncio.CancelledError, StoreError):
+                await self._check

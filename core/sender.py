@@ -215,7 +215,7 @@ class Sender:
         self._early_acks: OrderedDict[str, int] = OrderedDict()
         self.sent_count = 0
         # Told when acks may have been missed: the session works (again), the sidecar answers
-        # again, or a send was a duplicate of an earlier process's (`core.ack_watch.Receipts`).
+        # again, or a send was a duplicate of an earlier process's (`core.receipts.Receipts`).
         self.on_gap: Callable[[], None] | None = None
 
     # --- lifecycle -------------------------------------------------------------------

@@ -128,7 +128,7 @@ def test_a_mongodb_url_is_named_without_its_credentials() -> None:
         "mongodb://wasched:s3cret@db.example:27017/wasched",
     )
     assert str(error) == (
-        "mongodb://db.example:27017/wasched: "
+        "mongodb://wasched:***@db.example:27017/wasched: "
         "the database does not take writes (not primary): fix it"
     )
 
