@@ -295,6 +295,7 @@ async def run(
         await access.prepare()
         notifier.set_audience(access.members)
         notifier.remember_in(core.store)
+        notifier.set_pacing(core.sender.pacing)
         dispatcher = build_dispatcher(access)
 
         async def serve() -> None:

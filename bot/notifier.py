@@ -38,6 +38,7 @@ from pydantic import ValidationError
 from bot import ui
 from core.counters import count_telegram_error
 from core.models import Delivery, DeliveryStatus, Run, Schedule
+from core.sender import Pacing
 from core.session import SessionFailure, explain
 
 logger = logging.getLogger(__name__)
@@ -134,6 +135,8 @@ class RunCard(Item):
     sent: Callable[[RunCard], Awaitable[None]] | None = None
     # Set once core told of messages not on the phone: the card marks those past the threshold.
     acks: AckClock | None = None
+    # When the sender may send next (pacing, caps): the card says it for waiting messages.
+    pacing: Callable[[], Pacing | None] | None = None
 
     def render(self) -> tuple[str, InlineKeyboardMarkup | None]:
         states = list(self.runs.values())
@@ -147,7 +150,12 @@ class RunCard(Item):
         if len(states) == 1:
             state = states[0]
             text = ui.run_card(
-                state.schedule, state.run, state.deliveries, now=now, ack_after_s=after_s
+                state.schedule,
+                state.run,
+                state.deliveries,
+                now=now,
+                ack_after_s=after_s,
+                pacing=self.pacing() if self.pacing is not None else None,
             )
         else:
             lines = [f"<b>{len(states)} runs finished together</b>"]
@@ -425,6 +433,7 @@ class TelegramNotifier:
         self._cards: dict[int, RunCard] = {}  # run id -> card
         # Set by the first alert about messages not on the phone (`deliveries_unacked`).
         self._acks: AckClock | None = None
+        self._pacing: Callable[[], Pacing | None] | None = None
         # Why WhatsApp does not work (`SessionWords.alert_key`) as alerted in this outage.
         self._outage_reasons: set[str] = set()
         # Chats that asked for /link and wait to hear it is linked.
@@ -433,6 +442,10 @@ class TelegramNotifier:
         self._qr_messages: dict[int, int] = {}
         # WhatsApp worked once (`LINKED_KEY` in the store): later recoveries say "again".
         self._linked = False
+
+    def set_pacing(self, pacing: Callable[[], Pacing | None]) -> None:
+        """Where cards learn when the next message may go (`core.sender.Sender.pacing`)."""
+        self._pacing = pacing
 
     def set_audience(self, audience: Audience) -> None:
         """Who hears about WhatsApp's session (admins and the owner)."""
@@ -470,6 +483,7 @@ class TelegramNotifier:
                 del self._cards[next(iter(self._cards))]
         card.runs[run.id] = RunState(schedule, run, list(deliveries))
         card.acks = self._acks
+        card.pacing = self._pacing
         if deliveries and all(d.status in SETTLED for d in deliveries):
             await self._forget(run.id)
         if not card.queued:

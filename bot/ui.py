@@ -42,6 +42,7 @@ from core.models import (
     Template,
 )
 from core.recipients import Choice, address_label, label
+from core.sender import Pacing
 from core.service import Group, Preview, Status
 from core.session import Remedy, SessionWords
 from core.when import describe, format_local
@@ -458,9 +459,10 @@ def run_card(
     *,
     now: datetime | None = None,
     ack_after_s: float = 0,
+    pacing: Pacing | None = None,
 ) -> str:
     """The run's report; with `now` and `ack_after_s`, messages sent that long ago and not on
-    the recipient's phone yet say so."""
+    the recipient's phone yet say so; with `pacing`, when the next waiting one may go."""
     timezone = schedule.rule.timezone if schedule is not None else "UTC"
     lines = [run_heading(schedule, run, timezone)]
     if not deliveries:
@@ -478,9 +480,31 @@ def run_card(
         # Why they wait, as the sender recorded it (not linked, no network, ...).
         why = held[-1].last_error or "WhatsApp is not working; these wait and go out once it is."
         lines.append(f"{escape(why)} /status says more.")
+    waiting = sum(1 for d in deliveries if d.status is DeliveryStatus.queued)
+    if waiting and pacing is not None:
+        lines.append(pacing_line(waiting, pacing, timezone))
     if shown:
         lines.append(f"Times in {escape(timezone)}.")
     return cap("\n".join(lines))
+
+
+def pacing_line(waiting: int, pacing: Pacing, timezone: str) -> str:
+    """When the next of `waiting` messages may go: pacing sends one at a time, and a cap
+    reached holds them until it frees up."""
+    at = escape(short_time(pacing.next_at, timezone))
+    noun = "message waits" if waiting == 1 else "messages wait"
+    if pacing.capped is not None:
+        setting = "SEND_HOURLY_CAP" if pacing.capped == "hourly" else "SEND_DAILY_CAP"
+        return (
+            f"⏳ {waiting} {noun}: the {pacing.capped} cap ({setting}) is reached; the next "
+            f"goes at {at}."
+        )
+    gap = (
+        f"{pacing.gap_min_s:g}–{pacing.gap_max_s:g} s"
+        if pacing.gap_min_s != pacing.gap_max_s
+        else f"{pacing.gap_max_s:g} s"
+    )
+    return f"⏳ {waiting} {noun}: one goes every {gap} (pacing); the next at about {at}."
 
 
 def run_summary_line(

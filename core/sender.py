@@ -33,6 +33,7 @@ import socket
 from bisect import bisect_right
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -67,6 +68,18 @@ def hold_reason(state: str | None, failure: SessionFailure | None) -> str:
     if words is None or words.working:
         return NOT_LINKED
     return f"{words.reason} It goes out once WhatsApp works again."
+
+
+@dataclass(frozen=True)
+class Pacing:
+    """When the sender may send its next message, as the gap and the caps allow (a run
+    card says it for the messages that wait)."""
+
+    next_at: datetime
+    gap_min_s: float
+    gap_max_s: float
+    # "hourly" or "daily" while that cap holds the next send back, else None.
+    capped: str | None
 
 
 # Acks that arrive before the sender has stored the message id (the sidecar can be quicker
@@ -492,13 +505,29 @@ class Sender:
         expired = bisect_right(self._sent_times, now - DAY)
         if expired:
             del self._sent_times[:expired]
-        ready = self._next_send_at or now
-        if len(self._sent_times) >= self.daily_cap:
-            ready = max(ready, self._sent_times[-self.daily_cap] + DAY)
-        in_hour = len(self._sent_times) - bisect_right(self._sent_times, now - HOUR)
-        if in_hour >= self.hourly_cap:
-            ready = max(ready, self._sent_times[-self.hourly_cap] + HOUR)
+        ready, _ = self._ready_at(now)
         return max(0.0, (ready - now).total_seconds())
+
+    def _ready_at(self, now: datetime) -> tuple[datetime, str | None]:
+        """When the gap and both caps allow the next send, and which cap holds it, if any."""
+        ready, capped = max(self._next_send_at or now, now), None
+        day = len(self._sent_times) - bisect_right(self._sent_times, now - DAY)
+        if day >= self.daily_cap and self._sent_times[-self.daily_cap] + DAY > ready:
+            ready, capped = self._sent_times[-self.daily_cap] + DAY, "daily"
+        in_hour = len(self._sent_times) - bisect_right(self._sent_times, now - HOUR)
+        if in_hour >= self.hourly_cap and self._sent_times[-self.hourly_cap] + HOUR > ready:
+            ready, capped = self._sent_times[-self.hourly_cap] + HOUR, "hourly"
+        return ready, capped
+
+    def pacing(self) -> Pacing | None:
+        """When the next message may go; None while nothing paces sends (no gap, no cap
+        reached) or WhatsApp does not work (then they are held, and the card says why)."""
+        if self._paused:
+            return None
+        ready, capped = self._ready_at(self.clock.now())
+        if self.gap_max_s <= 0 and capped is None:
+            return None
+        return Pacing(ready, self.gap_min_s, self.gap_max_s, capped)
 
     def _cap_room(self, now: datetime) -> int:
         """Sends the hourly and daily caps allow right now."""

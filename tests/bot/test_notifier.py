@@ -8,9 +8,11 @@ from typing import Any
 
 from aiogram import Bot
 
+from bot import ui
 from bot.notifier import Item, Note, TelegramNotifier
 from core.counters import TELEGRAM_ERRORS
 from core.models import Delivery, DeliveryFilter, DeliveryStatus, Run, RunTrigger, Schedule
+from core.sender import Pacing
 from core.session import SessionFailure
 from tests.bot.conftest import ADMIN, OTHER_ADMIN, Harness
 from tests.fakes.telegram import FakeTelegram
@@ -60,6 +62,52 @@ async def test_a_run_is_one_message_edited_as_acks_arrive(harness: Harness) -> N
     # The same state again changes nothing (and Telegram's "not modified" never comes up).
     await report(harness, schedule, run)
     assert card.edits == 3
+
+
+async def test_waiting_messages_say_when_pacing_or_a_cap_lets_the_next_go(
+    harness: Harness,
+) -> None:
+    """Not the due time: when the sender may send the next one (core.sender.Sender.pacing)."""
+    now = harness.clock.now()
+    pacing: Pacing | None = Pacing(now + timedelta(seconds=40), 20, 60, None)
+    harness.notifier.set_pacing(lambda: pacing)
+    schedule, run = await fired(harness, "+4915123456789, +4915123456780")
+    zone = schedule.rule.timezone
+    tg = harness.telegram
+
+    await report(harness, schedule, run)
+    card = await tg.reply(ADMIN, f"#{schedule.id}")
+    at = ui.short_time(now + timedelta(seconds=40), zone)
+    assert (
+        f"⏳ 2 messages wait: one goes every 20–60 s (pacing); the next at about {at}."
+        in card.text.splitlines()
+    )
+
+    # One went; the hourly cap holds the other (the card is drawn again when a message moves).
+    pacing = Pacing(now + timedelta(hours=1), 20, 60, "hourly")
+    first = (await deliveries_of(harness, run))[0]
+    await harness.store.update_delivery(
+        first.id, status=DeliveryStatus.sent, sent_at=harness.clock.now()
+    )
+    since = tg.cursor()
+    await report(harness, schedule, run)
+    edited = await tg.reply(ADMIN, "cap", since=since, kinds=("edit",))
+    at = ui.short_time(now + timedelta(hours=1), zone)
+    assert (
+        f"⏳ 1 message waits: the hourly cap (SEND_HOURLY_CAP) is reached; the next goes at {at}."
+        in edited.text.splitlines()
+    )
+
+    await move(harness, run, DeliveryStatus.sent)
+    since = tg.cursor()
+    await report(harness, schedule, run)
+    edited = await tg.reply(ADMIN, "Times in", since=since, kinds=("edit",))
+    assert "wait:" not in edited.text  # none waits any more
+
+    pacing = None  # nothing paces sends (no gap, no cap reached): no line either
+    other, later = await fired(harness)
+    await report(harness, other, later)
+    assert "wait:" not in (await tg.reply(ADMIN, f"#{other.id}", since=0)).text
 
 
 async def test_a_failure_names_the_reason_and_retry_queues_it_again(harness: Harness) -> None:

@@ -234,6 +234,51 @@ async def test_the_hourly_cap_delays_sends_and_never_drops_them(
     await eventually(lambda: len(sidecar.outbox) == 3, what="the third send an hour later")
 
 
+async def test_pacing_says_when_the_next_send_may_go_and_which_cap_holds_it(
+    start_core: CoreFactory, clock: FakeClock, sidecar: FakeSidecar
+) -> None:
+    core = await start_core(SEND_HOURLY_CAP=2)
+    assert core.sender.pacing() is None  # no gap and no cap reached: nothing paces sends
+    run_id = await run_now(core, f"{PHONE}, {OTHER}, +4915100000001")
+
+    async def two_read() -> bool:
+        return sorted(await statuses(core, run_id)) == ["queued", "read", "read"]
+
+    await eventually(two_read, what="two sends, recorded and acked")
+    pacing = core.sender.pacing()
+    assert pacing is not None  # the fake clock stood still: both went at this instant
+    assert (pacing.capped, pacing.next_at) == ("hourly", clock.now() + timedelta(hours=1))
+
+    await clock.advance(3600)
+    await eventually(lambda: len(sidecar.outbox) == 3, what="the third send an hour later")
+
+    async def three_read() -> bool:
+        return sorted(await statuses(core, run_id)) == ["read", "read", "read"]
+
+    await eventually(three_read, what="the third recorded")
+    assert core.sender.pacing() is None  # one send in the last hour: the cap has room
+
+    await sidecar.set_state("SCAN_QR_CODE")
+    await eventually(lambda: core.sender.paused, what="the sender to pause")
+    assert core.sender.pacing() is None  # held, not paced: the card says why instead
+
+
+async def test_pacing_with_a_gap_says_the_next_send_after_the_gap(
+    start_core: CoreFactory, clock: FakeClock, sidecar: FakeSidecar
+) -> None:
+    core = await start_core(SEND_GAP_MIN_S=20, SEND_GAP_MAX_S=20)
+    run_id = await run_now(core)
+
+    async def read() -> bool:
+        return await statuses(core, run_id) == ["read"]
+
+    await eventually(read, what="the send recorded")
+    pacing = core.sender.pacing()
+    assert pacing is not None
+    assert pacing.capped is None and (pacing.gap_min_s, pacing.gap_max_s) == (20, 20)
+    assert pacing.next_at == clock.now() + timedelta(seconds=20)  # the clock stood still
+
+
 async def test_a_delivery_left_sending_by_a_crash_is_sent_again_with_the_same_key(
     start_core: CoreFactory, database_url: str, clock: FakeClock, sidecar: FakeSidecar
 ) -> None:
