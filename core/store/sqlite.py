@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import json
 import logging
 import os
@@ -256,6 +257,8 @@ def _create_private_directory(path: Path) -> None:
     for directory in reversed(missing):
         directory.mkdir(mode=0o700, exist_ok=True)
         directory.chmod(0o700)
+    if not path.parent.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, "Not a directory", str(path.parent))
 
 
 def _create_private_file(path: Path) -> None:
