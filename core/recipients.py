@@ -206,6 +206,8 @@ class _Names:
         self._contacts: list[Contact] | None = None
         self._groups: list[Recipient] | None = None
         self.groups_error: str | None = None
+        # The account's groups exist but could not be read: a name may be one of them.
+        self.groups_unreadable = False
 
     async def contacts(self) -> list[Contact]:
         if self._contacts is None:
@@ -223,18 +225,9 @@ class _Names:
                 return self._groups
             try:
                 listed = await self._source()
-            except WhatsAppNotReady:
-                self.groups_error = (
-                    "WhatsApp is not linked or not connected. Link it with /link (or wait "
-                    "until /status says WORKING), then send this again"
-                )
-            except WhatsAppUnavailable:
-                self.groups_error = (
-                    "the WhatsApp service does not answer (/status says why). Send this again "
-                    "once it works"
-                )
             except WhatsAppError as error:
-                self.groups_error = f"the WhatsApp service refused to list them ({error})"
+                self.groups_unreadable = True
+                self.groups_error = _why_unreadable(error)
             else:
                 for group in listed:
                     address, name = group.id.strip().lower(), " ".join(group.name.split())
@@ -249,9 +242,9 @@ class _Names:
         if self.groups_error is not None:
             noun = "contact" if len(unknown) == 1 else "contacts"
             return InvalidRecipient(
-                f"No saved {noun} named {shown}, and your WhatsApp groups cannot be searched "
-                f"now: {self.groups_error}. /contacts lists your saved contacts; "
-                "/addcontact <name> <number> saves one, or type the number itself, "
+                f"No saved {noun} named {shown} in full, and your WhatsApp groups cannot be "
+                f"searched now: {self.groups_error}. Or type a contact's full name (/contacts "
+                "lists them; /addcontact <name> <number> saves one) or the number itself, "
                 f"for example {PHONE_EXAMPLE}."
             )
         noun = "contact or WhatsApp group" if len(unknown) == 1 else "contacts or WhatsApp groups"
@@ -260,6 +253,20 @@ class _Names:
             "type. /addcontact <name> <number> saves a contact, or type the number itself, "
             f"for example {PHONE_EXAMPLE}."
         )
+
+
+def _why_unreadable(error: WhatsAppError) -> str:
+    if isinstance(error, WhatsAppNotReady):
+        return (
+            "WhatsApp is not linked or not connected. Link it with /link (or wait until "
+            "/status says WORKING), then send this again"
+        )
+    if isinstance(error, WhatsAppUnavailable):
+        return (
+            "the WhatsApp service does not answer (/status says why). Send this again once it "
+            "works"
+        )
+    return f"the WhatsApp service refused to list them ({error})"
 
 
 async def _resolve_one(part: str, names: _Names) -> Recipient | Choice | None:
@@ -284,6 +291,10 @@ async def _resolve_one(part: str, names: _Names) -> Recipient | Choice | None:
         if name_key(contact.name) == key:
             return contact_recipient(contact)
     groups = await names.groups()
+    if names.groups_unreadable:
+        # The name may be a group's, so a contact whose name merely starts with it may be
+        # someone else: refused, saying why (the full name or the number still works).
+        return None
     exact = [g for g in groups if name_key(g.name or "") == key]
     matches = exact or [
         *(contact_recipient(c) for c in contacts if name_key(c.name).startswith(key)),

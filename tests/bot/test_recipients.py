@@ -3,6 +3,7 @@ when a name matches several, WhatsApp groups by their name."""
 
 from __future__ import annotations
 
+from core.errors import WhatsAppUnavailable
 from core.models import RecipientKind
 from core.whatsapp import WhatsAppGroup
 from tests.bot.conftest import ADMIN, Harness
@@ -180,3 +181,15 @@ async def test_the_question_counts_contacts_and_groups_as_they_are(harness: Harn
         "Family (group)",
         "Cancel",
     ]
+
+
+async def test_one_line_name_while_whatsapp_is_down_is_refused_not_sent_to_a_contact(
+    harness: Harness,
+) -> None:
+    await contacts(harness, "Family Doctor")
+    harness.whatsapp.group_list = [WhatsAppGroup(id=FAMILY_ID, name="Family", participants=())]
+    harness.whatsapp.groups_error = WhatsAppUnavailable("connection refused")
+    refusal = await harness.ask("/schedule Family | tomorrow 9:00 | Dinner", "Family")
+    assert "does not answer" in refusal.text and "full name" in refusal.text
+    assert not refusal.buttons()
+    assert await harness.service.list_schedules() == []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from core.errors import InvalidRecipient
+from core.errors import InvalidRecipient, WhatsAppUnavailable
 from core.models import RecipientKind
 from core.service import Scheduling
 from core.store import Store
@@ -72,3 +72,31 @@ async def test_edit_to_a_name_several_match_is_refused_naming_them(service: Sche
         await service.edit_schedule(schedule.id, recipients="An")
     assert "Anna Schmidt" in str(caught.value) and "Andreas" in str(caught.value)
     assert (await service.get_schedule(schedule.id)).recipients == schedule.recipients
+
+
+@pytest.mark.parametrize("typed", ["Family", "Fam"])
+async def test_a_name_is_not_taken_for_a_contact_it_starts_while_groups_cannot_be_read(
+    service: Scheduling, whatsapp: FakeWhatsApp, typed: str
+) -> None:
+    # With the sidecar up, "Family" is the group; down, it must not become "Family Doctor".
+    await service.add_contact("Family Doctor", "+4915111111111")
+    whatsapp.group_list = [WaGroup(id=FAMILY_ID, name="Family", participants=("a",))]
+    whatsapp.error = WhatsAppUnavailable("connection refused")
+    with pytest.raises(InvalidRecipient, match="does not answer") as caught:
+        await service.create_schedule(OWNER, recipients=typed, when="tomorrow 9:00", text="x")
+    assert f"{typed!r}" in str(caught.value)
+    assert "full name" in str(caught.value) and "+49" in str(caught.value)
+    with pytest.raises(InvalidRecipient, match="does not answer"):
+        await service.resolve_recipients(typed)
+    assert await service.list_schedules() == []
+
+
+async def test_a_contact_s_full_name_still_works_while_groups_cannot_be_read(
+    service: Scheduling, whatsapp: FakeWhatsApp
+) -> None:
+    await service.add_contact("Family Doctor", "+4915111111111")
+    whatsapp.error = WhatsAppUnavailable("connection refused")
+    schedule = await service.create_schedule(
+        OWNER, recipients="family  doctor", when="tomorrow 9:00", text="x"
+    )
+    assert [r.name for r in schedule.recipients] == ["Family Doctor"]
