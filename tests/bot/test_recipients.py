@@ -193,3 +193,13 @@ async def test_one_line_name_while_whatsapp_is_down_is_refused_not_sent_to_a_con
     assert "does not answer" in refusal.text and "full name" in refusal.text
     assert not refusal.buttons()
     assert await harness.service.list_schedules() == []
+
+
+async def test_a_bad_time_is_refused_before_the_question_with_a_field_only_one_has(
+    harness: Harness,
+) -> None:
+    await harness.service.add_contact("Anna Schmidt", "+4915100000001", fields={"city": "Bonn"})
+    await harness.service.add_contact("Andreas", "+4915100000002")
+    refusal = await harness.ask("/schedule An | someday | Hi from {city}", "someday")
+    assert not refusal.buttons()
+    assert await harness.service.list_schedules() == []
