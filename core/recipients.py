@@ -32,6 +32,7 @@ _CHAT_ID = re.compile(r"^([0-9]+)@c\.us$")
 _PHONE_NOISE = re.compile(r"[\s\-./()\u00a0]")
 _PHONE_LIKE = re.compile(r"^[+(]?[0-9\s\-./()\u00a0]+$")
 _FULLWIDTH_PLUS = "\uff0b"
+_NOT_DIGITS = re.compile(r"[^0-9]+")
 
 
 class ContactBook(Protocol):
@@ -131,9 +132,16 @@ class AmbiguousRecipient(InvalidRecipient):
     """A typed name matches several contacts or groups, where no one can ask which."""
 
     def __init__(self, choice: Choice) -> None:
+        shown = distinct_labels(choice.options)
+        groups = any(o.kind is RecipientKind.group for o in choice.options)
+        if groups and len({name_key(o.name or o.address) for o in choice.options}) == 1:
+            what = "type the id of the group you mean (/groups lists them with their ids)"
+        elif groups:
+            what = "type the full name, the number itself, or a group's id (see /groups)"
+        else:
+            what = "type the full name, or the number itself"
         super().__init__(
-            f"{choice.typed!r} matches {labels(choice.options[:-1])} and "
-            f"{label(choice.options[-1])}: type the full name, or the number itself."
+            f"{choice.typed!r} matches {', '.join(shown[:-1])} and {shown[-1]}: {what}."
         )
         self.choice = choice
 
@@ -340,4 +348,25 @@ def address_label(address: str, name: str | None) -> str:
 
 
 def labels(recipients: Sequence[Recipient]) -> str:
-    return ", ".join(label(r) for r in recipients)
+    return ", ".join(distinct_labels(recipients))
+
+
+# Fewest digits of a group id shown to tell same-named groups apart.
+GROUP_ID_TAIL = 4
+
+
+def distinct_labels(recipients: Sequence[Recipient]) -> list[str]:
+    """Each recipient's `label`; groups that would read the same (they share a name) carry the
+    end of their id too, `Family (group …7890)`, with as many digits as tell them apart."""
+    shown = [label(r) for r in recipients]
+    for same in {text for text in shown if shown.count(text) > 1}:
+        at = [i for i, text in enumerate(shown) if text == same]
+        ids = [_NOT_DIGITS.sub("", recipients[i].address) for i in at]
+        if recipients[at[0]].kind is not RecipientKind.group:
+            continue
+        tail = GROUP_ID_TAIL
+        while tail < max(len(i) for i in ids) and len({i[-tail:] for i in ids}) < len(ids):
+            tail += 1
+        for i, digits in zip(at, ids, strict=True):
+            shown[i] = f"{recipients[i].name} (group …{digits[-tail:]})"
+    return shown

@@ -100,3 +100,24 @@ async def test_a_contact_s_full_name_still_works_while_groups_cannot_be_read(
         OWNER, recipients="family  doctor", when="tomorrow 9:00", text="x"
     )
     assert [r.name for r in schedule.recipients] == ["Family Doctor"]
+
+
+async def test_edit_to_a_group_name_two_groups_share_says_to_type_its_id(
+    service: Scheduling, whatsapp: FakeWhatsApp
+) -> None:
+    other = "120363049999991111@g.us"
+    whatsapp.group_list = [
+        WaGroup(id=FAMILY_ID, name="Family", participants=("a", "b")),
+        WaGroup(id=other, name="Family", participants=("c",)),
+    ]
+    schedule = await service.create_schedule(
+        OWNER, recipients="+4915199999990", when="tomorrow 9:00", text="x"
+    )
+    with pytest.raises(InvalidRecipient) as caught:
+        await service.edit_schedule(schedule.id, recipients="Family")
+    refusal = str(caught.value)
+    assert "Family (group …7890)" in refusal and "Family (group …1111)" in refusal
+    assert "full name" not in refusal and "id" in refusal and "/groups" in refusal
+    assert (await service.get_schedule(schedule.id)).recipients == schedule.recipients
+    edited = await service.edit_schedule(schedule.id, recipients=other)
+    assert [(r.address, r.name) for r in edited.recipients] == [(other, "Family")]
