@@ -41,7 +41,7 @@ from core.models import (
     ScheduleState,
     Template,
 )
-from core.recipients import Choice, address_label, distinct_labels, label, name_key
+from core.recipients import Choice, address_label, distinct_labels, label, typed_key
 from core.service import Group, Preview, Status
 from core.session import Remedy, SessionWords
 from core.when import describe, format_local
@@ -863,7 +863,7 @@ _NOT_IN_A_NAME = re.compile(r"[,;|\n\r]")
 def groups_text(groups: Sequence[Group]) -> str:
     if not groups:
         return "The linked WhatsApp account is in no groups."
-    keys = [name_key(g.name) for g in groups]
+    keys = [typed_key(g.name) for g in groups]
     typeable = [
         g.name
         for g, key in zip(groups, keys, strict=True)

@@ -15,9 +15,9 @@ from typing import Protocol
 
 from core.errors import InvalidRecipient, WhatsAppError, WhatsAppNotReady, WhatsAppUnavailable
 from core.models import Contact, Recipient, RecipientKind
+from core.store._records import name_key
 
 PHONE_EXAMPLE = "+49 151 23456789"
-GROUP_EXAMPLE = "120363041234567890@g.us"
 
 # E.164 allows at most 15 digits; fewer than 8 is no real international number.
 MIN_DIGITS = 8
@@ -134,7 +134,7 @@ class AmbiguousRecipient(InvalidRecipient):
     def __init__(self, choice: Choice) -> None:
         shown = distinct_labels(choice.options)
         groups = any(o.kind is RecipientKind.group for o in choice.options)
-        if groups and len({name_key(o.name or o.address) for o in choice.options}) == 1:
+        if groups and len({typed_key(o.name or o.address) for o in choice.options}) == 1:
             what = "type the id of the group you mean (/groups lists them with their ids)"
         elif groups:
             what = "type the full name, the number itself, or a group's id (see /groups)"
@@ -200,9 +200,10 @@ async def parse_recipients(
     return dedupe(r for r in resolved if isinstance(r, Recipient))
 
 
-def name_key(name: str) -> str:
-    """How names are compared: case-insensitive, spaces tidied."""
-    return " ".join(name.casefold().split())
+def typed_key(name: str) -> str:
+    """How a typed name is compared with saved ones: its spaces tidied the way the service
+    tidies a name it saves, then the stores' `name_key` (case-insensitive)."""
+    return name_key(" ".join(name.split()))
 
 
 class _Names:
@@ -293,7 +294,7 @@ async def _resolve_one(part: str, names: _Names) -> Recipient | Choice | None:
         return Recipient(kind=RecipientKind.phone, address=parse_phone("+" + chat.group(1)))
     if lowered.startswith("+") or looks_like_phone(part):
         return Recipient(kind=RecipientKind.phone, address=parse_phone(part))
-    key = name_key(part)
+    key = typed_key(part)
     contacts = await names.contacts()
     for contact in contacts:
         if name_key(contact.name) == key:

@@ -121,3 +121,16 @@ async def test_edit_to_a_group_name_two_groups_share_says_to_type_its_id(
     assert (await service.get_schedule(schedule.id)).recipients == schedule.recipients
     edited = await service.edit_schedule(schedule.id, recipients=other)
     assert [(r.address, r.name) for r in edited.recipients] == [(other, "Family")]
+
+
+async def test_a_typed_name_goes_to_the_contact_of_exactly_that_name_not_one_spaced_otherwise(
+    service: Scheduling, store: Store
+) -> None:
+    # The store keeps names as given (an export may carry one spaced twice); only typed names
+    # are tidied.
+    await store.add_contact("Anna  Schmidt", "+4915111111111")
+    await store.add_contact("Anna Schmidt", "+4915122222222")
+    schedule = await service.create_schedule(
+        OWNER, recipients="anna   schmidt", when="tomorrow 9:00", text="x"
+    )
+    assert [r.address for r in schedule.recipients] == ["+4915122222222"]
