@@ -41,7 +41,7 @@ from core.models import (
     ScheduleState,
     Template,
 )
-from core.recipients import Choice, address_label, label
+from core.recipients import Choice, address_label, distinct_labels, label, typed_key
 from core.sender import Pacing
 from core.service import Group, Preview, Status
 from core.session import Remedy, SessionWords
@@ -257,12 +257,8 @@ def cap(text: str, limit: int = TELEGRAM_TEXT_LIMIT) -> str:
     return cut_html(text, limit - telegram_length(CUT_MARKER)) + CUT_MARKER
 
 
-def recipient_label(recipient: Recipient) -> str:
-    return label(recipient)
-
-
 def recipients_text(recipients: Sequence[Recipient], limit: int = 3) -> str:
-    names = [recipient_label(r) for r in recipients[:limit]]
+    names = distinct_labels(recipients)[:limit]
     more = len(recipients) - limit
     if more > 0:
         names.append(f"and {more} more")
@@ -884,15 +880,30 @@ def templates_text(templates: Sequence[Template]) -> str:
     return cap("\n".join(lines))
 
 
+# What splits a typed /schedule line: such a name is typed as its group's id.
+_NOT_IN_A_NAME = re.compile(r"[,;|\n\r]")
+
+
 def groups_text(groups: Sequence[Group]) -> str:
     if not groups:
         return "The linked WhatsApp account is in no groups."
-    example = groups[0].name if "," not in groups[0].name else "Family"
+    keys = [typed_key(g.name) for g in groups]
+    typeable = [
+        g.name
+        for g, key in zip(groups, keys, strict=True)
+        if keys.count(key) == 1 and not _NOT_IN_A_NAME.search(g.name)
+    ]
+    example = typeable[0] if typeable else groups[0].id
     lines = [
-        f"<b>WhatsApp groups</b> ({len(groups)}); schedule to one by its name, for example "
+        f"<b>WhatsApp groups</b> ({len(groups)}); schedule to one by its name, or by its id "
+        "when another group or a contact has that name too, for example "
         f"<code>/schedule {escape(example)} | tomorrow 9:00 | Hello!</code>"
     ]
-    lines += [f"• {escape(g.name)} ({g.participants} people)" for g in groups]
+    lines += [
+        f"• {escape(g.name)} ({g.participants} {'person' if g.participants == 1 else 'people'})"
+        f": <code>{escape(g.id)}</code>"
+        for g in groups
+    ]
     return cap("\n".join(lines))
 
 
@@ -927,9 +938,9 @@ PICK_BUTTON_LIMIT = 60
 def recipient_choice(choice: Choice, part: int) -> tuple[str, InlineKeyboardMarkup]:
     """Ask which of the contacts and groups a typed name matches was meant."""
     builder = InlineKeyboardBuilder()
-    for number, option in enumerate(choice.options):
+    for number, shown in enumerate(distinct_labels(choice.options)):
         builder.button(
-            text=shorten(label(option), PICK_BUTTON_LIMIT),
+            text=shorten(shown, PICK_BUTTON_LIMIT),
             callback_data=PickCb(part=part, option=number),
         )
     builder.button(text="Cancel", callback_data=WizardCb(action=WizardAction.cancel))
@@ -949,7 +960,8 @@ def recipient_choice(choice: Choice, part: int) -> tuple[str, InlineKeyboardMark
 
 
 def recipient_chosen(choice: Choice, chosen: Recipient) -> str:
-    return f"<b>{escape(choice.typed)}</b>: {escape(label(chosen))}"
+    shown = dict(zip(choice.options, distinct_labels(choice.options), strict=True))
+    return f"<b>{escape(choice.typed)}</b>: {escape(shown.get(chosen) or label(chosen))}"
 
 
 # --- the wizard's When buttons and its end -------------------------------------------------

@@ -15,9 +15,9 @@ from typing import Protocol
 
 from core.errors import InvalidRecipient, WhatsAppError, WhatsAppNotReady, WhatsAppUnavailable
 from core.models import Contact, Recipient, RecipientKind
+from core.store._records import name_key
 
 PHONE_EXAMPLE = "+49 151 23456789"
-GROUP_EXAMPLE = "120363041234567890@g.us"
 
 # E.164 allows at most 15 digits; fewer than 8 is no real international number.
 MIN_DIGITS = 8
@@ -32,6 +32,7 @@ _CHAT_ID = re.compile(r"^([0-9]+)@c\.us$")
 _PHONE_NOISE = re.compile(r"[\s\-./()\u00a0]")
 _PHONE_LIKE = re.compile(r"^[+(]?[0-9\s\-./()\u00a0]+$")
 _FULLWIDTH_PLUS = "\uff0b"
+_NOT_DIGITS = re.compile(r"[^0-9]+")
 
 
 class ContactBook(Protocol):
@@ -131,9 +132,16 @@ class AmbiguousRecipient(InvalidRecipient):
     """A typed name matches several contacts or groups, where no one can ask which."""
 
     def __init__(self, choice: Choice) -> None:
+        shown = distinct_labels(choice.options)
+        groups = any(o.kind is RecipientKind.group for o in choice.options)
+        if groups and len({typed_key(o.name or o.address) for o in choice.options}) == 1:
+            what = "type the id of the group you mean (/groups lists them with their ids)"
+        elif groups:
+            what = "type the full name, the number itself, or a group's id (see /groups)"
+        else:
+            what = "type the full name, or the number itself"
         super().__init__(
-            f"{choice.typed!r} matches {labels(choice.options[:-1])} and "
-            f"{label(choice.options[-1])}: type the full name, or the number itself."
+            f"{choice.typed!r} matches {', '.join(shown[:-1])} and {shown[-1]}: {what}."
         )
         self.choice = choice
 
@@ -192,9 +200,10 @@ async def parse_recipients(
     return dedupe(r for r in resolved if isinstance(r, Recipient))
 
 
-def name_key(name: str) -> str:
-    """How names are compared: case-insensitive, spaces tidied."""
-    return " ".join(name.casefold().split())
+def typed_key(name: str) -> str:
+    """How a typed name is compared with saved ones: its spaces tidied the way the service
+    tidies a name it saves, then the stores' `name_key` (case-insensitive)."""
+    return name_key(" ".join(name.split()))
 
 
 class _Names:
@@ -206,6 +215,8 @@ class _Names:
         self._contacts: list[Contact] | None = None
         self._groups: list[Recipient] | None = None
         self.groups_error: str | None = None
+        # The account's groups exist but could not be read: a name may be one of them.
+        self.groups_unreadable = False
 
     async def contacts(self) -> list[Contact]:
         if self._contacts is None:
@@ -223,18 +234,9 @@ class _Names:
                 return self._groups
             try:
                 listed = await self._source()
-            except WhatsAppNotReady:
-                self.groups_error = (
-                    "WhatsApp is not linked or not connected. Link it with /link (or wait "
-                    "until /status says WORKING), then send this again"
-                )
-            except WhatsAppUnavailable:
-                self.groups_error = (
-                    "the WhatsApp service does not answer (/status says why). Send this again "
-                    "once it works"
-                )
             except WhatsAppError as error:
-                self.groups_error = f"the WhatsApp service refused to list them ({error})"
+                self.groups_unreadable = True
+                self.groups_error = _why_unreadable(error)
             else:
                 for group in listed:
                     address, name = group.id.strip().lower(), " ".join(group.name.split())
@@ -249,9 +251,9 @@ class _Names:
         if self.groups_error is not None:
             noun = "contact" if len(unknown) == 1 else "contacts"
             return InvalidRecipient(
-                f"No saved {noun} named {shown}, and your WhatsApp groups cannot be searched "
-                f"now: {self.groups_error}. /contacts lists your saved contacts; "
-                "/addcontact <name> <number> saves one, or type the number itself, "
+                f"No saved {noun} named {shown} in full, and your WhatsApp groups cannot be "
+                f"searched now: {self.groups_error}. Or type a contact's full name (/contacts "
+                "lists them; /addcontact <name> <number> saves one) or the number itself, "
                 f"for example {PHONE_EXAMPLE}."
             )
         noun = "contact or WhatsApp group" if len(unknown) == 1 else "contacts or WhatsApp groups"
@@ -260,6 +262,20 @@ class _Names:
             "type. /addcontact <name> <number> saves a contact, or type the number itself, "
             f"for example {PHONE_EXAMPLE}."
         )
+
+
+def _why_unreadable(error: WhatsAppError) -> str:
+    if isinstance(error, WhatsAppNotReady):
+        return (
+            "WhatsApp is not linked or not connected. Link it with /link (or wait until "
+            "/status says WORKING), then send this again"
+        )
+    if isinstance(error, WhatsAppUnavailable):
+        return (
+            "the WhatsApp service does not answer (/status says why). Send this again once it "
+            "works"
+        )
+    return f"the WhatsApp service refused to list them ({error})"
 
 
 async def _resolve_one(part: str, names: _Names) -> Recipient | Choice | None:
@@ -278,12 +294,16 @@ async def _resolve_one(part: str, names: _Names) -> Recipient | Choice | None:
         return Recipient(kind=RecipientKind.phone, address=parse_phone("+" + chat.group(1)))
     if lowered.startswith("+") or looks_like_phone(part):
         return Recipient(kind=RecipientKind.phone, address=parse_phone(part))
-    key = name_key(part)
+    key = typed_key(part)
     contacts = await names.contacts()
     for contact in contacts:
         if name_key(contact.name) == key:
             return contact_recipient(contact)
     groups = await names.groups()
+    if names.groups_unreadable:
+        # The name may be a group's, so a contact whose name merely starts with it may be
+        # someone else: refused, saying why (the full name or the number still works).
+        return None
     exact = [g for g in groups if name_key(g.name or "") == key]
     matches = exact or [
         *(contact_recipient(c) for c in contacts if name_key(c.name).startswith(key)),
@@ -329,4 +349,25 @@ def address_label(address: str, name: str | None) -> str:
 
 
 def labels(recipients: Sequence[Recipient]) -> str:
-    return ", ".join(label(r) for r in recipients)
+    return ", ".join(distinct_labels(recipients))
+
+
+# Fewest digits of a group id shown to tell same-named groups apart.
+GROUP_ID_TAIL = 4
+
+
+def distinct_labels(recipients: Sequence[Recipient]) -> list[str]:
+    """Each recipient's `label`; groups that would read the same (they share a name) carry the
+    end of their id too, `Family (group …7890)`, with as many digits as tell them apart."""
+    shown = [label(r) for r in recipients]
+    for same in {text for text in shown if shown.count(text) > 1}:
+        at = [i for i, text in enumerate(shown) if text == same]
+        ids = [_NOT_DIGITS.sub("", recipients[i].address) for i in at]
+        if recipients[at[0]].kind is not RecipientKind.group:
+            continue
+        tail = GROUP_ID_TAIL
+        while tail < max(len(i) for i in ids) and len({i[-tail:] for i in ids}) < len(ids):
+            tail += 1
+        for i, digits in zip(at, ids, strict=True):
+            shown[i] = f"{recipients[i].name} (group …{digits[-tail:]})"
+    return shown

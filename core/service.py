@@ -327,11 +327,13 @@ class Scheduling:
         """Check and preview a schedule without storing it (the wizard's preview step)."""
         parsed = await self._recipients(recipients)
         body, template_row = await self._message(text, template, media)
-        await self._check_variables(body, parsed)
         zone = await self.timezone_of(owner_id)
         now = self.clock.now()
         rule = self._parse_when(when, zone, now)
         next_run_at = self._first_fire(rule, now)
+        # After the time: the one-line /schedule checks the rest before asking which contact
+        # a name meant, and lets the variables wait for that answer.
+        await self._check_variables(body, parsed)
         preview = await self._preview(
             schedule_id=None,
             state=None,

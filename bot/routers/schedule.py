@@ -83,8 +83,9 @@ async def one_shot(
         )
         await message.answer(f"Saved.\n\n{ui.schedule_block(created)}")
         return
-    # The time and text are refused now rather than after the question; variables wait for
-    # the choice (a contact field may be had by one of the options only).
+    # The time and text are refused now rather than after the question; only the variables
+    # wait for the choice (a contact field may be had by one of the options only), and
+    # draft_schedule checks them last. A lone brace is no error in a message (core.render).
     first = [item.options[0] if isinstance(item, Choice) else item for item in resolved]
     with contextlib.suppress(InvalidTemplate):
         await service.draft_schedule(user.id, recipients=first, when=when, text=text)

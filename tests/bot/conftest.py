@@ -54,6 +54,8 @@ class FakeWhatsApp:
     qr_error: WhatsAppError | None = None
     failure: SessionFailure | None = None
     group_reads: int = 0
+    # What reading the groups raises instead, like the client when the sidecar is down.
+    groups_error: WhatsAppError | None = None
 
     async def health(self) -> SessionHealth:
         return SessionHealth(
@@ -81,6 +83,8 @@ class FakeWhatsApp:
 
     async def groups(self) -> list[WhatsAppGroup]:
         self.group_reads += 1
+        if self.groups_error is not None:
+            raise self.groups_error
         # Like the sidecar: the account's groups only while the session works.
         if self.state != "WORKING":
             raise WhatsAppNotReady(

@@ -3,6 +3,7 @@ when a name matches several, WhatsApp groups by their name."""
 
 from __future__ import annotations
 
+from core.errors import WhatsAppUnavailable
 from core.models import RecipientKind
 from core.whatsapp import WhatsAppGroup
 from tests.bot.conftest import ADMIN, Harness
@@ -151,7 +152,6 @@ async def test_groups_lists_names_to_type(harness: Harness) -> None:
     listing = await harness.ask("/groups", "WhatsApp groups")
     assert "• Family (2 people)" in listing.text
     assert "/schedule Family |" in listing.text
-    assert FAMILY_ID not in listing.text
 
 
 async def test_an_older_question_s_buttons_do_not_answer_a_newer_one(harness: Harness) -> None:
@@ -180,3 +180,66 @@ async def test_the_question_counts_contacts_and_groups_as_they_are(harness: Harn
         "Family (group)",
         "Cancel",
     ]
+
+
+async def test_one_line_name_while_whatsapp_is_down_is_refused_not_sent_to_a_contact(
+    harness: Harness,
+) -> None:
+    await contacts(harness, "Family Doctor")
+    harness.whatsapp.group_list = [WhatsAppGroup(id=FAMILY_ID, name="Family", participants=())]
+    harness.whatsapp.groups_error = WhatsAppUnavailable("connection refused")
+    refusal = await harness.ask("/schedule Family | tomorrow 9:00 | Dinner", "Family")
+    assert "does not answer" in refusal.text and "full name" in refusal.text
+    assert not refusal.buttons()
+    assert await harness.service.list_schedules() == []
+
+
+async def test_a_bad_time_is_refused_before_the_question_with_a_field_only_one_has(
+    harness: Harness,
+) -> None:
+    await harness.service.add_contact("Anna Schmidt", "+4915100000001", fields={"city": "Bonn"})
+    await harness.service.add_contact("Andreas", "+4915100000002")
+    refusal = await harness.ask("/schedule An | someday | Hi from {city}", "someday")
+    assert not refusal.buttons()
+    assert await harness.service.list_schedules() == []
+
+
+OTHER_FAMILY_ID = "120363049999991111@g.us"
+
+
+async def test_two_groups_of_the_same_name_are_told_apart_and_the_pick_keeps_its_id(
+    harness: Harness,
+) -> None:
+    harness.whatsapp.group_list = [
+        WhatsAppGroup(id=FAMILY_ID, name="Family", participants=("a", "b")),
+        WhatsAppGroup(id=OTHER_FAMILY_ID, name="Family", participants=("c",)),
+    ]
+    question = await harness.ask("/schedule Family | tomorrow 9:00 | Dinner", "which one")
+    texts = [b["text"] for b in question.buttons()]
+    assert texts == ["Family (group …7890)", "Family (group …1111)", "Cancel"]
+    since = harness.telegram.cursor()
+    await harness.press(question, "Family (group …1111)")
+    saved = await harness.telegram.reply(ADMIN, "Saved", since=since)
+    assert "Family (group)" in saved.text
+    [schedule] = await harness.service.list_schedules(ADMIN)
+    assert [r.address for r in schedule.recipients] == [OTHER_FAMILY_ID]
+
+
+async def test_groups_shows_each_id_to_type_and_an_example_that_can_be_typed(
+    harness: Harness,
+) -> None:
+    harness.whatsapp.group_list = [
+        WhatsAppGroup(id=FAMILY_ID, name="A | B", participants=("a", "b")),
+    ]
+    listing = await harness.ask("/groups", "WhatsApp groups")
+    assert f"• A | B (2 people): <code>{FAMILY_ID}</code>" in listing.source
+    assert f"/schedule {FAMILY_ID} | tomorrow 9:00 | Hello!" in listing.text  # not A | B
+    harness.whatsapp.group_list = [
+        WhatsAppGroup(id=OTHER_FAMILY_ID, name="Friends", participants=("c",)),
+        WhatsAppGroup(id=FAMILY_ID, name="friends", participants=()),
+        WhatsAppGroup(id="120363040000002222@g.us", name="Work; team", participants=()),
+    ]
+    listing = await harness.ask("/groups", "WhatsApp groups")
+    assert f"• Friends (1 person): <code>{OTHER_FAMILY_ID}</code>" in listing.source
+    assert "/schedule Friends |" not in listing.text  # shared by two: an id is the example
+    assert f"/schedule {OTHER_FAMILY_ID} |" in listing.text

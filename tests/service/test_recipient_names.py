@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from core.errors import InvalidRecipient
+from core.errors import InvalidRecipient, WhatsAppUnavailable
 from core.models import RecipientKind
 from core.service import Scheduling
 from core.store import Store
@@ -72,3 +72,65 @@ async def test_edit_to_a_name_several_match_is_refused_naming_them(service: Sche
         await service.edit_schedule(schedule.id, recipients="An")
     assert "Anna Schmidt" in str(caught.value) and "Andreas" in str(caught.value)
     assert (await service.get_schedule(schedule.id)).recipients == schedule.recipients
+
+
+@pytest.mark.parametrize("typed", ["Family", "Fam"])
+async def test_a_name_is_not_taken_for_a_contact_it_starts_while_groups_cannot_be_read(
+    service: Scheduling, whatsapp: FakeWhatsApp, typed: str
+) -> None:
+    # With the sidecar up, "Family" is the group; down, it must not become "Family Doctor".
+    await service.add_contact("Family Doctor", "+4915111111111")
+    whatsapp.group_list = [WaGroup(id=FAMILY_ID, name="Family", participants=("a",))]
+    whatsapp.error = WhatsAppUnavailable("connection refused")
+    with pytest.raises(InvalidRecipient, match="does not answer") as caught:
+        await service.create_schedule(OWNER, recipients=typed, when="tomorrow 9:00", text="x")
+    assert f"{typed!r}" in str(caught.value)
+    assert "full name" in str(caught.value) and "+49" in str(caught.value)
+    with pytest.raises(InvalidRecipient, match="does not answer"):
+        await service.resolve_recipients(typed)
+    assert await service.list_schedules() == []
+
+
+async def test_a_contact_s_full_name_still_works_while_groups_cannot_be_read(
+    service: Scheduling, whatsapp: FakeWhatsApp
+) -> None:
+    await service.add_contact("Family Doctor", "+4915111111111")
+    whatsapp.error = WhatsAppUnavailable("connection refused")
+    schedule = await service.create_schedule(
+        OWNER, recipients="family  doctor", when="tomorrow 9:00", text="x"
+    )
+    assert [r.name for r in schedule.recipients] == ["Family Doctor"]
+
+
+async def test_edit_to_a_group_name_two_groups_share_says_to_type_its_id(
+    service: Scheduling, whatsapp: FakeWhatsApp
+) -> None:
+    other = "120363049999991111@g.us"
+    whatsapp.group_list = [
+        WaGroup(id=FAMILY_ID, name="Family", participants=("a", "b")),
+        WaGroup(id=other, name="Family", participants=("c",)),
+    ]
+    schedule = await service.create_schedule(
+        OWNER, recipients="+4915199999990", when="tomorrow 9:00", text="x"
+    )
+    with pytest.raises(InvalidRecipient) as caught:
+        await service.edit_schedule(schedule.id, recipients="Family")
+    refusal = str(caught.value)
+    assert "Family (group …7890)" in refusal and "Family (group …1111)" in refusal
+    assert "full name" not in refusal and "id" in refusal and "/groups" in refusal
+    assert (await service.get_schedule(schedule.id)).recipients == schedule.recipients
+    edited = await service.edit_schedule(schedule.id, recipients=other)
+    assert [(r.address, r.name) for r in edited.recipients] == [(other, "Family")]
+
+
+async def test_a_typed_name_goes_to_the_contact_of_exactly_that_name_not_one_spaced_otherwise(
+    service: Scheduling, store: Store
+) -> None:
+    # The store keeps names as given (an export may carry one spaced twice); only typed names
+    # are tidied.
+    await store.add_contact("Anna  Schmidt", "+4915111111111")
+    await store.add_contact("Anna Schmidt", "+4915122222222")
+    schedule = await service.create_schedule(
+        OWNER, recipients="anna   schmidt", when="tomorrow 9:00", text="x"
+    )
+    assert [r.address for r in schedule.recipients] == ["+4915122222222"]
