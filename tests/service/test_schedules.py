@@ -109,8 +109,9 @@ async def test_a_moved_time_in_the_new_zones_dst_gap_goes_as_the_time_language_s
     assert [s.id for s in moved] == [once.id] and kept == []
     berlin = ZoneInfo("Europe/Berlin")
     typed = when.parse_when("28.03.2027 02:30", tz="Europe/Berlin", now=START)
-    assert moved[0].rule.at == typed.at == datetime(2027, 3, 28, 1, 0, tzinfo=UTC)
-    assert moved[0].rule.at.astimezone(berlin).strftime("%H:%M %Z") == "03:00 CEST"
+    at = moved[0].rule.at
+    assert at is not None and at == typed.at == datetime(2027, 3, 28, 1, 0, tzinfo=UTC)
+    assert at.astimezone(berlin).strftime("%H:%M %Z") == "03:00 CEST"
 
 
 async def test_the_zone_question_is_remembered_once_asked_or_answered(
