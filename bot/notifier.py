@@ -37,7 +37,7 @@ from pydantic import ValidationError
 
 from bot import ui
 from core.counters import count_telegram_error
-from core.models import Delivery, DeliveryStatus, Run, Schedule
+from core.models import Delivery, DeliveryFilter, DeliveryStatus, Run, Schedule
 from core.sender import Pacing
 from core.session import SessionFailure, explain
 
@@ -416,10 +416,16 @@ LINKED_KEY = "whatsapp_linked_before"
 
 
 class KeyValues(Protocol):
-    """What the notifier needs of the store to remember run messages."""
+    """What the notifier needs of the store to remember run messages (and to tell whether
+    WhatsApp worked before: a message was ever sent)."""
 
     async def get_value(self, key: str) -> str | None: ...
     async def set_value(self, key: str, value: str | None) -> None: ...
+    async def list_deliveries(self, query: DeliveryFilter) -> list[Delivery]: ...
+
+
+# A delivery in one of these went out through WhatsApp: it was linked then.
+WENT_OUT = (DeliveryStatus.sent, DeliveryStatus.delivered, DeliveryStatus.read)
 
 
 class TelegramNotifier:
@@ -442,6 +448,8 @@ class TelegramNotifier:
         self._qr_messages: dict[int, int] = {}
         # WhatsApp worked once (`LINKED_KEY` in the store): later recoveries say "again".
         self._linked = False
+        # Heard before the store was known (`remember_in`): written to it then.
+        self._saving_linked: asyncio.Task[None] | None = None
 
     def set_pacing(self, pacing: Callable[[], Pacing | None]) -> None:
         """Where cards learn when the next message may go (`core.sender.Sender.pacing`)."""
@@ -454,11 +462,15 @@ class TelegramNotifier:
     def remember_in(self, values: KeyValues) -> None:
         """Keep which message shows which run in `values` (the store), across restarts."""
         self._values = values
+        if self._linked:  # WhatsApp worked before the store was known: remember it now
+            self._saving_linked = asyncio.get_running_loop().create_task(self._remember_linked())
 
     async def drain(self) -> None:
         """Show what waits (bounded) while the store is still open, so that each run card's
         message id is remembered; then stop using the store, which closes next."""
         await self.outbox.drain()
+        if self._saving_linked is not None:
+            await self._saving_linked
         self._values = None
 
     async def _people(self) -> list[int]:
@@ -623,16 +635,24 @@ class TelegramNotifier:
 
     async def _linked_before(self) -> bool:
         """Whether WhatsApp worked before (in the store, across restarts): the first link is
-        no recovery and holds nothing back."""
+        no recovery and holds nothing back. A wasched linked before `LINKED_KEY` existed has
+        sent messages: that counts (and is remembered under the key)."""
         if self._linked:
             return True
         if self._values is None:
             return False
         try:
-            self._linked = await self._values.get_value(LINKED_KEY) is not None
+            if await self._values.get_value(LINKED_KEY) is not None:
+                self._linked = True
+                return True
+            went_out = await self._values.list_deliveries(
+                DeliveryFilter(statuses=WENT_OUT, limit=1)
+            )
         except Exception:
             logger.exception("could not read whether WhatsApp was linked before")
             return True  # the usual case; the recovery text is right then
+        if went_out:
+            await self._remember_linked()
         return self._linked
 
     async def _remember_linked(self) -> None:

@@ -984,6 +984,8 @@ def cancelled(state: str | None) -> str:
     (a contact saved meanwhile with /addcontact stays)."""
     if state is not None and state.startswith("EditForm:"):
         return "Cancelled; the schedule is unchanged."
+    if state is not None and state.startswith("ZoneForm:"):
+        return "Cancelled; your time zone is unchanged."
     return "Cancelled; no schedule was saved."
 
 
@@ -1035,29 +1037,70 @@ def zone_buttons(zones: Sequence[str], action_text: str = "") -> InlineKeyboardM
     return builder.as_markup()
 
 
-def zone_question(current: str, now: datetime) -> tuple[str, InlineKeyboardMarkup]:
-    """Which time zone: buttons with likely ones, or a typed city, or a shared location."""
+def zone_question(
+    current: str, now: datetime, *, typing: bool = True
+) -> tuple[str, InlineKeyboardMarkup]:
+    """Which time zone: buttons with likely ones, or a typed city (`typing`: read as the
+    answer; else, while a wizard waits for text, with /tz), or a shared location."""
     zones = [current] + [z for z in LIKELY_ZONES if z != current]
+    name = (
+        "type a city or zone name (Berlin, New York, Asia/Tokyo)"
+        if typing
+        else "send /tz with a city or zone name (<code>/tz Berlin</code>)"
+    )
     text = (
         f"<b>Your time zone</b> is {escape(current)} (there it is now "
         f"{escape(format_local(now, current))}). Times you type are read in it and times I show "
-        "are in it.\nTap yours, type a city or zone name (Berlin, New York, Asia/Tokyo), or "
-        "share your location (📎 → Location; it is turned into a zone here and not kept)."
+        f"are in it.\nTap yours, {name}, or share your location (📎 → Location; it is turned "
+        "into a zone here and not kept)."
     )
     return text, zone_buttons(zones)
 
 
-def zone_choices(typed: str, zones: Sequence[str]) -> tuple[str, InlineKeyboardMarkup]:
-    text = f"Several time zones match “{escape(typed)}”; tap yours:"
+def zone_choices(
+    typed: str, zones: Sequence[str], *, typing: bool = True
+) -> tuple[str, InlineKeyboardMarkup]:
+    """A button per matching zone; more than fit are counted and the city asked for."""
+    if len(zones) <= ZONE_BUTTONS:
+        return f"Several time zones match “{escape(typed)}”; tap yours:", zone_buttons(zones)
+    city = zones[ZONE_BUTTONS].rsplit("/", 1)[-1].replace("_", " ")
+    ask = escape(city) if typing else f"<code>/tz {escape(city)}</code>"
+    text = (
+        f"{len(zones)} time zones match “{escape(typed)}”; here are {ZONE_BUTTONS} of them. "
+        f"Yours is not among them? Send your city ({ask}) or share your location."
+    )
     return text, zone_buttons(zones)
 
 
-def zone_unknown(typed: str, near: Sequence[str]) -> str:
+def zone_unknown(typed: str, near: Sequence[str], *, typing: bool = True) -> str:
     hint = f" Did you mean {escape(near[0])}?" if near else ""
+    how = (
+        "Type a city (Berlin), an Area/City name (Europe/Berlin) or UTC"
+        if typing
+        else "Send <code>/tz Berlin</code> (a city, an Area/City name or UTC)"
+    )
     return (
-        f"I know no time zone called “{escape(shorten(typed, 60))}”.{hint} Type a city "
-        "(Berlin), an Area/City name (Europe/Berlin) or UTC, tap a button, or share your "
-        "location."
+        f"I know no time zone called “{escape(shorten(typed, 60))}”.{hint} {how}, tap a "
+        "button, or share your location."
+    )
+
+
+def zone_nowhere(*, typing: bool = True) -> str:
+    """A shared location no zone covers."""
+    how = (
+        "Type a city or zone name instead, for example Berlin or Europe/Berlin."
+        if typing
+        else "Send /tz with a city or zone name instead, for example <code>/tz Berlin</code>."
+    )
+    return f"No time zone covers that spot (open sea?). {how}"
+
+
+def zone_changed_since(zone: str, current: str) -> str:
+    """An old "Move them" button for a zone that is no longer the person's (a callback
+    answer: plain text)."""
+    return (
+        f"Your time zone is now {current}, not {zone}: nothing was moved. "
+        f"Send /tz {current} to be offered the move there."
     )
 
 

@@ -13,7 +13,7 @@ import logging
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
@@ -716,10 +716,15 @@ class Scheduling:
             DeliveryFilter(schedule_id=schedule_id, owner_id=owner_id, order="oldest")
         )
         whens: dict[int, str] = {}
-        for wanted in sorted({d.schedule_id for d in deliveries}):
-            schedule = await self.store.get_schedule(wanted)
-            if schedule is not None:
-                whens[wanted] = when_lang.describe(schedule.rule)
+        if deliveries:
+            # One read for all: a deleted schedule is missing and its rows say so.
+            if schedule_id is not None:
+                one = await self.store.get_schedule(schedule_id)
+                schedules = [] if one is None else [one]
+            else:
+                schedules = await self.store.list_schedules(owner_id=owner_id)
+            wanted = {d.schedule_id for d in deliveries}
+            whens = {s.id: when_lang.describe(s.rule) for s in schedules if s.id in wanted}
         return deliveries_csv(deliveries, whens)
 
     # contacts -----------------------------------------------------------------------------
@@ -1056,7 +1061,8 @@ def _rule_in_zone(rule: Rule, zone: str) -> Rule:
     def same_clock(instant: datetime | None) -> datetime | None:
         if instant is None:
             return None
-        return instant.astimezone(old).replace(tzinfo=new).astimezone(UTC)
+        # A clock time the new zone skips (DST gap) is read as the time language reads it.
+        return when_lang.resolve_local(instant.astimezone(old).replace(tzinfo=None), new)
 
     return rule.model_copy(
         update={"timezone": zone, "at": same_clock(rule.at), "start": same_clock(rule.start)}

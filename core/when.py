@@ -187,7 +187,7 @@ def _clock_words(local: datetime) -> str:
     return f"{local:%H:%M} {local.tzname()}" if _is_ambiguous(local) else f"{local:%H:%M}"
 
 
-def _resolve_local(wall: datetime, zone: ZoneInfo) -> datetime:
+def resolve_local(wall: datetime, zone: ZoneInfo) -> datetime:
     """The UTC instant of naive local `wall` time: a repeated time maps to its first
     occurrence, a skipped one (DST gap) to the first instant after the gap."""
     first = wall.replace(tzinfo=zone, fold=0)
@@ -471,7 +471,7 @@ def next_fire_time(rule: Rule, *, after: datetime) -> datetime | None:
         candidate = schedule.next_wall(wall)
         if candidate is None:
             return None
-        instant = _resolve_local(candidate, zone)
+        instant = resolve_local(candidate, zone)
         if instant > after_utc:
             return instant
         wall = candidate
@@ -487,7 +487,7 @@ def _next_by_clock(schedule: CronSchedule, zone: ZoneInfo, after: datetime) -> d
         change, first_wall, end_wall = _repeat_window(local, zone)
         found = schedule.next_wall(wall)
         if found is not None and found < end_wall:
-            return _resolve_local(found, zone)
+            return resolve_local(found, zone)
         found = schedule.next_wall(first_wall - timedelta(microseconds=1))
         if found is not None and found < end_wall:
             return change + (found - first_wall)
@@ -776,14 +776,14 @@ def _parse_once(text: str, tz: str, zone: ZoneInfo, now: datetime) -> Rule | Non
             name = match.groupdict().get("name")
             if name in _VOCABULARY:  # `tomorrow 9:00 and`: a word, not a clock's name
                 raise _explain(text, today)
-            at = _named_local(wall, zone, tz, name) if name else _resolve_local(wall, zone)
+            at = _named_local(wall, zone, tz, name) if name else resolve_local(wall, zone)
             return _once(at, tz, now, typed=_hhmm(clock), when_today=match["date"] == "today")
     if match := _ONCE_TIME.fullmatch(text):
         # A bare time is its next occurrence: today if still ahead, else tomorrow.
         clock = _time_of(match["time"])
-        at = _resolve_local(datetime.combine(today, clock), zone)
+        at = resolve_local(datetime.combine(today, clock), zone)
         if at <= now:
-            at = _resolve_local(datetime.combine(today + timedelta(days=1), clock), zone)
+            at = resolve_local(datetime.combine(today + timedelta(days=1), clock), zone)
         return _once(at, tz, now, typed=_hhmm(clock), when_today=False)
     if match := _ONCE_DATE.fullmatch(text):
         day_text = match["date"]
@@ -839,7 +839,7 @@ def _parse_in(rest: str, tz: str, zone: ZoneInfo, now: datetime, typed: str) -> 
         if days:
             # Whole days keep the local clock time (`in 1 day` at 09:00 is 09:00 tomorrow).
             local = now.astimezone(zone).replace(tzinfo=None)
-            start = _resolve_local(local + timedelta(days=days), zone)
+            start = resolve_local(local + timedelta(days=days), zone)
         at = start + timedelta(seconds=seconds)
         if at.year > _LAST_YEAR:
             raise OverflowError

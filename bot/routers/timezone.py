@@ -38,36 +38,62 @@ def _names() -> tuple[str, ...]:
     return tuple(sorted(z for z in zoneinfo.available_timezones() if not z.startswith("Etc/")))
 
 
+# Big cities whose zone is named after another city: what people type for them.
+ALIASES = {
+    "beijing": "Asia/Shanghai",
+    "mumbai": "Asia/Kolkata",
+    "bombay": "Asia/Kolkata",
+    "delhi": "Asia/Kolkata",
+    "new_delhi": "Asia/Kolkata",
+    "san_francisco": "America/Los_Angeles",
+}
+
+# How alike a typed name and a zone's city must be to be offered (difflib's ratio): 0.8 takes
+# Berln and Tokio but not Beijing for Berlin or Mumbai for Dubai.
+NEAR_CUTOFF = 0.8
+
+
+def _key(name: str) -> str:
+    """A name as compared, typed or a zone's: lower case, with a space, `_` and `-` alike
+    (`new york` and `New_York`, `Port au Prince` and `Port-au-Prince`)."""
+    return "_".join(name.lower().replace("-", " ").replace("_", " ").split())
+
+
 def zone_matches(typed: str) -> list[str]:
-    """The zones `typed` names: its exact IANA name, or every zone whose city part (or any
-    part) it is (`Berlin` -> Europe/Berlin, `new york` -> America/New_York)."""
+    """The zones `typed` names: its exact IANA name, a big city's zone (`Beijing` ->
+    Asia/Shanghai), or every zone whose city part (or any part) it is (`Berlin` ->
+    Europe/Berlin, `new york` -> America/New_York)."""
     try:
         return [validate_timezone(typed)]
     except InvalidTimezone:
         pass
-    wanted = "_".join(typed.lower().replace("-", " ").split())
+    wanted = _key(typed)
     if not wanted:
         return []
-    by_city = [z for z in _names() if z.lower().rsplit("/", 1)[-1] == wanted]
+    if wanted in ALIASES:
+        return [ALIASES[wanted]]
+    by_city = [z for z in _names() if _key(z.rsplit("/", 1)[-1]) == wanted]
     if by_city:
         return by_city
-    return [z for z in _names() if wanted in z.lower().split("/")]
+    return [z for z in _names() if wanted in (_key(part) for part in z.split("/"))]
 
 
 def near_zones(typed: str) -> list[str]:
-    """Zones whose city part is spelled like `typed` (`Berln` -> Europe/Berlin)."""
-    cities = {z.rsplit("/", 1)[-1].lower(): z for z in _names() if "/" in z}
-    wanted = "_".join(typed.lower().split())
-    return [cities[c] for c in difflib.get_close_matches(wanted, list(cities), n=3)]
+    """Zones whose city part is spelled much like `typed` (`Berln` -> Europe/Berlin)."""
+    cities = {_key(z.rsplit("/", 1)[-1]): z for z in _names() if "/" in z}
+    found = difflib.get_close_matches(_key(typed), list(cities), n=3, cutoff=NEAR_CUTOFF)
+    return [cities[c] for c in found]
 
 
-async def await_name(state: FSMContext, *, first: bool | None = None) -> None:
-    """Read the next typed text as a zone name, unless a wizard waits for it instead."""
+async def await_name(state: FSMContext, *, first: bool | None = None) -> bool:
+    """Read the next typed text as a zone name, unless a wizard waits for it instead.
+    Whether typed text is read as a zone name now (else the texts ask for /tz NAME)."""
     if await state.get_state() not in (None, ZoneForm.name.state):
-        return
+        return False
     await state.set_state(ZoneForm.name)
     if first is not None:
         await state.update_data({FIRST_KEY: first})
+    return True
 
 
 async def ask_zone(
@@ -82,9 +108,9 @@ async def ask_zone(
     """Ask for the zone with buttons (after `intro`, in the same message); a typed answer
     (no command) is read as a zone name."""
     current = await service.timezone_of(user_id)
-    await await_name(state, first=first)
+    typing = await await_name(state, first=first)
     await service.mark_timezone_asked(user_id)
-    text, markup = ui.zone_question(current, service.clock.now())
+    text, markup = ui.zone_question(current, service.clock.now(), typing=typing)
     await message.answer(ui.cap(f"{intro}\n\n{text}" if intro else text), reply_markup=markup)
 
 
@@ -103,14 +129,15 @@ async def choose(
     if len(matches) == 1:
         await set_zone(message, matches[0], state, service, user_id)
         return
-    await await_name(state)
+    typing = await await_name(state)
     if matches:
-        text, markup = ui.zone_choices(typed, matches)
+        text, markup = ui.zone_choices(typed, matches, typing=typing)
         await message.answer(text, reply_markup=markup)
         return
     near = near_zones(typed)
     await message.answer(
-        ui.zone_unknown(typed, near), reply_markup=ui.zone_buttons(near) if near else None
+        ui.zone_unknown(typed, near, typing=typing),
+        reply_markup=ui.zone_buttons(near) if near else None,
     )
 
 
@@ -158,10 +185,8 @@ async def shared_location(
     assert location is not None  # the filter says so
     zone = tzfpy.get_tz(location.longitude, location.latitude)
     if not zone:
-        await message.answer(
-            "No time zone covers that spot (open sea?). Type a city or zone name instead, "
-            "for example Berlin or Europe/Berlin."
-        )
+        typing = await await_name(state)
+        await message.answer(ui.zone_nowhere(typing=typing))
         return
     await set_zone(message, zone, state, service, event_from_user.id)
 
@@ -185,6 +210,11 @@ async def pressed_zone(
 async def move_schedules(
     query: CallbackQuery, callback_data: ZoneCb, service: Scheduling, event_from_user: User
 ) -> None:
+    current = await service.timezone_of(event_from_user.id)
+    if validate_timezone(callback_data.zone) != current:
+        # A button of an earlier /tz: the person has picked another zone since.
+        await query.answer(ui.zone_changed_since(callback_data.zone, current), show_alert=True)
+        return
     moved, kept = await service.move_schedules(event_from_user.id, callback_data.zone)
     await query.answer()
     if isinstance(query.message, Message):

@@ -4,6 +4,7 @@ what /tz does to existing schedules, and no markup characters in any message."""
 from __future__ import annotations
 
 import re
+import zoneinfo
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -109,6 +110,67 @@ async def test_a_zone_set_in_the_middle_of_the_wizard_leaves_the_wizard_going(
     assert await zone_of(harness) == "Australia/Sydney"
 
 
+async def test_tz_in_the_middle_of_the_wizard_asks_for_tz_with_the_city_not_typed_text(
+    harness: Harness,
+) -> None:
+    await harness.ask("/schedule", "1/3 Who gets it?")
+    await harness.ask("+4915123456789", "2/3 What should it say?")
+    question = await harness.ask("/tz", ZONE_QUESTION)
+    # Typed text goes to the wizard, so the question asks for /tz NAME, not for typing.
+    assert "/tz Berlin" in question.text and "type a city" not in question.text.lower()
+    unknown = await harness.ask("/tz Berln", "I know no time zone called")
+    assert "/tz Berlin" in unknown.text and "type a city" not in unknown.text.lower()
+    australia = sorted(z for z in zoneinfo.available_timezones() if z.startswith("Australia/"))
+    many = await harness.ask("/tz Australia", f"{len(australia)} time zones match")
+    assert f"/tz {australia[8].split('/')[1]}" in many.text  # the first without a button
+    await harness.ask("/tz Berlin", "now Europe/Berlin")
+    assert await zone_of(harness) == "Europe/Berlin"
+    await harness.ask("Hi", "3/3")  # the wizard takes its text, as it said it would
+
+
+async def test_more_zones_than_buttons_says_how_many_and_asks_for_the_city(
+    harness: Harness,
+) -> None:
+    australia = sorted(z for z in zoneinfo.available_timezones() if z.startswith("Australia/"))
+    assert len(australia) > 8
+    many = await harness.ask("/tz Australia", "time zones match")
+    assert f"{len(australia)} time zones match “Australia”; here are 8 of them" in many.text
+    city = australia[8].split("/")[1].replace("_", " ")  # the first without a button
+    assert f"Send your city ({city}) or share your location" in many.text
+    assert len(many.buttons()) == 8 and "Australia/Sydney" not in str(many.buttons())
+    await harness.ask("Sydney", "now Australia/Sydney")  # typed, as it asked
+
+
+async def test_did_you_mean_offers_only_a_close_name_and_big_cities_find_their_zone(
+    harness: Harness,
+) -> None:
+    for typed, zone in (
+        ("Beijing", "Asia/Shanghai"),
+        ("Mumbai", "Asia/Kolkata"),
+        ("new delhi", "Asia/Kolkata"),
+        ("San Francisco", "America/Los_Angeles"),
+        ("Port-au-Prince", "America/Port-au-Prince"),
+        ("port au prince", "America/Port-au-Prince"),
+    ):
+        await harness.ask(f"/tz {typed}", f"Your time zone is now {zone}")
+        assert await zone_of(harness) == zone, typed
+    near = await harness.ask("/tz Tokio", "I know no time zone called")
+    assert "Did you mean Asia/Tokyo?" in near.text
+    # Far from any zone's name: no guess, and no button that would set a wrong zone.
+    for typed in ("Hanoi", "Zurik"):
+        refused = await harness.ask(f"/tz {typed}", "I know no time zone called")
+        assert "Did you mean" not in refused.text and refused.buttons() == [], typed
+    assert await zone_of(harness) == "America/Port-au-Prince"
+
+
+async def test_cancel_on_the_zone_question_says_the_zone_is_unchanged(harness: Harness) -> None:
+    await harness.ask("/tz", ZONE_QUESTION)
+    cancelled = await harness.ask("/cancel", "Cancelled")
+    assert cancelled.text == "Cancelled; your time zone is unchanged."
+    await harness.say("Berlin")  # no longer read as a zone name
+    assert await zone_of(harness) is None
+
+
 async def test_a_forged_zone_button_is_refused_and_nothing_stored(harness: Harness) -> None:
     question = await harness.ask("/tz", ZONE_QUESTION)
     query = await harness.press_data(question, "tz:set:Mars/Olympus")
@@ -150,8 +212,7 @@ async def test_tz_says_schedules_keep_their_zone_and_a_button_moves_them(
 
     await harness.press(told, "Move them to America/New_York")
     moved = await harness.telegram.reply(ADMIN, "Moved 4 to America/New_York")
-    assert told.buttons() == [] or harness.last().buttons() == []
-    assert moved
+    assert told.buttons() == [] and moved.buttons() == []  # the button is gone once pressed
 
     new_york = ZoneInfo("America/New_York")
     after = await service.get_schedule(daily.id)
@@ -181,6 +242,26 @@ async def test_tz_says_schedules_keep_their_zone_and_a_button_moves_them(
         kept = await service.get_schedule(kept_id)
         assert kept.rule.timezone == "America/New_York"
     assert (await service.get_schedule(daily.id)).rule.timezone == "Asia/Tokyo"
+
+
+async def test_an_old_move_button_for_a_zone_no_longer_yours_moves_nothing(
+    harness: Harness,
+) -> None:
+    service = harness.service
+    daily = await service.create_schedule(
+        ADMIN, recipients="+4915123456789", when="every day at 9:00", text="morning"
+    )
+    tokyo = await harness.ask("/tz Tokyo", "now Asia/Tokyo")
+    london = await harness.ask("/tz London", "now Europe/London")
+    query = await harness.press(tokyo, "Move them to Asia/Tokyo")
+    answer = await harness.telegram.answer(query)
+    assert answer["show_alert"]
+    assert answer["text"].startswith("Your time zone is now Europe/London, not Asia/Tokyo")
+    assert (await service.get_schedule(daily.id)).rule.timezone == "Europe/Berlin"
+
+    await harness.press(london, "Move them to Europe/London")
+    await harness.telegram.reply(ADMIN, "Moved 1 to Europe/London")
+    assert (await service.get_schedule(daily.id)).rule.timezone == "Europe/London"
 
 
 async def test_tz_without_schedules_says_nothing_about_them(harness: Harness) -> None:

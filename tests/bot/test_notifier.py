@@ -9,7 +9,7 @@ from typing import Any
 from aiogram import Bot
 
 from bot import ui
-from bot.notifier import Item, Note, TelegramNotifier
+from bot.notifier import LINKED_KEY, Item, Note, TelegramNotifier
 from core.counters import TELEGRAM_ERRORS
 from core.models import Delivery, DeliveryFilter, DeliveryStatus, Run, RunTrigger, Schedule
 from core.sender import Pacing
@@ -249,6 +249,43 @@ async def test_working_at_start_up_says_nothing(harness: Harness) -> None:
     await harness.notifier.session_changed("WORKING", None)
     await harness.ask("/help", "wasched")
     assert len(harness.telegram.bot_messages(ADMIN)) == 1
+
+
+async def test_the_first_link_of_a_new_wasched_says_so_not_working_again(
+    harness: Harness,
+) -> None:
+    notifier = harness.notifier
+    await notifier.session_changed("SCAN_QR_CODE", None)
+    await notifier.session_changed("WORKING", None)
+    linked = await harness.telegram.reply(ADMIN, "✅")
+    assert linked.text == "✅ WhatsApp is linked. Scheduled messages go out from now on."
+    assert await harness.store.get_value(LINKED_KEY) == "1"
+
+
+async def test_a_wasched_that_sent_before_the_linked_key_existed_recovers_as_working_again(
+    harness: Harness,
+) -> None:
+    # Linked and sending before this version: no key in the store, but a message went out.
+    _, run = await fired(harness)
+    await move(harness, run, DeliveryStatus.sent)
+    assert await harness.store.get_value(LINKED_KEY) is None
+    notifier = harness.notifier
+    await notifier.session_changed("SCAN_QR_CODE", None)
+    await notifier.session_changed("WORKING", None)
+    back = await harness.telegram.reply(ADMIN, "✅")
+    assert back.text == "✅ WhatsApp is working again. Held messages are going out now."
+    assert await harness.store.get_value(LINKED_KEY) == "1"  # asked once, then remembered
+
+
+async def test_working_heard_before_the_store_is_known_is_stored_once_it_is(
+    harness: Harness,
+) -> None:
+    notifier = TelegramNotifier(harness.bot, admin_ids={ADMIN}, pace_s=0)
+    async with notifier.outbox.running():
+        await notifier.session_changed("WORKING", None)  # between open_core and remember_in
+        notifier.remember_in(harness.store)
+        await notifier.drain()
+    assert await harness.store.get_value(LINKED_KEY) == "1"
 
 
 async def test_one_broken_message_does_not_stop_the_ones_after_it(

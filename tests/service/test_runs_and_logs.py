@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -250,6 +251,30 @@ async def test_export_csv_by_schedule_oldest_first(service: Scheduling) -> None:
     _, [c] = await service.run_now(one.id)
     rows = list(csv.reader(io.StringIO((await service.export_csv(schedule_id=one.id)).decode())))
     assert [row[0] for row in rows[1:]] == [str(a.id), str(c.id)]
+
+
+async def test_export_reads_the_schedules_once_not_one_at_a_time(
+    service: Scheduling, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    schedules = [await make_schedule(service) for _ in range(3)]
+    gone = await make_schedule(service, recipients="+4915123456789")
+    for schedule in [*schedules, gone]:
+        await service.run_now(schedule.id)
+    await service.delete(gone.id)
+    reads: list[str] = []
+    for name in ("get_schedule", "list_schedules"):
+        real = getattr(store, name)
+
+        async def counted(*args: Any, _real: Any = real, _name: str = name, **kw: Any) -> Any:
+            reads.append(_name)
+            return await _real(*args, **kw)
+
+        monkeypatch.setattr(store, name, counted)
+    rows = list(csv.DictReader(io.StringIO((await service.export_csv(owner_id=OWNER)).decode())))
+    assert reads == ["list_schedules"]
+    assert [r["schedule when"] for r in rows] == [describe(s.rule) for s in schedules] + [
+        "(deleted)"
+    ]
 
 
 async def test_export_of_nothing_is_the_header(service: Scheduling) -> None:

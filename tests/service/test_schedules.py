@@ -96,6 +96,24 @@ async def test_moving_schedules_keeps_their_clock_times_and_tells_the_engine(
         await service.move_schedules(OWNER, "Mars/Olympus")
 
 
+async def test_a_moved_time_in_the_new_zones_dst_gap_goes_as_the_time_language_says(
+    service: Scheduling,
+) -> None:
+    # 02:30 on 28 March 2027 exists in New York (DST began on the 14th) but not in Berlin,
+    # where 02:00 jumps to 03:00: it goes at 03:00, as a typed 02:30 there would.
+    await service.set_timezone(OWNER, "America/New_York")
+    once = await service.create_schedule(
+        OWNER, recipients="+12025550143", when="28.03.2027 02:30", text="hi"
+    )
+    moved, kept = await service.move_schedules(OWNER, "Europe/Berlin")
+    assert [s.id for s in moved] == [once.id] and kept == []
+    berlin = ZoneInfo("Europe/Berlin")
+    typed = when.parse_when("28.03.2027 02:30", tz="Europe/Berlin", now=START)
+    at = moved[0].rule.at
+    assert at is not None and at == typed.at == datetime(2027, 3, 28, 1, 0, tzinfo=UTC)
+    assert at.astimezone(berlin).strftime("%H:%M %Z") == "03:00 CEST"
+
+
 async def test_the_zone_question_is_remembered_once_asked_or_answered(
     service: Scheduling,
 ) -> None:
