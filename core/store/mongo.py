@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import uuid
 from collections.abc import Callable, Coroutine, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -19,7 +20,7 @@ from enum import StrEnum
 from typing import Any, ParamSpec, TypeVar
 
 from pydantic import BaseModel
-from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, ReturnDocument
+from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, ReturnDocument, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, ConnectionFailure, DuplicateKeyError, PyMongoError
@@ -687,21 +688,19 @@ class MongoStore:
         if not deliveries:
             return []
         at = utc(now)
-        keys = list(dict.fromkeys(new.idempotency_key for new in deliveries))
-        found = await self._deliveries_by_key(keys)
-        missing = {
-            new.idempotency_key: new for new in deliveries if new.idempotency_key not in found
-        }
-        # A key stored by another process meanwhile stands (theirs won). A key still missing
-        # after the insert lost on `_id` (see `insert_run`) and is tried with a new id.
+        # One key once, in the order given; the unique `idempotency_key` decides in the
+        # insert itself which are new, so a batch of new ones costs one `$inc` reserving its
+        # ids and one unordered `insert_many`, and what was inserted is not read back.
+        missing = {new.idempotency_key: new for new in deliveries}
+        found: dict[str, Delivery] = {}
         for _ in range(ID_TRIES):
             if not missing:
                 break
             ids = await self._next_ids("deliveries", len(missing))
-            docs = []
+            made: dict[str, Delivery] = {}
             for delivery_id, new in zip(ids, missing.values(), strict=True):
                 status = DeliveryStatus(new.status)
-                delivery = Delivery(
+                made[new.idempotency_key] = Delivery(
                     id=delivery_id,
                     run_id=run.id,
                     schedule_id=run.schedule_id,
@@ -715,14 +714,24 @@ class MongoStore:
                     created_at=at,
                     **{f"{status.value}_at": at},
                 )
-                docs.append(_document(delivery))
             try:
-                await self._deliveries.insert_many(docs, ordered=False)
+                await self._deliveries.insert_many(
+                    [_document(delivery) for delivery in made.values()], ordered=False
+                )
             except BulkWriteError as exc:
                 errors = exc.details.get("writeErrors", [])
                 if any(error.get("code") != DUPLICATE_KEY for error in errors):
                     raise
-            found.update(await self._deliveries_by_key(list(missing)))
+                # A key stored already (by an earlier fan-out or another process) stands and
+                # is returned as it is now. A key still missing lost on `_id` (see
+                # `insert_run`) and is tried again with a new id.
+                refused = [list(made)[error["index"]] for error in errors]
+                found.update(made)
+                for key in refused:
+                    del found[key]
+                found.update(await self._deliveries_by_key(refused))
+            else:
+                found.update(made)
             missing = {key: new for key, new in missing.items() if key not in found}
             if missing:
                 logger.warning("store: %d delivery ids were taken already", len(missing))
@@ -793,29 +802,51 @@ class MongoStore:
     async def record_sent(
         self, sent: Sequence[SentRecord], *, worker: str, now: datetime
     ) -> list[int]:
+        if not sent:
+            return []
         at = utc(now)
+        # One `update` command for all: each statement still moves its delivery only while
+        # it is `sending` under this worker, and runs in order (a repeated id moves once).
+        # The result only counts, so each moved delivery also carries this call's mark.
+        mark = uuid.uuid4().hex
+        result = await self._deliveries.bulk_write(
+            [
+                UpdateOne(
+                    {
+                        "_id": record.delivery_id,
+                        "status": DeliveryStatus.sending.value,
+                        "lease_owner": worker,
+                    },
+                    {
+                        "$set": {
+                            "status": DeliveryStatus.sent.value,
+                            "whatsapp_id": record.whatsapp_id,
+                            "attempts": record.attempts,
+                            "sent_at": at,
+                            "last_error": None,
+                            "error_code": None,
+                            "lease_owner": None,
+                            "lease_until": None,
+                            "recorded_by": mark,
+                        }
+                    },
+                )
+                for record in sent
+            ]
+        )
+        if result.matched_count == len(sent):
+            return [record.delivery_id for record in sent]
+        # Some were taken over (or recorded already): one read of which carry the mark.
+        ids = [record.delivery_id for record in sent]
+        docs = await self._deliveries.find(
+            {"_id": {"$in": ids}, "recorded_by": mark}, {"whatsapp_id": 1}
+        ).to_list(None)
+        carried = {(doc["_id"], doc.get("whatsapp_id")) for doc in docs}
         moved: list[int] = []
         for record in sent:
-            result = await self._deliveries.update_one(
-                {
-                    "_id": record.delivery_id,
-                    "status": DeliveryStatus.sending.value,
-                    "lease_owner": worker,
-                },
-                {
-                    "$set": {
-                        "status": DeliveryStatus.sent.value,
-                        "whatsapp_id": record.whatsapp_id,
-                        "attempts": record.attempts,
-                        "sent_at": at,
-                        "last_error": None,
-                        "error_code": None,
-                        "lease_owner": None,
-                        "lease_until": None,
-                    }
-                },
-            )
-            if result.modified_count:
+            if (record.delivery_id, record.whatsapp_id) in carried and (
+                record.delivery_id not in moved
+            ):
                 moved.append(record.delivery_id)
         return moved
 
