@@ -2,10 +2,12 @@
 
 Several processes may share one database: a run is unique through its `run_key` (the
 occurrence for scheduled runs, the run's own id for manual ones), `next_run_at` moves by a
-conditional update, and deliveries are claimed with `find_one_and_update` and a lease. Ids are
+conditional update, and deliveries are claimed by conditional updates under a lease. Ids are
 short integers from a `counters` collection. Documents hold the records' fields with `_id` for
-the id; MongoDB keeps milliseconds and may hand back naive datetimes, so every datetime is made
-aware UTC where it leaves the store. No `aggregate()`: mongomock-motor's differs from PyMongo's.
+the id, and a delivery also its `mark`: the `claim_deliveries` or `record_sent` call that last
+changed it, so such a bulk write can read back which deliveries it changed. MongoDB keeps
+milliseconds and may hand back naive datetimes, so every datetime is made aware UTC where it
+leaves the store. No `aggregate()`: mongomock-motor's differs from PyMongo's.
 """
 
 from __future__ import annotations
@@ -76,6 +78,8 @@ DEFAULT_DATABASE = "wasched"
 DUPLICATE_KEY = 11000
 # Inserts tried with fresh ids when an id was taken already (see `insert_run`).
 ID_TRIES = 10
+# Passes of `claim_deliveries` when other claimers took some of its candidates.
+CLAIM_PASSES = 3
 # Collections that hold data (`counters` only remembers ids given).
 DATA_COLLECTIONS = (*RECORD_COLLECTIONS, "values")
 
@@ -788,15 +792,60 @@ class MongoStore:
     async def claim_deliveries(
         self, *, now: datetime, lease_s: float, worker: str, limit: int
     ) -> list[Delivery]:
-        # One atomic take each: MongoDB has no "update the first n and return them".
-        claimed: list[Delivery] = []
-        while len(claimed) < limit:
-            delivery = await self.claim_delivery(now=now, lease_s=lease_s, worker=worker)
-            if delivery is None:
+        # MongoDB has no "update the first n and return them". So: find the candidates in
+        # `claim_delivery`'s order, take them with one `update_many` whose filter repeats the
+        # claim's condition, and read back those that carry this call's mark: 4 round trips
+        # for any batch, where taking one at a time costs up to 2 per delivery.
+        # Two claimers never get the same delivery: MongoDB writes each document atomically
+        # and each update "ensures that the query condition still matches" the document it
+        # writes (manual, "Atomicity and Transactions"), so a candidate another claimer took
+        # since (now `sending` under a running lease) is skipped; a delivery holds one mark,
+        # so the read-back returns only what this call took. (FerretDB 1.x does not re-check;
+        # see tests/store/conftest.py, FERRETDB_NOT_ATOMIC.)
+        at = utc(now)
+        mark = uuid.uuid4().hex
+        take = {
+            "$set": {
+                "status": DeliveryStatus.sending.value,
+                "lease_owner": worker,
+                "lease_until": utc(at + timedelta(seconds=lease_s)),
+                "sending_at": at,
+                "mark": mark,
+            }
+        }
+        ended: Doc = {"status": DeliveryStatus.sending.value, "lease_until": {"$lte": at}}
+        queued: Doc = {"status": DeliveryStatus.queued.value, "next_attempt_at": {"$lte": at}}
+        claimed: dict[int, Delivery] = {}
+        # Candidates taken by others meanwhile are made up for by another pass, a few at most.
+        for _ in range(CLAIM_PASSES):
+            want = limit - len(claimed)
+            if want <= 0:
                 break
-            claimed.append(delivery)
-        claimed.sort(key=lambda d: (d.next_attempt_at, d.id))
-        return claimed
+            # Not those this call took (a lease of 0 s would be over at once).
+            ended["_id"] = queued["_id"] = {"$nin": list(claimed)}
+            candidates = await self._candidate_ids(ended, [("lease_until", ASCENDING)], want)
+            if len(candidates) < want:
+                candidates += await self._candidate_ids(
+                    queued, [("next_attempt_at", ASCENDING)], want - len(candidates)
+                )
+            if not candidates:
+                break
+            await self._deliveries.update_many(
+                {"_id": {"$in": candidates}, "$or": [ended, queued]}, take
+            )
+            docs = await self._deliveries.find({"_id": {"$in": candidates}, "mark": mark}).to_list(
+                None
+            )
+            claimed.update((doc["_id"], _record(Delivery, doc)) for doc in docs)
+            if len(candidates) < want:
+                break  # no more due than these
+        return sorted(claimed.values(), key=lambda d: (d.next_attempt_at, d.id))
+
+    async def _candidate_ids(
+        self, query: Doc, order: list[tuple[str, int]], limit: int
+    ) -> list[int]:
+        cursor = self._deliveries.find(query, {"_id": 1}).sort([*order, ("_id", ASCENDING)])
+        return [doc["_id"] for doc in await cursor.limit(limit).to_list(None)]
 
     @_translating
     async def record_sent(
@@ -827,7 +876,7 @@ class MongoStore:
                             "error_code": None,
                             "lease_owner": None,
                             "lease_until": None,
-                            "recorded_by": mark,
+                            "mark": mark,
                         }
                     },
                 )
@@ -839,7 +888,7 @@ class MongoStore:
         # Some were taken over (or recorded already): one read of which carry the mark.
         ids = [record.delivery_id for record in sent]
         docs = await self._deliveries.find(
-            {"_id": {"$in": ids}, "recorded_by": mark}, {"whatsapp_id": 1}
+            {"_id": {"$in": ids}, "mark": mark}, {"whatsapp_id": 1}
         ).to_list(None)
         carried = {(doc["_id"], doc.get("whatsapp_id")) for doc in docs}
         moved: list[int] = []

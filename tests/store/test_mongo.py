@@ -249,7 +249,7 @@ async def counted() -> AsyncIterator[tuple[MongoStore, _Commands]]:
 
 @pytest.mark.skipif(not MONGODB_TEST_URI, reason="MONGODB_TEST_URI is not set")
 @pytest.mark.mongo
-async def test_a_batch_is_stored_and_recorded_sent_in_one_round_trip_each(
+async def test_a_batch_is_stored_claimed_and_recorded_sent_in_a_few_round_trips(
     counted: tuple[MongoStore, _Commands],
 ) -> None:
     store, commands = counted
@@ -271,7 +271,9 @@ async def test_a_batch_is_stored_and_recorded_sent_in_one_round_trip_each(
 
     claimed = await store.claim_deliveries(now=T0, lease_s=60, worker="w1", limit=17)
     assert len(claimed) == 17
-    commands.take()
+    # Ended leases, then queued ones, are the candidates; one update takes them all, one
+    # read returns what it took.
+    assert commands.take() == ["find", "find", "update", "find"]
     sent = [SentRecord(d.id, f"wa-{d.id}", 1) for d in claimed]
     moved = await store.record_sent(sent[:16], worker="w1", now=T0)
     assert moved == [d.id for d in claimed[:16]]
@@ -289,3 +291,30 @@ async def test_a_batch_is_stored_and_recorded_sent_in_one_round_trip_each(
         DeliveryStatus.sending,
         "w2",
     )
+
+
+async def test_a_candidate_another_claimer_takes_first_is_skipped_and_made_up_for(
+    two_stores: tuple[MongoStore, MongoStore], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    one, two = two_stores
+    deliveries = await add_deliveries(one, 5, now=T0)
+    stolen: list[int] = []
+    candidate_ids = one._candidate_ids
+
+    async def then_another_claims(*args: Any, **kwargs: Any) -> list[int]:
+        found = await candidate_ids(*args, **kwargs)
+        if found and not stolen:
+            # Between the look for candidates and the update: the other process claims the
+            # oldest one, as `claim_delivery` would.
+            taken = await two.claim_delivery(now=T0, lease_s=60, worker="other")
+            assert taken is not None and taken.id == found[0]
+            stolen.append(taken.id)
+        return found
+
+    monkeypatch.setattr(one, "_candidate_ids", then_another_claims)
+    claimed = await one.claim_deliveries(now=T0, lease_s=60, worker="w1", limit=3)
+    # Not the stolen one; the next due one in its place, in due order.
+    assert [d.id for d in claimed] == [d.id for d in deliveries[1:4]]
+    assert {d.lease_owner for d in claimed} == {"w1"}
+    other = await one.get_delivery(stolen[0])
+    assert other is not None and other.lease_owner == "other"
