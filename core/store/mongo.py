@@ -600,8 +600,8 @@ class MongoStore:
         only_if_due: bool = False,
     ) -> Run:
         manual = RunTrigger(trigger) is RunTrigger.manual
-        # Not atomic with the insert (that would need a transaction, so a replica set); it
-        # narrows the window to this round trip.
+        # Not atomic with the insert: a pause landing between the two still loses to the
+        # fire (the Protocol's note says why a conditional update here would not close it).
         if only_if_due and not await self._schedules.find_one(
             {
                 "_id": schedule_id,
