@@ -176,8 +176,14 @@ class Store(Protocol):
         (schedule_id, scheduled_for) exists already. Manual runs are never duplicates.
 
         With `only_if_due`, raise `ScheduleMoved` and store nothing unless the schedule is
-        still active with `next_run_at == scheduled_for` (checked in the same statement on
-        SQLite; just before the insert on MongoDB)."""
+        still active with `next_run_at == scheduled_for`: checked in the same statement on
+        SQLite; on MongoDB one round trip before the insert (schedule and run are two
+        documents, and making them one write needs a transaction, so a replica set). A pause
+        or edit landing in that round trip returns first and the run is stored after it. A
+        conditional update of the schedule in place of the check would not close it unless
+        it moved `next_run_at` on (a pause does not look at anything else), and the next
+        occurrence is known only to the engine, which moves it after the insert
+        (`advance_schedule`); an insert failing after such a move would lose the occurrence."""
 
     async def get_run(self, run_id: int) -> Run | None: ...
     async def find_run(self, schedule_id: int, scheduled_for: datetime) -> Run | None:
@@ -221,7 +227,10 @@ class Store(Protocol):
         another (same choice, same lease), ordered by (`next_attempt_at`, id).
 
         One round trip where the database allows it, so a sender that sends several at once
-        pays for one claim; two workers never get the same delivery while its lease runs."""
+        pays for one claim; two workers never get the same delivery while its lease runs.
+        MongoDB cannot update the first n and return them: it looks for candidates, takes
+        them with one conditional update and reads back what it took (4 round trips a batch).
+        """
 
     async def record_sent(
         self, sent: Sequence[SentRecord], *, worker: str, now: datetime

@@ -2,16 +2,19 @@
 
 Several processes may share one database: a run is unique through its `run_key` (the
 occurrence for scheduled runs, the run's own id for manual ones), `next_run_at` moves by a
-conditional update, and deliveries are claimed with `find_one_and_update` and a lease. Ids are
+conditional update, and deliveries are claimed by conditional updates under a lease. Ids are
 short integers from a `counters` collection. Documents hold the records' fields with `_id` for
-the id; MongoDB keeps milliseconds and may hand back naive datetimes, so every datetime is made
-aware UTC where it leaves the store. No `aggregate()`: mongomock-motor's differs from PyMongo's.
+the id, and a delivery also its `mark`: the `claim_deliveries` or `record_sent` call that last
+changed it, so such a bulk write can read back which deliveries it changed. MongoDB keeps
+milliseconds and may hand back naive datetimes, so every datetime is made aware UTC where it
+leaves the store. No `aggregate()`: mongomock-motor's differs from PyMongo's.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
+import uuid
 from collections.abc import Callable, Coroutine, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -19,7 +22,7 @@ from enum import StrEnum
 from typing import Any, ParamSpec, TypeVar
 
 from pydantic import BaseModel
-from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, ReturnDocument
+from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, ReturnDocument, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, ConnectionFailure, DuplicateKeyError, PyMongoError
@@ -75,6 +78,8 @@ DEFAULT_DATABASE = "wasched"
 DUPLICATE_KEY = 11000
 # Inserts tried with fresh ids when an id was taken already (see `insert_run`).
 ID_TRIES = 10
+# Passes of `claim_deliveries` when other claimers took some of its candidates.
+CLAIM_PASSES = 3
 # Collections that hold data (`counters` only remembers ids given).
 DATA_COLLECTIONS = (*RECORD_COLLECTIONS, "values")
 
@@ -595,8 +600,8 @@ class MongoStore:
         only_if_due: bool = False,
     ) -> Run:
         manual = RunTrigger(trigger) is RunTrigger.manual
-        # Not atomic with the insert (that would need a transaction, so a replica set); it
-        # narrows the window to this round trip.
+        # Not atomic with the insert: a pause landing between the two still loses to the
+        # fire (the Protocol's note says why a conditional update here would not close it).
         if only_if_due and not await self._schedules.find_one(
             {
                 "_id": schedule_id,
@@ -687,21 +692,19 @@ class MongoStore:
         if not deliveries:
             return []
         at = utc(now)
-        keys = list(dict.fromkeys(new.idempotency_key for new in deliveries))
-        found = await self._deliveries_by_key(keys)
-        missing = {
-            new.idempotency_key: new for new in deliveries if new.idempotency_key not in found
-        }
-        # A key stored by another process meanwhile stands (theirs won). A key still missing
-        # after the insert lost on `_id` (see `insert_run`) and is tried with a new id.
+        # One key once, in the order given; the unique `idempotency_key` decides in the
+        # insert itself which are new, so a batch of new ones costs one `$inc` reserving its
+        # ids and one unordered `insert_many`, and what was inserted is not read back.
+        missing = {new.idempotency_key: new for new in deliveries}
+        found: dict[str, Delivery] = {}
         for _ in range(ID_TRIES):
             if not missing:
                 break
             ids = await self._next_ids("deliveries", len(missing))
-            docs = []
+            made: dict[str, Delivery] = {}
             for delivery_id, new in zip(ids, missing.values(), strict=True):
                 status = DeliveryStatus(new.status)
-                delivery = Delivery(
+                made[new.idempotency_key] = Delivery(
                     id=delivery_id,
                     run_id=run.id,
                     schedule_id=run.schedule_id,
@@ -715,14 +718,24 @@ class MongoStore:
                     created_at=at,
                     **{f"{status.value}_at": at},
                 )
-                docs.append(_document(delivery))
             try:
-                await self._deliveries.insert_many(docs, ordered=False)
+                await self._deliveries.insert_many(
+                    [_document(delivery) for delivery in made.values()], ordered=False
+                )
             except BulkWriteError as exc:
                 errors = exc.details.get("writeErrors", [])
                 if any(error.get("code") != DUPLICATE_KEY for error in errors):
                     raise
-            found.update(await self._deliveries_by_key(list(missing)))
+                # A key stored already (by an earlier fan-out or another process) stands and
+                # is returned as it is now. A key still missing lost on `_id` (see
+                # `insert_run`) and is tried again with a new id.
+                refused = [list(made)[error["index"]] for error in errors]
+                found.update(made)
+                for key in refused:
+                    del found[key]
+                found.update(await self._deliveries_by_key(refused))
+            else:
+                found.update(made)
             missing = {key: new for key, new in missing.items() if key not in found}
             if missing:
                 logger.warning("store: %d delivery ids were taken already", len(missing))
@@ -779,43 +792,110 @@ class MongoStore:
     async def claim_deliveries(
         self, *, now: datetime, lease_s: float, worker: str, limit: int
     ) -> list[Delivery]:
-        # One atomic take each: MongoDB has no "update the first n and return them".
-        claimed: list[Delivery] = []
-        while len(claimed) < limit:
-            delivery = await self.claim_delivery(now=now, lease_s=lease_s, worker=worker)
-            if delivery is None:
+        # MongoDB has no "update the first n and return them". So: find the candidates in
+        # `claim_delivery`'s order, take them with one `update_many` whose filter repeats the
+        # claim's condition, and read back those that carry this call's mark: 4 round trips
+        # for any batch, where taking one at a time costs up to 2 per delivery.
+        # Two claimers never get the same delivery: MongoDB writes each document atomically
+        # and each update "ensures that the query condition still matches" the document it
+        # writes (manual, "Atomicity and Transactions"), so a candidate another claimer took
+        # since (now `sending` under a running lease) is skipped; a delivery holds one mark,
+        # so the read-back returns only what this call took. (FerretDB 1.x does not re-check;
+        # see tests/store/conftest.py, FERRETDB_NOT_ATOMIC.)
+        at = utc(now)
+        mark = uuid.uuid4().hex
+        take = {
+            "$set": {
+                "status": DeliveryStatus.sending.value,
+                "lease_owner": worker,
+                "lease_until": utc(at + timedelta(seconds=lease_s)),
+                "sending_at": at,
+                "mark": mark,
+            }
+        }
+        ended: Doc = {"status": DeliveryStatus.sending.value, "lease_until": {"$lte": at}}
+        queued: Doc = {"status": DeliveryStatus.queued.value, "next_attempt_at": {"$lte": at}}
+        claimed: dict[int, Delivery] = {}
+        # Candidates taken by others meanwhile are made up for by another pass, a few at most.
+        for _ in range(CLAIM_PASSES):
+            want = limit - len(claimed)
+            if want <= 0:
                 break
-            claimed.append(delivery)
-        claimed.sort(key=lambda d: (d.next_attempt_at, d.id))
-        return claimed
+            # Not those this call took (a lease of 0 s would be over at once).
+            ended["_id"] = queued["_id"] = {"$nin": list(claimed)}
+            candidates = await self._candidate_ids(ended, [("lease_until", ASCENDING)], want)
+            if len(candidates) < want:
+                candidates += await self._candidate_ids(
+                    queued, [("next_attempt_at", ASCENDING)], want - len(candidates)
+                )
+            if not candidates:
+                break
+            await self._deliveries.update_many(
+                {"_id": {"$in": candidates}, "$or": [ended, queued]}, take
+            )
+            docs = await self._deliveries.find({"_id": {"$in": candidates}, "mark": mark}).to_list(
+                None
+            )
+            claimed.update((doc["_id"], _record(Delivery, doc)) for doc in docs)
+            if len(candidates) < want:
+                break  # no more due than these
+        return sorted(claimed.values(), key=lambda d: (d.next_attempt_at, d.id))
+
+    async def _candidate_ids(
+        self, query: Doc, order: list[tuple[str, int]], limit: int
+    ) -> list[int]:
+        cursor = self._deliveries.find(query, {"_id": 1}).sort([*order, ("_id", ASCENDING)])
+        return [doc["_id"] for doc in await cursor.limit(limit).to_list(None)]
 
     @_translating
     async def record_sent(
         self, sent: Sequence[SentRecord], *, worker: str, now: datetime
     ) -> list[int]:
+        if not sent:
+            return []
         at = utc(now)
+        # One `update` command for all: each statement still moves its delivery only while
+        # it is `sending` under this worker, and runs in order (a repeated id moves once).
+        # The result only counts, so each moved delivery also carries this call's mark.
+        mark = uuid.uuid4().hex
+        result = await self._deliveries.bulk_write(
+            [
+                UpdateOne(
+                    {
+                        "_id": record.delivery_id,
+                        "status": DeliveryStatus.sending.value,
+                        "lease_owner": worker,
+                    },
+                    {
+                        "$set": {
+                            "status": DeliveryStatus.sent.value,
+                            "whatsapp_id": record.whatsapp_id,
+                            "attempts": record.attempts,
+                            "sent_at": at,
+                            "last_error": None,
+                            "error_code": None,
+                            "lease_owner": None,
+                            "lease_until": None,
+                            "mark": mark,
+                        }
+                    },
+                )
+                for record in sent
+            ]
+        )
+        if result.matched_count == len(sent):
+            return [record.delivery_id for record in sent]
+        # Some were taken over (or recorded already): one read of which carry the mark.
+        ids = [record.delivery_id for record in sent]
+        docs = await self._deliveries.find(
+            {"_id": {"$in": ids}, "mark": mark}, {"whatsapp_id": 1}
+        ).to_list(None)
+        carried = {(doc["_id"], doc.get("whatsapp_id")) for doc in docs}
         moved: list[int] = []
         for record in sent:
-            result = await self._deliveries.update_one(
-                {
-                    "_id": record.delivery_id,
-                    "status": DeliveryStatus.sending.value,
-                    "lease_owner": worker,
-                },
-                {
-                    "$set": {
-                        "status": DeliveryStatus.sent.value,
-                        "whatsapp_id": record.whatsapp_id,
-                        "attempts": record.attempts,
-                        "sent_at": at,
-                        "last_error": None,
-                        "error_code": None,
-                        "lease_owner": None,
-                        "lease_until": None,
-                    }
-                },
-            )
-            if result.modified_count:
+            if (record.delivery_id, record.whatsapp_id) in carried and (
+                record.delivery_id not in moved
+            ):
                 moved.append(record.delivery_id)
         return moved
 

@@ -14,6 +14,10 @@ honest:
 
 Targets (issue 3): 100k armed in < 2 s and < 300 MB; p99 lateness < 50 ms; >= 1,000
 deliveries/s on SQLite.
+
+With `--mongo URL` (default: MONGODB_TEST_URI), 2. and 3. also run wasched on that MongoDB
+server, each on a database of its own dropped afterwards, `--mongo-size` occurrences and
+deliveries at a time; their rows stand beside SQLite's and the baseline's.
 """
 
 from __future__ import annotations
@@ -24,12 +28,14 @@ import gc
 import itertools
 import json
 import logging
+import os
 import random
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -38,11 +44,16 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
+from core.migrate import redact_url
+
 # Targets from the issue.
 ARM_TARGET_S = 2.0
 ARM_TARGET_MB = 300.0
 P99_TARGET_MS = 50.0
 RATE_TARGET = 1000.0
+
+# Row names: wasched and the baseline on SQLite, wasched on the MongoDB server.
+LABELS = {"wasched": "wasched", "baseline": "baseline", "mongodb": "wasched on MongoDB"}
 
 ZONES = ("UTC", "Europe/Berlin", "America/New_York", "Asia/Kolkata")
 
@@ -216,7 +227,7 @@ async def lateness(url: str, impl: str, n: int, window_s: float) -> dict[str, An
     from core.engine import Engine
     from core.models import RunTrigger
     from core.sender import Sender
-    from core.store.sqlite import SQLiteStore
+    from core.store import open_store
     from core.whatsapp import WhatsAppClient
     from tests.fakes.sidecar import FakeSidecar
 
@@ -228,7 +239,7 @@ async def lateness(url: str, impl: str, n: int, window_s: float) -> dict[str, An
         at = first + timedelta(milliseconds=rng.randrange(int(window_s * 1000)))
         rule = {"kind": "once", "timezone": "UTC", "at": at.isoformat()}
         docs.append(_schedule_doc(schedule_id, rule, at, now, 1))
-    store = await SQLiteStore.open(url)
+    store = await open_store(url)
     await store.import_all({"schedules": docs})
 
     sidecar = FakeSidecar(auto_ack=False)
@@ -343,7 +354,7 @@ async def throughput(url: str, impl: str, n: int, transport: str) -> dict[str, A
     from core.errors import WhatsAppError
     from core.models import DeliveryStatus, RunTrigger
     from core.sender import Sender
-    from core.store.sqlite import SQLiteStore
+    from core.store import open_store
     from core.whatsapp import WhatsAppClient
     from tests.fakes.sidecar import FakeSidecar, free_port
 
@@ -352,7 +363,7 @@ async def throughput(url: str, impl: str, n: int, transport: str) -> dict[str, A
     due = now - timedelta(seconds=1)
     rule = {"kind": "once", "timezone": "UTC", "at": due.isoformat()}
     schedules = [_schedule_doc(i, rule, due, now, per_run) for i in range(1, n // per_run + 1)]
-    store = await SQLiteStore.open(url)
+    store = await open_store(url)
     await store.import_all({"schedules": schedules})
     clock = SystemClock()
 
@@ -508,10 +519,47 @@ def ratio(ours: float, theirs: float, *, higher_is_better: bool = False) -> str:
     return f"{value:.1f}x {'better' if value >= 1 else 'worse'}"
 
 
-def main_parent(quick: bool, sizes: list[int]) -> None:
+def mongo_database(server: str, name: str) -> str:
+    """A `mongodb://` URL of database `name` on the server `server` names."""
+    head, _, options = server.partition("?")
+    scheme, _, rest = head.partition("://")
+    hosts = rest.split("/", 1)[0]
+    return f"{scheme}://{hosts}/{name}" + (f"?{options}" if options else "")
+
+
+def on_mongo(server: str, *args: str) -> dict[str, Any]:
+    """`child` on a fresh database of the MongoDB server, dropped afterwards."""
+    from pymongo import MongoClient
+
+    name = f"wasched_bench_{uuid.uuid4().hex[:12]}"
+    try:
+        return child(args[0], mongo_database(server, name), *args[1:])
+    finally:
+        client: MongoClient[dict[str, Any]] = MongoClient(server)
+        try:
+            client.drop_database(name)
+        finally:
+            client.close()
+
+
+def main_parent(
+    quick: bool, sizes: list[int], mongo: str | None, mongo_n: int, sections: set[int]
+) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="wasched-bench-"))
     print(f"wasched engine benchmark ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC), data in {tmp}")
     print()
+    if mongo:
+        print(f"MongoDB: {redact_url(mongo)}")
+        print()
+    if 1 in sections:
+        arm(tmp, sizes)
+    if 2 in sections:
+        fire_lateness(tmp, quick, mongo, mongo_n)
+    if 3 in sections:
+        deliveries_per_second(tmp, mongo, mongo_n)
+
+
+def arm(tmp: Path, sizes: list[int]) -> None:
     print("1. Load and arm active schedules (fresh process each; peak RSS of that process)")
     print(f"   {'schedules':>9}  {'wasched':>22}  {'baseline (job each)':>24}  ratio (time, RSS)")
     for n in sizes:
@@ -531,42 +579,63 @@ def main_parent(quick: bool, sizes: list[int]) -> None:
                 f"{verdict(ours['seconds'] < ARM_TARGET_S and ours['peak_mb'] < ARM_TARGET_MB)}"
             )
     print()
+
+
+def fire_lateness(tmp: Path, quick: bool, mongo: str | None, mongo_n: int) -> None:
     n, window = (2000, 15.0) if quick else (10_000, 60.0)
     print(f"2. Fire lateness: {n:,} occurrences due within {window:.0f} s, sender running")
     lat: dict[str, dict[str, Any]] = {}
-    for impl in ("wasched", "baseline"):
-        url = f"sqlite:///{tmp / f'late-{impl}.db'}"
-        lat[impl] = r = child("lateness", url, impl, str(n), str(window))
+    for impl in ("wasched", "baseline", *(("mongodb",) if mongo else ())):
+        args = ("wasched" if impl == "mongodb" else impl, str(n), str(window))
+        if impl == "mongodb":
+            assert mongo is not None
+            args = ("wasched", str(mongo_n), str(window))
+            lat[impl] = r = on_mongo(mongo, "lateness", *args)
+        else:
+            lat[impl] = r = child("lateness", f"sqlite:///{tmp / f'late-{impl}.db'}", *args)
         print(
-            f"   {impl:>8}: p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms, max "
+            f"   {LABELS[impl]:>18}: p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms, max "
             f"{r['max_ms']:.1f} ms; runs {r['runs']:,}, missed by APScheduler {r['missed']}, "
             f"sent {r['sent']:,} (all sent {r['all_sent_after_window_s']:.1f} s after the window)"
         )
-    ours, theirs = lat["wasched"], lat["baseline"]
-    print(
-        f"   p99 ratio: {ratio(ours['p99_ms'], theirs['p99_ms'])}; target p99 < "
-        f"{P99_TARGET_MS:.0f} ms: {verdict(ours['p99_ms'] < P99_TARGET_MS)}"
-    )
+    theirs = lat["baseline"]
+    for impl in ("wasched", *(("mongodb",) if mongo else ())):
+        ours = lat[impl]
+        print(
+            f"   {LABELS[impl]:>18}: p99 ratio {ratio(ours['p99_ms'], theirs['p99_ms'])}; "
+            f"target p99 < {P99_TARGET_MS:.0f} ms: {verdict(ours['p99_ms'] < P99_TARGET_MS)}"
+        )
     print()
+
+
+def deliveries_per_second(tmp: Path, mongo: str | None, mongo_n: int) -> None:
     deliveries = 10_000
-    print(f"3. Deliveries per second on SQLite ({deliveries:,} deliveries, runs of 10)")
+    stores = "SQLite and MongoDB" if mongo else "SQLite"
+    print(f"3. Deliveries per second on {stores} ({deliveries:,} deliveries, runs of 10)")
     rates: dict[tuple[str, str], dict[str, Any]] = {}
     for transport in ("process", "http", "inprocess"):
-        for impl in ("wasched", "baseline"):
-            url = f"sqlite:///{tmp / f'rate-{impl}-{transport}.db'}"
-            rates[impl, transport] = r = child("throughput", url, impl, str(deliveries), transport)
+        for impl in ("wasched", "baseline", *(("mongodb",) if mongo else ())):
+            args = (impl, str(deliveries), transport)
+            if impl == "mongodb":
+                assert mongo is not None
+                args = ("wasched", str(mongo_n), transport)
+                rates[impl, transport] = r = on_mongo(mongo, "throughput", *args)
+            else:
+                url = f"sqlite:///{tmp / f'rate-{impl}-{transport}.db'}"
+                rates[impl, transport] = r = child("throughput", url, *args)
             extra = f", {r['missed_jobs']} jobs missed" if "missed_jobs" in r else ""
             print(
-                f"   {impl:>8} via {transport:>9}: {r['per_s']:>7,.0f} deliveries/s "
+                f"   {LABELS[impl]:>18} via {transport:>9}: {r['per_s']:>7,.0f} deliveries/s "
                 f"({r['sent']:,} in {r['seconds']:.2f} s{extra})"
             )
-        ours_rate = rates["wasched", transport]["per_s"]
         theirs_rate = rates["baseline", transport]["per_s"]
-        print(
-            f"   {'':>8}     {transport:>9}: ratio "
-            f"{ratio(ours_rate, theirs_rate, higher_is_better=True)}; target >= "
-            f"{RATE_TARGET:,.0f}/s: {verdict(ours_rate >= RATE_TARGET)}"
-        )
+        for impl in ("wasched", *(("mongodb",) if mongo else ())):
+            ours_rate = rates[impl, transport]["per_s"]
+            print(
+                f"   {LABELS[impl]:>18}     {transport:>9}: ratio "
+                f"{ratio(ours_rate, theirs_rate, higher_is_better=True)}; target >= "
+                f"{RATE_TARGET:,.0f}/s: {verdict(ours_rate >= RATE_TARGET)}"
+            )
 
 
 def main() -> None:
@@ -575,11 +644,30 @@ def main() -> None:
     parser.add_argument(
         "--sizes", default="1000,10000,100000", help="schedule counts for the arm test"
     )
+    parser.add_argument(
+        "--mongo",
+        default=os.environ.get("MONGODB_TEST_URI"),
+        help="also measure wasched on this MongoDB server, each run on a database of its own "
+        "(default: MONGODB_TEST_URI; none: SQLite only)",
+    )
+    parser.add_argument(
+        "--mongo-size",
+        type=int,
+        default=500,
+        help="occurrences and deliveries on MongoDB (FerretDB on SQLite manages tens a second)",
+    )
+    parser.add_argument("--sections", default="1,2,3", help="which of the three to run")
     parser.add_argument("--child", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
     if not args.child:
-        main_parent(args.quick, [int(s) for s in args.sizes.split(",")])
+        main_parent(
+            args.quick,
+            [int(s) for s in args.sizes.split(",")],
+            args.mongo or None,
+            args.mongo_size,
+            {int(s) for s in args.sections.split(",")},
+        )
         return
     kind, url, *rest = args.child
     work: Callable[[], Any]

@@ -227,6 +227,20 @@ async def test_record_sent_moves_only_deliveries_still_leased_by_the_worker(
     assert await store.record_sent([], worker="w1", now=T0) == []
 
 
+async def test_record_sent_does_not_report_a_record_made_already_as_moved_again(
+    store: Store,
+) -> None:
+    await add_deliveries(store, 2, now=T0)
+    [one, two] = await store.claim_deliveries(now=T0, lease_s=LEASE_S, worker="w1", limit=2)
+    same = SentRecord(one.id, "wa-one", 1)
+    assert await store.record_sent([same], worker="w1", now=T0) == [one.id]
+    sent = await store.get_delivery(one.id)
+    # The very same record again, at the same instant, beside one that does move.
+    moved = await store.record_sent([same, SentRecord(two.id, "wa-two", 1)], worker="w1", now=T0)
+    assert moved == [two.id]
+    assert await store.get_delivery(one.id) == sent
+
+
 async def test_update_delivery_holds_only_under_its_conditions(store: Store) -> None:
     [delivery] = await add_deliveries(store, 1, now=T0)
     claimed = await store.claim_delivery(now=T0, lease_s=LEASE_S, worker="w1")

@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 from mongomock_motor import AsyncMongoMockClient
-from pymongo import AsyncMongoClient
+from pymongo import AsyncMongoClient, monitoring
 from pymongo.errors import ServerSelectionTimeoutError
 
 from core.errors import ConfigError, DuplicateRun, StoreError
-from core.models import DeliveryFilter, RunTrigger
-from core.store import open_store
+from core.models import DeliveryFilter, DeliveryStatus, RunTrigger
+from core.store import SentRecord, open_store
 from core.store.mongo import MongoStore
 from tests.store.conftest import (
     FERRETDB_NOT_ATOMIC,
@@ -206,3 +206,115 @@ async def test_an_id_counter_behind_the_data_costs_a_retry_not_a_run_or_a_delive
             scheduled_for=T0,
             trigger=RunTrigger.schedule,
         )
+
+
+class _Commands(monitoring.CommandListener):
+    """Every command the client sent to the server, by name (one command is one round trip)."""
+
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        self.sent.append(event.command_name)
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+    def take(self) -> list[str]:
+        sent, self.sent = self.sent, []
+        return sent
+
+
+@pytest.fixture
+async def counted() -> AsyncIterator[tuple[MongoStore, _Commands]]:
+    """A store on the real server whose client reports each command it sends."""
+    assert MONGODB_TEST_URI is not None
+    commands = _Commands()
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+        MONGODB_TEST_URI, event_listeners=[commands]
+    )
+    name = f"wasched_test_{uuid.uuid4().hex[:12]}"
+    try:
+        await is_ferretdb(client)
+        store = await MongoStore.from_database(client[name])
+        commands.take()
+        yield store, commands
+    finally:
+        await client.drop_database(name)
+        await client.close()
+
+
+@pytest.mark.skipif(not MONGODB_TEST_URI, reason="MONGODB_TEST_URI is not set")
+@pytest.mark.mongo
+async def test_a_batch_is_stored_claimed_and_recorded_sent_in_a_few_round_trips(
+    counted: tuple[MongoStore, _Commands],
+) -> None:
+    store, commands = counted
+    run = await store.insert_run(
+        schedule_id=(await add_schedule(store)).id,
+        owner_id=OWNER,
+        scheduled_for=T0,
+        trigger=RunTrigger.schedule,
+    )
+    commands.take()
+
+    stored = await store.add_deliveries(run, new_deliveries(run, 16), now=T0)
+    # Its 16 ids reserved by one `$inc`, then one insert; nothing read back.
+    assert commands.take() == ["findAndModify", "insert"]
+    again = await store.add_deliveries(run, new_deliveries(run, 17), now=T0)
+    assert [d.id for d in again[:16]] == [d.id for d in stored]
+    # Sixteen refused by their key are read back once; the new one is not read.
+    assert commands.take() == ["findAndModify", "insert", "find"]
+
+    claimed = await store.claim_deliveries(now=T0, lease_s=60, worker="w1", limit=17)
+    assert len(claimed) == 17
+    # Ended leases, then queued ones, are the candidates; one update takes them all, one
+    # read returns what it took.
+    assert commands.take() == ["find", "find", "update", "find"]
+    sent = [SentRecord(d.id, f"wa-{d.id}", 1) for d in claimed]
+    moved = await store.record_sent(sent[:16], worker="w1", now=T0)
+    assert moved == [d.id for d in claimed[:16]]
+    assert commands.take() == ["update"]
+
+    # One taken over by another worker: the update, then one read of which ones moved.
+    last = claimed[16]
+    await store.update_delivery(last.id, worker="w1", lease_owner="w2")
+    commands.take()
+    moved = await store.record_sent([sent[16], sent[0]], worker="w1", now=T0)
+    assert moved == []
+    assert commands.take() == ["update", "find"]
+    taken = await store.get_delivery(last.id)
+    assert taken is not None and (taken.status, taken.lease_owner) == (
+        DeliveryStatus.sending,
+        "w2",
+    )
+
+
+async def test_a_candidate_another_claimer_takes_first_is_skipped_and_made_up_for(
+    two_stores: tuple[MongoStore, MongoStore], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    one, two = two_stores
+    deliveries = await add_deliveries(one, 5, now=T0)
+    stolen: list[int] = []
+    candidate_ids = one._candidate_ids
+
+    async def then_another_claims(*args: Any, **kwargs: Any) -> list[int]:
+        found = await candidate_ids(*args, **kwargs)
+        if found and not stolen:
+            # Between the look for candidates and the update: the other process claims the
+            # oldest one, as `claim_delivery` would.
+            taken = await two.claim_delivery(now=T0, lease_s=60, worker="other")
+            assert taken is not None and taken.id == found[0]
+            stolen.append(taken.id)
+        return found
+
+    monkeypatch.setattr(one, "_candidate_ids", then_another_claims)
+    claimed = await one.claim_deliveries(now=T0, lease_s=60, worker="w1", limit=3)
+    # Not the stolen one; the next due one in its place, in due order.
+    assert [d.id for d in claimed] == [d.id for d in deliveries[1:4]]
+    assert {d.lease_owner for d in claimed} == {"w1"}
+    other = await one.get_delivery(stolen[0])
+    assert other is not None and other.lease_owner == "other"
