@@ -29,6 +29,13 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     if not _mongo_outcomes:
         return
-    where = "MONGODB_TEST_URI" if os.environ.get("MONGODB_TEST_URI") else "no server"
+    # scripts/test names the server it started; a MONGODB_TEST_URI given is named as such.
+    server = os.environ.get("MONGODB_TEST_SERVER")
+    if not os.environ.get("MONGODB_TEST_URI"):
+        where = "no server"
+    elif server:
+        where = f"{server} at MONGODB_TEST_URI"
+    else:
+        where = "MONGODB_TEST_URI"
     counts = ", ".join(f"{count} {outcome}" for outcome, count in sorted(_mongo_outcomes.items()))
     terminalreporter.write_line(f"real MongoDB server tests ({where}): {counts}")
