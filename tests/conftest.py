@@ -1,4 +1,8 @@
-"""Says at the end of a run how many tests ran on the real MongoDB server (marked `mongo`)."""
+"""Says at the end of a run how many tests ran on the real MongoDB server (marked `mongo`).
+
+With MONGODB_TEST_ONLY=1 only those tests run (scripts/test's second run, on a second server):
+the others are deselected, so a `-m` given as well still applies to them.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,12 @@ _mongo_outcomes: Counter[str] = Counter()
 _mongo_tests: set[str] = set()
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if os.environ.get("MONGODB_TEST_ONLY") == "1":
+        others = [item for item in items if not item.get_closest_marker("mongo")]
+        if others:
+            config.hook.pytest_deselected(items=others)
+            items[:] = [item for item in items if item.get_closest_marker("mongo")]
     _mongo_tests.update(item.nodeid for item in items if item.get_closest_marker("mongo"))
 
 
