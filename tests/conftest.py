@@ -1,4 +1,8 @@
-"""Says at the end of a run how many tests ran on the real MongoDB server (marked `mongo`)."""
+"""Says at the end of a run how many tests ran on the real MongoDB server (marked `mongo`).
+
+With MONGODB_TEST_ONLY=1 only those tests run (scripts/test's second run, on a second server):
+the others are deselected, so a `-m` given as well still applies to them.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,12 @@ _mongo_outcomes: Counter[str] = Counter()
 _mongo_tests: set[str] = set()
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if os.environ.get("MONGODB_TEST_ONLY") == "1":
+        others = [item for item in items if not item.get_closest_marker("mongo")]
+        if others:
+            config.hook.pytest_deselected(items=others)
+            items[:] = [item for item in items if item.get_closest_marker("mongo")]
     _mongo_tests.update(item.nodeid for item in items if item.get_closest_marker("mongo"))
 
 
@@ -29,6 +38,13 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     if not _mongo_outcomes:
         return
-    where = "MONGODB_TEST_URI" if os.environ.get("MONGODB_TEST_URI") else "no server"
+    # scripts/test names the server it started; a MONGODB_TEST_URI given is named as such.
+    server = os.environ.get("MONGODB_TEST_SERVER")
+    if not os.environ.get("MONGODB_TEST_URI"):
+        where = "no server"
+    elif server:
+        where = f"{server} at MONGODB_TEST_URI"
+    else:
+        where = "MONGODB_TEST_URI"
     counts = ", ".join(f"{count} {outcome}" for outcome, count in sorted(_mongo_outcomes.items()))
     terminalreporter.write_line(f"real MongoDB server tests ({where}): {counts}")

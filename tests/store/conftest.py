@@ -3,7 +3,8 @@
 - sqlite: a file in the test's tmp directory;
 - mongomock: MongoStore on mongomock-motor, only when no real server is given;
 - mongo: MongoStore on the real server in MONGODB_TEST_URI (`bash scripts/test` starts FerretDB
-  and sets it; skipped when unset), on a database of its own that is dropped afterwards.
+  and mongo-java-server and runs these once on each; skipped when unset), on a database of its
+  own that is dropped afterwards.
 
 Where FerretDB differs from MongoDB in something the store relies on, the test that shows it
 calls `expect_ferretdb_gap`: on FerretDB it is an expected failure, everywhere else it runs.
