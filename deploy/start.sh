@@ -17,6 +17,8 @@ START_TIMEOUT_S="${WASCHED_START_TIMEOUT_S:-120}"
 # half a minute on a small machine).
 SESSION_WAIT_S="${WASCHED_SESSION_WAIT_S:-60}"
 STOP_TIMEOUT_S="${WASCHED_STOP_TIMEOUT_S:-40}"
+# How long the start waits for the bot to reach Telegram (it goes on trying after that).
+BOT_WAIT_S="${WASCHED_BOT_WAIT_S:-30}"
 OWNER_CODE=""
 # What this start launched, in order; stopped again if the start fails.
 STARTED=()
@@ -278,7 +280,7 @@ start_core() {
 # The HTTP server answers before the bot has reached Telegram: wait for the bot too, so a
 # rejected token shows here rather than as a process that quietly died.
 wait_for_bot() {
-  local offset=$1 pid deadline=$((SECONDS + 30))
+  local offset=$1 pid deadline=$((SECONDS + BOT_WAIT_S))
   pid="$(cat "$(pid_file wasched)")"
   until core_log_since "$offset" | grep -q 'is polling for updates'; do
     if ! alive "$pid"; then
@@ -286,10 +288,11 @@ wait_for_bot() {
     fi
     if ((SECONDS >= deadline)); then
       warn "the bot has not reached Telegram yet; see $(log_file wasched)"
-      return
+      break
     fi
     sleep 0.2
   done
+  # Logged before the bot polls: said even while Telegram is slow to answer.
   OWNER_CODE="$(core_log_since "$offset" | grep -o 'send /start [0-9]*' | tail -n 1 |
     cut -d' ' -f3 || true)"
 }

@@ -361,6 +361,30 @@ async def test_start_ends_with_what_whatsapp_needs(
         assert "after the next start, send /link to the bot" in out
 
 
+async def test_the_first_start_says_the_owner_code_while_telegram_does_not_answer_yet(
+    deployment: Deployment,
+) -> None:
+    """No admin ids, and Telegram not reached within the wait: the one-time code is still in
+    start.sh's output (the bot's /start hint says it is there)."""
+    code, out = await deployment.script(
+        "start.sh",
+        TELEGRAM_ADMIN_IDS="",
+        TELEGRAM_API_URL=f"http://127.0.0.1:{free_port()}",  # nothing listens
+        WASCHED_BOT_WAIT_S="1",
+    )
+    try:
+        assert code == 0, out
+        assert "wasched: warning: the bot has not reached Telegram yet" in out, out
+        logged = re.findall(
+            r"send /start (\d+)", (deployment.root / "data" / "wasched.log").read_text()
+        )
+        assert logged, out
+        assert f"send /start {logged[-1]} (this one-time code makes you the bot's owner)" in out
+    finally:
+        code, stopped = await deployment.script("stop.sh")
+        assert code == 0, stopped
+
+
 async def test_a_second_copy_is_refused_before_it_installs_anything(
     deployment: Deployment, tmp_path: Path
 ) -> None:
