@@ -15,10 +15,10 @@ from aiogram import BaseMiddleware, Bot
 from aiogram.types import TelegramObject, Update, User
 
 from bot import ui
-from core.errors import NotFound
-from core.models import Schedule
-from core.service import Scheduling
-from core.store import Store
+from core.adapters.store import Store
+from core.domain.errors import NotFound
+from core.domain.models import Schedule
+from core.services.scheduling import Scheduling
 
 logger = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ import sys
 from logging.handlers import RotatingFileHandler
 
 from core import __version__
-from core.errors import ConfigError, StoreError
+from core.domain.errors import ConfigError, StoreError
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 # `wasched run --log-file FILE`: FILE rotates at this size; FILE.1 ... FILE.3 are kept.
@@ -89,19 +89,19 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         if args.command == "status":
-            from core.status import status_command
+            from core.commands.status import status_command
 
             return asyncio.run(status_command())
         if args.command == "check":
-            from core.check import check_command
+            from core.commands.check import check_command
 
             return asyncio.run(check_command())
         if args.command == "migrate":
-            from core.migrate import migrate_command
+            from core.commands.migrate import migrate_command
 
             return asyncio.run(migrate_command(args.to))
         if args.command == "import-legacy":
-            from core.legacy import import_legacy_command
+            from core.commands.legacy import import_legacy_command
 
             return asyncio.run(
                 import_legacy_command(

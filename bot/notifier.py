@@ -36,10 +36,10 @@ from aiogram.utils.backoff import Backoff, BackoffConfig
 from pydantic import ValidationError
 
 from bot import ui
-from core.counters import count_telegram_error
-from core.models import Delivery, DeliveryFilter, DeliveryStatus, Run, Schedule
-from core.sender import Pacing
-from core.session import SessionFailure, explain
+from core.adapters.counters import count_telegram_error
+from core.delivery.sender import Pacing
+from core.domain.models import Delivery, DeliveryFilter, DeliveryStatus, Run, Schedule
+from core.domain.session import SessionFailure, explain
 
 logger = logging.getLogger(__name__)
 
@@ -218,7 +218,7 @@ def telegram_unreachable(error: BaseException) -> bool:
 
 
 def error_kind(error: BaseException) -> str:
-    """The `core.counters` kind of an error `telegram_unreachable` accepts."""
+    """The `core.adapters.counters` kind of an error `telegram_unreachable` accepts."""
     return "network" if isinstance(error, TelegramNetworkError) else "server"
 
 
@@ -429,7 +429,7 @@ WENT_OUT = (DeliveryStatus.sent, DeliveryStatus.delivered, DeliveryStatus.read)
 
 
 class TelegramNotifier:
-    """Implements `core.notifier.Notifier` by messages to the owner and admins."""
+    """Implements `core.delivery.notifier.Notifier` by messages to the owner and admins."""
 
     def __init__(self, bot: Bot, *, admin_ids: Iterable[int], pace_s: float = 1.0) -> None:
         self.outbox = Outbox(bot, pace_s=pace_s)
@@ -452,7 +452,7 @@ class TelegramNotifier:
         self._saving_linked: asyncio.Task[None] | None = None
 
     def set_pacing(self, pacing: Callable[[], Pacing | None]) -> None:
-        """Where cards learn when the next message may go (`core.sender.Sender.pacing`)."""
+        """Where cards learn when the next message may go (`Sender.pacing`)."""
         self._pacing = pacing
 
     def set_audience(self, audience: Audience) -> None:

@@ -28,8 +28,9 @@ from bot.callbacks import (
     ZoneAction,
     ZoneCb,
 )
-from core.ack_watch import Recheck, unacked
-from core.models import (
+from core.delivery.ack_watch import Recheck, unacked
+from core.delivery.sender import Pacing
+from core.domain.models import (
     Contact,
     Delivery,
     DeliveryStatus,
@@ -41,11 +42,10 @@ from core.models import (
     ScheduleState,
     Template,
 )
-from core.recipients import Choice, address_label, distinct_labels, label, typed_key
-from core.sender import Pacing
-from core.service import Group, Preview, Status
-from core.session import Remedy, SessionWords
-from core.when import describe, format_local
+from core.domain.recipients import Choice, address_label, distinct_labels, label, typed_key
+from core.domain.session import Remedy, SessionWords
+from core.domain.when import describe, format_local
+from core.services.scheduling import Group, Preview, Status
 
 TELEGRAM_TEXT_LIMIT = 4096
 TELEGRAM_CAPTION_LIMIT = 1024
@@ -1156,7 +1156,7 @@ def lateness(seconds: float) -> str:
 
 
 def database_line(state: str, reason: str) -> str:
-    """/status: whether the database takes writes (`core.health.StoreState`), and why not."""
+    """/status: whether the database takes writes (`StoreState`), and why not."""
     if state == "ok":
         return "Database: takes writes"
     if state == "busy":

@@ -10,8 +10,8 @@ import sys
 
 from core.app import open_core
 from core.config import Settings, load_settings
-from core.errors import ConfigError, StoreError
-from core.notifier import LoggingNotifier
+from core.delivery.notifier import LoggingNotifier
+from core.domain.errors import ConfigError, StoreError
 
 logger = logging.getLogger("core")
 

@@ -16,22 +16,22 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from core.ack_watch import AckWatch
-from core.clock import Clock, SystemClock
+from core.adapters.health import StoreHealth
+from core.adapters.http import CoreHttp, build_app
+from core.adapters.metrics import register_metrics
+from core.adapters.store import Store, open_store
+from core.adapters.whatsapp import WhatsAppClient
+from core.commands.migrate import redact_url
 from core.config import Settings
-from core.engine import Engine
-from core.errors import ConfigError, StoreNotWritable, WhatsAppError
-from core.health import StoreHealth
-from core.http import CoreHttp, build_app
-from core.metrics import register_metrics
-from core.migrate import redact_url
-from core.notifier import Notifier
-from core.receipts import Receipts
-from core.sender import Sender
-from core.service import Scheduling
-from core.session import SessionFailure
-from core.store import Store, open_store
-from core.whatsapp import WhatsAppClient
+from core.delivery.ack_watch import AckWatch
+from core.delivery.engine import Engine
+from core.delivery.notifier import Notifier
+from core.delivery.receipts import Receipts
+from core.delivery.sender import Sender
+from core.domain.clock import Clock, SystemClock
+from core.domain.errors import ConfigError, StoreNotWritable, WhatsAppError
+from core.domain.session import SessionFailure
+from core.services.scheduling import Scheduling
 
 logger = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from typing import Any
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from core.errors import ConfigError
+from core.domain.errors import ConfigError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 

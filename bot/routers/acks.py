@@ -8,9 +8,9 @@ from aiogram.types import CallbackQuery, Message, User
 
 from bot import ui
 from bot.callbacks import UnackedAction, UnackedCb
-from core.errors import NotFound
-from core.models import Run
-from core.service import Scheduling
+from core.domain.errors import NotFound
+from core.domain.models import Run
+from core.services.scheduling import Scheduling
 
 router = Router(name=__name__)
 

@@ -12,7 +12,7 @@ from aiogram.filters import ExceptionMessageFilter, ExceptionTypeFilter
 from aiogram.types import ErrorEvent, Update
 
 from bot import ui
-from core.errors import WaschedError
+from core.domain.errors import WaschedError
 
 logger = logging.getLogger(__name__)
 router = Router(name=__name__)

@@ -7,7 +7,7 @@ from aiogram.filters import Command
 from aiogram.types import Message
 
 from bot import ui
-from core.service import Scheduling
+from core.services.scheduling import Scheduling
 
 router = Router(name=__name__)
 

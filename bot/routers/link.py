@@ -14,9 +14,9 @@ from aiogram.types import BufferedInputFile, Message
 
 from bot import ui
 from bot.notifier import TelegramNotifier
-from core.errors import WhatsAppError
-from core.service import Scheduling
-from core.session import SCAN_QR_CODE, WORKING, Remedy
+from core.domain.errors import WhatsAppError
+from core.domain.session import SCAN_QR_CODE, WORKING, Remedy
+from core.services.scheduling import Scheduling
 
 router = Router(name=__name__)
 

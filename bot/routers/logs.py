@@ -10,8 +10,8 @@ from bot import ui
 from bot.access import owned_schedule
 from bot.callbacks import RunCb
 from bot.routers.schedules import schedule_id_arg
-from core.errors import NotFound
-from core.service import Scheduling
+from core.domain.errors import NotFound
+from core.services.scheduling import Scheduling
 
 router = Router(name=__name__)
 

@@ -19,10 +19,10 @@ from aiogram.types import CallbackQuery, Message, User
 
 from bot import ui
 from bot.callbacks import PickCb, WizardAction, WizardCb
-from core.errors import InvalidInput, InvalidTemplate
-from core.models import Media, Recipient
-from core.recipients import Choice, contact_recipient, dedupe
-from core.service import Draft, Scheduling
+from core.domain.errors import InvalidInput, InvalidTemplate
+from core.domain.models import Media, Recipient
+from core.domain.recipients import Choice, contact_recipient, dedupe
+from core.services.scheduling import Draft, Scheduling
 
 router = Router(name=__name__)
 
@@ -85,7 +85,7 @@ async def one_shot(
         return
     # The time and text are refused now rather than after the question; only the variables
     # wait for the choice (a contact field may be had by one of the options only), and
-    # draft_schedule checks them last. A lone brace is no error in a message (core.render).
+    # draft_schedule checks them last. A lone brace is no error in a message (core.domain.render).
     first = [item.options[0] if isinstance(item, Choice) else item for item in resolved]
     with contextlib.suppress(InvalidTemplate):
         await service.draft_schedule(user.id, recipients=first, when=when, text=text)

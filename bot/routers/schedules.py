@@ -13,9 +13,9 @@ from aiogram.types import CallbackQuery, InaccessibleMessage, Message, User
 from bot import ui
 from bot.access import owned_schedule
 from bot.callbacks import EditCb, EditField, ListPageCb, ScheduleAction, ScheduleCb
-from core.errors import InvalidInput, NotFound
-from core.models import Schedule
-from core.service import MAX_ID, Scheduling, is_id
+from core.domain.errors import InvalidInput, NotFound
+from core.domain.models import Schedule
+from core.services.scheduling import MAX_ID, Scheduling, is_id
 
 router = Router(name=__name__)
 

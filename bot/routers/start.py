@@ -9,7 +9,7 @@ from aiogram.types import Message, User
 
 from bot import ui
 from bot.routers.timezone import ask_zone
-from core.service import Scheduling
+from core.services.scheduling import Scheduling
 
 router = Router(name=__name__)
 

@@ -7,8 +7,8 @@ from aiogram.filters import Command
 from aiogram.types import Message, User
 
 from bot import ui
-from core.health import StoreHealth
-from core.service import Scheduling
+from core.adapters.health import StoreHealth
+from core.services.scheduling import Scheduling
 
 router = Router(name=__name__)
 

@@ -9,8 +9,8 @@ from aiogram.filters import Command, CommandObject
 from aiogram.types import Message
 
 from bot import ui
-from core.errors import InvalidInput
-from core.service import Scheduling
+from core.domain.errors import InvalidInput
+from core.services.scheduling import Scheduling
 
 router = Router(name=__name__)
 

@@ -19,9 +19,9 @@ from aiogram.types import CallbackQuery, Message, User
 
 from bot import ui
 from bot.callbacks import ZoneAction, ZoneCb
-from core.errors import InvalidTimezone
-from core.service import Scheduling
-from core.when import validate_timezone
+from core.domain.errors import InvalidTimezone
+from core.domain.when import validate_timezone
+from core.services.scheduling import Scheduling
 
 router = Router(name=__name__)
 

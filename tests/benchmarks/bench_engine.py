@@ -44,7 +44,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
-from core.migrate import redact_url
+from core.commands.migrate import redact_url
 
 # Targets from the issue.
 ARM_TARGET_S = 2.0
@@ -119,9 +119,9 @@ def _schedule_doc(
 
 async def populate_cron(url: str, n: int) -> None:
     """`n` active daily cron schedules in assorted zones, next runs over the coming day."""
-    from core.models import Rule, RuleKind
-    from core.store.sqlite import SQLiteStore
-    from core.when import next_fire_time
+    from core.adapters.store.sqlite import SQLiteStore
+    from core.domain.models import Rule, RuleKind
+    from core.domain.when import next_fire_time
 
     rng = random.Random(n)
     now = datetime.now(UTC)
@@ -144,9 +144,9 @@ async def populate_cron(url: str, n: int) -> None:
 
 
 async def arm_wasched(url: str) -> dict[str, Any]:
-    from core.clock import SystemClock
-    from core.engine import Engine
-    from core.store.sqlite import SQLiteStore
+    from core.adapters.store.sqlite import SQLiteStore
+    from core.delivery.engine import Engine
+    from core.domain.clock import SystemClock
 
     gc.collect()
     before, _ = rss_mb()
@@ -174,8 +174,8 @@ async def arm_baseline(url: str) -> dict[str, Any]:
     from apscheduler.schedulers.asyncio import AsyncIOScheduler  # type: ignore[import-untyped, unused-ignore]
     from apscheduler.triggers.cron import CronTrigger  # type: ignore[import-untyped, unused-ignore]
 
-    from core.models import ScheduleState
-    from core.store.sqlite import SQLiteStore
+    from core.adapters.store.sqlite import SQLiteStore
+    from core.domain.models import ScheduleState
 
     async def fire(schedule_id: int) -> None:
         return None
@@ -222,13 +222,13 @@ async def lateness(url: str, impl: str, n: int, window_s: float) -> dict[str, An
     from apscheduler.schedulers.asyncio import AsyncIOScheduler  # type: ignore[import-untyped, unused-ignore]
     from apscheduler.triggers.date import DateTrigger  # type: ignore[import-untyped, unused-ignore]
 
-    from core import runs
-    from core.clock import SystemClock
-    from core.engine import Engine
-    from core.models import RunTrigger
-    from core.sender import Sender
-    from core.store import open_store
-    from core.whatsapp import WhatsAppClient
+    from core.adapters.store import open_store
+    from core.adapters.whatsapp import WhatsAppClient
+    from core.delivery import runs
+    from core.delivery.engine import Engine
+    from core.delivery.sender import Sender
+    from core.domain.clock import SystemClock
+    from core.domain.models import RunTrigger
     from tests.fakes.sidecar import FakeSidecar
 
     rng = random.Random(7)
@@ -349,13 +349,13 @@ async def throughput(url: str, impl: str, n: int, transport: str) -> dict[str, A
     from apscheduler.events import EVENT_JOB_MISSED  # type: ignore[import-untyped, unused-ignore]
     from apscheduler.schedulers.asyncio import AsyncIOScheduler  # type: ignore[import-untyped, unused-ignore]
 
-    from core import runs
-    from core.clock import SystemClock
-    from core.errors import WhatsAppError
-    from core.models import DeliveryStatus, RunTrigger
-    from core.sender import Sender
-    from core.store import open_store
-    from core.whatsapp import WhatsAppClient
+    from core.adapters.store import open_store
+    from core.adapters.whatsapp import WhatsAppClient
+    from core.delivery import runs
+    from core.delivery.sender import Sender
+    from core.domain.clock import SystemClock
+    from core.domain.errors import WhatsAppError
+    from core.domain.models import DeliveryStatus, RunTrigger
     from tests.fakes.sidecar import FakeSidecar, free_port
 
     per_run = 10

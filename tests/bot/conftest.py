@@ -19,19 +19,19 @@ from aiogram.enums import ParseMode
 from bot.access import Access
 from bot.app import build_bot, build_dispatcher
 from bot.notifier import TelegramNotifier
-from core.clock import FakeClock
-from core.config import Settings
-from core.errors import WhatsAppError, WhatsAppNotReady
-from core.service import Scheduling
-from core.session import SessionFailure
-from core.store import Store
-from core.store.sqlite import SQLiteStore
-from core.whatsapp import (
+from core.adapters.store import Store
+from core.adapters.store.sqlite import SQLiteStore
+from core.adapters.whatsapp import (
     QrCode,
     SessionHealth,
     WhatsAppContact,
     WhatsAppGroup,
 )
+from core.config import Settings
+from core.domain.clock import FakeClock
+from core.domain.errors import WhatsAppError, WhatsAppNotReady
+from core.domain.session import SessionFailure
+from core.services.scheduling import Scheduling
 from tests.fakes.telegram import ChatMessage, FakeTelegram
 
 # Saturday 28 November 2026, 10:00 UTC.
@@ -43,7 +43,7 @@ STRANGER = 666
 
 @dataclass
 class FakeWhatsApp:
-    """Answers like the sidecar client (`core.whatsapp.WhatsAppClient`)."""
+    """Answers like the sidecar client (`core.adapters.whatsapp.WhatsAppClient`)."""
 
     state: str = "WORKING"
     me: dict[str, str] | None = field(

@@ -20,8 +20,8 @@ from bot.access import Access
 from bot.app import build_dispatcher
 from bot.notifier import TelegramNotifier
 from core.app import Core, open_core
-from core.clock import FakeClock
-from core.models import Delivery, DeliveryFilter, DeliveryStatus, Run, RunTrigger
+from core.domain.clock import FakeClock
+from core.domain.models import Delivery, DeliveryFilter, DeliveryStatus, Run, RunTrigger
 from tests.bot.conftest import ADMIN, START
 from tests.engine.conftest import eventually, settings_for
 from tests.engine.test_ack_watch import passed

@@ -9,7 +9,7 @@ import pytest
 
 from bot.app import run
 from core.config import Settings
-from core.errors import ConfigError
+from core.domain.errors import ConfigError
 from tests.fakes.telegram import FakeTelegram
 
 

@@ -6,8 +6,8 @@ import csv
 import io
 
 from bot import ui
-from core.models import DeliveryStatus
-from core.whatsapp import WhatsAppContact, WhatsAppGroup
+from core.adapters.whatsapp import WhatsAppContact, WhatsAppGroup
+from core.domain.models import DeliveryStatus
 from tests.bot.conftest import ADMIN, Harness
 
 

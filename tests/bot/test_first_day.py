@@ -10,7 +10,14 @@ from zoneinfo import ZoneInfo
 
 from bot.access import Access
 from bot.app import build_dispatcher
-from core.models import DeliveryFilter, DeliveryStatus, Run, RunTrigger, Schedule, ScheduleState
+from core.domain.models import (
+    DeliveryFilter,
+    DeliveryStatus,
+    Run,
+    RunTrigger,
+    Schedule,
+    ScheduleState,
+)
 from tests.bot.conftest import ADMIN, OTHER_ADMIN, STRANGER, Harness
 from tests.fakes.telegram import ChatMessage
 

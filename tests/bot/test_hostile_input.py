@@ -19,10 +19,10 @@ from bot import ui
 from bot.access import Access
 from bot.app import build_dispatcher
 from bot.notifier import TelegramNotifier
-from core.clock import FakeClock
-from core.service import Scheduling
-from core.store import Store
-from core.store.sqlite import SQLiteStore
+from core.adapters.store import Store
+from core.adapters.store.sqlite import SQLiteStore
+from core.domain.clock import FakeClock
+from core.services.scheduling import Scheduling
 from tests.bot.conftest import ADMIN, OTHER_ADMIN, START, FakeWhatsApp, Harness
 from tests.fakes.telegram import FakeTelegram, parse_html, telegram_length
 

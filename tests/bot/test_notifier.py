@@ -10,10 +10,10 @@ from aiogram import Bot
 
 from bot import ui
 from bot.notifier import LINKED_KEY, Item, Note, TelegramNotifier
-from core.counters import TELEGRAM_ERRORS
-from core.models import Delivery, DeliveryFilter, DeliveryStatus, Run, RunTrigger, Schedule
-from core.sender import Pacing
-from core.session import SessionFailure
+from core.adapters.counters import TELEGRAM_ERRORS
+from core.delivery.sender import Pacing
+from core.domain.models import Delivery, DeliveryFilter, DeliveryStatus, Run, RunTrigger, Schedule
+from core.domain.session import SessionFailure
 from tests.bot.conftest import ADMIN, OTHER_ADMIN, Harness
 from tests.fakes.telegram import FakeTelegram
 
@@ -67,7 +67,7 @@ async def test_a_run_is_one_message_edited_as_acks_arrive(harness: Harness) -> N
 async def test_waiting_messages_say_when_pacing_or_a_cap_lets_the_next_go(
     harness: Harness,
 ) -> None:
-    """Not the due time: when the sender may send the next one (core.sender.Sender.pacing)."""
+    """Not the due time: when the sender may send the next one (`Sender.pacing`)."""
     now = harness.clock.now()
     pacing: Pacing | None = Pacing(now + timedelta(seconds=40), 20, 60, None)
     harness.notifier.set_pacing(lambda: pacing)

@@ -3,9 +3,9 @@ when a name matches several, WhatsApp groups by their name."""
 
 from __future__ import annotations
 
-from core.errors import WhatsAppUnavailable
-from core.models import RecipientKind
-from core.whatsapp import WhatsAppGroup
+from core.adapters.whatsapp import WhatsAppGroup
+from core.domain.errors import WhatsAppUnavailable
+from core.domain.models import RecipientKind
 from tests.bot.conftest import ADMIN, Harness
 
 FAMILY_ID = "120363041234567890@g.us"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 
-from core.models import RuleKind
+from core.domain.models import RuleKind
 from tests.bot.conftest import ADMIN, Harness
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core.models import DeliveryStatus, ScheduleState
+from core.domain.models import DeliveryStatus, ScheduleState
 from tests.bot.conftest import ADMIN, Harness
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from core.health import StoreHealth
-from core.store.sqlite import SQLiteStore
+from core.adapters.health import StoreHealth
+from core.adapters.store.sqlite import SQLiteStore
 from tests.bot.conftest import ADMIN, Harness
 from tests.engine.disk import read_only
 

@@ -22,14 +22,14 @@ from aiogram.utils.backoff import BackoffConfig
 from bot.access import Access
 from bot.app import RetryRequests, build_bot, build_dispatcher, run
 from bot.notifier import Note, TelegramNotifier
-from core.clock import FakeClock, SystemClock
+from core.adapters.counters import TELEGRAM_ERRORS
+from core.adapters.store import Store
+from core.adapters.store.sqlite import SQLiteStore
 from core.config import Settings
-from core.counters import TELEGRAM_ERRORS
-from core.errors import ConfigError
-from core.models import DeliveryFilter, DeliveryStatus, Run, Schedule
-from core.service import Scheduling
-from core.store import Store
-from core.store.sqlite import SQLiteStore
+from core.domain.clock import FakeClock, SystemClock
+from core.domain.errors import ConfigError
+from core.domain.models import DeliveryFilter, DeliveryStatus, Run, Schedule
+from core.services.scheduling import Scheduling
 from tests.bot.conftest import ADMIN, OTHER_ADMIN, FakeWhatsApp, Harness
 from tests.fakes.sidecar import FakeSidecar, free_port
 from tests.fakes.telegram import FakeTelegram
@@ -166,7 +166,7 @@ async def statuses(settings: Settings) -> list[DeliveryStatus]:
 
 
 def kind_of(how: str) -> str:
-    """The `core.counters` kind each way of being down is counted as."""
+    """The `core.adapters.counters` kind each way of being down is counted as."""
     return "network" if how == "refused" else "server"
 
 

@@ -17,10 +17,10 @@ from bot.access import Access
 from bot.app import build_dispatcher
 from bot.notifier import TelegramNotifier
 from core.app import Core, open_core
-from core.check import CheckResult, check_sidecar
-from core.clock import FakeClock
+from core.commands.check import CheckResult, check_sidecar
 from core.config import REPO_ROOT, Settings, load_settings
-from core.session import FAILURE_CODES, SessionFailure, explain
+from core.domain.clock import FakeClock
+from core.domain.session import FAILURE_CODES, SessionFailure, explain
 from tests.bot.conftest import ADMIN, OTHER_ADMIN, START
 from tests.fakes.sidecar import FAILURE_MESSAGES, FakeSidecar, free_port
 from tests.fakes.telegram import ChatMessage, FakeTelegram

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from bot import ui
-from core.models import RuleKind
-from core.when import parse_when
+from core.domain.models import RuleKind
+from core.domain.when import parse_when
 from tests.bot.conftest import ADMIN, START, Harness
 
 

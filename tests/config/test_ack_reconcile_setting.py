@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from core.config import FIXES, Settings, load_settings
-from core.errors import ConfigError
+from core.domain.errors import ConfigError
 
 
 @pytest.fixture(autouse=True)

@@ -10,12 +10,12 @@ import httpx
 import pytest
 from aiohttp.test_utils import make_mocked_request
 
+from core.adapters.health import StoreHealth
+from core.adapters.http import CoreHttp, EventSink, HealthPort, SchedulerStatus
+from core.adapters.store import Store
 from core.app import open_core
-from core.clock import FakeClock
-from core.errors import ConfigError
-from core.health import StoreHealth
-from core.http import CoreHttp, EventSink, HealthPort, SchedulerStatus
-from core.store import Store
+from core.domain.clock import FakeClock
+from core.domain.errors import ConfigError
 from tests.engine.conftest import START, RecordingNotifier, settings_for
 from tests.fakes.sidecar import FakeSidecar
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from core.app import open_core
-from core.clock import FakeClock
-from core.models import DeliveryFilter, DeliveryStatus
+from core.domain.clock import FakeClock
+from core.domain.models import DeliveryFilter, DeliveryStatus
 from tests.engine.conftest import START, RecordingNotifier, eventually, settings_for
 from tests.fakes.sidecar import FakeSidecar
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from core.config import FIXES, Settings, load_settings
-from core.errors import ConfigError
+from core.domain.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -10,7 +10,9 @@ from typing import Any
 import pytest
 from mongomock_motor import AsyncMongoMockClient
 
-from core.models import (
+from core.adapters.store import Store
+from core.adapters.store.sqlite import SQLiteStore
+from core.domain.models import (
     DeliveryStatus,
     Media,
     NewDelivery,
@@ -21,8 +23,6 @@ from core.models import (
     RunTrigger,
     ScheduleState,
 )
-from core.store import Store
-from core.store.sqlite import SQLiteStore
 
 T0 = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
 OWNER = 4242
@@ -40,7 +40,7 @@ async def sqlite_store(tmp_path: Path) -> AsyncIterator[Store]:
 async def open_mongomock(name: str) -> Store:
     """A MongoStore on a mongomock-motor database (no MongoDB server here); the client is
     dropped with the store."""
-    from core.store.mongo import MongoStore
+    from core.adapters.store.mongo import MongoStore
 
     client: Any = AsyncMongoMockClient(tz_aware=False)
     return await MongoStore.from_database(client[name])

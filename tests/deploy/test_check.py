@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from core.check import CheckResult, check_command, run_checks, table
+from core.commands.check import CheckResult, check_command, run_checks, table
 from core.config import Settings, load_settings
 from tests.fakes.sidecar import FakeSidecar, free_port
 from tests.fakes.telegram import FakeTelegram

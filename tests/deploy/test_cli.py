@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 
 from bot.cli import main
-from core.legacy import choose_owner
-from core.models import Recipient, RecipientKind, Rule, RuleKind
-from core.status import next_run_line
-from core.store import Store
-from core.store.sqlite import SQLiteStore
+from core.adapters.store import Store
+from core.adapters.store.sqlite import SQLiteStore
+from core.commands.legacy import choose_owner
+from core.commands.status import next_run_line
+from core.domain.models import Recipient, RecipientKind, Rule, RuleKind
 from tests.deploy.conftest import fill
 from tests.fakes.sidecar import FakeSidecar, free_port
 
@@ -136,7 +136,7 @@ async def test_imports_belong_to_the_given_owner_else_the_bot_owner_else_an_admi
 
 def test_next_run_is_shown_in_the_schedule_time_zone() -> None:
     now = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
-    from core.models import Schedule
+    from core.domain.models import Schedule
 
     schedule = Schedule(
         id=12,

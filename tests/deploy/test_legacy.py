@@ -11,9 +11,10 @@ import pytest
 from mongomock_motor import AsyncMongoMockClient
 from pymongo import AsyncMongoClient
 
-from core.errors import WaschedError
-from core.legacy import cron_shift, import_legacy, refuse_same_database
-from core.models import (
+from core.adapters.store import Store
+from core.commands.legacy import cron_shift, import_legacy, refuse_same_database
+from core.domain.errors import WaschedError
+from core.domain.models import (
     DeliveryFilter,
     DeliveryStatus,
     Recipient,
@@ -22,7 +23,6 @@ from core.models import (
     RunTrigger,
     ScheduleState,
 )
-from core.store import Store
 from tests.store.conftest import MONGODB_TEST_URI
 
 NOW = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)  # a Saturday

@@ -9,9 +9,9 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client.parser import text_string_to_metric_families
 
-from core.counters import count_telegram_error, observe_run_lateness
-from core.metrics import register_metrics, sidecar_session_state
-from core.store import Store
+from core.adapters.counters import count_telegram_error, observe_run_lateness
+from core.adapters.metrics import register_metrics, sidecar_session_state
+from core.adapters.store import Store
 from tests.deploy.conftest import fill
 from tests.fakes.sidecar import FakeSidecar, free_port
 
@@ -96,7 +96,7 @@ def test_the_engine_counts_events_without_importing_an_http_stack() -> None:
     import sys
 
     code = (
-        "import sys, core.engine; "
+        "import sys, core.delivery.engine; "
         "print(','.join(sorted(m for m in ('aiohttp', 'httpx') if m in sys.modules)))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

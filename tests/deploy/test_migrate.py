@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from core.errors import ConfigError, TargetNotEmpty
-from core.migrate import copy_store, migrate, redact_url, summary
-from core.models import DeliveryStatus
-from core.store import Store
-from core.store.sqlite import SQLiteStore
+from core.adapters.store import Store
+from core.adapters.store.sqlite import SQLiteStore
+from core.commands.migrate import copy_store, migrate, redact_url, summary
+from core.domain.errors import ConfigError, TargetNotEmpty
+from core.domain.models import DeliveryStatus
 from tests.deploy.conftest import fill, open_mongomock
 
 

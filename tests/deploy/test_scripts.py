@@ -264,7 +264,7 @@ def test_wasched_log_file_rotates_by_size_and_takes_stderr_along(tmp_path: Path)
         f"handler = LogFile({str(log)!r}, max_bytes=2000, kept=3)\n"
         "logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, handlers=[handler])\n"
         "for n in range(200):\n"
-        "    logging.getLogger('core.engine').info('line %04d', n)\n"
+        "    logging.getLogger('core.delivery.engine').info('line %04d', n)\n"
         "print('printed after the rotations', file=sys.stderr)\n"
     )
     with log.open("ab") as output:  # as start.sh launches it: >>wasched.log 2>&1
@@ -285,7 +285,7 @@ def test_wasched_log_file_rotates_by_size_and_takes_stderr_along(tmp_path: Path)
     ]
     current = log.read_text().splitlines()
     assert current[-1] == "printed after the rotations"
-    assert current[-2].endswith("INFO core.engine: line 0199")
+    assert current[-2].endswith("INFO core.delivery.engine: line 0199")
     for rotated in (log.with_name(f"wasched.log.{n}") for n in (1, 2, 3)):
         assert rotated.stat().st_size <= 2000
         assert "printed after" not in rotated.read_text()

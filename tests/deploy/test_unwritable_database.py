@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from core.adapters.store.sqlite import SQLiteStore
 from core.app import located
 from core.config import Settings
-from core.errors import StoreNotWritable
-from core.store.sqlite import SQLiteStore
+from core.domain.errors import StoreNotWritable
 from tests.deploy.conftest import open_mongomock
 from tests.engine.disk import fill, read_only, small_disk
 from tests.fakes.sidecar import free_port

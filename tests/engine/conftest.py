@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 
 from core.app import Core, open_core
-from core.clock import Clock, FakeClock
 from core.config import Settings, load_settings
-from core.models import Delivery, DeliveryFilter, Run, Schedule
-from core.session import SessionFailure
+from core.domain.clock import Clock, FakeClock
+from core.domain.models import Delivery, DeliveryFilter, Run, Schedule
+from core.domain.session import SessionFailure
 from tests.fakes.sidecar import FakeSidecar, free_port
 
 START = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)

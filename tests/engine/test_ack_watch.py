@@ -11,12 +11,12 @@ import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from core.ack_watch import AckWatch
-from core.ack_watch import unacked as past
 from core.app import Core, open_core
-from core.clock import FakeClock
-from core.errors import InvalidState
-from core.models import Delivery, DeliveryStatus, RunTrigger
+from core.delivery.ack_watch import AckWatch
+from core.delivery.ack_watch import unacked as past
+from core.domain.clock import FakeClock
+from core.domain.errors import InvalidState
+from core.domain.models import Delivery, DeliveryStatus, RunTrigger
 from tests.engine.conftest import (
     CoreFactory,
     RecordingNotifier,
@@ -93,7 +93,7 @@ async def test_a_message_stuck_at_sent_is_told_once_per_run_over_many_passes(
     counted_from = core.ack_watch.passes
     monkeypatch.setattr(core.store, "sent_deliveries", counted)
     run_id = await sent_run(core)
-    caplog.set_level(logging.DEBUG, logger="core.ack_watch")
+    caplog.set_level(logging.DEBUG, logger="core.delivery.ack_watch")
 
     await passes(core, clock, 9)  # 9 min after sending: not yet
     assert notifier.unacked == []
@@ -105,7 +105,7 @@ async def test_a_message_stuck_at_sent_is_told_once_per_run_over_many_passes(
     await passes(core, clock, 60)
     assert len(notifier.unacked) == 1
     assert len(queries) == core.ack_watch.passes - counted_from
-    assert [r for r in caplog.records if r.name == "core.ack_watch"] == []
+    assert [r for r in caplog.records if r.name == "core.delivery.ack_watch"] == []
 
 
 async def test_a_backlog_sent_in_one_instant_is_read_on_not_again(
@@ -117,7 +117,7 @@ async def test_a_backlog_sent_in_one_instant_is_read_on_not_again(
 ) -> None:
     # Three runs sent in one millisecond, a pass reading one message: each pass reads on from
     # (sent_at, id); paging on sent_at alone read the first one again and again.
-    monkeypatch.setattr("core.ack_watch.PASS_LIMIT", 1)
+    monkeypatch.setattr("core.delivery.ack_watch.PASS_LIMIT", 1)
     sidecar.ack_up_to = 1
     core = await start_core(ACK_ALERT_AFTER_S=600)
     runs = [await sent_run(core, ANNA) for _ in range(3)]

@@ -15,13 +15,13 @@ from pathlib import Path
 
 import pytest
 
+from core.adapters.store.sqlite import SQLiteStore
+from core.adapters.whatsapp import SentMessage, SessionHealth
 from core.app import Core
-from core.clock import FakeClock
-from core.errors import WhatsAppNotReady
-from core.models import Delivery, DeliveryStatus, Media
-from core.sender import Sender
-from core.store.sqlite import SQLiteStore
-from core.whatsapp import SentMessage, SessionHealth
+from core.delivery.sender import Sender
+from core.domain.clock import FakeClock
+from core.domain.errors import WhatsAppNotReady
+from core.domain.models import Delivery, DeliveryStatus, Media
 from tests.engine.conftest import (
     PHONE,
     START,
@@ -134,7 +134,7 @@ async def test_with_the_sidecar_down_probes_back_off_and_the_outage_is_one_log_l
     sidecar.state = "SCAN_QR_CODE"
     core = await start(start_core)
     await eventually(lambda: core.sender.paused, what="the sender pausing")
-    caplog.set_level(logging.INFO, logger="core.sender")
+    caplog.set_level(logging.INFO, logger="core.delivery.sender")
     caplog.clear()
     await sidecar.go_down()
     probes_before = core.sender.probe_count

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from core.clock import FakeClock
-from core.models import (
+from core.adapters.store.sqlite import SQLiteStore
+from core.domain.clock import FakeClock
+from core.domain.models import (
     DeliveryStatus,
     Recipient,
     RecipientKind,
@@ -14,7 +15,6 @@ from core.models import (
     RunTrigger,
     Schedule,
 )
-from core.store.sqlite import SQLiteStore
 from tests.engine.conftest import (
     PHONE,
     START,

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from core.clock import SystemClock
-from core.models import (
+from core.adapters.store import open_store
+from core.domain.clock import SystemClock
+from core.domain.models import (
     FINAL_STATUSES,
     DeliveryFilter,
     DeliveryStatus,
@@ -23,7 +24,6 @@ from core.models import (
     Rule,
     RuleKind,
 )
-from core.store import open_store
 from tests.engine.conftest import eventually
 from tests.fakes.sidecar import FakeSidecar, free_port
 from tests.store.conftest import SHARED_DATABASES, database_url_of

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from core.app import Core
-from core.clock import FakeClock, SystemClock
-from core.models import DeliveryStatus, Recipient, RecipientKind, Rule, RuleKind, RunTrigger
+from core.domain.clock import FakeClock, SystemClock
+from core.domain.models import DeliveryStatus, Recipient, RecipientKind, Rule, RuleKind, RunTrigger
 from tests.engine.conftest import (
     PHONE,
     CoreFactory,

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from core.clock import SystemClock
-from core.errors import StoreError
-from core.models import Recipient, RecipientKind, Rule, RuleKind
+from core.domain.clock import SystemClock
+from core.domain.errors import StoreError
+from core.domain.models import Recipient, RecipientKind, Rule, RuleKind
 from tests.engine.conftest import PHONE, CoreFactory, eventually
 from tests.fakes.sidecar import FakeSidecar
 

@@ -6,7 +6,7 @@ import json
 from datetime import UTC, datetime
 
 from core.app import Core
-from core.session import SessionFailure
+from core.domain.session import SessionFailure
 from tests.engine.conftest import RecordingNotifier, eventually
 from tests.engine.test_http import get, post
 from tests.fakes.sidecar import FakeSidecar

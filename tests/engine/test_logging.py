@@ -7,8 +7,8 @@ import logging
 import pytest
 
 from core.app import Core
-from core.clock import FakeClock
-from core.models import DeliveryStatus
+from core.domain.clock import FakeClock
+from core.domain.models import DeliveryStatus
 from tests.engine.conftest import PHONE, deliveries, eventually
 from tests.fakes.sidecar import FakeSidecar
 

@@ -26,8 +26,9 @@ import aiohttp
 import pytest
 from pymongo import AsyncMongoClient
 
-from core.clock import SystemClock
-from core.models import (
+from core.adapters.store import open_store
+from core.domain.clock import SystemClock
+from core.domain.models import (
     FINAL_STATUSES,
     DeliveryFilter,
     DeliveryStatus,
@@ -36,7 +37,6 @@ from core.models import (
     Rule,
     RuleKind,
 )
-from core.store import open_store
 from tests.bot.test_e2e import API_KEY, REPO, SIDECAR, free_port, needs_node, stop, wait_until_up
 from tests.engine.conftest import eventually
 from tests.fakes.telegram import FakeTelegram

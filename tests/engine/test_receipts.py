@@ -10,9 +10,9 @@ from datetime import timedelta
 import pytest
 
 from core.app import Core, open_core
-from core.clock import FakeClock
-from core.models import DeliveryStatus
-from core.receipts import QUIET_S, Receipts
+from core.delivery.receipts import QUIET_S, Receipts
+from core.domain.clock import FakeClock
+from core.domain.models import DeliveryStatus
 from tests.engine.conftest import (
     CoreFactory,
     RecordingNotifier,
@@ -232,7 +232,7 @@ async def test_a_pass_cut_short_by_the_sidecar_going_down_is_finished_later(
     clock: FakeClock,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.INFO, logger="core.receipts")
+    caplog.set_level(logging.INFO, logger="core.delivery.receipts")
     sidecar.ack_up_to = 1
     core = await start_core()
     run_id = await sent_run(core, [ANNA, BEN])
@@ -250,7 +250,7 @@ async def test_a_pass_cut_short_by_the_sidecar_going_down_is_finished_later(
     await advance(core.receipts, clock, 60, step_s=60)
     assert core.receipts.passes == passes + 1
     assert await statuses(core, run_id) == [DeliveryStatus.read] * 2
-    said = [r.getMessage() for r in caplog.records if r.name == "core.receipts"]
+    said = [r.getMessage() for r in caplog.records if r.name == "core.delivery.receipts"]
     assert len([line for line in said if "did not answer" in line]) == 1
 
 

@@ -22,8 +22,9 @@ from typing import Any
 import aiohttp
 import pytest
 
-from core.clock import SystemClock
-from core.models import (
+from core.adapters.store.sqlite import SQLiteStore
+from core.domain.clock import SystemClock
+from core.domain.models import (
     Delivery,
     DeliveryFilter,
     DeliveryStatus,
@@ -32,7 +33,6 @@ from core.models import (
     Rule,
     RuleKind,
 )
-from core.store.sqlite import SQLiteStore
 from tests.engine.conftest import eventually
 from tests.fakes.sidecar import FakeSidecar, free_port
 

@@ -11,9 +11,12 @@ from typing import Any
 
 import pytest
 
-from core import runs
-from core.clock import FakeClock
-from core.models import (
+from core.adapters.store.sqlite import SQLiteStore
+from core.adapters.whatsapp import SentMessage, SessionHealth
+from core.delivery import runs
+from core.delivery.sender import Sender
+from core.domain.clock import FakeClock
+from core.domain.models import (
     DeliveryFilter,
     DeliveryStatus,
     Media,
@@ -23,10 +26,7 @@ from core.models import (
     RuleKind,
     RunTrigger,
 )
-from core.sender import Sender
-from core.session import WORKING
-from core.store.sqlite import SQLiteStore
-from core.whatsapp import SentMessage, SessionHealth
+from core.domain.session import WORKING
 from tests.engine.conftest import START, RecordingNotifier, eventually
 
 

@@ -6,11 +6,14 @@ import asyncio
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from core import runs
+from core.adapters.store.sqlite import SQLiteStore
+from core.adapters.whatsapp import SentMessage, SessionHealth
 from core.app import Core
-from core.clock import FakeClock
-from core.errors import WhatsAppNotReady
-from core.models import (
+from core.delivery import runs
+from core.delivery.sender import Sender
+from core.domain.clock import FakeClock
+from core.domain.errors import WhatsAppNotReady
+from core.domain.models import (
     DeliveryFilter,
     DeliveryStatus,
     Media,
@@ -20,10 +23,7 @@ from core.models import (
     RuleKind,
     RunTrigger,
 )
-from core.sender import Sender
-from core.session import WORKING
-from core.store.sqlite import SQLiteStore
-from core.whatsapp import SentMessage, SessionHealth
+from core.domain.session import WORKING
 from tests.engine.conftest import (
     PHONE,
     CoreFactory,

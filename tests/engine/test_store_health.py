@@ -17,14 +17,14 @@ import aiohttp
 import httpx
 import pytest
 
+from core.adapters.counters import EVENTS
+from core.adapters.health import STORE_RECHECK_S
+from core.adapters.store.sqlite import SQLiteStore, database_path
 from core.app import Core
-from core.clock import FakeClock
-from core.counters import EVENTS
-from core.errors import StoreError
-from core.health import STORE_RECHECK_S
-from core.models import DeliveryStatus, Recipient, RecipientKind, Rule, RuleKind, Schedule
-from core.status import core_status
-from core.store.sqlite import SQLiteStore, database_path
+from core.commands.status import core_status
+from core.domain.clock import FakeClock
+from core.domain.errors import StoreError
+from core.domain.models import DeliveryStatus, Recipient, RecipientKind, Rule, RuleKind, Schedule
 from tests.engine.conftest import START, CoreFactory, deliveries, eventually
 from tests.engine.disk import fill, small_disk
 from tests.fakes.sidecar import FakeSidecar
@@ -129,7 +129,7 @@ async def test_writes_failing_for_15_s_are_reported_logged_once_and_caught_up(
         "due while the store failed",
         "tried again while the store failed",
     ]
-    recovered = [r.getMessage() for r in records.records if r.name == "core.health"]
+    recovered = [r.getMessage() for r in records.records if r.name == "core.adapters.health"]
     assert recovered[1:] == ["the database takes writes again (after 20 s of failures)"]
     status, answer = await get(core, "/healthz")
     assert status == 200 and answer["store"] == "ok"
@@ -220,7 +220,7 @@ async def test_a_store_that_failed_is_tried_again_and_reported_writable_by_itsel
     await eventually(lambda: core.store_health.writable, what="the store tried again")
     _, text = await get(core, "/metrics")
     assert metric(text, "wasched_store_writable") == 1
-    said = [r.getMessage() for r in records.records if r.name == "core.health"]
+    said = [r.getMessage() for r in records.records if r.name == "core.adapters.health"]
     assert len(said) == 2 and said[1].startswith("the database takes writes again")
 
 
@@ -245,6 +245,6 @@ async def test_a_store_error_that_is_no_refused_write_keeps_its_traceback_and_he
 
     (logged,) = [r for r in records.records if r.exc_info]
     assert logged.getMessage() == f"engine: schedule {schedule.id} could not fire"
-    assert not [r for r in records.records if r.name == "core.health"]
+    assert not [r for r in records.records if r.name == "core.adapters.health"]
     _status, answer = await get(core, "/healthz")
     assert answer["store"] == "ok"

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from core.clock import FakeClock
-from core.models import DeliveryStatus
+from core.domain.clock import FakeClock
+from core.domain.models import DeliveryStatus
 from tests.engine.conftest import PHONE, CoreFactory, eventually
 from tests.fakes.sidecar import FakeSidecar
 from tests.store.conftest import (

@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 
 from core.app import Core
-from core.clock import FakeClock
-from core.engine import LOOK_AHEAD_S, WAKE_LEAD_S
-from core.models import Recipient, RecipientKind, Rule, RuleKind, Schedule, ScheduleState
+from core.delivery.engine import LOOK_AHEAD_S, WAKE_LEAD_S
+from core.domain.clock import FakeClock
+from core.domain.models import Recipient, RecipientKind, Rule, RuleKind, Schedule, ScheduleState
 from tests.engine.conftest import PHONE, CoreFactory, RecordingNotifier, eventually
 from tests.fakes.sidecar import FakeSidecar
 
@@ -130,7 +130,7 @@ async def test_stop_ends_a_pass_waiting_for_a_due_time(
     waiting = asyncio.create_task(core.engine.tick())
     await eventually(lambda: calls == ["read"], what="the pass's first read")
 
-    with caplog.at_level(logging.WARNING, logger="core.engine"):
+    with caplog.at_level(logging.WARNING, logger="core.delivery.engine"):
         await core.engine.stop(drain_s=10)
     await asyncio.wait({waiting}, timeout=30)  # a guard against hanging, not a measurement
 

@@ -9,7 +9,8 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
-from core.errors import (
+from core.adapters.whatsapp import WhatsAppClient
+from core.domain.errors import (
     NotOnWhatsApp,
     WhatsAppError,
     WhatsAppNotReady,
@@ -17,9 +18,8 @@ from core.errors import (
     WhatsAppSendFailed,
     WhatsAppUnavailable,
 )
-from core.models import Media
-from core.session import SessionFailure
-from core.whatsapp import WhatsAppClient
+from core.domain.models import Media
+from core.domain.session import SessionFailure
 from tests.fakes.sidecar import FakeSidecar
 
 Handler = Callable[[httpx.Request], httpx.Response]

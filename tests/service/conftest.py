@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from core.clock import FakeClock
-from core.errors import WhatsAppError, WhatsAppNotReady
-from core.service import Scheduling
-from core.session import SessionFailure
-from core.store import Store
+from core.adapters.store import Store
+from core.domain.clock import FakeClock
+from core.domain.errors import WhatsAppError, WhatsAppNotReady
+from core.domain.session import SessionFailure
+from core.services.scheduling import Scheduling
 from tests.store.conftest import BACKENDS, open_backend
 
 # Saturday 28 November 2026, 10:00 UTC (11:00 in Berlin).

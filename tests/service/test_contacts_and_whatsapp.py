@@ -8,8 +8,10 @@ import httpx
 import pytest
 
 from core import __version__
-from core.clock import FakeClock
-from core.errors import (
+from core.adapters.store import Store
+from core.adapters.whatsapp import WhatsAppClient
+from core.domain.clock import FakeClock
+from core.domain.errors import (
     AlreadyExists,
     InvalidInput,
     InvalidRecipient,
@@ -19,11 +21,9 @@ from core.errors import (
     NotFound,
     WhatsAppUnavailable,
 )
-from core.models import WHATSAPP_TEXT_LIMIT, DeliveryStatus, ScheduleState
-from core.service import Scheduling
-from core.session import Remedy, SessionFailure
-from core.store import Store
-from core.whatsapp import WhatsAppClient
+from core.domain.models import WHATSAPP_TEXT_LIMIT, DeliveryStatus, ScheduleState
+from core.domain.session import Remedy, SessionFailure
+from core.services.scheduling import Scheduling
 
 from .conftest import OWNER, FakeWhatsApp, WaContact, WaGroup
 

@@ -8,10 +8,10 @@ import io
 
 import pytest
 
-from core.errors import InvalidInput, InvalidRecipient, NotFound
-from core.recipients import parse_phone, parse_recipients
-from core.service import MAX_ID, Scheduling
-from core.store import Store
+from core.adapters.store import Store
+from core.domain.errors import InvalidInput, InvalidRecipient, NotFound
+from core.domain.recipients import parse_phone, parse_recipients
+from core.services.scheduling import MAX_ID, Scheduling
 
 from .conftest import OWNER
 

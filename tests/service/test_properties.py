@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 from hypothesis import given
 from hypothesis import strategies as st
 
-from core.models import Recipient, RecipientKind
-from core.recipients import parse_phone
-from core.render import fill, render, template_variables
+from core.domain.models import Recipient, RecipientKind
+from core.domain.recipients import parse_phone
+from core.domain.render import fill, render, template_variables
 
 WHEN = datetime(2026, 12, 24, 17, 0, tzinfo=UTC)
 PHONE = Recipient(kind=RecipientKind.phone, address="+12025550143")

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from core.errors import InvalidRecipient, WhatsAppUnavailable
-from core.models import RecipientKind
-from core.service import Scheduling
-from core.store import Store
+from core.adapters.store import Store
+from core.domain.errors import InvalidRecipient, WhatsAppUnavailable
+from core.domain.models import RecipientKind
+from core.services.scheduling import Scheduling
 from tests.service.conftest import OWNER, FakeWhatsApp, WaGroup
 
 FAMILY_ID = "120363041234567890@g.us"

@@ -6,9 +6,14 @@ from datetime import UTC, datetime
 
 import pytest
 
-from core.errors import InvalidRecipient, WhatsAppError, WhatsAppNotReady, WhatsAppUnavailable
-from core.models import Contact, Recipient, RecipientKind
-from core.recipients import (
+from core.domain.errors import (
+    InvalidRecipient,
+    WhatsAppError,
+    WhatsAppNotReady,
+    WhatsAppUnavailable,
+)
+from core.domain.models import Contact, Recipient, RecipientKind
+from core.domain.recipients import (
     AmbiguousRecipient,
     Choice,
     label,
@@ -150,7 +155,7 @@ async def test_a_bad_number_is_not_looked_up_as_a_name() -> None:
 
 
 def test_label_shows_name_and_address() -> None:
-    from core.recipients import contact_recipient
+    from core.domain.recipients import contact_recipient
 
     assert label(contact_recipient(BOB)) == "Bob (+12025550143)"
 

@@ -6,9 +6,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from core.errors import InvalidInput, InvalidTemplate, MessageTooLong
-from core.models import WHATSAPP_TEXT_LIMIT, Contact, Recipient, RecipientKind
-from core.render import (
+from core.domain.errors import InvalidInput, InvalidTemplate, MessageTooLong
+from core.domain.models import WHATSAPP_TEXT_LIMIT, Contact, Recipient, RecipientKind
+from core.domain.render import (
     BUILTIN_VARIABLES,
     available_variables,
     check_braces,

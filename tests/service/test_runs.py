@@ -6,9 +6,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from core.clock import FakeClock
-from core.errors import DuplicateRun
-from core.models import (
+from core.adapters.store import Store
+from core.delivery.runs import complete_run, idempotency_key, start_run
+from core.domain.clock import FakeClock
+from core.domain.errors import DuplicateRun
+from core.domain.models import (
     WHATSAPP_TEXT_LIMIT,
     DeliveryFilter,
     DeliveryStatus,
@@ -21,9 +23,7 @@ from core.models import (
     RunTrigger,
     Schedule,
 )
-from core.recipients import contact_recipient
-from core.runs import complete_run, idempotency_key, start_run
-from core.store import Store
+from core.domain.recipients import contact_recipient
 
 from .conftest import OWNER
 

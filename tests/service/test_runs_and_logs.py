@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
-from core.clock import FakeClock
-from core.errors import InvalidInput, InvalidState, NotFound
-from core.models import DeliveryStatus, RunTrigger, Schedule, ScheduleState
-from core.service import Scheduling
-from core.store import Store
-from core.when import describe
+from core.adapters.store import Store
+from core.domain.clock import FakeClock
+from core.domain.errors import InvalidInput, InvalidState, NotFound
+from core.domain.models import DeliveryStatus, RunTrigger, Schedule, ScheduleState
+from core.domain.when import describe
+from core.services.scheduling import Scheduling
 
 from .conftest import OWNER, START, RecordingHooks
 

@@ -7,9 +7,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from core import when
-from core.clock import FakeClock
-from core.errors import (
+from core.adapters.store import Store
+from core.domain import when
+from core.domain.clock import FakeClock
+from core.domain.errors import (
     InvalidInput,
     InvalidRecipient,
     InvalidState,
@@ -19,15 +20,14 @@ from core.errors import (
     MessageTooLong,
     NotFound,
 )
-from core.models import (
+from core.domain.models import (
     WHATSAPP_TEXT_LIMIT,
     Media,
     RecipientKind,
     RuleKind,
     ScheduleState,
 )
-from core.service import Scheduling
-from core.store import Store
+from core.services.scheduling import Scheduling
 
 from .conftest import OWNER, START, RecordingHooks
 
@@ -277,7 +277,7 @@ async def test_a_draft_whose_time_passed_while_waiting_is_refused(
 
 async def test_a_draft_survives_a_json_round_trip(service: Scheduling) -> None:
     """The bot keeps the draft in its wizard state between messages."""
-    from core.service import Draft
+    from core.services.scheduling import Draft
 
     draft = await service.draft_schedule(
         OWNER, recipients="+12025550143", when="in 10 minutes", text="Hi", media=PHOTO

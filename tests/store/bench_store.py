@@ -13,9 +13,9 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
-from core.models import DeliveryStatus, RunTrigger, ScheduleState
-from core.store import Store
-from core.store.sqlite import SQLiteStore
+from core.adapters.store import Store
+from core.adapters.store.sqlite import SQLiteStore
+from core.domain.models import DeliveryStatus, RunTrigger, ScheduleState
 from tests.store.factories import OWNER, T0, add_schedule, new_deliveries
 
 

@@ -23,10 +23,10 @@ import pytest
 from mongomock_motor import AsyncMongoMockClient
 from pymongo import AsyncMongoClient
 
-from core.errors import StoreError
-from core.store import Store
-from core.store.mongo import MongoStore
-from core.store.sqlite import SQLiteStore
+from core.adapters.store import Store
+from core.adapters.store.mongo import MongoStore
+from core.adapters.store.sqlite import SQLiteStore
+from core.domain.errors import StoreError
 
 MONGODB_TEST_URI = os.environ.get("MONGODB_TEST_URI")
 

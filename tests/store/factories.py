@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from core.models import (
+from core.adapters.store import Store
+from core.domain.models import (
     Delivery,
     DeliveryStatus,
     NewDelivery,
@@ -17,7 +18,6 @@ from core.models import (
     Schedule,
     ScheduleState,
 )
-from core.store import Store
 
 T0 = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
 OWNER = 1001

@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from core.models import Delivery, DeliveryFilter, DeliveryStatus, NewDelivery
-from core.store import SentRecord, Store
+from core.adapters.store import SentRecord, Store
+from core.domain.models import Delivery, DeliveryFilter, DeliveryStatus, NewDelivery
 from tests.store.conftest import FERRETDB_NOT_ATOMIC, backend_of, expect_ferretdb_gap
 from tests.store.factories import (
     OWNER,

@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
-from core.errors import AlreadyExists, DuplicateRun, TargetNotEmpty
-from core.models import (
+from core.adapters.store import Store
+from core.domain.errors import AlreadyExists, DuplicateRun, TargetNotEmpty
+from core.domain.models import (
     DeliveryFilter,
     DeliveryStatus,
     Media,
@@ -21,7 +22,6 @@ from core.models import (
     RunTrigger,
     ScheduleState,
 )
-from core.store import Store
 from tests.store.conftest import MONGODB_TEST_URI, backend_store
 from tests.store.factories import OWNER, T0, add_deliveries, add_run, add_schedule, minutes
 

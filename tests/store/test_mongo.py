@@ -13,10 +13,10 @@ from mongomock_motor import AsyncMongoMockClient
 from pymongo import AsyncMongoClient, monitoring
 from pymongo.errors import ServerSelectionTimeoutError
 
-from core.errors import ConfigError, DuplicateRun, StoreError
-from core.models import DeliveryFilter, DeliveryStatus, RunTrigger
-from core.store import SentRecord, open_store
-from core.store.mongo import MongoStore
+from core.adapters.store import SentRecord, open_store
+from core.adapters.store.mongo import MongoStore
+from core.domain.errors import ConfigError, DuplicateRun, StoreError
+from core.domain.models import DeliveryFilter, DeliveryStatus, RunTrigger
 from tests.store.conftest import (
     FERRETDB_NOT_ATOMIC,
     MONGODB_TEST_URI,

@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from core.errors import AlreadyExists, NotFound
-from core.models import Media, Recipient, RecipientKind, Rule, RuleKind, ScheduleState
-from core.store import Store
+from core.adapters.store import Store
+from core.domain.errors import AlreadyExists, NotFound
+from core.domain.models import Media, Recipient, RecipientKind, Rule, RuleKind, ScheduleState
 from tests.store.conftest import FERRETDB_UPDATE_DUPLICATE, backend_of, expect_ferretdb_gap
 from tests.store.factories import OWNER, T0, add_run, add_schedule, minutes, phone
 

@@ -6,9 +6,9 @@ from datetime import datetime
 
 import pytest
 
-from core.errors import DuplicateRun, NotFound, ScheduleMoved
-from core.models import Run, RunTrigger, ScheduleState
-from core.store import Store
+from core.adapters.store import Store
+from core.domain.errors import DuplicateRun, NotFound, ScheduleMoved
+from core.domain.models import Run, RunTrigger, ScheduleState
 from tests.store.factories import OWNER, T0, add_run, add_schedule, minutes
 
 

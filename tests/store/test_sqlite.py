@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from core.errors import ConfigError, DuplicateRun, StoreError
-from core.models import RunTrigger
-from core.store import open_store
-from core.store.sqlite import SCHEMA_VERSION, SQLiteStore
+from core.adapters.store import open_store
+from core.adapters.store.sqlite import SCHEMA_VERSION, SQLiteStore
+from core.domain.errors import ConfigError, DuplicateRun, StoreError
+from core.domain.models import RunTrigger
 from tests.store.factories import OWNER, T0, add_deliveries, add_schedule
 
 
@@ -196,9 +196,9 @@ async def test_two_stores_on_one_file_never_share_a_batched_claim(tmp_path: Path
 _WORKER = """
 import asyncio, json, sys
 from datetime import datetime
-from core.errors import DuplicateRun
-from core.models import RunTrigger
-from core.store.sqlite import SQLiteStore
+from core.domain.errors import DuplicateRun
+from core.domain.models import RunTrigger
+from core.adapters.store.sqlite import SQLiteStore
 
 async def main(url, name, schedule_id, now):
     store = await SQLiteStore.open(url)

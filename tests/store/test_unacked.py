@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from core.models import DeliveryStatus
-from core.store import SentRecord, Store
+from core.adapters.store import SentRecord, Store
+from core.domain.models import DeliveryStatus
 from tests.store.factories import T0, add_deliveries, minutes
 
 LEASE_S = 60.0

@@ -6,8 +6,8 @@ import functools
 import timeit
 from datetime import UTC, datetime, timedelta
 
-from core.models import Rule, RuleKind
-from core.when import next_fire_time, parse_when
+from core.domain.models import Rule, RuleKind
+from core.domain.when import next_fire_time, parse_when
 
 AFTER = datetime(2026, 11, 28, 10, 10, tzinfo=UTC)
 

@@ -16,8 +16,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from cronsim import CronSim
 
-from core.models import Rule, RuleKind
-from core.when import describe, next_fire_time, next_fire_times, parse_cron
+from core.domain.models import Rule, RuleKind
+from core.domain.when import describe, next_fire_time, next_fire_times, parse_cron
 from tests.when.test_when_properties import brute_force_fires
 
 # (zone, an instant a few hours before spring forward, one before fall back)

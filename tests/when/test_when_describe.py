@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from core.models import Rule, RuleKind
-from core.when import describe, format_local, parse_when
+from core.domain.models import Rule, RuleKind
+from core.domain.when import describe, format_local, parse_when
 
 NOW = datetime(2026, 11, 28, 10, 10, tzinfo=UTC)
 TZ = "Europe/Berlin"

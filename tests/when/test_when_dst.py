@@ -17,9 +17,9 @@ from apscheduler.triggers.cron import (  # type: ignore[import-untyped, unused-i
 )
 from croniter import croniter
 
-from core.errors import InvalidWhen
-from core.models import Rule, RuleKind
-from core.when import RuleTrigger, describe, format_local, next_fire_times, parse_when
+from core.domain.errors import InvalidWhen
+from core.domain.models import Rule, RuleKind
+from core.domain.when import RuleTrigger, describe, format_local, next_fire_times, parse_when
 
 # (zone, day of spring forward, day of fall back, the repeated local time on fall back day)
 CHANGES = [
@@ -166,7 +166,7 @@ def test_the_trigger_for_apscheduler_has_the_same_dst_rules() -> None:
 
 
 def test_apscheduler_3_11_alone_gets_dst_days_wrong() -> None:
-    """Why core.when maps wall times itself instead of trusting CronTrigger's zone handling."""
+    """Why `core.domain.when` maps wall times itself, not trusting CronTrigger's zones."""
     berlin = ZoneInfo("Europe/Berlin")
     trigger = CronTrigger(hour=2, minute=30, timezone=berlin)
     # Spring forward: 02:30 does not exist; APScheduler fires at 03:30, an hour past the gap.

@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from core.errors import InvalidTimezone, InvalidWhen
-from core.models import Rule, RuleKind
-from core.when import EXAMPLES, format_local, parse_cron, parse_when, validate_timezone
+from core.domain.errors import InvalidTimezone, InvalidWhen
+from core.domain.models import Rule, RuleKind
+from core.domain.when import EXAMPLES, format_local, parse_cron, parse_when, validate_timezone
 
 # Saturday 28 Nov 2026, 11:10 in Berlin (CET, UTC+1).
 NOW = datetime(2026, 11, 28, 10, 10, tzinfo=UTC)

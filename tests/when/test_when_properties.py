@@ -12,9 +12,9 @@ from cronsim import CronSim
 from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
-from core.errors import InvalidWhen
-from core.models import Rule, RuleKind
-from core.when import (
+from core.domain.errors import InvalidWhen
+from core.domain.models import Rule, RuleKind
+from core.domain.when import (
     EXAMPLES,
     CronSchedule,
     describe,

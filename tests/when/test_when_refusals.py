@@ -9,8 +9,8 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from core.errors import InvalidWhen
-from core.when import describe, next_fire_times, parse_when
+from core.domain.errors import InvalidWhen
+from core.domain.when import describe, next_fire_times, parse_when
 
 NOW = datetime(2026, 11, 28, 10, 10, tzinfo=UTC)
 ZONES = ["Europe/Berlin", "Pacific/Kiritimati", "America/New_York", "Asia/Kolkata", "UTC"]

@@ -36,8 +36,9 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
-from core.errors import AlreadyExists, DuplicateRun, InvalidInput, WaschedError
-from core.models import (
+from core.adapters.store import Store
+from core.domain.errors import AlreadyExists, DuplicateRun, InvalidInput, WaschedError
+from core.domain.models import (
     Contact,
     DeliveryStatus,
     NewDelivery,
@@ -50,9 +51,8 @@ from core.models import (
     Schedule,
     ScheduleState,
 )
-from core.recipients import parse_phone
-from core.render import NAME_VARIABLES, template_variables
-from core.store import Store
+from core.domain.recipients import parse_phone
+from core.domain.render import NAME_VARIABLES, template_variables
 
 logger = logging.getLogger(__name__)
 
@@ -255,7 +255,7 @@ async def import_legacy(
     Raises `WaschedError` when this store already received an import.
     """
     if next_fire_time is None:
-        from core.when import next_fire_time as default_next_fire_time
+        from core.domain.when import next_fire_time as default_next_fire_time
 
         next_fire_time = default_next_fire_time
     previous = await store.get_value(IMPORTED_KEY)
@@ -592,11 +592,11 @@ async def import_legacy_command(
     from pymongo import AsyncMongoClient
     from pymongo.errors import PyMongoError
 
-    from core.clock import SystemClock
+    from core.adapters.store import open_store
+    from core.commands.migrate import redact_url
     from core.config import load_settings
-    from core.migrate import redact_url
-    from core.store import open_store
-    from core.when import validate_timezone
+    from core.domain.clock import SystemClock
+    from core.domain.when import validate_timezone
 
     settings = load_settings()
     try:

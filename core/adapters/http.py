@@ -21,12 +21,12 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
-from core.errors import StoreError, StoreNotWritable, WhatsAppError
-from core.health import StoreHealth, StoreState
-from core.notifier import Notifier
-from core.session import WORKING, SessionFailure
-from core.store import Store
-from core.whatsapp import SessionHealth
+from core.adapters.health import StoreHealth, StoreState
+from core.adapters.store import Store
+from core.adapters.whatsapp import SessionHealth
+from core.delivery.notifier import Notifier
+from core.domain.errors import StoreError, StoreNotWritable, WhatsAppError
+from core.domain.session import WORKING, SessionFailure
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ class SchedulerStatus(Protocol):
 
 
 class EventSink(Protocol):
-    """What the sender takes from sidecar events (`core.sender.Sender`)."""
+    """What the sender takes from sidecar events (`core.delivery.sender.Sender`)."""
 
     async def apply_ack(self, whatsapp_id: str, ack: int) -> bool: ...
     def session_changed(self, state: str, failure: SessionFailure | None = None) -> None: ...
@@ -68,7 +68,7 @@ class CoreHttp:
         api_key: str = "",
     ) -> None:
         self.store = store
-        # Whether the store takes writes, asked within a bound (`core.health`).
+        # Whether the store takes writes, asked within a bound (`core.adapters.health`).
         self.store_health = store_health
         self.engine = engine
         self.sender = sender

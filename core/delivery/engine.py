@@ -39,12 +39,14 @@ from apscheduler.triggers.date import (  # type: ignore[import-untyped, unused-i
     DateTrigger,
 )
 
-from core import runs
-from core.clock import Clock
-from core.counters import observe_run_lateness
-from core.errors import DuplicateRun, ScheduleMoved, StoreNotWritable
-from core.health import StoreHealth
-from core.models import (
+from core.adapters.counters import observe_run_lateness
+from core.adapters.health import StoreHealth
+from core.adapters.store import Store
+from core.delivery import runs
+from core.delivery.notifier import Notifier
+from core.domain.clock import Clock
+from core.domain.errors import DuplicateRun, ScheduleMoved, StoreNotWritable
+from core.domain.models import (
     Delivery,
     DeliveryStatus,
     Run,
@@ -52,9 +54,7 @@ from core.models import (
     Schedule,
     ScheduleState,
 )
-from core.notifier import Notifier
-from core.store import Store
-from core.when import next_fire_time
+from core.domain.when import next_fire_time
 
 logger = logging.getLogger(__name__)
 

@@ -13,11 +13,11 @@ from dataclasses import dataclass
 
 import httpx
 
+from core.adapters.store import open_store
+from core.commands.migrate import redact_url
 from core.config import FIXES, Settings, load_settings
-from core.errors import ConfigError, StoreNotWritable, WaschedError
-from core.migrate import redact_url
-from core.session import UNREACHABLE, Remedy, SessionFailure, explain
-from core.store import open_store
+from core.domain.errors import ConfigError, StoreNotWritable, WaschedError
+from core.domain.session import UNREACHABLE, Remedy, SessionFailure, explain
 
 TELEGRAM_API = "https://api.telegram.org"
 DATABASE_TIMEOUT_S = 10.0

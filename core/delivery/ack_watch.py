@@ -21,13 +21,13 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Protocol
 
-from core.clock import Clock
-from core.errors import WhatsAppError
-from core.models import Delivery, DeliveryFilter, DeliveryStatus, Record
-from core.store import Store
+from core.adapters.store import Store
+from core.domain.clock import Clock
+from core.domain.errors import WhatsAppError
+from core.domain.models import Delivery, DeliveryFilter, DeliveryStatus, Record
 
 if TYPE_CHECKING:
-    from core.notifier import Notifier
+    from core.delivery.notifier import Notifier
 
 logger = logging.getLogger(__name__)
 
@@ -61,13 +61,13 @@ def unacked(deliveries: Iterable[Delivery], *, now: datetime, after_s: float) ->
 
 
 class AckPort(Protocol):
-    """What the watcher asks the sidecar (`core.whatsapp.WhatsAppClient`)."""
+    """What the watcher asks the sidecar (`core.adapters.whatsapp.WhatsAppClient`)."""
 
     async def message_ack(self, message_id: str) -> int: ...
 
 
 class AckSink(Protocol):
-    """Where an ack goes (`core.sender.Sender.apply_ack`, the one ack path)."""
+    """Where an ack goes (`core.delivery.sender.Sender.apply_ack`, the one ack path)."""
 
     async def apply_ack(self, whatsapp_id: str, ack: int) -> bool: ...
 

@@ -19,7 +19,7 @@ it off) it keeps a bounded window of sends in flight, claimed and recorded in ba
 
 Acks from the sidecar also land here (`apply_ack`), so every status change of a delivery and
 its report to the owner goes through one place; acks lost on the way are asked for by
-`core.receipts.Receipts`, which the sender tells (`on_gap`) when some may have been missed.
+`receipts.Receipts`, which the sender tells (`on_gap`) when some may have been missed.
 """
 
 from __future__ import annotations
@@ -37,21 +37,21 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from core.clock import Clock
-from core.errors import StoreNotWritable, WhatsAppError, WhatsAppNotReady
-from core.health import StoreHealth
-from core.models import (
+from core.adapters.health import StoreHealth
+from core.adapters.store import SentRecord, Store
+from core.adapters.whatsapp import SentMessage, SessionHealth
+from core.delivery.notifier import Notifier
+from core.delivery.runs import RunDueTimes
+from core.domain.clock import Clock
+from core.domain.errors import StoreNotWritable, WhatsAppError, WhatsAppNotReady
+from core.domain.models import (
     ACK_ORDER,
     Delivery,
     DeliveryFilter,
     DeliveryStatus,
     Media,
 )
-from core.notifier import Notifier
-from core.runs import RunDueTimes
-from core.session import WORKING, SessionFailure, explain
-from core.store import SentRecord, Store
-from core.whatsapp import SentMessage, SessionHealth
+from core.domain.session import WORKING, SessionFailure, explain
 
 logger = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ EARLY_ACKS_KEPT = 1000
 
 
 class SendPort(Protocol):
-    """What the sender needs of the sidecar client (`core.whatsapp.WhatsAppClient`)."""
+    """What the sender needs of the sidecar client (`core.adapters.whatsapp.WhatsAppClient`)."""
 
     async def send(
         self, to: str, text: str, *, idempotency_key: str, media: Media | None = None
@@ -228,7 +228,7 @@ class Sender:
         self._early_acks: OrderedDict[str, int] = OrderedDict()
         self.sent_count = 0
         # Told when acks may have been missed: the session works (again), the sidecar answers
-        # again, or a send was a duplicate of an earlier process's (`core.receipts.Receipts`).
+        # again, or a send was a duplicate of an earlier process's (`Receipts`).
         self.on_gap: Callable[[], None] | None = None
 
     # --- lifecycle -------------------------------------------------------------------

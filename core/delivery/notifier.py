@@ -6,9 +6,9 @@ import logging
 from datetime import datetime
 from typing import Protocol
 
-from core.ack_watch import is_unacked
-from core.models import Delivery, Run, Schedule
-from core.session import SessionFailure, explain
+from core.delivery.ack_watch import is_unacked
+from core.domain.models import Delivery, Run, Schedule
+from core.domain.session import SessionFailure, explain
 
 logger = logging.getLogger(__name__)
 
@@ -26,7 +26,7 @@ class Notifier(Protocol):
     async def session_changed(
         self, state: str, me: dict[str, str] | None, failure: SessionFailure | None
     ) -> None:
-        """The WhatsApp session moved to `state` (`core.session.STATES`); `failure` says why
+        """The WhatsApp session moved to `state` (`core.domain.session.STATES`); `failure` says why
         it does not work, when the sidecar knows."""
 
     async def qr_available(self, qr: str) -> None:
@@ -45,7 +45,7 @@ class Notifier(Protocol):
         """Some of the run's messages were taken by WhatsApp (`sent`) at least `after_s`
         before `now` but are not on the recipient's phone yet: mark them on the run's report,
         and with `tell` (once per run) tell the owner. `deliveries` are all of the run's, as
-        they are now (`core.ack_watch.unacked` picks the ones meant)."""
+        they are now (`core.delivery.ack_watch.unacked` picks the ones meant)."""
 
 
 class LoggingNotifier:

@@ -13,9 +13,14 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from core.errors import InvalidRecipient, WhatsAppError, WhatsAppNotReady, WhatsAppUnavailable
-from core.models import Contact, Recipient, RecipientKind
-from core.store._records import name_key
+from core.adapters.store._records import name_key
+from core.domain.errors import (
+    InvalidRecipient,
+    WhatsAppError,
+    WhatsAppNotReady,
+    WhatsAppUnavailable,
+)
+from core.domain.models import Contact, Recipient, RecipientKind
 
 PHONE_EXAMPLE = "+49 151 23456789"
 
@@ -42,7 +47,7 @@ class ContactBook(Protocol):
 
 
 class NamedGroup(Protocol):
-    """A WhatsApp group as the sidecar lists it (`core.whatsapp.WhatsAppGroup`)."""
+    """A WhatsApp group as the sidecar lists it (`core.adapters.whatsapp.WhatsAppGroup`)."""
 
     @property
     def id(self) -> str: ...

@@ -25,7 +25,25 @@ from typing import Any, TypeVar
 import aiosqlite
 from pydantic import BaseModel
 
-from core.errors import (
+from core.adapters.store import UNSET, SentRecord
+from core.adapters.store._records import (
+    ID_COLLECTIONS,
+    RECORD_COLLECTIONS,
+    delivery_changes,
+    enum_value,
+    expected_statuses,
+    export_document,
+    name_key,
+    normalized_rule,
+    parse_export,
+    state_counts,
+    status_counts,
+    utc,
+)
+from core.adapters.store._records import (
+    now as _now,
+)
+from core.domain.errors import (
     AlreadyExists,
     ConfigError,
     DuplicateRun,
@@ -36,7 +54,7 @@ from core.errors import (
     TargetNotEmpty,
     WaschedError,
 )
-from core.models import (
+from core.domain.models import (
     Contact,
     Delivery,
     DeliveryFilter,
@@ -51,24 +69,6 @@ from core.models import (
     ScheduleState,
     Template,
     User,
-)
-from core.store import UNSET, SentRecord
-from core.store._records import (
-    ID_COLLECTIONS,
-    RECORD_COLLECTIONS,
-    delivery_changes,
-    enum_value,
-    expected_statuses,
-    export_document,
-    name_key,
-    normalized_rule,
-    parse_export,
-    state_counts,
-    status_counts,
-    utc,
-)
-from core.store._records import (
-    now as _now,
 )
 
 logger = logging.getLogger(__name__)

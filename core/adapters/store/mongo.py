@@ -27,7 +27,24 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, ConnectionFailure, DuplicateKeyError, PyMongoError
 
-from core.errors import (
+from core.adapters.store import UNSET, SentRecord
+from core.adapters.store._records import (
+    ID_COLLECTIONS,
+    RECORD_COLLECTIONS,
+    delivery_changes,
+    expected_statuses,
+    export_document,
+    name_key,
+    normalized_rule,
+    parse_export,
+    state_counts,
+    status_counts,
+    utc,
+)
+from core.adapters.store._records import (
+    now as _now,
+)
+from core.domain.errors import (
     AlreadyExists,
     ConfigError,
     DuplicateRun,
@@ -38,7 +55,7 @@ from core.errors import (
     TargetNotEmpty,
     WaschedError,
 )
-from core.models import (
+from core.domain.models import (
     Contact,
     Delivery,
     DeliveryFilter,
@@ -53,23 +70,6 @@ from core.models import (
     ScheduleState,
     Template,
     User,
-)
-from core.store import UNSET, SentRecord
-from core.store._records import (
-    ID_COLLECTIONS,
-    RECORD_COLLECTIONS,
-    delivery_changes,
-    expected_statuses,
-    export_document,
-    name_key,
-    normalized_rule,
-    parse_export,
-    state_counts,
-    status_counts,
-    utc,
-)
-from core.store._records import (
-    now as _now,
 )
 
 logger = logging.getLogger(__name__)

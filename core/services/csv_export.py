@@ -7,7 +7,7 @@ import io
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 
-from core.models import Delivery
+from core.domain.models import Delivery
 
 HEADER = (
     "delivery id",

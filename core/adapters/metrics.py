@@ -2,7 +2,7 @@
 
 What is scraped:
 - events counted as they happen (run lateness, Telegram send errors), kept in
-  `core.counters` so that counting them needs no HTTP stack;
+  `core.adapters.counters` so that counting them needs no HTTP stack;
 - states read from the store and the sidecar at scrape time (deliveries by status, queue
   depth, held deliveries, deliveries sent but not on the phone past ACK_ALERT_AFTER_S,
   schedules by state, WhatsApp session state), so they are never stale.
@@ -21,17 +21,17 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
 
-from core.counters import EVENTS
-from core.models import DeliveryStatus, ScheduleState
-from core.session import STATES
-from core.store import Store
+from core.adapters.counters import EVENTS
+from core.adapters.store import Store
+from core.domain.models import DeliveryStatus, ScheduleState
+from core.domain.session import STATES
 
 logger = logging.getLogger(__name__)
 
 # The states the sidecar reports in GET /health (whatsapp-service/README.md, "Health").
 SessionStateReader = Callable[[], Awaitable[str | None]]
 # How many deliveries are `sent` without a device ack past ACK_ALERT_AFTER_S (None: off);
-# `core.ack_watch.AckWatch.count`.
+# `core.delivery.ack_watch.AckWatch.count`.
 UnackedReader = Callable[[], Awaitable[int | None]]
 
 
@@ -65,7 +65,7 @@ class Snapshot:
     store_up: bool = True
     # None when the ack alert is off (ACK_ALERT_AFTER_S=0) or the store did not answer.
     unacked: int | None = None
-    # False while the store refuses writes (`core.health.StoreHealth`); None when not known.
+    # False while the store refuses writes (`StoreHealth`); None when not known.
     store_writable: bool | None = None
 
 
@@ -76,7 +76,7 @@ async def take_snapshot(
     store_writable: Callable[[], bool] | None = None,
 ) -> Snapshot:
     """Read the gauges' values; a failing store shows as `wasched_store_up 0`, not a 500."""
-    from core.errors import StoreError
+    from core.domain.errors import StoreError
 
     unacked_count: int | None = None
     try:

@@ -51,8 +51,8 @@ from apscheduler.triggers.cron import (  # type: ignore[import-untyped, unused-i
     CronTrigger,
 )
 
-from core.errors import InvalidTimezone, InvalidWhen
-from core.models import Rule, RuleKind
+from core.domain.errors import InvalidTimezone, InvalidWhen
+from core.domain.models import Rule, RuleKind
 
 __all__ = [
     "EXAMPLES",

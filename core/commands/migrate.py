@@ -5,8 +5,8 @@ from __future__ import annotations
 import sys
 from contextlib import AsyncExitStack
 
-from core.errors import ConfigError, TargetNotEmpty, WaschedError
-from core.store import Store, open_store
+from core.adapters.store import Store, open_store
+from core.domain.errors import ConfigError, TargetNotEmpty, WaschedError
 
 
 async def copy_store(source: Store, target: Store) -> dict[str, int]:
@@ -67,8 +67,8 @@ def redact_url(url: str) -> str:
 
 async def migrate_command(target_url: str) -> int:
     """`wasched migrate --to URL`: copy the store of DATABASE_URL to `target_url`."""
+    from core.commands.status import data_dir, pid_alive, read_pid
     from core.config import load_settings
-    from core.status import data_dir, pid_alive, read_pid
 
     settings = load_settings()
     pid = read_pid(data_dir() / "wasched.pid")

@@ -15,9 +15,9 @@ import enum
 import logging
 from datetime import datetime
 
-from core.clock import Clock
-from core.errors import StoreError
-from core.store import Store
+from core.adapters.store import Store
+from core.domain.clock import Clock
+from core.domain.errors import StoreError
 
 logger = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, NamedTuple, Protocol
 
-from core.models import (
+from core.domain.models import (
     Contact,
     Delivery,
     DeliveryFilter,
@@ -295,14 +295,14 @@ class Store(Protocol):
 
 async def open_store(database_url: str) -> Store:
     """Open the store that `database_url` names: `sqlite:///path` or `mongodb://...`."""
-    from core.errors import ConfigError
+    from core.domain.errors import ConfigError
 
     if database_url.startswith("sqlite:"):
-        from core.store.sqlite import SQLiteStore
+        from core.adapters.store.sqlite import SQLiteStore
 
         return await SQLiteStore.open(database_url)
     if database_url.startswith(("mongodb://", "mongodb+srv://")):
-        from core.store.mongo import MongoStore
+        from core.adapters.store.mongo import MongoStore
 
         return await MongoStore.open(database_url)
     raise ConfigError(

@@ -19,7 +19,7 @@ from typing import Any
 import aiohttp
 import httpx
 
-from core.errors import (
+from core.domain.errors import (
     NotOnWhatsApp,
     WhatsAppError,
     WhatsAppNotReady,
@@ -27,8 +27,8 @@ from core.errors import (
     WhatsAppSendFailed,
     WhatsAppUnavailable,
 )
-from core.models import Media
-from core.session import WORKING, SessionFailure
+from core.domain.models import Media
+from core.domain.session import WORKING, SessionFailure
 
 logger = logging.getLogger(__name__)
 

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from core.errors import InvalidInput, InvalidTemplate, MessageTooLong
-from core.models import WHATSAPP_TEXT_LIMIT, Contact, Recipient
+from core.domain.errors import InvalidInput, InvalidTemplate, MessageTooLong
+from core.domain.models import WHATSAPP_TEXT_LIMIT, Contact, Recipient
 
 logger = logging.getLogger(__name__)
 

@@ -18,11 +18,11 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
+from core.adapters.store import open_store
 from core.config import REPO_ROOT, Settings, load_settings
-from core.errors import ConfigError, WaschedError
-from core.models import DeliveryStatus, Schedule, ScheduleState
-from core.session import UNREACHABLE, SessionFailure, explain
-from core.store import open_store
+from core.domain.errors import ConfigError, WaschedError
+from core.domain.models import DeliveryStatus, Schedule, ScheduleState
+from core.domain.session import UNREACHABLE, SessionFailure, explain
 
 HTTP_TIMEOUT_S = 3.0
 
@@ -183,7 +183,7 @@ async def status_command(now: datetime | None = None) -> int:
     """Print the status; exit code 0 when both processes answer, 3 when one does not."""
     # httpx logs every request at INFO, and a Bot API URL carries the token.
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    from core.clock import SystemClock
+    from core.domain.clock import SystemClock
 
     settings = load_settings()
     now = now or SystemClock().now()

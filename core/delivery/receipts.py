@@ -27,23 +27,23 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from core.ack_watch import AckPort, AckSink, ask_ack
-from core.clock import Clock
-from core.errors import WhatsAppError
-from core.models import Delivery, DeliveryStatus
-from core.store import Store
+from core.adapters.store import Store
+from core.delivery.ack_watch import AckPort, AckSink, ask_ack
+from core.domain.clock import Clock
+from core.domain.errors import WhatsAppError
+from core.domain.models import Delivery, DeliveryStatus
 
 logger = logging.getLogger(__name__)
 
 
 class ReceiptPort(AckPort, Protocol):
-    """What a pass asks the sidecar (`core.whatsapp.WhatsAppClient`)."""
+    """What a pass asks the sidecar (`core.adapters.whatsapp.WhatsAppClient`)."""
 
     async def message_acks(self, message_ids: Sequence[str]) -> dict[str, int | None]: ...
 
 
 class SessionView(Protocol):
-    """Whether the sidecar's session works now (`core.sender.Sender`)."""
+    """Whether the sidecar's session works now (`core.delivery.sender.Sender`)."""
 
     @property
     def working(self) -> bool: ...

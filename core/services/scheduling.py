@@ -1,7 +1,7 @@
 """The service API: the one surface the bot calls to schedule, inspect and manage messages.
 
-Every refusal is a typed error from `core.errors` whose message says what to type instead, and
-nothing is stored when a call is refused. The engine learns about changes through
+Every refusal is a typed error from `core.domain.errors` whose message says what to type
+instead, and nothing is stored when a call is refused. The engine learns about changes through
 `EngineHooks`; WhatsApp is reached through the small `WhatsAppPort`.
 """
 
@@ -18,11 +18,12 @@ from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from core import __version__
-from core import when as when_lang
-from core.ack_watch import RESENT_KEY, Recheck
-from core.clock import Clock
-from core.csv_export import deliveries_csv
-from core.errors import (
+from core.adapters.store import UNSET, Store
+from core.delivery.ack_watch import RESENT_KEY, Recheck
+from core.delivery.runs import idempotency_key, load_contacts, message_text, start_run
+from core.domain import when as when_lang
+from core.domain.clock import Clock
+from core.domain.errors import (
     AlreadyExists,
     InvalidInput,
     InvalidRecipient,
@@ -33,7 +34,7 @@ from core.errors import (
     WhatsAppError,
     WhatsAppUnavailable,
 )
-from core.models import (
+from core.domain.models import (
     Contact,
     Delivery,
     DeliveryFilter,
@@ -51,7 +52,7 @@ from core.models import (
     ScheduleState,
     Template,
 )
-from core.recipients import (
+from core.domain.recipients import (
     PHONE_EXAMPLE,
     Choice,
     GroupSource,
@@ -62,7 +63,7 @@ from core.recipients import (
     parse_recipients,
     resolve_recipients,
 )
-from core.render import (
+from core.domain.render import (
     BUILTIN_VARIABLES,
     NAME_VARIABLES,
     available_variables,
@@ -73,9 +74,8 @@ from core.render import (
     render,
     template_variables,
 )
-from core.runs import idempotency_key, load_contacts, message_text, start_run
-from core.session import NOT_CONFIGURED, UNREACHABLE, SessionFailure, SessionWords, explain
-from core.store import UNSET, Store
+from core.domain.session import NOT_CONFIGURED, UNREACHABLE, SessionFailure, SessionWords, explain
+from core.services.csv_export import deliveries_csv
 
 logger = logging.getLogger(__name__)
 
@@ -115,7 +115,7 @@ class NoEngine:
 
 
 class UnackedWatch(Protocol):
-    """The part of `core.ack_watch.AckWatch` behind the alert's Check again / Send again."""
+    """The part of `AckWatch` behind the alert's Check again / Send again."""
 
     def unacked(self, deliveries: Sequence[Delivery]) -> list[Delivery]: ...
     async def check_again(self, run_id: int) -> Recheck: ...
@@ -162,7 +162,7 @@ class GroupInfo(Protocol):
 
 
 class WhatsAppPort(Protocol):
-    """The part of `core.whatsapp.WhatsAppClient` the service uses."""
+    """The part of `core.adapters.whatsapp.WhatsAppClient` the service uses."""
 
     async def health(self) -> HealthInfo: ...
     async def qr(self) -> QrInfo: ...
@@ -251,7 +251,7 @@ class Status(Record):
 
     @property
     def whatsapp_words(self) -> SessionWords:
-        """Why WhatsApp is as it is and what to do about it (`core.session.explain`)."""
+        """Why WhatsApp is as it is and what to do about it (`core.domain.session.explain`)."""
         words = explain(self.whatsapp_state, self.whatsapp_failure)
         if self.whatsapp_error and not words.detail:
             return replace(words, detail=self.whatsapp_error)

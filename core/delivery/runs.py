@@ -12,10 +12,11 @@ import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
-from core.clock import Clock
-from core.counters import observe_send_delay
-from core.errors import NotFound, WaschedError
-from core.models import (
+from core.adapters.counters import observe_send_delay
+from core.adapters.store import Store
+from core.domain.clock import Clock
+from core.domain.errors import NotFound, WaschedError
+from core.domain.models import (
     Contact,
     Delivery,
     DeliveryStatus,
@@ -26,8 +27,7 @@ from core.models import (
     RunTrigger,
     Schedule,
 )
-from core.render import render
-from core.store import Store
+from core.domain.render import render
 
 logger = logging.getLogger(__name__)
 

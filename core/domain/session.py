@@ -1,9 +1,9 @@
 """The WhatsApp session's states and why it fails, in the owner's words.
 
 The sidecar reports a state (`STATES`) and, while the session does not work, a failure code
-(`FAILURE_CODES`, carried by `core.whatsapp.SessionFailure`). `explain` turns the two into one
-line on why and one line on what to do; the disconnect alert, /status, /link, `wasched status`
-and `wasched check` all say it in these same words.
+(`FAILURE_CODES`, carried by `core.adapters.whatsapp.SessionFailure`). `explain` turns the
+two into one line on why and one line on what to do; the disconnect alert, /status, /link,
+`wasched status` and `wasched check` all say it in these same words.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Events counted in this process for `GET /metrics`: run lateness and Telegram send errors.
 
-Kept apart from `core.metrics` (the scrape: store reads, the sidecar's state, the aiohttp
+Kept apart from `core.adapters.metrics` (the scrape: store reads, the sidecar's state, the aiohttp
 handler) so the engine and the bot count events without importing an HTTP stack.
 """
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from core.models import (
+from core.domain.models import (
     Contact,
     Delivery,
     DeliveryStatus,

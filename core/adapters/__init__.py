@@ -1,0 +1,3 @@
+"""Adapters to the world outside: the store (SQLite, MongoDB), the WhatsApp sidecar's
+client, core's own HTTP server, metrics and the store's health.
+"""

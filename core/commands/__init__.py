@@ -1,0 +1,1 @@
+"""Command-line commands that are not the bot: `check`, `status`, `migrate`, `import-legacy`."""
