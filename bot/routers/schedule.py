@@ -394,11 +394,18 @@ async def show_preview(
         template=data.get("template"),
         media=media,
     )
-    await state.update_data(when=when, draft=draft.model_dump(mode="json"))
+    await state.update_data(when=when, draft=approved(draft))
     await state.set_state(Wizard.confirm)
     await bot.send_message(
         chat_id, ui.preview_text(draft.preview), reply_markup=ui.confirm_buttons()
     )
+
+
+def approved(draft: Draft) -> dict[str, Any]:
+    """The previewed draft as FSM data, without its media: the media stays once, under
+    `media`, and Save puts it back. The draft itself is kept because Save stores what the
+    preview showed: its time was read when it was typed ('in 10 minutes'), not at Save."""
+    return draft.model_dump(mode="json", exclude={"media"})
 
 
 async def continue_to_preview(
@@ -418,7 +425,7 @@ async def continue_to_preview(
         template=data.get("template"),
         media=Media.model_validate(data["media"]) if data.get("media") else None,
     )
-    await state.update_data(draft=draft.model_dump(mode="json"))
+    await state.update_data(draft=approved(draft))
     await state.set_state(Wizard.confirm)
     await bot.send_message(
         chat_id, ui.preview_text(draft.preview), reply_markup=ui.confirm_buttons()
@@ -434,7 +441,7 @@ async def save(
     query: CallbackQuery, state: FSMContext, service: Scheduling, event_from_user: User
 ) -> None:
     data = await state.get_data()
-    draft = Draft.model_validate(data["draft"])
+    draft = Draft.model_validate({**data["draft"], "media": data.get("media")})
     if draft.owner_id != event_from_user.id:
         await query.answer("This preview is not yours.", show_alert=True)
         return

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import base64
+import json
+from typing import Any
+
+from aiogram.fsm.storage.base import StorageKey
 
 from core.domain.models import RuleKind
 from tests.bot.conftest import ADMIN, Harness
@@ -89,6 +93,35 @@ async def test_wizard_typed_recipients_and_a_photo_with_caption(harness: Harness
     assert base64.b64decode(schedule.media.data_base64) == picture
     assert schedule.text == "Look at this"
     assert len(schedule.recipients) == 2
+
+
+async def wizard_data(harness: Harness) -> dict[str, Any]:
+    key = StorageKey(bot_id=harness.bot.id, chat_id=ADMIN, user_id=ADMIN)
+    return await harness.dispatcher.storage.get_data(key)
+
+
+async def test_wizard_keeps_the_photo_once_and_recipients_as_records(harness: Harness) -> None:
+    typed = "+4915123456789, +4930123456"
+    await harness.ask("/schedule", "Who gets it")
+    await harness.ask(typed, "What should it say")
+    since = harness.telegram.cursor()
+    picture = b"\xff\xd8\xff\xe0 a photo held in the wizard " * 64
+    await harness.telegram.send_photo(ADMIN, picture, caption="Look at this")
+    await harness.flush()
+    await harness.telegram.reply(ADMIN, "When?", since=since)
+    encoded = base64.b64encode(picture).decode()
+    steps = {"photo": await wizard_data(harness)}
+    preview = await harness.ask("24.12.2026 18:00", "Preview")
+    steps["preview"] = await wizard_data(harness)
+    for step, data in steps.items():
+        dumped = json.dumps(data)
+        assert dumped.count(encoded) == 1, step  # the media once, not again in the draft
+        assert typed not in dumped, step  # no name string to parse again
+        assert [r["address"] for r in data["typed"]] == ["+4915123456789", "+4930123456"]
+    await harness.press(preview, "Save")
+    [schedule] = await harness.service.list_schedules(ADMIN)
+    assert schedule.media is not None
+    assert base64.b64decode(schedule.media.data_base64) == picture
 
 
 async def test_wizard_refuses_a_file_over_the_limit_and_stays_on_the_step(
