@@ -45,7 +45,7 @@ from core.domain.models import (
 from core.domain.recipients import Choice, address_label, distinct_labels, label, typed_key
 from core.domain.session import Remedy, SessionWords
 from core.domain.when import describe, format_local
-from core.services.scheduling import Group, Preview, Status
+from core.services.scheduling import Group, ImportResult, Preview, Status
 
 TELEGRAM_TEXT_LIMIT = 4096
 TELEGRAM_CAPTION_LIMIT = 1024
@@ -1165,3 +1165,246 @@ def database_line(state: str, reason: str) -> str:
         f"Database: ⚠️ does not take writes: {escape(reason)}\n"
         "Runs due meanwhile go out once it takes writes again."
     )
+
+
+# --- the routers' answers, refusals and alerts, by router -------------------------------------
+
+# acks: Check again / Send again under an unacked alert
+NOTHING_TO_SEND_AGAIN = (
+    "Every message of this run is on the recipient's phone now, or failed: nothing to send again."
+)
+NOT_SENT_AGAIN = "Not sent again."
+
+
+def no_run_of_yours(run_id: int) -> str:
+    return f"There is no run {run_id} of yours: see /logs."
+
+
+def sending_copy(copy_id: int) -> str:
+    return f"Sending a second copy as run {copy_id}."
+
+
+def not_sent_again(run_id: int) -> str:
+    return (
+        f"Not sent again. WhatsApp delivers run {run_id}'s messages when the phone is "
+        "back; Check again under the alert asks where they stand."
+    )
+
+
+# contacts
+ADD_CONTACT_FORM = "Write it as /addcontact Anna +4915123456789 (a name, then a number)."
+DELETE_CONTACT_FORM = "Tell me who: /delcontact Anna (see /contacts)."
+
+
+def contact_saved(contact: Contact) -> str:
+    return f"Saved {escape(contact.name)} ({escape(contact.phone)}). Use the name as a recipient."
+
+
+def contact_deleted(contact: Contact) -> str:
+    return f"Deleted {escape(contact.name)}. Schedules to them keep their number."
+
+
+def contacts_imported(result: ImportResult) -> str:
+    lines = [
+        f"Imported {result.imported} contact{'s' if result.imported != 1 else ''} from WhatsApp"
+        f" ({result.existing} known already, {result.skipped} without a usable name or number)."
+    ]
+    lines += [f"• {escape(c.name)}: {escape(c.phone)}" for c in result.contacts[:50]]
+    return cap("\n".join(lines))
+
+
+# errors
+SOMETHING_WENT_WRONG = (
+    "Something went wrong on wasched's side; it is logged. Please try again in a moment."
+)
+
+# fallback
+NOT_THIS_STEP = "That does not fit this step: follow the question above, or /cancel to stop."
+WHAT_TO_SEND = "To schedule a message, send /schedule. /help lists everything I can do."
+BUTTON_GONE = "This button no longer works. Send /list or /help."
+
+
+def unknown_command(command: str) -> str:
+    return f"I don't know {escape(command)}. /help lists what I can do."
+
+
+# link
+NO_QR_YET = "WhatsApp has no QR code this moment; I will send it here as soon as it has one."
+QR_FILENAME = "whatsapp-qr.png"
+
+
+def linked_already(name: str | None, number: str | None) -> str:
+    who = " ".join(p for p in (name, number) if p)
+    return f"WhatsApp is linked already{f' as {escape(who)}' if who else ''}."
+
+
+def pairing_code_text(code: str) -> str:
+    return (
+        f"Your pairing code: <code>{escape(code)}</code>\nOn your phone: WhatsApp → "
+        "Settings → Linked devices → Link a device → Link with phone number instead, "
+        "then type the code. I will tell you when it is linked."
+    )
+
+
+# logs and export
+def no_deliveries(schedule_id: int | None) -> str:
+    what = f"#{schedule_id}" if schedule_id is not None else "your schedules"
+    return f"No deliveries for {what} yet. /runnow sends one at once."
+
+
+def logs_text(deliveries: Sequence[Delivery], timezone: str, schedule_id: int | None) -> str:
+    """/logs: the latest deliveries, one line each, in the order given."""
+    heading = f"<b>Latest deliveries{f' of #{schedule_id}' if schedule_id else ''}</b>"
+    lines = [heading] + [
+        delivery_line(d, timezone, with_schedule=schedule_id is None) for d in deliveries
+    ]
+    lines.append(f"Times in {timezone}. /export gives every delivery as CSV.")
+    return cap("\n".join(lines))
+
+
+def export_filename(schedule_id: int | None) -> str:
+    return f"wasched-deliveries{f'-{schedule_id}' if schedule_id else ''}.csv"
+
+
+def export_caption(rows: int) -> str:
+    return f"{rows} deliver{'y' if rows == 1 else 'ies'}, oldest first."
+
+
+def no_such_run(run_id: int) -> str:
+    return f"There is no run #{run_id}: see /logs."
+
+
+def retrying(count: int) -> str:
+    return f"Trying {count} deliver{'y' if count == 1 else 'ies'} again."
+
+
+# schedule: the wizard and the one-line form
+ONE_SHOT_EXAMPLE = "/schedule +4915123456789, Anna | tomorrow 9:00 | Hello!"
+ONE_SHOT_FORM = f"Write it as {ONE_SHOT_EXAMPLE}, or send /schedule alone to go step by step."
+QUESTION_OVER = "That question is over. Send /schedule to start again."
+PICK_FIRST = "First tap which one you meant (the question above), or type the recipients again."
+TEMPLATE_GONE = "That template was deleted; pick another or write the text."
+EXAMPLE_GONE = "That example is gone; type a time instead."
+PREVIEW_NOT_YOURS = "This preview is not yours."
+CANCELLED_ALERT = "Cancelled"
+STEP_OVER = "That step is over. Send /schedule to start again."
+
+
+def saved(schedule: Schedule, template_name: str | None = None) -> str:
+    return f"Saved.\n\n{schedule_block(schedule, template_name)}"
+
+
+def saved_alert(schedule_id: int) -> str:
+    return f"Saved #{schedule_id}"
+
+
+def nobody_chosen(*, has_contacts: bool) -> str:
+    """Done with no recipient: what to do, for a person with contacts or without any."""
+    if has_contacts:
+        return "Tap at least one contact, or type a number, a contact's or a group's name."
+    return (
+        "You have no saved contacts yet: type a number, such as +49 151 23456789, or a "
+        "WhatsApp group's name (see /groups)."
+    )
+
+
+def file_too_big(size: int, limit: int) -> str:
+    return (
+        f"That file is {size / 1024 / 1024:.1f} MB; WhatsApp takes files up to "
+        f"{limit // 1024 // 1024} MB. Send a smaller one."
+    )
+
+
+def template_picked(name: str) -> str:
+    return f"Template {name}"
+
+
+# schedules: /list's buttons, /runnow, /pause, /resume, /delete, /edit
+KEPT_ALERT = "Kept."
+
+
+def which_schedule(command: str) -> str:
+    return f"Tell me which schedule: /{command} 12 (the number from /list)."
+
+
+def no_such_schedule(typed: str) -> str:
+    return f"There is no schedule #{shorten(typed, 24)}: see /list for your schedules."
+
+
+def sending_now(schedule_id: int, count: int) -> str:
+    return (
+        f"Sending #{schedule_id} now to {count} recipient{'s' if count != 1 else ''}; "
+        "I will report here how it goes."
+    )
+
+
+def paused_until_resume(schedule_id: int) -> str:
+    return f"Paused #{schedule_id}: it will not fire until /resume {schedule_id}."
+
+
+def paused_alert(schedule_id: int) -> str:
+    return f"Paused #{schedule_id}."
+
+
+def resumed(block: str) -> str:
+    return f"Resumed.\n\n{block}"
+
+
+def resumed_alert(schedule_id: int) -> str:
+    return f"Resumed #{schedule_id}."
+
+
+def changed(block: str) -> str:
+    return f"Changed.\n\n{block}"
+
+
+def what_to_change(schedule_id: int, block: str) -> str:
+    return f"What should change in #{schedule_id}?\n\n{block}"
+
+
+def edit_prompt(field: EditField) -> str:
+    return EDIT_PROMPTS[field] + "\n/cancel keeps it as it is."
+
+
+def deleted_alert(schedule_id: int) -> str:
+    return f"Deleted #{schedule_id}."
+
+
+def deleted(schedule_id: int) -> str:
+    return f"Deleted #{schedule_id}. Its logs stay in /logs."
+
+
+def kept(schedule_id: int) -> str:
+    return f"Kept #{schedule_id}."
+
+
+# start
+NOTHING_TO_CANCEL = "Nothing to cancel. /help lists what I can do."
+
+
+def hello() -> str:
+    return "Hello! " + help_text()
+
+
+# templates
+ADD_TEMPLATE_FORM = "Write it as /addtemplate greeting | Hello {first_name}!"
+DELETE_TEMPLATE_FORM = "Tell me which: /deltemplate greeting (see /templates)."
+
+
+def template_saved(template: Template) -> str:
+    return f"Saved template <b>{escape(template.name)}</b>. Pick it in /schedule."
+
+
+def template_deleted(template: Template) -> str:
+    return f"Deleted template <b>{escape(template.name)}</b>."
+
+
+# timezone
+def with_intro(intro: str, text: str) -> str:
+    """A question after `intro` (the first /start's hello), in one message."""
+    return cap(f"{intro}\n\n{text}" if intro else text)
+
+
+def first_zone_set(text: str) -> str:
+    """The zone set on the first /start, and the next step."""
+    return text + "\n" + FIRST_STEP_LINK

@@ -18,7 +18,7 @@ router = Router(name=__name__)
 async def owned_run(service: Scheduling, run_id: int, user: User) -> Run:
     run = await service.store.get_run(run_id)
     if run is None or run.owner_id != user.id:
-        raise NotFound(f"There is no run {run_id} of yours: see /logs.")
+        raise NotFound(ui.no_run_of_yours(run_id))
     return run
 
 
@@ -40,11 +40,7 @@ async def unacked_button(
         _, deliveries = await service.get_run(run.id)
         again = service.unacked.unacked(deliveries) if service.unacked is not None else []
         if not again:
-            await query.answer(
-                "Every message of this run is on the recipient's phone now, or failed: "
-                "nothing to send again.",
-                show_alert=True,
-            )
+            await query.answer(ui.NOTHING_TO_SEND_AGAIN, show_alert=True)
             return
         await query.answer()
         text, markup = ui.confirm_send_again(run, again)
@@ -52,13 +48,10 @@ async def unacked_button(
     elif action is UnackedAction.resend_ok:
         copy, deliveries = await service.send_unacked_again(run.id)
         text = ui.sent_again_text(run, copy, deliveries)
-        await query.answer(f"Sending a second copy as run {copy.id}.")
+        await query.answer(ui.sending_copy(copy.id))
         if message is not None:
             await message.edit_text(text)
     elif action is UnackedAction.keep:
-        await query.answer("Not sent again.")
+        await query.answer(ui.NOT_SENT_AGAIN)
         if message is not None:
-            await message.edit_text(
-                f"Not sent again. WhatsApp delivers run {run.id}'s messages when the phone is "
-                "back; Check again under the alert asks where they stand."
-            )
+            await message.edit_text(ui.not_sent_again(run.id))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from html import escape
 
 from aiogram import Router
 from aiogram.filters import Command, CommandObject
@@ -29,27 +28,20 @@ async def contacts(message: Message, service: Scheduling) -> None:
 async def add_contact(message: Message, command: CommandObject, service: Scheduling) -> None:
     match = _NAME_NUMBER.match((command.args or "").strip())
     if match is None:
-        raise InvalidInput("Write it as /addcontact Anna +4915123456789 (a name, then a number).")
+        raise InvalidInput(ui.ADD_CONTACT_FORM)
     contact = await service.add_contact(match["name"].strip(), match["number"].strip())
-    await message.answer(
-        f"Saved {escape(contact.name)} ({escape(contact.phone)}). Use the name as a recipient."
-    )
+    await message.answer(ui.contact_saved(contact))
 
 
 @router.message(Command("delcontact"))
 async def delete_contact(message: Message, command: CommandObject, service: Scheduling) -> None:
     if not command.args:
-        raise InvalidInput("Tell me who: /delcontact Anna (see /contacts).")
+        raise InvalidInput(ui.DELETE_CONTACT_FORM)
     contact = await service.delete_contact(command.args)
-    await message.answer(f"Deleted {escape(contact.name)}. Schedules to them keep their number.")
+    await message.answer(ui.contact_deleted(contact))
 
 
 @router.message(Command("importcontacts"))
 async def import_contacts(message: Message, service: Scheduling) -> None:
     result = await service.import_contacts()
-    lines = [
-        f"Imported {result.imported} contact{'s' if result.imported != 1 else ''} from WhatsApp"
-        f" ({result.existing} known already, {result.skipped} without a usable name or number)."
-    ]
-    lines += [f"• {escape(c.name)}: {escape(c.phone)}" for c in result.contacts[:50]]
-    await message.answer(ui.cap("\n".join(lines)))
+    await message.answer(ui.contacts_imported(result))

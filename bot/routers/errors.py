@@ -37,11 +37,7 @@ async def not_modified(event: ErrorEvent) -> None:
 @router.errors()
 async def failed(event: ErrorEvent, bot: Bot) -> None:
     logger.error("handler failed on update %s", event.update.update_id, exc_info=event.exception)
-    await tell(
-        bot,
-        event.update,
-        "Something went wrong on wasched's side; it is logged. Please try again in a moment.",
-    )
+    await tell(bot, event.update, ui.SOMETHING_WENT_WRONG)
 
 
 async def tell(bot: Bot, update: Update, sentence: str) -> None:

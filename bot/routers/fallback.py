@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from html import escape
-
 from aiogram import F, Router
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message
@@ -20,19 +18,17 @@ COMMAND_ECHO_LIMIT = 40
 async def unknown_command(message: Message) -> None:
     # Shortened: a command can be any length, and the reply must fit one message.
     command = ui.shorten((message.text or "").split()[0], COMMAND_ECHO_LIMIT)
-    await message.answer(f"I don't know {escape(command)}. /help lists what I can do.")
+    await message.answer(ui.unknown_command(command))
 
 
 @router.message()
 async def anything_else(message: Message, state: FSMContext) -> None:
     if await state.get_state() is not None:
-        await message.answer(
-            "That does not fit this step: follow the question above, or /cancel to stop."
-        )
+        await message.answer(ui.NOT_THIS_STEP)
         return
-    await message.answer("To schedule a message, send /schedule. /help lists everything I can do.")
+    await message.answer(ui.WHAT_TO_SEND)
 
 
 @router.callback_query()
 async def unknown_button(query: CallbackQuery) -> None:
-    await query.answer("This button no longer works. Send /list or /help.", show_alert=True)
+    await query.answer(ui.BUTTON_GONE, show_alert=True)

@@ -6,8 +6,6 @@ browser) it says why and what to do instead.
 
 from __future__ import annotations
 
-from html import escape
-
 from aiogram import Router
 from aiogram.filters import Command, CommandObject
 from aiogram.types import BufferedInputFile, Message
@@ -27,8 +25,7 @@ async def link(
 ) -> None:
     status = await service.status()
     if status.whatsapp_state == WORKING:
-        who = " ".join(p for p in (status.whatsapp_name, status.whatsapp_number) if p)
-        await message.answer(f"WhatsApp is linked already{f' as {escape(who)}' if who else ''}.")
+        await message.answer(ui.linked_already(status.whatsapp_name, status.whatsapp_number))
         return
     if status.whatsapp_state != SCAN_QR_CODE:
         words = status.whatsapp_words
@@ -38,11 +35,7 @@ async def link(
         return
     if command.args:
         code = await service.pairing_code(command.args)
-        await message.answer(
-            f"Your pairing code: <code>{escape(code)}</code>\nOn your phone: WhatsApp → "
-            "Settings → Linked devices → Link a device → Link with phone number instead, "
-            "then type the code. I will tell you when it is linked."
-        )
+        await message.answer(ui.pairing_code_text(code))
         notifier.watch_link(message.chat.id, None)
         return
     try:
@@ -50,11 +43,9 @@ async def link(
     except WhatsAppError:
         # Between two QR codes (or just linked): the next one, or the news, follows.
         notifier.watch_link(message.chat.id, None)
-        await message.answer(
-            "WhatsApp has no QR code this moment; I will send it here as soon as it has one."
-        )
+        await message.answer(ui.NO_QR_YET)
         return
     sent = await message.answer_photo(
-        BufferedInputFile(ui.qr_png(qr.qr), filename="whatsapp-qr.png"), caption=ui.QR_CAPTION
+        BufferedInputFile(ui.qr_png(qr.qr), filename=ui.QR_FILENAME), caption=ui.QR_CAPTION
     )
     notifier.watch_link(message.chat.id, sent.message_id)

@@ -29,18 +29,12 @@ async def logs(
         schedule_id=schedule_id, owner_id=event_from_user.id, limit=LOG_LINES
     )
     if not deliveries:
-        what = f"#{schedule_id}" if schedule_id is not None else "your schedules"
-        await message.answer(f"No deliveries for {what} yet. /runnow sends one at once.")
+        await message.answer(ui.no_deliveries(schedule_id))
         return
     # Newest first by the time each line shows (ids follow creation, not the last change).
     deliveries.sort(key=lambda d: ui.delivery_time(d) or d.created_at, reverse=True)
     timezone = await service.timezone_of(event_from_user.id)
-    heading = f"<b>Latest deliveries{f' of #{schedule_id}' if schedule_id else ''}</b>"
-    lines = [heading] + [
-        ui.delivery_line(d, timezone, with_schedule=schedule_id is None) for d in deliveries
-    ]
-    lines.append(f"Times in {timezone}. /export gives every delivery as CSV.")
-    await message.answer(ui.cap("\n".join(lines)))
+    await message.answer(ui.logs_text(deliveries, timezone, schedule_id))
 
 
 @router.message(Command("export"))
@@ -52,10 +46,9 @@ async def export(
         await owned_schedule(service, schedule_id, event_from_user.id)
     data = await service.export_csv(schedule_id=schedule_id, owner_id=event_from_user.id)
     rows = max(0, data.count(b"\n") - 1)
-    name = f"wasched-deliveries{f'-{schedule_id}' if schedule_id else ''}.csv"
     await message.answer_document(
-        BufferedInputFile(data, filename=name),
-        caption=f"{rows} deliver{'y' if rows == 1 else 'ies'}, oldest first.",
+        BufferedInputFile(data, filename=ui.export_filename(schedule_id)),
+        caption=ui.export_caption(rows),
     )
 
 
@@ -66,7 +59,7 @@ async def retry_run(
     """The Retry button under a run's report: queue its failed deliveries again."""
     run = await service.store.get_run(callback_data.id)
     if run is None or run.owner_id != event_from_user.id:
-        raise NotFound(f"There is no run #{callback_data.id}: see /logs.")
+        raise NotFound(ui.no_such_run(callback_data.id))
     retried = await service.retry_run(run.id)
     count = len(retried)
-    await query.answer(f"Trying {count} deliver{'y' if count == 1 else 'ies'} again.")
+    await query.answer(ui.retrying(count))

@@ -29,7 +29,6 @@ router = Router(name=__name__)
 NOT_COMMAND = F.text & ~F.text.startswith("/")
 # WhatsApp takes images and videos up to 16 MB; bots may download up to 20 MB from Telegram.
 MEDIA_LIMIT = 16 * 1024 * 1024
-ONE_SHOT_EXAMPLE = "/schedule +4915123456789, Anna | tomorrow 9:00 | Hello!"
 
 
 class Wizard(StatesGroup):
@@ -72,16 +71,14 @@ async def one_shot(
 ) -> None:
     parts = [p.strip() for p in args.split("|", 2)]
     if len(parts) != 3 or not all(parts):
-        raise InvalidInput(
-            f"Write it as {ONE_SHOT_EXAMPLE}, or send /schedule alone to go step by step."
-        )
+        raise InvalidInput(ui.ONE_SHOT_FORM)
     typed, when, text = parts
     resolved = await service.resolve_recipients(typed)
     if not any(isinstance(item, Choice) for item in resolved):
         created = await service.create_schedule(
             user.id, recipients=chosen(resolved), when=when, text=text
         )
-        await message.answer(f"Saved.\n\n{ui.schedule_block(created)}")
+        await message.answer(ui.saved(created))
         return
     # The time and text are refused now rather than after the question; only the variables
     # wait for the choice (a contact field may be had by one of the options only), and
@@ -157,9 +154,7 @@ async def pick(
         or not isinstance(asked, Choice)
         or callback_data.option >= len(asked.options)
     ):
-        await query.answer(
-            "That question is over. Send /schedule to start again.", show_alert=True
-        )
+        await query.answer(ui.QUESTION_OVER, show_alert=True)
         return
     choice = asked.options[callback_data.option]
     items[part] = choice
@@ -179,7 +174,7 @@ async def pick(
             when=str(data["when"]),
             text=str(data["text"]),
         )
-        await bot.send_message(chat_id, f"Saved.\n\n{ui.schedule_block(created)}")
+        await bot.send_message(chat_id, ui.saved(created))
         return
     await state.update_data(pending=None, typed=[r.model_dump(mode="json") for r in recipients])
     await after_recipients(bot, chat_id, state, service)
@@ -217,13 +212,11 @@ async def recipients_done(
 ) -> None:
     data = await state.get_data()
     if data.get("pending"):
-        await query.answer(
-            "First tap which one you meant (the question above), or type the recipients again.",
-            show_alert=True,
-        )
+        await query.answer(ui.PICK_FIRST, show_alert=True)
         return
     if not data.get("contacts") and not data.get("typed"):
-        await query.answer(await nobody_chosen(service), show_alert=True)
+        has_contacts = bool(await service.list_contacts())
+        await query.answer(ui.nobody_chosen(has_contacts=has_contacts), show_alert=True)
         return
     await query.answer()
     await after_recipients(bot, event_from_user.id, state, service)
@@ -253,16 +246,6 @@ async def recipients_of(state: FSMContext, service: Scheduling) -> list[Recipien
         recipients = [contact_recipient(by_id[i]) for i in data["contacts"] if i in by_id]
     recipients += [Recipient.model_validate(r) for r in data.get("typed") or []]
     return recipients
-
-
-async def nobody_chosen(service: Scheduling) -> str:
-    """Done with no recipient: what to do, for a person with contacts or without any."""
-    if await service.list_contacts():
-        return "Tap at least one contact, or type a number, a contact's or a group's name."
-    return (
-        "You have no saved contacts yet: type a number, such as +49 151 23456789, or a "
-        "WhatsApp group's name (see /groups)."
-    )
 
 
 async def after_recipients(bot: Bot, chat_id: int, state: FSMContext, service: Scheduling) -> None:
@@ -302,18 +285,12 @@ async def message_media(
         filename = document.file_name or "file"
         mimetype = document.mime_type or "application/octet-stream"
     if size is not None and size > MEDIA_LIMIT:
-        raise InvalidInput(
-            f"That file is {size / 1024 / 1024:.1f} MB; WhatsApp takes files up to "
-            f"{MEDIA_LIMIT // 1024 // 1024} MB. Send a smaller one."
-        )
+        raise InvalidInput(ui.file_too_big(size, MEDIA_LIMIT))
     buffer = await bot.download(file_id)
     assert buffer is not None
     data = buffer.read()
     if len(data) > MEDIA_LIMIT:
-        raise InvalidInput(
-            f"That file is {len(data) / 1024 / 1024:.1f} MB; WhatsApp takes files up to "
-            f"{MEDIA_LIMIT // 1024 // 1024} MB. Send a smaller one."
-        )
+        raise InvalidInput(ui.file_too_big(len(data), MEDIA_LIMIT))
     media = Media(
         mimetype=mimetype, filename=filename, data_base64=base64.b64encode(data).decode()
     )
@@ -336,12 +313,12 @@ async def message_template(
     templates = {t.id: t for t in await service.list_templates()}
     template = templates.get(callback_data.value)
     if template is None:
-        await query.answer("That template was deleted; pick another or write the text.")
+        await query.answer(ui.TEMPLATE_GONE)
         return
     await service.check_draft_message(
         recipients=await recipients_of(state, service), template=template.name
     )
-    await query.answer(f"Template {template.name}")
+    await query.answer(ui.template_picked(template.name))
     await state.update_data(text=None, template=template.name, media=None)
     await after_message(bot, event_from_user.id, state, service)
 
@@ -374,7 +351,7 @@ async def when_example(
     event_from_user: User,
 ) -> None:
     if not 0 <= callback_data.value < len(ui.WHEN_BUTTONS):
-        await query.answer("That example is gone; type a time instead.", show_alert=True)
+        await query.answer(ui.EXAMPLE_GONE, show_alert=True)
         return
     await query.answer()
     when = ui.WHEN_BUTTONS[callback_data.value]
@@ -443,15 +420,13 @@ async def save(
     data = await state.get_data()
     draft = Draft.model_validate({**data["draft"], "media": data.get("media")})
     if draft.owner_id != event_from_user.id:
-        await query.answer("This preview is not yours.", show_alert=True)
+        await query.answer(ui.PREVIEW_NOT_YOURS, show_alert=True)
         return
     created = await service.save_draft(draft)
     await state.clear()
-    await query.answer(f"Saved #{created.id}")
+    await query.answer(ui.saved_alert(created.id))
     if isinstance(query.message, Message):
-        await query.message.edit_text(
-            f"Saved.\n\n{ui.schedule_block(created, draft.template_name)}"
-        )
+        await query.message.edit_text(ui.saved(created, draft.template_name))
 
 
 @router.callback_query(Wizard.confirm, WizardCb.filter(F.action == WizardAction.edit))
@@ -498,11 +473,11 @@ async def edit_part(
 async def cancel(query: CallbackQuery, state: FSMContext) -> None:
     current = await state.get_state()
     await state.clear()
-    await query.answer("Cancelled")
+    await query.answer(ui.CANCELLED_ALERT)
     if isinstance(query.message, Message):
         await query.message.edit_text(ui.cancelled(current))
 
 
 @router.callback_query(WizardCb.filter())
 async def stale(query: CallbackQuery) -> None:
-    await query.answer("That step is over. Send /schedule to start again.", show_alert=True)
+    await query.answer(ui.STEP_OVER, show_alert=True)

@@ -36,14 +36,10 @@ def schedule_id_arg(command: CommandObject) -> int:
     raw = (command.args or "").split(maxsplit=1)[0] if command.args else ""
     raw = raw.removeprefix("#")
     if not _SCHEDULE_ID.fullmatch(raw):
-        raise InvalidInput(
-            f"Tell me which schedule: /{command.command} 12 (the number from /list)."
-        )
+        raise InvalidInput(ui.which_schedule(command.command))
     # Length first: int() refuses more than 4300 digits, and no id has more than 19.
     if len(raw.lstrip("0")) > len(str(MAX_ID)) or not is_id(int(raw)):
-        raise NotFound(
-            f"There is no schedule #{ui.shorten(raw, 24)}: see /list for your schedules."
-        )
+        raise NotFound(ui.no_such_schedule(raw))
     return int(raw)
 
 
@@ -104,11 +100,7 @@ async def refresh_list(query: CallbackQuery, service: Scheduling, user: User, pa
 async def run_now(service: Scheduling, user: User, schedule_id: int) -> str:
     await owned_schedule(service, schedule_id, user.id)
     _run, deliveries = await service.run_now(schedule_id)
-    count = len(deliveries)
-    return (
-        f"Sending #{schedule_id} now to {count} recipient{'s' if count != 1 else ''}; "
-        "I will report here how it goes."
-    )
+    return ui.sending_now(schedule_id, len(deliveries))
 
 
 @router.message(Command("runnow"))
@@ -125,7 +117,7 @@ async def pause_command(
     schedule_id = schedule_id_arg(command)
     await owned_schedule(service, schedule_id, event_from_user.id)
     schedule = await service.pause(schedule_id)
-    await message.answer(f"Paused #{schedule.id}: it will not fire until /resume {schedule.id}.")
+    await message.answer(ui.paused_until_resume(schedule.id))
 
 
 @router.message(Command("resume"))
@@ -135,7 +127,7 @@ async def resume_command(
     schedule_id = schedule_id_arg(command)
     await owned_schedule(service, schedule_id, event_from_user.id)
     schedule = await service.resume(schedule_id)
-    await message.answer(f"Resumed.\n\n{await block(service, schedule)}")
+    await message.answer(ui.resumed(await block(service, schedule)))
 
 
 @router.message(Command("delete"))
@@ -170,10 +162,10 @@ async def edit_command(
     if len(rest) == 2 and rest[0].lower() in fields:
         # One-shot: /edit 12 when tomorrow 10:00
         updated = await apply_edit(service, schedule.id, fields[rest[0].lower()], rest[1])
-        await message.answer(f"Changed.\n\n{await block(service, updated)}")
+        await message.answer(ui.changed(await block(service, updated)))
         return
     await message.answer(
-        f"What should change in #{schedule.id}?\n\n{await block(service, schedule)}",
+        ui.what_to_change(schedule.id, await block(service, schedule)),
         reply_markup=ui.edit_choices(schedule.id),
     )
 
@@ -205,16 +197,16 @@ async def schedule_button(
     elif action in (ScheduleAction.pause, ScheduleAction.resume):
         if action is ScheduleAction.pause:
             await service.pause(schedule.id)
-            await query.answer(f"Paused #{schedule.id}.")
+            await query.answer(ui.paused_alert(schedule.id))
         else:
             await service.resume(schedule.id)
-            await query.answer(f"Resumed #{schedule.id}.")
+            await query.answer(ui.resumed_alert(schedule.id))
         await refresh_list(query, service, user, await page_of(service, user.id, schedule.id))
     elif action is ScheduleAction.edit:
         await query.answer()
         await bot.send_message(
             chat_id,
-            f"What should change in #{schedule.id}?\n\n{await block(service, schedule)}",
+            ui.what_to_change(schedule.id, await block(service, schedule)),
             reply_markup=ui.edit_choices(schedule.id),
         )
     elif action is ScheduleAction.delete:
@@ -223,13 +215,13 @@ async def schedule_button(
         await bot.send_message(chat_id, text, reply_markup=markup)
     elif action is ScheduleAction.confirm_delete:
         await service.delete(schedule.id)
-        await query.answer(f"Deleted #{schedule.id}.")
+        await query.answer(ui.deleted_alert(schedule.id))
         if isinstance(query.message, Message):
-            await query.message.edit_text(f"Deleted #{schedule.id}. Its logs stay in /logs.")
+            await query.message.edit_text(ui.deleted(schedule.id))
     elif action is ScheduleAction.keep:
-        await query.answer("Kept.")
+        await query.answer(ui.KEPT_ALERT)
         if isinstance(query.message, Message):
-            await query.message.edit_text(f"Kept #{schedule.id}.")
+            await query.message.edit_text(ui.kept(schedule.id))
     else:
         await query.answer()
         await bot.send_message(chat_id, ui.preview_text(await service.preview(schedule.id)))
@@ -249,9 +241,7 @@ async def edit_button(
     await state.update_data(edit_id=schedule.id, edit_field=callback_data.field.value)
     await query.answer()
     chat_id = query.message.chat.id if query.message is not None else event_from_user.id
-    await bot.send_message(
-        chat_id, ui.EDIT_PROMPTS[callback_data.field] + "\n/cancel keeps it as it is."
-    )
+    await bot.send_message(chat_id, ui.edit_prompt(callback_data.field))
 
 
 @router.message(EditForm.value, NOT_COMMAND)
@@ -264,4 +254,4 @@ async def edit_value(
         service, schedule.id, EditField(data["edit_field"]), message.text or ""
     )
     await state.clear()
-    await message.answer(f"Changed.\n\n{await block(service, updated)}")
+    await message.answer(ui.changed(await block(service, updated)))

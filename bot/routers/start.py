@@ -29,10 +29,9 @@ async def start(
     if just_claimed:
         await ask_zone(message, state, service, user_id, first=True, intro=ui.OWNER_WELCOME)
     elif not await service.timezone_asked(user_id):
-        hello = "Hello! " + ui.help_text()
-        await ask_zone(message, state, service, user_id, first=True, intro=hello)
+        await ask_zone(message, state, service, user_id, first=True, intro=ui.hello())
     else:
-        await message.answer("Hello! " + ui.help_text())
+        await message.answer(ui.hello())
 
 
 @router.message(Command("help"))
@@ -44,7 +43,7 @@ async def help_(message: Message) -> None:
 async def cancel(message: Message, state: FSMContext) -> None:
     current = await state.get_state()
     if current is None:
-        await message.answer("Nothing to cancel. /help lists what I can do.")
+        await message.answer(ui.NOTHING_TO_CANCEL)
         return
     await state.clear()
     await message.answer(ui.cancelled(current))

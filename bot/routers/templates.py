@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from html import escape
-
 from aiogram import Router
 from aiogram.filters import Command, CommandObject
 from aiogram.types import Message
@@ -24,14 +22,14 @@ async def templates(message: Message, service: Scheduling) -> None:
 async def add_template(message: Message, command: CommandObject, service: Scheduling) -> None:
     name, _, text = (command.args or "").partition("|")
     if not name.strip() or not text.strip():
-        raise InvalidInput("Write it as /addtemplate greeting | Hello {first_name}!")
+        raise InvalidInput(ui.ADD_TEMPLATE_FORM)
     template = await service.add_template(name.strip(), text.strip())
-    await message.answer(f"Saved template <b>{escape(template.name)}</b>. Pick it in /schedule.")
+    await message.answer(ui.template_saved(template))
 
 
 @router.message(Command("deltemplate"))
 async def delete_template(message: Message, command: CommandObject, service: Scheduling) -> None:
     if not command.args:
-        raise InvalidInput("Tell me which: /deltemplate greeting (see /templates).")
+        raise InvalidInput(ui.DELETE_TEMPLATE_FORM)
     template = await service.delete_template(command.args)
-    await message.answer(f"Deleted template <b>{escape(template.name)}</b>.")
+    await message.answer(ui.template_deleted(template))

@@ -111,7 +111,7 @@ async def ask_zone(
     typing = await await_name(state, first=first)
     await service.mark_timezone_asked(user_id)
     text, markup = ui.zone_question(current, service.clock.now(), typing=typing)
-    await message.answer(ui.cap(f"{intro}\n\n{text}" if intro else text), reply_markup=markup)
+    await message.answer(ui.with_intro(intro, text), reply_markup=markup)
 
 
 # Quotes and Markdown around a name copied from somewhere: `Europe/Berlin`, "Berlin".
@@ -152,7 +152,7 @@ async def set_zone(
     others = await service.schedules_in_other_zones(user_id, zone)
     text, markup = ui.zone_set(zone, service.clock.now(), others)
     if first:
-        text += "\n" + ui.FIRST_STEP_LINK
+        text = ui.first_zone_set(text)
     await message.answer(text, reply_markup=markup)
 
 
