@@ -28,6 +28,7 @@ from bot.callbacks import (
     ZoneAction,
     ZoneCb,
 )
+from core.adapters.health import StoreState
 from core.delivery.ack_watch import Recheck, unacked
 from core.delivery.sender import Pacing
 from core.domain.models import (
@@ -123,7 +124,7 @@ def help_text() -> str:
     return "<b>wasched</b> sends WhatsApp messages when you say.\n\n" + "\n".join(lines)
 
 
-STATUS_ICONS: dict[DeliveryStatus, str] = {
+DELIVERY_ICONS: dict[DeliveryStatus, str] = {
     DeliveryStatus.queued: "⏳",
     DeliveryStatus.sending: "📤",
     DeliveryStatus.sent: "☑️",
@@ -134,7 +135,7 @@ STATUS_ICONS: dict[DeliveryStatus, str] = {
     DeliveryStatus.held: "⏸",
 }
 
-STATUS_WORDS: dict[DeliveryStatus, str] = {
+DELIVERY_WORDS: dict[DeliveryStatus, str] = {
     DeliveryStatus.queued: "waiting to be sent",
     DeliveryStatus.sending: "sending",
     DeliveryStatus.sent: "sent",
@@ -413,7 +414,8 @@ def delivery_line(delivery: Delivery, timezone: str, *, with_schedule: bool = Fa
             when = f"(next try {escape(short_time(delivery.next_attempt_at, timezone))})"
         else:
             when = f"(in line since {when})"
-    line = f"{STATUS_ICONS[delivery.status]} {escape(who)}: {STATUS_WORDS[delivery.status]} {when}"
+    icon, words = DELIVERY_ICONS[delivery.status], DELIVERY_WORDS[delivery.status]
+    line = f"{icon} {escape(who)}: {words} {when}"
     if with_schedule:
         line = f"#{delivery.schedule_id} " + line
     if delivery.status is DeliveryStatus.failed:
@@ -425,7 +427,7 @@ def counts_text(deliveries: Sequence[Delivery]) -> str:
     counts: dict[DeliveryStatus, int] = {}
     for delivery in deliveries:
         counts[delivery.status] = counts.get(delivery.status, 0) + 1
-    return ", ".join(f"{STATUS_ICONS[s]} {n} {STATUS_WORDS[s]}" for s, n in counts.items())
+    return ", ".join(f"{DELIVERY_ICONS[s]} {n} {DELIVERY_WORDS[s]}" for s, n in counts.items())
 
 
 def run_name(schedule: Schedule | None, run: Run) -> str:
@@ -556,7 +558,7 @@ def unacked_line(delivery: Delivery, now: datetime) -> str:
     """A card's line for a message WhatsApp took long ago that is not on the phone yet."""
     sent = ago(now, delivery.sent_at or now)
     return (
-        f"{STATUS_ICONS[DeliveryStatus.sent]} {delivery_who(delivery)}: "
+        f"{DELIVERY_ICONS[DeliveryStatus.sent]} {delivery_who(delivery)}: "
         f"sent {sent} ago, not on their phone yet"
     )
 
@@ -640,7 +642,7 @@ def recheck_text(result: Recheck) -> str:
             "phone, or failed."
         )
     parts = [
-        f"{n} {'still not on their phone' if s is DeliveryStatus.sent else STATUS_WORDS[s]}"
+        f"{n} {'still not on their phone' if s is DeliveryStatus.sent else DELIVERY_WORDS[s]}"
         for s, n in sorted(result.statuses.items(), key=lambda item: item[1], reverse=True)
     ]
     if result.unknown:
@@ -907,26 +909,35 @@ def groups_text(groups: Sequence[Group]) -> str:
     return cap("\n".join(lines))
 
 
-def status_text(status: Status, timezone: str) -> str:
-    whatsapp = escape(status.whatsapp_state)
-    who = " ".join(p for p in (status.whatsapp_name or "", status.whatsapp_number or "") if p)
+def status_report(
+    report: Status,
+    timezone: str,
+    store_state: StoreState | None = None,
+    store_reason: str = "",
+) -> str:
+    """/status: the session's state, the scheduler, counts, the version, and the store's state
+    when the store is checked."""
+    whatsapp = escape(report.whatsapp_state)
+    who = " ".join(p for p in (report.whatsapp_name or "", report.whatsapp_number or "") if p)
     if who:
         whatsapp += f" as {escape(who)}"
-    schedules = ", ".join(f"{n} {s.value}" for s, n in status.schedules.items() if n) or "none"
+    schedules = ", ".join(f"{n} {s.value}" for s, n in report.schedules.items() if n) or "none"
     deliveries = (
-        ", ".join(f"{STATUS_ICONS[s]} {n} {s.value}" for s, n in status.deliveries.items() if n)
+        ", ".join(f"{DELIVERY_ICONS[s]} {n} {s.value}" for s, n in report.deliveries.items() if n)
         or "none"
     )
     lines = [
         "<b>wasched status</b>",
         f"WhatsApp: {whatsapp}",
-        *session_lines(status.whatsapp_words),
-        f"Scheduler: {escape(status.scheduler)}",
-        f"Next run: {escape(local_time(status.next_run_at, timezone, with_zone=True))}",
+        *session_lines(report.whatsapp_words),
+        f"Scheduler: {escape(report.scheduler)}",
+        f"Next run: {escape(local_time(report.next_run_at, timezone, with_zone=True))}",
         f"Schedules: {schedules}",
         f"Deliveries: {deliveries}",
-        f"Version: {escape(status.version)}",
+        f"Version: {escape(report.version)}",
     ]
+    if store_state is not None:
+        lines.append(store_state_line(store_state, store_reason))
     return "\n".join(lines)
 
 
@@ -979,12 +990,12 @@ WHEN_BUTTONS: tuple[str, ...] = (
 )
 
 
-def cancelled(state: str | None) -> str:
-    """What leaving a step with /cancel or Cancel did: only that step's work is dropped
-    (a contact saved meanwhile with /addcontact stays)."""
-    if state is not None and state.startswith("EditForm:"):
+def cancelled(fsm_state: str | None) -> str:
+    """What leaving a step with /cancel or Cancel did (`fsm_state`, the step left): only that
+    step's work is dropped (a contact saved meanwhile with /addcontact stays)."""
+    if fsm_state is not None and fsm_state.startswith("EditForm:"):
         return "Cancelled; the schedule is unchanged."
-    if state is not None and state.startswith("ZoneForm:"):
+    if fsm_state is not None and fsm_state.startswith("ZoneForm:"):
         return "Cancelled; your time zone is unchanged."
     return "Cancelled; no schedule was saved."
 
@@ -1155,11 +1166,11 @@ def lateness(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
-def database_line(state: str, reason: str) -> str:
-    """/status: whether the database takes writes (`StoreState`), and why not."""
-    if state == "ok":
+def store_state_line(store_state: StoreState, reason: str) -> str:
+    """/status: whether the database takes writes, and why not."""
+    if store_state is StoreState.ok:
         return "Database: takes writes"
-    if state == "busy":
+    if store_state is StoreState.busy:
         return "Database: ⏳ busy (another process holds it); runs wait and are not lost"
     return (
         f"Database: ⚠️ does not take writes: {escape(reason)}\n"

@@ -23,12 +23,13 @@ router = Router(name=__name__)
 async def link(
     message: Message, command: CommandObject, service: Scheduling, notifier: TelegramNotifier
 ) -> None:
-    status = await service.status()
-    if status.whatsapp_state == WORKING:
-        await message.answer(ui.linked_already(status.whatsapp_name, status.whatsapp_number))
+    report = await service.status()
+    session_state = report.whatsapp_state
+    if session_state == WORKING:
+        await message.answer(ui.linked_already(report.whatsapp_name, report.whatsapp_number))
         return
-    if status.whatsapp_state != SCAN_QR_CODE:
-        words = status.whatsapp_words
+    if session_state != SCAN_QR_CODE:
+        words = report.whatsapp_words
         if words.remedy is not Remedy.fix_server:
             notifier.watch_link(message.chat.id, None)
         await message.answer(ui.link_answer(words))

@@ -14,15 +14,16 @@ router = Router(name=__name__)
 
 
 @router.message(Command("status"))
-async def status(
+async def status_command(
     message: Message,
     service: Scheduling,
     event_from_user: User,
     store_health: StoreHealth | None = None,
 ) -> None:
     timezone = await service.timezone_of(event_from_user.id)
-    text = ui.status_text(await service.status(), timezone)
-    if store_health is not None:
-        state = await store_health.check()
-        text += "\n" + ui.database_line(state.value, store_health.reason)
-    await message.answer(text)
+    report = await service.status()
+    if store_health is None:
+        await message.answer(ui.status_report(report, timezone))
+        return
+    store_state = await store_health.check()
+    await message.answer(ui.status_report(report, timezone, store_state, store_health.reason))
