@@ -118,5 +118,5 @@ async def owned_schedule(service: Scheduling, schedule_id: int, user_id: int) ->
     """The schedule, if it belongs to `user_id`; someone else's is as good as missing."""
     schedule = await service.get_schedule(schedule_id)
     if schedule.owner_id != user_id:
-        raise NotFound(f"There is no schedule #{schedule_id}: see /list for your schedules.")
+        raise NotFound(ui.no_such_schedule(str(schedule_id)))
     return schedule

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-ROUTERS = sorted((Path(__file__).parents[2] / "bot" / "routers").glob("*.py"))
+BOT = Path(__file__).parents[2] / "bot"
+# The routers, and the bot's other modules that answer (the access check, the notifier).
+ROUTERS = [*sorted(BOT.glob("routers/*.py")), BOT / "access.py", BOT / "notifier.py"]
 
 # method -> the positional index of the text it sends, and the keywords that carry text
 SENDS: dict[str, tuple[int | None, tuple[str, ...]]] = {
@@ -16,6 +18,7 @@ SENDS: dict[str, tuple[int | None, tuple[str, ...]]] = {
     "edit_text": (0, ("text",)),
     "edit_caption": (0, ("caption",)),
     "send_message": (1, ("text",)),
+    "answer_callback_query": (1, ("text",)),
     "answer_photo": (None, ("caption",)),
     "answer_document": (None, ("caption",)),
     "send_photo": (None, ("caption",)),
