@@ -1331,7 +1331,6 @@ def template_picked(name: str) -> str:
 
 
 # schedules: /list's buttons, /runnow, /pause, /resume, /delete, /edit
-KEPT_ALERT = "Kept."
 
 
 def which_schedule(command: str) -> str:
@@ -1353,16 +1352,8 @@ def paused_until_resume(schedule_id: int) -> str:
     return f"Paused #{schedule_id}: it will not fire until /resume {schedule_id}."
 
 
-def paused_alert(schedule_id: int) -> str:
-    return f"Paused #{schedule_id}."
-
-
 def resumed(block: str) -> str:
     return f"Resumed.\n\n{block}"
-
-
-def resumed_alert(schedule_id: int) -> str:
-    return f"Resumed #{schedule_id}."
 
 
 def changed(block: str) -> str:
@@ -1377,16 +1368,25 @@ def edit_prompt(field: EditField) -> str:
     return EDIT_PROMPTS[field] + "\n/cancel keeps it as it is."
 
 
-def deleted_alert(schedule_id: int) -> str:
-    return f"Deleted #{schedule_id}."
+# A /list button's action done: the alert on the button, and the card's new text.
+DONE_ALERTS: dict[ScheduleAction, str] = {
+    ScheduleAction.pause: "Paused #{id}.",
+    ScheduleAction.resume: "Resumed #{id}.",
+    ScheduleAction.confirm_delete: "Deleted #{id}.",
+    ScheduleAction.keep: "Kept.",
+}
+DONE_CARDS: dict[ScheduleAction, str] = {
+    ScheduleAction.confirm_delete: "Deleted #{id}. Its logs stay in /logs.",
+    ScheduleAction.keep: "Kept #{id}.",
+}
 
 
-def deleted(schedule_id: int) -> str:
-    return f"Deleted #{schedule_id}. Its logs stay in /logs."
+def done_alert(action: ScheduleAction, schedule_id: int) -> str:
+    return DONE_ALERTS[action].format(id=schedule_id)
 
 
-def kept(schedule_id: int) -> str:
-    return f"Kept #{schedule_id}."
+def done_card(action: ScheduleAction, schedule_id: int) -> str:
+    return DONE_CARDS[action].format(id=schedule_id)
 
 
 # start

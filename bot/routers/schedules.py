@@ -197,10 +197,9 @@ async def schedule_button(
     elif action in (ScheduleAction.pause, ScheduleAction.resume):
         if action is ScheduleAction.pause:
             await service.pause(schedule.id)
-            await query.answer(ui.paused_alert(schedule.id))
         else:
             await service.resume(schedule.id)
-            await query.answer(ui.resumed_alert(schedule.id))
+        await query.answer(ui.done_alert(action, schedule.id))
         await refresh_list(query, service, user, await page_of(service, user.id, schedule.id))
     elif action is ScheduleAction.edit:
         await query.answer()
@@ -215,13 +214,13 @@ async def schedule_button(
         await bot.send_message(chat_id, text, reply_markup=markup)
     elif action is ScheduleAction.confirm_delete:
         await service.delete(schedule.id)
-        await query.answer(ui.deleted_alert(schedule.id))
+        await query.answer(ui.done_alert(action, schedule.id))
         if isinstance(query.message, Message):
-            await query.message.edit_text(ui.deleted(schedule.id))
+            await query.message.edit_text(ui.done_card(action, schedule.id))
     elif action is ScheduleAction.keep:
-        await query.answer(ui.KEPT_ALERT)
+        await query.answer(ui.done_alert(action, schedule.id))
         if isinstance(query.message, Message):
-            await query.message.edit_text(ui.kept(schedule.id))
+            await query.message.edit_text(ui.done_card(action, schedule.id))
     else:
         await query.answer()
         await bot.send_message(chat_id, ui.preview_text(await service.preview(schedule.id)))
