@@ -338,7 +338,9 @@ async def after_message(bot: Bot, chat_id: int, state: FSMContext, service: Sche
 async def when_typed(
     message: Message, state: FSMContext, service: Scheduling, bot: Bot, event_from_user: User
 ) -> None:
-    await show_preview(bot, message.chat.id, event_from_user, state, service, message.text or "")
+    await show_preview(
+        bot, message.chat.id, event_from_user.id, state, service, message.text or ""
+    )
 
 
 @router.callback_query(Wizard.when, WizardCb.filter(F.action == WizardAction.when))
@@ -355,16 +357,16 @@ async def when_example(
         return
     await query.answer()
     when = ui.WHEN_BUTTONS[callback_data.value]
-    await show_preview(bot, event_from_user.id, event_from_user, state, service, when)
+    await show_preview(bot, event_from_user.id, event_from_user.id, state, service, when)
 
 
 async def show_preview(
-    bot: Bot, chat_id: int, user: User, state: FSMContext, service: Scheduling, when: str
+    bot: Bot, chat_id: int, owner_id: int, state: FSMContext, service: Scheduling, when: str
 ) -> None:
     data = await state.get_data()
     media = Media.model_validate(data["media"]) if data.get("media") else None
     draft = await service.draft_schedule(
-        user.id,
+        owner_id,
         recipients=await recipients_of(state, service),
         when=when,
         text=data.get("text"),
@@ -393,20 +395,8 @@ async def continue_to_preview(
     if not data.get("editing") or not data.get("when"):
         return False
     await state.update_data(editing=False)
-    owner = data["draft"]["owner_id"]
-    draft = await service.draft_schedule(
-        int(owner),
-        recipients=await recipients_of(state, service),
-        when=str(data["when"]),
-        text=data.get("text"),
-        template=data.get("template"),
-        media=Media.model_validate(data["media"]) if data.get("media") else None,
-    )
-    await state.update_data(draft=approved(draft))
-    await state.set_state(Wizard.confirm)
-    await bot.send_message(
-        chat_id, ui.preview_text(draft.preview), reply_markup=ui.confirm_buttons()
-    )
+    owner = int(data["draft"]["owner_id"])
+    await show_preview(bot, chat_id, owner, state, service, str(data["when"]))
     return True
 
 
