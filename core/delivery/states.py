@@ -91,12 +91,20 @@ class DeliveryChange:
 
 
 @dataclass(frozen=True, kw_only=True)
-class Release(DeliveryChange):
+class OutOfSending(DeliveryChange):
+    """A change of a delivery `worker` is sending: it ends the lease."""
+
+    expected: tuple[DeliveryStatus, ...] = (DeliveryStatus.sending,)
+    worker: str
+    lease_owner: None = None
+    lease_until: None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Release(OutOfSending):
     """sending -> queued: a lease given up without an attempt, due as it was."""
 
     status: DeliveryStatus = DeliveryStatus.queued
-    lease_owner: None = None
-    lease_until: None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -108,7 +116,7 @@ class ReleaseNow(Release):
 
 
 @dataclass(frozen=True, kw_only=True)
-class Sent(DeliveryChange):
+class Sent(OutOfSending):
     """sending -> sent: the sidecar took the message."""
 
     status: DeliveryStatus = DeliveryStatus.sent
@@ -117,47 +125,42 @@ class Sent(DeliveryChange):
     sent_at: datetime
     last_error: None = None
     error_code: None = None
-    lease_owner: None = None
-    lease_until: None = None
 
 
 @dataclass(frozen=True, kw_only=True)
-class RetryLater(DeliveryChange):
+class FailedAttempt(OutOfSending):
+    """A send that failed: one attempt more, and why."""
+
+    attempts: int
+    last_error: str
+    error_code: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class RetryLater(FailedAttempt):
     """sending -> queued: a transient failure, sent again at `next_attempt_at`."""
 
     status: DeliveryStatus = DeliveryStatus.queued
-    attempts: int
-    last_error: str
-    error_code: str
     queued_at: datetime
     next_attempt_at: datetime
-    lease_owner: None = None
-    lease_until: None = None
 
 
 @dataclass(frozen=True, kw_only=True)
-class Fail(DeliveryChange):
+class Fail(FailedAttempt):
     """sending -> failed: a permanent failure, or the last attempt's."""
 
     status: DeliveryStatus = DeliveryStatus.failed
-    attempts: int
-    last_error: str
-    error_code: str
     failed_at: datetime
-    lease_owner: None = None
-    lease_until: None = None
 
 
 @dataclass(frozen=True, kw_only=True)
-class Hold(DeliveryChange):
+class Hold(OutOfSending):
     """sending -> held: WhatsApp does not work; no attempt is spent."""
 
     status: DeliveryStatus = DeliveryStatus.held
     held_at: datetime
     last_error: str
     error_code: str
-    lease_owner: None = None
-    lease_until: None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -251,7 +254,7 @@ def missed(new: NewDelivery) -> NewDelivery:
 def release(delivery: Delivery, *, worker: str) -> Release:
     """Give back a claimed delivery that was not sent (claimed ahead, then stopped or
     paused): queued again, due as it was."""
-    return Release(delivery_id=delivery.id, expected=(DeliveryStatus.sending,), worker=worker)
+    return Release(delivery_id=delivery.id, worker=worker)
 
 
 def release_now(delivery: Delivery, *, worker: str, now: datetime) -> ReleaseNow:
@@ -259,7 +262,6 @@ def release_now(delivery: Delivery, *, worker: str, now: datetime) -> ReleaseNow
     after its lease."""
     return ReleaseNow(
         delivery_id=delivery.id,
-        expected=(DeliveryStatus.sending,),
         worker=worker,
         queued_at=now,
         next_attempt_at=now,
@@ -270,7 +272,6 @@ def sent(delivery: Delivery, whatsapp_id: str, *, worker: str, now: datetime) ->
     """The sidecar took `delivery` as message `whatsapp_id`: one attempt more."""
     return Sent(
         delivery_id=delivery.id,
-        expected=(DeliveryStatus.sending,),
         worker=worker,
         whatsapp_id=whatsapp_id,
         attempts=delivery.attempts + 1,
@@ -295,7 +296,6 @@ def failed_attempt(
     if transient and attempts < max_attempts:
         return RetryLater(
             delivery_id=delivery.id,
-            expected=(DeliveryStatus.sending,),
             worker=worker,
             attempts=attempts,
             last_error=reason,
@@ -307,7 +307,6 @@ def failed_attempt(
         reason = f"{reason} Gave up after {attempts} attempts."
     return Fail(
         delivery_id=delivery.id,
-        expected=(DeliveryStatus.sending,),
         worker=worker,
         attempts=attempts,
         last_error=reason,
@@ -320,7 +319,6 @@ def hold(delivery: Delivery, *, worker: str, now: datetime, reason: str, code: s
     """Keep `delivery` back while WhatsApp does not work; it is released when it works."""
     return Hold(
         delivery_id=delivery.id,
-        expected=(DeliveryStatus.sending,),
         worker=worker,
         held_at=now,
         last_error=reason,

@@ -3,6 +3,7 @@ checked field by field (what `Store.apply` writes is in the store's contract sui
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -44,6 +45,28 @@ SENDING = delivery(
 
 def never(attempts: int) -> float:
     raise AssertionError(f"no backoff for a change that does not retry (attempt {attempts})")
+
+
+def attempt(
+    failed: Delivery,
+    *,
+    transient: bool,
+    max_attempts: int,
+    backoff: Callable[[int], float] = never,
+    reason: str = "Timed out.",
+    code: str = "timeout",
+) -> states.RetryLater | states.Fail:
+    """What a failed send of `failed` by worker w1 now becomes."""
+    return states.failed_attempt(
+        failed,
+        worker="w1",
+        now=NOW,
+        reason=reason,
+        code=code,
+        transient=transient,
+        max_attempts=max_attempts,
+        backoff=backoff,
+    )
 
 
 def test_release_gives_the_lease_back_and_leaves_the_due_time() -> None:
@@ -94,16 +117,7 @@ def test_a_transient_failure_with_attempts_left_retries_after_the_backoff() -> N
         asked.append(attempts)
         return 40.0
 
-    change = states.failed_attempt(
-        SENDING,
-        worker="w1",
-        now=NOW,
-        reason="Timed out.",
-        code="timeout",
-        transient=True,
-        max_attempts=3,
-        backoff=backoff,
-    )
+    change = attempt(SENDING, transient=True, max_attempts=3, backoff=backoff)
     assert isinstance(change, states.RetryLater)
     assert asked == [2]
     assert (change.expected, change.worker) == ((DeliveryStatus.sending,), "w1")
@@ -120,16 +134,7 @@ def test_a_transient_failure_with_attempts_left_retries_after_the_backoff() -> N
 
 
 def test_the_last_transient_attempt_fails_and_says_it_gave_up() -> None:
-    change = states.failed_attempt(
-        SENDING,
-        worker="w1",
-        now=NOW,
-        reason="Timed out.",
-        code="timeout",
-        transient=True,
-        max_attempts=2,
-        backoff=never,
-    )
+    change = attempt(SENDING, transient=True, max_attempts=2)
     assert isinstance(change, states.Fail)
     assert change.fields() == {
         "status": DeliveryStatus.failed,
@@ -144,15 +149,12 @@ def test_the_last_transient_attempt_fails_and_says_it_gave_up() -> None:
 
 def test_a_permanent_failure_fails_at_the_first_attempt_with_its_reason_as_is() -> None:
     first = SENDING.model_copy(update={"attempts": 0})
-    change = states.failed_attempt(
+    change = attempt(
         first,
-        worker="w1",
-        now=NOW,
-        reason="The number is not on WhatsApp.",
-        code="not_on_whatsapp",
         transient=False,
         max_attempts=5,
-        backoff=never,
+        reason="The number is not on WhatsApp.",
+        code="not_on_whatsapp",
     )
     assert isinstance(change, states.Fail)
     assert (change.attempts, change.last_error, change.worker) == (

@@ -410,44 +410,34 @@ async def test_apply_writes_a_change_while_its_status_and_worker_hold(store: Sto
     (delivery,) = await add_deliveries(store, 1, now=T0 - minutes(1))
     claimed = await store.claim_delivery(now=T0, lease_s=LEASE_S, worker="w1")
     assert claimed is not None and claimed.id == delivery.id
-    change = states.failed_attempt(
-        claimed,
-        worker="w1",
-        now=T0,
-        reason="The sidecar timed out.",
-        code="timeout",
-        transient=True,
-        max_attempts=5,
-        backoff=lambda attempts: 60.0 * attempts,
+    reason = "WhatsApp is not linked."
+    held = await store.apply(
+        states.hold(claimed, worker="w1", now=T0 + minutes(1), reason=reason, code="not_ready")
     )
-    retried = await store.apply(change)
-    assert retried is not None
-    assert (retried.status, retried.attempts, retried.last_error, retried.error_code) == (
-        DeliveryStatus.queued,
-        1,
-        "The sidecar timed out.",
-        "timeout",
+    assert held is not None
+    assert (held.status, held.held_at, held.last_error, held.error_code) == (
+        DeliveryStatus.held,
+        T0 + minutes(1),
+        reason,
+        "not_ready",
     )
-    assert (retried.queued_at, retried.next_attempt_at) == (T0, T0 + minutes(1))
-    assert (retried.lease_owner, retried.lease_until) == (None, None)
+    assert (held.lease_owner, held.lease_until, held.attempts) == (None, None, 0)
     # Fields the change does not write are left as they were.
-    assert (retried.sending_at, retried.created_at) == (claimed.sending_at, claimed.created_at)
-    assert await store.get_delivery(delivery.id) == retried
+    assert (held.sending_at, held.next_attempt_at) == (claimed.sending_at, claimed.next_attempt_at)
+    assert await store.get_delivery(delivery.id) == held
 
 
 async def test_apply_refuses_a_change_when_the_status_moved_on(store: Store) -> None:
     (delivery,) = await add_deliveries(store, 1, now=T0 - minutes(1))
     claimed = await store.claim_delivery(now=T0, lease_s=LEASE_S, worker="w1")
     assert claimed is not None
-    held = await store.apply(
-        states.hold(claimed, worker="w1", now=T0, reason="Not linked.", code="not_ready")
-    )
-    assert held is not None and held.status is DeliveryStatus.held
-    # A second change built from the `sending` delivery expects `sending`: it no longer holds.
-    assert await store.apply(states.release(claimed, worker="w1")) is None
-    sent = states.sent(claimed, "wa-1", worker="w1", now=T0)
-    assert await store.apply(sent) is None
-    assert await store.get_delivery(delivery.id) == held
+    released = await store.apply(states.release(claimed, worker="w1"))
+    assert released is not None and released.status is DeliveryStatus.queued
+    # Another change built from the `sending` delivery expects `sending`: it no longer holds.
+    hold = states.hold(claimed, worker="w1", now=T0, reason="Not linked.", code="not_ready")
+    assert await store.apply(hold) is None
+    assert await store.apply(states.sent(claimed, "wa-1", worker="w1", now=T0)) is None
+    assert await store.get_delivery(delivery.id) == released
     # An ack expects the status it was read in: one built from an older read is refused.
     await store.update_delivery(delivery.id, status=DeliveryStatus.sent, whatsapp_id="wa-1")
     as_sent = await store.get_delivery(delivery.id)
