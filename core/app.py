@@ -24,6 +24,7 @@ from core.adapters.whatsapp import WhatsAppClient
 from core.commands.migrate import redact_url
 from core.config import Settings
 from core.delivery.ack_watch import AckWatch
+from core.delivery.acks import Acks
 from core.delivery.engine import Engine
 from core.delivery.notifier import Notifier
 from core.delivery.receipts import Receipts
@@ -51,6 +52,7 @@ class Core:
     ack_watch: AckWatch
     receipts: Receipts
     store_health: StoreHealth
+    acks: Acks
 
 
 class CoreHooks:
@@ -69,15 +71,17 @@ class CoreHooks:
 
 
 class HeardEvents:
-    """The sender as the events route sees it, telling `Receipts` that events flow."""
+    """Acks and the sender as the events route sees them, telling `Receipts` that events
+    flow."""
 
-    def __init__(self, sender: Sender, receipts: Receipts) -> None:
+    def __init__(self, sender: Sender, acks: Acks, receipts: Receipts) -> None:
         self._sender = sender
+        self._acks = acks
         self._receipts = receipts
 
     async def apply_ack(self, whatsapp_id: str, ack: int) -> bool:
         self._receipts.heard()
-        return await self._sender.apply_ack(whatsapp_id, ack)
+        return await self._acks.apply_ack(whatsapp_id, ack)
 
     def session_changed(self, state: str, failure: SessionFailure | None = None) -> None:
         self._receipts.heard()
@@ -159,14 +163,16 @@ async def open_core(
             on_deliveries=sender.deliveries_queued,
             store_health=store_health,
         )
+        acks = Acks(store, clock, on_change=sender.reporter.mark)
+        sender.on_sent = acks.stored
         ack_watch = AckWatch(
-            store, clock, notifier, whatsapp, sender, after_s=settings.ACK_ALERT_AFTER_S
+            store, clock, notifier, whatsapp, acks, after_s=settings.ACK_ALERT_AFTER_S
         )
         receipts = Receipts(
             store,
             clock,
             whatsapp,
-            sender,
+            acks,
             sender,
             window_s=settings.ACK_RECONCILE_WINDOW_S,
         )
@@ -183,7 +189,7 @@ async def open_core(
         http = CoreHttp(
             store=store,
             engine=engine,
-            sender=HeardEvents(sender, receipts),
+            sender=HeardEvents(sender, acks, receipts),
             notifier=notifier,
             whatsapp=whatsapp,
             api_key=settings.WHATSAPP_API_KEY,
@@ -246,4 +252,5 @@ async def open_core(
             ack_watch=ack_watch,
             receipts=receipts,
             store_health=store_health,
+            acks=acks,
         )

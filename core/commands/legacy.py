@@ -37,6 +37,7 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from core.adapters.store import Store
+from core.delivery import states
 from core.domain.errors import AlreadyExists, DuplicateRun, InvalidInput, WaschedError
 from core.domain.models import (
     Contact,
@@ -497,16 +498,7 @@ async def _import_logs(
             status=status,
         )
         (delivery,) = await store.add_deliveries(run, [new], now=when)
-        stamps: dict[str, Any] = {"attempts": 1, "queued_at": when}
-        if status is DeliveryStatus.failed:
-            stamps.update(failed_at=when, last_error=error, error_code="legacy")
-        else:
-            stamps["sent_at"] = when
-            if status is DeliveryStatus.delivered:
-                stamps["delivered_at"] = when
-            if status is DeliveryStatus.read:
-                stamps.update(delivered_at=when, read_at=when)
-        await store.update_delivery(delivery.id, **stamps)
+        await store.apply(states.imported(delivery, status, at=when, error=error))
         await store.mark_run_fanned_out(run.id)
         report.deliveries += 1
 

@@ -7,8 +7,8 @@ min(60 s, ACK_ALERT_AFTER_S / 2) of the injected clock, one store query per pass
 per pass) and tells the owner of each run with such a delivery once; that is remembered in the
 store's key-value table, so a restart does not tell again. Messages of a told run that pass
 the threshold later (a paced run) only mark its card. Nothing is resent by itself: the
-owner may check again (the sidecar's current ack of each message, applied through the sender's
-ack path) or send a second copy, which may arrive twice and is their choice.
+owner may check again (the sidecar's current ack of each message, applied through the one
+ack path, `acks.Acks`) or send a second copy, which may arrive twice and is their choice.
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ class AckPort(Protocol):
 
 
 class AckSink(Protocol):
-    """Where an ack goes (`core.delivery.sender.Sender.apply_ack`, the one ack path)."""
+    """Where an ack goes (`core.delivery.acks.Acks.apply_ack`, the one ack path)."""
 
     async def apply_ack(self, whatsapp_id: str, ack: int) -> bool: ...
 
@@ -236,7 +236,7 @@ class AckWatch:
 
     async def check_again(self, run_id: int) -> Recheck:
         """Ask the sidecar for the current ack of each of the run's messages still only
-        `sent`, and apply each through the sender's ack path (never backwards)."""
+        `sent`, and apply each through the one ack path (never backwards)."""
         query = DeliveryFilter(run_id=run_id, order="oldest")
         pending = [
             d

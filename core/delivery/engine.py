@@ -42,7 +42,7 @@ from apscheduler.triggers.date import (  # type: ignore[import-untyped, unused-i
 from core.adapters.counters import observe_run_lateness
 from core.adapters.health import StoreHealth
 from core.adapters.store import Store
-from core.delivery import runs
+from core.delivery import runs, states
 from core.delivery.notifier import Notifier
 from core.domain.clock import Clock
 from core.domain.errors import DuplicateRun, ScheduleMoved, StoreNotWritable
@@ -504,8 +504,8 @@ class Engine:
         return run
 
     async def _fan_out_missed(self, schedule: Schedule, run: Run) -> list[Delivery]:
-        new, _ = await runs.render_deliveries(self.store, schedule, run)
-        missed = [d.model_copy(update={"status": DeliveryStatus.missed}) for d in new]
+        new = await runs.render_deliveries(self.store, schedule, run)
+        missed = [states.missed(d) for d in new]
         deliveries = await self.store.add_deliveries(run, missed, now=self.clock.now())
         await self.store.mark_run_fanned_out(run.id)
         return deliveries

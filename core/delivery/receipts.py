@@ -11,7 +11,7 @@ earlier process's) one pass asks for the current ack of every delivery `sent` or
 event, a pass asks only about the ones still `sent` (a recipient with read receipts off stays
 `delivered` for good: asking again every silence would cost a page call each time). Passes go
 `page` messages at a time with `pause_s` between pages, and apply each answer through the
-sender's one ack path, so run cards update too. At rest (nothing awaiting an ack) a pass is
+one ack path (`acks.Acks`), so run cards update too. At rest (nothing awaiting an ack) a pass is
 one store query and no request, and a silence needs twice as long before each next pass.
 
 The sidecar answering again after failed probes counts as a gap while the sender is paused
@@ -255,6 +255,6 @@ class Receipts:
             logger.info("receipts: passes work again")
             self._failing = False
         if asked:
-            # What moved is logged by the sender, one line per delivery.
+            # What moved is logged by `Acks`, one line per delivery.
             logger.debug("receipts: asked WhatsApp for the acks of %d messages", asked)
         return True

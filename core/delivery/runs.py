@@ -14,12 +14,12 @@ from datetime import UTC, datetime, timedelta
 
 from core.adapters.counters import observe_send_delay
 from core.adapters.store import Store
+from core.delivery import states
 from core.domain.clock import Clock
 from core.domain.errors import NotFound, WaschedError
 from core.domain.models import (
     Contact,
     Delivery,
-    DeliveryStatus,
     NewDelivery,
     Recipient,
     RecipientKind,
@@ -70,12 +70,9 @@ async def message_text(store: Store, schedule: Schedule) -> str:
     return schedule.text or ""
 
 
-async def render_deliveries(
-    store: Store, schedule: Schedule, run: Run
-) -> tuple[list[NewDelivery], dict[str, str]]:
-    """One `NewDelivery` per recipient, and the reason for each one that cannot be sent."""
+async def render_deliveries(store: Store, schedule: Schedule, run: Run) -> list[NewDelivery]:
+    """One `NewDelivery` per recipient; one that cannot be rendered is failed, with why."""
     contacts = await load_contacts(store, schedule.recipients)
-    errors: dict[str, str] = {}
     text: str | None = None
     template_error = ""
     try:
@@ -101,48 +98,28 @@ async def render_deliveries(
                 error = None
             except WaschedError as exc:
                 rendered, error = "", str(exc)
-        status = DeliveryStatus.queued
-        if error is not None:
-            status = DeliveryStatus.failed
-            errors[key] = error
-        new.append(
-            NewDelivery(
-                recipient=recipient.address,
-                recipient_name=name,
-                text=rendered,
-                idempotency_key=key,
-                status=status,
-            )
+        one = NewDelivery(
+            recipient=recipient.address,
+            recipient_name=name,
+            text=rendered,
+            idempotency_key=key,
         )
-    return new, errors
+        new.append(one if error is None else states.render_failed(one, error))
+    return new
 
 
 async def _fan_out(store: Store, clock: Clock, schedule: Schedule, run: Run) -> list[Delivery]:
-    new, errors = await render_deliveries(store, schedule, run)
-    now = clock.now()
-    deliveries = await store.add_deliveries(run, new, now=now)
-    if errors:
-        recorded: list[Delivery] = []
-        for delivery in deliveries:
-            error = errors.get(delivery.idempotency_key)
-            if error is not None and delivery.last_error is None:
-                logger.warning(
-                    "run %s (schedule %s): cannot render delivery %s: %s",
-                    run.id,
-                    run.schedule_id,
-                    delivery.id,
-                    error,
-                )
-                updated = await store.update_delivery(
-                    delivery.id,
-                    expected_status=DeliveryStatus.failed,
-                    last_error=error,
-                    error_code="render_failed",
-                    failed_at=delivery.failed_at or now,
-                )
-                delivery = updated or delivery
-            recorded.append(delivery)
-        deliveries = recorded
+    new = await render_deliveries(store, schedule, run)
+    deliveries = await store.add_deliveries(run, new, now=clock.now())
+    for one, delivery in zip(new, deliveries, strict=True):
+        if one.error_code == "render_failed" and delivery.error_code == "render_failed":
+            logger.warning(
+                "run %s (schedule %s): cannot render delivery %s: %s",
+                run.id,
+                run.schedule_id,
+                delivery.id,
+                one.last_error,
+            )
     await store.mark_run_fanned_out(run.id)
     return deliveries
 

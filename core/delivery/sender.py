@@ -17,9 +17,10 @@ it off) it keeps a bounded window of sends in flight, claimed and recorded in ba
   off to `probe_max_s` while the sidecar cannot be reached, and logs state changes, never a
   line per probe. A paused worker at rest costs one request per `probe_every_s`.
 
-Acks from the sidecar also land here (`apply_ack`), so every status change of a delivery and
-its report to the owner goes through one place; acks lost on the way are asked for by
-`receipts.Receipts`, which the sender tells (`on_gap`) when some may have been missed.
+Each status change is a transition of `core.delivery.states`, applied by the store. Acks go
+to `acks.Acks`, which the sender tells (`on_sent`) when a message id is stored; acks lost on
+the way are asked for by `receipts.Receipts`, which the sender tells (`on_gap`) when some may
+have been missed.
 """
 
 from __future__ import annotations
@@ -31,8 +32,7 @@ import os
 import random
 import socket
 from bisect import bisect_right
-from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -40,34 +40,18 @@ from typing import Any, Protocol
 from core.adapters.health import StoreHealth
 from core.adapters.store import SentRecord, Store
 from core.adapters.whatsapp import SentMessage, SessionHealth
+from core.delivery import states
 from core.delivery.notifier import Notifier
 from core.delivery.runs import RunDueTimes
 from core.domain.clock import Clock
 from core.domain.errors import StoreNotWritable, WhatsAppError, WhatsAppNotReady
-from core.domain.models import (
-    ACK_ORDER,
-    Delivery,
-    DeliveryFilter,
-    DeliveryStatus,
-    Media,
-)
-from core.domain.session import WORKING, SessionFailure, explain
+from core.domain.models import Delivery, DeliveryFilter, DeliveryStatus, Media
+from core.domain.session import WORKING, SessionFailure
 
 logger = logging.getLogger(__name__)
 
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
-
-NOT_LINKED = "WhatsApp is not linked or not connected; it goes out once it is."
-
-
-def hold_reason(state: str | None, failure: SessionFailure | None) -> str:
-    """What a held delivery says while the session is `state` (the owner reads it in /logs)."""
-    words = explain(state, failure) if state is not None else None
-    # None: not heard yet; working: the last state said WORKING, but a send was just refused.
-    if words is None or words.working:
-        return NOT_LINKED
-    return f"{words.reason} It goes out once WhatsApp works again."
 
 
 @dataclass(frozen=True)
@@ -80,11 +64,6 @@ class Pacing:
     gap_max_s: float
     # "hourly" or "daily" while that cap holds the next send back, else None.
     capped: str | None
-
-
-# Acks that arrive before the sender has stored the message id (the sidecar can be quicker
-# than our own write) wait here, at most this many.
-EARLY_ACKS_KEPT = 1000
 
 
 class SendPort(Protocol):
@@ -225,11 +204,13 @@ class Sender:
         # Without pacing, the next batch is claimed while the current one is on the wire.
         self._claimed_ahead: list[Delivery] = []
         self._media: dict[int, tuple[Media | None, datetime]] = {}
-        self._early_acks: OrderedDict[str, int] = OrderedDict()
         self.sent_count = 0
         # Told when acks may have been missed: the session works (again), the sidecar answers
         # again, or a send was a duplicate of an earlier process's (`Receipts`).
         self.on_gap: Callable[[], None] | None = None
+        # Told each WhatsApp message id once its delivery is recorded `sent` (`Acks.stored`:
+        # an ack that came before the record is applied now).
+        self.on_sent: Callable[[str], Awaitable[object]] | None = None
 
     # --- lifecycle -------------------------------------------------------------------
     async def start(self) -> None:
@@ -250,16 +231,7 @@ class Sender:
             if delivery.lease_owner != self.worker:
                 continue
             logger.info("sender: delivery %s was being sent when we stopped; again", delivery.id)
-            await self.store.update_delivery(
-                delivery.id,
-                expected_status=DeliveryStatus.sending,
-                worker=self.worker,
-                status=DeliveryStatus.queued,
-                queued_at=now,
-                next_attempt_at=now,
-                lease_owner=None,
-                lease_until=None,
-            )
+            await self.store.apply(states.release_now(delivery, worker=self.worker, now=now))
 
     async def stop(self, drain_s: float = 10.0) -> None:
         """Let the send in flight finish (up to `drain_s` seconds), then stop.
@@ -621,14 +593,7 @@ class Sender:
     async def _put_back_claimed_ahead(self) -> None:
         ahead, self._claimed_ahead = self._claimed_ahead, []
         for delivery in ahead:
-            await self.store.update_delivery(
-                delivery.id,
-                expected_status=DeliveryStatus.sending,
-                worker=self.worker,
-                status=DeliveryStatus.queued,
-                lease_owner=None,
-                lease_until=None,
-            )
+            await self.store.apply(states.release(delivery, worker=self.worker))
 
     async def _send_one(self, delivery: Delivery, media: Media | None) -> SentMessage | None:
         """Send one delivery; return what the sidecar said on success (recorded by the
@@ -667,14 +632,16 @@ class Sender:
         return sent
 
     async def _sent(self, sent: list[tuple[Delivery, SentMessage]]) -> None:
+        now = self.clock.now()
+        changes = [
+            states.sent(delivery, message.id, worker=self.worker, now=now)
+            for delivery, message in sent
+        ]
         moved = set(
             await self.store.record_sent(
-                [
-                    SentRecord(delivery.id, message.id, delivery.attempts + 1)
-                    for delivery, message in sent
-                ],
+                [SentRecord(c.delivery_id, c.whatsapp_id, c.attempts) for c in changes],
                 worker=self.worker,
-                now=self.clock.now(),
+                now=now,
             )
         )
         for delivery, message in sent:
@@ -699,35 +666,35 @@ class Sender:
             if message.duplicate:
                 # Sent by an earlier process, whose acks may have been lost with it.
                 self._missed_acks()
-            early = self._early_acks.pop(message.id, None)
-            if early is not None:
-                await self.apply_ack(message.id, early)
+            if self.on_sent is not None:
+                await self.on_sent(message.id)
 
     async def _failed_attempt(
         self, delivery: Delivery, exc: Exception, *, transient: bool
     ) -> None:
         now = self.clock.now()
-        attempts = delivery.attempts + 1
         code = exc.code if isinstance(exc, WhatsAppError) else "internal"
-        reason = str(exc) or type(exc).__name__
-        fields: dict[str, Any]
-        if transient and attempts < self.retry_max_attempts:
-            delay = self._backoff(attempts)
+        change = states.failed_attempt(
+            delivery,
+            worker=self.worker,
+            now=now,
+            reason=str(exc) or type(exc).__name__,
+            code=code,
+            transient=transient,
+            max_attempts=self.retry_max_attempts,
+            backoff=self._backoff,
+        )
+        if isinstance(change, states.RetryLater):
             logger.info(
                 "sender: delivery %s (schedule %s, run %s) attempt %d failed (%s); "
                 "retrying in %.0f s",
                 delivery.id,
                 delivery.schedule_id,
                 delivery.run_id,
-                attempts,
+                change.attempts,
                 code,
-                delay,
+                (change.next_attempt_at - now).total_seconds(),
             )
-            fields = {
-                "status": DeliveryStatus.queued,
-                "queued_at": now,
-                "next_attempt_at": now + timedelta(seconds=delay),
-            }
         else:
             logger.warning(
                 "sender: delivery %s (schedule %s, run %s) failed for good (%s)",
@@ -736,20 +703,7 @@ class Sender:
                 delivery.run_id,
                 code,
             )
-            if transient:
-                reason = f"{reason} Gave up after {attempts} attempts."
-            fields = {"status": DeliveryStatus.failed, "failed_at": now}
-        await self.store.update_delivery(
-            delivery.id,
-            expected_status=DeliveryStatus.sending,
-            worker=self.worker,
-            attempts=attempts,
-            last_error=reason,
-            error_code=code,
-            lease_owner=None,
-            lease_until=None,
-            **fields,
-        )
+        await self.store.apply(change)
         self.reporter.mark(delivery.run_id)
 
     async def _hold(self, delivery: Delivery, *, reason: str, code: str) -> None:
@@ -760,21 +714,15 @@ class Sender:
             delivery.run_id,
             code,
         )
-        await self.store.update_delivery(
-            delivery.id,
-            expected_status=DeliveryStatus.sending,
-            worker=self.worker,
-            status=DeliveryStatus.held,
-            held_at=self.clock.now(),
-            last_error=reason,
-            error_code=code,
-            lease_owner=None,
-            lease_until=None,
+        await self.store.apply(
+            states.hold(
+                delivery, worker=self.worker, now=self.clock.now(), reason=reason, code=code
+            )
         )
         self.reporter.mark(delivery.run_id)
 
     def _hold_reason(self) -> str:
-        return hold_reason(self._session_state, self._session_failure)
+        return states.hold_reason(self._session_state, self._session_failure)
 
     async def _hold_due(self, now: datetime) -> None:
         """While paused, move every due delivery to `held` so owners see why it waits."""
@@ -786,66 +734,7 @@ class Sender:
                 return
             await self._hold(delivery, reason=self._hold_reason(), code="not_ready")
 
-    # --- acks ------------------------------------------------------------------------
-    async def apply_ack(self, whatsapp_id: str, ack: int) -> bool:
-        """Move a delivery by a `message.ack` (1 sent, 2 delivered, 3/4 read, -1 failed),
-        never backwards. Return False when the message id is unknown (kept a while, in case
-        the sender has not stored it yet)."""
-        for _ in range(3):
-            delivery = await self.store.find_delivery_by_whatsapp_id(whatsapp_id)
-            if delivery is None:
-                self._early_acks[whatsapp_id] = max(ack, self._early_acks.get(whatsapp_id, ack))
-                while len(self._early_acks) > EARLY_ACKS_KEPT:
-                    self._early_acks.popitem(last=False)
-                return False
-            fields = _ack_fields(delivery, ack, self.clock.now())
-            if fields is None:
-                return True
-            updated = await self.store.update_delivery(
-                delivery.id, expected_status=delivery.status, **fields
-            )
-            if updated is not None:
-                logger.info(
-                    "sender: delivery %s (schedule %s, run %s) is %s (ack %s)",
-                    delivery.id,
-                    delivery.schedule_id,
-                    delivery.run_id,
-                    updated.status.value,
-                    ack,
-                )
-                self.reporter.mark(delivery.run_id)
-                return True
-        return True
-
     @property
     def next_probe_at(self) -> datetime | None:
         """When the paused worker asks /health next (None before it first sets it)."""
         return self._next_probe_at
-
-
-def _ack_fields(delivery: Delivery, ack: int, now: datetime) -> dict[str, Any] | None:
-    """The changes an ack makes to `delivery`, or None when it would move it backwards."""
-    if ack < 0:
-        if delivery.status is not DeliveryStatus.sent:
-            return None
-        return {
-            "status": DeliveryStatus.failed,
-            "failed_at": now,
-            "error_code": "ack_error",
-            "last_error": "WhatsApp reported an error delivering this message.",
-        }
-    target = {
-        1: DeliveryStatus.sent,
-        2: DeliveryStatus.delivered,
-        3: DeliveryStatus.read,
-        4: DeliveryStatus.read,
-    }.get(ack)
-    current = ACK_ORDER.get(delivery.status)
-    if target is None or current is None or ACK_ORDER[target] <= current:
-        return None
-    fields: dict[str, Any] = {"status": target}
-    if target is DeliveryStatus.delivered or delivery.delivered_at is None:
-        fields["delivered_at"] = now
-    if target is DeliveryStatus.read:
-        fields["read_at"] = now
-    return fields

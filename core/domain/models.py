@@ -188,6 +188,9 @@ class NewDelivery(Record):
     text: str
     idempotency_key: str
     status: DeliveryStatus = DeliveryStatus.queued
+    # Why it cannot be sent, for one stored `failed` at once (`core.delivery.states`).
+    last_error: str | None = None
+    error_code: str | None = None
 
 
 class DeliveryFilter(Record):

@@ -18,8 +18,10 @@ from zoneinfo import ZoneInfo
 
 from core import __version__
 from core.adapters.store import UNSET, Store
+from core.delivery import states
 from core.delivery.ack_watch import RESENT_KEY, Recheck
 from core.delivery.runs import idempotency_key, load_contacts, message_text, start_run
+from core.delivery.states import RETRYABLE
 from core.domain import when as when_lang
 from core.domain.clock import Clock
 from core.domain.errors import (
@@ -93,7 +95,6 @@ TIMEZONE_ASKED_KEY = "timezone_asked:{}"
 # Both stores keep ids as signed 64-bit integers (SQLite INTEGER, BSON int64): a larger id
 # names nothing, and must not reach a query, where it would raise OverflowError.
 MAX_ID = 2**63 - 1
-RETRYABLE = (DeliveryStatus.failed, DeliveryStatus.missed)
 _NAME_FORBIDDEN = re.compile(r"[,;|\n\r]")
 
 
@@ -532,26 +533,13 @@ class Scheduling:
         delivery = await self.store.get_delivery(delivery_id) if is_id(delivery_id) else None
         if delivery is None:
             raise NotFound(f"There is no delivery #{delivery_id}: see /logs.")
-        if delivery.status not in RETRYABLE:
+        change = states.retry(delivery, now=self.clock.now())
+        if change is None:
             raise InvalidState(
                 f"Delivery #{delivery_id} is {delivery.status.value}: only failed or missed "
                 "deliveries can be retried."
             )
-        now = self.clock.now()
-        updated = await self.store.update_delivery(
-            delivery_id,
-            expected_status=RETRYABLE,
-            status=DeliveryStatus.queued,
-            attempts=0,
-            last_error=None,
-            error_code=None,
-            next_attempt_at=now,
-            queued_at=now,
-            failed_at=None,
-            missed_at=None,
-            lease_owner=None,
-            lease_until=None,
-        )
+        updated = await self.store.apply(change)
         if updated is None:
             raise InvalidState(
                 f"Delivery #{delivery_id} changed meanwhile: see /logs for its status."

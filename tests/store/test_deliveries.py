@@ -7,6 +7,7 @@ import asyncio
 import pytest
 
 from core.adapters.store import SentRecord, Store
+from core.delivery import states
 from core.domain.models import Delivery, DeliveryFilter, DeliveryStatus, NewDelivery
 from tests.store.conftest import FERRETDB_NOT_ATOMIC, backend_of, expect_ferretdb_gap
 from tests.store.factories import (
@@ -403,3 +404,118 @@ async def test_list_deliveries_with_a_limit_of_zero_or_less_returns_nothing(stor
     await add_deliveries(store, 2, now=T0)
     assert await store.list_deliveries(DeliveryFilter(limit=0)) == []
     assert await store.list_deliveries(DeliveryFilter(limit=-1)) == []
+
+
+async def test_apply_writes_a_change_while_its_status_and_worker_hold(store: Store) -> None:
+    (delivery,) = await add_deliveries(store, 1, now=T0 - minutes(1))
+    claimed = await store.claim_delivery(now=T0, lease_s=LEASE_S, worker="w1")
+    assert claimed is not None and claimed.id == delivery.id
+    reason = "WhatsApp is not linked."
+    held = await store.apply(
+        states.hold(claimed, worker="w1", now=T0 + minutes(1), reason=reason, code="not_ready")
+    )
+    assert held is not None
+    assert (held.status, held.held_at, held.last_error, held.error_code) == (
+        DeliveryStatus.held,
+        T0 + minutes(1),
+        reason,
+        "not_ready",
+    )
+    assert (held.lease_owner, held.lease_until, held.attempts) == (None, None, 0)
+    # Fields the change does not write are left as they were.
+    assert (held.sending_at, held.next_attempt_at) == (claimed.sending_at, claimed.next_attempt_at)
+    assert await store.get_delivery(delivery.id) == held
+
+
+async def test_apply_refuses_a_change_when_the_status_moved_on(store: Store) -> None:
+    (delivery,) = await add_deliveries(store, 1, now=T0 - minutes(1))
+    claimed = await store.claim_delivery(now=T0, lease_s=LEASE_S, worker="w1")
+    assert claimed is not None
+    released = await store.apply(states.release(claimed, worker="w1"))
+    assert released is not None and released.status is DeliveryStatus.queued
+    # Another change built from the `sending` delivery expects `sending`: it no longer holds.
+    hold = states.hold(claimed, worker="w1", now=T0, reason="Not linked.", code="not_ready")
+    assert await store.apply(hold) is None
+    assert await store.apply(states.sent(claimed, "wa-1", worker="w1", now=T0)) is None
+    assert await store.get_delivery(delivery.id) == released
+    # An ack expects the status it was read in: one built from an older read is refused.
+    await store.update_delivery(delivery.id, status=DeliveryStatus.sent, whatsapp_id="wa-1")
+    as_sent = await store.get_delivery(delivery.id)
+    assert as_sent is not None
+    delivered = states.ack(as_sent, 2, now=T0 + minutes(1))
+    read = states.ack(as_sent, 3, now=T0 + minutes(2))
+    assert delivered is not None and read is not None
+    assert (await store.apply(delivered) or as_sent).status is DeliveryStatus.delivered
+    assert await store.apply(read) is None
+    assert (await store.get_delivery(delivery.id) or as_sent).status is DeliveryStatus.delivered
+
+
+async def test_apply_refuses_a_change_when_another_worker_took_the_lease(store: Store) -> None:
+    (delivery,) = await add_deliveries(store, 1, now=T0 - minutes(1))
+    first = await store.claim_delivery(now=T0, lease_s=LEASE_S, worker="w1")
+    assert first is not None
+    # w1's lease ended (its process hangs); w2 takes the delivery over.
+    second = await store.claim_delivery(now=T0 + minutes(2), lease_s=LEASE_S, worker="w2")
+    assert second is not None and second.id == delivery.id
+    late = states.release_now(first, worker="w1", now=T0 + minutes(3))
+    assert await store.apply(late) is None
+    assert await store.get_delivery(delivery.id) == second
+    # The lease holder's own change is written.
+    taken_back = await store.apply(states.release_now(second, worker="w2", now=T0 + minutes(3)))
+    assert taken_back is not None
+    assert (taken_back.status, taken_back.lease_owner, taken_back.next_attempt_at) == (
+        DeliveryStatus.queued,
+        None,
+        T0 + minutes(3),
+    )
+
+
+async def test_apply_to_a_delivery_that_does_not_exist_returns_none(store: Store) -> None:
+    (delivery,) = await add_deliveries(store, 1, now=T0)
+    gone = delivery.model_copy(update={"id": delivery.id + 100, "status": DeliveryStatus.failed})
+    retry = states.retry(gone, now=T0)
+    assert retry is not None
+    assert await store.apply(retry) is None
+    assert await store.apply(states.release(gone, worker="w1")) is None
+
+
+async def test_apply_queues_a_failed_delivery_again_from_scratch(store: Store) -> None:
+    run = await add_run(store)
+    (new,) = new_deliveries(run, 1)
+    (failed,) = await store.add_deliveries(
+        run, [states.render_failed(new, "There is no {city} for Person 0.")], now=T0
+    )
+    retry = states.retry(failed, now=T0 + minutes(5))
+    assert retry is not None
+    queued = await store.apply(retry)
+    assert queued is not None
+    assert (queued.status, queued.attempts, queued.last_error, queued.error_code) == (
+        DeliveryStatus.queued,
+        0,
+        None,
+        None,
+    )
+    assert (queued.failed_at, queued.queued_at, queued.next_attempt_at) == (
+        None,
+        T0 + minutes(5),
+        T0 + minutes(5),
+    )
+    # Retried once: a second retry built from the failed delivery is refused.
+    assert await store.apply(retry) is None
+
+
+async def test_add_deliveries_stores_a_failed_delivery_with_its_reason(store: Store) -> None:
+    run = await add_run(store)
+    ok, bad = new_deliveries(run, 2)
+    stored = await store.add_deliveries(
+        run, [ok, states.render_failed(bad, "There is no {city} for Person 1.")], now=T0
+    )
+    assert [(d.status, d.last_error, d.error_code) for d in stored] == [
+        (DeliveryStatus.queued, None, None),
+        (DeliveryStatus.failed, "There is no {city} for Person 1.", "render_failed"),
+    ]
+    assert (stored[1].failed_at, stored[1].queued_at, stored[1].text) == (T0, None, "")
+    assert await store.get_delivery(stored[1].id) == stored[1]
+    # Inserted again (a fan-out completed after a crash), the stored one is returned as it is.
+    again = await store.add_deliveries(run, [ok, bad], now=T0 + minutes(1))
+    assert again == stored

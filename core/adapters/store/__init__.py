@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, NamedTuple, Protocol
 
+from core.delivery.states import DeliveryChange
 from core.domain.models import (
     Contact,
     Delivery,
@@ -249,7 +250,8 @@ class Store(Protocol):
     ) -> Delivery | None:
         """Set `fields` (names of `Delivery` attributes) if the delivery is in
         `expected_status` (when given) and, when `worker` is given, still leased by it.
-        Return the updated delivery, or None when the condition did not hold."""
+        Return the updated delivery, or None when the condition did not hold. Core changes
+        a delivery's state only through `apply`; this is for `apply` and for tests' set-up."""
 
     async def release_held(self, *, now: datetime) -> int:
         """Move every `held` delivery back to `queued`, due now. Return how many."""
@@ -291,6 +293,12 @@ class Store(Protocol):
     async def check_writes(self) -> None:
         """Write one small record; raise `StoreError` (what failed, what to do) when the
         database does not take writes (read-only, disk full, locked)."""
+
+    # delivery states -----------------------------------------------------------------
+    async def apply(self, change: DeliveryChange) -> Delivery | None:
+        """Write `change` (`core.delivery.states`) if the delivery is still in one of
+        `change.expected` and, when `change.worker` is given, still leased by it. Return the
+        changed delivery, or None when the delivery moved on (or does not exist)."""
 
 
 async def open_store(database_url: str) -> Store:

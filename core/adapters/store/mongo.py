@@ -44,6 +44,7 @@ from core.adapters.store._records import (
 from core.adapters.store._records import (
     now as _now,
 )
+from core.delivery.states import DeliveryChange
 from core.domain.errors import (
     AlreadyExists,
     ConfigError,
@@ -714,6 +715,8 @@ class MongoStore:
                     text=new.text,
                     idempotency_key=new.idempotency_key,
                     status=status,
+                    last_error=new.last_error,
+                    error_code=new.error_code,
                     next_attempt_at=at,
                     created_at=at,
                     **{f"{status.value}_at": at},
@@ -1096,3 +1099,11 @@ class MongoStore:
                 "check that the server runs with free disk space, is the primary, and that "
                 "the user in DATABASE_URL may write",
             ) from exc
+
+    async def apply(self, change: DeliveryChange) -> Delivery | None:
+        return await self.update_delivery(
+            change.delivery_id,
+            expected_status=change.expected,
+            worker=change.worker,
+            **change.fields(),
+        )

@@ -43,6 +43,7 @@ from core.adapters.store._records import (
 from core.adapters.store._records import (
     now as _now,
 )
+from core.delivery.states import DeliveryChange
 from core.domain.errors import (
     AlreadyExists,
     ConfigError,
@@ -810,6 +811,8 @@ class SQLiteStore:
             "text",
             "idempotency_key",
             "status",
+            "last_error",
+            "error_code",
             "next_attempt_at",
             "created_at",
             *statuses,
@@ -828,6 +831,8 @@ class SQLiteStore:
                     new.text,
                     new.idempotency_key,
                     status.value,
+                    new.last_error,
+                    new.error_code,
                     at,
                     at,
                     *stamps,
@@ -1094,6 +1099,14 @@ class SQLiteStore:
 
     async def check_writes(self) -> None:
         await _check_writes(self)
+
+    async def apply(self, change: DeliveryChange) -> Delivery | None:
+        return await self.update_delivery(
+            change.delivery_id,
+            expected_status=change.expected,
+            worker=change.worker,
+            **change.fields(),
+        )
 
 
 def _statements(script: str) -> list[str]:
