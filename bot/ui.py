@@ -45,7 +45,7 @@ from core.domain.models import (
 from core.domain.recipients import Choice, address_label, distinct_labels, label, typed_key
 from core.domain.session import Remedy, SessionWords
 from core.domain.when import describe, format_local
-from core.services.scheduling import Group, Preview, Status
+from core.services import Group, Preview, Status
 
 TELEGRAM_TEXT_LIMIT = 4096
 TELEGRAM_CAPTION_LIMIT = 1024

@@ -16,16 +16,16 @@ from bot import ui
 from bot.notifier import TelegramNotifier
 from core.domain.errors import WhatsAppError
 from core.domain.session import SCAN_QR_CODE, WORKING, Remedy
-from core.services.scheduling import Scheduling
+from core.services import WhatsApp
 
 router = Router(name=__name__)
 
 
 @router.message(Command("link"))
 async def link(
-    message: Message, command: CommandObject, service: Scheduling, notifier: TelegramNotifier
+    message: Message, command: CommandObject, whatsapp: WhatsApp, notifier: TelegramNotifier
 ) -> None:
-    status = await service.status()
+    status = await whatsapp.status()
     if status.whatsapp_state == WORKING:
         who = " ".join(p for p in (status.whatsapp_name, status.whatsapp_number) if p)
         await message.answer(f"WhatsApp is linked already{f' as {escape(who)}' if who else ''}.")
@@ -37,7 +37,7 @@ async def link(
         await message.answer(ui.link_answer(words))
         return
     if command.args:
-        code = await service.pairing_code(command.args)
+        code = await whatsapp.pairing_code(command.args)
         await message.answer(
             f"Your pairing code: <code>{escape(code)}</code>\nOn your phone: WhatsApp → "
             "Settings → Linked devices → Link a device → Link with phone number instead, "
@@ -46,7 +46,7 @@ async def link(
         notifier.watch_link(message.chat.id, None)
         return
     try:
-        qr = await service.link_qr()
+        qr = await whatsapp.link_qr()
     except WhatsAppError:
         # Between two QR codes (or just linked): the next one, or the news, follows.
         notifier.watch_link(message.chat.id, None)

@@ -8,7 +8,7 @@ from aiogram.types import Message, User
 
 from bot import ui
 from core.adapters.health import StoreHealth
-from core.services.scheduling import Scheduling
+from core.services import Users, WhatsApp
 
 router = Router(name=__name__)
 
@@ -16,12 +16,13 @@ router = Router(name=__name__)
 @router.message(Command("status"))
 async def status(
     message: Message,
-    service: Scheduling,
+    users: Users,
+    whatsapp: WhatsApp,
     event_from_user: User,
     store_health: StoreHealth | None = None,
 ) -> None:
-    timezone = await service.timezone_of(event_from_user.id)
-    text = ui.status_text(await service.status(), timezone)
+    timezone = await users.timezone_of(event_from_user.id)
+    text = ui.status_text(await whatsapp.status(), timezone)
     if store_health is not None:
         state = await store_health.check()
         text += "\n" + ui.database_line(state.value, store_health.reason)

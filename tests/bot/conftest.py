@@ -31,7 +31,7 @@ from core.config import Settings
 from core.domain.clock import FakeClock
 from core.domain.errors import WhatsAppError, WhatsAppNotReady
 from core.domain.session import SessionFailure
-from core.services.scheduling import Scheduling
+from core.services import Services
 from tests.fakes.telegram import ChatMessage, FakeTelegram
 
 # Saturday 28 November 2026, 10:00 UTC.
@@ -102,7 +102,7 @@ class Harness:
     telegram: FakeTelegram
     dispatcher: Dispatcher
     bot: Bot
-    service: Scheduling
+    service: Services
     notifier: TelegramNotifier
     access: Access
     whatsapp: FakeWhatsApp
@@ -114,7 +114,7 @@ class Harness:
             await self.dispatcher.feed_raw_update(
                 self.bot,
                 update,
-                service=self.service,
+                **self.service.by_name(),
                 notifier=self.notifier,
                 access=self.access,
             )
@@ -196,12 +196,12 @@ async def harness(
     telegram: FakeTelegram, app_bot: Bot, store: Store, whatsapp: FakeWhatsApp, clock: FakeClock
 ) -> AsyncIterator[Harness]:
     bot = app_bot
-    service = Scheduling(store, clock, default_timezone="Europe/Berlin", whatsapp=whatsapp)
+    service = Services(store, clock, default_timezone="Europe/Berlin", whatsapp=whatsapp)
     notifier = TelegramNotifier(bot, admin_ids={ADMIN, OTHER_ADMIN}, pace_s=0)
-    access = Access({ADMIN, OTHER_ADMIN}, store)
+    access = Access({ADMIN, OTHER_ADMIN}, service.users)
     await access.prepare()
     notifier.set_audience(access.members)
-    notifier.remember_in(store)
+    notifier.remember_in(service.memory)
     dispatcher = build_dispatcher(access)
     async with notifier.outbox.running(drain_s=2):
         yield Harness(telegram, dispatcher, bot, service, notifier, access, whatsapp, store, clock)

@@ -50,7 +50,7 @@ class World:
             await self.dispatcher.feed_raw_update(
                 self.bot,
                 update,
-                service=self.core.service,
+                **self.core.services.by_name(),
                 notifier=self.notifier,
                 access=self.access,
             )
@@ -79,11 +79,11 @@ class World:
         return run
 
     async def run_now(self) -> Run:
-        await self.core.service.add_contact("Anna", ANNA)
-        schedule = await self.core.service.create_schedule(
+        await self.core.services.contacts.add_contact("Anna", ANNA)
+        schedule = await self.core.services.schedules.create_schedule(
             ADMIN, recipients=f"Anna, {BEN}", when="every day at 9:00", text="Hi!"
         )
-        run, _ = await self.core.service.run_now(schedule.id)
+        run, _ = await self.core.services.runs.run_now(schedule.owner_id, schedule.id)
         return run
 
     async def passes(self, count: int) -> None:
@@ -134,10 +134,10 @@ async def world(
             open_core(settings, notifier=notifier, clock=clock) as core,
         ):
             sidecar.events_url = f"{core.url}/whatsapp/events"
-            access = Access({ADMIN}, core.store)
+            access = Access({ADMIN}, core.services.users)
             await access.prepare()
             notifier.set_audience(access.members)
-            notifier.remember_in(core.store)
+            notifier.remember_in(core.services.memory)
             dispatcher = build_dispatcher(access)
             yield World(telegram, app_bot, dispatcher, core, notifier, access, sidecar, clock)
     finally:

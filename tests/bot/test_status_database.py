@@ -18,7 +18,7 @@ async def ask_status(harness: Harness, health: StoreHealth) -> str:
         await harness.dispatcher.feed_raw_update(
             harness.bot,
             update,
-            service=harness.service,
+            **harness.service.by_name(),
             notifier=harness.notifier,
             access=harness.access,
             store_health=health,

@@ -48,7 +48,7 @@ class Wired:
             await self.dispatcher.feed_raw_update(
                 self.bot,
                 update,
-                service=self.core.service,
+                **self.core.services.by_name(),
                 notifier=self.notifier,
                 access=self.access,
             )
@@ -101,7 +101,7 @@ async def wired(telegram: FakeTelegram, app_bot: Bot, tmp_path: Any) -> AsyncIte
             open_core(settings, notifier=notifier, clock=FakeClock(START)) as core,
         ):
             sidecar.events_url = f"{core.url}/whatsapp/events"
-            access = Access({ADMIN, OTHER_ADMIN}, core.store)
+            access = Access({ADMIN, OTHER_ADMIN}, core.services.users)
             await access.prepare()
             notifier.set_audience(access.members)
             yield Wired(

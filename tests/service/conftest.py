@@ -15,7 +15,7 @@ from core.adapters.store import Store
 from core.domain.clock import FakeClock
 from core.domain.errors import WhatsAppError, WhatsAppNotReady
 from core.domain.session import SessionFailure
-from core.services.scheduling import Scheduling
+from core.services import Services
 from tests.store.conftest import BACKENDS, open_backend
 
 # Saturday 28 November 2026, 10:00 UTC (11:00 in Berlin).
@@ -148,8 +148,8 @@ def whatsapp() -> FakeWhatsApp:
 @pytest.fixture
 def service(
     store: Store, clock: FakeClock, hooks: RecordingHooks, whatsapp: FakeWhatsApp
-) -> Scheduling:
-    return Scheduling(
+) -> Services:
+    return Services(
         store,
         clock,
         default_timezone="Europe/Berlin",
