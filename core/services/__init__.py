@@ -24,7 +24,13 @@ from core.services._shared import MAX_ID, is_id
 from core.services.contacts import Contacts
 from core.services.logs import MAX_LOG_LIMIT, Logs
 from core.services.memory import Memory
-from core.services.ports import EngineHooks, SchedulerInfo, UnackedWatch, WhatsAppPort
+from core.services.ports import (
+    EngineHooks,
+    NoEngine,
+    SchedulerInfo,
+    UnackedWatch,
+    WhatsAppPort,
+)
 from core.services.runs import RETRYABLE, Runs
 from core.services.schedules import PREVIEW_COUNT, Draft, FireTime, Preview, Schedules
 from core.services.templates import Templates
@@ -72,14 +78,16 @@ class Services:
         scheduler: SchedulerInfo | None = None,
         unacked: UnackedWatch | None = None,
     ) -> None:
+        hooks = hooks or NoEngine()
         self.clock = clock
         self.users = Users(store, default_timezone=default_timezone)
-        self.schedules = Schedules(store, clock, self.users, hooks=hooks, whatsapp=whatsapp)
-        self.runs = Runs(store, clock, self.schedules, hooks=hooks, unacked=unacked)
+        groups = whatsapp.groups if whatsapp is not None else None
+        self.schedules = Schedules(store, clock, self.users, hooks, groups)
+        self.runs = Runs(store, self.schedules, hooks, unacked)
         self.logs = Logs(store, self.schedules)
         self.contacts = Contacts(store)
         self.templates = Templates(store)
-        self.whatsapp = WhatsApp(store, whatsapp=whatsapp, scheduler=scheduler)
+        self.whatsapp = WhatsApp(store, whatsapp, scheduler)
         self.memory = Memory(store)
 
     def by_name(self) -> dict[str, Any]:

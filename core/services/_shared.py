@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
 from core.domain.errors import InvalidInput, InvalidRecipient, NotFound, WhatsAppUnavailable
+from core.domain.models import Delivery, Recipient, RecipientKind
 from core.domain.recipients import PHONE_EXAMPLE, parse_phone
 from core.services.ports import WhatsAppPort
 
@@ -88,3 +89,13 @@ def whatsapp_number(raw: str) -> str | None:
         return parse_phone("+" + digits)
     except InvalidRecipient:
         return None
+
+
+def recipient_of(delivery: Delivery) -> Recipient:
+    """The recipient a delivery went to, as far as its idempotency key needs it."""
+    group = delivery.recipient.endswith("@g.us")
+    return Recipient(
+        kind=RecipientKind.group if group else RecipientKind.phone,
+        address=delivery.recipient,
+        name=delivery.recipient_name,
+    )

@@ -55,14 +55,13 @@ class Logs:
         limit: int | None,
         order: Literal["newest", "oldest"],
     ) -> list[Delivery]:
-        """The deliveries asked for. A schedule id that names neither a schedule of the owner
-        nor anything in their logs is `NotFound`, as someone else's is; an id beyond the
-        store's range names nothing and is not looked up."""
+        """The deliveries asked for. An owner asking for one schedule's gets `NotFound` unless
+        it is theirs and still there; without an owner (every owner's logs) a deleted
+        schedule's deliveries are listed too. An id beyond the store's range names nothing."""
         if schedule_id is not None and not is_id(schedule_id):
             return []
-        deliveries = await self._store.list_deliveries(
+        if schedule_id is not None and owner_id is not None:
+            await self._schedules.get_schedule(owner_id, schedule_id)
+        return await self._store.list_deliveries(
             DeliveryFilter(schedule_id=schedule_id, owner_id=owner_id, limit=limit, order=order)
         )
-        if schedule_id is not None and owner_id is not None and not deliveries:
-            await self._schedules.get_schedule(owner_id, schedule_id)
-        return deliveries

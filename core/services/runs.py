@@ -12,20 +12,17 @@ import logging
 from core.adapters.store import Store
 from core.delivery.ack_watch import RESENT_KEY, Recheck
 from core.delivery.runs import idempotency_key, start_run
-from core.domain.clock import Clock
 from core.domain.errors import InvalidState, NotFound
 from core.domain.models import (
     Delivery,
     DeliveryFilter,
     DeliveryStatus,
     NewDelivery,
-    Recipient,
-    RecipientKind,
     Run,
     RunTrigger,
 )
-from core.services._shared import is_id, no_run, stored
-from core.services.ports import EngineHooks, NoEngine, UnackedWatch
+from core.services._shared import is_id, no_run, recipient_of, stored
+from core.services.ports import EngineHooks, UnackedWatch
 from core.services.schedules import Schedules
 
 logger = logging.getLogger(__name__)
@@ -37,19 +34,10 @@ class Runs:
     """Runs and deliveries as the bot offers them, each checked against the acting owner."""
 
     def __init__(
-        self,
-        store: Store,
-        clock: Clock,
-        schedules: Schedules,
-        *,
-        hooks: EngineHooks | None = None,
-        unacked: UnackedWatch | None = None,
+        self, store: Store, schedules: Schedules, hooks: EngineHooks, watch: UnackedWatch | None
     ) -> None:
-        self.store = store
-        self.clock = clock
-        self._schedules = schedules
-        self.hooks: EngineHooks = hooks or NoEngine()
-        self._watch = unacked
+        self.store, self.clock, self.hooks = store, schedules.clock, hooks
+        self._schedules, self._watch = schedules, watch
 
     async def run_now(self, owner_id: int, schedule_id: int) -> tuple[Run, list[Delivery]]:
         """Send a schedule at once as a manual run (paused and done schedules too)."""
@@ -178,7 +166,7 @@ class Runs:
                 recipient=d.recipient,
                 recipient_name=d.recipient_name,
                 text=d.text,
-                idempotency_key=idempotency_key(copy, _recipient_of(d)),
+                idempotency_key=idempotency_key(copy, recipient_of(d)),
             )
             for d in again
         ]
@@ -193,13 +181,3 @@ class Runs:
         if self._watch is None:
             raise InvalidState("Checking messages with WhatsApp is not available here.")
         return self._watch
-
-
-def _recipient_of(delivery: Delivery) -> Recipient:
-    """The recipient a delivery went to, as far as its idempotency key needs it."""
-    group = delivery.recipient.endswith("@g.us")
-    return Recipient(
-        kind=RecipientKind.group if group else RecipientKind.phone,
-        address=delivery.recipient,
-        name=delivery.recipient_name,
-    )

@@ -54,7 +54,7 @@ from core.domain.render import (
     template_variables,
 )
 from core.services._shared import braced, no_schedule, stored
-from core.services.ports import EngineHooks, NoEngine, WhatsAppPort
+from core.services.ports import EngineHooks
 from core.services.users import Users
 
 logger = logging.getLogger(__name__)
@@ -111,15 +111,11 @@ class Schedules:
         store: Store,
         clock: Clock,
         users: Users,
-        *,
-        hooks: EngineHooks | None = None,
-        whatsapp: WhatsAppPort | None = None,
+        hooks: EngineHooks,
+        groups: GroupSource | None,
     ) -> None:
-        self._store = store
-        self.clock = clock
-        self._users = users
-        self._hooks: EngineHooks = hooks or NoEngine()
-        self._whatsapp = whatsapp
+        self._store, self.clock, self._users = store, clock, users
+        self._hooks, self._groups = hooks, groups
 
     async def check_draft_message(
         self,
@@ -490,22 +486,19 @@ class Schedules:
     async def resolve_recipients(self, text: str) -> list[Recipient | Choice]:
         """Typed recipients, with a `Choice` for each name that matches several contacts or
         groups (the bot asks which); refuses what matches nothing, saying what to type."""
-        return await resolve_recipients(text, self._store, self._group_source())
+        return await resolve_recipients(text, self._store, self._groups)
 
     async def _recipients(self, recipients: str | Sequence[Recipient]) -> list[Recipient]:
         """Typed recipients parsed (a name that matches several is refused, naming them),
         or recipients resolved earlier, kept once each."""
         if isinstance(recipients, str):
-            return await parse_recipients(recipients, self._store, self._group_source())
+            return await parse_recipients(recipients, self._store, self._groups)
         if not recipients:
             raise InvalidRecipient(
                 f"Name at least one recipient: a number such as {PHONE_EXAMPLE}, a saved "
                 "contact's name (see /contacts), or a group's name (see /groups)."
             )
         return dedupe(recipients)
-
-    def _group_source(self) -> GroupSource | None:
-        return self._whatsapp.groups if self._whatsapp is not None else None
 
     async def schedules_in_other_zones(self, owner_id: int, zone: str) -> list[Schedule]:
         """The owner's active and paused schedules that read their times in another zone."""

@@ -72,15 +72,9 @@ class WhatsApp:
     """The linked WhatsApp account, as the bot offers it."""
 
     def __init__(
-        self,
-        store: Store,
-        *,
-        whatsapp: WhatsAppPort | None = None,
-        scheduler: SchedulerInfo | None = None,
+        self, store: Store, sidecar: WhatsAppPort | None, scheduler: SchedulerInfo | None
     ) -> None:
-        self._store = store
-        self._whatsapp = whatsapp
-        self._scheduler = scheduler
+        self._store, self._whatsapp, self._scheduler = store, sidecar, scheduler
 
     async def groups(self) -> list[Group]:
         """The WhatsApp groups of the linked account, by name."""

@@ -95,6 +95,19 @@ class FakeWhatsApp:
         return self.group_list
 
 
+async def feed_updates(
+    telegram: FakeTelegram,
+    dispatcher: Dispatcher,
+    bot: Bot,
+    services: Services,
+    **more: object,
+) -> None:
+    """Every update the fake Telegram holds, through the dispatcher, with the services by
+    name as `wasched run` passes them and `more` (the notifier, access...)."""
+    for update in telegram.take_updates():
+        await dispatcher.feed_raw_update(bot, update, **services.by_name(), **more)
+
+
 @dataclass
 class Harness:
     """The bot as a person meets it: `say` / `press` go through the real dispatcher."""
@@ -110,14 +123,14 @@ class Harness:
     clock: FakeClock
 
     async def flush(self) -> None:
-        for update in self.telegram.take_updates():
-            await self.dispatcher.feed_raw_update(
-                self.bot,
-                update,
-                **self.service.by_name(),
-                notifier=self.notifier,
-                access=self.access,
-            )
+        await feed_updates(
+            self.telegram,
+            self.dispatcher,
+            self.bot,
+            self.service,
+            notifier=self.notifier,
+            access=self.access,
+        )
         broken = [e for e in self.telegram.events if "on wasched's side" in e.text]
         assert not broken, "a handler crashed; see the log"
 

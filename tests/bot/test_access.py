@@ -82,3 +82,16 @@ async def test_first_run_code_makes_the_first_sender_owner_once(harness: Harness
     other = await harness.ask(f"/start {code}", "private", user=ADMIN)
     assert str(ADMIN) in other.text
     assert await Access(set(), harness.service.users).prepare() is None
+
+
+async def test_typed_commands_naming_another_owners_schedule_are_no_such_schedule(
+    harness: Harness,
+) -> None:
+    await harness.say("/schedule +4915123456789 | tomorrow 9:00 | theirs", user=OTHER_ADMIN)
+    [theirs] = await harness.service.schedules.list_schedules()
+    await harness.service.runs.run_now(OTHER_ADMIN, theirs.id)
+    for command in ("pause", "resume", "delete", "preview", "edit", "logs", "export"):
+        reply = await harness.ask(f"/{command} {theirs.id}", f"no schedule #{theirs.id}")
+        assert "/list" in reply.text, command
+    assert await harness.service.schedules.list_schedules() == [theirs]
+    assert len(await harness.store.list_runs()) == 1  # theirs, run by them

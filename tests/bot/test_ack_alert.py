@@ -22,7 +22,7 @@ from bot.notifier import TelegramNotifier
 from core.app import Core, open_core
 from core.domain.clock import FakeClock
 from core.domain.models import Delivery, DeliveryFilter, DeliveryStatus, Run, RunTrigger
-from tests.bot.conftest import ADMIN, START
+from tests.bot.conftest import ADMIN, START, feed_updates
 from tests.engine.conftest import eventually, settings_for
 from tests.engine.test_ack_watch import passed
 from tests.fakes.sidecar import FakeSidecar
@@ -46,14 +46,8 @@ class World:
     clock: FakeClock
 
     async def flush(self) -> None:
-        for update in self.telegram.take_updates():
-            await self.dispatcher.feed_raw_update(
-                self.bot,
-                update,
-                **self.core.services.by_name(),
-                notifier=self.notifier,
-                access=self.access,
-            )
+        wired = {"notifier": self.notifier, "access": self.access}
+        await feed_updates(self.telegram, self.dispatcher, self.bot, self.core.services, **wired)
 
     async def press(self, message: ChatMessage, button: str) -> str:
         query_id = await self.telegram.press(ADMIN, message, button)

@@ -7,22 +7,22 @@ from pathlib import Path
 
 from core.adapters.health import StoreHealth
 from core.adapters.store.sqlite import SQLiteStore
-from tests.bot.conftest import ADMIN, Harness
+from tests.bot.conftest import ADMIN, Harness, feed_updates
 from tests.engine.disk import read_only
 
 
 async def ask_status(harness: Harness, health: StoreHealth) -> str:
     since = harness.telegram.cursor()
     await harness.telegram.send(ADMIN, "/status")
-    for update in harness.telegram.take_updates():
-        await harness.dispatcher.feed_raw_update(
-            harness.bot,
-            update,
-            **harness.service.by_name(),
-            notifier=harness.notifier,
-            access=harness.access,
-            store_health=health,
-        )
+    await feed_updates(
+        harness.telegram,
+        harness.dispatcher,
+        harness.bot,
+        harness.service,
+        notifier=harness.notifier,
+        access=harness.access,
+        store_health=health,
+    )
     return (await harness.telegram.reply(ADMIN, "wasched status", since=since, within=5)).text
 
 

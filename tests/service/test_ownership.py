@@ -9,7 +9,6 @@ import pytest
 
 from core.adapters.store import Store
 from core.delivery.ack_watch import Recheck
-from core.domain.clock import FakeClock
 from core.domain.errors import NotFound
 from core.domain.models import (
     Delivery,
@@ -21,7 +20,7 @@ from core.domain.models import (
 )
 from core.services import Services
 
-from .conftest import OWNER, FakeWhatsApp, RecordingHooks
+from .conftest import OWNER, RecordingHooks
 
 STRANGER = OWNER + 1
 MISSING = 4242
@@ -50,21 +49,9 @@ def watch() -> WatchAsked:
 
 
 @pytest.fixture
-def service(
-    store: Store,
-    clock: FakeClock,
-    hooks: RecordingHooks,
-    whatsapp: FakeWhatsApp,
-    watch: WatchAsked,
-) -> Services:
-    return Services(
-        store,
-        clock,
-        default_timezone="Europe/Berlin",
-        hooks=hooks,
-        whatsapp=whatsapp,
-        unacked=watch,
-    )
+def unacked(watch: WatchAsked) -> WatchAsked:
+    """The service fixture (conftest) with this watch behind Check again / Send again."""
+    return watch
 
 
 async def owners_run(service: Services, store: Store) -> tuple[Schedule, Run, Delivery]:
