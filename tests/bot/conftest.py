@@ -122,15 +122,13 @@ class Harness:
     store: Store
     clock: FakeClock
 
+    async def feed(self, **more: object) -> None:
+        """The updates waiting, handled with what `wasched run` passes, and `more`."""
+        wired = {"notifier": self.notifier, "access": self.access, **more}
+        await feed_updates(self.telegram, self.dispatcher, self.bot, self.service, **wired)
+
     async def flush(self) -> None:
-        await feed_updates(
-            self.telegram,
-            self.dispatcher,
-            self.bot,
-            self.service,
-            notifier=self.notifier,
-            access=self.access,
-        )
+        await self.feed()
         broken = [e for e in self.telegram.events if "on wasched's side" in e.text]
         assert not broken, "a handler crashed; see the log"
 

@@ -7,22 +7,14 @@ from pathlib import Path
 
 from core.adapters.health import StoreHealth
 from core.adapters.store.sqlite import SQLiteStore
-from tests.bot.conftest import ADMIN, Harness, feed_updates
+from tests.bot.conftest import ADMIN, Harness
 from tests.engine.disk import read_only
 
 
 async def ask_status(harness: Harness, health: StoreHealth) -> str:
     since = harness.telegram.cursor()
     await harness.telegram.send(ADMIN, "/status")
-    await feed_updates(
-        harness.telegram,
-        harness.dispatcher,
-        harness.bot,
-        harness.service,
-        notifier=harness.notifier,
-        access=harness.access,
-        store_health=health,
-    )
+    await harness.feed(store_health=health)
     return (await harness.telegram.reply(ADMIN, "wasched status", since=since, within=5)).text
 
 
