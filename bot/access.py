@@ -15,31 +15,28 @@ from aiogram import BaseMiddleware, Bot
 from aiogram.types import TelegramObject, Update, User
 
 from bot import ui
-from core.adapters.store import Store
-from core.domain.errors import NotFound
-from core.domain.models import Schedule
-from core.services.scheduling import Scheduling
+from core.services import OWNER_CODE_KEY, Users
 
 logger = logging.getLogger(__name__)
 
-OWNER_CODE_KEY = "owner_code"
+__all__ = ["OWNER_CODE_KEY", "Access", "AccessMiddleware"]
 
 
 class Access:
-    def __init__(self, admin_ids: Iterable[int], store: Store) -> None:
+    def __init__(self, admin_ids: Iterable[int], users: Users) -> None:
         self.admin_ids = frozenset(admin_ids)
-        self._store = store
+        self._users = users
         self._owners: set[int] = set()
 
     async def prepare(self) -> str | None:
         """Load the owner; on a first run without anyone, make (or reuse) the one-time code."""
-        self._owners = {u.telegram_id for u in await self._store.list_users() if u.is_owner}
+        self._owners = await self._users.owner_ids()
         if self.admin_ids or self._owners:
             return None
-        code = await self._store.get_value(OWNER_CODE_KEY)
+        code = await self._users.owner_code()
         if not code:
             code = f"{secrets.randbelow(10**8):08d}"
-            await self._store.set_value(OWNER_CODE_KEY, code)
+            await self._users.set_owner_code(code)
         logger.warning(
             "first run: no TELEGRAM_ADMIN_IDS and no owner yet; send /start %s to the bot "
             "to become its owner (the code works once)",
@@ -58,13 +55,12 @@ class Access:
         parts = text.split()
         if len(parts) != 2 or parts[0].split("@")[0] != "/start":
             return False
-        code = await self._store.get_value(OWNER_CODE_KEY)
+        code = await self._users.owner_code()
         if not code or self.admin_ids or self._owners:
             return False
         if not secrets.compare_digest(parts[1], code):
             return False
-        await self._store.set_value(OWNER_CODE_KEY, None)
-        await self._store.upsert_user(user_id, is_owner=True)
+        await self._users.make_owner(user_id)
         self._owners.add(user_id)
         logger.info("user %s is now the owner", user_id)
         return True
@@ -112,11 +108,3 @@ class AccessMiddleware(BaseMiddleware):
                 event.callback_query.id, ui.not_allowed(user.id), show_alert=True
             )
         return None
-
-
-async def owned_schedule(service: Scheduling, schedule_id: int, user_id: int) -> Schedule:
-    """The schedule, if it belongs to `user_id`; someone else's is as good as missing."""
-    schedule = await service.get_schedule(schedule_id)
-    if schedule.owner_id != user_id:
-        raise NotFound(ui.no_such_schedule(str(schedule_id)))
-    return schedule

@@ -291,10 +291,10 @@ async def run(
         core = await stack.enter_async_context(
             open_core(settings, notifier=notifier, drains=[notifier.drain])
         )
-        access = Access(settings.admin_ids, core.store)
+        access = Access(settings.admin_ids, core.services.users)
         await access.prepare()
         notifier.set_audience(access.members)
-        notifier.remember_in(core.store)
+        notifier.remember_in(core.services.memory)
         notifier.set_pacing(core.sender.pacing)
         dispatcher = build_dispatcher(access)
 
@@ -308,7 +308,7 @@ async def run(
                 close_bot_session=False,
                 backoff_config=backoff,
                 allowed_updates=dispatcher.resolve_used_update_types(),
-                service=core.service,
+                **core.services.by_name(),
                 store_health=core.store_health,
                 notifier=notifier,
                 access=access,

@@ -9,7 +9,7 @@ from aiogram.filters.callback_data import CallbackData
 from pydantic import Field
 
 from core.domain.recipients import MAX_OPTIONS
-from core.services.scheduling import MAX_ID
+from core.services import MAX_ID
 
 # A record's id as the stores can hold it. Forged data out of range does not unpack, so no
 # handler sees it and the button is answered as one that no longer works.

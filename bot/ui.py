@@ -46,7 +46,7 @@ from core.domain.models import (
 from core.domain.recipients import Choice, address_label, distinct_labels, label, typed_key
 from core.domain.session import Remedy, SessionWords
 from core.domain.when import describe, format_local
-from core.services.scheduling import Group, ImportResult, Preview, Status
+from core.services import Group, ImportResult, Preview, Status
 
 TELEGRAM_TEXT_LIMIT = 4096
 TELEGRAM_CAPTION_LIMIT = 1024
@@ -1187,10 +1187,6 @@ NOTHING_TO_SEND_AGAIN = (
 NOT_SENT_AGAIN = "Not sent again."
 
 
-def no_run_of_yours(run_id: int) -> str:
-    return f"There is no run {run_id} of yours: see /logs."
-
-
 def sending_copy(copy_id: int) -> str:
     return f"Sending a second copy as run {copy_id}."
 
@@ -1279,10 +1275,6 @@ def export_filename(schedule_id: int | None) -> str:
 
 def export_caption(rows: int) -> str:
     return f"{rows} deliver{'y' if rows == 1 else 'ies'}, oldest first."
-
-
-def no_such_run(run_id: int) -> str:
-    return f"There is no run #{run_id}: see /logs."
 
 
 def retrying(count: int) -> str:

@@ -1,4 +1,4 @@
-"""One place builds core: store, sidecar client, engine, sender, service and HTTP server.
+"""One place builds core: store, sidecar client, engine, sender, services and HTTP server.
 
 `open_core` opens everything in order inside an `AsyncExitStack` and closes it in reverse:
 stop taking events, stop the engine, let the sender finish its send in flight (bounded), close
@@ -32,7 +32,7 @@ from core.delivery.sender import Sender
 from core.domain.clock import Clock, SystemClock
 from core.domain.errors import ConfigError, StoreNotWritable, WhatsAppError
 from core.domain.session import SessionFailure
-from core.services.scheduling import Scheduling
+from core.services import Services
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ class Core:
     whatsapp: WhatsAppClient
     engine: Engine
     sender: Sender
-    service: Scheduling
+    services: Services
     http: CoreHttp
     # Where core's own HTTP server listens, e.g. http://127.0.0.1:8001.
     url: str
@@ -56,7 +56,7 @@ class Core:
 
 
 class CoreHooks:
-    """The service's `EngineHooks`: schedule changes re-arm the engine, new deliveries wake
+    """The services' `EngineHooks`: schedule changes re-arm the engine, new deliveries wake
     the sender."""
 
     def __init__(self, engine: Engine, sender: Sender) -> None:
@@ -177,7 +177,7 @@ async def open_core(
             window_s=settings.ACK_RECONCILE_WINDOW_S,
         )
         sender.on_gap = receipts.gap
-        service = Scheduling(
+        services = Services(
             store,
             clock,
             default_timezone=settings.DEFAULT_TIMEZONE,
@@ -246,7 +246,7 @@ async def open_core(
             whatsapp=whatsapp,
             engine=engine,
             sender=sender,
-            service=service,
+            services=services,
             http=http,
             url=url,
             ack_watch=ack_watch,

@@ -10,7 +10,7 @@ from aiogram.types import Message
 
 from bot import ui
 from core.domain.errors import InvalidInput
-from core.services.scheduling import Scheduling
+from core.services import Contacts, WhatsApp
 
 router = Router(name=__name__)
 
@@ -20,28 +20,28 @@ _NAME_NUMBER = re.compile(r"^(?P<name>.+?)\s+(?P<number>[+\uff0b]?[\d(][\d\s\-./
 
 
 @router.message(Command("contacts"))
-async def contacts(message: Message, service: Scheduling) -> None:
-    await message.answer(ui.contacts_text(await service.list_contacts()))
+async def contacts(message: Message, contacts: Contacts) -> None:
+    await message.answer(ui.contacts_text(await contacts.list_contacts()))
 
 
 @router.message(Command("addcontact"))
-async def add_contact(message: Message, command: CommandObject, service: Scheduling) -> None:
+async def add_contact(message: Message, command: CommandObject, contacts: Contacts) -> None:
     match = _NAME_NUMBER.match((command.args or "").strip())
     if match is None:
         raise InvalidInput(ui.ADD_CONTACT_FORM)
-    contact = await service.add_contact(match["name"].strip(), match["number"].strip())
+    contact = await contacts.add_contact(match["name"].strip(), match["number"].strip())
     await message.answer(ui.contact_saved(contact))
 
 
 @router.message(Command("delcontact"))
-async def delete_contact(message: Message, command: CommandObject, service: Scheduling) -> None:
+async def delete_contact(message: Message, command: CommandObject, contacts: Contacts) -> None:
     if not command.args:
         raise InvalidInput(ui.DELETE_CONTACT_FORM)
-    contact = await service.delete_contact(command.args)
+    contact = await contacts.delete_contact(command.args)
     await message.answer(ui.contact_deleted(contact))
 
 
 @router.message(Command("importcontacts"))
-async def import_contacts(message: Message, service: Scheduling) -> None:
-    result = await service.import_contacts()
+async def import_contacts(message: Message, whatsapp: WhatsApp) -> None:
+    result = await whatsapp.import_contacts()
     await message.answer(ui.contacts_imported(result))

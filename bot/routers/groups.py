@@ -7,11 +7,11 @@ from aiogram.filters import Command
 from aiogram.types import Message
 
 from bot import ui
-from core.services.scheduling import Scheduling
+from core.services import WhatsApp
 
 router = Router(name=__name__)
 
 
 @router.message(Command("groups"))
-async def groups(message: Message, service: Scheduling) -> None:
-    await message.answer(ui.groups_text(await service.groups()))
+async def groups(message: Message, whatsapp: WhatsApp) -> None:
+    await message.answer(ui.groups_text(await whatsapp.groups()))

@@ -14,16 +14,16 @@ from bot import ui
 from bot.notifier import TelegramNotifier
 from core.domain.errors import WhatsAppError
 from core.domain.session import SCAN_QR_CODE, WORKING, Remedy
-from core.services.scheduling import Scheduling
+from core.services import WhatsApp
 
 router = Router(name=__name__)
 
 
 @router.message(Command("link"))
 async def link(
-    message: Message, command: CommandObject, service: Scheduling, notifier: TelegramNotifier
+    message: Message, command: CommandObject, whatsapp: WhatsApp, notifier: TelegramNotifier
 ) -> None:
-    report = await service.status()
+    report = await whatsapp.status()
     session_state = report.whatsapp_state
     if session_state == WORKING:
         await message.answer(ui.linked_already(report.whatsapp_name, report.whatsapp_number))
@@ -35,12 +35,12 @@ async def link(
         await message.answer(ui.link_answer(words))
         return
     if command.args:
-        code = await service.pairing_code(command.args)
+        code = await whatsapp.pairing_code(command.args)
         await message.answer(ui.pairing_code_text(code))
         notifier.watch_link(message.chat.id, None)
         return
     try:
-        qr = await service.link_qr()
+        qr = await whatsapp.link_qr()
     except WhatsAppError:
         # Between two QR codes (or just linked): the next one, or the news, follows.
         notifier.watch_link(message.chat.id, None)

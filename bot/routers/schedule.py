@@ -22,7 +22,7 @@ from bot.callbacks import PickCb, WizardAction, WizardCb
 from core.domain.errors import InvalidInput, InvalidTemplate
 from core.domain.models import Media, Recipient
 from core.domain.recipients import Choice, contact_recipient, dedupe
-from core.services.scheduling import Draft, Scheduling
+from core.services import Draft, Services
 
 router = Router(name=__name__)
 
@@ -52,30 +52,30 @@ async def schedule(
     message: Message,
     command: CommandObject,
     state: FSMContext,
-    service: Scheduling,
+    services: Services,
     event_from_user: User,
     bot: Bot,
 ) -> None:
     await state.clear()
     if command.args:
-        await one_shot(message, command.args, service, event_from_user, state, bot)
+        await one_shot(message, command.args, services, event_from_user, state, bot)
         return
     await state.set_state(Wizard.recipients)
     await state.update_data(contacts=[], typed=[])
-    text, markup = await recipients_step(service, [])
+    text, markup = await recipients_step(services, [])
     await message.answer(text, reply_markup=markup)
 
 
 async def one_shot(
-    message: Message, args: str, service: Scheduling, user: User, state: FSMContext, bot: Bot
+    message: Message, args: str, services: Services, user: User, state: FSMContext, bot: Bot
 ) -> None:
     parts = [p.strip() for p in args.split("|", 2)]
     if len(parts) != 3 or not all(parts):
         raise InvalidInput(ui.ONE_SHOT_FORM)
     typed, when, text = parts
-    resolved = await service.resolve_recipients(typed)
+    resolved = await services.schedules.resolve_recipients(typed)
     if not any(isinstance(item, Choice) for item in resolved):
-        created = await service.create_schedule(
+        created = await services.schedules.create_schedule(
             user.id, recipients=chosen(resolved), when=when, text=text
         )
         await message.answer(ui.saved(created))
@@ -85,7 +85,7 @@ async def one_shot(
     # draft_schedule checks them last. A lone brace is no error in a message (core.domain.render).
     first = [item.options[0] if isinstance(item, Choice) else item for item in resolved]
     with contextlib.suppress(InvalidTemplate):
-        await service.draft_schedule(user.id, recipients=first, when=when, text=text)
+        await services.schedules.draft_schedule(user.id, recipients=first, when=when, text=text)
     await state.set_state(OneShot.pick)
     await state.update_data(pending=pack(resolved), when=when, text=text)
     await ask_next_choice(bot, message.chat.id, state)
@@ -138,7 +138,7 @@ async def pick(
     query: CallbackQuery,
     callback_data: PickCb,
     state: FSMContext,
-    service: Scheduling,
+    services: Services,
     bot: Bot,
     event_from_user: User,
 ) -> None:
@@ -168,7 +168,7 @@ async def pick(
     recipients = chosen(items)
     if current == OneShot.pick.state:
         await state.clear()
-        created = await service.create_schedule(
+        created = await services.schedules.create_schedule(
             event_from_user.id,
             recipients=recipients,
             when=str(data["when"]),
@@ -177,20 +177,20 @@ async def pick(
         await bot.send_message(chat_id, ui.saved(created))
         return
     await state.update_data(pending=None, typed=[r.model_dump(mode="json") for r in recipients])
-    await after_recipients(bot, chat_id, state, service)
+    await after_recipients(bot, chat_id, state, services)
 
 
 # --- step 1: recipients ------------------------------------------------------------------
 
 
-async def recipients_step(service: Scheduling, chosen: list[int]) -> tuple[str, Any]:
-    contacts = await service.list_contacts()
+async def recipients_step(services: Services, chosen: list[int]) -> tuple[str, Any]:
+    contacts = await services.contacts.list_contacts()
     return ui.recipients_prompt(contacts, chosen)
 
 
 @router.callback_query(Wizard.recipients, WizardCb.filter(F.action == WizardAction.contact))
 async def toggle_contact(
-    query: CallbackQuery, callback_data: WizardCb, state: FSMContext, service: Scheduling
+    query: CallbackQuery, callback_data: WizardCb, state: FSMContext, services: Services
 ) -> None:
     chosen: list[int] = list((await state.get_data()).get("contacts", []))
     if callback_data.value in chosen:
@@ -200,7 +200,7 @@ async def toggle_contact(
     await state.update_data(contacts=chosen)
     await query.answer()
     if isinstance(query.message, Message):
-        text, markup = await recipients_step(service, chosen)
+        text, markup = await recipients_step(services, chosen)
         await query.message.edit_text(text, reply_markup=markup)
 
 
@@ -208,51 +208,51 @@ async def toggle_contact(
     Wizard.recipients, WizardCb.filter(F.action == WizardAction.recipients_done)
 )
 async def recipients_done(
-    query: CallbackQuery, state: FSMContext, service: Scheduling, bot: Bot, event_from_user: User
+    query: CallbackQuery, state: FSMContext, services: Services, bot: Bot, event_from_user: User
 ) -> None:
     data = await state.get_data()
     if data.get("pending"):
         await query.answer(ui.PICK_FIRST, show_alert=True)
         return
     if not data.get("contacts") and not data.get("typed"):
-        has_contacts = bool(await service.list_contacts())
+        has_contacts = bool(await services.contacts.list_contacts())
         await query.answer(ui.nobody_chosen(has_contacts=has_contacts), show_alert=True)
         return
     await query.answer()
-    await after_recipients(bot, event_from_user.id, state, service)
+    await after_recipients(bot, event_from_user.id, state, services)
 
 
 @router.message(Wizard.recipients, NOT_COMMAND)
 async def recipients_typed(
-    message: Message, state: FSMContext, service: Scheduling, bot: Bot, event_from_user: User
+    message: Message, state: FSMContext, services: Services, bot: Bot, event_from_user: User
 ) -> None:
     # Refuses what cannot be used, with a reason; a name several match is asked about.
-    resolved = await service.resolve_recipients(message.text or "")
+    resolved = await services.schedules.resolve_recipients(message.text or "")
     await state.update_data(pending=pack(resolved))
     if await ask_next_choice(bot, message.chat.id, state):
         return
     await state.update_data(
         pending=None, typed=[r.model_dump(mode="json") for r in chosen(resolved)]
     )
-    await after_recipients(bot, message.chat.id, state, service)
+    await after_recipients(bot, message.chat.id, state, services)
 
 
-async def recipients_of(state: FSMContext, service: Scheduling) -> list[Recipient]:
+async def recipients_of(state: FSMContext, services: Services) -> list[Recipient]:
     """The wizard's recipients: the contacts tapped (as they are now), then those typed."""
     data = await state.get_data()
     recipients: list[Recipient] = []
     if data.get("contacts"):
-        by_id = {c.id: c for c in await service.list_contacts()}
+        by_id = {c.id: c for c in await services.contacts.list_contacts()}
         recipients = [contact_recipient(by_id[i]) for i in data["contacts"] if i in by_id]
     recipients += [Recipient.model_validate(r) for r in data.get("typed") or []]
     return recipients
 
 
-async def after_recipients(bot: Bot, chat_id: int, state: FSMContext, service: Scheduling) -> None:
-    if await continue_to_preview(bot, chat_id, state, service):
+async def after_recipients(bot: Bot, chat_id: int, state: FSMContext, services: Services) -> None:
+    if await continue_to_preview(bot, chat_id, state, services):
         return
     await state.set_state(Wizard.message)
-    text, markup = ui.message_prompt(await service.list_templates())
+    text, markup = ui.message_prompt(await services.templates.list_templates())
     await bot.send_message(chat_id, text, reply_markup=markup)
 
 
@@ -260,20 +260,18 @@ async def after_recipients(bot: Bot, chat_id: int, state: FSMContext, service: S
 
 
 @router.message(Wizard.message, NOT_COMMAND)
-async def message_text(message: Message, state: FSMContext, service: Scheduling, bot: Bot) -> None:
+async def message_text(message: Message, state: FSMContext, services: Services, bot: Bot) -> None:
     # Refused here, the person retypes the text; refused at the preview, they would be asked
     # for a time again and again.
-    await service.check_draft_message(
-        recipients=await recipients_of(state, service), text=message.text
+    await services.schedules.check_draft_message(
+        recipients=await recipients_of(state, services), text=message.text
     )
     await state.update_data(text=message.text, template=None, media=None)
-    await after_message(bot, message.chat.id, state, service)
+    await after_message(bot, message.chat.id, state, services)
 
 
 @router.message(Wizard.message, F.photo | F.document)
-async def message_media(
-    message: Message, state: FSMContext, service: Scheduling, bot: Bot
-) -> None:
+async def message_media(message: Message, state: FSMContext, services: Services, bot: Bot) -> None:
     if message.photo:
         photo = message.photo[-1]
         file_id, size = photo.file_id, photo.file_size
@@ -294,11 +292,11 @@ async def message_media(
     media = Media(
         mimetype=mimetype, filename=filename, data_base64=base64.b64encode(data).decode()
     )
-    await service.check_draft_message(
-        recipients=await recipients_of(state, service), text=message.caption, media=media
+    await services.schedules.check_draft_message(
+        recipients=await recipients_of(state, services), text=message.caption, media=media
     )
     await state.update_data(text=message.caption, template=None, media=media.model_dump())
-    await after_message(bot, message.chat.id, state, service)
+    await after_message(bot, message.chat.id, state, services)
 
 
 @router.callback_query(Wizard.message, WizardCb.filter(F.action == WizardAction.template))
@@ -306,25 +304,25 @@ async def message_template(
     query: CallbackQuery,
     callback_data: WizardCb,
     state: FSMContext,
-    service: Scheduling,
+    services: Services,
     bot: Bot,
     event_from_user: User,
 ) -> None:
-    templates = {t.id: t for t in await service.list_templates()}
+    templates = {t.id: t for t in await services.templates.list_templates()}
     template = templates.get(callback_data.value)
     if template is None:
         await query.answer(ui.TEMPLATE_GONE)
         return
-    await service.check_draft_message(
-        recipients=await recipients_of(state, service), template=template.name
+    await services.schedules.check_draft_message(
+        recipients=await recipients_of(state, services), template=template.name
     )
     await query.answer(ui.template_picked(template.name))
     await state.update_data(text=None, template=template.name, media=None)
-    await after_message(bot, event_from_user.id, state, service)
+    await after_message(bot, event_from_user.id, state, services)
 
 
-async def after_message(bot: Bot, chat_id: int, state: FSMContext, service: Scheduling) -> None:
-    if await continue_to_preview(bot, chat_id, state, service):
+async def after_message(bot: Bot, chat_id: int, state: FSMContext, services: Services) -> None:
+    if await continue_to_preview(bot, chat_id, state, services):
         return
     await state.set_state(Wizard.when)
     text, markup = ui.when_prompt(ui.WHEN_BUTTONS)
@@ -336,10 +334,10 @@ async def after_message(bot: Bot, chat_id: int, state: FSMContext, service: Sche
 
 @router.message(Wizard.when, NOT_COMMAND)
 async def when_typed(
-    message: Message, state: FSMContext, service: Scheduling, bot: Bot, event_from_user: User
+    message: Message, state: FSMContext, services: Services, bot: Bot, event_from_user: User
 ) -> None:
     await show_preview(
-        bot, message.chat.id, event_from_user.id, state, service, message.text or ""
+        bot, message.chat.id, event_from_user.id, state, services, message.text or ""
     )
 
 
@@ -348,7 +346,7 @@ async def when_example(
     query: CallbackQuery,
     callback_data: WizardCb,
     state: FSMContext,
-    service: Scheduling,
+    services: Services,
     bot: Bot,
     event_from_user: User,
 ) -> None:
@@ -357,17 +355,17 @@ async def when_example(
         return
     await query.answer()
     when = ui.WHEN_BUTTONS[callback_data.value]
-    await show_preview(bot, event_from_user.id, event_from_user.id, state, service, when)
+    await show_preview(bot, event_from_user.id, event_from_user.id, state, services, when)
 
 
 async def show_preview(
-    bot: Bot, chat_id: int, owner_id: int, state: FSMContext, service: Scheduling, when: str
+    bot: Bot, chat_id: int, owner_id: int, state: FSMContext, services: Services, when: str
 ) -> None:
     data = await state.get_data()
     media = Media.model_validate(data["media"]) if data.get("media") else None
-    draft = await service.draft_schedule(
+    draft = await services.schedules.draft_schedule(
         owner_id,
-        recipients=await recipients_of(state, service),
+        recipients=await recipients_of(state, services),
         when=when,
         text=data.get("text"),
         template=data.get("template"),
@@ -388,7 +386,7 @@ def approved(draft: Draft) -> dict[str, Any]:
 
 
 async def continue_to_preview(
-    bot: Bot, chat_id: int, state: FSMContext, service: Scheduling
+    bot: Bot, chat_id: int, state: FSMContext, services: Services
 ) -> bool:
     """After an edit from the preview, go straight back to the preview."""
     data = await state.get_data()
@@ -396,7 +394,7 @@ async def continue_to_preview(
         return False
     await state.update_data(editing=False)
     owner = int(data["draft"]["owner_id"])
-    await show_preview(bot, chat_id, owner, state, service, str(data["when"]))
+    await show_preview(bot, chat_id, owner, state, services, str(data["when"]))
     return True
 
 
@@ -405,14 +403,14 @@ async def continue_to_preview(
 
 @router.callback_query(Wizard.confirm, WizardCb.filter(F.action == WizardAction.save))
 async def save(
-    query: CallbackQuery, state: FSMContext, service: Scheduling, event_from_user: User
+    query: CallbackQuery, state: FSMContext, services: Services, event_from_user: User
 ) -> None:
     data = await state.get_data()
     draft = Draft.model_validate({**data["draft"], "media": data.get("media")})
     if draft.owner_id != event_from_user.id:
         await query.answer(ui.PREVIEW_NOT_YOURS, show_alert=True)
         return
-    created = await service.save_draft(draft)
+    created = await services.schedules.save_draft(draft)
     await state.clear()
     await query.answer(ui.saved_alert(created.id))
     if isinstance(query.message, Message):
@@ -438,7 +436,7 @@ async def edit_part(
     query: CallbackQuery,
     callback_data: WizardCb,
     state: FSMContext,
-    service: Scheduling,
+    services: Services,
     bot: Bot,
     event_from_user: User,
 ) -> None:
@@ -451,11 +449,11 @@ async def edit_part(
     elif callback_data.action is WizardAction.edit_message:
         await state.update_data(editing=True)
         await state.set_state(Wizard.message)
-        text, markup = ui.message_prompt(await service.list_templates())
+        text, markup = ui.message_prompt(await services.templates.list_templates())
     else:
         await state.update_data(editing=True, contacts=[], typed=[], pending=None)
         await state.set_state(Wizard.recipients)
-        text, markup = await recipients_step(service, [])
+        text, markup = await recipients_step(services, [])
     await bot.send_message(chat_id, text, reply_markup=markup)
 
 

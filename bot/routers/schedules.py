@@ -11,11 +11,10 @@ from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, InaccessibleMessage, Message, User
 
 from bot import ui
-from bot.access import owned_schedule
 from bot.callbacks import EditCb, EditField, ListPageCb, ScheduleAction, ScheduleCb
 from core.domain.errors import InvalidInput, NotFound
 from core.domain.models import Schedule
-from core.services.scheduling import MAX_ID, Scheduling, is_id
+from core.services import MAX_ID, Services, is_id
 
 router = Router(name=__name__)
 
@@ -43,52 +42,54 @@ def schedule_id_arg(command: CommandObject) -> int:
     return int(raw)
 
 
-async def page_of(service: Scheduling, user_id: int, schedule_id: int) -> int:
-    schedules = await service.list_schedules(user_id)
+async def page_of(services: Services, user_id: int, schedule_id: int) -> int:
+    schedules = await services.schedules.list_schedules(user_id)
     ids = [s.id for s in schedules]
     return ids.index(schedule_id) // ui.PAGE_SIZE if schedule_id in ids else 0
 
 
-async def template_names(service: Scheduling) -> dict[int, str]:
-    return {t.id: t.name for t in await service.list_templates()}
+async def template_names(services: Services) -> dict[int, str]:
+    return {t.id: t.name for t in await services.templates.list_templates()}
 
 
-async def template_name(service: Scheduling, schedule: Schedule) -> str | None:
+async def template_name(services: Services, schedule: Schedule) -> str | None:
     if schedule.template_id is None:
         return None
-    return (await template_names(service)).get(schedule.template_id)
+    return (await template_names(services)).get(schedule.template_id)
 
 
-async def block(service: Scheduling, schedule: Schedule) -> str:
+async def block(services: Services, schedule: Schedule) -> str:
     """The schedule's lines, naming the template it sends."""
-    return ui.schedule_block(schedule, await template_name(service, schedule))
+    return ui.schedule_block(schedule, await template_name(services, schedule))
 
 
 # --- /list and paging --------------------------------------------------------------------
 
 
 @router.message(Command("list"))
-async def list_(message: Message, service: Scheduling, event_from_user: User) -> None:
+async def list_(message: Message, services: Services, event_from_user: User) -> None:
     text, markup = ui.list_page(
-        await service.list_schedules(event_from_user.id), 0, await template_names(service)
+        await services.schedules.list_schedules(event_from_user.id),
+        0,
+        await template_names(services),
     )
     await message.answer(text, reply_markup=markup)
 
 
 @router.callback_query(ListPageCb.filter())
 async def list_page(
-    query: CallbackQuery, callback_data: ListPageCb, service: Scheduling, event_from_user: User
+    query: CallbackQuery, callback_data: ListPageCb, services: Services, event_from_user: User
 ) -> None:
-    await refresh_list(query, service, event_from_user, callback_data.page)
+    await refresh_list(query, services, event_from_user, callback_data.page)
     await query.answer()
 
 
-async def refresh_list(query: CallbackQuery, service: Scheduling, user: User, page: int) -> None:
+async def refresh_list(query: CallbackQuery, services: Services, user: User, page: int) -> None:
     """Redraw the /list message the button sits on."""
     if query.message is None or isinstance(query.message, InaccessibleMessage):
         return
     text, markup = ui.list_page(
-        await service.list_schedules(user.id), page, await template_names(service)
+        await services.schedules.list_schedules(user.id), page, await template_names(services)
     )
     if query.message.text != text or query.message.reply_markup != markup:
         await query.message.edit_text(text, reply_markup=markup)
@@ -97,55 +98,53 @@ async def refresh_list(query: CallbackQuery, service: Scheduling, user: User, pa
 # --- actions, typed or tapped ------------------------------------------------------------
 
 
-async def run_now(service: Scheduling, user: User, schedule_id: int) -> str:
-    await owned_schedule(service, schedule_id, user.id)
-    _run, deliveries = await service.run_now(schedule_id)
+async def run_now(services: Services, user: User, schedule_id: int) -> str:
+    _run, deliveries = await services.runs.run_now(user.id, schedule_id)
     return ui.sending_now(schedule_id, len(deliveries))
 
 
 @router.message(Command("runnow"))
 async def runnow_command(
-    message: Message, command: CommandObject, service: Scheduling, event_from_user: User
+    message: Message, command: CommandObject, services: Services, event_from_user: User
 ) -> None:
-    await message.answer(await run_now(service, event_from_user, schedule_id_arg(command)))
+    await message.answer(await run_now(services, event_from_user, schedule_id_arg(command)))
 
 
 @router.message(Command("pause"))
 async def pause_command(
-    message: Message, command: CommandObject, service: Scheduling, event_from_user: User
+    message: Message, command: CommandObject, services: Services, event_from_user: User
 ) -> None:
     schedule_id = schedule_id_arg(command)
-    await owned_schedule(service, schedule_id, event_from_user.id)
-    schedule = await service.pause(schedule_id)
+    schedule = await services.schedules.pause(event_from_user.id, schedule_id)
     await message.answer(ui.paused_until_resume(schedule.id))
 
 
 @router.message(Command("resume"))
 async def resume_command(
-    message: Message, command: CommandObject, service: Scheduling, event_from_user: User
+    message: Message, command: CommandObject, services: Services, event_from_user: User
 ) -> None:
     schedule_id = schedule_id_arg(command)
-    await owned_schedule(service, schedule_id, event_from_user.id)
-    schedule = await service.resume(schedule_id)
-    await message.answer(ui.resumed(await block(service, schedule)))
+    schedule = await services.schedules.resume(event_from_user.id, schedule_id)
+    await message.answer(ui.resumed(await block(services, schedule)))
 
 
 @router.message(Command("delete"))
 async def delete_command(
-    message: Message, command: CommandObject, service: Scheduling, event_from_user: User
+    message: Message, command: CommandObject, services: Services, event_from_user: User
 ) -> None:
-    schedule = await owned_schedule(service, schedule_id_arg(command), event_from_user.id)
-    text, markup = ui.confirm_delete(schedule, await template_name(service, schedule))
+    schedule = await services.schedules.get_schedule(event_from_user.id, schedule_id_arg(command))
+    text, markup = ui.confirm_delete(schedule, await template_name(services, schedule))
     await message.answer(text, reply_markup=markup)
 
 
 @router.message(Command("preview"))
 async def preview_command(
-    message: Message, command: CommandObject, service: Scheduling, event_from_user: User
+    message: Message, command: CommandObject, services: Services, event_from_user: User
 ) -> None:
     schedule_id = schedule_id_arg(command)
-    await owned_schedule(service, schedule_id, event_from_user.id)
-    await message.answer(ui.preview_text(await service.preview(schedule_id)))
+    await message.answer(
+        ui.preview_text(await services.schedules.preview(event_from_user.id, schedule_id))
+    )
 
 
 @router.message(Command("edit"))
@@ -153,67 +152,69 @@ async def edit_command(
     message: Message,
     command: CommandObject,
     state: FSMContext,
-    service: Scheduling,
+    services: Services,
     event_from_user: User,
 ) -> None:
-    schedule = await owned_schedule(service, schedule_id_arg(command), event_from_user.id)
+    schedule = await services.schedules.get_schedule(event_from_user.id, schedule_id_arg(command))
     rest = (command.args or "").split(maxsplit=2)[1:]
     fields = {"text": EditField.text, "when": EditField.when, "recipients": EditField.recipients}
     if len(rest) == 2 and rest[0].lower() in fields:
         # One-shot: /edit 12 when tomorrow 10:00
-        updated = await apply_edit(service, schedule.id, fields[rest[0].lower()], rest[1])
-        await message.answer(ui.changed(await block(service, updated)))
+        updated = await apply_edit(
+            services, event_from_user, schedule.id, fields[rest[0].lower()], rest[1]
+        )
+        await message.answer(ui.changed(await block(services, updated)))
         return
     await message.answer(
-        ui.what_to_change(schedule.id, await block(service, schedule)),
+        ui.what_to_change(schedule.id, await block(services, schedule)),
         reply_markup=ui.edit_choices(schedule.id),
     )
 
 
 async def apply_edit(
-    service: Scheduling, schedule_id: int, field: EditField, value: str
+    services: Services, user: User, schedule_id: int, field: EditField, value: str
 ) -> Schedule:
     if field is EditField.text:
-        return await service.edit_schedule(schedule_id, text=value)
+        return await services.schedules.edit_schedule(user.id, schedule_id, text=value)
     if field is EditField.when:
-        return await service.edit_schedule(schedule_id, when=value)
-    return await service.edit_schedule(schedule_id, recipients=value)
+        return await services.schedules.edit_schedule(user.id, schedule_id, when=value)
+    return await services.schedules.edit_schedule(user.id, schedule_id, recipients=value)
 
 
 @router.callback_query(ScheduleCb.filter())
 async def schedule_button(
     query: CallbackQuery,
     callback_data: ScheduleCb,
-    service: Scheduling,
+    services: Services,
     event_from_user: User,
     bot: Bot,
 ) -> None:
     user = event_from_user
-    schedule = await owned_schedule(service, callback_data.id, user.id)
+    schedule = await services.schedules.get_schedule(user.id, callback_data.id)
     action = callback_data.action
     chat_id = query.message.chat.id if query.message is not None else user.id
     if action is ScheduleAction.run:
-        await query.answer(await run_now(service, user, schedule.id))
+        await query.answer(await run_now(services, user, schedule.id))
     elif action in (ScheduleAction.pause, ScheduleAction.resume):
         if action is ScheduleAction.pause:
-            await service.pause(schedule.id)
+            await services.schedules.pause(user.id, schedule.id)
         else:
-            await service.resume(schedule.id)
+            await services.schedules.resume(user.id, schedule.id)
         await query.answer(ui.done_alert(action, schedule.id))
-        await refresh_list(query, service, user, await page_of(service, user.id, schedule.id))
+        await refresh_list(query, services, user, await page_of(services, user.id, schedule.id))
     elif action is ScheduleAction.edit:
         await query.answer()
         await bot.send_message(
             chat_id,
-            ui.what_to_change(schedule.id, await block(service, schedule)),
+            ui.what_to_change(schedule.id, await block(services, schedule)),
             reply_markup=ui.edit_choices(schedule.id),
         )
     elif action is ScheduleAction.delete:
         await query.answer()
-        text, markup = ui.confirm_delete(schedule, await template_name(service, schedule))
+        text, markup = ui.confirm_delete(schedule, await template_name(services, schedule))
         await bot.send_message(chat_id, text, reply_markup=markup)
     elif action is ScheduleAction.confirm_delete:
-        await service.delete(schedule.id)
+        await services.schedules.delete(user.id, schedule.id)
         await query.answer(ui.done_alert(action, schedule.id))
         if isinstance(query.message, Message):
             await query.message.edit_text(ui.done_card(action, schedule.id))
@@ -223,7 +224,8 @@ async def schedule_button(
             await query.message.edit_text(ui.done_card(action, schedule.id))
     else:
         await query.answer()
-        await bot.send_message(chat_id, ui.preview_text(await service.preview(schedule.id)))
+        preview = await services.schedules.preview(user.id, schedule.id)
+        await bot.send_message(chat_id, ui.preview_text(preview))
 
 
 @router.callback_query(EditCb.filter())
@@ -231,11 +233,11 @@ async def edit_button(
     query: CallbackQuery,
     callback_data: EditCb,
     state: FSMContext,
-    service: Scheduling,
+    services: Services,
     event_from_user: User,
     bot: Bot,
 ) -> None:
-    schedule = await owned_schedule(service, callback_data.id, event_from_user.id)
+    schedule = await services.schedules.get_schedule(event_from_user.id, callback_data.id)
     await state.set_state(EditForm.value)
     await state.update_data(edit_id=schedule.id, edit_field=callback_data.field.value)
     await query.answer()
@@ -245,12 +247,12 @@ async def edit_button(
 
 @router.message(EditForm.value, NOT_COMMAND)
 async def edit_value(
-    message: Message, state: FSMContext, service: Scheduling, event_from_user: User
+    message: Message, state: FSMContext, services: Services, event_from_user: User
 ) -> None:
     data = await state.get_data()
-    schedule = await owned_schedule(service, int(data["edit_id"]), event_from_user.id)
+    schedule = await services.schedules.get_schedule(event_from_user.id, int(data["edit_id"]))
     updated = await apply_edit(
-        service, schedule.id, EditField(data["edit_field"]), message.text or ""
+        services, event_from_user, schedule.id, EditField(data["edit_field"]), message.text or ""
     )
     await state.clear()
-    await message.answer(ui.changed(await block(service, updated)))
+    await message.answer(ui.changed(await block(services, updated)))

@@ -9,7 +9,7 @@ from aiogram.types import Message, User
 
 from bot import ui
 from bot.routers.timezone import ask_zone
-from core.services.scheduling import Scheduling
+from core.services import Services
 
 router = Router(name=__name__)
 
@@ -18,7 +18,7 @@ router = Router(name=__name__)
 async def start(
     message: Message,
     state: FSMContext,
-    service: Scheduling,
+    services: Services,
     event_from_user: User,
     just_claimed: bool = False,
 ) -> None:
@@ -27,9 +27,9 @@ async def start(
     await state.clear()
     user_id = event_from_user.id
     if just_claimed:
-        await ask_zone(message, state, service, user_id, first=True, intro=ui.OWNER_WELCOME)
-    elif not await service.timezone_asked(user_id):
-        await ask_zone(message, state, service, user_id, first=True, intro=ui.hello())
+        await ask_zone(message, state, services, user_id, first=True, intro=ui.OWNER_WELCOME)
+    elif not await services.users.timezone_asked(user_id):
+        await ask_zone(message, state, services, user_id, first=True, intro=ui.hello())
     else:
         await message.answer(ui.hello())
 

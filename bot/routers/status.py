@@ -8,7 +8,7 @@ from aiogram.types import Message, User
 
 from bot import ui
 from core.adapters.health import StoreHealth
-from core.services.scheduling import Scheduling
+from core.services import Users, WhatsApp
 
 router = Router(name=__name__)
 
@@ -16,12 +16,13 @@ router = Router(name=__name__)
 @router.message(Command("status"))
 async def status_command(
     message: Message,
-    service: Scheduling,
+    users: Users,
+    whatsapp: WhatsApp,
     event_from_user: User,
     store_health: StoreHealth | None = None,
 ) -> None:
-    timezone = await service.timezone_of(event_from_user.id)
-    report = await service.status()
+    timezone = await users.timezone_of(event_from_user.id)
+    report = await whatsapp.status()
     if store_health is None:
         await message.answer(ui.status_report(report, timezone))
         return

@@ -8,28 +8,28 @@ from aiogram.types import Message
 
 from bot import ui
 from core.domain.errors import InvalidInput
-from core.services.scheduling import Scheduling
+from core.services import Templates
 
 router = Router(name=__name__)
 
 
 @router.message(Command("templates"))
-async def templates(message: Message, service: Scheduling) -> None:
-    await message.answer(ui.templates_text(await service.list_templates()))
+async def templates(message: Message, templates: Templates) -> None:
+    await message.answer(ui.templates_text(await templates.list_templates()))
 
 
 @router.message(Command("addtemplate"))
-async def add_template(message: Message, command: CommandObject, service: Scheduling) -> None:
+async def add_template(message: Message, command: CommandObject, templates: Templates) -> None:
     name, _, text = (command.args or "").partition("|")
     if not name.strip() or not text.strip():
         raise InvalidInput(ui.ADD_TEMPLATE_FORM)
-    template = await service.add_template(name.strip(), text.strip())
+    template = await templates.add_template(name.strip(), text.strip())
     await message.answer(ui.template_saved(template))
 
 
 @router.message(Command("deltemplate"))
-async def delete_template(message: Message, command: CommandObject, service: Scheduling) -> None:
+async def delete_template(message: Message, command: CommandObject, templates: Templates) -> None:
     if not command.args:
         raise InvalidInput(ui.DELETE_TEMPLATE_FORM)
-    template = await service.delete_template(command.args)
+    template = await templates.delete_template(command.args)
     await message.answer(ui.template_deleted(template))

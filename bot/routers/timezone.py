@@ -21,7 +21,7 @@ from bot import ui
 from bot.callbacks import ZoneAction, ZoneCb
 from core.domain.errors import InvalidTimezone
 from core.domain.when import validate_timezone
-from core.services.scheduling import Scheduling
+from core.services import Services
 
 router = Router(name=__name__)
 
@@ -99,7 +99,7 @@ async def await_name(state: FSMContext, *, first: bool | None = None) -> bool:
 async def ask_zone(
     message: Message,
     state: FSMContext,
-    service: Scheduling,
+    services: Services,
     user_id: int,
     *,
     first: bool,
@@ -107,10 +107,10 @@ async def ask_zone(
 ) -> None:
     """Ask for the zone with buttons (after `intro`, in the same message); a typed answer
     (no command) is read as a zone name."""
-    current = await service.timezone_of(user_id)
+    current = await services.users.timezone_of(user_id)
     typing = await await_name(state, first=first)
-    await service.mark_timezone_asked(user_id)
-    text, markup = ui.zone_question(current, service.clock.now(), typing=typing)
+    await services.users.mark_timezone_asked(user_id)
+    text, markup = ui.zone_question(current, services.clock.now(), typing=typing)
     await message.answer(ui.with_intro(intro, text), reply_markup=markup)
 
 
@@ -119,15 +119,15 @@ _WRAPPING = "`'\"*_“”‘’<>"
 
 
 async def choose(
-    message: Message, typed: str, state: FSMContext, service: Scheduling, user_id: int
+    message: Message, typed: str, state: FSMContext, services: Services, user_id: int
 ) -> None:
     typed = typed.strip().strip(_WRAPPING).strip()
     if not typed:
-        await ask_zone(message, state, service, user_id, first=False)
+        await ask_zone(message, state, services, user_id, first=False)
         return
     matches = zone_matches(typed)
     if len(matches) == 1:
-        await set_zone(message, matches[0], state, service, user_id)
+        await set_zone(message, matches[0], state, services, user_id)
         return
     typing = await await_name(state)
     if matches:
@@ -142,15 +142,15 @@ async def choose(
 
 
 async def set_zone(
-    message: Message, zone: str, state: FSMContext, service: Scheduling, user_id: int
+    message: Message, zone: str, state: FSMContext, services: Services, user_id: int
 ) -> None:
     first = False
     if await state.get_state() == ZoneForm.name.state:
         first = bool((await state.get_data()).get(FIRST_KEY))
         await state.clear()  # only the question's own state: a wizard keeps going
-    zone = await service.set_timezone(user_id, zone)
-    others = await service.schedules_in_other_zones(user_id, zone)
-    text, markup = ui.zone_set(zone, service.clock.now(), others)
+    zone = await services.users.set_timezone(user_id, zone)
+    others = await services.schedules.schedules_in_other_zones(user_id, zone)
+    text, markup = ui.zone_set(zone, services.clock.now(), others)
     if first:
         text = ui.first_zone_set(text)
     await message.answer(text, reply_markup=markup)
@@ -161,25 +161,25 @@ async def timezone(
     message: Message,
     command: CommandObject,
     state: FSMContext,
-    service: Scheduling,
+    services: Services,
     event_from_user: User,
 ) -> None:
     if not command.args:
-        await ask_zone(message, state, service, event_from_user.id, first=False)
+        await ask_zone(message, state, services, event_from_user.id, first=False)
         return
-    await choose(message, command.args, state, service, event_from_user.id)
+    await choose(message, command.args, state, services, event_from_user.id)
 
 
 @router.message(ZoneForm.name, F.text & ~F.text.startswith("/"))
 async def typed_zone(
-    message: Message, state: FSMContext, service: Scheduling, event_from_user: User
+    message: Message, state: FSMContext, services: Services, event_from_user: User
 ) -> None:
-    await choose(message, message.text or "", state, service, event_from_user.id)
+    await choose(message, message.text or "", state, services, event_from_user.id)
 
 
 @router.message(F.location)
 async def shared_location(
-    message: Message, state: FSMContext, service: Scheduling, event_from_user: User
+    message: Message, state: FSMContext, services: Services, event_from_user: User
 ) -> None:
     location = message.location
     assert location is not None  # the filter says so
@@ -188,7 +188,7 @@ async def shared_location(
         typing = await await_name(state)
         await message.answer(ui.zone_nowhere(typing=typing))
         return
-    await set_zone(message, zone, state, service, event_from_user.id)
+    await set_zone(message, zone, state, services, event_from_user.id)
 
 
 @router.callback_query(ZoneCb.filter(F.action == ZoneAction.choose))
@@ -196,26 +196,26 @@ async def pressed_zone(
     query: CallbackQuery,
     callback_data: ZoneCb,
     state: FSMContext,
-    service: Scheduling,
+    services: Services,
     event_from_user: User,
 ) -> None:
     zone = validate_timezone(callback_data.zone)  # forged data is refused like a typed name
     await query.answer(zone)
     if isinstance(query.message, Message):
         await query.message.edit_reply_markup(reply_markup=None)
-        await set_zone(query.message, zone, state, service, event_from_user.id)
+        await set_zone(query.message, zone, state, services, event_from_user.id)
 
 
 @router.callback_query(ZoneCb.filter(F.action == ZoneAction.move))
 async def move_schedules(
-    query: CallbackQuery, callback_data: ZoneCb, service: Scheduling, event_from_user: User
+    query: CallbackQuery, callback_data: ZoneCb, services: Services, event_from_user: User
 ) -> None:
-    current = await service.timezone_of(event_from_user.id)
+    current = await services.users.timezone_of(event_from_user.id)
     if validate_timezone(callback_data.zone) != current:
         # A button of an earlier /tz: the person has picked another zone since.
         await query.answer(ui.zone_changed_since(callback_data.zone, current), show_alert=True)
         return
-    moved, kept = await service.move_schedules(event_from_user.id, callback_data.zone)
+    moved, kept = await services.schedules.move_schedules(event_from_user.id, callback_data.zone)
     await query.answer()
     if isinstance(query.message, Message):
         await query.message.edit_reply_markup(reply_markup=None)

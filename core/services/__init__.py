@@ -1,4 +1,106 @@
-"""The services the bot calls: schedules, contacts, templates, logs, the WhatsApp link.
+"""The services the bot calls, one per feature area, built together by `Services`.
 
-The bot imports these (and the domain), never the store or the delivery machinery.
+The bot imports these (and the domain), never the store or the delivery machinery. A method
+that acts on one person's schedule or run takes the acting user's id and answers `NotFound`
+for someone else's, so ownership is checked here and nowhere else.
+
+- `schedules`: draft, create, edit, pause, resume, delete, preview, list; recipients; the
+  time zones schedules are read in (`Schedules`, `Draft`, `Preview`)
+- `runs`: run now, a run and its deliveries, retry, Check again / Send again (`Runs`)
+- `logs`: the latest deliveries and the CSV export (`Logs`)
+- `contacts`, `templates`: the address book and message templates
+- `whatsapp`: link (QR, pairing code), logout, groups, importing contacts, `/status`
+- `users`: a person's time zone, whether they were asked for it, the owner and their code
+- `memory`: what the bot keeps across restarts (which message shows which run)
 """
+
+from __future__ import annotations
+
+from typing import Any
+
+from core.adapters.store import Store
+from core.delivery.states import RETRYABLE
+from core.domain.clock import Clock
+from core.services._shared import MAX_ID, is_id
+from core.services.contacts import Contacts
+from core.services.logs import MAX_LOG_LIMIT, Logs
+from core.services.memory import Memory
+from core.services.ports import (
+    EngineHooks,
+    NoEngine,
+    SchedulerInfo,
+    UnackedWatch,
+    WhatsAppPort,
+)
+from core.services.runs import Runs
+from core.services.schedules import PREVIEW_COUNT, Draft, FireTime, Preview, Schedules
+from core.services.templates import Templates
+from core.services.users import OWNER_CODE_KEY, TIMEZONE_ASKED_KEY, Users
+from core.services.whatsapp import Group, ImportResult, LinkQr, Status, WhatsApp
+
+__all__ = [
+    "MAX_ID",
+    "MAX_LOG_LIMIT",
+    "OWNER_CODE_KEY",
+    "PREVIEW_COUNT",
+    "RETRYABLE",
+    "TIMEZONE_ASKED_KEY",
+    "Contacts",
+    "Draft",
+    "FireTime",
+    "Group",
+    "ImportResult",
+    "LinkQr",
+    "Logs",
+    "Memory",
+    "Preview",
+    "Runs",
+    "Schedules",
+    "Services",
+    "Status",
+    "Templates",
+    "Users",
+    "WhatsApp",
+    "is_id",
+]
+
+
+class Services:
+    """Every service, built once over one store and clock (in `core.app.open_core`)."""
+
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        *,
+        default_timezone: str,
+        hooks: EngineHooks | None = None,
+        whatsapp: WhatsAppPort | None = None,
+        scheduler: SchedulerInfo | None = None,
+        unacked: UnackedWatch | None = None,
+    ) -> None:
+        hooks = hooks or NoEngine()
+        self.clock = clock
+        self.users = Users(store, default_timezone=default_timezone)
+        groups = whatsapp.groups if whatsapp is not None else None
+        self.schedules = Schedules(store, clock, self.users, hooks, groups)
+        self.runs = Runs(store, self.schedules, hooks, unacked)
+        self.logs = Logs(store, self.schedules)
+        self.contacts = Contacts(store)
+        self.templates = Templates(store)
+        self.whatsapp = WhatsApp(store, whatsapp, scheduler)
+        self.memory = Memory(store)
+
+    def by_name(self) -> dict[str, Any]:
+        """Each service under its name, for the bot's handlers to ask for (aiogram's
+        dependency injection), and all of them as `services`."""
+        return {
+            "services": self,
+            "schedules": self.schedules,
+            "runs": self.runs,
+            "logs": self.logs,
+            "contacts": self.contacts,
+            "templates": self.templates,
+            "whatsapp": self.whatsapp,
+            "users": self.users,
+        }

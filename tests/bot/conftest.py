@@ -31,7 +31,7 @@ from core.config import Settings
 from core.domain.clock import FakeClock
 from core.domain.errors import WhatsAppError, WhatsAppNotReady
 from core.domain.session import SessionFailure
-from core.services.scheduling import Scheduling
+from core.services import Services
 from tests.fakes.telegram import ChatMessage, FakeTelegram
 
 # Saturday 28 November 2026, 10:00 UTC.
@@ -95,6 +95,19 @@ class FakeWhatsApp:
         return self.group_list
 
 
+async def feed_updates(
+    telegram: FakeTelegram,
+    dispatcher: Dispatcher,
+    bot: Bot,
+    services: Services,
+    **more: object,
+) -> None:
+    """Every update the fake Telegram holds, through the dispatcher, with the services by
+    name as `wasched run` passes them and `more` (the notifier, access...)."""
+    for update in telegram.take_updates():
+        await dispatcher.feed_raw_update(bot, update, **services.by_name(), **more)
+
+
 @dataclass
 class Harness:
     """The bot as a person meets it: `say` / `press` go through the real dispatcher."""
@@ -102,22 +115,20 @@ class Harness:
     telegram: FakeTelegram
     dispatcher: Dispatcher
     bot: Bot
-    service: Scheduling
+    service: Services
     notifier: TelegramNotifier
     access: Access
     whatsapp: FakeWhatsApp
     store: Store
     clock: FakeClock
 
+    async def feed(self, **more: object) -> None:
+        """The updates waiting, handled with what `wasched run` passes, and `more`."""
+        wired = {"notifier": self.notifier, "access": self.access, **more}
+        await feed_updates(self.telegram, self.dispatcher, self.bot, self.service, **wired)
+
     async def flush(self) -> None:
-        for update in self.telegram.take_updates():
-            await self.dispatcher.feed_raw_update(
-                self.bot,
-                update,
-                service=self.service,
-                notifier=self.notifier,
-                access=self.access,
-            )
+        await self.feed()
         broken = [e for e in self.telegram.events if "on wasched's side" in e.text]
         assert not broken, "a handler crashed; see the log"
 
@@ -196,12 +207,12 @@ async def harness(
     telegram: FakeTelegram, app_bot: Bot, store: Store, whatsapp: FakeWhatsApp, clock: FakeClock
 ) -> AsyncIterator[Harness]:
     bot = app_bot
-    service = Scheduling(store, clock, default_timezone="Europe/Berlin", whatsapp=whatsapp)
+    service = Services(store, clock, default_timezone="Europe/Berlin", whatsapp=whatsapp)
     notifier = TelegramNotifier(bot, admin_ids={ADMIN, OTHER_ADMIN}, pace_s=0)
-    access = Access({ADMIN, OTHER_ADMIN}, store)
+    access = Access({ADMIN, OTHER_ADMIN}, service.users)
     await access.prepare()
     notifier.set_audience(access.members)
-    notifier.remember_in(store)
+    notifier.remember_in(service.memory)
     dispatcher = build_dispatcher(access)
     async with notifier.outbox.running(drain_s=2):
         yield Harness(telegram, dispatcher, bot, service, notifier, access, whatsapp, store, clock)

@@ -17,7 +17,7 @@ async def test_stranger_gets_one_line_with_their_id_and_nothing_else(harness: Ha
         assert str(STRANGER) in message.text
         assert "TELEGRAM_ADMIN_IDS" in message.text
         assert message.reply_markup is None
-    assert await harness.service.list_schedules() == []
+    assert await harness.service.schedules.list_schedules() == []
 
 
 async def test_stranger_pressing_a_button_gets_an_alert_and_nothing_happens(
@@ -28,13 +28,13 @@ async def test_stranger_pressing_a_button_gets_an_alert_and_nothing_happens(
     query = await harness.press(listing, "Delete", user=STRANGER)
     answer = await harness.telegram.answer(query)
     assert answer["show_alert"] and str(STRANGER) in answer["text"]
-    assert len(await harness.service.list_schedules()) == 1
+    assert len(await harness.service.schedules.list_schedules()) == 1
     assert harness.telegram.bot_messages(STRANGER) == []
 
 
 async def test_button_naming_another_owners_schedule_is_refused(harness: Harness) -> None:
     await harness.say("/schedule +4915123456789 | tomorrow 9:00 | theirs", user=OTHER_ADMIN)
-    [theirs] = await harness.service.list_schedules()
+    [theirs] = await harness.service.schedules.list_schedules()
     await harness.say("/schedule +4915123456789 | tomorrow 9:00 | mine")
     listing = await harness.ask("/list", "Your schedules")
     assert f"#{theirs.id}" not in listing.text
@@ -42,7 +42,7 @@ async def test_button_naming_another_owners_schedule_is_refused(harness: Harness
     query = await harness.press_data(listing, forged)
     answer = await harness.telegram.answer(query)
     assert answer["show_alert"] and f"no schedule #{theirs.id}" in answer["text"]
-    assert await harness.service.get_schedule(theirs.id)
+    assert await harness.service.schedules.get_schedule(theirs.owner_id, theirs.id)
     reply = await harness.ask(f"/runnow {theirs.id}", "no schedule")
     assert "/list" in reply.text
     assert await harness.store.list_runs() == []
@@ -56,7 +56,7 @@ async def test_forged_or_unknown_callback_data_is_answered_not_ignored(harness: 
 
 async def test_first_run_code_makes_the_first_sender_owner_once(harness: Harness) -> None:
     store = harness.store
-    access = Access(set(), store)
+    access = Access(set(), harness.service.users)
     code = await access.prepare()
     assert code is not None and await store.get_value(OWNER_CODE_KEY) == code
     harness.access = access
@@ -81,4 +81,17 @@ async def test_first_run_code_makes_the_first_sender_owner_once(harness: Harness
     # The code is used up: nobody else can claim it, and no new code is made on restart.
     other = await harness.ask(f"/start {code}", "private", user=ADMIN)
     assert str(ADMIN) in other.text
-    assert await Access(set(), store).prepare() is None
+    assert await Access(set(), harness.service.users).prepare() is None
+
+
+async def test_typed_commands_naming_another_owners_schedule_are_no_such_schedule(
+    harness: Harness,
+) -> None:
+    await harness.say("/schedule +4915123456789 | tomorrow 9:00 | theirs", user=OTHER_ADMIN)
+    [theirs] = await harness.service.schedules.list_schedules()
+    await harness.service.runs.run_now(OTHER_ADMIN, theirs.id)
+    for command in ("pause", "resume", "delete", "preview", "edit", "logs", "export"):
+        reply = await harness.ask(f"/{command} {theirs.id}", f"no schedule #{theirs.id}")
+        assert "/list" in reply.text, command
+    assert await harness.service.schedules.list_schedules() == [theirs]
+    assert len(await harness.store.list_runs()) == 1  # theirs, run by them

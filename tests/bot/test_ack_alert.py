@@ -22,7 +22,7 @@ from bot.notifier import TelegramNotifier
 from core.app import Core, open_core
 from core.domain.clock import FakeClock
 from core.domain.models import Delivery, DeliveryFilter, DeliveryStatus, Run, RunTrigger
-from tests.bot.conftest import ADMIN, START
+from tests.bot.conftest import ADMIN, START, feed_updates
 from tests.engine.conftest import eventually, settings_for
 from tests.engine.test_ack_watch import passed
 from tests.fakes.sidecar import FakeSidecar
@@ -46,14 +46,8 @@ class World:
     clock: FakeClock
 
     async def flush(self) -> None:
-        for update in self.telegram.take_updates():
-            await self.dispatcher.feed_raw_update(
-                self.bot,
-                update,
-                service=self.core.service,
-                notifier=self.notifier,
-                access=self.access,
-            )
+        wired = {"notifier": self.notifier, "access": self.access}
+        await feed_updates(self.telegram, self.dispatcher, self.bot, self.core.services, **wired)
 
     async def press(self, message: ChatMessage, button: str) -> str:
         query_id = await self.telegram.press(ADMIN, message, button)
@@ -79,11 +73,11 @@ class World:
         return run
 
     async def run_now(self) -> Run:
-        await self.core.service.add_contact("Anna", ANNA)
-        schedule = await self.core.service.create_schedule(
+        await self.core.services.contacts.add_contact("Anna", ANNA)
+        schedule = await self.core.services.schedules.create_schedule(
             ADMIN, recipients=f"Anna, {BEN}", when="every day at 9:00", text="Hi!"
         )
-        run, _ = await self.core.service.run_now(schedule.id)
+        run, _ = await self.core.services.runs.run_now(schedule.owner_id, schedule.id)
         return run
 
     async def passes(self, count: int) -> None:
@@ -134,10 +128,10 @@ async def world(
             open_core(settings, notifier=notifier, clock=clock) as core,
         ):
             sidecar.events_url = f"{core.url}/whatsapp/events"
-            access = Access({ADMIN}, core.store)
+            access = Access({ADMIN}, core.services.users)
             await access.prepare()
             notifier.set_audience(access.members)
-            notifier.remember_in(core.store)
+            notifier.remember_in(core.services.memory)
             dispatcher = build_dispatcher(access)
             yield World(telegram, app_bot, dispatcher, core, notifier, access, sidecar, clock)
     finally:

@@ -27,11 +27,11 @@ async def test_unknown_command_and_free_text_get_a_hint(harness: Harness) -> Non
 
 
 async def test_logs_show_status_icons_and_times(harness: Harness) -> None:
-    schedule = await harness.service.create_schedule(
+    schedule = await harness.service.schedules.create_schedule(
         ADMIN, recipients="+4915123456789, +4930123456", when="in 2h", text="hi"
     )
-    await harness.service.run_now(schedule.id)
-    [first, second] = await harness.service.logs(schedule_id=schedule.id)
+    await harness.service.runs.run_now(schedule.owner_id, schedule.id)
+    [first, second] = await harness.service.logs.logs(None, schedule_id=schedule.id)
     await harness.store.update_delivery(
         first.id, status=DeliveryStatus.failed, error_code="not_on_whatsapp", last_error="x"
     )
@@ -50,10 +50,10 @@ async def test_logs_when_nothing_was_sent(harness: Harness) -> None:
 
 
 async def test_export_sends_a_csv_document(harness: Harness) -> None:
-    schedule = await harness.service.create_schedule(
+    schedule = await harness.service.schedules.create_schedule(
         ADMIN, recipients="+4915123456789", when="in 2h", text="hi"
     )
-    await harness.service.run_now(schedule.id)
+    await harness.service.runs.run_now(schedule.owner_id, schedule.id)
     since = harness.telegram.cursor()
     await harness.say("/export")
     document = await harness.telegram.reply(ADMIN, "1 delivery", since=since)
@@ -73,7 +73,7 @@ async def test_contacts_add_list_delete_and_bad_input(harness: Harness) -> None:
     duplicate = await harness.ask("/addcontact anna maria +4930123456", "exists already")
     assert duplicate
     await harness.ask("/delcontact anna maria", "Deleted Anna Maria")
-    assert await harness.service.list_contacts() == []
+    assert await harness.service.contacts.list_contacts() == []
     assert await harness.ask("/delcontact Nobody", "no contact named")
 
 
@@ -98,20 +98,20 @@ async def test_templates_add_list_delete(harness: Harness) -> None:
     assert await harness.ask("/addtemplate broken | Hello {name", "brace")
     assert await harness.ask("/addtemplate nothing", "/addtemplate greeting |")
     await harness.ask("/deltemplate greeting", "Deleted template")
-    assert await harness.service.list_templates() == []
+    assert await harness.service.templates.list_templates() == []
 
 
 async def test_time_zone_is_shown_set_and_refused_when_unknown(harness: Harness) -> None:
     assert await harness.ask("/tz", "Europe/Berlin")
     await harness.ask("/tz America/New_York", "now America/New_York")
-    assert await harness.service.timezone_of(ADMIN) == "America/New_York"
+    assert await harness.service.users.timezone_of(ADMIN) == "America/New_York"
     refused = await harness.ask("/tz Mars/Olympus")
     assert "Mars/Olympus" in refused.text
-    assert await harness.service.timezone_of(ADMIN) == "America/New_York"
+    assert await harness.service.users.timezone_of(ADMIN) == "America/New_York"
 
 
 async def test_status_shows_whatsapp_scheduler_counts_and_version(harness: Harness) -> None:
-    await harness.service.create_schedule(
+    await harness.service.schedules.create_schedule(
         ADMIN, recipients="+4915123456789", when="tomorrow 9:00", text="hi"
     )
     status = await harness.ask("/status", "wasched status")

@@ -26,7 +26,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from core.services.scheduling import PREVIEW_COUNT
+from core.services import PREVIEW_COUNT
 from tests.fakes.telegram import ChatMessage, FakeTelegram
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]

@@ -195,42 +195,44 @@ async def test_tz_says_schedules_keep_their_zone_and_a_button_moves_them(
     harness: Harness,
 ) -> None:
     service = harness.service
-    daily = await service.create_schedule(
+    daily = await service.schedules.create_schedule(
         ADMIN, recipients="+4915123456789", when="every day at 9:00", text="morning"
     )
-    once = await service.create_schedule(
+    once = await service.schedules.create_schedule(
         ADMIN, recipients="+4915123456789", when="tomorrow 18:00", text="evening"
     )
     # Today 11:30 in Berlin; 11:30 in New York (16:30 UTC) is still to come.
-    soon = await service.create_schedule(
+    soon = await service.schedules.create_schedule(
         ADMIN, recipients="+4915123456789", when="28.11.2026 11:30", text="soon"
     )
     # It is 11:00 in Berlin, 05:00 in New York, 19:00 in Tokyo: 12:00 has passed only there.
-    past_in_tokyo = await service.create_schedule(
+    past_in_tokyo = await service.schedules.create_schedule(
         ADMIN, recipients="+4915123456789", when="28.11.2026 12:00", text="late"
     )
-    await service.pause(soon.id)
+    await service.schedules.pause(soon.owner_id, soon.id)
 
     told = await harness.ask("/tz America/New_York", "now America/New_York")
     assert "Your 4 schedules keep Europe/Berlin" in told.text
     assert f"#{daily.id}" in told.text and "09:00 stays 09:00" in told.text
     # Nothing moved before the button.
-    assert (await service.get_schedule(daily.id)).rule.timezone == "Europe/Berlin"
+    assert (
+        await service.schedules.get_schedule(daily.owner_id, daily.id)
+    ).rule.timezone == "Europe/Berlin"
 
     await harness.press(told, "Move them to America/New_York")
     moved = await harness.telegram.reply(ADMIN, "Moved 4 to America/New_York")
     assert told.buttons() == [] and moved.buttons() == []  # the button is gone once pressed
 
     new_york = ZoneInfo("America/New_York")
-    after = await service.get_schedule(daily.id)
+    after = await service.schedules.get_schedule(daily.owner_id, daily.id)
     assert after.rule.timezone == "America/New_York"
     assert after.next_run_at is not None
     assert after.next_run_at.astimezone(new_york).hour == 9
-    after_once = await service.get_schedule(once.id)
+    after_once = await service.schedules.get_schedule(once.owner_id, once.id)
     assert after_once.rule.at is not None and after_once.next_run_at == after_once.rule.at
     local = after_once.rule.at.astimezone(new_york)
     assert (local.day, local.hour, local.minute) == (29, 18, 0)
-    paused = await service.get_schedule(soon.id)
+    paused = await service.schedules.get_schedule(soon.owner_id, soon.id)
     assert paused.state is ScheduleState.paused and paused.rule.timezone == "America/New_York"
     assert paused.rule.at == datetime(2026, 11, 28, 16, 30, tzinfo=UTC)
 
@@ -246,16 +248,18 @@ async def test_tz_says_schedules_keep_their_zone_and_a_button_moves_them(
     assert "Moved 2 to Asia/Tokyo" in result.text
     assert f"Not moved: #{soon.id}, #{past_in_tokyo.id}" in result.text
     for kept_id in (soon.id, past_in_tokyo.id):
-        kept = await service.get_schedule(kept_id)
+        kept = await service.schedules.get_schedule(ADMIN, kept_id)
         assert kept.rule.timezone == "America/New_York"
-    assert (await service.get_schedule(daily.id)).rule.timezone == "Asia/Tokyo"
+    assert (
+        await service.schedules.get_schedule(daily.owner_id, daily.id)
+    ).rule.timezone == "Asia/Tokyo"
 
 
 async def test_an_old_move_button_for_a_zone_no_longer_yours_moves_nothing(
     harness: Harness,
 ) -> None:
     service = harness.service
-    daily = await service.create_schedule(
+    daily = await service.schedules.create_schedule(
         ADMIN, recipients="+4915123456789", when="every day at 9:00", text="morning"
     )
     tokyo = await harness.ask("/tz Tokyo", "now Asia/Tokyo")
@@ -264,11 +268,15 @@ async def test_an_old_move_button_for_a_zone_no_longer_yours_moves_nothing(
     answer = await harness.telegram.answer(query)
     assert answer["show_alert"]
     assert answer["text"].startswith("Your time zone is now Europe/London, not Asia/Tokyo")
-    assert (await service.get_schedule(daily.id)).rule.timezone == "Europe/Berlin"
+    assert (
+        await service.schedules.get_schedule(daily.owner_id, daily.id)
+    ).rule.timezone == "Europe/Berlin"
 
     await harness.press(london, "Move them to Europe/London")
     await harness.telegram.reply(ADMIN, "Moved 1 to Europe/London")
-    assert (await service.get_schedule(daily.id)).rule.timezone == "Europe/London"
+    assert (
+        await service.schedules.get_schedule(daily.owner_id, daily.id)
+    ).rule.timezone == "Europe/London"
 
 
 async def test_tz_without_schedules_says_nothing_about_them(harness: Harness) -> None:
@@ -350,11 +358,11 @@ async def test_no_notification_or_first_minute_text_shows_markup_characters(
     harness: Harness,
 ) -> None:
     notifier = harness.notifier
-    await harness.service.add_contact("Anna Maria", "+4930123456")
-    schedule = await harness.service.create_schedule(
+    await harness.service.contacts.add_contact("Anna Maria", "+4930123456")
+    schedule = await harness.service.schedules.create_schedule(
         ADMIN, recipients="+4915123456789, Anna Maria", when="every day at 9:00", text="hi"
     )
-    run, deliveries = await harness.service.run_now(schedule.id)
+    run, deliveries = await harness.service.runs.run_now(schedule.owner_id, schedule.id)
     await notifier.run_updated(schedule, run, deliveries)
     late = run.model_copy(update={"trigger": RunTrigger.catch_up, "late_by_s": 14.0})
     await notifier.run_updated(schedule, late, deliveries)
@@ -370,7 +378,7 @@ async def test_no_notification_or_first_minute_text_shows_markup_characters(
     for state in ("SCAN_QR_CODE", "WORKING", "FAILED", "WORKING"):
         await notifier.session_changed(state, {"id": "4915199999999@c.us", "name": "Me"})
     # A wasched without admins: the hints to whoever is not its owner yet.
-    access = Access(set(), harness.store)
+    access = Access(set(), harness.service.users)
     await access.prepare()
     harness.access, harness.dispatcher = access, build_dispatcher(access)
     for text in ("/start", "/start 1", "/help"):
@@ -398,10 +406,10 @@ async def test_no_time_language_refusal_shows_markup_characters(harness: Harness
 
 
 async def fired(harness: Harness, text: str = "hi") -> tuple[Schedule, Run]:
-    schedule = await harness.service.create_schedule(
+    schedule = await harness.service.schedules.create_schedule(
         ADMIN, recipients="+4915123456789", when="every day at 9:00", text=text
     )
-    run, _ = await harness.service.run_now(schedule.id)
+    run, _ = await harness.service.runs.run_now(schedule.owner_id, schedule.id)
     return schedule, run
 
 
@@ -422,7 +430,9 @@ async def test_a_catch_up_seconds_late_says_seconds(harness: Harness) -> None:
 async def test_a_card_names_schedule_and_run_apart_and_its_times_zone(harness: Harness) -> None:
     await harness.ask("/tz New York", "now America/New_York")
     earlier, _ = await fired(harness)
-    await harness.service.run_now(earlier.id)  # run ids apart from schedule ids
+    await harness.service.runs.run_now(
+        earlier.owner_id, earlier.id
+    )  # run ids apart from schedule ids
     schedule, run = await fired(harness)
     assert run.id != schedule.id
     card = await card_of(harness, schedule, run, "sent now on request")

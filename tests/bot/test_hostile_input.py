@@ -22,7 +22,7 @@ from bot.notifier import TelegramNotifier
 from core.adapters.store import Store
 from core.adapters.store.sqlite import SQLiteStore
 from core.domain.clock import FakeClock
-from core.services.scheduling import Scheduling
+from core.services import Services
 from tests.bot.conftest import ADMIN, OTHER_ADMIN, START, FakeWhatsApp, Harness
 from tests.fakes.telegram import FakeTelegram, parse_html, telegram_length
 
@@ -121,9 +121,9 @@ async def fresh_bot(telegram: FakeTelegram, bot: Bot) -> AsyncIterator[Harness]:
         try:
             clock = FakeClock(START)
             whatsapp = FakeWhatsApp()
-            service = Scheduling(store, clock, default_timezone="Europe/Berlin", whatsapp=whatsapp)
+            service = Services(store, clock, default_timezone="Europe/Berlin", whatsapp=whatsapp)
             notifier = TelegramNotifier(bot, admin_ids={ADMIN, OTHER_ADMIN}, pace_s=0)
-            access = Access({ADMIN, OTHER_ADMIN}, store)
+            access = Access({ADMIN, OTHER_ADMIN}, service.users)
             await access.prepare()
             notifier.set_audience(access.members)
             dispatcher = build_dispatcher(access)
@@ -161,9 +161,11 @@ async def drive(h: Harness, updates: list[tuple[str, str]]) -> None:
     errors = ErrorLog()
     logging.getLogger().addHandler(errors)
     try:
-        await h.service.add_contact("Anna", "+4915123456789")
-        await h.service.add_template("greeting", "Hello {first_name}!")
-        await h.service.create_schedule(ADMIN, recipients="Anna", when="in 2h", text="hi")
+        await h.service.contacts.add_contact("Anna", "+4915123456789")
+        await h.service.templates.add_template("greeting", "Hello {first_name}!")
+        await h.service.schedules.create_schedule(
+            ADMIN, recipients="Anna", when="in 2h", text="hi"
+        )
         anchor = await h.ask("/help", "wasched")
         for kind, value in updates:
             since = h.telegram.cursor()

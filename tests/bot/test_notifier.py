@@ -19,10 +19,10 @@ from tests.fakes.telegram import FakeTelegram
 
 
 async def fired(harness: Harness, recipients: str = "+4915123456789") -> tuple[Schedule, Run]:
-    schedule = await harness.service.create_schedule(
+    schedule = await harness.service.schedules.create_schedule(
         ADMIN, recipients=recipients, when="every day at 9:00", text="hi, it is {weekday}"
     )
-    run, _ = await harness.service.run_now(schedule.id)
+    run, _ = await harness.service.runs.run_now(schedule.owner_id, schedule.id)
     return schedule, run
 
 

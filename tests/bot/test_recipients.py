@@ -13,7 +13,7 @@ FAMILY_ID = "120363041234567890@g.us"
 
 async def contacts(harness: Harness, *names: str) -> None:
     for number, name in enumerate(names, start=1):
-        await harness.service.add_contact(name, f"+49151000000{number:02}")
+        await harness.service.contacts.add_contact(name, f"+49151000000{number:02}")
 
 
 async def test_the_readme_one_line_example_works_with_first_names(harness: Harness) -> None:
@@ -22,7 +22,7 @@ async def test_the_readme_one_line_example_works_with_first_names(harness: Harne
         "/schedule Anna, Ben | every monday 9:00 | Hi {first_name}!", "Saved"
     )
     assert "Anna Schmidt (+4915100000001), Ben Meyer (+4915100000002)" in saved.text
-    [schedule] = await harness.service.list_schedules(ADMIN)
+    [schedule] = await harness.service.schedules.list_schedules(ADMIN)
     assert [r.name for r in schedule.recipients] == ["Anna Schmidt", "Ben Meyer"]
 
 
@@ -36,13 +36,13 @@ async def test_one_line_name_several_match_asks_with_buttons_and_saves_only_afte
         "Anna Schmidt (+4915100000001)",
         "Cancel",
     ]
-    assert await harness.service.list_schedules() == []  # nothing before the choice
+    assert await harness.service.schedules.list_schedules() == []  # nothing before the choice
     since = harness.telegram.cursor()
     await harness.press(question, "Anna Schmidt")
     saved = await harness.telegram.reply(ADMIN, "Saved", since=since)
     assert "Anna Schmidt (+4915100000001), Ben Meyer" in saved.text
     assert "Anna Schmidt" in question.text and not question.buttons()  # the answer stays
-    [schedule] = await harness.service.list_schedules(ADMIN)
+    [schedule] = await harness.service.schedules.list_schedules(ADMIN)
     assert [r.name for r in schedule.recipients] == ["Anna Schmidt", "Ben Meyer"]
     assert schedule.text == "Hello"
 
@@ -57,11 +57,11 @@ async def test_two_names_that_match_several_are_asked_one_after_the_other(
     await harness.press(first, "Andreas")
     second = await harness.telegram.reply(ADMIN, "which one", since=since)
     assert "Benno" in str(second.buttons())
-    assert await harness.service.list_schedules() == []
+    assert await harness.service.schedules.list_schedules() == []
     since = harness.telegram.cursor()
     await harness.press(second, "Benno")
     await harness.telegram.reply(ADMIN, "Saved", since=since)
-    [schedule] = await harness.service.list_schedules(ADMIN)
+    [schedule] = await harness.service.schedules.list_schedules(ADMIN)
     assert [r.name for r in schedule.recipients] == ["Andreas", "Benno"]
 
 
@@ -69,7 +69,7 @@ async def test_a_time_that_cannot_be_is_refused_before_the_question(harness: Har
     await contacts(harness, "Anna Schmidt", "Andreas")
     refusal = await harness.ask("/schedule An | someday | Hello", "someday")
     assert not refusal.buttons()
-    assert await harness.service.list_schedules() == []
+    assert await harness.service.schedules.list_schedules() == []
 
 
 async def test_the_question_cancelled_saves_nothing_and_its_buttons_are_over(
@@ -81,7 +81,7 @@ async def test_the_question_cancelled_saves_nothing_and_its_buttons_are_over(
     await harness.press(question, "Cancel")
     query = await harness.press_data(question, anna)  # a replayed tap
     assert "over" in (await harness.telegram.answer(query))["text"]
-    assert await harness.service.list_schedules() == []
+    assert await harness.service.schedules.list_schedules() == []
 
 
 async def test_wizard_asks_which_one_and_carries_the_choice_to_the_preview(
@@ -97,7 +97,7 @@ async def test_wizard_asks_which_one_and_carries_the_choice_to_the_preview(
     preview = await harness.ask("tomorrow 9:00", "Preview")
     assert "To Andreas (+4915100000002)" in preview.text
     await harness.press(preview, "Save")
-    [schedule] = await harness.service.list_schedules(ADMIN)
+    [schedule] = await harness.service.schedules.list_schedules(ADMIN)
     assert [r.address for r in schedule.recipients] == ["+4915100000002", "+4930123456"]
 
 
@@ -116,12 +116,12 @@ async def test_a_group_by_its_name_is_shown_by_its_name_everywhere(harness: Harn
     ]
     saved = await harness.ask("/schedule family | tomorrow 9:00 | Dinner at 8", "Saved")
     assert "to Family (group)" in saved.text and FAMILY_ID not in saved.text
-    [schedule] = await harness.service.list_schedules(ADMIN)
+    [schedule] = await harness.service.schedules.list_schedules(ADMIN)
     [group] = schedule.recipients
     assert (group.kind, group.address, group.name) == (RecipientKind.group, FAMILY_ID, "Family")
     listing = await harness.ask("/list", "Your schedules")
     assert "Family (group)" in listing.text and FAMILY_ID not in listing.text
-    await harness.service.run_now(schedule.id)
+    await harness.service.runs.run_now(schedule.owner_id, schedule.id)
     logs = await harness.ask("/logs", "Latest deliveries")
     assert "Family (group)" in logs.text and FAMILY_ID not in logs.text
 
@@ -133,7 +133,7 @@ async def test_a_group_name_while_whatsapp_is_not_linked_says_why_and_saves_noth
     harness.whatsapp.state = "SCAN_QR_CODE"
     refusal = await harness.ask("/schedule Family | tomorrow 9:00 | Dinner", "Family")
     assert "not linked" in refusal.text and "/link" in refusal.text
-    assert await harness.service.list_schedules() == []
+    assert await harness.service.schedules.list_schedules() == []
 
 
 async def test_a_name_found_nowhere_says_contacts_and_groups_list_the_names(
@@ -142,7 +142,7 @@ async def test_a_name_found_nowhere_says_contacts_and_groups_list_the_names(
     await contacts(harness, "Anna Schmidt")
     refusal = await harness.ask("/schedule Carol | tomorrow 9:00 | Hi", "Carol")
     assert "/contacts" in refusal.text and "/groups" in refusal.text
-    assert await harness.service.list_schedules() == []
+    assert await harness.service.schedules.list_schedules() == []
 
 
 async def test_groups_lists_names_to_type(harness: Harness) -> None:
@@ -191,17 +191,19 @@ async def test_one_line_name_while_whatsapp_is_down_is_refused_not_sent_to_a_con
     refusal = await harness.ask("/schedule Family | tomorrow 9:00 | Dinner", "Family")
     assert "does not answer" in refusal.text and "full name" in refusal.text
     assert not refusal.buttons()
-    assert await harness.service.list_schedules() == []
+    assert await harness.service.schedules.list_schedules() == []
 
 
 async def test_a_bad_time_is_refused_before_the_question_with_a_field_only_one_has(
     harness: Harness,
 ) -> None:
-    await harness.service.add_contact("Anna Schmidt", "+4915100000001", fields={"city": "Bonn"})
-    await harness.service.add_contact("Andreas", "+4915100000002")
+    await harness.service.contacts.add_contact(
+        "Anna Schmidt", "+4915100000001", fields={"city": "Bonn"}
+    )
+    await harness.service.contacts.add_contact("Andreas", "+4915100000002")
     refusal = await harness.ask("/schedule An | someday | Hi from {city}", "someday")
     assert not refusal.buttons()
-    assert await harness.service.list_schedules() == []
+    assert await harness.service.schedules.list_schedules() == []
 
 
 OTHER_FAMILY_ID = "120363049999991111@g.us"
@@ -221,7 +223,7 @@ async def test_two_groups_of_the_same_name_are_told_apart_and_the_pick_keeps_its
     await harness.press(question, "Family (group …1111)")
     saved = await harness.telegram.reply(ADMIN, "Saved", since=since)
     assert "Family (group)" in saved.text
-    [schedule] = await harness.service.list_schedules(ADMIN)
+    [schedule] = await harness.service.schedules.list_schedules(ADMIN)
     assert [r.address for r in schedule.recipients] == [OTHER_FAMILY_ID]
 
 

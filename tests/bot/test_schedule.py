@@ -16,7 +16,7 @@ async def test_one_shot_form_saves_a_schedule_and_shows_it(harness: Harness) -> 
     reply = await harness.ask(
         "/schedule +49 151 23456789 | tomorrow 9:00 | Hello <there> & you", "Saved"
     )
-    [schedule] = await harness.service.list_schedules(ADMIN)
+    [schedule] = await harness.service.schedules.list_schedules(ADMIN)
     assert f"#{schedule.id}" in reply.text
     assert "+4915123456789" in reply.text
     assert "Hello <there> & you" in reply.text  # escaped for Telegram, shown as typed
@@ -29,26 +29,26 @@ async def test_one_shot_with_a_bad_time_says_what_works_and_saves_nothing(
 ) -> None:
     reply = await harness.ask("/schedule +4915123456789 | yesterday-ish | hi")
     assert "yesterday" in reply.text and "tomorrow 9:00" in reply.text  # the word, and examples
-    assert await harness.service.list_schedules() == []
+    assert await harness.service.schedules.list_schedules() == []
 
 
 async def test_one_shot_with_missing_parts_shows_the_form(harness: Harness) -> None:
     reply = await harness.ask("/schedule +4915123456789 tomorrow hi")
     assert "|" in reply.text and "/schedule" in reply.text
-    assert await harness.service.list_schedules() == []
+    assert await harness.service.schedules.list_schedules() == []
 
 
 async def test_one_shot_with_a_bad_number_names_the_problem(harness: Harness) -> None:
     reply = await harness.ask("/schedule 12 | tomorrow 9:00 | hi")
     assert "12" in reply.text
-    assert await harness.service.list_schedules() == []
+    assert await harness.service.schedules.list_schedules() == []
 
 
 async def test_wizard_with_contact_buttons_example_time_preview_and_save(
     harness: Harness,
 ) -> None:
-    await harness.service.add_contact("Anna", "+4915123456789")
-    await harness.service.add_contact("Ben", "+4915198765432")
+    await harness.service.contacts.add_contact("Anna", "+4915123456789")
+    await harness.service.contacts.add_contact("Ben", "+4915198765432")
     step1 = await harness.ask("/schedule", "Who gets it")
     await harness.press(step1, "Anna")
     assert "✓ Anna" in str(harness.telegram.chat(ADMIN)[-1].buttons())
@@ -62,10 +62,10 @@ async def test_wizard_with_contact_buttons_example_time_preview_and_save(
     preview = await harness.telegram.reply(ADMIN, "Preview", since=since)
     assert "Hi Anna, see you!" in preview.text
     assert preview.text.count("09:00") >= 3  # the next three fire times, local
-    assert await harness.service.list_schedules() == []  # nothing stored before Save
+    assert await harness.service.schedules.list_schedules() == []  # nothing stored before Save
 
     await harness.press(preview, "Save")
-    [schedule] = await harness.service.list_schedules(ADMIN)
+    [schedule] = await harness.service.schedules.list_schedules(ADMIN)
     assert [r.name for r in schedule.recipients] == ["Anna"]
     assert schedule.rule.kind is RuleKind.cron
     saved = await harness.telegram.wait_for(
@@ -88,7 +88,7 @@ async def test_wizard_typed_recipients_and_a_photo_with_caption(harness: Harness
     assert "Thu 24 Dec 2026 18:00" in preview.text
     assert "photo.jpg" in preview.text
     await harness.press(preview, "Save")
-    [schedule] = await harness.service.list_schedules(ADMIN)
+    [schedule] = await harness.service.schedules.list_schedules(ADMIN)
     assert schedule.media is not None
     assert base64.b64decode(schedule.media.data_base64) == picture
     assert schedule.text == "Look at this"
@@ -119,7 +119,7 @@ async def test_wizard_keeps_the_photo_once_and_recipients_as_records(harness: Ha
         assert typed not in dumped, step  # no name string to parse again
         assert [r["address"] for r in data["typed"]] == ["+4915123456789", "+4930123456"]
     await harness.press(preview, "Save")
-    [schedule] = await harness.service.list_schedules(ADMIN)
+    [schedule] = await harness.service.schedules.list_schedules(ADMIN)
     assert schedule.media is not None
     assert base64.b64decode(schedule.media.data_base64) == picture
 
@@ -172,7 +172,7 @@ async def test_wizard_edit_from_preview_returns_to_the_preview(harness: Harness)
     again = await harness.ask("Second text", "Preview")
     assert "Second text" in again.text and "First text" not in again.text
     await harness.press(again, "Save")
-    [schedule] = await harness.service.list_schedules(ADMIN)
+    [schedule] = await harness.service.schedules.list_schedules(ADMIN)
     assert schedule.text == "Second text"
 
 
@@ -182,7 +182,7 @@ async def test_cancel_leaves_the_wizard_and_saves_nothing(harness: Harness) -> N
     await harness.ask("/cancel", "Cancelled")
     hint = await harness.ask("Hello", "/schedule")
     assert "To schedule a message" in hint.text
-    assert await harness.service.list_schedules() == []
+    assert await harness.service.schedules.list_schedules() == []
     nothing = await harness.ask("/cancel", "Nothing to cancel")
     assert nothing
 
@@ -197,8 +197,8 @@ async def test_cancel_button_in_the_wizard(harness: Harness) -> None:
 
 
 async def test_wizard_template_button(harness: Harness) -> None:
-    await harness.service.add_contact("Anna", "+4915123456789")
-    await harness.service.add_template("greeting", "Hello {first_name}!")
+    await harness.service.contacts.add_contact("Anna", "+4915123456789")
+    await harness.service.templates.add_template("greeting", "Hello {first_name}!")
     await harness.ask("/schedule", "Who gets it")
     step2 = await harness.ask("Anna", "What should it say")
     since = harness.telegram.cursor()
@@ -209,7 +209,7 @@ async def test_wizard_template_button(harness: Harness) -> None:
 
 
 async def test_done_without_recipients_asks_for_one(harness: Harness) -> None:
-    await harness.service.add_contact("Anna", "+4915123456789")
+    await harness.service.contacts.add_contact("Anna", "+4915123456789")
     step1 = await harness.ask("/schedule", "Who gets it")
     query = await harness.press(step1, "Done")
     answer = await harness.telegram.answer(query)
@@ -235,7 +235,7 @@ async def test_wizard_buttons_after_the_wizard_ended_are_refused(harness: Harnes
     await harness.press(preview, "Save")
     query = await harness.press_data(preview, save)  # replayed
     assert "over" in (await harness.telegram.answer(query))["text"]
-    assert len(await harness.service.list_schedules()) == 1
+    assert len(await harness.service.schedules.list_schedules()) == 1
 
 
 async def test_one_shot_with_name_for_a_bare_number_says_how_and_saves_nothing(
@@ -244,7 +244,7 @@ async def test_one_shot_with_name_for_a_bare_number_says_how_and_saves_nothing(
     reply = await harness.ask("/schedule +4915123456789 | tomorrow 9:00 | Hi {name}!", "name")
     assert "+4915123456789 has none" in reply.text
     assert "/addcontact Anna +4915123456789" in reply.text
-    assert await harness.service.list_schedules() == []
+    assert await harness.service.schedules.list_schedules() == []
 
 
 async def test_wizard_refuses_name_for_a_bare_number_at_the_message_step(
@@ -275,7 +275,7 @@ async def test_a_time_the_clocks_skip_is_saved_with_a_note_on_when_it_goes(
         lambda: preview if preview.text.startswith("Saved.") else None
     )
     assert note in saved.text
-    [schedule] = await harness.service.list_schedules(ADMIN)
+    [schedule] = await harness.service.schedules.list_schedules(ADMIN)
     assert f"{schedule.next_run_at:%Y-%m-%d %H:%M}" == "2027-03-28 01:00"  # 03:00 CEST
     assert note in (await harness.ask("/list", f"#{schedule.id}")).text
 

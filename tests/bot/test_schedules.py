@@ -9,7 +9,7 @@ from tests.bot.conftest import ADMIN, Harness
 async def make(harness: Harness, count: int = 1, when: str = "every day at 9:00") -> list[int]:
     ids = []
     for number in range(count):
-        schedule = await harness.service.create_schedule(
+        schedule = await harness.service.schedules.create_schedule(
             ADMIN, recipients="+4915123456789", when=when, text=f"message {number}"
         )
         ids.append(schedule.id)
@@ -46,10 +46,14 @@ async def test_pause_and_resume_buttons_change_the_state_and_the_list(harness: H
     listing = await harness.ask("/list", "Your schedules")
     query = await harness.press(listing, "Pause")
     assert "Paused" in (await harness.telegram.answer(query))["text"]
-    assert (await harness.service.get_schedule(schedule_id)).state is ScheduleState.paused
+    assert (
+        await harness.service.schedules.get_schedule(ADMIN, schedule_id)
+    ).state is ScheduleState.paused
     assert "paused" in listing.text and listing.button("Resume")
     await harness.press(listing, "Resume")
-    assert (await harness.service.get_schedule(schedule_id)).state is ScheduleState.active
+    assert (
+        await harness.service.schedules.get_schedule(ADMIN, schedule_id)
+    ).state is ScheduleState.active
     assert listing.button("Pause")
 
 
@@ -59,13 +63,13 @@ async def test_delete_button_asks_first_then_deletes(harness: Harness) -> None:
     since = harness.telegram.cursor()
     await harness.press(listing, "Delete")
     confirm = await harness.telegram.reply(ADMIN, "Delete this schedule?", since=since)
-    assert await harness.service.get_schedule(schedule_id)
+    assert await harness.service.schedules.get_schedule(ADMIN, schedule_id)
     await harness.press(confirm, "No")
     assert "Kept" in confirm.text
     again = await harness.ask(f"/delete {schedule_id}", "Delete this schedule?")
     await harness.press(again, "Yes")
     assert "Deleted" in again.text
-    assert await harness.service.list_schedules() == []
+    assert await harness.service.schedules.list_schedules() == []
     # Replaying the old confirmation is refused, not crashed.
     query = await harness.press_data(again, f"s:delok:{schedule_id}")
     assert "no schedule" in (await harness.telegram.answer(query))["text"]
@@ -77,7 +81,7 @@ async def test_run_now_button_sends_at_once_and_says_so(harness: Harness) -> Non
     query = await harness.press(listing, "Run")
     answer = await harness.telegram.answer(query)
     assert f"Sending #{schedule_id} now to 1 recipient" in answer["text"]
-    deliveries = await harness.service.logs(schedule_id=schedule_id)
+    deliveries = await harness.service.logs.logs(None, schedule_id=schedule_id)
     assert [d.status for d in deliveries] == [DeliveryStatus.queued]
 
 
@@ -118,7 +122,7 @@ async def test_edit_by_buttons_changes_the_time(harness: Harness) -> None:
     assert "whenever" in bad.text and "tomorrow 9:00" in bad.text
     changed = await harness.ask("every day at 7:15", "Changed")
     assert "07:15" in changed.text
-    rule = (await harness.service.get_schedule(schedule_id)).rule
+    rule = (await harness.service.schedules.get_schedule(ADMIN, schedule_id)).rule
     assert rule.cron is not None and rule.cron.startswith("15 7")
 
 
@@ -130,9 +134,11 @@ async def test_edit_from_the_list_and_one_shot_edit(harness: Harness) -> None:
     choices = await harness.telegram.reply(ADMIN, "What should change", since=since)
     await harness.press(choices, "Text")
     await harness.ask("Brand new text", "Changed")
-    assert (await harness.service.get_schedule(schedule_id)).text == "Brand new text"
+    assert (
+        await harness.service.schedules.get_schedule(ADMIN, schedule_id)
+    ).text == "Brand new text"
     await harness.ask(f"/edit {schedule_id} recipients +4930123456", "Changed")
-    schedule = await harness.service.get_schedule(schedule_id)
+    schedule = await harness.service.schedules.get_schedule(ADMIN, schedule_id)
     assert [r.address for r in schedule.recipients] == ["+4930123456"]
 
 
@@ -153,4 +159,6 @@ async def test_a_button_pressed_twice_is_quietly_answered(harness: Harness) -> N
     query = await harness.press_data(listing, pause)  # stale button: already paused
     assert (await harness.telegram.answer(query))["text"] == f"Paused #{schedule_id}."
     assert len(harness.telegram.bot_messages(ADMIN)) == sent
-    assert (await harness.service.get_schedule(schedule_id)).state is ScheduleState.paused
+    assert (
+        await harness.service.schedules.get_schedule(ADMIN, schedule_id)
+    ).state is ScheduleState.paused

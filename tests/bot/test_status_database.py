@@ -14,15 +14,7 @@ from tests.engine.disk import read_only
 async def ask_status(harness: Harness, health: StoreHealth) -> str:
     since = harness.telegram.cursor()
     await harness.telegram.send(ADMIN, "/status")
-    for update in harness.telegram.take_updates():
-        await harness.dispatcher.feed_raw_update(
-            harness.bot,
-            update,
-            service=harness.service,
-            notifier=harness.notifier,
-            access=harness.access,
-            store_health=health,
-        )
+    await harness.feed(store_health=health)
     return (await harness.telegram.reply(ADMIN, "wasched status", since=since, within=5)).text
 
 

@@ -29,7 +29,7 @@ from core.config import Settings
 from core.domain.clock import FakeClock, SystemClock
 from core.domain.errors import ConfigError
 from core.domain.models import DeliveryFilter, DeliveryStatus, Run, Schedule
-from core.services.scheduling import Scheduling
+from core.services import Services
 from tests.bot.conftest import ADMIN, OTHER_ADMIN, FakeWhatsApp, Harness
 from tests.fakes.sidecar import FakeSidecar, free_port
 from tests.fakes.telegram import FakeTelegram
@@ -149,8 +149,8 @@ async def sidecar_for(port: int) -> AsyncIterator[FakeSidecar]:
 async def schedule_in_seconds(settings: Settings, seconds: int) -> Schedule:
     store = await SQLiteStore.open(settings.DATABASE_URL)
     try:
-        service = Scheduling(store, SystemClock(), default_timezone="UTC")
-        return await service.create_schedule(
+        service = Services(store, SystemClock(), default_timezone="UTC")
+        return await service.schedules.create_schedule(
             ADMIN, recipients=NUMBER, when=f"in {seconds} seconds", text="due while down"
         )
     finally:
@@ -299,13 +299,13 @@ async def quick(
     """The harness with a Bot as `wasched run` builds it, retrying within seconds."""
     settings = Settings(TELEGRAM_BOT_TOKEN=telegram.token, TELEGRAM_API_URL=telegram.base_url)
     bot = build_bot(settings, requests=RetryRequests(reply_backoff=FAST, reply_retry_s=20))
-    service = Scheduling(store, clock, default_timezone="Europe/Berlin", whatsapp=whatsapp)
+    service = Services(store, clock, default_timezone="Europe/Berlin", whatsapp=whatsapp)
     notifier = TelegramNotifier(bot, admin_ids={ADMIN, OTHER_ADMIN}, pace_s=0)
     notifier.outbox.backoff = FAST
-    access = Access({ADMIN, OTHER_ADMIN}, store)
+    access = Access({ADMIN, OTHER_ADMIN}, service.users)
     await access.prepare()
     notifier.set_audience(access.members)
-    notifier.remember_in(store)
+    notifier.remember_in(service.memory)
     dispatcher = build_dispatcher(access)
     try:
         async with notifier.outbox.running(drain_s=2):
@@ -374,10 +374,10 @@ async def test_a_reply_telegram_never_takes_is_given_up_after_a_bounded_time(
 
 
 async def fired(harness: Harness) -> tuple[Schedule, Run]:
-    schedule = await harness.service.create_schedule(
+    schedule = await harness.service.schedules.create_schedule(
         ADMIN, recipients=NUMBER, when="every day at 9:00", text="hi"
     )
-    run, _ = await harness.service.run_now(schedule.id)
+    run, _ = await harness.service.runs.run_now(schedule.owner_id, schedule.id)
     return schedule, run
 
 

@@ -21,7 +21,7 @@ from core.commands.check import CheckResult, check_sidecar
 from core.config import REPO_ROOT, Settings, load_settings
 from core.domain.clock import FakeClock
 from core.domain.session import FAILURE_CODES, SessionFailure, explain
-from tests.bot.conftest import ADMIN, OTHER_ADMIN, START
+from tests.bot.conftest import ADMIN, OTHER_ADMIN, START, feed_updates
 from tests.fakes.sidecar import FAILURE_MESSAGES, FakeSidecar, free_port
 from tests.fakes.telegram import ChatMessage, FakeTelegram
 
@@ -44,14 +44,8 @@ class Wired:
     async def ask(self, text: str, contains: str = "", user: int = ADMIN) -> ChatMessage:
         since = self.telegram.cursor()
         await self.telegram.send(user, text)
-        for update in self.telegram.take_updates():
-            await self.dispatcher.feed_raw_update(
-                self.bot,
-                update,
-                service=self.core.service,
-                notifier=self.notifier,
-                access=self.access,
-            )
+        wired = {"notifier": self.notifier, "access": self.access}
+        await feed_updates(self.telegram, self.dispatcher, self.bot, self.core.services, **wired)
         return await self.telegram.reply(user, contains, since=since, within=5)
 
     async def move(self, state: str, **failure: Any) -> None:
@@ -101,7 +95,7 @@ async def wired(telegram: FakeTelegram, app_bot: Bot, tmp_path: Any) -> AsyncIte
             open_core(settings, notifier=notifier, clock=FakeClock(START)) as core,
         ):
             sidecar.events_url = f"{core.url}/whatsapp/events"
-            access = Access({ADMIN, OTHER_ADMIN}, core.store)
+            access = Access({ADMIN, OTHER_ADMIN}, core.services.users)
             await access.prepare()
             notifier.set_audience(access.members)
             yield Wired(

@@ -12,8 +12,8 @@ from tests.bot.conftest import ADMIN, START, Harness
 
 
 async def test_the_saved_card_and_list_name_the_template(harness: Harness) -> None:
-    await harness.service.add_contact("Anna", "+4915123456789")
-    await harness.service.add_template("greeting", "Hello {first_name}!")
+    await harness.service.contacts.add_contact("Anna", "+4915123456789")
+    await harness.service.templates.add_template("greeting", "Hello {first_name}!")
     await harness.ask("/schedule", "Who gets it")
     step2 = await harness.ask("Anna", "What should it say")
     since = harness.telegram.cursor()
@@ -30,7 +30,7 @@ async def test_the_saved_card_and_list_name_the_template(harness: Harness) -> No
 
 
 async def test_the_first_step_breaks_no_sentence_across_lines(harness: Harness) -> None:
-    await harness.service.add_contact("Anna", "+4915123456789")
+    await harness.service.contacts.add_contact("Anna", "+4915123456789")
     step1 = await harness.ask("/schedule", "Who gets it")
     assert not [line for line in step1.text.splitlines() if line.rstrip().endswith(",")]
     assert "contact names or WhatsApp group names, separated by commas" in step1.text
@@ -43,7 +43,7 @@ async def test_cancel_after_a_contact_was_saved_does_not_say_nothing_was_saved(
     await harness.ask("/addcontact Anna +4915123456789", "Saved Anna")
     cancelled = await harness.ask("/cancel", "Cancelled")
     assert cancelled.text == "Cancelled; no schedule was saved."
-    assert [c.name for c in await harness.service.list_contacts()] == ["Anna"]
+    assert [c.name for c in await harness.service.contacts.list_contacts()] == ["Anna"]
     # The same with the wizard's Cancel button.
     await harness.ask("/schedule", "Who gets it")
     await harness.ask("/addcontact Ben +4915198765432", "Saved Ben")
@@ -56,7 +56,7 @@ async def test_cancel_after_a_contact_was_saved_does_not_say_nothing_was_saved(
 
 
 async def test_cancel_while_editing_a_schedule_says_it_is_unchanged(harness: Harness) -> None:
-    schedule = await harness.service.create_schedule(
+    schedule = await harness.service.schedules.create_schedule(
         ADMIN, recipients="+4915123456789", when="tomorrow 9:00", text="Hi"
     )
     choices = await harness.ask(f"/edit {schedule.id}", "What should change")
@@ -76,7 +76,7 @@ async def test_the_when_step_has_a_weekly_button(harness: Harness) -> None:
     preview = await harness.telegram.reply(ADMIN, "Preview", since=since)
     assert "every Monday at 09:00" in preview.text
     await harness.press(preview, "Save")
-    [schedule] = await harness.service.list_schedules(ADMIN)
+    [schedule] = await harness.service.schedules.list_schedules(ADMIN)
     assert schedule.rule.kind is RuleKind.cron and schedule.rule.cron == "0 9 * * 1"
 
 

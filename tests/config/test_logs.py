@@ -34,10 +34,10 @@ async def test_a_send_logs_no_number_no_text_and_no_key_at_info(
     settings = settings_for(f"sqlite:///{tmp_path / 'w.db'}", sidecar)
     async with open_core(settings, notifier=RecordingNotifier(), clock=clock) as core:
         sidecar.events_url = f"{core.url}/whatsapp/events"
-        schedule = await core.service.create_schedule(
+        schedule = await core.services.schedules.create_schedule(
             7, recipients=f"+{DIGITS}", when="tomorrow 9:00", text=SECRET_TEXT
         )
-        run, _ = await core.service.run_now(schedule.id)
+        run, _ = await core.services.runs.run_now(schedule.owner_id, schedule.id)
 
         async def read() -> bool:
             found = await core.store.list_deliveries(DeliveryFilter(run_id=run.id))

@@ -28,14 +28,15 @@ from tests.fakes.sidecar import FakeSidecar
 
 ANNA = "+4915100000001"
 BEN = "+4915100000002"
+OWNER = 1001
 
 
 async def sent_run(core: Core, recipients: str = f"{ANNA}, {BEN}") -> int:
     """Run a schedule now and wait until WhatsApp took every message; the run's id."""
-    schedule = await core.service.create_schedule(
-        1001, recipients=recipients, when="every day at 9:00", text="See you at {time}"
+    schedule = await core.services.schedules.create_schedule(
+        OWNER, recipients=recipients, when="every day at 9:00", text="See you at {time}"
     )
-    run, _ = await core.service.run_now(schedule.id)
+    run, _ = await core.services.runs.run_now(schedule.owner_id, schedule.id)
     count = len(recipients.split(","))
 
     async def all_sent() -> bool:
@@ -134,10 +135,10 @@ async def test_a_paced_run_is_told_once_and_its_later_messages_only_marked(
 ) -> None:
     sidecar.ack_up_to = 1
     core = await start_core(ACK_ALERT_AFTER_S=600, SEND_GAP_MIN_S=120, SEND_GAP_MAX_S=120)
-    schedule = await core.service.create_schedule(
+    schedule = await core.services.schedules.create_schedule(
         1001, recipients=f"{ANNA}, {BEN}", when="every day at 9:00", text="Hi"
     )
-    run, _ = await core.service.run_now(schedule.id)
+    run, _ = await core.services.runs.run_now(schedule.owner_id, schedule.id)
     await eventually(lambda: len(sidecar.outbox) == 1, what="Anna's message")
     await passes(core, clock, 2)  # the gap: Ben's goes out 2 minutes later
     await eventually(lambda: len(sidecar.outbox) == 2, what="Ben's message")
@@ -231,7 +232,7 @@ async def test_check_again_records_what_the_sidecar_says_now(
     [anna_record, _] = sidecar.outbox
     anna_record.ack = 3
 
-    result = await core.service.check_unacked(run_id)
+    result = await core.services.runs.check_unacked(OWNER, run_id)
 
     assert (result.checked, result.statuses, result.unknown) == (
         2,
@@ -243,7 +244,7 @@ async def test_check_again_records_what_the_sidecar_says_now(
     assert anna.read_at == clock.now()
     # A message the sidecar does not know (any more) is counted as such and left as it is.
     sidecar.outbox.remove(sidecar.outbox[1])
-    result = await core.service.check_unacked(run_id)
+    result = await core.services.runs.check_unacked(OWNER, run_id)
     assert (result.checked, result.statuses, result.unknown) == (1, {}, 1)
 
 
@@ -261,7 +262,7 @@ async def test_send_again_sends_a_second_copy_to_those_recipients_only_once(
     )
     await clock.advance(900)
 
-    copy, copies = await core.service.send_unacked_again(run_id)
+    copy, copies = await core.services.runs.send_unacked_again(OWNER, run_id)
 
     assert copy.id != run_id and copy.trigger is RunTrigger.manual
     assert copy.scheduled_for == (await core.store.get_run(run_id)).scheduled_for  # type: ignore[union-attr]
@@ -272,7 +273,7 @@ async def test_send_again_sends_a_second_copy_to_those_recipients_only_once(
     assert sidecar.outbox[2].text == ben.text
     # Pressed again: refused in words, nothing more is sent.
     with pytest.raises(InvalidState, match=f"as run {copy.id}"):
-        await core.service.send_unacked_again(run_id)
+        await core.services.runs.send_unacked_again(OWNER, run_id)
     runs = await core.store.list_runs()
     assert len(runs) == 2
     assert len(sidecar.outbox) == 3

@@ -162,10 +162,10 @@ async def test_with_the_sidecar_down_probes_back_off_and_the_outage_is_one_log_l
 
 async def run_now_and_see_it_held(core: Core) -> int:
     """Run a one-recipient schedule now and wait until its delivery is held; its run id."""
-    schedule = await core.service.create_schedule(
+    schedule = await core.services.schedules.create_schedule(
         7, recipients=PHONE, when="tomorrow 9:00", text="hi"
     )
-    run, _ = await core.service.run_now(schedule.id)
+    run, _ = await core.services.runs.run_now(schedule.owner_id, schedule.id)
 
     async def held() -> bool:
         return [d.status for d in await deliveries(core, run_id=run.id)] == [DeliveryStatus.held]

@@ -20,11 +20,11 @@ from tests.fakes.sidecar import FakeSidecar
 async def test_run_now_sends_at_once_through_the_same_path(
     core: Core, sidecar: FakeSidecar, notifier: RecordingNotifier
 ) -> None:
-    schedule = await core.service.create_schedule(
+    schedule = await core.services.schedules.create_schedule(
         7, recipients=PHONE, when="tomorrow 9:00", text="Hello, it is {weekday}"
     )
 
-    run, _ = await core.service.run_now(schedule.id)
+    run, _ = await core.services.runs.run_now(schedule.owner_id, schedule.id)
 
     await eventually(lambda: len(sidecar.outbox) == 1, what="the send")
     sent = sidecar.outbox[0]
@@ -67,7 +67,7 @@ async def test_a_scheduled_message_reaches_the_sidecar_through_apscheduler(
 async def test_a_recurring_schedule_fires_each_occurrence_once(
     core: Core, clock: FakeClock, sidecar: FakeSidecar
 ) -> None:
-    schedule = await core.service.create_schedule(
+    schedule = await core.services.schedules.create_schedule(
         7, recipients=PHONE, when="every 2 hours", text="tick"
     )
     assert schedule.next_run_at is not None
@@ -92,16 +92,16 @@ async def test_a_recurring_schedule_fires_each_occurrence_once(
 async def test_pause_stops_firing_and_resume_fires_again(
     core: Core, clock: FakeClock, sidecar: FakeSidecar
 ) -> None:
-    schedule = await core.service.create_schedule(
+    schedule = await core.services.schedules.create_schedule(
         7, recipients=PHONE, when="every 1 hour", text="tock"
     )
-    await core.service.pause(schedule.id)
+    await core.services.schedules.pause(schedule.owner_id, schedule.id)
 
     await clock.advance(3 * 3600)
     await core.engine.tick()
     assert await core.store.list_runs(schedule_id=schedule.id) == []
 
-    resumed = await core.service.resume(schedule.id)
+    resumed = await core.services.schedules.resume(schedule.owner_id, schedule.id)
     assert resumed.next_run_at is not None and resumed.next_run_at > clock.now()
     await clock.advance(3600)
     await core.engine.tick()
@@ -112,10 +112,10 @@ async def test_pause_stops_firing_and_resume_fires_again(
 async def test_delete_takes_effect_on_the_live_engine(
     core: Core, clock: FakeClock, sidecar: FakeSidecar
 ) -> None:
-    schedule = await core.service.create_schedule(
+    schedule = await core.services.schedules.create_schedule(
         7, recipients=PHONE, when="in 10 minutes", text="never"
     )
-    await core.service.delete(schedule.id)
+    await core.services.schedules.delete(schedule.owner_id, schedule.id)
     await clock.advance(3600)
     await core.engine.tick()
     assert sidecar.requests == 0
@@ -125,7 +125,7 @@ async def test_delete_takes_effect_on_the_live_engine(
 async def test_a_once_schedule_ends_done_after_it_fired(
     core: Core, clock: FakeClock, sidecar: FakeSidecar
 ) -> None:
-    schedule = await core.service.create_schedule(
+    schedule = await core.services.schedules.create_schedule(
         7, recipients=f"{PHONE}, +4915199999999", when="in 10 minutes", text="bye"
     )
     await clock.advance(600)
@@ -139,7 +139,7 @@ async def test_a_once_schedule_ends_done_after_it_fired(
 async def test_a_schedule_report_shows_each_recipient(
     core: Core, clock: FakeClock, notifier: RecordingNotifier
 ) -> None:
-    schedule = await core.service.create_schedule(
+    schedule = await core.services.schedules.create_schedule(
         7, recipients=PHONE, when="in 1 minute", text="x"
     )
     await clock.advance(60)

@@ -19,7 +19,7 @@ async def test_a_fired_run_and_its_delivery_are_logged_by_id_without_the_text(
     core: Core, clock: FakeClock, sidecar: FakeSidecar, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="core")
-    schedule = await core.service.create_schedule(
+    schedule = await core.services.schedules.create_schedule(
         7, recipients=PHONE, when="every 2 hours", text=SECRET_TEXT
     )
     assert schedule.next_run_at is not None

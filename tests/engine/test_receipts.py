@@ -28,10 +28,10 @@ BEN = "+4915100000002"
 
 async def sent_run(core: Core, recipients: list[str]) -> int:
     """Run a schedule now and wait until WhatsApp took every message; the run's id."""
-    schedule = await core.service.create_schedule(
+    schedule = await core.services.schedules.create_schedule(
         1001, recipients=", ".join(recipients), when="every day at 9:00", text="Hi {time}"
     )
-    run, _ = await core.service.run_now(schedule.id)
+    run, _ = await core.services.runs.run_now(schedule.owner_id, schedule.id)
 
     async def all_sent() -> bool:
         found = await deliveries(core, run_id=run.id)

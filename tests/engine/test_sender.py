@@ -39,10 +39,10 @@ SENT = (DeliveryStatus.sent, DeliveryStatus.delivered, DeliveryStatus.read)
 
 
 async def run_now(core: Core, recipients: str = PHONE) -> int:
-    schedule = await core.service.create_schedule(
+    schedule = await core.services.schedules.create_schedule(
         7, recipients=recipients, when="tomorrow 9:00", text="hi"
     )
-    run, _ = await core.service.run_now(schedule.id)
+    run, _ = await core.services.runs.run_now(schedule.owner_id, schedule.id)
     return run.id
 
 

@@ -42,7 +42,7 @@ async def test_two_engines_and_senders_on_one_store_send_each_occurrence_once(
     two = await start_core(worker="two")
     recipients = ", ".join(f"+49151000000{i:02d}" for i in range(5))
     for n in range(20):
-        await one.service.create_schedule(
+        await one.services.schedules.create_schedule(
             7, recipients=recipients if n % 2 else PHONE, when="every 1 hour", text=f"#{n}"
         )
     expected = 10 * 5 + 10 * 1

@@ -110,7 +110,7 @@ async def test_a_pause_while_the_pass_waits_is_read_before_firing(
 
     waiting = asyncio.create_task(core.engine.tick())
     await eventually(lambda: calls == ["read"], what="the pass's first read")
-    await core.service.pause(schedule.id)
+    await core.services.schedules.pause(schedule.owner_id, schedule.id)
     await clock.advance(WAKE_LEAD_S)
     await waiting
 

@@ -15,7 +15,8 @@ from core.adapters.store import Store
 from core.domain.clock import FakeClock
 from core.domain.errors import WhatsAppError, WhatsAppNotReady
 from core.domain.session import SessionFailure
-from core.services.scheduling import Scheduling
+from core.services import Services
+from core.services.ports import UnackedWatch
 from tests.store.conftest import BACKENDS, open_backend
 
 # Saturday 28 November 2026, 10:00 UTC (11:00 in Berlin).
@@ -146,14 +147,25 @@ def whatsapp() -> FakeWhatsApp:
 
 
 @pytest.fixture
+def unacked() -> UnackedWatch | None:
+    """No ack watch (Check again / Send again are not available); a test module may give one."""
+    return None
+
+
+@pytest.fixture
 def service(
-    store: Store, clock: FakeClock, hooks: RecordingHooks, whatsapp: FakeWhatsApp
-) -> Scheduling:
-    return Scheduling(
+    store: Store,
+    clock: FakeClock,
+    hooks: RecordingHooks,
+    whatsapp: FakeWhatsApp,
+    unacked: UnackedWatch | None,
+) -> Services:
+    return Services(
         store,
         clock,
         default_timezone="Europe/Berlin",
         hooks=hooks,
         whatsapp=whatsapp,
         scheduler=RunningScheduler(),
+        unacked=unacked,
     )

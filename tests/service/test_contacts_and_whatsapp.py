@@ -23,19 +23,21 @@ from core.domain.errors import (
 )
 from core.domain.models import WHATSAPP_TEXT_LIMIT, DeliveryStatus, ScheduleState
 from core.domain.session import Remedy, SessionFailure
-from core.services.scheduling import Scheduling
+from core.services import Services
 
 from .conftest import OWNER, FakeWhatsApp, WaContact, WaGroup
 
 # --- contacts --------------------------------------------------------------------------------
 
 
-async def test_add_contact_normalizes_the_number_and_keeps_fields(service: Scheduling) -> None:
-    contact = await service.add_contact("  Anna   Maria ", "+49 (151) 2345-6789", {"city": "Köln"})
+async def test_add_contact_normalizes_the_number_and_keeps_fields(service: Services) -> None:
+    contact = await service.contacts.add_contact(
+        "  Anna   Maria ", "+49 (151) 2345-6789", {"city": "Köln"}
+    )
     assert contact.name == "Anna Maria"
     assert contact.phone == "+4915123456789"
     assert contact.fields == {"city": "Köln"}
-    assert await service.list_contacts() == [contact]
+    assert await service.contacts.list_contacts() == [contact]
 
 
 @pytest.mark.parametrize(
@@ -52,7 +54,7 @@ async def test_add_contact_normalizes_the_number_and_keeps_fields(service: Sched
     ],
 )
 async def test_refused_contacts_are_not_stored(
-    service: Scheduling,
+    service: Services,
     store: Store,
     name: str,
     phone: str,
@@ -61,40 +63,40 @@ async def test_refused_contacts_are_not_stored(
     match: str,
 ) -> None:
     with pytest.raises(error, match=match):
-        await service.add_contact(name, phone, fields)
+        await service.contacts.add_contact(name, phone, fields)
     assert await store.list_contacts() == []
 
 
-async def test_a_second_contact_of_the_same_name_is_refused(service: Scheduling) -> None:
-    await service.add_contact("Anna", "+4915123456789")
+async def test_a_second_contact_of_the_same_name_is_refused(service: Services) -> None:
+    await service.contacts.add_contact("Anna", "+4915123456789")
     with pytest.raises(AlreadyExists, match="/delcontact anna"):
-        await service.add_contact("anna", "+12025550143")
-    assert len(await service.list_contacts()) == 1
+        await service.contacts.add_contact("anna", "+12025550143")
+    assert len(await service.contacts.list_contacts()) == 1
 
 
-async def test_delete_contact_by_name_case_insensitively(service: Scheduling) -> None:
-    contact = await service.add_contact("Anna", "+4915123456789")
-    assert await service.delete_contact("ANNA") == contact
-    assert await service.list_contacts() == []
+async def test_delete_contact_by_name_case_insensitively(service: Services) -> None:
+    contact = await service.contacts.add_contact("Anna", "+4915123456789")
+    assert await service.contacts.delete_contact("ANNA") == contact
+    assert await service.contacts.list_contacts() == []
     with pytest.raises(NotFound, match="/contacts"):
-        await service.delete_contact("Anna")
+        await service.contacts.delete_contact("Anna")
 
 
-async def test_a_schedule_still_sends_to_a_deleted_contact(service: Scheduling) -> None:
-    await service.add_contact("Anna", "+4915123456789")
-    schedule = await service.create_schedule(
+async def test_a_schedule_still_sends_to_a_deleted_contact(service: Services) -> None:
+    await service.contacts.add_contact("Anna", "+4915123456789")
+    schedule = await service.schedules.create_schedule(
         OWNER, recipients="Anna", when="in 1 hour", text="Hi {name}"
     )
-    await service.delete_contact("Anna")
-    _, [delivery] = await service.run_now(schedule.id)
+    await service.contacts.delete_contact("Anna")
+    _, [delivery] = await service.runs.run_now(schedule.owner_id, schedule.id)
     assert delivery.recipient == "+4915123456789"
     assert delivery.text == "Hi Anna"
 
 
 async def test_import_contacts_adds_new_ones_and_counts_the_rest(
-    service: Scheduling, whatsapp: FakeWhatsApp
+    service: Services, whatsapp: FakeWhatsApp
 ) -> None:
-    await service.add_contact("Anna", "+4915123456789")
+    await service.contacts.add_contact("Anna", "+4915123456789")
     whatsapp.address_book = [
         WaContact(id="12025550143@c.us", name="Bob", number="12025550143"),
         WaContact(id="4915123456789@c.us", name="Anna M", number="4915123456789"),  # same number
@@ -103,26 +105,26 @@ async def test_import_contacts_adds_new_ones_and_counts_the_rest(
         WaContact(id="123@lid", name="Ghost", number=None),  # no number
         WaContact(id="4915100000003@c.us", name="Carol, Jr.", number=None),  # number from id
     ]
-    result = await service.import_contacts()
+    result = await service.whatsapp.import_contacts()
     assert (result.imported, result.existing, result.skipped) == (2, 2, 2)
     assert [(c.name, c.phone, c.whatsapp_id) for c in result.contacts] == [
         ("Bob", "+12025550143", "12025550143@c.us"),
         ("Carol Jr.", "+4915100000003", "4915100000003@c.us"),
     ]
-    again = await service.import_contacts()
+    again = await service.whatsapp.import_contacts()
     assert (again.imported, again.existing) == (0, 4)
 
 
 # --- templates -------------------------------------------------------------------------------
 
 
-async def test_templates_add_list_delete(service: Scheduling) -> None:
-    template = await service.add_template("Greeting", "Hello {name}, {{literal}}")
-    assert await service.list_templates() == [template]
-    assert await service.delete_template("greeting") == template
-    assert await service.list_templates() == []
+async def test_templates_add_list_delete(service: Services) -> None:
+    template = await service.templates.add_template("Greeting", "Hello {name}, {{literal}}")
+    assert await service.templates.list_templates() == [template]
+    assert await service.templates.delete_template("greeting") == template
+    assert await service.templates.list_templates() == []
     with pytest.raises(NotFound, match="/templates"):
-        await service.delete_template("greeting")
+        await service.templates.delete_template("greeting")
 
 
 @pytest.mark.parametrize(
@@ -138,36 +140,36 @@ async def test_templates_add_list_delete(service: Scheduling) -> None:
     ],
 )
 async def test_refused_templates_are_not_stored(
-    service: Scheduling, store: Store, name: str, text: str, error: type[Exception], match: str
+    service: Services, store: Store, name: str, text: str, error: type[Exception], match: str
 ) -> None:
     with pytest.raises(error, match=match):
-        await service.add_template(name, text)
+        await service.templates.add_template(name, text)
     assert await store.list_templates() == []
 
 
-async def test_a_second_template_of_the_same_name_is_refused(service: Scheduling) -> None:
-    await service.add_template("greeting", "Hi")
+async def test_a_second_template_of_the_same_name_is_refused(service: Services) -> None:
+    await service.templates.add_template("greeting", "Hi")
     with pytest.raises(AlreadyExists, match="/deltemplate"):
-        await service.add_template("Greeting", "Hello")
+        await service.templates.add_template("Greeting", "Hello")
 
 
-async def test_a_template_in_use_cannot_be_deleted(service: Scheduling) -> None:
-    await service.add_template("greeting", "Hi {weekday}")
-    schedule = await service.create_schedule(
+async def test_a_template_in_use_cannot_be_deleted(service: Services) -> None:
+    await service.templates.add_template("greeting", "Hi {weekday}")
+    schedule = await service.schedules.create_schedule(
         OWNER, recipients="+12025550143", when="in 1 hour", template="greeting"
     )
     with pytest.raises(InvalidState, match=f"#{schedule.id}"):
-        await service.delete_template("greeting")
-    assert len(await service.list_templates()) == 1
+        await service.templates.delete_template("greeting")
+    assert len(await service.templates.list_templates()) == 1
 
 
 async def test_template_fields_are_checked_against_recipients_when_used(
-    service: Scheduling,
+    service: Services,
 ) -> None:
-    await service.add_template("offer", "Dear {name} of {company}")
-    await service.add_contact("Bob Stone", "+12025550143")
+    await service.templates.add_template("offer", "Dear {name} of {company}")
+    await service.contacts.add_contact("Bob Stone", "+12025550143")
     with pytest.raises(InvalidTemplate, match="company"):
-        await service.create_schedule(
+        await service.schedules.create_schedule(
             OWNER, recipients="Bob Stone", when="in 1 hour", template="offer"
         )
 
@@ -176,58 +178,56 @@ async def test_template_fields_are_checked_against_recipients_when_used(
 
 
 async def test_groups_sorted_by_name_with_participant_counts(
-    service: Scheduling, whatsapp: FakeWhatsApp
+    service: Services, whatsapp: FakeWhatsApp
 ) -> None:
     whatsapp.group_list = [
         WaGroup(id="2@g.us", name="work", participants=("a", "b", "c")),
         WaGroup(id="1@g.us", name="Family", participants=("a",)),
     ]
-    groups = await service.groups()
+    groups = await service.whatsapp.groups()
     assert [(g.id, g.name, g.participants) for g in groups] == [
         ("1@g.us", "Family", 1),
         ("2@g.us", "work", 3),
     ]
 
 
-async def test_link_qr_pairing_code_and_logout(
-    service: Scheduling, whatsapp: FakeWhatsApp
-) -> None:
+async def test_link_qr_pairing_code_and_logout(service: Services, whatsapp: FakeWhatsApp) -> None:
     whatsapp.state = "SCAN_QR_CODE"
-    qr = await service.link_qr()
+    qr = await service.whatsapp.link_qr()
     assert qr.qr == "2@abc"
     assert qr.png.startswith(b"\x89PNG")
-    assert await service.pairing_code("+49 151 2345 6789") == "ABCD-EFGH"
+    assert await service.whatsapp.pairing_code("+49 151 2345 6789") == "ABCD-EFGH"
     with pytest.raises(InvalidRecipient):
-        await service.pairing_code("0151")
-    await service.logout()
+        await service.whatsapp.pairing_code("0151")
+    await service.whatsapp.logout()
     assert whatsapp.calls == ["qr", "pairing_code +4915123456789", "logout"]
 
 
 async def test_whatsapp_calls_without_a_sidecar_say_how_to_set_it_up(
     store: Store, clock: FakeClock
 ) -> None:
-    service = Scheduling(store, clock, default_timezone="UTC")
+    service = Services(store, clock, default_timezone="UTC")
     with pytest.raises(WhatsAppUnavailable, match="WHATSAPP_URL"):
-        await service.groups()
+        await service.whatsapp.groups()
     with pytest.raises(WhatsAppUnavailable, match="WHATSAPP_URL"):
-        await service.import_contacts()
+        await service.whatsapp.import_contacts()
 
 
 # --- status ----------------------------------------------------------------------------------
 
 
 async def test_status_reports_whatsapp_scheduler_counts_and_next_run(
-    service: Scheduling, store: Store
+    service: Services, store: Store
 ) -> None:
-    daily = await service.create_schedule(
+    daily = await service.schedules.create_schedule(
         OWNER, recipients="+12025550143", when="every day at 9:00", text="a"
     )
-    other = await service.create_schedule(
+    other = await service.schedules.create_schedule(
         OWNER, recipients="+12025550143", when="every day at 7:00", text="b"
     )
-    await service.pause(other.id)
-    await service.run_now(daily.id)
-    status = await service.status()
+    await service.schedules.pause(other.owner_id, other.id)
+    await service.runs.run_now(daily.owner_id, daily.id)
+    status = await service.whatsapp.status()
     assert status.whatsapp_state == "WORKING"
     assert status.whatsapp_number == "+4915199999999"
     assert status.whatsapp_name == "Me"
@@ -240,22 +240,20 @@ async def test_status_reports_whatsapp_scheduler_counts_and_next_run(
     assert status.version == __version__
 
 
-async def test_status_when_the_sidecar_is_down(
-    service: Scheduling, whatsapp: FakeWhatsApp
-) -> None:
+async def test_status_when_the_sidecar_is_down(service: Services, whatsapp: FakeWhatsApp) -> None:
     whatsapp.error = WhatsAppUnavailable("The WhatsApp service cannot be reached.")
-    status = await service.status()
+    status = await service.whatsapp.status()
     assert status.whatsapp_state == "unreachable"
     assert status.whatsapp_number is None
     assert status.whatsapp_error == "The WhatsApp service cannot be reached."
 
 
 async def test_status_carries_why_whatsapp_fails_and_what_to_do(
-    service: Scheduling, whatsapp: FakeWhatsApp
+    service: Services, whatsapp: FakeWhatsApp
 ) -> None:
     whatsapp.state, whatsapp.me = "FAILED", None
     whatsapp.failure = SessionFailure("profile_locked", "The browser is already running")
-    status = await service.status()
+    status = await service.whatsapp.status()
     assert status.whatsapp_failure == whatsapp.failure
     words = status.whatsapp_words
     assert (words.code, words.remedy) == ("profile_locked", Remedy.fix_server)
@@ -264,20 +262,20 @@ async def test_status_carries_why_whatsapp_fails_and_what_to_do(
 
     # Once it works a stale failure says nothing.
     whatsapp.state = "WORKING"
-    assert (await service.status()).whatsapp_words.working
+    assert (await service.whatsapp.status()).whatsapp_words.working
 
 
 async def test_status_when_the_sidecar_is_down_says_how_to_reach_it(
-    service: Scheduling, whatsapp: FakeWhatsApp
+    service: Services, whatsapp: FakeWhatsApp
 ) -> None:
     whatsapp.error = WhatsAppUnavailable("The WhatsApp service cannot be reached.")
-    words = (await service.status()).whatsapp_words
+    words = (await service.whatsapp.status()).whatsapp_words
     assert words.remedy is Remedy.fix_server and "WHATSAPP_URL" in words.fix
     assert words.detail == "The WhatsApp service cannot be reached."
 
 
 async def test_status_without_a_sidecar_or_engine(store: Store, clock: FakeClock) -> None:
-    status = await Scheduling(store, clock, default_timezone="UTC").status()
+    status = await Services(store, clock, default_timezone="UTC").whatsapp.status()
     assert status.whatsapp_state == "not configured"
     assert "Set WHATSAPP_URL" in status.whatsapp_words.fix
     assert status.scheduler == "not running"
@@ -309,10 +307,10 @@ async def test_the_real_whatsapp_client_fits_the_port(store: Store, clock: FakeC
 
     client = WhatsAppClient("http://sidecar", transport=httpx.MockTransport(sidecar))
     try:
-        service = Scheduling(store, clock, default_timezone="UTC", whatsapp=client)
-        status = await service.status()
+        service = Services(store, clock, default_timezone="UTC", whatsapp=client)
+        status = await service.whatsapp.status()
         assert (status.whatsapp_state, status.whatsapp_number) == ("SCAN_QR_CODE", None)
-        assert [g.participants for g in await service.groups()] == [2]
-        assert await service.pairing_code("+49 151 23456789") == "WXYZ-1234"
+        assert [g.participants for g in await service.whatsapp.groups()] == [2]
+        assert await service.whatsapp.pairing_code("+49 151 23456789") == "WXYZ-1234"
     finally:
         await client.aclose()

@@ -11,7 +11,7 @@ import pytest
 from core.adapters.store import Store
 from core.domain.errors import InvalidInput, InvalidRecipient, NotFound
 from core.domain.recipients import parse_phone, parse_recipients
-from core.services.scheduling import MAX_ID, Scheduling
+from core.services import MAX_ID, Services
 
 from .conftest import OWNER
 
@@ -20,58 +20,62 @@ HUGE = 99999999999999999999  # the fuzz run's id: past SQLite INTEGER and BSON i
 
 @pytest.mark.parametrize("schedule_id", [HUGE, MAX_ID + 1, 0, -(2**70)])
 async def test_ids_beyond_the_stores_range_are_no_such_schedule(
-    service: Scheduling, schedule_id: int
+    service: Services, schedule_id: int
 ) -> None:
-    await service.create_schedule(OWNER, recipients="+4915123456789", when="in 2h", text="hi")
+    await service.schedules.create_schedule(
+        OWNER, recipients="+4915123456789", when="in 2h", text="hi"
+    )
     for call in (
-        service.get_schedule,
-        service.pause,
-        service.resume,
-        service.delete,
-        service.run_now,
-        service.preview,
+        service.schedules.get_schedule,
+        service.schedules.pause,
+        service.schedules.resume,
+        service.schedules.delete,
+        service.runs.run_now,
+        service.schedules.preview,
     ):
         with pytest.raises(NotFound, match=f"no schedule #{schedule_id}"):
-            await call(schedule_id)
+            await call(OWNER, schedule_id)
     with pytest.raises(NotFound, match=f"no schedule #{schedule_id}"):
-        await service.edit_schedule(schedule_id, text="new")
-    assert await service.logs(schedule_id=schedule_id, owner_id=OWNER) == []
+        await service.schedules.edit_schedule(OWNER, schedule_id, text="new")
+    assert await service.logs.logs(OWNER, schedule_id=schedule_id) == []
     rows = list(
-        csv.reader(io.StringIO((await service.export_csv(schedule_id=schedule_id)).decode()))
+        csv.reader(
+            io.StringIO((await service.logs.export_csv(None, schedule_id=schedule_id)).decode())
+        )
     )
     assert len(rows) == 1  # the header only
-    assert len(await service.list_schedules(OWNER)) == 1
+    assert len(await service.schedules.list_schedules(OWNER)) == 1
 
 
 async def test_runs_and_deliveries_beyond_the_stores_range_are_not_found(
-    service: Scheduling,
+    service: Services,
 ) -> None:
-    for call in (service.get_run, service.retry_run, service.check_unacked):
+    for call in (service.runs.get_run, service.runs.retry_run, service.runs.check_unacked):
         with pytest.raises(NotFound, match=f"no run #{HUGE}"):
-            await call(HUGE)
+            await call(OWNER, HUGE)
     with pytest.raises(NotFound, match=f"no delivery #{HUGE}"):
-        await service.retry_delivery(HUGE)
+        await service.runs.retry_delivery(OWNER, HUGE)
 
 
-async def test_the_largest_id_a_store_holds_is_looked_up_not_refused(service: Scheduling) -> None:
+async def test_the_largest_id_a_store_holds_is_looked_up_not_refused(service: Services) -> None:
     with pytest.raises(NotFound, match=f"no schedule #{MAX_ID}"):
-        await service.get_schedule(MAX_ID)
+        await service.schedules.get_schedule(OWNER, MAX_ID)
 
 
 @pytest.mark.parametrize("name", [", ,", ";", " | ", ",;,"])
 async def test_a_name_of_only_separators_is_refused_saying_what_to_type(
-    service: Scheduling, store: Store, name: str
+    service: Services, store: Store, name: str
 ) -> None:
     with pytest.raises(InvalidInput, match="/addcontact Anna "):
-        await service.add_contact(name, "+4915112345678")
+        await service.contacts.add_contact(name, "+4915112345678")
     with pytest.raises(InvalidInput, match=r"/addtemplate greeting \| Hello"):
-        await service.add_template(name, "Hello {first_name}!")
+        await service.templates.add_template(name, "Hello {first_name}!")
     assert await store.list_contacts() == [] and await store.list_templates() == []
 
 
-async def test_a_name_with_separators_suggests_its_first_word(service: Scheduling) -> None:
+async def test_a_name_with_separators_suggests_its_first_word(service: Services) -> None:
     with pytest.raises(InvalidInput, match="try 'Anna'"):
-        await service.add_contact("Anna, Maria", "+4915112345678")
+        await service.contacts.add_contact("Anna, Maria", "+4915112345678")
 
 
 @pytest.mark.parametrize(
@@ -86,12 +90,14 @@ async def test_a_name_with_separators_suggests_its_first_word(service: Schedulin
     ],
 )
 async def test_numbers_in_other_digit_systems_are_saved_in_ascii(
-    service: Scheduling, store: Store, typed: str
+    service: Services, store: Store, typed: str
 ) -> None:
     assert parse_phone(typed) == "+491511234567"
-    contact = await service.add_contact("Karim", typed)
+    contact = await service.contacts.add_contact("Karim", typed)
     assert contact.phone == "+491511234567"
-    schedule = await service.create_schedule(OWNER, recipients=typed, when="in 2h", text="hi")
+    schedule = await service.schedules.create_schedule(
+        OWNER, recipients=typed, when="in 2h", text="hi"
+    )
     assert [r.address for r in schedule.recipients] == ["+491511234567"]
     [stored] = await store.list_schedules()
     assert [r.address for r in stored.recipients] == ["+491511234567"]
@@ -104,10 +110,10 @@ async def test_group_ids_in_other_digit_systems_are_saved_in_ascii(store: Store)
 
 @pytest.mark.parametrize("typed", ["+⁴⁹¹⁵¹¹²³⁴⁵⁶⁷", "+49¹5112345678", "+49 151 1234 567²"])
 async def test_superscript_digits_are_refused_not_stored(
-    service: Scheduling, store: Store, typed: str
+    service: Services, store: Store, typed: str
 ) -> None:
     with pytest.raises(InvalidRecipient, match="not a phone number"):
-        await service.add_contact("Karim", typed)
+        await service.contacts.add_contact("Karim", typed)
     with pytest.raises(InvalidRecipient):
-        await service.create_schedule(OWNER, recipients=typed, when="in 2h", text="hi")
+        await service.schedules.create_schedule(OWNER, recipients=typed, when="in 2h", text="hi")
     assert await store.list_contacts() == [] and await store.list_schedules() == []
