@@ -10,21 +10,26 @@ write the methods only a query can answer themselves.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
+from enum import StrEnum
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
 from core.adapters.store import UNSET
 from core.adapters.store._records import (
+    Changes,
+    Statuses,
     delivery_changes,
     expected_statuses,
     iso,
     name_key,
     normalized_rule,
     now,
+    state_counts,
+    status_counts,
     utc,
     utc_or_none,
 )
@@ -152,14 +157,15 @@ class BaseStore(ABC):
 
     @abstractmethod
     async def _update_delivery(
-        self,
-        delivery_id: int,
-        changes: dict[str, Any],
-        *,
-        statuses: tuple[DeliveryStatus, ...] | None,
-        worker: str | None,
+        self, delivery_id: int, changes: Changes, statuses: Statuses | None, worker: str | None
     ) -> Delivery | None:
         """`update_delivery` with its arguments checked (`delivery_changes`)."""
+
+    @abstractmethod
+    async def _count_by(
+        self, model: type[BaseModel], field: str, values: Iterable[StrEnum]
+    ) -> dict[str, int]:
+        """How many records have each of `values` in `field` (values no record has may lack)."""
 
     # users --------------------------------------------------------------------------------
 
@@ -315,6 +321,9 @@ class BaseStore(ABC):
     async def delete_schedule(self, schedule_id: int) -> bool:
         return await self._delete(Schedule, schedule_id)
 
+    async def count_schedules(self) -> dict[ScheduleState, int]:
+        return state_counts(await self._count_by(Schedule, "state", ScheduleState))
+
     # runs -----------------------------------------------------------------------------------
 
     async def get_run(self, run_id: int) -> Run | None:
@@ -356,8 +365,8 @@ class BaseStore(ABC):
         **fields: Any,
     ) -> Delivery | None:
         return await self._update_delivery(
-            delivery_id,
-            delivery_changes(fields),
-            statuses=expected_statuses(expected_status),
-            worker=worker,
+            delivery_id, delivery_changes(fields), expected_statuses(expected_status), worker
         )
+
+    async def count_deliveries(self) -> dict[DeliveryStatus, int]:
+        return status_counts(await self._count_by(Delivery, "status", DeliveryStatus))

@@ -44,6 +44,10 @@ COLLECTION_OF: dict[type[BaseModel], str] = {
 }
 
 DELIVERY_FIELDS = frozenset(Delivery.model_fields) - {"id"}
+# A partial update of a record: field name -> new value.
+Changes = dict[str, Any]
+# The statuses a conditional update of a delivery expects it in (`expected_statuses`).
+Statuses = tuple[DeliveryStatus, ...]
 _STATUS_STAMPS = tuple((status, f"{status.value}_at") for status in DeliveryStatus)
 
 
@@ -78,12 +82,12 @@ def normalized_rule(rule: Rule) -> Rule:
     return rule.model_copy(update={"at": utc_or_none(rule.at), "start": utc_or_none(rule.start)})
 
 
-def delivery_changes(fields: dict[str, Any]) -> dict[str, Any]:
+def delivery_changes(fields: dict[str, Any]) -> Changes:
     """Check `update_delivery` field names and normalize values (UTC datetimes, statuses)."""
     unknown = set(fields) - DELIVERY_FIELDS
     if unknown:
         raise TypeError(f"update_delivery() got unknown delivery fields: {sorted(unknown)}")
-    changes: dict[str, Any] = {}
+    changes: Changes = {}
     for name, value in fields.items():
         if isinstance(value, datetime):
             value = utc(value)
@@ -111,7 +115,7 @@ def new_delivery(run: Run, new: NewDelivery, at: Any) -> dict[str, Any]:
 
 def expected_statuses(
     expected: DeliveryStatus | Sequence[DeliveryStatus] | None,
-) -> tuple[DeliveryStatus, ...] | None:
+) -> Statuses | None:
     if expected is None:
         return None
     if isinstance(expected, str):

@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, ParamSpec, TypeVar
@@ -39,14 +39,14 @@ from core.adapters.store._records import (
     COLLECTION_OF,
     ID_COLLECTIONS,
     RECORD_COLLECTIONS,
+    Changes,
+    Statuses,
     export_document,
     iso,
     name_key,
     new_delivery,
     normalized_rule,
     parse_export,
-    state_counts,
-    status_counts,
     utc,
 )
 from core.adapters.store._records import now as _now
@@ -175,6 +175,20 @@ def _run_key(schedule_id: int, scheduled_for: datetime) -> str:
 
 def _manual_key(run_id: int) -> str:
     return f"manual#{run_id}"
+
+
+def _due(at: datetime) -> tuple[Doc, Doc]:
+    """What a claim at `at` may take: a delivery whose worker's lease ended, a queued one."""
+    return (
+        {"status": DeliveryStatus.sending.value, "lease_until": {"$lte": at}},
+        {"status": DeliveryStatus.queued.value, "next_attempt_at": {"$lte": at}},
+    )
+
+
+def _take(worker: str, at: datetime, lease_s: float, **more: Any) -> Doc:
+    """The update that claims a delivery: `sending` from `at` under `worker`'s lease."""
+    lease = {"lease_owner": worker, "lease_until": utc(at + timedelta(seconds=lease_s))}
+    return {"$set": {"status": DeliveryStatus.sending.value, **lease, "sending_at": at, **more}}
 
 
 class MongoStore(BaseStore):
@@ -439,13 +453,14 @@ class MongoStore(BaseStore):
         return None if doc is None else _aware(doc["next_run_at"])
 
     @_translating
-    async def count_schedules(self) -> dict[ScheduleState, int]:
-        return state_counts(
-            {
-                state.value: await self._schedules.count_documents({"state": state.value})
-                for state in ScheduleState
-            }
-        )
+    async def _count_by(
+        self, model: type[BaseModel], field: str, values: Iterable[StrEnum]
+    ) -> dict[str, int]:
+        # One count a value: mongomock's `aggregate()` differs from PyMongo's (see the top).
+        collection = self._collection(model)
+        return {
+            value.value: await collection.count_documents({field: value.value}) for value in values
+        }
 
     # runs -----------------------------------------------------------------------------
 
@@ -581,25 +596,19 @@ class MongoStore(BaseStore):
         self, *, now: datetime, lease_s: float, worker: str
     ) -> Delivery | None:
         at = utc(now)
-        take = {
-            "$set": {
-                "status": DeliveryStatus.sending.value,
-                "lease_owner": worker,
-                "lease_until": utc(at + timedelta(seconds=lease_s)),
-                "sending_at": at,
-            }
-        }
+        take = _take(worker, at, lease_s)
+        ended, queued = _due(at)
         # Oldest due first: a delivery whose worker's lease ran out (it was taken before
         # anything now queued), then queued ones by `next_attempt_at`, as SQLite does.
         doc = await self._deliveries.find_one_and_update(
-            {"status": DeliveryStatus.sending.value, "lease_until": {"$lte": at}},
+            ended,
             take,
             sort=[("lease_until", ASCENDING), ("_id", ASCENDING)],
             return_document=ReturnDocument.AFTER,
         )
         if doc is None:
             doc = await self._deliveries.find_one_and_update(
-                {"status": DeliveryStatus.queued.value, "next_attempt_at": {"$lte": at}},
+                queued,
                 take,
                 sort=[("next_attempt_at", ASCENDING), ("_id", ASCENDING)],
                 return_document=ReturnDocument.AFTER,
@@ -622,17 +631,8 @@ class MongoStore(BaseStore):
         # see tests/store/conftest.py, FERRETDB_NOT_ATOMIC.)
         at = utc(now)
         mark = uuid.uuid4().hex
-        take = {
-            "$set": {
-                "status": DeliveryStatus.sending.value,
-                "lease_owner": worker,
-                "lease_until": utc(at + timedelta(seconds=lease_s)),
-                "sending_at": at,
-                "mark": mark,
-            }
-        }
-        ended: Doc = {"status": DeliveryStatus.sending.value, "lease_until": {"$lte": at}}
-        queued: Doc = {"status": DeliveryStatus.queued.value, "next_attempt_at": {"$lte": at}}
+        take = _take(worker, at, lease_s, mark=mark)
+        ended, queued = _due(at)
         claimed: dict[int, Delivery] = {}
         # Candidates taken by others meanwhile are made up for by another pass, a few at most.
         for _ in range(CLAIM_PASSES):
@@ -719,12 +719,7 @@ class MongoStore(BaseStore):
 
     @_translating
     async def _update_delivery(
-        self,
-        delivery_id: int,
-        changes: dict[str, Any],
-        *,
-        statuses: tuple[DeliveryStatus, ...] | None,
-        worker: str | None,
+        self, delivery_id: int, changes: Changes, statuses: Statuses | None, worker: str | None
     ) -> Delivery | None:
         changes = _bson(changes)
         query: Doc = {"_id": delivery_id}
@@ -778,15 +773,6 @@ class MongoStore(BaseStore):
         if query.limit is not None:
             cursor = cursor.limit(query.limit)
         return [_record(Delivery, doc) for doc in await cursor.to_list(None)]
-
-    @_translating
-    async def count_deliveries(self) -> dict[DeliveryStatus, int]:
-        return status_counts(
-            {
-                status.value: await self._deliveries.count_documents({"status": status.value})
-                for status in DeliveryStatus
-            }
-        )
 
     @_translating
     async def count_unacked(self, *, sent_before: datetime) -> int:

@@ -19,6 +19,7 @@ import sqlite3
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import AbstractContextManager, asynccontextmanager
 from datetime import datetime, timedelta
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -38,14 +39,14 @@ from core.adapters.store._records import (
     COLLECTION_OF,
     ID_COLLECTIONS,
     RECORD_COLLECTIONS,
+    Changes,
+    Statuses,
     enum_value,
     export_document,
     name_key,
     new_delivery,
     normalized_rule,
     parse_export,
-    state_counts,
-    status_counts,
 )
 from core.adapters.store._records import iso as ts
 from core.adapters.store._records import now as _now
@@ -562,9 +563,12 @@ class SQLiteStore(BaseStore):
         )
         return None if row is None else datetime.fromisoformat(row[0])
 
-    async def count_schedules(self) -> dict[ScheduleState, int]:
-        rows = await self._fetchall("SELECT state, count(*) FROM schedules GROUP BY state")
-        return state_counts({row[0]: row[1] for row in rows})
+    async def _count_by(
+        self, model: type[BaseModel], field: str, values: Iterable[StrEnum]
+    ) -> dict[str, int]:
+        table = COLLECTION_OF[model]
+        rows = await self._fetchall(f"SELECT {field}, count(*) FROM {table} GROUP BY {field}")
+        return {row[0]: row[1] for row in rows}
 
     # runs -----------------------------------------------------------------------------
 
@@ -721,12 +725,7 @@ class SQLiteStore(BaseStore):
         return moved
 
     async def _update_delivery(
-        self,
-        delivery_id: int,
-        changes: dict[str, Any],
-        *,
-        statuses: tuple[DeliveryStatus, ...] | None,
-        worker: str | None,
+        self, delivery_id: int, changes: Changes, statuses: Statuses | None, worker: str | None
     ) -> Delivery | None:
         changes = {name: _column(name, value) for name, value in changes.items()}
         where = ["id = ?"]
@@ -782,10 +781,6 @@ class SQLiteStore(BaseStore):
             (*params, -1 if query.limit is None else max(query.limit, 0)),
         )
         return _records(Delivery, rows)
-
-    async def count_deliveries(self) -> dict[DeliveryStatus, int]:
-        rows = await self._fetchall("SELECT status, count(*) FROM deliveries GROUP BY status")
-        return status_counts({row[0]: row[1] for row in rows})
 
     async def count_unacked(self, *, sent_before: datetime) -> int:
         row = await self._fetchone(
