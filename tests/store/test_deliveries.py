@@ -75,6 +75,21 @@ async def test_add_deliveries_with_a_repeated_key_in_one_batch_stores_it_once(
     assert len(await store.list_deliveries(DeliveryFilter(run_id=run.id))) == 1
 
 
+async def test_a_key_repeated_in_one_batch_keeps_the_first_given_on_every_store(
+    store: Store,
+) -> None:
+    run = await add_run(store)
+    first = NewDelivery(recipient="+491510000001", text="first", idempotency_key="k1")
+    later = NewDelivery(
+        recipient="+491510000002", text="later", idempotency_key="k1", status=DeliveryStatus.held
+    )
+    stored = await store.add_deliveries(run, [first, later], now=T0)
+    assert [(d.recipient, d.text, d.status) for d in stored] == 2 * [
+        ("+491510000001", "first", DeliveryStatus.queued)
+    ]
+    assert await store.list_deliveries(DeliveryFilter(run_id=run.id)) == stored[:1]
+
+
 async def test_claim_takes_the_oldest_due_delivery_with_a_lease(store: Store) -> None:
     later = await add_deliveries(store, 1, now=T0 - minutes(1))
     earlier = await add_deliveries(store, 2, now=T0 - minutes(5))

@@ -48,6 +48,21 @@ async def test_a_second_scheduled_run_of_one_occurrence_is_a_duplicate(store: St
     assert [r.id for r in await store.list_runs(schedule_id=schedule.id)][-1] == first.id
 
 
+async def test_a_taken_or_moved_occurrence_is_worded_alike_on_every_store(store: Store) -> None:
+    schedule = await add_schedule(store, next_run_at=T0 + minutes(1))
+    await add_run(store, schedule, scheduled_for=T0)
+    with pytest.raises(DuplicateRun) as duplicate:
+        await add_run(store, schedule, scheduled_for=T0)
+    assert str(duplicate.value) == (
+        f"Schedule #{schedule.id} already has a run for 2026-11-28T10:00:00.000+00:00."
+    )
+    with pytest.raises(ScheduleMoved) as moved:
+        await claim(store, schedule.id)
+    assert str(moved.value) == (
+        f"Schedule #{schedule.id} is no longer due at 2026-11-28T10:00:00.000+00:00."
+    )
+
+
 async def test_manual_runs_are_never_duplicates(store: Store) -> None:
     schedule = await add_schedule(store)
     manual_1 = await add_run(store, schedule, scheduled_for=T0, trigger=RunTrigger.manual)

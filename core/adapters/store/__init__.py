@@ -3,7 +3,8 @@
 Two implementations pass one contract test suite: `SQLiteStore` (embedded default) and
 `MongoStore` (PyMongo async). Both are safe with several processes on one database: runs are
 unique on (schedule, scheduled_for), `next_run_at` moves by compare-and-set, and deliveries are
-claimed atomically with a lease.
+claimed atomically with a lease. Both inherit `_base.BaseStore`, which does what is not a query
+(argument checks, partial updates, new records, error texts), and keep only their queries.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
-"""What both stores share: how datetimes, names and delivery updates are normalized, and the
-shape of an export, so SQLite and MongoDB give the same answers."""
+"""What both stores share about records: how datetimes, names and delivery updates are
+normalized, the fields of a new delivery, id counters, and the shape of an export, so SQLite and
+MongoDB give the same answers."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from core.domain.models import (
     Contact,
     Delivery,
     DeliveryStatus,
+    NewDelivery,
     Rule,
     Run,
     Schedule,
@@ -36,7 +38,17 @@ RECORD_COLLECTIONS: dict[str, type[BaseModel]] = {
     "deliveries": Delivery,
 }
 
+# Each collection's record, and back (`BaseStore` names the table of a model with it).
+COLLECTION_OF: dict[type[BaseModel], str] = {
+    model: name for name, model in RECORD_COLLECTIONS.items()
+}
+
 DELIVERY_FIELDS = frozenset(Delivery.model_fields) - {"id"}
+# A partial update of a record: field name -> new value.
+Changes = dict[str, Any]
+# The statuses a conditional update of a delivery expects it in (`expected_statuses`).
+Statuses = tuple[DeliveryStatus, ...]
+_STATUS_STAMPS = tuple((status, f"{status.value}_at") for status in DeliveryStatus)
 
 
 def utc(value: datetime) -> datetime:
@@ -56,6 +68,11 @@ def utc_or_none(value: datetime | None) -> datetime | None:
     return None if value is None else utc(value)
 
 
+def iso(value: datetime) -> str:
+    """Fixed-width UTC text (`2026-11-28T10:00:00.000+00:00`): text order is time order."""
+    return utc(value).isoformat(timespec="milliseconds")
+
+
 def name_key(name: str) -> str:
     """The form names are unique in: case-insensitive, the way a person types them."""
     return name.casefold()
@@ -65,12 +82,12 @@ def normalized_rule(rule: Rule) -> Rule:
     return rule.model_copy(update={"at": utc_or_none(rule.at), "start": utc_or_none(rule.start)})
 
 
-def delivery_changes(fields: dict[str, Any]) -> dict[str, Any]:
+def delivery_changes(fields: dict[str, Any]) -> Changes:
     """Check `update_delivery` field names and normalize values (UTC datetimes, statuses)."""
     unknown = set(fields) - DELIVERY_FIELDS
     if unknown:
         raise TypeError(f"update_delivery() got unknown delivery fields: {sorted(unknown)}")
-    changes: dict[str, Any] = {}
+    changes: Changes = {}
     for name, value in fields.items():
         if isinstance(value, datetime):
             value = utc(value)
@@ -80,9 +97,25 @@ def delivery_changes(fields: dict[str, Any]) -> dict[str, Any]:
     return changes
 
 
+def new_delivery(run: Run, new: NewDelivery, at: Any) -> dict[str, Any]:
+    """Every field of a delivery `add_deliveries` stores but its id: `new`'s own, its run's,
+    status as text, due at `at` and stamped `at` for its status (`at` in the store's form)."""
+    status = DeliveryStatus(new.status)
+    return {
+        "run_id": run.id,
+        "schedule_id": run.schedule_id,
+        "owner_id": run.owner_id,
+        **dict(new),
+        "status": status.value,
+        "next_attempt_at": at,
+        "created_at": at,
+        **{stamp: at if each is status else None for each, stamp in _STATUS_STAMPS},
+    }
+
+
 def expected_statuses(
     expected: DeliveryStatus | Sequence[DeliveryStatus] | None,
-) -> tuple[DeliveryStatus, ...] | None:
+) -> Statuses | None:
     if expected is None:
         return None
     if isinstance(expected, str):
@@ -112,14 +145,23 @@ def parse_export(data: dict[str, list[dict[str, Any]]]) -> ParsedExport:
         for name, model in RECORD_COLLECTIONS.items()
     }
     values = {str(row["key"]): str(row["value"]) for row in data.get("values", [])}
-    counters = {name: 0 for name in ID_COLLECTIONS}
-    for row in data.get("counters", []):
-        if row["name"] in counters:
-            counters[row["name"]] = int(row["last_id"])
-    for name in ID_COLLECTIONS:
-        ids = [record.id for record in records[name]]  # type: ignore[attr-defined]
-        counters[name] = max([counters[name], *ids])
-    return ParsedExport(records=records, values=values, counters=counters)
+    stored = {
+        row["name"]: int(row["last_id"])
+        for row in data.get("counters", [])
+        if row["name"] in ID_COLLECTIONS
+    }
+    return ParsedExport(records=records, values=values, counters=last_ids(stored, records))
+
+
+def last_ids(
+    counters: Mapping[str, int], records: Mapping[str, Sequence[BaseModel]]
+) -> dict[str, int]:
+    """The id counter of each collection with ids: the highest id ever given, which is the
+    stored counter (it remembers deleted records) unless a record holds a higher id."""
+    return {
+        name: max([counters.get(name, 0), *(getattr(r, "id", 0) for r in records.get(name, ()))])
+        for name in ID_COLLECTIONS
+    }
 
 
 class ParsedExport:
@@ -136,14 +178,16 @@ class ParsedExport:
 
 
 def export_document(
-    records: Mapping[str, Sequence[BaseModel]], values: dict[str, str], counters: dict[str, int]
+    records: Mapping[str, Sequence[BaseModel]],
+    values: Mapping[str, str],
+    counters: Mapping[str, int],
 ) -> dict[str, list[dict[str, Any]]]:
+    """The `export_all` document of `records`, `values` and the stored id `counters`."""
+    counters = last_ids(counters, records)
     document: dict[str, list[dict[str, Any]]] = {
         name: [record.model_dump(mode="json") for record in records[name]]
         for name in RECORD_COLLECTIONS
     }
     document["values"] = [{"key": key, "value": values[key]} for key in sorted(values)]
-    document["counters"] = [
-        {"name": name, "last_id": counters.get(name, 0)} for name in ID_COLLECTIONS
-    ]
+    document["counters"] = [{"name": name, "last_id": counters[name]} for name in ID_COLLECTIONS]
     return document

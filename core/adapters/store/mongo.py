@@ -15,8 +15,7 @@ from __future__ import annotations
 import functools
 import logging
 import uuid
-from collections.abc import Callable, Coroutine, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, ParamSpec, TypeVar
@@ -27,44 +26,37 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, ConnectionFailure, DuplicateKeyError, PyMongoError
 
-from core.adapters.store import UNSET, SentRecord
+from core.adapters.store import SentRecord
+from core.adapters.store._base import (
+    BaseStore,
+    Conflict,
+    no_longer_due,
+    run_exists,
+    target_not_empty,
+    translated,
+)
 from core.adapters.store._records import (
+    COLLECTION_OF,
     ID_COLLECTIONS,
     RECORD_COLLECTIONS,
-    delivery_changes,
-    expected_statuses,
+    Changes,
+    Statuses,
     export_document,
+    iso,
     name_key,
+    new_delivery,
     normalized_rule,
     parse_export,
-    state_counts,
-    status_counts,
     utc,
 )
-from core.adapters.store._records import (
-    now as _now,
-)
-from core.delivery.states import DeliveryChange
-from core.domain.errors import (
-    AlreadyExists,
-    ConfigError,
-    DuplicateRun,
-    NotFound,
-    ScheduleMoved,
-    StoreError,
-    StoreNotWritable,
-    TargetNotEmpty,
-    WaschedError,
-)
+from core.adapters.store._records import now as _now
+from core.domain.errors import ConfigError, StoreError, StoreNotWritable
 from core.domain.models import (
     Contact,
     Delivery,
     DeliveryFilter,
     DeliveryStatus,
-    Media,
     NewDelivery,
-    Recipient,
-    Rule,
     Run,
     RunTrigger,
     Schedule,
@@ -90,33 +82,48 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 
-@contextmanager
-def _translated() -> Iterator[None]:
-    try:
-        yield
-    except WaschedError:
-        raise
-    except ConnectionFailure as exc:
+def _store_error(exc: PyMongoError) -> StoreError:
+    """What an error of PyMongo means to the store's caller (every method goes through it)."""
+    if isinstance(exc, DuplicateKeyError):
+        return Conflict(f"The database refused a duplicate: {exc}")
+    if isinstance(exc, ConnectionFailure):
         # Server gone, unreachable, or no longer the primary: no write goes through.
-        raise StoreNotWritable(
+        return StoreNotWritable(
             f"the MongoDB server does not answer ({exc})",
             "check that the server in DATABASE_URL runs and is the primary",
-        ) from exc
-    except PyMongoError as exc:
-        raise StoreError(f"The MongoDB database failed: {exc}") from exc
+        )
+    return StoreError(f"The MongoDB database failed: {exc}")
 
 
 def _translating(
     method: Callable[P, Coroutine[Any, Any, T]],
 ) -> Callable[P, Coroutine[Any, Any, T]]:
-    """Turn any PyMongo error a method lets through into `StoreError`."""
+    """Turn any PyMongo error a method lets through into `StoreError` (`_store_error`)."""
 
     @functools.wraps(method)
-    async def translated(*args: P.args, **kwargs: P.kwargs) -> T:
-        with _translated():
+    async def translating(*args: P.args, **kwargs: P.kwargs) -> T:
+        with translated(PyMongoError, _store_error):
             return await method(*args, **kwargs)
 
-    return translated
+    return translating
+
+
+def _unwritable(exc: PyMongoError) -> StoreError:
+    """What any error of a test write means: the database does not take writes."""
+    return StoreNotWritable(
+        f"the database does not take writes ({exc})",
+        "check that the server runs with free disk space, is the primary, and that "
+        "the user in DATABASE_URL may write",
+    )
+
+
+async def _upserted(upsert: Callable[[], Awaitable[T]]) -> T:
+    """Run an upsert; when it raced another upsert of the same new document and lost (a
+    duplicate key), run it once more: now it is an update."""
+    try:
+        return await upsert()
+    except DuplicateKeyError:
+        return await upsert()
 
 
 def _bson(value: Any) -> Any:
@@ -163,14 +170,28 @@ def _record(model: type[M], doc: Doc, id_field: str = "id") -> M:
 
 
 def _run_key(schedule_id: int, scheduled_for: datetime) -> str:
-    return f"{schedule_id}@{utc(scheduled_for).isoformat(timespec='milliseconds')}"
+    return f"{schedule_id}@{iso(scheduled_for)}"
 
 
 def _manual_key(run_id: int) -> str:
     return f"manual#{run_id}"
 
 
-class MongoStore:
+def _due(at: datetime) -> tuple[Doc, Doc]:
+    """What a claim at `at` may take: a delivery whose worker's lease ended, a queued one."""
+    return (
+        {"status": DeliveryStatus.sending.value, "lease_until": {"$lte": at}},
+        {"status": DeliveryStatus.queued.value, "next_attempt_at": {"$lte": at}},
+    )
+
+
+def _take(worker: str, at: datetime, lease_s: float, **more: Any) -> Doc:
+    """The update that claims a delivery: `sending` from `at` under `worker`'s lease."""
+    lease = {"lease_owner": worker, "lease_until": utc(at + timedelta(seconds=lease_s))}
+    return {"$set": {"status": DeliveryStatus.sending.value, **lease, "sending_at": at, **more}}
+
+
+class MongoStore(BaseStore):
     """`Store` on one MongoDB database."""
 
     def __init__(
@@ -249,18 +270,15 @@ class MongoStore:
         await self._db.command("ping")
 
     async def _next_ids(self, collection: str, count: int = 1) -> list[int]:
-        take: Callable[[], Coroutine[Any, Any, Doc | None]] = functools.partial(
-            self._counters.find_one_and_update,
-            {"_id": collection},
-            {"$inc": {"seq": count}},
-            upsert=True,
-            return_document=ReturnDocument.AFTER,
+        counter = await _upserted(
+            functools.partial(
+                self._counters.find_one_and_update,
+                {"_id": collection},
+                {"$inc": {"seq": count}},
+                upsert=True,
+                return_document=ReturnDocument.AFTER,
+            )
         )
-        try:
-            counter = await take()
-        except DuplicateKeyError:
-            # Two upserts of a new counter raced and this one lost: now it is an update.
-            counter = await take()
         if counter is None:  # upsert=True always returns the document
             raise StoreError(f"The id counter of {collection} could not be moved.")
         last = int(counter["seq"])
@@ -275,6 +293,60 @@ class MongoStore:
                 {"_id": collection}, {"$max": {"seq": int(highest["_id"])}}, upsert=True
             )
 
+    # records by id and by name (the queries `BaseStore` builds on) ---------------------
+
+    def _collection(self, model: type[BaseModel]) -> AsyncCollection[Doc]:
+        return self._db[COLLECTION_OF[model]]
+
+    @_translating
+    async def _get(self, model: type[M], record_id: int) -> M | None:
+        doc = await self._collection(model).find_one({"_id": record_id})
+        return None if doc is None else _record(model, doc)
+
+    @_translating
+    async def _find_named(self, model: type[M], key: str) -> M | None:
+        doc = await self._collection(model).find_one({"name_key": key})
+        return None if doc is None else _record(model, doc)
+
+    @_translating
+    async def _list_named(self, model: type[M]) -> list[M]:
+        cursor = (
+            self._collection(model).find({}).sort([("name_key", ASCENDING), ("_id", ASCENDING)])
+        )
+        return [_record(model, doc) for doc in await cursor.to_list(None)]
+
+    @_translating
+    async def _insert(
+        self, model: type[M], values: dict[str, Any], *, name_key: str | None = None
+    ) -> M:
+        collection = self._collection(model)
+        named: Doc = {}
+        if name_key is not None:
+            # Checked before an id is taken, so a refused name burns none (the index decides
+            # races).
+            if await collection.find_one({"name_key": name_key}, {"_id": 1}):
+                raise Conflict(f"The name key {name_key!r} is taken.")
+            named["name_key"] = name_key
+        [record_id] = await self._next_ids(COLLECTION_OF[model])
+        record = model(id=record_id, **values)
+        await collection.insert_one({**_document(record), **named})
+        return record
+
+    @_translating
+    async def _update(self, model: type[M], record_id: int, changes: dict[str, Any]) -> M | None:
+        collection = self._collection(model)
+        if changes:
+            doc = await collection.find_one_and_update(
+                {"_id": record_id}, {"$set": _bson(changes)}, return_document=ReturnDocument.AFTER
+            )
+        else:
+            doc = await collection.find_one({"_id": record_id})
+        return None if doc is None else _record(model, doc)
+
+    @_translating
+    async def _delete(self, model: type[BaseModel], record_id: int) -> bool:
+        return (await self._collection(model).delete_one({"_id": record_id})).deleted_count > 0
+
     # users ----------------------------------------------------------------------------
 
     @_translating
@@ -283,27 +355,21 @@ class MongoStore:
         return None if doc is None else _record(User, doc, "telegram_id")
 
     @_translating
-    async def upsert_user(
-        self, telegram_id: int, *, timezone: str | None = UNSET, is_owner: bool = UNSET
+    async def _upsert_user(
+        self, telegram_id: int, *, insert: dict[str, Any], changes: dict[str, Any]
     ) -> User:
-        changes: Doc = {}
-        if timezone is not UNSET:
-            changes["timezone"] = timezone
-        if is_owner is not UNSET:
-            changes["is_owner"] = bool(is_owner)
-        defaults = {"timezone": None, "is_owner": False, "created_at": _now()}
-        update: Doc = {"$setOnInsert": {k: v for k, v in defaults.items() if k not in changes}}
+        update: Doc = {"$setOnInsert": {k: v for k, v in insert.items() if k not in changes}}
         if changes:
             update["$set"] = changes
-        try:
-            doc = await self._users.find_one_and_update(
-                {"_id": telegram_id}, update, upsert=True, return_document=ReturnDocument.AFTER
+        doc = await _upserted(
+            functools.partial(
+                self._users.find_one_and_update,
+                {"_id": telegram_id},
+                update,
+                upsert=True,
+                return_document=ReturnDocument.AFTER,
             )
-        except DuplicateKeyError:
-            # Two upserts of a new user raced and this one lost: now it is an update.
-            doc = await self._users.find_one_and_update(
-                {"_id": telegram_id}, update, upsert=True, return_document=ReturnDocument.AFTER
-            )
+        )
         if doc is None:  # upsert=True always returns the document
             raise StoreError(f"User {telegram_id} could not be saved.")
         return _record(User, doc, "telegram_id")
@@ -325,169 +391,13 @@ class MongoStore:
         if value is None:
             await self._values.delete_one({"_id": key})
         else:
-            try:
-                await self._values.update_one(
-                    {"_id": key}, {"$set": {"value": value}}, upsert=True
+            await _upserted(
+                functools.partial(
+                    self._values.update_one, {"_id": key}, {"$set": {"value": value}}, upsert=True
                 )
-            except DuplicateKeyError:
-                # Two upserts of a new key raced and this one lost: now it is an update.
-                await self._values.update_one({"_id": key}, {"$set": {"value": value}})
-
-    # contacts -------------------------------------------------------------------------
-
-    @_translating
-    async def add_contact(
-        self,
-        name: str,
-        phone: str,
-        *,
-        whatsapp_id: str | None = None,
-        fields: dict[str, str] | None = None,
-    ) -> Contact:
-        # Checked before an id is taken, so a refused name burns none (the index decides races).
-        if await self._contacts.find_one({"name_key": name_key(name)}, {"_id": 1}):
-            raise AlreadyExists(f"A contact named {name!r} exists already.")
-        [contact_id] = await self._next_ids("contacts")
-        contact = Contact(
-            id=contact_id,
-            name=name,
-            phone=phone,
-            whatsapp_id=whatsapp_id,
-            fields=fields or {},
-            created_at=_now(),
-        )
-        try:
-            await self._contacts.insert_one({**_document(contact), "name_key": name_key(name)})
-        except DuplicateKeyError as exc:
-            raise AlreadyExists(f"A contact named {name!r} exists already.") from exc
-        return contact
-
-    @_translating
-    async def get_contact(self, contact_id: int) -> Contact | None:
-        doc = await self._contacts.find_one({"_id": contact_id})
-        return None if doc is None else _record(Contact, doc)
-
-    @_translating
-    async def find_contact(self, name: str) -> Contact | None:
-        doc = await self._contacts.find_one({"name_key": name_key(name)})
-        return None if doc is None else _record(Contact, doc)
-
-    @_translating
-    async def list_contacts(self) -> list[Contact]:
-        cursor = self._contacts.find({}).sort([("name_key", ASCENDING), ("_id", ASCENDING)])
-        return [_record(Contact, doc) for doc in await cursor.to_list(None)]
-
-    @_translating
-    async def update_contact(
-        self,
-        contact_id: int,
-        *,
-        name: str = UNSET,
-        phone: str = UNSET,
-        whatsapp_id: str | None = UNSET,
-        fields: dict[str, str] = UNSET,
-    ) -> Contact:
-        changes: Doc = {}
-        if name is not UNSET:
-            changes["name"] = name
-            changes["name_key"] = name_key(name)
-        if phone is not UNSET:
-            changes["phone"] = phone
-        if whatsapp_id is not UNSET:
-            changes["whatsapp_id"] = whatsapp_id
-        if fields is not UNSET:
-            changes["fields"] = dict(fields)
-        try:
-            if changes:
-                doc = await self._contacts.find_one_and_update(
-                    {"_id": contact_id},
-                    {"$set": changes},
-                    return_document=ReturnDocument.AFTER,
-                )
-            else:
-                doc = await self._contacts.find_one({"_id": contact_id})
-        except DuplicateKeyError as exc:
-            raise AlreadyExists(f"A contact named {name!r} exists already.") from exc
-        if doc is None:
-            raise NotFound(f"There is no contact #{contact_id}.")
-        return _record(Contact, doc)
-
-    @_translating
-    async def delete_contact(self, contact_id: int) -> bool:
-        return (await self._contacts.delete_one({"_id": contact_id})).deleted_count > 0
-
-    # templates ------------------------------------------------------------------------
-
-    @_translating
-    async def add_template(self, name: str, text: str) -> Template:
-        if await self._templates.find_one({"name_key": name_key(name)}, {"_id": 1}):
-            raise AlreadyExists(f"A template named {name!r} exists already.")
-        [template_id] = await self._next_ids("templates")
-        template = Template(id=template_id, name=name, text=text, created_at=_now())
-        try:
-            await self._templates.insert_one({**_document(template), "name_key": name_key(name)})
-        except DuplicateKeyError as exc:
-            raise AlreadyExists(f"A template named {name!r} exists already.") from exc
-        return template
-
-    @_translating
-    async def get_template(self, template_id: int) -> Template | None:
-        doc = await self._templates.find_one({"_id": template_id})
-        return None if doc is None else _record(Template, doc)
-
-    @_translating
-    async def find_template(self, name: str) -> Template | None:
-        doc = await self._templates.find_one({"name_key": name_key(name)})
-        return None if doc is None else _record(Template, doc)
-
-    @_translating
-    async def list_templates(self) -> list[Template]:
-        cursor = self._templates.find({}).sort([("name_key", ASCENDING), ("_id", ASCENDING)])
-        return [_record(Template, doc) for doc in await cursor.to_list(None)]
-
-    @_translating
-    async def delete_template(self, template_id: int) -> bool:
-        return (await self._templates.delete_one({"_id": template_id})).deleted_count > 0
+            )
 
     # schedules ------------------------------------------------------------------------
-
-    @_translating
-    async def add_schedule(
-        self,
-        *,
-        owner_id: int,
-        recipients: Sequence[Recipient],
-        rule: Rule,
-        next_run_at: datetime | None,
-        text: str | None = None,
-        template_id: int | None = None,
-        media: Media | None = None,
-        state: ScheduleState = ScheduleState.active,
-        misfire_grace_s: int | None = None,
-    ) -> Schedule:
-        [schedule_id] = await self._next_ids("schedules")
-        now = _now()
-        schedule = Schedule(
-            id=schedule_id,
-            owner_id=owner_id,
-            recipients=tuple(recipients),
-            text=text,
-            template_id=template_id,
-            media=media,
-            rule=normalized_rule(rule),
-            state=state,
-            next_run_at=None if next_run_at is None else utc(next_run_at),
-            misfire_grace_s=misfire_grace_s,
-            created_at=now,
-            updated_at=now,
-        )
-        await self._schedules.insert_one(_document(schedule))
-        return schedule
-
-    @_translating
-    async def get_schedule(self, schedule_id: int) -> Schedule | None:
-        doc = await self._schedules.find_one({"_id": schedule_id})
-        return None if doc is None else _record(Schedule, doc)
 
     @_translating
     async def list_schedules(
@@ -503,41 +413,6 @@ class MongoStore:
             query["state"] = {"$in": [ScheduleState(state).value for state in states]}
         cursor = self._schedules.find(query).sort("_id", ASCENDING)
         return [_record(Schedule, doc) for doc in await cursor.to_list(None)]
-
-    @_translating
-    async def update_schedule(
-        self,
-        schedule_id: int,
-        *,
-        recipients: Sequence[Recipient] = UNSET,
-        rule: Rule = UNSET,
-        text: str | None = UNSET,
-        template_id: int | None = UNSET,
-        media: Media | None = UNSET,
-        state: ScheduleState = UNSET,
-        next_run_at: datetime | None = UNSET,
-    ) -> Schedule:
-        given: Doc = {
-            "recipients": recipients,
-            "rule": rule if rule is UNSET else normalized_rule(rule),
-            "text": text,
-            "template_id": template_id,
-            "media": media,
-            "state": state if state is UNSET else ScheduleState(state),
-            "next_run_at": next_run_at,
-        }
-        changes = {name: _bson(value) for name, value in given.items() if value is not UNSET}
-        changes["updated_at"] = _now()
-        doc = await self._schedules.find_one_and_update(
-            {"_id": schedule_id}, {"$set": changes}, return_document=ReturnDocument.AFTER
-        )
-        if doc is None:
-            raise NotFound(f"There is no schedule #{schedule_id}.")
-        return _record(Schedule, doc)
-
-    @_translating
-    async def delete_schedule(self, schedule_id: int) -> bool:
-        return (await self._schedules.delete_one({"_id": schedule_id})).deleted_count > 0
 
     @_translating
     async def advance_schedule(
@@ -578,13 +453,14 @@ class MongoStore:
         return None if doc is None else _aware(doc["next_run_at"])
 
     @_translating
-    async def count_schedules(self) -> dict[ScheduleState, int]:
-        return state_counts(
-            {
-                state.value: await self._schedules.count_documents({"state": state.value})
-                for state in ScheduleState
-            }
-        )
+    async def _count_by(
+        self, model: type[BaseModel], field: str, values: Iterable[StrEnum]
+    ) -> dict[str, int]:
+        # One count a value: mongomock's `aggregate()` differs from PyMongo's (see the top).
+        collection = self._collection(model)
+        return {
+            value.value: await collection.count_documents({field: value.value}) for value in values
+        }
 
     # runs -----------------------------------------------------------------------------
 
@@ -611,12 +487,8 @@ class MongoStore:
             },
             {"_id": 1},
         ):
-            raise ScheduleMoved(
-                f"Schedule #{schedule_id} is no longer due at {utc(scheduled_for).isoformat()}."
-            )
-        duplicate = DuplicateRun(
-            f"Schedule #{schedule_id} already has a run for {utc(scheduled_for).isoformat()}."
-        )
+            raise no_longer_due(schedule_id, scheduled_for)
+        duplicate = run_exists(schedule_id, scheduled_for)
         # The unique `run_key` decides, in the insert itself. A duplicate key error can also
         # come from `_id` (an id counter behind the data, or a server whose `$inc` is not
         # atomic): then the occurrence has no run yet and the insert is tried with a new id.
@@ -645,18 +517,9 @@ class MongoStore:
         raise StoreError(f"No free run id after {ID_TRIES} tries: the id counter is broken.")
 
     @_translating
-    async def get_run(self, run_id: int) -> Run | None:
-        doc = await self._runs.find_one({"_id": run_id})
-        return None if doc is None else _record(Run, doc)
-
-    @_translating
     async def find_run(self, schedule_id: int, scheduled_for: datetime) -> Run | None:
         doc = await self._runs.find_one({"run_key": _run_key(schedule_id, scheduled_for)})
         return None if doc is None else _record(Run, doc)
-
-    @_translating
-    async def mark_run_fanned_out(self, run_id: int) -> None:
-        await self._update_run(run_id, {"fanned_out": True})
 
     @_translating
     async def unfinished_runs(self) -> list[Run]:
@@ -671,15 +534,6 @@ class MongoStore:
         cursor = self._runs.find(query).sort("_id", DESCENDING).limit(limit)
         return [_record(Run, doc) for doc in await cursor.to_list(None)]
 
-    @_translating
-    async def set_run_outcome(self, run_id: int, outcome: str) -> None:
-        await self._update_run(run_id, {"outcome": outcome})
-
-    async def _update_run(self, run_id: int, changes: Doc) -> None:
-        result = await self._runs.update_one({"_id": run_id}, {"$set": changes})
-        if result.matched_count == 0:
-            raise NotFound(f"There is no run #{run_id}.")
-
     # deliveries -----------------------------------------------------------------------
 
     async def _deliveries_by_key(self, keys: Sequence[str]) -> dict[str, Delivery]:
@@ -687,15 +541,12 @@ class MongoStore:
         return {doc["idempotency_key"]: _record(Delivery, doc) for doc in docs}
 
     @_translating
-    async def add_deliveries(
-        self, run: Run, deliveries: Sequence[NewDelivery], *, now: datetime
-    ) -> list[Delivery]:
-        if not deliveries:
-            return []
-        at = utc(now)
-        # One key once, in the order given; the unique `idempotency_key` decides in the
-        # insert itself which are new, so a batch of new ones costs one `$inc` reserving its
-        # ids and one unordered `insert_many`, and what was inserted is not read back.
+    async def _insert_deliveries(
+        self, run: Run, deliveries: Sequence[NewDelivery], *, at: datetime
+    ) -> dict[str, Delivery]:
+        # The unique `idempotency_key` decides in the insert itself which are new, so a batch
+        # of new ones costs one `$inc` reserving its ids and one unordered `insert_many`, and
+        # what was inserted is not read back.
         missing = {new.idempotency_key: new for new in deliveries}
         found: dict[str, Delivery] = {}
         for _ in range(ID_TRIES):
@@ -704,23 +555,7 @@ class MongoStore:
             ids = await self._next_ids("deliveries", len(missing))
             made: dict[str, Delivery] = {}
             for delivery_id, new in zip(ids, missing.values(), strict=True):
-                status = DeliveryStatus(new.status)
-                made[new.idempotency_key] = Delivery(
-                    id=delivery_id,
-                    run_id=run.id,
-                    schedule_id=run.schedule_id,
-                    owner_id=run.owner_id,
-                    recipient=new.recipient,
-                    recipient_name=new.recipient_name,
-                    text=new.text,
-                    idempotency_key=new.idempotency_key,
-                    status=status,
-                    last_error=new.last_error,
-                    error_code=new.error_code,
-                    next_attempt_at=at,
-                    created_at=at,
-                    **{f"{status.value}_at": at},
-                )
+                made[new.idempotency_key] = Delivery(id=delivery_id, **new_delivery(run, new, at))
             try:
                 await self._deliveries.insert_many(
                     [_document(delivery) for delivery in made.values()], ordered=False
@@ -747,12 +582,7 @@ class MongoStore:
             raise StoreError(
                 f"No free delivery ids after {ID_TRIES} tries: the id counter is broken."
             )
-        return [found[new.idempotency_key] for new in deliveries]
-
-    @_translating
-    async def get_delivery(self, delivery_id: int) -> Delivery | None:
-        doc = await self._deliveries.find_one({"_id": delivery_id})
-        return None if doc is None else _record(Delivery, doc)
+        return found
 
     @_translating
     async def find_delivery_by_whatsapp_id(self, whatsapp_id: str) -> Delivery | None:
@@ -766,25 +596,19 @@ class MongoStore:
         self, *, now: datetime, lease_s: float, worker: str
     ) -> Delivery | None:
         at = utc(now)
-        take = {
-            "$set": {
-                "status": DeliveryStatus.sending.value,
-                "lease_owner": worker,
-                "lease_until": utc(at + timedelta(seconds=lease_s)),
-                "sending_at": at,
-            }
-        }
+        take = _take(worker, at, lease_s)
+        ended, queued = _due(at)
         # Oldest due first: a delivery whose worker's lease ran out (it was taken before
         # anything now queued), then queued ones by `next_attempt_at`, as SQLite does.
         doc = await self._deliveries.find_one_and_update(
-            {"status": DeliveryStatus.sending.value, "lease_until": {"$lte": at}},
+            ended,
             take,
             sort=[("lease_until", ASCENDING), ("_id", ASCENDING)],
             return_document=ReturnDocument.AFTER,
         )
         if doc is None:
             doc = await self._deliveries.find_one_and_update(
-                {"status": DeliveryStatus.queued.value, "next_attempt_at": {"$lte": at}},
+                queued,
                 take,
                 sort=[("next_attempt_at", ASCENDING), ("_id", ASCENDING)],
                 return_document=ReturnDocument.AFTER,
@@ -807,17 +631,8 @@ class MongoStore:
         # see tests/store/conftest.py, FERRETDB_NOT_ATOMIC.)
         at = utc(now)
         mark = uuid.uuid4().hex
-        take = {
-            "$set": {
-                "status": DeliveryStatus.sending.value,
-                "lease_owner": worker,
-                "lease_until": utc(at + timedelta(seconds=lease_s)),
-                "sending_at": at,
-                "mark": mark,
-            }
-        }
-        ended: Doc = {"status": DeliveryStatus.sending.value, "lease_until": {"$lte": at}}
-        queued: Doc = {"status": DeliveryStatus.queued.value, "next_attempt_at": {"$lte": at}}
+        take = _take(worker, at, lease_s, mark=mark)
+        ended, queued = _due(at)
         claimed: dict[int, Delivery] = {}
         # Candidates taken by others meanwhile are made up for by another pass, a few at most.
         for _ in range(CLAIM_PASSES):
@@ -903,17 +718,11 @@ class MongoStore:
         return moved
 
     @_translating
-    async def update_delivery(
-        self,
-        delivery_id: int,
-        *,
-        expected_status: DeliveryStatus | Sequence[DeliveryStatus] | None = None,
-        worker: str | None = None,
-        **fields: Any,
+    async def _update_delivery(
+        self, delivery_id: int, changes: Changes, statuses: Statuses | None, worker: str | None
     ) -> Delivery | None:
-        changes = _bson(delivery_changes(fields))
+        changes = _bson(changes)
         query: Doc = {"_id": delivery_id}
-        statuses = expected_statuses(expected_status)
         if statuses is not None:
             query["status"] = {"$in": [status.value for status in statuses]}
         if worker is not None:
@@ -966,15 +775,6 @@ class MongoStore:
         return [_record(Delivery, doc) for doc in await cursor.to_list(None)]
 
     @_translating
-    async def count_deliveries(self) -> dict[DeliveryStatus, int]:
-        return status_counts(
-            {
-                status.value: await self._deliveries.count_documents({"status": status.value})
-                for status in DeliveryStatus
-            }
-        )
-
-    @_translating
     async def count_unacked(self, *, sent_before: datetime) -> int:
         return await self._deliveries.count_documents(
             {"status": DeliveryStatus.sent.value, "sent_at": {"$lte": utc(sent_before)}}
@@ -1018,22 +818,18 @@ class MongoStore:
         values = {
             str(doc["_id"]): str(doc["value"]) for doc in await self._values.find({}).to_list(None)
         }
-        counters = {name: 0 for name in ID_COLLECTIONS}
-        for doc in await self._counters.find({}).to_list(None):
-            if doc["_id"] in counters:
-                counters[doc["_id"]] = int(doc["seq"])
-        for name in ID_COLLECTIONS:
-            ids = [getattr(record, "id", 0) for record in records[name]]
-            counters[name] = max([counters[name], *ids])
+        counters = {
+            str(doc["_id"]): int(doc["seq"])
+            for doc in await self._counters.find({}).to_list(None)
+            if doc["_id"] in ID_COLLECTIONS
+        }
         return export_document(records, values, counters)
 
     @_translating
     async def import_all(self, data: dict[str, list[dict[str, Any]]]) -> None:
         parsed = parse_export(data)
         if not await self.is_empty():
-            raise TargetNotEmpty(
-                "The target database already holds data: import into an empty one."
-            )
+            raise target_not_empty()
         for name, records in parsed.records.items():
             if not records:
                 continue
@@ -1089,21 +885,7 @@ class MongoStore:
 
     async def check_writes(self) -> None:
         """Write one document: a secondary, a read-only user or a full disk refuse it."""
-        try:
+        with translated(PyMongoError, _unwritable):
             await self._db["write_check"].update_one(
                 {"_id": 1}, {"$set": {"at": datetime.now(UTC)}}, upsert=True
             )
-        except PyMongoError as exc:
-            raise StoreNotWritable(
-                f"the database does not take writes ({exc})",
-                "check that the server runs with free disk space, is the primary, and that "
-                "the user in DATABASE_URL may write",
-            ) from exc
-
-    async def apply(self, change: DeliveryChange) -> Delivery | None:
-        return await self.update_delivery(
-            change.delivery_id,
-            expected_status=change.expected,
-            worker=change.worker,
-            **change.fields(),
-        )

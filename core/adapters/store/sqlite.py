@@ -16,51 +16,45 @@ import json
 import logging
 import os
 import sqlite3
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import AbstractContextManager, asynccontextmanager
 from datetime import datetime, timedelta
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, TypeVar
 
 import aiosqlite
 from pydantic import BaseModel
 
-from core.adapters.store import UNSET, SentRecord
+from core.adapters.store import SentRecord
+from core.adapters.store._base import (
+    BaseStore,
+    Conflict,
+    no_longer_due,
+    run_exists,
+    target_not_empty,
+    translated,
+)
 from core.adapters.store._records import (
+    COLLECTION_OF,
     ID_COLLECTIONS,
     RECORD_COLLECTIONS,
-    delivery_changes,
+    Changes,
+    Statuses,
     enum_value,
-    expected_statuses,
     export_document,
     name_key,
+    new_delivery,
     normalized_rule,
     parse_export,
-    state_counts,
-    status_counts,
-    utc,
 )
-from core.adapters.store._records import (
-    now as _now,
-)
-from core.delivery.states import DeliveryChange
-from core.domain.errors import (
-    AlreadyExists,
-    ConfigError,
-    DuplicateRun,
-    NotFound,
-    ScheduleMoved,
-    StoreError,
-    StoreNotWritable,
-    TargetNotEmpty,
-    WaschedError,
-)
+from core.adapters.store._records import iso as ts
+from core.adapters.store._records import now as _now
+from core.domain.errors import ConfigError, StoreError, StoreNotWritable
 from core.domain.models import (
-    Contact,
     Delivery,
     DeliveryFilter,
     DeliveryStatus,
-    Media,
     NewDelivery,
     Recipient,
     Rule,
@@ -68,7 +62,6 @@ from core.domain.models import (
     RunTrigger,
     Schedule,
     ScheduleState,
-    Template,
     User,
 )
 
@@ -232,11 +225,6 @@ RETURNING {_DELIVERY_COLUMNS}
 """
 
 
-def ts(value: datetime) -> str:
-    """A datetime as the fixed-width UTC text the tables hold."""
-    return utc(value).isoformat(timespec="milliseconds")
-
-
 def ts_or_none(value: datetime | None) -> str | None:
     return None if value is None else ts(value)
 
@@ -270,22 +258,17 @@ def _create_private_file(path: Path) -> None:
         os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
 
 
-class _Conflict(StoreError):
-    """A unique constraint refused a write (mapped to `AlreadyExists`/`DuplicateRun`)."""
+def _store_error(exc: sqlite3.Error) -> StoreError:
+    """What an error of SQLite means to the store's caller (every statement goes through it)."""
+    if isinstance(exc, sqlite3.IntegrityError):
+        return Conflict(f"The database refused a duplicate: {exc}")
+    # A refused write (read-only, full, locked) says so and what to do: the store's health
+    # reports it; anything else is a plain failure of the one call.
+    return _not_writable(exc) or StoreError(f"The SQLite database failed: {exc}")
 
 
-@contextmanager
-def _translated() -> Iterator[None]:
-    try:
-        yield
-    except WaschedError:
-        raise
-    except sqlite3.IntegrityError as exc:
-        raise _Conflict(f"The database refused a duplicate: {exc}") from exc
-    except sqlite3.Error as exc:
-        # A refused write (read-only, full, locked) says so and what to do: the store's health
-        # reports it; anything else is a plain failure of the one call.
-        raise _not_writable(exc) or StoreError(f"The SQLite database failed: {exc}") from exc
+def _translated() -> AbstractContextManager[None]:
+    return translated(sqlite3.Error, _store_error)
 
 
 def _column(name: str, value: Any) -> Any:
@@ -325,7 +308,7 @@ def _records(model: type[M], rows: Iterable[sqlite3.Row]) -> list[M]:
     return [_record(model, row) for row in rows]
 
 
-class SQLiteStore:
+class SQLiteStore(BaseStore):
     """`Store` on one SQLite file through one aiosqlite connection."""
 
     def __init__(self, db: aiosqlite.Connection) -> None:
@@ -430,21 +413,61 @@ class SQLiteStore:
                     raise
                 await self._db.execute("COMMIT")
 
+    # records by id and by name (the queries `BaseStore` builds on) ---------------------
+
+    async def _get(self, model: type[M], record_id: int) -> M | None:
+        row = await self._fetchone(
+            f"SELECT * FROM {COLLECTION_OF[model]} WHERE id = ?", (record_id,)
+        )
+        return None if row is None else _record(model, row)
+
+    async def _find_named(self, model: type[M], key: str) -> M | None:
+        row = await self._fetchone(
+            f"SELECT * FROM {COLLECTION_OF[model]} WHERE name_key = ?", (key,)
+        )
+        return None if row is None else _record(model, row)
+
+    async def _list_named(self, model: type[M]) -> list[M]:
+        rows = await self._fetchall(f"SELECT * FROM {COLLECTION_OF[model]} ORDER BY name_key, id")
+        return _records(model, rows)
+
+    async def _insert(
+        self, model: type[M], values: dict[str, Any], *, name_key: str | None = None
+    ) -> M:
+        columns = {name: _column(name, value) for name, value in values.items()}
+        if name_key is not None:
+            columns["name_key"] = name_key
+        row = await self._fetchone(
+            f"INSERT INTO {COLLECTION_OF[model]} ({', '.join(columns)})"
+            f" VALUES ({', '.join('?' * len(columns))}) RETURNING *",
+            tuple(columns.values()),
+        )
+        return _record(model, row)
+
+    async def _update(self, model: type[M], record_id: int, changes: dict[str, Any]) -> M | None:
+        columns = {name: _column(name, value) for name, value in changes.items()}
+        sets = ", ".join(f"{column} = ?" for column in columns) or "id = id"
+        row = await self._fetchone(
+            f"UPDATE {COLLECTION_OF[model]} SET {sets} WHERE id = ? RETURNING *",
+            (*columns.values(), record_id),
+        )
+        return None if row is None else _record(model, row)
+
+    async def _delete(self, model: type[BaseModel], record_id: int) -> bool:
+        deleted = await self._execute(
+            f"DELETE FROM {COLLECTION_OF[model]} WHERE id = ?", (record_id,)
+        )
+        return deleted > 0
+
     # users ----------------------------------------------------------------------------
 
     async def get_user(self, telegram_id: int) -> User | None:
         row = await self._fetchone("SELECT * FROM users WHERE telegram_id = ?", (telegram_id,))
         return None if row is None else _record(User, row)
 
-    async def upsert_user(
-        self, telegram_id: int, *, timezone: str | None = UNSET, is_owner: bool = UNSET
+    async def _upsert_user(
+        self, telegram_id: int, *, insert: dict[str, Any], changes: dict[str, Any]
     ) -> User:
-        changes: dict[str, Any] = {}
-        if timezone is not UNSET:
-            changes["timezone"] = timezone
-        if is_owner is not UNSET:
-            changes["is_owner"] = int(bool(is_owner))
-        insert = {"timezone": None, "is_owner": 0, **changes}
         on_conflict = (
             "DO UPDATE SET " + ", ".join(f"{name} = excluded.{name}" for name in changes)
             if changes
@@ -453,7 +476,12 @@ class SQLiteStore:
         await self._execute(
             "INSERT INTO users (telegram_id, timezone, is_owner, created_at) "
             f"VALUES (?, ?, ?, ?) ON CONFLICT (telegram_id) {on_conflict}",
-            (telegram_id, insert["timezone"], insert["is_owner"], ts(_now())),
+            (
+                telegram_id,
+                insert["timezone"],
+                int(insert["is_owner"]),
+                ts(insert["created_at"]),
+            ),
         )
         user = await self.get_user(telegram_id)
         if user is None:  # deleted in between; there is no delete, so this cannot happen
@@ -479,139 +507,7 @@ class SQLiteStore:
                 (key, value),
             )
 
-    # contacts -------------------------------------------------------------------------
-
-    async def add_contact(
-        self,
-        name: str,
-        phone: str,
-        *,
-        whatsapp_id: str | None = None,
-        fields: dict[str, str] | None = None,
-    ) -> Contact:
-        try:
-            row = await self._fetchone(
-                "INSERT INTO contacts (name, name_key, phone, whatsapp_id, fields, created_at) "
-                "VALUES (?, ?, ?, ?, ?, ?) RETURNING *",
-                (name, name_key(name), phone, whatsapp_id, json.dumps(fields or {}), ts(_now())),
-            )
-        except _Conflict as exc:
-            raise AlreadyExists(f"A contact named {name!r} exists already.") from exc
-        return _record(Contact, row)
-
-    async def get_contact(self, contact_id: int) -> Contact | None:
-        row = await self._fetchone("SELECT * FROM contacts WHERE id = ?", (contact_id,))
-        return None if row is None else _record(Contact, row)
-
-    async def find_contact(self, name: str) -> Contact | None:
-        row = await self._fetchone("SELECT * FROM contacts WHERE name_key = ?", (name_key(name),))
-        return None if row is None else _record(Contact, row)
-
-    async def list_contacts(self) -> list[Contact]:
-        rows = await self._fetchall("SELECT * FROM contacts ORDER BY name_key, id")
-        return _records(Contact, rows)
-
-    async def update_contact(
-        self,
-        contact_id: int,
-        *,
-        name: str = UNSET,
-        phone: str = UNSET,
-        whatsapp_id: str | None = UNSET,
-        fields: dict[str, str] = UNSET,
-    ) -> Contact:
-        changes: dict[str, Any] = {}
-        if name is not UNSET:
-            changes["name"] = name
-            changes["name_key"] = name_key(name)
-        if phone is not UNSET:
-            changes["phone"] = phone
-        if whatsapp_id is not UNSET:
-            changes["whatsapp_id"] = whatsapp_id
-        if fields is not UNSET:
-            changes["fields"] = json.dumps(fields)
-        sets = ", ".join(f"{column} = ?" for column in changes) or "id = id"
-        try:
-            row = await self._fetchone(
-                f"UPDATE contacts SET {sets} WHERE id = ? RETURNING *",
-                (*changes.values(), contact_id),
-            )
-        except _Conflict as exc:
-            raise AlreadyExists(f"A contact named {name!r} exists already.") from exc
-        if row is None:
-            raise NotFound(f"There is no contact #{contact_id}.")
-        return _record(Contact, row)
-
-    async def delete_contact(self, contact_id: int) -> bool:
-        return await self._execute("DELETE FROM contacts WHERE id = ?", (contact_id,)) > 0
-
-    # templates ------------------------------------------------------------------------
-
-    async def add_template(self, name: str, text: str) -> Template:
-        try:
-            row = await self._fetchone(
-                "INSERT INTO templates (name, name_key, text, created_at) "
-                "VALUES (?, ?, ?, ?) RETURNING *",
-                (name, name_key(name), text, ts(_now())),
-            )
-        except _Conflict as exc:
-            raise AlreadyExists(f"A template named {name!r} exists already.") from exc
-        return _record(Template, row)
-
-    async def get_template(self, template_id: int) -> Template | None:
-        row = await self._fetchone("SELECT * FROM templates WHERE id = ?", (template_id,))
-        return None if row is None else _record(Template, row)
-
-    async def find_template(self, name: str) -> Template | None:
-        row = await self._fetchone("SELECT * FROM templates WHERE name_key = ?", (name_key(name),))
-        return None if row is None else _record(Template, row)
-
-    async def list_templates(self) -> list[Template]:
-        rows = await self._fetchall("SELECT * FROM templates ORDER BY name_key, id")
-        return _records(Template, rows)
-
-    async def delete_template(self, template_id: int) -> bool:
-        return await self._execute("DELETE FROM templates WHERE id = ?", (template_id,)) > 0
-
     # schedules ------------------------------------------------------------------------
-
-    async def add_schedule(
-        self,
-        *,
-        owner_id: int,
-        recipients: Sequence[Recipient],
-        rule: Rule,
-        next_run_at: datetime | None,
-        text: str | None = None,
-        template_id: int | None = None,
-        media: Media | None = None,
-        state: ScheduleState = ScheduleState.active,
-        misfire_grace_s: int | None = None,
-    ) -> Schedule:
-        now = ts(_now())
-        row = await self._fetchone(
-            "INSERT INTO schedules (owner_id, recipients, text, template_id, media, rule, state,"
-            " next_run_at, misfire_grace_s, created_at, updated_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
-            (
-                owner_id,
-                _column("recipients", recipients),
-                text,
-                template_id,
-                _column("media", media),
-                _column("rule", rule),
-                ScheduleState(state).value,
-                ts_or_none(next_run_at),
-                misfire_grace_s,
-                now,
-                now,
-            ),
-        )
-        return _record(Schedule, row)
-
-    async def get_schedule(self, schedule_id: int) -> Schedule | None:
-        row = await self._fetchone("SELECT * FROM schedules WHERE id = ?", (schedule_id,))
-        return None if row is None else _record(Schedule, row)
 
     async def list_schedules(
         self,
@@ -630,43 +526,6 @@ class SQLiteStore:
         clause = f"WHERE {' AND '.join(where)}" if where else ""
         rows = await self._fetchall(f"SELECT * FROM schedules {clause} ORDER BY id", params)
         return _records(Schedule, rows)
-
-    async def update_schedule(
-        self,
-        schedule_id: int,
-        *,
-        recipients: Sequence[Recipient] = UNSET,
-        rule: Rule = UNSET,
-        text: str | None = UNSET,
-        template_id: int | None = UNSET,
-        media: Media | None = UNSET,
-        state: ScheduleState = UNSET,
-        next_run_at: datetime | None = UNSET,
-    ) -> Schedule:
-        given = {
-            "recipients": recipients,
-            "rule": rule,
-            "text": text,
-            "template_id": template_id,
-            "media": media,
-            "state": state,
-            "next_run_at": next_run_at,
-        }
-        changes = {
-            name: _column(name, value) for name, value in given.items() if value is not UNSET
-        }
-        changes["updated_at"] = ts(_now())
-        sets = ", ".join(f"{column} = ?" for column in changes)
-        row = await self._fetchone(
-            f"UPDATE schedules SET {sets} WHERE id = ? RETURNING *",
-            (*changes.values(), schedule_id),
-        )
-        if row is None:
-            raise NotFound(f"There is no schedule #{schedule_id}.")
-        return _record(Schedule, row)
-
-    async def delete_schedule(self, schedule_id: int) -> bool:
-        return await self._execute("DELETE FROM schedules WHERE id = ?", (schedule_id,)) > 0
 
     async def advance_schedule(
         self,
@@ -704,9 +563,12 @@ class SQLiteStore:
         )
         return None if row is None else datetime.fromisoformat(row[0])
 
-    async def count_schedules(self) -> dict[ScheduleState, int]:
-        rows = await self._fetchall("SELECT state, count(*) FROM schedules GROUP BY state")
-        return state_counts({row[0]: row[1] for row in rows})
+    async def _count_by(
+        self, model: type[BaseModel], field: str, values: Iterable[StrEnum]
+    ) -> dict[str, int]:
+        table = COLLECTION_OF[model]
+        rows = await self._fetchall(f"SELECT {field}, count(*) FROM {table} GROUP BY {field}")
+        return {row[0]: row[1] for row in rows}
 
     # runs -----------------------------------------------------------------------------
 
@@ -745,19 +607,11 @@ class SQLiteStore:
                     f"INSERT INTO runs ({columns}) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING *",
                     values,
                 )
-        except _Conflict as exc:
-            raise DuplicateRun(
-                f"Schedule #{schedule_id} already has a run for {ts(scheduled_for)}."
-            ) from exc
+        except Conflict as exc:
+            raise run_exists(schedule_id, scheduled_for) from exc
         if row is None:
-            raise ScheduleMoved(
-                f"Schedule #{schedule_id} is no longer due at {ts(scheduled_for)}."
-            )
+            raise no_longer_due(schedule_id, scheduled_for)
         return _record(Run, row)
-
-    async def get_run(self, run_id: int) -> Run | None:
-        row = await self._fetchone("SELECT * FROM runs WHERE id = ?", (run_id,))
-        return None if row is None else _record(Run, row)
 
     async def find_run(self, schedule_id: int, scheduled_for: datetime) -> Run | None:
         row = await self._fetchone(
@@ -766,9 +620,6 @@ class SQLiteStore:
             (schedule_id, ts(scheduled_for)),
         )
         return None if row is None else _record(Run, row)
-
-    async def mark_run_fanned_out(self, run_id: int) -> None:
-        await self._update_run(run_id, "fanned_out = 1", ())
 
     async def unfinished_runs(self) -> list[Run]:
         rows = await self._fetchall("SELECT * FROM runs WHERE fanned_out = 0 ORDER BY id")
@@ -786,66 +637,22 @@ class SQLiteStore:
             )
         return _records(Run, rows)
 
-    async def set_run_outcome(self, run_id: int, outcome: str) -> None:
-        await self._update_run(run_id, "outcome = ?", (outcome,))
-
-    async def _update_run(self, run_id: int, sets: str, params: tuple[Any, ...]) -> None:
-        if not await self._execute(f"UPDATE runs SET {sets} WHERE id = ?", (*params, run_id)):
-            raise NotFound(f"There is no run #{run_id}.")
-
     # deliveries -----------------------------------------------------------------------
 
-    async def add_deliveries(
-        self, run: Run, deliveries: Sequence[NewDelivery], *, now: datetime
-    ) -> list[Delivery]:
-        if not deliveries:
-            return []
-        at = ts(now)
-        statuses = [f"{status.value}_at" for status in DeliveryStatus]
-        columns = [
-            "run_id",
-            "schedule_id",
-            "owner_id",
-            "recipient",
-            "recipient_name",
-            "text",
-            "idempotency_key",
-            "status",
-            "last_error",
-            "error_code",
-            "next_attempt_at",
-            "created_at",
-            *statuses,
-        ]
-        rows = []
-        for new in deliveries:
-            status = DeliveryStatus(new.status)
-            stamps = [at if name == f"{status.value}_at" else None for name in statuses]
-            rows.append(
-                (
-                    run.id,
-                    run.schedule_id,
-                    run.owner_id,
-                    new.recipient,
-                    new.recipient_name,
-                    new.text,
-                    new.idempotency_key,
-                    status.value,
-                    new.last_error,
-                    new.error_code,
-                    at,
-                    at,
-                    *stamps,
-                )
-            )
-        keys = list(dict.fromkeys(new.idempotency_key for new in deliveries))
+    async def _insert_deliveries(
+        self, run: Run, deliveries: Sequence[NewDelivery], *, at: datetime
+    ) -> dict[str, Delivery]:
+        at_text = ts(at)
+        rows = [new_delivery(run, new, at_text) for new in deliveries]
+        columns = list(rows[0])
+        keys = [new.idempotency_key for new in deliveries]
         found: dict[str, Delivery] = {}
         async with self._transaction() as db:
             await db.executemany(
                 f"INSERT INTO deliveries ({', '.join(columns)})"
                 f" VALUES ({', '.join('?' * len(columns))})"
                 " ON CONFLICT (idempotency_key) DO NOTHING",
-                rows,
+                [tuple(row.values()) for row in rows],
             )
             for start in range(0, len(keys), CHUNK):
                 chunk = keys[start : start + CHUNK]
@@ -857,13 +664,7 @@ class SQLiteStore:
                 for row in selected:
                     delivery = _record(Delivery, row)
                     found[delivery.idempotency_key] = delivery
-        return [found[new.idempotency_key] for new in deliveries]
-
-    async def get_delivery(self, delivery_id: int) -> Delivery | None:
-        row = await self._fetchone(
-            f"SELECT {_DELIVERY_COLUMNS} FROM deliveries WHERE id = ?", (delivery_id,)
-        )
-        return None if row is None else _record(Delivery, row)
+        return found
 
     async def find_delivery_by_whatsapp_id(self, whatsapp_id: str) -> Delivery | None:
         row = await self._fetchone(
@@ -923,18 +724,12 @@ class SQLiteStore:
             moved.extend(row[0] for row in rows)
         return moved
 
-    async def update_delivery(
-        self,
-        delivery_id: int,
-        *,
-        expected_status: DeliveryStatus | Sequence[DeliveryStatus] | None = None,
-        worker: str | None = None,
-        **fields: Any,
+    async def _update_delivery(
+        self, delivery_id: int, changes: Changes, statuses: Statuses | None, worker: str | None
     ) -> Delivery | None:
-        changes = {name: _column(name, value) for name, value in delivery_changes(fields).items()}
+        changes = {name: _column(name, value) for name, value in changes.items()}
         where = ["id = ?"]
         params: list[Any] = [delivery_id]
-        statuses = expected_statuses(expected_status)
         if statuses is not None:
             where.append(f"status IN ({', '.join('?' * len(statuses))})")
             params.extend(status.value for status in statuses)
@@ -987,10 +782,6 @@ class SQLiteStore:
         )
         return _records(Delivery, rows)
 
-    async def count_deliveries(self) -> dict[DeliveryStatus, int]:
-        rows = await self._fetchall("SELECT status, count(*) FROM deliveries GROUP BY status")
-        return status_counts({row[0]: row[1] for row in rows})
-
     async def count_unacked(self, *, sent_before: datetime) -> int:
         row = await self._fetchone(
             "SELECT count(*) FROM deliveries WHERE status = 'sent' AND sent_at <= ?",
@@ -1027,11 +818,7 @@ class SQLiteStore:
                 records[name] = _records(model, rows)
             kv = await db.execute_fetchall("SELECT key, value FROM kv")
             sequences = await db.execute_fetchall("SELECT name, seq FROM sqlite_sequence")
-        counters = {name: 0 for name in ID_COLLECTIONS}
-        counters.update({row[0]: int(row[1]) for row in sequences if row[0] in counters})
-        for name in ID_COLLECTIONS:
-            ids = [getattr(record, "id", 0) for record in records[name]]
-            counters[name] = max([counters[name], *ids])
+        counters = {row[0]: int(row[1]) for row in sequences if row[0] in ID_COLLECTIONS}
         return export_document(records, {row[0]: row[1] for row in kv}, counters)
 
     async def import_all(self, data: dict[str, list[dict[str, Any]]]) -> None:
@@ -1039,9 +826,7 @@ class SQLiteStore:
         async with self._transaction() as db:
             for table in DATA_TABLES:
                 if await db.execute_fetchall(f"SELECT 1 FROM {table} LIMIT 1"):
-                    raise TargetNotEmpty(
-                        "The target database already holds data: import into an empty one."
-                    )
+                    raise target_not_empty()
             for name, records in parsed.records.items():
                 if not records:
                     continue
@@ -1100,14 +885,6 @@ class SQLiteStore:
     async def check_writes(self) -> None:
         await _check_writes(self)
 
-    async def apply(self, change: DeliveryChange) -> Delivery | None:
-        return await self.update_delivery(
-            change.delivery_id,
-            expected_status=change.expected,
-            worker=change.worker,
-            **change.fields(),
-        )
-
 
 def _statements(script: str) -> list[str]:
     """Split the schema into statements (none of them holds a `;` inside)."""
@@ -1155,7 +932,7 @@ def _not_writable(exc: sqlite3.Error) -> StoreNotWritable | None:
 async def _check_writes(store: SQLiteStore) -> None:
     """Write one row: SQLite opens a read-only file without a word and answers reads from it,
     so only a write tells. Raises `StoreNotWritable` with why and what to do."""
-    try:
+    with translated(sqlite3.Error, _unwritable):
         async with store._lock:
             db = store._db
             await db.execute(
@@ -1164,7 +941,10 @@ async def _check_writes(store: SQLiteStore) -> None:
             await db.execute(
                 "INSERT OR REPLACE INTO write_check (id, at) VALUES (1, ?)", (ts(_now()),)
             )
-    except sqlite3.Error as exc:
-        raise _not_writable(exc) or StoreNotWritable(
-            f"the database cannot be written ({exc})", "check the file, its directory and the disk"
-        ) from exc
+
+
+def _unwritable(exc: sqlite3.Error) -> StoreError:
+    """What any error of the test write means: why the database does not take writes."""
+    return _not_writable(exc) or StoreNotWritable(
+        f"the database cannot be written ({exc})", "check the file, its directory and the disk"
+    )
