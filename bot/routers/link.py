@@ -15,7 +15,7 @@ from aiogram.types import BufferedInputFile, Message
 from bot import ui
 from bot.notifier import TelegramNotifier
 from core.domain.errors import WhatsAppError
-from core.domain.session import SCAN_QR_CODE, WORKING, Remedy
+from core.domain.session import Remedy, SessionState
 from core.services.scheduling import Scheduling
 
 router = Router(name=__name__)
@@ -26,11 +26,11 @@ async def link(
     message: Message, command: CommandObject, service: Scheduling, notifier: TelegramNotifier
 ) -> None:
     status = await service.status()
-    if status.whatsapp_state == WORKING:
+    if status.whatsapp_state == SessionState.WORKING:
         who = " ".join(p for p in (status.whatsapp_name, status.whatsapp_number) if p)
         await message.answer(f"WhatsApp is linked already{f' as {escape(who)}' if who else ''}.")
         return
-    if status.whatsapp_state != SCAN_QR_CODE:
+    if status.whatsapp_state != SessionState.SCAN_QR_CODE:
         words = status.whatsapp_words
         if words.remedy is not Remedy.fix_server:
             notifier.watch_link(message.chat.id, None)

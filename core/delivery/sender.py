@@ -51,7 +51,7 @@ from core.domain.models import (
     DeliveryStatus,
     Media,
 )
-from core.domain.session import WORKING, SessionFailure, explain
+from core.domain.session import SessionFailure, SessionState, explain
 
 logger = logging.getLogger(__name__)
 
@@ -289,7 +289,7 @@ class Sender:
     @property
     def working(self) -> bool:
         """The session was last known WORKING and sends are not held."""
-        return self._session_state == WORKING and not self._paused
+        return self._session_state == SessionState.WORKING and not self._paused
 
     def _missed_acks(self) -> None:
         if self.on_gap is not None:
@@ -317,8 +317,8 @@ class Sender:
         previous, self._session_state = self._session_state, state
         self._session_failure = failure
         self._session_news += 1
-        if state == WORKING:
-            if previous != WORKING or self._paused:
+        if state == SessionState.WORKING:
+            if previous != SessionState.WORKING or self._paused:
                 self._missed_acks()
             if self._paused:
                 logger.info("sender: WhatsApp session is WORKING again; resuming")
@@ -643,7 +643,7 @@ class Sender:
             )
         except WhatsAppNotReady as exc:
             await self._hold(delivery, reason=str(exc), code=exc.code)
-            if self._session_news != news and self._session_state == WORKING:
+            if self._session_news != news and self._session_state == SessionState.WORKING:
                 # WORKING was heard while this send was refused (the session linked right
                 # after): pausing now would keep it held until the next probe. It goes out
                 # again at once; if the session dropped instead, that send is refused too.

@@ -2,7 +2,7 @@
 
 Every refusal is a typed error from `core.domain.errors` whose message says what to type
 instead, and nothing is stored when a call is refused. The engine learns about changes through
-`EngineHooks`; WhatsApp is reached through the small `WhatsAppPort`.
+`EngineHooks`; WhatsApp is reached through the sidecar's client (`WhatsAppClient`).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 
 from core import __version__
 from core.adapters.store import UNSET, Store
+from core.adapters.whatsapp import WhatsAppClient
 from core.delivery.ack_watch import RESENT_KEY, Recheck
 from core.delivery.runs import idempotency_key, load_contacts, message_text, start_run
 from core.domain import when as when_lang
@@ -80,7 +81,6 @@ from core.services.ports import (
     NoEngine,
     SchedulerInfo,
     UnackedWatch,
-    WhatsAppPort,
 )
 
 logger = logging.getLogger(__name__)
@@ -196,7 +196,7 @@ class Scheduling:
         *,
         default_timezone: str,
         hooks: EngineHooks | None = None,
-        whatsapp: WhatsAppPort | None = None,
+        whatsapp: WhatsAppClient | None = None,
         scheduler: SchedulerInfo | None = None,
         unacked: UnackedWatch | None = None,
     ) -> None:
@@ -804,7 +804,7 @@ class Scheduling:
 
     # inside -------------------------------------------------------------------------------
 
-    def _whatsapp(self) -> WhatsAppPort:
+    def _whatsapp(self) -> WhatsAppClient:
         if self.whatsapp is None:
             raise WhatsAppUnavailable(
                 "WhatsApp is not connected to this wasched: set WHATSAPP_URL and restart."
