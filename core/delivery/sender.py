@@ -300,9 +300,6 @@ class Sender:
         """New deliveries may be due (EngineHooks)."""
         self._wake.set()
 
-    def schedules_changed(self) -> None:
-        """Nothing for the sender to do (EngineHooks)."""
-
     def session_changed(self, state: str, failure: SessionFailure | None = None) -> None:
         """The sidecar says its session is `state` (an event): pause unless WORKING, resume
         when it is. The sidecar answered, so the next probe waits a whole `probe_every_s`."""
