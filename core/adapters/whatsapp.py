@@ -64,6 +64,12 @@ _QR = TypeAdapter(QrCode)
 _PAIRING = TypeAdapter(PairingCode)
 _ACK = TypeAdapter(MessageAck)
 _ACKS = TypeAdapter(MessageAcks)
+_SENT = TypeAdapter(SentMessage)
+# The routes whose URL is built once (not /messages/{id}: one URL per message).
+_ROUTES = frozenset(
+    {"/health", "/session/qr", "/session/pairing-code", "/session/logout", "/messages"}
+    | {"/messages/acks", "/contacts", "/groups"}
+)
 
 
 def _timeout(seconds: float) -> aiohttp.ClientTimeout:
@@ -82,7 +88,7 @@ class WhatsAppClient:
         self._headers = {"X-Api-Key": api_key} if api_key else {}
         self._timeout = _timeout(timeout)
         self._session: aiohttp.ClientSession | None = None
-        # Every route's URL, parsed once: a send's cost is mostly the request itself.
+        # Each route's URL, parsed once: a send's cost is mostly the request itself.
         self._urls: dict[str, URL] = {}
 
     async def aclose(self) -> None:
@@ -114,13 +120,12 @@ class WhatsAppClient:
         if media is not None:
             payload["media"] = media.model_dump()
         body = await self._call("POST", "/messages", json=payload, recipient=to)
-        try:
-            return SentMessage.model_validate(body)
-        except ValidationError:
+        if not isinstance(body, dict) or not body.get("id"):
             raise WhatsAppUnavailable(
                 "The WhatsApp service accepted a message without giving its id; "
                 "it will be checked again."
-            ) from None
+            )
+        return self._read(_SENT, body, "POST /messages")
 
     async def message_ack(self, message_id: str) -> int:
         body = await self._call("GET", f"/messages/{message_id}")
@@ -153,7 +158,9 @@ class WhatsAppClient:
     def _url(self, path: str) -> URL:
         url = self._urls.get(path)
         if url is None:
-            url = self._urls.setdefault(path, URL(self.base_url + path))
+            url = URL(self.base_url + path)
+            if path in _ROUTES:
+                self._urls[path] = url
         return url
 
     async def _call(
