@@ -374,7 +374,7 @@ async def throughput(url: str, impl: str, n: int, transport: str) -> dict[str, A
     from core.domain.clock import SystemClock
     from core.domain.errors import WhatsAppError
     from core.domain.models import DeliveryStatus, RunTrigger
-    from tests.fakes.sidecar import FakeSidecar, free_port
+    from tests.fakes.sidecar import FakeSidecar, in_process_of_its_own
 
     per_run = 10
     now = datetime.now(UTC)
@@ -395,22 +395,8 @@ async def throughput(url: str, impl: str, n: int, transport: str) -> dict[str, A
         client = WhatsAppClient(sidecar.url)
     elif transport == "process":
         # The fake sidecar in its own process, as the real one runs.
-        port = free_port()
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "tests.fakes.sidecar",
-            "--port",
-            str(port),
-            stdout=asyncio.subprocess.DEVNULL,
-        )
-        client = WhatsAppClient(f"http://127.0.0.1:{port}")
-        for _ in range(200):
-            try:
-                await client.health()
-                break
-            except WhatsAppError:
-                await asyncio.sleep(0.05)
+        process, url = await in_process_of_its_own()
+        client = WhatsAppClient(url)
     else:
         # The sidecar's answers without HTTP: what the sender and the baseline cost alone.
         client = InProcessSidecar()

@@ -30,7 +30,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
-from tests.fakes.sidecar import free_port
+from tests.fakes.sidecar import in_process_of_its_own
 
 CANDIDATES = ("aiohttp", "httpx", "httpx+aiohttp")
 WINDOW = 16
@@ -141,34 +141,6 @@ def _aiohttp_transport() -> Any:
 # --- one run -------------------------------------------------------------------------------
 
 
-async def start_sidecar() -> tuple[asyncio.subprocess.Process, str]:
-    port = free_port()
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "tests.fakes.sidecar",
-        "--port",
-        str(port),
-        "--api-key",
-        "bench-key",
-        stdout=asyncio.subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    probe = build("aiohttp", url)
-    try:
-        for _ in range(400):
-            try:
-                await probe.health()
-                break
-            except Exception:
-                await asyncio.sleep(0.05)
-        else:
-            raise SystemExit("the fake sidecar did not start")
-    finally:
-        await probe.aclose()
-    return process, url
-
-
 async def measure(
     call: Callable[[int], Awaitable[object]], requests: int, in_flight: int
 ) -> tuple[float, float]:
@@ -186,7 +158,7 @@ async def measure(
 
 
 async def compare(requests: int, rounds: int) -> dict[str, dict[str, list[tuple[float, float]]]]:
-    process, url = await start_sidecar()
+    process, url = await in_process_of_its_own("bench-key")
     clients = {name: build(name, url) for name in CANDIDATES}
     keys = itertools.count()
     figures: dict[str, dict[str, list[tuple[float, float]]]] = {name: {} for name in CANDIDATES}
@@ -238,7 +210,7 @@ def peak_rss_mb() -> float:
 
 
 async def memory(name: str) -> float:
-    process, url = await start_sidecar()
+    process, url = await in_process_of_its_own("bench-key")
     try:
         child = await asyncio.create_subprocess_exec(
             sys.executable,

@@ -21,6 +21,7 @@ import itertools
 import json
 import logging
 import socket
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -475,6 +476,33 @@ async def scripted_sidecar(script: Script) -> AsyncIterator[str]:
         yield f"http://127.0.0.1:{port}"
     finally:
         await runner.cleanup()
+
+
+async def in_process_of_its_own(api_key: str = "") -> tuple[asyncio.subprocess.Process, str]:
+    """The fake sidecar in a process of its own, as the real one runs (for benchmarks): the
+    process and its URL, once it answers /health."""
+    port = free_port()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "tests.fakes.sidecar",
+        "--port",
+        str(port),
+        "--api-key",
+        api_key,
+        stdout=asyncio.subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    async with aiohttp.ClientSession() as session:
+        for _ in range(400):
+            with contextlib.suppress(aiohttp.ClientError):
+                async with session.get(f"{url}/health") as response:
+                    if response.status == 200:
+                        return process, url
+            await asyncio.sleep(0.05)
+    process.terminate()
+    await process.wait()
+    raise RuntimeError("the fake sidecar did not start within 20 s")
 
 
 async def _serve(port: int, api_key: str, events_url: str | None) -> None:
