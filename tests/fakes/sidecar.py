@@ -82,11 +82,19 @@ class SentRecord:
 
 @dataclass(frozen=True)
 class Call:
-    """One request the fake got: `body` is its JSON, None without one."""
+    """One request the fake got, with its body as sent."""
 
     method: str
     path: str
-    body: Any = None
+    raw: bytes = b""
+
+    @property
+    def body(self) -> Any:
+        """The body's JSON; None without a body (or with one that is not JSON)."""
+        try:
+            return json.loads(self.raw) if self.raw else None
+        except ValueError:
+            return None
 
 
 @dataclass
@@ -259,8 +267,8 @@ class FakeSidecar:
 
     @web.middleware
     async def _auth(self, request: web.Request, handler: Any) -> web.StreamResponse:
-        body = await _json(request) if request.can_read_body else None
-        self.calls.append(Call(request.method, request.path, body))
+        raw = await request.read() if request.can_read_body else b""
+        self.calls.append(Call(request.method, request.path, raw))
         key = request.headers.get("X-Api-Key")
         if self.api_key and request.path != "/health" and key != self.api_key:
             return _error("unauthorized", "missing or wrong X-Api-Key")

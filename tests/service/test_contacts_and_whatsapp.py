@@ -25,7 +25,7 @@ from core.domain.errors import (
 from core.domain.models import WHATSAPP_TEXT_LIMIT, DeliveryStatus, ScheduleState
 from core.domain.session import Remedy, SessionFailure
 from core.services.scheduling import Scheduling
-from tests.fakes.sidecar import Call, FakeSidecar, scripted_sidecar
+from tests.fakes.sidecar import FakeSidecar, scripted_sidecar
 
 from .conftest import OWNER
 
@@ -202,10 +202,10 @@ async def test_link_qr_pairing_code_and_logout(service: Scheduling, whatsapp: Fa
     with pytest.raises(InvalidRecipient):
         await service.pairing_code("0151")
     await service.logout()
-    assert whatsapp.asked() == [
-        Call("GET", "/session/qr"),
-        Call("POST", "/session/pairing-code", {"phone": "+4915123456789"}),
-        Call("POST", "/session/logout"),
+    assert [(call.method, call.path, call.body) for call in whatsapp.asked()] == [
+        ("GET", "/session/qr", None),
+        ("POST", "/session/pairing-code", {"phone": "+4915123456789"}),
+        ("POST", "/session/logout", None),
     ]
 
 
