@@ -13,7 +13,7 @@ from aiogram.types import BufferedInputFile, Message
 from bot import ui
 from bot.notifier import TelegramNotifier
 from core.domain.errors import WhatsAppError
-from core.domain.session import SCAN_QR_CODE, WORKING, Remedy
+from core.domain.session import Remedy, SessionState
 from core.services import WhatsApp
 
 router = Router(name=__name__)
@@ -25,10 +25,10 @@ async def link(
 ) -> None:
     report = await whatsapp.status()
     session_state = report.whatsapp_state
-    if session_state == WORKING:
+    if session_state == SessionState.WORKING:
         await message.answer(ui.linked_already(report.whatsapp_name, report.whatsapp_number))
         return
-    if session_state != SCAN_QR_CODE:
+    if session_state != SessionState.SCAN_QR_CODE:
         words = report.whatsapp_words
         if words.remedy is not Remedy.fix_server:
             notifier.watch_link(message.chat.id, None)

@@ -1,3 +1,4 @@
 """Adapters to the world outside: the store (SQLite, MongoDB), the WhatsApp sidecar's
-client, core's own HTTP server, metrics and the store's health.
+client and its contract's models (`sidecar_contract`), core's own HTTP server, metrics and
+the store's health.
 """

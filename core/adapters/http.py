@@ -14,19 +14,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
-import json
 import logging
 from collections.abc import Callable, Coroutine, Iterable
 from typing import Any, Protocol
 
 from aiohttp import web
+from pydantic import ValidationError
 
 from core.adapters.health import StoreHealth, StoreState
+from core.adapters.sidecar_contract import (
+    EVENT_TYPES,
+    SIDECAR_EVENT,
+    AckPayload,
+    MessageAckEvent,
+    SessionHealth,
+    SessionQrEvent,
+    SessionStatusEvent,
+)
 from core.adapters.store import Store
-from core.adapters.whatsapp import SessionHealth
 from core.delivery.notifier import Notifier
 from core.domain.errors import StoreError, StoreNotWritable, WhatsAppError
-from core.domain.session import WORKING, SessionFailure
+from core.domain.session import SessionFailure, SessionState
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +59,21 @@ class HealthPort(Protocol):
 
 def _error(status: int, code: str, message: str) -> web.Response:
     return web.json_response({"error": {"code": code, "message": message}}, status=status)
+
+
+def _refused(exc: ValidationError) -> web.Response:
+    """The 400 for an event body that does not fit the contract, saying what was expected."""
+    first = exc.errors()[0]
+    if first["type"] == "json_invalid":
+        return _error(400, "invalid_request", "the body is not JSON")
+    body = first["input"] if not first["loc"] else None
+    if first["type"] == "union_tag_invalid" and isinstance(body, dict):
+        event = body.get("event")
+        if isinstance(event, str):
+            return _error(400, "unknown_event", f"unknown event {event!r}")
+    if first["loc"] and first["loc"][0] in EVENT_TYPES:
+        return _error(400, "invalid_request", EVENT_TYPES[str(first["loc"][0])].needs)
+    return _error(400, "invalid_request", 'expected {"event", "payload", "timestamp"}')
 
 
 class CoreHttp:
@@ -115,53 +138,31 @@ class CoreHttp:
         if not self.accepting:
             return _error(503, "unavailable", "wasched is shutting down; send it again later")
         try:
-            body = await request.json()
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            return _error(400, "invalid_request", "the body is not JSON")
-        if not isinstance(body, dict) or not isinstance(body.get("event"), str):
-            return _error(400, "invalid_request", 'expected {"event", "payload", "timestamp"}')
-        event = body["event"]
-        payload = body.get("payload")
-        if not isinstance(payload, dict):
-            payload = {}
-        if event == "message.ack":
-            message_id, ack = payload.get("id"), payload.get("ack")
-            if not isinstance(message_id, str) or not isinstance(ack, int):
-                return _error(400, "invalid_request", "message.ack needs id and ack")
-            try:
-                known = await self.sender.apply_ack(message_id, ack)
-            except StoreError as exc:
-                if isinstance(exc, StoreNotWritable):
-                    # Logged once for the whole time the store fails.
-                    self.store_health.failed(exc)
-                else:
-                    logger.exception("ack %s could not be recorded", ack)
-                # The sidecar sends it again.
-                return _error(503, "unavailable", "the database is unavailable; retry")
-            return web.json_response({"ok": True, "known": known})
-        if event == "session.status":
-            state = payload.get("state", payload.get("status"))
-            if not isinstance(state, str):
-                return _error(400, "invalid_request", "session.status needs state")
-            me = payload.get("me")
-            # The sidecar sends null for what WhatsApp does not know (a push name); keep it out
-            # rather than show the word "None" to the owner.
-            me = (
-                {str(k): str(v) for k, v in me.items() if v is not None}
-                if isinstance(me, dict)
-                else None
-            )
-            failure = SessionFailure.parse(payload.get("failure"))
-            self.sender.session_changed(state, failure)
-            self._later(self.notifier.session_changed(state, me, failure), event)
-            return web.json_response({"ok": True})
-        if event == "session.qr":
-            qr = payload.get("qr")
-            if not isinstance(qr, str) or not qr:
-                return _error(400, "invalid_request", "session.qr needs qr")
-            self._later(self.notifier.qr_available(qr), event)
-            return web.json_response({"ok": True})
-        return _error(400, "unknown_event", f"unknown event {event!r}")
+            parsed = SIDECAR_EVENT.validate_json(await request.read())
+        except ValidationError as exc:
+            return _refused(exc)
+        match parsed:
+            case MessageAckEvent(payload=AckPayload(id=message_id, ack=ack)):
+                try:
+                    known = await self.sender.apply_ack(message_id, ack)
+                except StoreError as exc:
+                    if isinstance(exc, StoreNotWritable):
+                        # Logged once for the whole time the store fails.
+                        self.store_health.failed(exc)
+                    else:
+                        logger.exception("ack %s could not be recorded", ack)
+                    # The sidecar sends it again.
+                    return _error(503, "unavailable", "the database is unavailable; retry")
+                return web.json_response({"ok": True, "known": known})
+            case SessionStatusEvent(payload=status):
+                self.sender.session_changed(status.state, status.failure)
+                self._later(
+                    self.notifier.session_changed(status.state, status.me, status.failure),
+                    parsed.event,
+                )
+            case SessionQrEvent(payload=qr):
+                self._later(self.notifier.qr_available(qr.qr), parsed.event)
+        return web.json_response({"ok": True})
 
     async def healthz(self, request: web.Request) -> web.Response:
         scheduler = self.engine.status()
@@ -182,7 +183,11 @@ class CoreHttp:
         database: dict[str, Any] = {"ok": store is StoreState.ok, "store": store.value}
         if self.store_health.reason:
             database["error"] = self.store_health.reason
-        ok = bool(database["ok"] and scheduler.get("running") and sidecar["state"] == WORKING)
+        ok = bool(
+            database["ok"]
+            and scheduler.get("running")
+            and sidecar["state"] == SessionState.WORKING
+        )
         return web.json_response(
             {
                 "ok": ok,

@@ -24,7 +24,7 @@ from prometheus_client.registry import Collector
 from core.adapters.counters import EVENTS
 from core.adapters.store import Store
 from core.domain.models import DeliveryStatus, ScheduleState
-from core.domain.session import STATES
+from core.domain.session import SessionState
 
 logger = logging.getLogger(__name__)
 
@@ -161,7 +161,7 @@ class SnapshotCollector(Collector):
             "1 for the WhatsApp session's current state (sidecar GET /health).",
             labels=["state"],
         )
-        known = set(STATES)
+        known: set[str] = set(SessionState)
         if snap.session_state is not None:
             known.add(snap.session_state)
         for name in sorted(known):

@@ -26,8 +26,8 @@ class Notifier(Protocol):
     async def session_changed(
         self, state: str, me: dict[str, str] | None, failure: SessionFailure | None
     ) -> None:
-        """The WhatsApp session moved to `state` (`core.domain.session.STATES`); `failure` says why
-        it does not work, when the sidecar knows."""
+        """The WhatsApp session moved to `state` (a `SessionState`); `failure` says why it does
+        not work, when the sidecar knows."""
 
     async def qr_available(self, qr: str) -> None:
         """WhatsApp issued a (new) QR code to link the account."""

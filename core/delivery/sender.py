@@ -46,7 +46,7 @@ from core.delivery.runs import RunDueTimes
 from core.domain.clock import Clock
 from core.domain.errors import StoreNotWritable, WhatsAppError, WhatsAppNotReady
 from core.domain.models import Delivery, DeliveryFilter, DeliveryStatus, Media
-from core.domain.session import WORKING, SessionFailure
+from core.domain.session import SessionFailure, SessionState
 
 logger = logging.getLogger(__name__)
 
@@ -261,7 +261,7 @@ class Sender:
     @property
     def working(self) -> bool:
         """The session was last known WORKING and sends are not held."""
-        return self._session_state == WORKING and not self._paused
+        return self._session_state == SessionState.WORKING and not self._paused
 
     def _missed_acks(self) -> None:
         if self.on_gap is not None:
@@ -271,9 +271,6 @@ class Sender:
     def deliveries_queued(self) -> None:
         """New deliveries may be due (EngineHooks)."""
         self._wake.set()
-
-    def schedules_changed(self) -> None:
-        """Nothing for the sender to do (EngineHooks)."""
 
     def session_changed(self, state: str, failure: SessionFailure | None = None) -> None:
         """The sidecar says its session is `state` (an event): pause unless WORKING, resume
@@ -289,8 +286,8 @@ class Sender:
         previous, self._session_state = self._session_state, state
         self._session_failure = failure
         self._session_news += 1
-        if state == WORKING:
-            if previous != WORKING or self._paused:
+        if state == SessionState.WORKING:
+            if previous != SessionState.WORKING or self._paused:
                 self._missed_acks()
             if self._paused:
                 logger.info("sender: WhatsApp session is WORKING again; resuming")
@@ -608,7 +605,7 @@ class Sender:
             )
         except WhatsAppNotReady as exc:
             await self._hold(delivery, reason=str(exc), code=exc.code)
-            if self._session_news != news and self._session_state == WORKING:
+            if self._session_news != news and self._session_state == SessionState.WORKING:
                 # WORKING was heard while this send was refused (the session linked right
                 # after): pausing now would keep it held until the next probe. It goes out
                 # again at once; if the session dropped instead, that send is refused too.

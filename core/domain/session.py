@@ -1,7 +1,7 @@
 """The WhatsApp session's states and why it fails, in the owner's words.
 
-The sidecar reports a state (`STATES`) and, while the session does not work, a failure code
-(`FAILURE_CODES`, carried by `core.adapters.whatsapp.SessionFailure`). `explain` turns the
+The sidecar reports a state (`SessionState`) and, while the session does not work, a failure
+code (`FAILURE_CODES`, carried by `SessionFailure`). `explain` turns the
 two into one line on why and one line on what to do; the disconnect alert, /status, /link,
 `wasched status` and `wasched check` all say it in these same words.
 """
@@ -13,12 +13,16 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-STARTING = "STARTING"  # the browser is loading WhatsApp Web, or trying again after a failure
-SCAN_QR_CODE = "SCAN_QR_CODE"  # waiting to be linked: a QR code (or a pairing code) is ready
-WORKING = "WORKING"  # linked and connected; the only state in which messages go out
-FAILED = "FAILED"  # broken; the sidecar tries again by itself, the failure says why
-STOPPED = "STOPPED"  # the sidecar is shutting down (or has not started)
-STATES = (STARTING, SCAN_QR_CODE, WORKING, FAILED, STOPPED)
+
+class SessionState(StrEnum):
+    """The sidecar's session states (its `stateSchema`), the one definition in wasched."""
+
+    STARTING = "STARTING"  # the browser is loading WhatsApp Web, or trying again after a failure
+    SCAN_QR_CODE = "SCAN_QR_CODE"  # waiting to be linked: a QR code (or a pairing code) is ready
+    WORKING = "WORKING"  # linked and connected; the only state in which messages go out
+    FAILED = "FAILED"  # broken; the sidecar tries again by itself, the failure says why
+    STOPPED = "STOPPED"  # the sidecar is shutting down (or has not started)
+
 
 # What wasched shows in place of a state when the sidecar gave none.
 UNREACHABLE = "unreachable"  # the sidecar did not answer /health
@@ -161,15 +165,23 @@ _FAILURES: dict[str, tuple[str, str, Remedy]] = {
 
 # state -> (reason, fix, remedy), for a state without a failure
 _STATES: dict[str, tuple[str, str, Remedy]] = {
-    WORKING: ("WhatsApp is linked and working.", "", Remedy.none),
-    STARTING: ("WhatsApp Web is starting.", "Nothing to do: wait a minute.", Remedy.wait),
-    SCAN_QR_CODE: ("WhatsApp is not linked (logged out or never linked).", _LINK, Remedy.link),
-    FAILED: (
+    SessionState.WORKING: ("WhatsApp is linked and working.", "", Remedy.none),
+    SessionState.STARTING: (
+        "WhatsApp Web is starting.",
+        "Nothing to do: wait a minute.",
+        Remedy.wait,
+    ),
+    SessionState.SCAN_QR_CODE: (
+        "WhatsApp is not linked (logged out or never linked).",
+        _LINK,
+        Remedy.link,
+    ),
+    SessionState.FAILED: (
         "The WhatsApp service failed without saying why.",
         f"See data/whatsapp.log, then restart the WhatsApp service: {_RESTART_SIDECAR}.",
         Remedy.fix_server,
     ),
-    STOPPED: (
+    SessionState.STOPPED: (
         "The WhatsApp service stopped.",
         "Start it again: bash deploy/start.sh (or through your service manager).",
         Remedy.fix_server,
@@ -194,7 +206,9 @@ _WHY_UNLINKED = frozenset({"logged_out", "auth_failure"})
 def explain(state: str, failure: SessionFailure | None = None) -> SessionWords:
     """The owner's words for the session in `state` with `failure` (None: the state speaks)."""
     code = failure.code if failure is not None else None
-    if state == WORKING or (state == SCAN_QR_CODE and code not in _WHY_UNLINKED):
+    if state == SessionState.WORKING or (
+        state == SessionState.SCAN_QR_CODE and code not in _WHY_UNLINKED
+    ):
         code = None  # the sidecar clears it on WORKING; a stale one must not show
     detail = failure.message if failure is not None and code is not None else ""
     if code is not None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 from core.adapters.store import Store
+from core.adapters.whatsapp import WhatsAppClient
 from core.delivery.states import RETRYABLE
 from core.domain.clock import Clock
 from core.services._shared import MAX_ID, is_id
@@ -30,7 +31,6 @@ from core.services.ports import (
     NoEngine,
     SchedulerInfo,
     UnackedWatch,
-    WhatsAppPort,
 )
 from core.services.runs import Runs
 from core.services.schedules import PREVIEW_COUNT, Draft, FireTime, Preview, Schedules
@@ -75,7 +75,7 @@ class Services:
         *,
         default_timezone: str,
         hooks: EngineHooks | None = None,
-        whatsapp: WhatsAppPort | None = None,
+        whatsapp: WhatsAppClient | None = None,
         scheduler: SchedulerInfo | None = None,
         unacked: UnackedWatch | None = None,
     ) -> None:

@@ -7,10 +7,10 @@ import re
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
+from core.adapters.whatsapp import WhatsAppClient
 from core.domain.errors import InvalidInput, InvalidRecipient, NotFound, WhatsAppUnavailable
 from core.domain.models import Delivery, Recipient, RecipientKind
 from core.domain.recipients import PHONE_EXAMPLE, parse_phone
-from core.services.ports import WhatsAppPort
 
 # Both stores keep ids as signed 64-bit integers (SQLite INTEGER, BSON int64): a larger id
 # names nothing, and must not reach a query, where it would raise OverflowError.
@@ -41,7 +41,7 @@ def no_run(run_id: int) -> NotFound:
     return NotFound(f"There is no run #{run_id}: see /logs for recent deliveries.")
 
 
-def require_whatsapp(whatsapp: WhatsAppPort | None) -> WhatsAppPort:
+def require_whatsapp(whatsapp: WhatsAppClient | None) -> WhatsAppClient:
     if whatsapp is None:
         raise WhatsAppUnavailable(
             "WhatsApp is not connected to this wasched: set WHATSAPP_URL and restart."

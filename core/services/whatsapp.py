@@ -10,6 +10,7 @@ from datetime import datetime
 
 from core import __version__
 from core.adapters.store import Store
+from core.adapters.whatsapp import WhatsAppClient
 from core.domain.errors import AlreadyExists, WhatsAppError
 from core.domain.models import Contact, DeliveryStatus, Record, ScheduleState
 from core.domain.recipients import looks_like_phone, parse_phone
@@ -20,7 +21,7 @@ from core.services._shared import (
     require_whatsapp,
     whatsapp_number,
 )
-from core.services.ports import SchedulerInfo, WhatsAppPort
+from core.services.ports import SchedulerInfo
 
 
 class ImportResult(Record):
@@ -72,7 +73,7 @@ class WhatsApp:
     """The linked WhatsApp account, as the bot offers it."""
 
     def __init__(
-        self, store: Store, sidecar: WhatsAppPort | None, scheduler: SchedulerInfo | None
+        self, store: Store, sidecar: WhatsAppClient | None, scheduler: SchedulerInfo | None
     ) -> None:
         self._store, self._whatsapp, self._scheduler = store, sidecar, scheduler
 

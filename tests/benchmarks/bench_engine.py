@@ -10,7 +10,7 @@ honest:
 2. fire lateness p50 / p99 / max when 10k occurrences fall due within one minute (pacing off,
    sender running, in-process fake sidecar over HTTP on 127.0.0.1);
 3. deliveries per second through claim -> send -> record on SQLite (fake sidecar over HTTP;
-   also with an in-process transport, no sockets).
+   also with the sidecar's answers given in-process, no HTTP).
 
 Targets (issue 3): 100k armed in < 2 s and < 300 MB; p99 lateness < 50 ms; >= 1,000
 deliveries/s on SQLite.
@@ -42,9 +42,9 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import httpx
-
+from core.adapters.sidecar_contract import SentMessage, SessionHealth
 from core.commands.migrate import redact_url
+from core.domain.session import SessionState
 
 # Targets from the issue.
 ARM_TARGET_S = 2.0
@@ -344,6 +344,24 @@ def _percentile(values: list[float], pct: float) -> float | None:
 # --- child: throughput -------------------------------------------------------------------
 
 
+class InProcessSidecar:
+    """The sidecar client's answers (a send taken, the session working) with no HTTP at all."""
+
+    def __init__(self) -> None:
+        self._ids = itertools.count(1)
+
+    async def send(
+        self, to: str, text: str, *, idempotency_key: str, media: Any = None
+    ) -> SentMessage:
+        return SentMessage(id=f"m{next(self._ids)}", to=to, timestamp=None, duplicate=False)
+
+    async def health(self, *, within_s: float | None = None) -> SessionHealth:
+        return SessionHealth(status="ok", engine="fake", state=SessionState.WORKING, me=None)
+
+    async def aclose(self) -> None:
+        return None
+
+
 async def throughput(url: str, impl: str, n: int, transport: str) -> dict[str, Any]:
     """`n` deliveries (runs of 10 recipients) due now; count sends recorded per second."""
     from apscheduler.events import EVENT_JOB_MISSED  # type: ignore[import-untyped, unused-ignore]
@@ -356,7 +374,7 @@ async def throughput(url: str, impl: str, n: int, transport: str) -> dict[str, A
     from core.domain.clock import SystemClock
     from core.domain.errors import WhatsAppError
     from core.domain.models import DeliveryStatus, RunTrigger
-    from tests.fakes.sidecar import FakeSidecar, free_port
+    from tests.fakes.sidecar import FakeSidecar, in_process_of_its_own
 
     per_run = 10
     now = datetime.now(UTC)
@@ -369,6 +387,7 @@ async def throughput(url: str, impl: str, n: int, transport: str) -> dict[str, A
 
     sidecar: FakeSidecar | None = None
     process: asyncio.subprocess.Process | None = None
+    client: WhatsAppClient | InProcessSidecar
     if transport == "http":
         # The fake sidecar in this process and event loop.
         sidecar = FakeSidecar(auto_ack=False)
@@ -376,37 +395,11 @@ async def throughput(url: str, impl: str, n: int, transport: str) -> dict[str, A
         client = WhatsAppClient(sidecar.url)
     elif transport == "process":
         # The fake sidecar in its own process, as the real one runs.
-        port = free_port()
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "tests.fakes.sidecar",
-            "--port",
-            str(port),
-            stdout=asyncio.subprocess.DEVNULL,
-        )
-        client = WhatsAppClient(f"http://127.0.0.1:{port}")
-        for _ in range(200):
-            try:
-                await client.health()
-                break
-            except WhatsAppError:
-                await asyncio.sleep(0.05)
+        process, url = await in_process_of_its_own()
+        client = WhatsAppClient(url)
     else:
-        ids = itertools.count(1)
-
-        def handler(request: httpx.Request) -> httpx.Response:
-            if request.url.path == "/health":
-                return httpx.Response(
-                    200, json={"status": "ok", "engine": "fake", "state": "WORKING", "me": None}
-                )
-            body = json.loads(request.content)
-            return httpx.Response(
-                201,
-                json={"id": f"m{next(ids)}", "to": body["to"], "timestamp": 0, "duplicate": False},
-            )
-
-        client = WhatsAppClient("http://sidecar.invalid", transport=httpx.MockTransport(handler))
+        # The sidecar's answers without HTTP: what the sender and the baseline cost alone.
+        client = InProcessSidecar()
 
     result: dict[str, Any] = {}
     if impl == "wasched":

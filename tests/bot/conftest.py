@@ -1,11 +1,13 @@
 """Fixtures for handler-level bot tests: the real dispatcher and routers, a Bot whose session
-talks HTTP to the fake Telegram server, a real SQLite store and service, a fake clock and a
-fake WhatsApp port. Updates are the fake server's own payloads, fed with `feed_raw_update`."""
+talks HTTP to the fake Telegram server, a real SQLite store and service, a fake clock and the
+fake sidecar over real HTTP behind the real WhatsApp client. Updates are the fake server's own
+payloads, fed with `feed_raw_update`."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -21,17 +23,11 @@ from bot.app import build_bot, build_dispatcher
 from bot.notifier import TelegramNotifier
 from core.adapters.store import Store
 from core.adapters.store.sqlite import SQLiteStore
-from core.adapters.whatsapp import (
-    QrCode,
-    SessionHealth,
-    WhatsAppContact,
-    WhatsAppGroup,
-)
+from core.adapters.whatsapp import WhatsAppClient
 from core.config import Settings
 from core.domain.clock import FakeClock
-from core.domain.errors import WhatsAppError, WhatsAppNotReady
-from core.domain.session import SessionFailure
 from core.services import Services
+from tests.fakes.sidecar import FakeSidecar
 from tests.fakes.telegram import ChatMessage, FakeTelegram
 
 # Saturday 28 November 2026, 10:00 UTC.
@@ -41,58 +37,27 @@ OTHER_ADMIN = 1002
 STRANGER = 666
 
 
-@dataclass
-class FakeWhatsApp:
-    """Answers like the sidecar client (`core.adapters.whatsapp.WhatsAppClient`)."""
-
-    state: str = "WORKING"
-    me: dict[str, str] | None = field(
-        default_factory=lambda: {"id": "4915199999999@c.us", "name": "Me"}
+def linked_sidecar() -> FakeSidecar:
+    """The sidecar the bot tests start with: linked as "Me", no contacts and no groups."""
+    return FakeSidecar(
+        me={"id": "4915199999999@c.us", "name": "Me"},
+        address_book=[],
+        group_list=[],
+        qr="2@first-qr-code",
+        pairing_code="ABCD-EFGH",
     )
-    address_book: list[WhatsAppContact] = field(default_factory=list)
-    group_list: list[WhatsAppGroup] = field(default_factory=list)
-    qr_error: WhatsAppError | None = None
-    failure: SessionFailure | None = None
-    group_reads: int = 0
-    # What reading the groups raises instead, like the client when the sidecar is down.
-    groups_error: WhatsAppError | None = None
 
-    async def health(self) -> SessionHealth:
-        return SessionHealth(
-            status="ok", engine="fake", state=self.state, me=self.me, failure=self.failure
-        )
 
-    async def qr(self) -> QrCode:
-        if self.qr_error is not None:
-            raise self.qr_error
-        if self.state != "SCAN_QR_CODE":
-            raise WhatsAppNotReady("WhatsApp is linked already; there is no QR code.")
-        return QrCode(qr="2@first-qr-code", png_base64="")
-
-    async def pairing_code(self, phone: str) -> str:
-        # Like the sidecar: a pairing code only while the session waits to be linked.
-        if self.state != "SCAN_QR_CODE":
-            raise WhatsAppNotReady("not waiting to be linked; there is no pairing code.")
-        return "ABCD-EFGH"
-
-    async def logout(self) -> None:
-        self.state = "SCAN_QR_CODE"
-
-    async def contacts(self) -> list[WhatsAppContact]:
-        return self.address_book
-
-    async def groups(self) -> list[WhatsAppGroup]:
-        self.group_reads += 1
-        if self.groups_error is not None:
-            raise self.groups_error
-        # Like the sidecar: the account's groups only while the session works.
-        if self.state != "WORKING":
-            raise WhatsAppNotReady(
-                "WhatsApp is not linked or not connected; link it with /link in the bot "
-                "(WhatsApp service said: WhatsApp is not ready to list groups "
-                f"(state {self.state}))."
-            )
-        return self.group_list
+@contextlib.asynccontextmanager
+async def sidecar_client(sidecar: FakeSidecar) -> AsyncIterator[WhatsAppClient]:
+    """`sidecar` started, and the real client of it (both stopped after)."""
+    await sidecar.start()
+    client = WhatsAppClient(sidecar.url, sidecar.api_key)
+    try:
+        yield client
+    finally:
+        await client.aclose()
+        await sidecar.close()
 
 
 async def feed_updates(
@@ -118,7 +83,8 @@ class Harness:
     service: Services
     notifier: TelegramNotifier
     access: Access
-    whatsapp: FakeWhatsApp
+    # The sidecar the service's real WhatsAppClient talks to.
+    whatsapp: FakeSidecar
     store: Store
     clock: FakeClock
 
@@ -173,8 +139,14 @@ async def store(tmp_path: Path) -> AsyncIterator[Store]:
 
 
 @pytest.fixture
-def whatsapp() -> FakeWhatsApp:
-    return FakeWhatsApp()
+def whatsapp() -> FakeSidecar:
+    return linked_sidecar()
+
+
+@pytest.fixture
+async def whatsapp_client(whatsapp: FakeSidecar) -> AsyncIterator[WhatsAppClient]:
+    async with sidecar_client(whatsapp) as client:
+        yield client
 
 
 @pytest.fixture
@@ -204,10 +176,15 @@ async def app_bot(telegram: FakeTelegram) -> AsyncIterator[Bot]:
 
 @pytest.fixture
 async def harness(
-    telegram: FakeTelegram, app_bot: Bot, store: Store, whatsapp: FakeWhatsApp, clock: FakeClock
+    telegram: FakeTelegram,
+    app_bot: Bot,
+    store: Store,
+    whatsapp: FakeSidecar,
+    whatsapp_client: WhatsAppClient,
+    clock: FakeClock,
 ) -> AsyncIterator[Harness]:
     bot = app_bot
-    service = Services(store, clock, default_timezone="Europe/Berlin", whatsapp=whatsapp)
+    service = Services(store, clock, default_timezone="Europe/Berlin", whatsapp=whatsapp_client)
     notifier = TelegramNotifier(bot, admin_ids={ADMIN, OTHER_ADMIN}, pace_s=0)
     access = Access({ADMIN, OTHER_ADMIN}, service.users)
     await access.prepare()

@@ -23,7 +23,14 @@ from core.adapters.store import Store
 from core.adapters.store.sqlite import SQLiteStore
 from core.domain.clock import FakeClock
 from core.services import Services
-from tests.bot.conftest import ADMIN, OTHER_ADMIN, START, FakeWhatsApp, Harness
+from tests.bot.conftest import (
+    ADMIN,
+    OTHER_ADMIN,
+    START,
+    Harness,
+    linked_sidecar,
+    sidecar_client,
+)
 from tests.fakes.telegram import FakeTelegram, parse_html, telegram_length
 
 PHONE = re.compile(r"^\+[0-9]{8,15}$")
@@ -120,17 +127,26 @@ async def fresh_bot(telegram: FakeTelegram, bot: Bot) -> AsyncIterator[Harness]:
         store: Store = await SQLiteStore.open(f"sqlite:///{Path(folder) / 'wasched.db'}")
         try:
             clock = FakeClock(START)
-            whatsapp = FakeWhatsApp()
-            service = Services(store, clock, default_timezone="Europe/Berlin", whatsapp=whatsapp)
-            notifier = TelegramNotifier(bot, admin_ids={ADMIN, OTHER_ADMIN}, pace_s=0)
-            access = Access({ADMIN, OTHER_ADMIN}, service.users)
-            await access.prepare()
-            notifier.set_audience(access.members)
-            dispatcher = build_dispatcher(access)
-            async with notifier.outbox.running(drain_s=2):
-                yield Harness(
-                    telegram, dispatcher, bot, service, notifier, access, whatsapp, store, clock
-                )
+            whatsapp = linked_sidecar()
+            async with sidecar_client(whatsapp) as client:
+                service = Services(store, clock, default_timezone="Europe/Berlin", whatsapp=client)
+                notifier = TelegramNotifier(bot, admin_ids={ADMIN, OTHER_ADMIN}, pace_s=0)
+                access = Access({ADMIN, OTHER_ADMIN}, service.users)
+                await access.prepare()
+                notifier.set_audience(access.members)
+                dispatcher = build_dispatcher(access)
+                async with notifier.outbox.running(drain_s=2):
+                    yield Harness(
+                        telegram,
+                        dispatcher,
+                        bot,
+                        service,
+                        notifier,
+                        access,
+                        whatsapp,
+                        store,
+                        clock,
+                    )
         finally:
             await store.close()
 

@@ -4,7 +4,6 @@ when a name matches several, WhatsApp groups by their name."""
 from __future__ import annotations
 
 from core.adapters.whatsapp import WhatsAppGroup
-from core.domain.errors import WhatsAppUnavailable
 from core.domain.models import RecipientKind
 from tests.bot.conftest import ADMIN, Harness
 
@@ -187,7 +186,7 @@ async def test_one_line_name_while_whatsapp_is_down_is_refused_not_sent_to_a_con
 ) -> None:
     await contacts(harness, "Family Doctor")
     harness.whatsapp.group_list = [WhatsAppGroup(id=FAMILY_ID, name="Family", participants=())]
-    harness.whatsapp.groups_error = WhatsAppUnavailable("connection refused")
+    await harness.whatsapp.go_down()  # connection refused, as when the sidecar is down
     refusal = await harness.ask("/schedule Family | tomorrow 9:00 | Dinner", "Family")
     assert "does not answer" in refusal.text and "full name" in refusal.text
     assert not refusal.buttons()

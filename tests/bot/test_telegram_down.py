@@ -25,12 +25,13 @@ from bot.notifier import Note, TelegramNotifier
 from core.adapters.counters import TELEGRAM_ERRORS
 from core.adapters.store import Store
 from core.adapters.store.sqlite import SQLiteStore
+from core.adapters.whatsapp import WhatsAppClient
 from core.config import Settings
 from core.domain.clock import FakeClock, SystemClock
 from core.domain.errors import ConfigError
 from core.domain.models import DeliveryFilter, DeliveryStatus, Run, Schedule
 from core.services import Services
-from tests.bot.conftest import ADMIN, OTHER_ADMIN, FakeWhatsApp, Harness
+from tests.bot.conftest import ADMIN, OTHER_ADMIN, Harness
 from tests.fakes.sidecar import FakeSidecar, free_port
 from tests.fakes.telegram import FakeTelegram
 
@@ -294,12 +295,16 @@ async def test_a_token_refused_once_telegram_answers_stops_wasched(
 
 @pytest.fixture
 async def quick(
-    telegram: FakeTelegram, store: Store, whatsapp: FakeWhatsApp, clock: FakeClock
+    telegram: FakeTelegram,
+    store: Store,
+    whatsapp: FakeSidecar,
+    whatsapp_client: WhatsAppClient,
+    clock: FakeClock,
 ) -> AsyncIterator[Harness]:
     """The harness with a Bot as `wasched run` builds it, retrying within seconds."""
     settings = Settings(TELEGRAM_BOT_TOKEN=telegram.token, TELEGRAM_API_URL=telegram.base_url)
     bot = build_bot(settings, requests=RetryRequests(reply_backoff=FAST, reply_retry_s=20))
-    service = Services(store, clock, default_timezone="Europe/Berlin", whatsapp=whatsapp)
+    service = Services(store, clock, default_timezone="Europe/Berlin", whatsapp=whatsapp_client)
     notifier = TelegramNotifier(bot, admin_ids={ADMIN, OTHER_ADMIN}, pace_s=0)
     notifier.outbox.backoff = FAST
     access = Access({ADMIN, OTHER_ADMIN}, service.users)

@@ -26,7 +26,7 @@ from core.domain.models import (
     RuleKind,
     RunTrigger,
 )
-from core.domain.session import WORKING
+from core.domain.session import SessionState
 from tests.engine.conftest import START, RecordingNotifier, eventually
 
 
@@ -53,7 +53,7 @@ class GatedSidecar:
         return SentMessage(id=f"wa-{idempotency_key}", to=to, timestamp=None, duplicate=False)
 
     async def health(self, *, within_s: float | None = None) -> SessionHealth:
-        return SessionHealth(status="ok", engine="fake", state=WORKING, me=None)
+        return SessionHealth(status="ok", engine="fake", state=SessionState.WORKING, me=None)
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ from core.domain.models import (
     RuleKind,
     RunTrigger,
 )
-from core.domain.session import WORKING
+from core.domain.session import SessionState
 from tests.engine.conftest import (
     PHONE,
     CoreFactory,
@@ -339,13 +339,13 @@ class LinkedWhileRefusingSidecar:
         if not self.refused:
             self.refused += 1
             assert self.sender is not None
-            self.sender.session_changed(WORKING)  # what POST /whatsapp/events does
+            self.sender.session_changed(SessionState.WORKING)  # what POST /whatsapp/events does
             raise WhatsAppNotReady("session is STARTING")
         self.keys.append(idempotency_key)
         return SentMessage(id=f"wa-{idempotency_key}", to=to, timestamp=None, duplicate=False)
 
     async def health(self, *, within_s: float | None = None) -> SessionHealth:
-        return SessionHealth(status="ok", engine="fake", state=WORKING, me=None)
+        return SessionHealth(status="ok", engine="fake", state=SessionState.WORKING, me=None)
 
 
 async def test_working_heard_while_a_send_is_refused_sends_it_again_without_a_probe(
@@ -370,7 +370,8 @@ async def test_working_heard_while_a_send_is_refused_sends_it_again_without_a_pr
     await sender.start()
     try:
         await eventually(
-            lambda: sender.status()["session_state"] == WORKING, what="the first probe"
+            lambda: sender.status()["session_state"] == SessionState.WORKING,
+            what="the first probe",
         )
         schedule = await store.add_schedule(
             owner_id=7,
@@ -428,7 +429,7 @@ class WorkingSidecar:
         return SentMessage(id=f"wa-{idempotency_key}", to=to, timestamp=None, duplicate=False)
 
     async def health(self, *, within_s: float | None = None) -> SessionHealth:
-        return SessionHealth(status="ok", engine="fake", state=WORKING, me=None)
+        return SessionHealth(status="ok", engine="fake", state=SessionState.WORKING, me=None)
 
 
 async def test_a_delivery_that_came_due_while_the_sender_looked_goes_out_at_once(

@@ -11,7 +11,7 @@ import pytest
 
 from core.delivery import states
 from core.domain.models import Delivery, DeliveryStatus, NewDelivery
-from core.domain.session import WORKING, explain
+from core.domain.session import SessionState, explain
 
 NOW = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
 EARLIER = NOW - timedelta(minutes=5)
@@ -180,7 +180,7 @@ def test_hold_spends_no_attempt_and_says_why() -> None:
 
 def test_hold_reason_is_the_session_s_own_unless_it_was_never_heard_or_said_working() -> None:
     assert states.hold_reason(None, None) == states.NOT_LINKED
-    assert states.hold_reason(WORKING, None) == states.NOT_LINKED
+    assert states.hold_reason(SessionState.WORKING, None) == states.NOT_LINKED
     reason = explain("SCAN_QR_CODE").reason
     assert states.hold_reason("SCAN_QR_CODE", None) == (
         f"{reason} It goes out once WhatsApp works again."

@@ -3,10 +3,14 @@ real HTTP on 127.0.0.1.
 
 Like the real one (engine `fake`) it accepts sends while WORKING, refuses a second send of an
 idempotency key (answering the first message's id with `duplicate: true`), records every
-accepted send, and posts `message.ack` events (1, 2, 3) to the events URL. Tests can also take
-it down (connection refused), set its session state and why it fails (`failure`, in /health and
-in `session.status` as the real one reports it), make the next sends fail with a code, and slow
-sends down.
+accepted send, and posts `message.ack` events (1, 2, 3) to the events URL. It lists the
+account's contacts and groups only while WORKING, and gives a QR or pairing code only while
+SCAN_QR_CODE (409 `not_ready` otherwise, as the real one). Tests can also take it down
+(connection refused), set its session state and why it fails (`failure`, in /health and in
+`session.status` as the real one reports it), set the account, its contacts and groups, make
+the next sends fail with a code, slow sends down, and read every request it got (`calls`).
+
+`scripted_sidecar` serves answers a test writes itself, for what this fake never says.
 """
 
 from __future__ import annotations
@@ -17,15 +21,19 @@ import itertools
 import json
 import logging
 import socket
+import sys
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import EllipsisType
 from typing import Any
 
 import aiohttp
+import httpx
 from aiohttp import web
+
+from core.adapters.whatsapp import WhatsAppContact, WhatsAppGroup
 
 logger = logging.getLogger(__name__)
 
@@ -72,11 +80,45 @@ class SentRecord:
     ack: int = 1
 
 
+@dataclass(frozen=True)
+class Call:
+    """One request the fake got, with its body as sent."""
+
+    method: str
+    path: str
+    raw: bytes = b""
+
+    @property
+    def body(self) -> Any:
+        """The body's JSON; None without a body (or with one that is not JSON)."""
+        try:
+            return json.loads(self.raw) if self.raw else None
+        except ValueError:
+            return None
+
+
 @dataclass
 class FakeSidecar:
     api_key: str = ""
     events_url: str | None = None
     state: str = "WORKING"
+    # The linked account (`me` while WORKING); WhatsApp may not know its name (None).
+    me: dict[str, str | None] = field(default_factory=lambda: dict(FAKE_ME))
+    # What GET /contacts and GET /groups list while WORKING.
+    address_book: list[WhatsAppContact] = field(
+        default_factory=lambda: [
+            WhatsAppContact(id="15550002222@c.us", name="Ada", number="15550002222")
+        ]
+    )
+    group_list: list[WhatsAppGroup] = field(
+        default_factory=lambda: [
+            WhatsAppGroup(id="1203630@g.us", name="Family", participants=("15550002222@c.us",))
+        ]
+    )
+    # What POST /session/pairing-code answers while SCAN_QR_CODE.
+    pairing_code: str = "ABCD1234"
+    # Every request that reached the fake, in order.
+    calls: list[Call] = field(default_factory=list)
     # Why the session does not work: {code, message, since} as /health answers it, or None.
     failure: dict[str, str] | None = None
     # Post acks 1, 2, 3 to `events_url` after each accepted send.
@@ -195,8 +237,16 @@ class FakeSidecar:
                 if state == "SCAN_QR_CODE":  # the real one then shows its (new) QR code
                     await self.post_event("session.qr", {"qr": self.qr})
 
-    def _me(self) -> dict[str, str] | None:
-        return dict(FAKE_ME) if self.state == "WORKING" else None
+    def _me(self) -> dict[str, str | None] | None:
+        return dict(self.me) if self.state == "WORKING" else None
+
+    def asked(self, *routes: str) -> list[Call]:
+        """The calls to these routes ("GET /groups") in order; without any, all but /health."""
+        return [
+            call
+            for call in self.calls
+            if f"{call.method} {call.path}" in routes or (not routes and call.path != "/health")
+        ]
 
     # --- the contract ----------------------------------------------------------------
     def app(self) -> web.Application:
@@ -217,6 +267,8 @@ class FakeSidecar:
 
     @web.middleware
     async def _auth(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        raw = await request.read() if request.can_read_body else b""
+        self.calls.append(Call(request.method, request.path, raw))
         key = request.headers.get("X-Api-Key")
         if self.api_key and request.path != "/health" and key != self.api_key:
             return _error("unauthorized", "missing or wrong X-Api-Key")
@@ -247,7 +299,7 @@ class FakeSidecar:
         if self.state != "SCAN_QR_CODE":
             # Like the sidecar: a pairing code only while the session waits to be linked.
             return _error("not_ready", f"no pairing code while {self.state}", status=409)
-        return web.json_response({"code": "ABCD1234"})
+        return web.json_response({"code": self.pairing_code})
 
     async def _logout(self, request: web.Request) -> web.Response:
         self.state, self.failure = "SCAN_QR_CODE", None
@@ -336,14 +388,14 @@ class FakeSidecar:
         )
 
     async def _contacts(self, request: web.Request) -> web.Response:
-        return web.json_response(
-            [{"id": "15550002222@c.us", "name": "Ada", "number": "15550002222"}]
-        )
+        if self.state != "WORKING":
+            return _not_working("list contacts", self.state)
+        return web.json_response([item.model_dump(mode="json") for item in self.address_book])
 
     async def _groups(self, request: web.Request) -> web.Response:
-        return web.json_response(
-            [{"id": "1203630@g.us", "name": "Family", "participants": ["15550002222@c.us"]}]
-        )
+        if self.state != "WORKING":
+            return _not_working("list groups", self.state)
+        return web.json_response([item.model_dump(mode="json") for item in self.group_list])
 
     async def _fake_outbox(self, request: web.Request) -> web.Response:
         return web.json_response(
@@ -375,6 +427,11 @@ class FakeSidecar:
         return web.json_response({"pending": len(self._fail)})
 
 
+def _not_working(what: str, state: str) -> web.Response:
+    # The real one's words (engine.js `requireWorking`).
+    return _error("not_ready", f"WhatsApp is not ready to {what} (state {state})")
+
+
 def _now() -> int:
     return int(time.time())
 
@@ -390,6 +447,70 @@ async def _json(request: web.Request) -> Any:
         return await request.json()
     except (json.JSONDecodeError, UnicodeDecodeError):
         return None
+
+
+# What a scripted sidecar answers a request with, as httpx.MockTransport's handlers do.
+Script = Callable[[httpx.Request], httpx.Response | Awaitable[httpx.Response]]
+
+
+@contextlib.asynccontextmanager
+async def scripted_sidecar(script: Script) -> AsyncIterator[str]:
+    """A sidecar over real HTTP on 127.0.0.1 whose every answer is `script`'s: for answers the
+    fake sidecar never gives (an older sidecar, a malformed body). Yields its URL."""
+
+    async def answer(request: web.Request) -> web.Response:
+        seen = httpx.Request(
+            request.method,
+            str(request.url),
+            headers=list(request.headers.items()),
+            content=await request.read(),
+        )
+        given = script(seen)
+        response = given if isinstance(given, httpx.Response) else await given
+        content_type = response.headers.get("content-type")
+        return web.Response(
+            status=response.status_code,
+            body=response.content or None,
+            headers={"Content-Type": content_type} if content_type else None,
+        )
+
+    app = web.Application()
+    app.router.add_route("*", "/{path:.*}", answer)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
+
+
+async def in_process_of_its_own(api_key: str = "") -> tuple[asyncio.subprocess.Process, str]:
+    """The fake sidecar in a process of its own, as the real one runs (for benchmarks): the
+    process and its URL, once it answers /health."""
+    port = free_port()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "tests.fakes.sidecar",
+        "--port",
+        str(port),
+        "--api-key",
+        api_key,
+        stdout=asyncio.subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    async with aiohttp.ClientSession() as session:
+        for _ in range(400):
+            with contextlib.suppress(aiohttp.ClientError):
+                async with session.get(f"{url}/health") as response:
+                    if response.status == 200:
+                        return process, url
+            await asyncio.sleep(0.05)
+    process.terminate()
+    await process.wait()
+    raise RuntimeError("the fake sidecar did not start within 20 s")
 
 
 async def _serve(port: int, api_key: str, events_url: str | None) -> None:

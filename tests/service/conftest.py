@@ -1,111 +1,27 @@
 """Fixtures for the service layer: a real store (SQLite on tmp_path, MongoDB on
 mongomock-motor, and a real MongoDB when MONGODB_TEST_URI is set; every test runs on each),
-a fake clock, a fake WhatsApp port and engine hooks that record what they were told."""
+a fake clock, the real WhatsApp client of the fake sidecar (over HTTP) and engine hooks that
+record what they were told."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from core.adapters.store import Store
+from core.adapters.whatsapp import WhatsAppClient
 from core.domain.clock import FakeClock
-from core.domain.errors import WhatsAppError, WhatsAppNotReady
-from core.domain.session import SessionFailure
 from core.services import Services
 from core.services.ports import UnackedWatch
+from tests.fakes.sidecar import FakeSidecar
 from tests.store.conftest import BACKENDS, open_backend
 
 # Saturday 28 November 2026, 10:00 UTC (11:00 in Berlin).
 START = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
 OWNER = 1001
-
-
-@dataclass(frozen=True)
-class Health:
-    status: str
-    engine: str
-    state: str
-    me: dict[str, str] | None
-    failure: SessionFailure | None = None
-
-
-@dataclass(frozen=True)
-class Qr:
-    qr: str
-    png_base64: str
-
-
-@dataclass(frozen=True)
-class WaContact:
-    id: str
-    name: str
-    number: str | None
-
-
-@dataclass(frozen=True)
-class WaGroup:
-    id: str
-    name: str
-    participants: tuple[str, ...]
-
-
-@dataclass
-class FakeWhatsApp:
-    """Answers like the sidecar client; `error` makes every call raise it."""
-
-    state: str = "WORKING"
-    me: dict[str, str] | None = field(
-        default_factory=lambda: {"id": "4915199999999@c.us", "name": "Me"}
-    )
-    address_book: list[WaContact] = field(default_factory=list)
-    group_list: list[WaGroup] = field(default_factory=list)
-    error: WhatsAppError | None = None
-    failure: SessionFailure | None = None
-    calls: list[str] = field(default_factory=list)
-
-    def _call(self, name: str) -> None:
-        self.calls.append(name)
-        if self.error is not None:
-            raise self.error
-
-    async def health(self) -> Health:
-        self._call("health")
-        return Health(
-            status="ok", engine="fake", state=self.state, me=self.me, failure=self.failure
-        )
-
-    def _waiting_to_link(self) -> None:
-        # Like the sidecar: a QR or pairing code only while the session waits to be linked.
-        if self.state != "SCAN_QR_CODE":
-            raise WhatsAppNotReady(f"WhatsApp is {self.state}; there is nothing to scan.")
-
-    async def qr(self) -> Qr:
-        self._call("qr")
-        self._waiting_to_link()
-        return Qr(qr="2@abc", png_base64="iVBORw0KGgo=")
-
-    async def pairing_code(self, phone: str) -> str:
-        self._call(f"pairing_code {phone}")
-        self._waiting_to_link()
-        return "ABCD-EFGH"
-
-    async def logout(self) -> None:
-        self._call("logout")
-
-    async def contacts(self) -> list[WaContact]:
-        self._call("contacts")
-        return list(self.address_book)
-
-    async def groups(self) -> list[WaGroup]:
-        self._call("groups")
-        # Like the sidecar: the account's groups only while the session works.
-        if self.state != "WORKING":
-            raise WhatsAppNotReady(f"WhatsApp is not ready to list groups (state {self.state})")
-        return list(self.group_list)
 
 
 class RecordingHooks:
@@ -142,8 +58,25 @@ def hooks() -> RecordingHooks:
 
 
 @pytest.fixture
-def whatsapp() -> FakeWhatsApp:
-    return FakeWhatsApp()
+async def whatsapp() -> AsyncIterator[FakeSidecar]:
+    """The sidecar, linked as "Me" with no contacts and no groups."""
+    fake = FakeSidecar(
+        me={"id": "4915199999999@c.us", "name": "Me"},
+        address_book=[],
+        group_list=[],
+        qr="2@abc",
+        pairing_code="ABCD-EFGH",
+    )
+    await fake.start()
+    yield fake
+    await fake.close()
+
+
+@pytest.fixture
+async def whatsapp_client(whatsapp: FakeSidecar) -> AsyncIterator[WhatsAppClient]:
+    client = WhatsAppClient(whatsapp.url)
+    yield client
+    await client.aclose()
 
 
 @pytest.fixture
@@ -157,7 +90,7 @@ def service(
     store: Store,
     clock: FakeClock,
     hooks: RecordingHooks,
-    whatsapp: FakeWhatsApp,
+    whatsapp_client: WhatsAppClient,
     unacked: UnackedWatch | None,
 ) -> Services:
     return Services(
@@ -165,7 +98,7 @@ def service(
         clock,
         default_timezone="Europe/Berlin",
         hooks=hooks,
-        whatsapp=whatsapp,
+        whatsapp=whatsapp_client,
         scheduler=RunningScheduler(),
         unacked=unacked,
     )

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 
 import httpx
 import pytest
 
 from core import __version__
 from core.adapters.store import Store
-from core.adapters.whatsapp import WhatsAppClient
+from core.adapters.whatsapp import WhatsAppClient, WhatsAppContact, WhatsAppGroup
 from core.domain.clock import FakeClock
 from core.domain.errors import (
     AlreadyExists,
@@ -24,8 +25,9 @@ from core.domain.errors import (
 from core.domain.models import WHATSAPP_TEXT_LIMIT, DeliveryStatus, ScheduleState
 from core.domain.session import Remedy, SessionFailure
 from core.services import Services
+from tests.fakes.sidecar import FakeSidecar, scripted_sidecar
 
-from .conftest import OWNER, FakeWhatsApp, WaContact, WaGroup
+from .conftest import OWNER
 
 # --- contacts --------------------------------------------------------------------------------
 
@@ -94,16 +96,18 @@ async def test_a_schedule_still_sends_to_a_deleted_contact(service: Services) ->
 
 
 async def test_import_contacts_adds_new_ones_and_counts_the_rest(
-    service: Services, whatsapp: FakeWhatsApp
+    service: Services, whatsapp: FakeSidecar
 ) -> None:
     await service.contacts.add_contact("Anna", "+4915123456789")
     whatsapp.address_book = [
-        WaContact(id="12025550143@c.us", name="Bob", number="12025550143"),
-        WaContact(id="4915123456789@c.us", name="Anna M", number="4915123456789"),  # same number
-        WaContact(id="4915100000001@c.us", name="anna", number="4915100000001"),  # same name
-        WaContact(id="4915100000002@c.us", name="", number="4915100000002"),  # no name
-        WaContact(id="123@lid", name="Ghost", number=None),  # no number
-        WaContact(id="4915100000003@c.us", name="Carol, Jr.", number=None),  # number from id
+        WhatsAppContact(id="12025550143@c.us", name="Bob", number="12025550143"),
+        WhatsAppContact(
+            id="4915123456789@c.us", name="Anna M", number="4915123456789"
+        ),  # same number
+        WhatsAppContact(id="4915100000001@c.us", name="anna", number="4915100000001"),  # same name
+        WhatsAppContact(id="4915100000002@c.us", name="", number="4915100000002"),  # no name
+        WhatsAppContact(id="123@lid", name="Ghost", number=None),  # no number
+        WhatsAppContact(id="4915100000003@c.us", name="Carol, Jr.", number=None),  # number from id
     ]
     result = await service.whatsapp.import_contacts()
     assert (result.imported, result.existing, result.skipped) == (2, 2, 2)
@@ -178,11 +182,11 @@ async def test_template_fields_are_checked_against_recipients_when_used(
 
 
 async def test_groups_sorted_by_name_with_participant_counts(
-    service: Services, whatsapp: FakeWhatsApp
+    service: Services, whatsapp: FakeSidecar
 ) -> None:
     whatsapp.group_list = [
-        WaGroup(id="2@g.us", name="work", participants=("a", "b", "c")),
-        WaGroup(id="1@g.us", name="Family", participants=("a",)),
+        WhatsAppGroup(id="2@g.us", name="work", participants=("a", "b", "c")),
+        WhatsAppGroup(id="1@g.us", name="Family", participants=("a",)),
     ]
     groups = await service.whatsapp.groups()
     assert [(g.id, g.name, g.participants) for g in groups] == [
@@ -191,7 +195,7 @@ async def test_groups_sorted_by_name_with_participant_counts(
     ]
 
 
-async def test_link_qr_pairing_code_and_logout(service: Services, whatsapp: FakeWhatsApp) -> None:
+async def test_link_qr_pairing_code_and_logout(service: Services, whatsapp: FakeSidecar) -> None:
     whatsapp.state = "SCAN_QR_CODE"
     qr = await service.whatsapp.link_qr()
     assert qr.qr == "2@abc"
@@ -200,7 +204,11 @@ async def test_link_qr_pairing_code_and_logout(service: Services, whatsapp: Fake
     with pytest.raises(InvalidRecipient):
         await service.whatsapp.pairing_code("0151")
     await service.whatsapp.logout()
-    assert whatsapp.calls == ["qr", "pairing_code +4915123456789", "logout"]
+    assert [(call.method, call.path, call.body) for call in whatsapp.asked()] == [
+        ("GET", "/session/qr", None),
+        ("POST", "/session/pairing-code", {"phone": "+4915123456789"}),
+        ("POST", "/session/logout", None),
+    ]
 
 
 async def test_whatsapp_calls_without_a_sidecar_say_how_to_set_it_up(
@@ -240,21 +248,34 @@ async def test_status_reports_whatsapp_scheduler_counts_and_next_run(
     assert status.version == __version__
 
 
-async def test_status_when_the_sidecar_is_down(service: Services, whatsapp: FakeWhatsApp) -> None:
-    whatsapp.error = WhatsAppUnavailable("The WhatsApp service cannot be reached.")
+async def test_status_when_the_sidecar_is_down(
+    service: Services, whatsapp: FakeSidecar, whatsapp_client: WhatsAppClient
+) -> None:
+    await whatsapp.go_down()
+    with pytest.raises(WhatsAppUnavailable) as down:
+        await whatsapp_client.health()
     status = await service.whatsapp.status()
     assert status.whatsapp_state == "unreachable"
     assert status.whatsapp_number is None
-    assert status.whatsapp_error == "The WhatsApp service cannot be reached."
+    assert status.whatsapp_error == str(down.value)
+    assert "cannot be reached" in str(down.value)
 
 
 async def test_status_carries_why_whatsapp_fails_and_what_to_do(
-    service: Services, whatsapp: FakeWhatsApp
+    service: Services, whatsapp: FakeSidecar
 ) -> None:
-    whatsapp.state, whatsapp.me = "FAILED", None
-    whatsapp.failure = SessionFailure("profile_locked", "The browser is already running")
+    whatsapp.state = "FAILED"
+    whatsapp.failure = {
+        "code": "profile_locked",
+        "message": "The browser is already running",
+        "since": "2026-11-28T09:59:00.000Z",
+    }
     status = await service.whatsapp.status()
-    assert status.whatsapp_failure == whatsapp.failure
+    assert status.whatsapp_failure == SessionFailure(
+        "profile_locked",
+        "The browser is already running",
+        datetime(2026, 11, 28, 9, 59, tzinfo=UTC),
+    )
     words = status.whatsapp_words
     assert (words.code, words.remedy) == ("profile_locked", Remedy.fix_server)
     assert words.detail == "The browser is already running"
@@ -266,12 +287,14 @@ async def test_status_carries_why_whatsapp_fails_and_what_to_do(
 
 
 async def test_status_when_the_sidecar_is_down_says_how_to_reach_it(
-    service: Services, whatsapp: FakeWhatsApp
+    service: Services, whatsapp: FakeSidecar, whatsapp_client: WhatsAppClient
 ) -> None:
-    whatsapp.error = WhatsAppUnavailable("The WhatsApp service cannot be reached.")
+    await whatsapp.go_down()
+    with pytest.raises(WhatsAppUnavailable) as down:
+        await whatsapp_client.health()
     words = (await service.whatsapp.status()).whatsapp_words
     assert words.remedy is Remedy.fix_server and "WHATSAPP_URL" in words.fix
-    assert words.detail == "The WhatsApp service cannot be reached."
+    assert words.detail == str(down.value)
 
 
 async def test_status_without_a_sidecar_or_engine(store: Store, clock: FakeClock) -> None:
@@ -282,8 +305,8 @@ async def test_status_without_a_sidecar_or_engine(store: Store, clock: FakeClock
     assert status.next_run_at is None
 
 
-async def test_the_real_whatsapp_client_fits_the_port(store: Store, clock: FakeClock) -> None:
-    """The httpx client of the sidecar plugs into the service as its WhatsAppPort."""
+async def test_the_service_reads_the_sidecars_own_answers(store: Store, clock: FakeClock) -> None:
+    """The service reads what the sidecar answers in its own JSON, through the real client."""
 
     def sidecar(request: httpx.Request) -> httpx.Response:
         if request.url.path == "/health":
@@ -305,12 +328,13 @@ async def test_the_real_whatsapp_client_fits_the_port(store: Store, clock: FakeC
             return httpx.Response(200, json={"code": "WXYZ-1234"})
         return httpx.Response(404, json={"error": {"code": "not_found", "message": "no"}})
 
-    client = WhatsAppClient("http://sidecar", transport=httpx.MockTransport(sidecar))
-    try:
-        service = Services(store, clock, default_timezone="UTC", whatsapp=client)
-        status = await service.whatsapp.status()
-        assert (status.whatsapp_state, status.whatsapp_number) == ("SCAN_QR_CODE", None)
-        assert [g.participants for g in await service.whatsapp.groups()] == [2]
-        assert await service.whatsapp.pairing_code("+49 151 23456789") == "WXYZ-1234"
-    finally:
-        await client.aclose()
+    async with scripted_sidecar(sidecar) as url:
+        client = WhatsAppClient(url)
+        try:
+            service = Services(store, clock, default_timezone="UTC", whatsapp=client)
+            status = await service.whatsapp.status()
+            assert (status.whatsapp_state, status.whatsapp_number) == ("SCAN_QR_CODE", None)
+            assert [g.participants for g in await service.whatsapp.groups()] == [2]
+            assert await service.whatsapp.pairing_code("+49 151 23456789") == "WXYZ-1234"
+        finally:
+            await client.aclose()

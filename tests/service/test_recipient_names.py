@@ -5,10 +5,12 @@ from __future__ import annotations
 import pytest
 
 from core.adapters.store import Store
-from core.domain.errors import InvalidRecipient, WhatsAppUnavailable
+from core.adapters.whatsapp import WhatsAppGroup
+from core.domain.errors import InvalidRecipient
 from core.domain.models import RecipientKind
 from core.services import Services
-from tests.service.conftest import OWNER, FakeWhatsApp, WaGroup
+from tests.fakes.sidecar import FakeSidecar
+from tests.service.conftest import OWNER
 
 FAMILY_ID = "120363041234567890@g.us"
 
@@ -30,9 +32,9 @@ async def test_the_readme_example_schedules_to_anna_and_ben_by_first_name(
 
 
 async def test_a_group_named_is_stored_with_its_id_and_name_and_its_deliveries_say_it(
-    service: Services, whatsapp: FakeWhatsApp, store: Store
+    service: Services, whatsapp: FakeSidecar, store: Store
 ) -> None:
-    whatsapp.group_list = [WaGroup(id=FAMILY_ID, name="Family", participants=("a", "b"))]
+    whatsapp.group_list = [WhatsAppGroup(id=FAMILY_ID, name="Family", participants=("a", "b"))]
     schedule = await service.schedules.create_schedule(
         OWNER, recipients="Family", when="tomorrow 9:00", text="Dinner at 8"
     )
@@ -44,9 +46,9 @@ async def test_a_group_named_is_stored_with_its_id_and_name_and_its_deliveries_s
 
 
 async def test_a_group_name_while_whatsapp_is_not_linked_is_refused_and_nothing_stored(
-    service: Services, whatsapp: FakeWhatsApp
+    service: Services, whatsapp: FakeSidecar
 ) -> None:
-    whatsapp.group_list = [WaGroup(id=FAMILY_ID, name="Family", participants=("a",))]
+    whatsapp.group_list = [WhatsAppGroup(id=FAMILY_ID, name="Family", participants=("a",))]
     whatsapp.state = "SCAN_QR_CODE"
     with pytest.raises(InvalidRecipient, match=r"not linked .* /link") as caught:
         await service.schedules.create_schedule(
@@ -57,13 +59,13 @@ async def test_a_group_name_while_whatsapp_is_not_linked_is_refused_and_nothing_
 
 
 async def test_a_contact_named_exactly_needs_no_question_to_whatsapp(
-    service: Services, whatsapp: FakeWhatsApp
+    service: Services, whatsapp: FakeSidecar
 ) -> None:
     await service.contacts.add_contact("Anna", "+4915111111111")
     await service.schedules.create_schedule(
         OWNER, recipients="anna", when="tomorrow 9:00", text="x"
     )
-    assert "groups" not in whatsapp.calls
+    assert whatsapp.asked("GET /groups") == []
 
 
 async def test_edit_to_a_name_several_match_is_refused_naming_them(service: Services) -> None:
@@ -82,12 +84,12 @@ async def test_edit_to_a_name_several_match_is_refused_naming_them(service: Serv
 
 @pytest.mark.parametrize("typed", ["Family", "Fam"])
 async def test_a_name_is_not_taken_for_a_contact_it_starts_while_groups_cannot_be_read(
-    service: Services, whatsapp: FakeWhatsApp, typed: str
+    service: Services, whatsapp: FakeSidecar, typed: str
 ) -> None:
     # With the sidecar up, "Family" is the group; down, it must not become "Family Doctor".
     await service.contacts.add_contact("Family Doctor", "+4915111111111")
-    whatsapp.group_list = [WaGroup(id=FAMILY_ID, name="Family", participants=("a",))]
-    whatsapp.error = WhatsAppUnavailable("connection refused")
+    whatsapp.group_list = [WhatsAppGroup(id=FAMILY_ID, name="Family", participants=("a",))]
+    await whatsapp.go_down()  # connection refused
     with pytest.raises(InvalidRecipient, match="does not answer") as caught:
         await service.schedules.create_schedule(
             OWNER, recipients=typed, when="tomorrow 9:00", text="x"
@@ -100,10 +102,10 @@ async def test_a_name_is_not_taken_for_a_contact_it_starts_while_groups_cannot_b
 
 
 async def test_a_contact_s_full_name_still_works_while_groups_cannot_be_read(
-    service: Services, whatsapp: FakeWhatsApp
+    service: Services, whatsapp: FakeSidecar
 ) -> None:
     await service.contacts.add_contact("Family Doctor", "+4915111111111")
-    whatsapp.error = WhatsAppUnavailable("connection refused")
+    await whatsapp.go_down()  # connection refused
     schedule = await service.schedules.create_schedule(
         OWNER, recipients="family  doctor", when="tomorrow 9:00", text="x"
     )
@@ -111,12 +113,12 @@ async def test_a_contact_s_full_name_still_works_while_groups_cannot_be_read(
 
 
 async def test_edit_to_a_group_name_two_groups_share_says_to_type_its_id(
-    service: Services, whatsapp: FakeWhatsApp
+    service: Services, whatsapp: FakeSidecar
 ) -> None:
     other = "120363049999991111@g.us"
     whatsapp.group_list = [
-        WaGroup(id=FAMILY_ID, name="Family", participants=("a", "b")),
-        WaGroup(id=other, name="Family", participants=("c",)),
+        WhatsAppGroup(id=FAMILY_ID, name="Family", participants=("a", "b")),
+        WhatsAppGroup(id=other, name="Family", participants=("c",)),
     ]
     schedule = await service.schedules.create_schedule(
         OWNER, recipients="+4915199999990", when="tomorrow 9:00", text="x"

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from core.adapters.whatsapp import WhatsAppGroup
 from core.domain.errors import (
     InvalidRecipient,
     WhatsAppError,
@@ -22,7 +23,6 @@ from core.domain.recipients import (
     resolve_recipients,
     split_recipients,
 )
-from tests.service.conftest import WaGroup
 
 NOW = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
 
@@ -168,11 +168,11 @@ class Groups:
     read fail the way the client does (not linked, sidecar down). Counts reads."""
 
     def __init__(self, *groups: tuple[str, str], error: WhatsAppError | None = None) -> None:
-        self.groups = [WaGroup(id=i, name=n, participants=()) for i, n in groups]
+        self.groups = [WhatsAppGroup(id=i, name=n, participants=()) for i, n in groups]
         self.error = error
         self.reads = 0
 
-    async def __call__(self) -> list[WaGroup]:
+    async def __call__(self) -> list[WhatsAppGroup]:
         self.reads += 1
         if self.error is not None:
             raise self.error

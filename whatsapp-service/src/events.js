@@ -8,7 +8,8 @@ export const PENDING_EVENTS_FILE = 'events-pending.json';
  * Delivers events to wasched (`POST {event, payload, timestamp}` with X-Api-Key) one at a time
  * and in order, retrying the head of the queue with exponential backoff until it is accepted.
  * The queue is bounded: when full, the oldest event is dropped (acks and states are superseded
- * by later ones, and wasched also polls /health and /messages/:id). What is still queued at
+ * by later ones, and wasched reads what it missed: the state from /health, the acks from
+ * POST /messages/acks after it starts or after a gap in events). What is still queued at
  * close is written to `pendingPath` and sent first after the next start(). After start(),
  * from the moment wasched stops taking events until the queue drains, the queue is also
  * mirrored to that file as it changes (one write at a time), so a SIGKILL loses none of it.

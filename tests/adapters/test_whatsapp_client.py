@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
-from collections.abc import Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import httpx
@@ -20,13 +22,22 @@ from core.domain.errors import (
 )
 from core.domain.models import Media
 from core.domain.session import SessionFailure
-from tests.fakes.sidecar import FakeSidecar
-
-Handler = Callable[[httpx.Request], httpx.Response]
+from tests.fakes.sidecar import FakeSidecar, Script, free_port, scripted_sidecar
 
 
-def client(handler: Handler, api_key: str = "") -> WhatsAppClient:
-    return WhatsAppClient("http://sidecar.test/", api_key, transport=httpx.MockTransport(handler))
+@contextlib.asynccontextmanager
+async def client(
+    handler: Script,
+    api_key: str = "",
+    timeout: float = 30.0,  # noqa: ASYNC109
+) -> AsyncIterator[WhatsAppClient]:
+    """The real client against a sidecar over HTTP that answers what `handler` says."""
+    async with scripted_sidecar(handler) as url:
+        wa = WhatsAppClient(url + "/", api_key, timeout=timeout)
+        try:
+            yield wa
+        finally:
+            await wa.aclose()
 
 
 def error(status: int, code: str) -> httpx.Response:
@@ -48,10 +59,9 @@ async def test_send_posts_the_contract_body_with_key_and_api_key() -> None:
             },
         )
 
-    wa = client(handler, api_key="k3y")
     media = Media(mimetype="image/png", filename="a.png", data_base64="AAA=")
-    sent = await wa.send("+15550001", "hi", idempotency_key="run1:+15550001", media=media)
-    await wa.aclose()
+    async with client(handler, api_key="k3y") as wa:
+        sent = await wa.send("+15550001", "hi", idempotency_key="run1:+15550001", media=media)
 
     assert sent.id == "true_1@c.us_A"
     assert sent.duplicate is False
@@ -68,14 +78,13 @@ async def test_send_posts_the_contract_body_with_key_and_api_key() -> None:
 
 
 async def test_send_reports_a_duplicate_key() -> None:
-    wa = client(
+    async with client(
         lambda r: httpx.Response(
             201,
             json={"id": "m1", "to": "+1", "timestamp": "2026-11-28T10:00:00Z", "duplicate": True},
         )
-    )
-    sent = await wa.send("+1", "x", idempotency_key="k")
-    await wa.aclose()
+    ) as wa:
+        sent = await wa.send("+1", "x", idempotency_key="k")
     assert sent.duplicate is True
     assert sent.timestamp is not None and sent.timestamp.hour == 10
 
@@ -95,9 +104,8 @@ async def test_no_api_key_header_when_none_is_set() -> None:
             },
         )
 
-    wa = client(handler)
-    health = await wa.health()
-    await wa.aclose()
+    async with client(handler) as wa:
+        health = await wa.health()
     assert "X-Api-Key" not in seen[0].headers
     assert (
         health.working and health.engine == "fake" and health.me == {"id": "1@c.us", "name": "Me"}
@@ -120,28 +128,32 @@ async def test_no_api_key_header_when_none_is_set() -> None:
 async def test_send_errors_are_translated_by_status_and_code(
     response: httpx.Response, kind: type[WhatsAppError], code: str, transient: bool
 ) -> None:
-    wa = client(lambda r: response)
-    with pytest.raises(kind) as caught:
-        await wa.send("+15550001", "hi", idempotency_key="k")
-    await wa.aclose()
+    async with client(lambda r: response) as wa:
+        with pytest.raises(kind) as caught:
+            await wa.send("+15550001", "hi", idempotency_key="k")
     assert caught.value.code == code
     assert caught.value.transient is transient
     assert str(caught.value)
 
 
 async def test_connection_refused_and_timeout_are_unavailable() -> None:
-    def refuse(request: httpx.Request) -> httpx.Response:
-        raise httpx.ConnectError("refused", request=request)
+    nobody = WhatsAppClient(f"http://127.0.0.1:{free_port()}")  # nothing listens there
+    with pytest.raises(WhatsAppUnavailable) as refused:
+        await nobody.send("+1", "x", idempotency_key="k")
+    await nobody.aclose()
+    assert refused.value.transient and "cannot be reached" in str(refused.value)
 
-    def slow(request: httpx.Request) -> httpx.Response:
-        raise httpx.ReadTimeout("slow", request=request)
+    never = asyncio.Event()
 
-    for handler in (refuse, slow):
-        wa = client(handler)
-        with pytest.raises(WhatsAppUnavailable) as caught:
+    async def silent(request: httpx.Request) -> httpx.Response:
+        await never.wait()  # no answer before the client gives up
+        return httpx.Response(500)
+
+    async with client(silent, timeout=0.2) as wa:
+        with pytest.raises(WhatsAppUnavailable) as slow:
             await wa.send("+1", "x", idempotency_key="k")
-        await wa.aclose()
-        assert caught.value.transient
+        never.set()
+    assert slow.value.transient and "did not answer in time" in str(slow.value)
 
 
 async def test_session_routes() -> None:
@@ -164,16 +176,15 @@ async def test_session_routes() -> None:
             )
         return error(404, "not_found")
 
-    wa = client(handler)
-    assert (await wa.qr()).qr == "2@raw"
-    assert await wa.pairing_code("15550001") == "ABCD-1234"
-    await wa.logout()
-    assert await wa.message_ack("m1") == 3
-    assert (await wa.contacts())[0].number == "1"
-    assert (await wa.groups())[0].participants == ("1@c.us",)
-    with pytest.raises(WhatsAppRequestRejected):
-        await wa.message_ack("nope")
-    await wa.aclose()
+    async with client(handler) as wa:
+        assert (await wa.qr()).qr == "2@raw"
+        assert await wa.pairing_code("15550001") == "ABCD-1234"
+        await wa.logout()
+        assert await wa.message_ack("m1") == 3
+        assert (await wa.contacts())[0].number == "1"
+        assert (await wa.groups())[0].participants == ("1@c.us",)
+        with pytest.raises(WhatsAppRequestRejected):
+            await wa.message_ack("nope")
 
 
 async def test_message_acks_asks_many_in_one_request_and_an_older_sidecar_says_not_found() -> None:
@@ -190,16 +201,14 @@ async def test_message_acks_asks_many_in_one_request_and_an_older_sidecar_says_n
         ]
         return httpx.Response(200, json={"acks": acks})
 
-    wa = client(handler)
-    assert await wa.message_acks(["m1", "m2", "m3"]) == {"m1": 3, "m2": None, "m3": None}
+    async with client(handler) as wa:
+        assert await wa.message_acks(["m1", "m2", "m3"]) == {"m1": 3, "m2": None, "m3": None}
     assert asked == [{"ids": ["m1", "m2", "m3"]}]
-    await wa.aclose()
 
-    older = client(lambda request: error(404, "not_found"))
-    with pytest.raises(WhatsAppRequestRejected) as refused:
-        await older.message_acks(["m1"])
+    async with client(lambda request: error(404, "not_found")) as older:
+        with pytest.raises(WhatsAppRequestRejected) as refused:
+            await older.message_acks(["m1"])
     assert refused.value.code == "not_found"
-    await older.aclose()
 
 
 async def test_health_carries_why_the_session_does_not_work() -> None:
@@ -227,24 +236,21 @@ async def test_health_carries_why_the_session_does_not_work() -> None:
             {"status": "ok", "engine": "fake", "state": "STARTING", "me": None},
         ]
     )
-    wa = client(lambda request: httpx.Response(200, json=next(answers)))
-
-    failing = await wa.health()
-    assert failing.failure == SessionFailure(
-        code="whatsapp_web_unreachable",
-        message="net::ERR_NAME_NOT_RESOLVED at https://web.whatsapp.com/",
-        since=datetime(2026, 12, 1, 20, 0, tzinfo=UTC),
-    )
-    assert (await wa.health()).failure is None
-    assert (await wa.health()).failure is None
-    await wa.aclose()
+    async with client(lambda request: httpx.Response(200, json=next(answers))) as wa:
+        failing = await wa.health()
+        assert failing.failure == SessionFailure(
+            code="whatsapp_web_unreachable",
+            message="net::ERR_NAME_NOT_RESOLVED at https://web.whatsapp.com/",
+            since=datetime(2026, 12, 1, 20, 0, tzinfo=UTC),
+        )
+        assert (await wa.health()).failure is None
+        assert (await wa.health()).failure is None
 
 
 async def test_qr_outside_scan_state_is_not_ready() -> None:
-    wa = client(lambda r: error(409, "not_scanning"))
-    with pytest.raises(WhatsAppNotReady):
-        await wa.qr()
-    await wa.aclose()
+    async with client(lambda r: error(409, "not_scanning")) as wa:
+        with pytest.raises(WhatsAppNotReady):
+            await wa.qr()
 
 
 async def test_the_default_transport_speaks_to_a_real_server_and_times_out() -> None:
@@ -272,3 +278,35 @@ async def test_the_default_transport_speaks_to_a_real_server_and_times_out() -> 
         await wa.aclose()
         await impatient.aclose()
         await sidecar.close()
+
+
+async def test_a_null_field_of_me_in_health_is_left_out_not_shown_as_none() -> None:
+    answer = {
+        "status": "ok",
+        "engine": "wwebjs",
+        "state": "WORKING",
+        "me": {"id": "4915112345678@c.us", "name": None},
+        "failure": None,
+    }
+    async with client(lambda request: httpx.Response(200, json=answer)) as wa:
+        health = await wa.health()
+    assert health.me == {"id": "4915112345678@c.us"}
+
+
+@pytest.mark.parametrize(
+    ("route", "answer"),
+    [
+        ("health", {"status": "ok", "engine": "fake", "state": "SLEEPING", "me": None}),
+        ("health", {"status": "ok", "engine": "fake", "me": None}),
+        ("groups", [{"name": "no id"}]),
+        ("contacts", {"contacts": "not a list"}),
+    ],
+)
+async def test_an_answer_outside_the_contract_is_the_sidecars_failure(
+    route: str, answer: object
+) -> None:
+    async with client(lambda request: httpx.Response(200, json=answer)) as wa:
+        with pytest.raises(WhatsAppUnavailable) as caught:
+            await getattr(wa, route)()
+    assert caught.value.transient
+    assert f"answered GET /{route} with something wasched does not understand" in str(caught.value)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import aiohttp
+import pytest
 
 from core.app import Core
 from tests.engine.conftest import CoreFactory, RecordingNotifier, eventually
@@ -39,6 +40,69 @@ async def test_malformed_and_unknown_events_are_refused(core: Core) -> None:
     status, answer = await post(core, '{"event": "message.revoked", "payload": {}}')
     assert status == 400 and answer["error"]["code"] == "unknown_event"
     assert (await post(core, '{"event": "message.ack", "payload": {"id": 5}}'))[0] == 400
+
+
+@pytest.mark.parametrize(
+    ("body", "code", "message"),
+    [
+        ("{not json", "invalid_request", "the body is not JSON"),
+        (b"\xff\xfe", "invalid_request", "the body is not JSON"),
+        ("[1, 2]", "invalid_request", 'expected {"event", "payload", "timestamp"}'),
+        ('{"payload": {}}', "invalid_request", 'expected {"event", "payload", "timestamp"}'),
+        ('{"event": 5}', "invalid_request", 'expected {"event", "payload", "timestamp"}'),
+        ('{"event": "message.revoked"}', "unknown_event", "unknown event 'message.revoked'"),
+        (
+            '{"event": "message.ack", "payload": {"id": 5}}',
+            "invalid_request",
+            "message.ack needs id and ack",
+        ),
+        (
+            '{"event": "message.ack", "payload": {"id": "x", "ack": "2"}}',
+            "invalid_request",
+            "message.ack needs id and ack",
+        ),
+        (
+            '{"event": "message.ack", "payload": "x"}',
+            "invalid_request",
+            "message.ack needs id and ack",
+        ),
+        ('{"event": "message.ack"}', "invalid_request", "message.ack needs id and ack"),
+        (
+            '{"event": "session.status", "payload": {}}',
+            "invalid_request",
+            "session.status needs state",
+        ),
+        (
+            '{"event": "session.status", "payload": {"state": 1}}',
+            "invalid_request",
+            "session.status needs state",
+        ),
+        (
+            '{"event": "session.qr", "payload": {"qr": ""}}',
+            "invalid_request",
+            "session.qr needs qr",
+        ),
+        ('{"event": "session.qr", "payload": null}', "invalid_request", "session.qr needs qr"),
+    ],
+)
+async def test_each_malformed_event_is_told_what_was_expected(
+    core: Core, body: str | bytes, code: str, message: str
+) -> None:
+    assert await post(core, body) == (400, {"error": {"code": code, "message": message}})
+
+
+async def test_a_session_state_outside_the_contract_is_refused(
+    core: Core, notifier: RecordingNotifier
+) -> None:
+    status, answer = await post(
+        core, '{"event": "session.status", "payload": {"state": "SLEEPING", "me": null}}'
+    )
+    assert status == 400
+    assert answer["error"] == {"code": "invalid_request", "message": "session.status needs state"}
+    # An early sidecar named it `status`.
+    status, _ = await post(core, '{"event": "session.status", "payload": {"status": "FAILED"}}')
+    assert status == 200
+    await eventually(lambda: notifier.sessions == [("FAILED", None)], what="the session event")
 
 
 async def test_session_events_reach_the_notifier(core: Core, notifier: RecordingNotifier) -> None:

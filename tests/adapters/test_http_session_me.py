@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from core.app import Core
+from tests.adapters.test_http import post
 from tests.engine.conftest import RecordingNotifier, eventually
-from tests.engine.test_http import post
 
 
 async def test_null_fields_of_me_are_left_out_not_shown_as_none(

@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 
 from core.app import Core
 from core.domain.session import SessionFailure
+from tests.adapters.test_http import get, post
 from tests.engine.conftest import RecordingNotifier, eventually
-from tests.engine.test_http import get, post
 from tests.fakes.sidecar import FakeSidecar
 
 
