@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from datetime import timedelta
 from typing import Any
 
 import pytest
-from mongomock_motor import AsyncMongoMockClient
 from pymongo import AsyncMongoClient, monitoring
 from pymongo.errors import ServerSelectionTimeoutError
 
@@ -20,34 +19,17 @@ from core.domain.models import DeliveryFilter, DeliveryStatus, RunTrigger
 from tests.store.conftest import (
     FERRETDB_NOT_ATOMIC,
     MONGODB_TEST_URI,
+    REAL_MONGO,
     backend_of,
     expect_ferretdb_gap,
     is_ferretdb,
 )
 from tests.store.factories import OWNER, T0, add_deliveries, add_schedule, new_deliveries
 
-real_mongo = pytest.param(
-    "mongo",
-    marks=[
-        pytest.mark.mongo,
-        pytest.mark.skipif(not MONGODB_TEST_URI, reason="MONGODB_TEST_URI is not set"),
-    ],
-)
 
-
-@pytest.fixture(params=["mongomock", real_mongo])
+@pytest.fixture(params=[REAL_MONGO])
 async def two_stores(request: pytest.FixtureRequest) -> AsyncIterator[tuple[MongoStore, ...]]:
-    """Two stores on one database, as two processes would have them."""
-    if request.param == "mongomock":
-        mock: Any = AsyncMongoMockClient()
-        try:
-            yield (
-                await MongoStore.from_database(mock["shared"]),
-                await MongoStore.from_database(mock["shared"]),
-            )
-        finally:
-            mock.close()
-        return
+    """Two stores on one database, as two processes would have them (two clients)."""
     assert MONGODB_TEST_URI is not None
     name = f"wasched_test_{uuid.uuid4().hex[:12]}"
     clients: list[AsyncMongoClient[dict[str, Any]]] = [
@@ -103,10 +85,13 @@ async def test_a_malformed_url_is_a_config_error_with_an_example(url: str) -> No
         await open_store(url)
 
 
+@pytest.mark.mongo
 async def test_indexes_are_created_at_start_up() -> None:
-    mock: Any = AsyncMongoMockClient()
+    assert MONGODB_TEST_URI is not None
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(MONGODB_TEST_URI)
+    name = f"wasched_test_{uuid.uuid4().hex[:12]}"
     try:
-        db = mock["wasched"]
+        db = client[name]
         await MongoStore.from_database(db)
         # Start-up twice is fine: creating an existing index is a no-op.
         await MongoStore.from_database(db)
@@ -115,9 +100,10 @@ async def test_indexes_are_created_at_start_up() -> None:
         contacts = await db["contacts"].index_information()
         schedules = await db["schedules"].index_information()
     finally:
-        mock.close()
+        await client.drop_database(name)
+        await client.close()
 
-    def unique_keys(info: dict[str, Any]) -> set[tuple[tuple[str, Any], ...]]:
+    def unique_keys(info: Mapping[str, Any]) -> set[tuple[tuple[str, Any], ...]]:
         return {tuple(index["key"]) for index in info.values() if index.get("unique")}
 
     assert (("idempotency_key", 1),) in unique_keys(deliveries)
@@ -131,7 +117,6 @@ async def test_indexes_are_created_at_start_up() -> None:
     }
 
 
-@pytest.mark.skipif(not MONGODB_TEST_URI, reason="MONGODB_TEST_URI is not set")
 @pytest.mark.mongo
 async def test_open_connects_and_closes_on_a_real_server() -> None:
     assert MONGODB_TEST_URI is not None
@@ -247,7 +232,6 @@ async def counted() -> AsyncIterator[tuple[MongoStore, _Commands]]:
         await client.close()
 
 
-@pytest.mark.skipif(not MONGODB_TEST_URI, reason="MONGODB_TEST_URI is not set")
 @pytest.mark.mongo
 async def test_a_batch_is_stored_claimed_and_recorded_sent_in_a_few_round_trips(
     counted: tuple[MongoStore, _Commands],

@@ -7,7 +7,7 @@ short integers from a `counters` collection. Documents hold the records' fields 
 the id, and a delivery also its `mark`: the `claim_deliveries` or `record_sent` call that last
 changed it, so such a bulk write can read back which deliveries it changed. MongoDB keeps
 milliseconds and may hand back naive datetimes, so every datetime is made aware UTC where it
-leaves the store. No `aggregate()`: mongomock-motor's differs from PyMongo's.
+leaves the store.
 """
 
 from __future__ import annotations
