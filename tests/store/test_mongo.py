@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -14,8 +14,8 @@ from pymongo.errors import ServerSelectionTimeoutError
 
 from core.adapters.store import SentRecord, open_store
 from core.adapters.store.mongo import MongoStore
-from core.domain.errors import ConfigError, DuplicateRun, StoreError
-from core.domain.models import DeliveryFilter, DeliveryStatus, RunTrigger
+from core.domain.errors import ConfigError, DuplicateRun, ScheduleMoved, StoreError
+from core.domain.models import DeliveryFilter, DeliveryStatus, Run, RunTrigger, ScheduleState
 from tests.store.conftest import (
     FERRETDB_NOT_ATOMIC,
     MONGODB_TEST_URI,
@@ -302,3 +302,46 @@ async def test_a_candidate_another_claimer_takes_first_is_skipped_and_made_up_fo
     assert {d.lease_owner for d in claimed} == {"w1"}
     other = await one.get_delivery(stolen[0])
     assert other is not None and other.lease_owner == "other"
+
+
+async def test_a_pause_between_the_due_check_and_the_insert_returns_before_the_run_is_stored(
+    two_stores: tuple[MongoStore, MongoStore], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The window the Store Protocol's `insert_run` names, forced: MongoDB checks that the
+    occurrence is due one round trip before the insert, so a pause committed in between (by
+    another process) returns first, and the occurrence still gets its one run. The window is
+    that round trip: the next claim after the pause is refused."""
+    one, two = two_stores
+    schedule = await add_schedule(one, next_run_at=T0)
+    runs = one._runs
+    paused: list[ScheduleState] = []
+
+    class PausedBeforeTheInsert:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(runs, name)
+
+        async def insert_one(self, document: Any, *args: Any, **kwargs: Any) -> Any:
+            paused.append(
+                (await two.update_schedule(schedule.id, state=ScheduleState.paused)).state
+            )
+            return await runs.insert_one(document, *args, **kwargs)
+
+    async def claim(scheduled_for: datetime) -> Run:
+        return await one.insert_run(
+            schedule_id=schedule.id,
+            owner_id=OWNER,
+            scheduled_for=scheduled_for,
+            trigger=RunTrigger.schedule,
+            only_if_due=True,
+        )
+
+    monkeypatch.setattr(one, "_runs", PausedBeforeTheInsert())
+    run = await claim(T0)
+    monkeypatch.undo()
+
+    assert paused == [ScheduleState.paused]
+    assert await two.list_runs(schedule_id=schedule.id) == [run]
+    for scheduled_for in (T0, T0 + timedelta(hours=1)):
+        with pytest.raises(ScheduleMoved):
+            await claim(scheduled_for)
+    assert len(await two.list_runs(schedule_id=schedule.id)) == 1

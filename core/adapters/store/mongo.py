@@ -600,8 +600,9 @@ class MongoStore:
         only_if_due: bool = False,
     ) -> Run:
         manual = RunTrigger(trigger) is RunTrigger.manual
-        # Not atomic with the insert: a pause landing between the two still loses to the
-        # fire (the Protocol's note says why a conditional update here would not close it).
+        # Not atomic with the insert: a pause, edit or delete committing between the two
+        # returns before the run is stored (the Protocol's note says why no write to the
+        # schedule here would close that without a transaction).
         if only_if_due and not await self._schedules.find_one(
             {
                 "_id": schedule_id,
