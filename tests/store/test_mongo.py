@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from datetime import datetime, timedelta
@@ -16,6 +19,8 @@ from core.adapters.store import SentRecord, open_store
 from core.adapters.store.mongo import MongoStore
 from core.domain.errors import ConfigError, DuplicateRun, ScheduleMoved, StoreError
 from core.domain.models import DeliveryFilter, DeliveryStatus, Run, RunTrigger, ScheduleState
+from tests.conftest import NO_SERVER
+from tests.deploy.test_process import REPO
 from tests.store.conftest import (
     FERRETDB_NOT_ATOMIC,
     MONGODB_TEST_URI,
@@ -345,3 +350,62 @@ async def test_a_pause_between_the_due_check_and_the_insert_returns_before_the_r
         with pytest.raises(ScheduleMoved):
             await claim(scheduled_for)
     assert len(await two.list_runs(schedule_id=schedule.id)) == 1
+
+
+def _pytest_without_a_server(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """pytest on some `mongo` tests of two files, with no MONGODB_TEST_URI."""
+    clean = {
+        k: v for k, v in os.environ.items() if not k.startswith(("MONGODB_TEST_", "CI", "PYTEST_"))
+    }
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            "-q",
+            "-rs",
+            "tests/store/test_mongo.py",
+            "tests/store/test_runs.py",
+            "-k",
+            "only_if_due_claims or two_stores_on_one or batch_is_stored",
+            *args,
+        ],
+        cwd=REPO,
+        env=clean | env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def test_without_a_server_the_mongo_tests_skip_in_one_line_and_fail_in_ci() -> None:
+    done = _pytest_without_a_server()
+    assert done.returncode == 0, done.stdout
+    skipped = [line for line in done.stdout.splitlines() if line.startswith("SKIPPED")]
+    assert skipped == [f"SKIPPED [3] tests/conftest.py:{_skip_line()}: {NO_SERVER}"]
+    assert "real MongoDB server tests (none: MONGODB_TEST_URI is not set): 3 skipped" in (
+        done.stdout
+    )
+    assert _counts(done) == {"passed": 1, "skipped": 3}
+
+    in_ci = _pytest_without_a_server(CI="true")
+    assert in_ci.returncode == 1, in_ci.stdout
+    assert in_ci.stdout.count(f"CI must run this test on a real server: {NO_SERVER}") == 3
+    assert _counts(in_ci) == {"passed": 1, "errors": 3}
+
+
+def _counts(done: subprocess.CompletedProcess[str]) -> dict[str, int]:
+    """pytest's closing line as {outcome: count}, its time and the deselected left out."""
+    closing = done.stdout.splitlines()[-1].split(" in ")[0]
+    counts = {word: int(count) for count, word in (part.split() for part in closing.split(", "))}
+    counts.pop("deselected", None)
+    return counts
+
+
+def _skip_line() -> int:
+    """The line of tests/conftest.py that skips them."""
+    lines = (REPO / "tests" / "conftest.py").read_text().splitlines()
+    return 1 + next(n for n, line in enumerate(lines) if "pytest.skip(NO_SERVER)" in line)
