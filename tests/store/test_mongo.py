@@ -1,4 +1,5 @@
-"""What only the MongoDB store has to show: start-up indexes, errors, two processes on one db."""
+"""What only the MongoDB store has to show: start-up indexes, errors, two processes on one db,
+the window of `only_if_due`, and what its tests do without a server."""
 
 from __future__ import annotations
 
