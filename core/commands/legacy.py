@@ -21,8 +21,8 @@ The legacy system handed 5-field cron to APScheduler's `from_crontab`, which cou
 0: its day-of-week fields fired one day later than written. They are imported as written (the
 user's intent, standard cron) and each such schedule is listed in the report.
 
-The core is `import_legacy(db, store, ...)` over any async Mongo database object (PyMongo's
-`AsyncDatabase` in production, a mongomock-motor database in tests).
+The core is `import_legacy(db, store, ...)` over PyMongo's `AsyncDatabase` (the tests' too,
+on a real server).
 """
 
 from __future__ import annotations

@@ -15,28 +15,33 @@ honest:
 Targets (issue 3): 100k armed in < 2 s and < 300 MB; p99 lateness < 50 ms; >= 1,000
 deliveries/s on SQLite.
 
-With `--mongo URL` (default: MONGODB_TEST_URI), 2. and 3. also run wasched on that MongoDB
-server, each on a database of its own dropped afterwards, `--mongo-size` occurrences and
-deliveries at a time; their rows stand beside SQLite's and the baseline's.
+2. and 3. also run wasched on the real MongoDB-protocol servers `bash scripts/test` uses,
+started the same way (FerretDB on SQLite and mongo-java-server, each built once into the
+cache by scripts/build-ferretdb and scripts/build-mongo-server, on a free loopback port,
+stopped at the end), each run on a database of its own, `--mongo-size` occurrences and
+deliveries at a time; their rows stand beside SQLite's and the baseline's. `--mongo URL`
+(repeatable, `NAME=URL` to name it) measures on those servers instead, `--mongo none` on
+SQLite only.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import itertools
 import json
 import logging
-import os
 import random
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -52,8 +57,7 @@ ARM_TARGET_MB = 300.0
 P99_TARGET_MS = 50.0
 RATE_TARGET = 1000.0
 
-# Row names: wasched and the baseline on SQLite, wasched on the MongoDB server.
-LABELS = {"wasched": "wasched", "baseline": "baseline", "mongodb": "wasched on MongoDB"}
+REPO = Path(__file__).resolve().parents[2]
 
 ZONES = ("UTC", "Europe/Berlin", "America/New_York", "Asia/Kolkata")
 
@@ -512,6 +516,11 @@ def ratio(ours: float, theirs: float, *, higher_is_better: bool = False) -> str:
     return f"{value:.1f}x {'better' if value >= 1 else 'worse'}"
 
 
+def label(impl: str) -> str:
+    """A row's name: wasched and the baseline on SQLite, `mongo:NAME` wasched on that server."""
+    return f"wasched on {impl.removeprefix('mongo:')}" if impl.startswith("mongo:") else impl
+
+
 def mongo_database(server: str, name: str) -> str:
     """A `mongodb://` URL of database `name` on the server `server` names."""
     head, _, options = server.partition("?")
@@ -535,21 +544,114 @@ def on_mongo(server: str, *args: str) -> dict[str, Any]:
             client.close()
 
 
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def wait_for_server(name: str, url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    """Until the server answers a ping; its log and a RuntimeError if it does not or exits."""
+    from pymongo import MongoClient
+    from pymongo.errors import PyMongoError
+
+    client: MongoClient[dict[str, Any]] = MongoClient(url, serverSelectionTimeoutMS=1000)
+    try:
+        for _ in range(30):
+            if process.poll() is not None:
+                break
+            try:
+                client.admin.command("ping")
+                return
+            except PyMongoError:
+                continue
+    finally:
+        client.close()
+    raise RuntimeError(f"{name} did not start:\n{log.read_text(errors='replace')}")
+
+
+@contextlib.contextmanager
+def started_servers(tmp: Path) -> Iterator[dict[str, str]]:
+    """FerretDB on SQLite and mongo-java-server, started as scripts/test starts them: built
+    once (the scripts print the command), each on a free loopback port; stopped on leaving.
+    A server that cannot be built (no Go, no Java or Maven) is left out, with one line why."""
+    servers: dict[str, str] = {}
+    with contextlib.ExitStack() as stack:
+        for name, script in (
+            ("FerretDB", "scripts/build-ferretdb"),
+            ("mongo-java-server", "scripts/build-mongo-server"),
+        ):
+            built = subprocess.run(
+                ["bash", script], cwd=REPO, capture_output=True, text=True, check=False
+            )
+            if built.returncode != 0:
+                why = (built.stderr.strip().splitlines() or ["no reason given"])[-1]
+                print(f"{name}: left out, it could not be built ({why})")
+                continue
+            command = built.stdout.strip()
+            port = free_port()
+            if name == "FerretDB":
+                data = tmp / "ferretdb"
+                data.mkdir()
+                argv = [
+                    command,
+                    "--handler=sqlite",
+                    f"--sqlite-url=file:{data}/",
+                    f"--state-dir={data}",
+                    f"--listen-addr=127.0.0.1:{port}",
+                    "--debug-addr=-",
+                    "--telemetry=disable",
+                    "--log-level=WARN",
+                ]
+            else:
+                argv = [command, str(port)]
+            log = tmp / f"{name}.log"
+            out = stack.enter_context(log.open("wb"))
+            process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
+            stack.callback(stop_server, process)
+            url = f"mongodb://127.0.0.1:{port}/"
+            wait_for_server(name, url, process, log)
+            servers[name] = url
+        yield servers
+
+
+def stop_server(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 def main_parent(
-    quick: bool, sizes: list[int], mongo: str | None, mongo_n: int, sections: set[int]
+    quick: bool, sizes: list[int], mongo: list[str] | None, mongo_n: int, sections: set[int]
 ) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="wasched-bench-"))
     print(f"wasched engine benchmark ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC), data in {tmp}")
     print()
-    if mongo:
-        print(f"MongoDB: {redact_url(mongo)}")
-        print()
-    if 1 in sections:
-        arm(tmp, sizes)
-    if 2 in sections:
-        fire_lateness(tmp, quick, mongo, mongo_n)
-    if 3 in sections:
-        deliveries_per_second(tmp, mongo, mongo_n)
+    with contextlib.ExitStack() as stack:
+        servers: dict[str, str] = {}
+        if mongo is None:
+            if sections & {2, 3}:
+                servers = stack.enter_context(started_servers(tmp))
+        elif mongo != ["none"]:
+            for given in mongo:
+                name, named, url = given.partition("=")
+                if not named or "://" in name:  # a bare URL (its options may hold a "=")
+                    name, url = f"MongoDB {len(servers) + 1}", given
+                servers[name] = url
+        for name, url in servers.items():
+            print(f"{name}: {redact_url(url)}")
+        if servers:
+            print()
+        if 1 in sections:
+            arm(tmp, sizes)
+        if 2 in sections:
+            fire_lateness(tmp, quick, servers, mongo_n)
+        if 3 in sections:
+            deliveries_per_second(tmp, servers, mongo_n)
 
 
 def arm(tmp: Path, sizes: list[int]) -> None:
@@ -574,58 +676,61 @@ def arm(tmp: Path, sizes: list[int]) -> None:
     print()
 
 
-def fire_lateness(tmp: Path, quick: bool, mongo: str | None, mongo_n: int) -> None:
+def fire_lateness(tmp: Path, quick: bool, servers: dict[str, str], mongo_n: int) -> None:
     n, window = (2000, 15.0) if quick else (10_000, 60.0)
     print(f"2. Fire lateness: {n:,} occurrences due within {window:.0f} s, sender running")
     lat: dict[str, dict[str, Any]] = {}
-    for impl in ("wasched", "baseline", *(("mongodb",) if mongo else ())):
-        args = ("wasched" if impl == "mongodb" else impl, str(n), str(window))
-        if impl == "mongodb":
-            assert mongo is not None
-            args = ("wasched", str(mongo_n), str(window))
-            lat[impl] = r = on_mongo(mongo, "lateness", *args)
+    on_servers = [f"mongo:{name}" for name in servers]
+    width = max(len(label(impl)) for impl in ("baseline", *on_servers))
+    for impl in ("wasched", "baseline", *on_servers):
+        if impl.startswith("mongo:"):
+            url = servers[impl.removeprefix("mongo:")]
+            lat[impl] = r = on_mongo(url, "lateness", "wasched", str(mongo_n), str(window))
         else:
-            lat[impl] = r = child("lateness", f"sqlite:///{tmp / f'late-{impl}.db'}", *args)
+            url = f"sqlite:///{tmp / f'late-{impl}.db'}"
+            lat[impl] = r = child("lateness", url, impl, str(n), str(window))
         print(
-            f"   {LABELS[impl]:>18}: p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms, max "
+            f"   {label(impl):>{width}}: p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms, max "
             f"{r['max_ms']:.1f} ms; runs {r['runs']:,}, missed by APScheduler {r['missed']}, "
             f"sent {r['sent']:,} (all sent {r['all_sent_after_window_s']:.1f} s after the window)"
         )
     theirs = lat["baseline"]
-    for impl in ("wasched", *(("mongodb",) if mongo else ())):
+    for impl in ("wasched", *on_servers):
         ours = lat[impl]
         print(
-            f"   {LABELS[impl]:>18}: p99 ratio {ratio(ours['p99_ms'], theirs['p99_ms'])}; "
+            f"   {label(impl):>{width}}: p99 ratio {ratio(ours['p99_ms'], theirs['p99_ms'])}; "
             f"target p99 < {P99_TARGET_MS:.0f} ms: {verdict(ours['p99_ms'] < P99_TARGET_MS)}"
         )
     print()
 
 
-def deliveries_per_second(tmp: Path, mongo: str | None, mongo_n: int) -> None:
+def deliveries_per_second(tmp: Path, servers: dict[str, str], mongo_n: int) -> None:
     deliveries = 10_000
-    stores = "SQLite and MongoDB" if mongo else "SQLite"
+    stores = ", ".join(("SQLite", *servers))
     print(f"3. Deliveries per second on {stores} ({deliveries:,} deliveries, runs of 10)")
     rates: dict[tuple[str, str], dict[str, Any]] = {}
+    on_servers = [f"mongo:{name}" for name in servers]
+    width = max(len(label(impl)) for impl in ("baseline", *on_servers))
     for transport in ("process", "http", "inprocess"):
-        for impl in ("wasched", "baseline", *(("mongodb",) if mongo else ())):
-            args = (impl, str(deliveries), transport)
-            if impl == "mongodb":
-                assert mongo is not None
+        for impl in ("wasched", "baseline", *on_servers):
+            if impl.startswith("mongo:"):
+                url = servers[impl.removeprefix("mongo:")]
                 args = ("wasched", str(mongo_n), transport)
-                rates[impl, transport] = r = on_mongo(mongo, "throughput", *args)
+                rates[impl, transport] = r = on_mongo(url, "throughput", *args)
             else:
                 url = f"sqlite:///{tmp / f'rate-{impl}-{transport}.db'}"
+                args = (impl, str(deliveries), transport)
                 rates[impl, transport] = r = child("throughput", url, *args)
             extra = f", {r['missed_jobs']} jobs missed" if "missed_jobs" in r else ""
             print(
-                f"   {LABELS[impl]:>18} via {transport:>9}: {r['per_s']:>7,.0f} deliveries/s "
+                f"   {label(impl):>{width}} via {transport:>9}: {r['per_s']:>7,.0f} deliveries/s "
                 f"({r['sent']:,} in {r['seconds']:.2f} s{extra})"
             )
         theirs_rate = rates["baseline", transport]["per_s"]
-        for impl in ("wasched", *(("mongodb",) if mongo else ())):
+        for impl in ("wasched", *on_servers):
             ours_rate = rates[impl, transport]["per_s"]
             print(
-                f"   {LABELS[impl]:>18}     {transport:>9}: ratio "
+                f"   {label(impl):>{width}}     {transport:>9}: ratio "
                 f"{ratio(ours_rate, theirs_rate, higher_is_better=True)}; target >= "
                 f"{RATE_TARGET:,.0f}/s: {verdict(ours_rate >= RATE_TARGET)}"
             )
@@ -639,15 +744,18 @@ def main() -> None:
     )
     parser.add_argument(
         "--mongo",
-        default=os.environ.get("MONGODB_TEST_URI"),
-        help="also measure wasched on this MongoDB server, each run on a database of its own "
-        "(default: MONGODB_TEST_URI; none: SQLite only)",
+        action="append",
+        metavar="[NAME=]URL",
+        help="measure wasched on this MongoDB server (repeatable) instead of starting FerretDB "
+        "and mongo-java-server as scripts/test does; each run on a database of its own; "
+        "`none`: SQLite only",
     )
     parser.add_argument(
         "--mongo-size",
         type=int,
         default=500,
-        help="occurrences and deliveries on MongoDB (FerretDB on SQLite manages tens a second)",
+        help="occurrences and deliveries on each MongoDB server (FerretDB on SQLite manages "
+        "tens a second)",
     )
     parser.add_argument("--sections", default="1,2,3", help="which of the three to run")
     parser.add_argument("--child", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
@@ -657,7 +765,7 @@ def main() -> None:
         main_parent(
             args.quick,
             [int(s) for s in args.sizes.split(",")],
-            args.mongo or None,
+            args.mongo,
             args.mongo_size,
             {int(s) for s in args.sections.split(",")},
         )

@@ -5,10 +5,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
-from mongomock_motor import AsyncMongoMockClient
 
 from core.adapters.store import Store
 from core.adapters.store.sqlite import SQLiteStore
@@ -35,15 +33,6 @@ async def sqlite_store(tmp_path: Path) -> AsyncIterator[Store]:
         yield store
     finally:
         await store.close()
-
-
-async def open_mongomock(name: str) -> Store:
-    """A MongoStore on a mongomock-motor database (no MongoDB server here); the client is
-    dropped with the store."""
-    from core.adapters.store.mongo import MongoStore
-
-    client: Any = AsyncMongoMockClient(tz_aware=False)
-    return await MongoStore.from_database(client[name])
 
 
 async def fill(store: Store) -> None:

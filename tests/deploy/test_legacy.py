@@ -8,7 +8,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from mongomock_motor import AsyncMongoMockClient
 from pymongo import AsyncMongoClient
 
 from core.adapters.store import Store
@@ -23,7 +22,7 @@ from core.domain.models import (
     RunTrigger,
     ScheduleState,
 )
-from tests.store.conftest import MONGODB_TEST_URI
+from tests.store.conftest import MONGODB_TEST_URI, REAL_MONGO
 
 NOW = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)  # a Saturday
 OWNER = 4242
@@ -161,28 +160,13 @@ LOGS: list[dict[str, Any]] = [
 ]
 
 
-@pytest.fixture(
-    params=[
-        "mongomock",
-        pytest.param(
-            "mongo",
-            marks=[
-                pytest.mark.mongo,
-                pytest.mark.skipif(not MONGODB_TEST_URI, reason="MONGODB_TEST_URI is not set"),
-            ],
-        ),
-    ]
-)
+@pytest.fixture(params=[REAL_MONGO])
 async def legacy_db(request: pytest.FixtureRequest) -> AsyncIterator[Any]:
-    """The replaced system's database as it kept it: on mongomock-motor, and on the real
-    server (a database of its own, dropped afterwards)."""
-    client: Any
-    if request.param == "mongomock":
-        client = AsyncMongoMockClient()
-        name = "whatsapp_scheduler"
-    else:
-        client = AsyncMongoClient(MONGODB_TEST_URI)
-        name = f"whatsapp_scheduler_{uuid.uuid4().hex[:12]}"
+    """The replaced system's database as it kept it, on the real server (a database of its
+    own, dropped afterwards)."""
+    assert MONGODB_TEST_URI is not None
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(MONGODB_TEST_URI)
+    name = f"whatsapp_scheduler_{uuid.uuid4().hex[:12]}"
     db = client[name]
     try:
         await db["contacts"].insert_many([dict(doc) for doc in CONTACTS])
@@ -191,9 +175,8 @@ async def legacy_db(request: pytest.FixtureRequest) -> AsyncIterator[Any]:
         await db["logs"].insert_many([dict(doc) for doc in LOGS])
         yield db
     finally:
-        if request.param == "mongo":
-            await client.drop_database(name)
-            await client.close()
+        await client.drop_database(name)
+        await client.close()
 
 
 async def run_import(db: Any, store: Store) -> Any:

@@ -11,25 +11,26 @@ from core.adapters.store.sqlite import SQLiteStore
 from core.commands.migrate import copy_store, migrate, redact_url, summary
 from core.domain.errors import ConfigError, TargetNotEmpty
 from core.domain.models import DeliveryStatus
-from tests.deploy.conftest import fill, open_mongomock
+from tests.deploy.conftest import fill
+from tests.store.conftest import backend_store
 
 
+@pytest.mark.mongo
 async def test_sqlite_to_mongodb_and_back_keeps_every_record_identical(
     sqlite_store: Store, tmp_path: Path
 ) -> None:
     await fill(sqlite_store)
     original = await sqlite_store.export_all()
 
-    mongo = await open_mongomock("wasched_migrated")
-    back = await SQLiteStore.open(f"sqlite:///{tmp_path / 'back.db'}")
-    try:
-        counts = await copy_store(sqlite_store, mongo)
-        assert await mongo.export_all() == original
-        await copy_store(mongo, back)
-        assert await back.export_all() == original
-    finally:
-        await mongo.close()
-        await back.close()
+    async with backend_store("mongo", tmp_path) as mongo:
+        back = await SQLiteStore.open(f"sqlite:///{tmp_path / 'back.db'}")
+        try:
+            counts = await copy_store(sqlite_store, mongo)
+            assert await mongo.export_all() == original
+            await copy_store(mongo, back)
+            assert await back.export_all() == original
+        finally:
+            await back.close()
 
     assert counts["contacts"] == 2 and counts["schedules"] == 3 and counts["deliveries"] == 8
 

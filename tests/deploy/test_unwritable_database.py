@@ -16,9 +16,9 @@ from core.adapters.store.sqlite import SQLiteStore
 from core.app import located
 from core.config import Settings
 from core.domain.errors import StoreNotWritable
-from tests.deploy.conftest import open_mongomock
 from tests.engine.disk import fill, read_only, small_disk
 from tests.fakes.sidecar import free_port
+from tests.store.conftest import REAL_MONGO, backend_store
 
 # (why, what to do) as wasched says them.
 READ_ONLY = (
@@ -103,23 +103,16 @@ def test_check_names_the_database_it_cannot_write_and_the_fix(
     assert lines[row + 1].split() == ["fix:", *fix.split()]
 
 
-@pytest.mark.parametrize("kind", ["sqlite", "mongomock"])
+@pytest.mark.parametrize("kind", ["sqlite", REAL_MONGO])
 async def test_the_write_check_leaves_an_empty_database_empty_for_a_migration(
     kind: str, tmp_path: Path
 ) -> None:
-    store = (
-        await SQLiteStore.open(f"sqlite:///{tmp_path / 'wasched.db'}")
-        if kind == "sqlite"
-        else await open_mongomock("write_check")
-    )
-    try:
+    async with backend_store(kind, tmp_path) as store:
         await store.check_writes()
         await store.check_writes()
         assert await store.is_empty()
         exported = await store.export_all()
         assert not any(exported.get(name) for name in ("users", "schedules", "values"))
-    finally:
-        await store.close()
 
 
 def test_a_mongodb_url_is_named_without_its_credentials() -> None:

@@ -1,7 +1,6 @@
-"""Fixtures for the service layer: a real store (SQLite on tmp_path, MongoDB on
-mongomock-motor, and a real MongoDB when MONGODB_TEST_URI is set; every test runs on each),
-a fake clock, the real WhatsApp client of the fake sidecar (over HTTP) and engine hooks that
-record what they were told."""
+"""Fixtures for the service layer: a real store (SQLite on tmp_path, and the real MongoDB
+server in MONGODB_TEST_URI; every test runs on each), a fake clock, the real WhatsApp client
+of the fake sidecar (over HTTP) and engine hooks that record what they were told."""
 
 from __future__ import annotations
 

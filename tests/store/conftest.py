@@ -1,10 +1,9 @@
 """One `store` fixture per backend, so every contract test runs against each of them.
 
 - sqlite: a file in the test's tmp directory;
-- mongomock: MongoStore on mongomock-motor, only when no real server is given;
 - mongo: MongoStore on the real server in MONGODB_TEST_URI (`bash scripts/test` starts FerretDB
-  and mongo-java-server and runs these once on each; skipped when unset), on a database of its
-  own that is dropped afterwards.
+  and mongo-java-server and runs these once on each), on a database of its own that is dropped
+  afterwards. Marked `mongo`: without the variable tests/conftest.py skips them, in one line.
 
 Where FerretDB differs from MongoDB in something the store relies on, the test that shows it
 calls `expect_ferretdb_gap`: on FerretDB it is an expected failure, everywhere else it runs.
@@ -20,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from mongomock_motor import AsyncMongoMockClient
 from pymongo import AsyncMongoClient
 
 from core.adapters.store import Store
@@ -82,17 +80,11 @@ async def real_mongo_url() -> AsyncIterator[str]:
         await client.close()
 
 
-SHARED_DATABASES = [
-    pytest.param("sqlite", id="sqlite"),
-    pytest.param(
-        "mongo",
-        id="mongo",
-        marks=[
-            pytest.mark.mongo,
-            pytest.mark.skipif(not MONGODB_TEST_URI, reason="MONGODB_TEST_URI is not set"),
-        ],
-    ),
-]
+# The real server's variant of a test (tests/conftest.py skips it when there is none).
+REAL_MONGO = pytest.param("mongo", id="mongo", marks=pytest.mark.mongo)
+# A store of each backend (`open_backend`), or a database URL for processes to share.
+BACKENDS = [pytest.param("sqlite", id="sqlite"), REAL_MONGO]
+SHARED_DATABASES = BACKENDS
 
 
 @asynccontextmanager
@@ -109,28 +101,6 @@ def backend_of(request: pytest.FixtureRequest, fixture: str = "store") -> str:
     return str(request.node.callspec.params.get(fixture, ""))
 
 
-BACKENDS = [
-    pytest.param("sqlite", id="sqlite"),
-    # The imitation stands in only where no real server is given: it never suspends between
-    # a query and an update, so its concurrency cannot fail.
-    pytest.param(
-        "mongomock",
-        id="mongomock",
-        marks=pytest.mark.skipif(
-            bool(MONGODB_TEST_URI), reason="MONGODB_TEST_URI is set: the real server runs these"
-        ),
-    ),
-    pytest.param(
-        "mongo",
-        id="mongo",
-        marks=[
-            pytest.mark.mongo,
-            pytest.mark.skipif(not MONGODB_TEST_URI, reason="MONGODB_TEST_URI is not set"),
-        ],
-    ),
-]
-
-
 async def open_backend(backend: str, tmp_path: Path) -> AsyncGenerator[Store, None]:
     """Yield an empty store of that backend once; clean up after (`async for` over it)."""
     if backend == "sqlite":
@@ -139,13 +109,6 @@ async def open_backend(backend: str, tmp_path: Path) -> AsyncGenerator[Store, No
             yield sqlite
         finally:
             await sqlite.close()
-    elif backend == "mongomock":
-        # Naive datetimes back, as PyMongo without tz_aware gives them.
-        mock: Any = AsyncMongoMockClient(tz_aware=False)
-        try:
-            yield await MongoStore.from_database(mock["wasched_test"])
-        finally:
-            mock.close()
     elif backend == "mongo":
         assert MONGODB_TEST_URI is not None
         client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(MONGODB_TEST_URI)

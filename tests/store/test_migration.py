@@ -22,21 +22,16 @@ from core.domain.models import (
     RunTrigger,
     ScheduleState,
 )
-from tests.store.conftest import MONGODB_TEST_URI, backend_store
+from tests.store.conftest import REAL_MONGO, backend_store
 from tests.store.factories import OWNER, T0, add_deliveries, add_run, add_schedule, minutes
 
 
 def _pair(source: str, target: str) -> Any:
-    marks = []
-    if "mongo" in (source, target):
-        marks = [
-            pytest.mark.mongo,
-            pytest.mark.skipif(not MONGODB_TEST_URI, reason="MONGODB_TEST_URI is not set"),
-        ]
+    marks = [pytest.mark.mongo] if "mongo" in (source, target) else []
     return pytest.param(source, target, id=f"{source}-to-{target}", marks=marks)
 
 
-PAIRS = [_pair(s, t) for s, t in itertools.product(["sqlite", "mongomock", "mongo"], repeat=2)]
+PAIRS = [_pair(s, t) for s, t in itertools.product(["sqlite", "mongo"], repeat=2)]
 
 
 async def _fill(store: Store) -> None:
@@ -155,7 +150,7 @@ def delivered_id(exported: dict[str, list[dict[str, Any]]], index: int) -> int:
     return int(exported["deliveries"][index]["id"])
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "mongomock"])
+@pytest.mark.parametrize("backend", ["sqlite", REAL_MONGO])
 async def test_import_refuses_a_store_holding_data(backend: str, tmp_path: Path) -> None:
     async with backend_store(backend, tmp_path) as store:
         await store.set_value("owner_code", "1")

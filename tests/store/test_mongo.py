@@ -1,53 +1,41 @@
-"""What only the MongoDB store has to show: start-up indexes, errors, two processes on one db."""
+"""What only the MongoDB store has to show: start-up indexes, errors, two processes on one db,
+the window of `only_if_due`, and what its tests do without a server."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import uuid
-from collections.abc import AsyncIterator
-from datetime import timedelta
+from collections.abc import AsyncIterator, Mapping
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from mongomock_motor import AsyncMongoMockClient
 from pymongo import AsyncMongoClient, monitoring
 from pymongo.errors import ServerSelectionTimeoutError
 
 from core.adapters.store import SentRecord, open_store
 from core.adapters.store.mongo import MongoStore
-from core.domain.errors import ConfigError, DuplicateRun, StoreError
-from core.domain.models import DeliveryFilter, DeliveryStatus, RunTrigger
+from core.domain.errors import ConfigError, DuplicateRun, ScheduleMoved, StoreError
+from core.domain.models import DeliveryFilter, DeliveryStatus, Run, RunTrigger, ScheduleState
+from tests.conftest import NO_SERVER
+from tests.deploy.test_process import REPO
 from tests.store.conftest import (
     FERRETDB_NOT_ATOMIC,
     MONGODB_TEST_URI,
+    REAL_MONGO,
     backend_of,
     expect_ferretdb_gap,
     is_ferretdb,
 )
 from tests.store.factories import OWNER, T0, add_deliveries, add_schedule, new_deliveries
 
-real_mongo = pytest.param(
-    "mongo",
-    marks=[
-        pytest.mark.mongo,
-        pytest.mark.skipif(not MONGODB_TEST_URI, reason="MONGODB_TEST_URI is not set"),
-    ],
-)
 
-
-@pytest.fixture(params=["mongomock", real_mongo])
+@pytest.fixture(params=[REAL_MONGO])
 async def two_stores(request: pytest.FixtureRequest) -> AsyncIterator[tuple[MongoStore, ...]]:
-    """Two stores on one database, as two processes would have them."""
-    if request.param == "mongomock":
-        mock: Any = AsyncMongoMockClient()
-        try:
-            yield (
-                await MongoStore.from_database(mock["shared"]),
-                await MongoStore.from_database(mock["shared"]),
-            )
-        finally:
-            mock.close()
-        return
+    """Two stores on one database, as two processes would have them (two clients)."""
     assert MONGODB_TEST_URI is not None
     name = f"wasched_test_{uuid.uuid4().hex[:12]}"
     clients: list[AsyncMongoClient[dict[str, Any]]] = [
@@ -103,10 +91,13 @@ async def test_a_malformed_url_is_a_config_error_with_an_example(url: str) -> No
         await open_store(url)
 
 
+@pytest.mark.mongo
 async def test_indexes_are_created_at_start_up() -> None:
-    mock: Any = AsyncMongoMockClient()
+    assert MONGODB_TEST_URI is not None
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(MONGODB_TEST_URI)
+    name = f"wasched_test_{uuid.uuid4().hex[:12]}"
     try:
-        db = mock["wasched"]
+        db = client[name]
         await MongoStore.from_database(db)
         # Start-up twice is fine: creating an existing index is a no-op.
         await MongoStore.from_database(db)
@@ -115,9 +106,10 @@ async def test_indexes_are_created_at_start_up() -> None:
         contacts = await db["contacts"].index_information()
         schedules = await db["schedules"].index_information()
     finally:
-        mock.close()
+        await client.drop_database(name)
+        await client.close()
 
-    def unique_keys(info: dict[str, Any]) -> set[tuple[tuple[str, Any], ...]]:
+    def unique_keys(info: Mapping[str, Any]) -> set[tuple[tuple[str, Any], ...]]:
         return {tuple(index["key"]) for index in info.values() if index.get("unique")}
 
     assert (("idempotency_key", 1),) in unique_keys(deliveries)
@@ -131,7 +123,6 @@ async def test_indexes_are_created_at_start_up() -> None:
     }
 
 
-@pytest.mark.skipif(not MONGODB_TEST_URI, reason="MONGODB_TEST_URI is not set")
 @pytest.mark.mongo
 async def test_open_connects_and_closes_on_a_real_server() -> None:
     assert MONGODB_TEST_URI is not None
@@ -247,7 +238,6 @@ async def counted() -> AsyncIterator[tuple[MongoStore, _Commands]]:
         await client.close()
 
 
-@pytest.mark.skipif(not MONGODB_TEST_URI, reason="MONGODB_TEST_URI is not set")
 @pytest.mark.mongo
 async def test_a_batch_is_stored_claimed_and_recorded_sent_in_a_few_round_trips(
     counted: tuple[MongoStore, _Commands],
@@ -318,3 +308,105 @@ async def test_a_candidate_another_claimer_takes_first_is_skipped_and_made_up_fo
     assert {d.lease_owner for d in claimed} == {"w1"}
     other = await one.get_delivery(stolen[0])
     assert other is not None and other.lease_owner == "other"
+
+
+async def test_a_pause_between_the_due_check_and_the_insert_returns_before_the_run_is_stored(
+    two_stores: tuple[MongoStore, MongoStore], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The window the Store Protocol's `insert_run` names, forced: MongoDB checks that the
+    occurrence is due one round trip before the insert, so a pause committed in between (by
+    another process) returns first, and the occurrence still gets its one run. The window is
+    that round trip: the next claim after the pause is refused."""
+    one, two = two_stores
+    schedule = await add_schedule(one, next_run_at=T0)
+    runs = one._runs
+    paused: list[ScheduleState] = []
+
+    class PausedBeforeTheInsert:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(runs, name)
+
+        async def insert_one(self, document: Any, *args: Any, **kwargs: Any) -> Any:
+            paused.append(
+                (await two.update_schedule(schedule.id, state=ScheduleState.paused)).state
+            )
+            return await runs.insert_one(document, *args, **kwargs)
+
+    async def claim(scheduled_for: datetime) -> Run:
+        return await one.insert_run(
+            schedule_id=schedule.id,
+            owner_id=OWNER,
+            scheduled_for=scheduled_for,
+            trigger=RunTrigger.schedule,
+            only_if_due=True,
+        )
+
+    monkeypatch.setattr(one, "_runs", PausedBeforeTheInsert())
+    run = await claim(T0)
+    monkeypatch.undo()
+
+    assert paused == [ScheduleState.paused]
+    assert await two.list_runs(schedule_id=schedule.id) == [run]
+    for scheduled_for in (T0, T0 + timedelta(hours=1)):
+        with pytest.raises(ScheduleMoved):
+            await claim(scheduled_for)
+    assert len(await two.list_runs(schedule_id=schedule.id)) == 1
+
+
+def _pytest_without_a_server(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """pytest on some `mongo` tests of two files, with no MONGODB_TEST_URI."""
+    clean = {
+        k: v for k, v in os.environ.items() if not k.startswith(("MONGODB_TEST_", "CI", "PYTEST_"))
+    }
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            "-q",
+            "-rs",
+            "tests/store/test_mongo.py",
+            "tests/store/test_runs.py",
+            "-k",
+            "only_if_due_claims or two_stores_on_one or batch_is_stored",
+            *args,
+        ],
+        cwd=REPO,
+        env=clean | env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def test_without_a_server_the_mongo_tests_skip_in_one_line_and_fail_in_ci() -> None:
+    done = _pytest_without_a_server()
+    assert done.returncode == 0, done.stdout
+    skipped = [line for line in done.stdout.splitlines() if line.startswith("SKIPPED")]
+    assert skipped == [f"SKIPPED [3] tests/conftest.py:{_skip_line()}: {NO_SERVER}"]
+    assert "real MongoDB server tests (none: MONGODB_TEST_URI is not set): 3 skipped" in (
+        done.stdout
+    )
+    assert _counts(done) == {"passed": 1, "skipped": 3}
+
+    in_ci = _pytest_without_a_server(CI="true")
+    assert in_ci.returncode == 1, in_ci.stdout
+    assert in_ci.stdout.count(f"CI must run this test on a real server: {NO_SERVER}") == 3
+    assert _counts(in_ci) == {"passed": 1, "errors": 3}
+
+
+def _counts(done: subprocess.CompletedProcess[str]) -> dict[str, int]:
+    """pytest's closing line as {outcome: count}, its time and the deselected left out."""
+    closing = done.stdout.splitlines()[-1].split(" in ")[0]
+    counts = {word: int(count) for count, word in (part.split() for part in closing.split(", "))}
+    counts.pop("deselected", None)
+    return counts
+
+
+def _skip_line() -> int:
+    """The line of tests/conftest.py that skips them."""
+    lines = (REPO / "tests" / "conftest.py").read_text().splitlines()
+    return 1 + next(n for n, line in enumerate(lines) if "pytest.skip(NO_SERVER)" in line)

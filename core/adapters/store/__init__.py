@@ -178,14 +178,20 @@ class Store(Protocol):
         (schedule_id, scheduled_for) exists already. Manual runs are never duplicates.
 
         With `only_if_due`, raise `ScheduleMoved` and store nothing unless the schedule is
-        still active with `next_run_at == scheduled_for`: checked in the same statement on
-        SQLite; on MongoDB one round trip before the insert (schedule and run are two
-        documents, and making them one write needs a transaction, so a replica set). A pause
-        or edit landing in that round trip returns first and the run is stored after it. A
-        conditional update of the schedule in place of the check would not close it unless
-        it moved `next_run_at` on (a pause does not look at anything else), and the next
-        occurrence is known only to the engine, which moves it after the insert
-        (`advance_schedule`); an insert failing after such a move would lose the occurrence."""
+        still active with `next_run_at == scheduled_for`. SQLite checks it in the insert's
+        own statement. MongoDB checks it one round trip before the insert: schedule and run
+        are two documents, and one write covering both needs a transaction (a replica set).
+        So a pause, edit or delete that commits in that round trip returns before the run is
+        stored: the occurrence fires once, as on SQLite when the insert commits just before
+        the change, but its run appears after the change. No write to the schedule before
+        the insert closes that: `update_schedule` and `delete_schedule` match on the id
+        alone, so a claim field or a compare-and-set of `next_run_at` set first does not stop
+        them, and they land after it as they land after the check. Moving `next_run_at` on
+        in that write would also lose the occurrence to an insert that fails after it (only
+        the engine knows the next one, and it moves it after the insert: `advance_schedule`).
+        Inserting first and checking after would have to delete the run, which another
+        process, answered `DuplicateRun` meanwhile, may be fanning out. Closing it needs a
+        transaction, or schedule writes that refuse while a claim is open."""
 
     async def get_run(self, run_id: int) -> Run | None: ...
     async def find_run(self, schedule_id: int, scheduled_for: datetime) -> Run | None:

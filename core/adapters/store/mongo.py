@@ -7,7 +7,7 @@ short integers from a `counters` collection. Documents hold the records' fields 
 the id, and a delivery also its `mark`: the `claim_deliveries` or `record_sent` call that last
 changed it, so such a bulk write can read back which deliveries it changed. MongoDB keeps
 milliseconds and may hand back naive datetimes, so every datetime is made aware UTC where it
-leaves the store. No `aggregate()`: mongomock-motor's differs from PyMongo's.
+leaves the store.
 """
 
 from __future__ import annotations
@@ -477,8 +477,9 @@ class MongoStore(BaseStore):
         only_if_due: bool = False,
     ) -> Run:
         manual = RunTrigger(trigger) is RunTrigger.manual
-        # Not atomic with the insert: a pause landing between the two still loses to the
-        # fire (the Protocol's note says why a conditional update here would not close it).
+        # Not atomic with the insert: a pause, edit or delete committing between the two
+        # returns before the run is stored (the Protocol's note says why no write to the
+        # schedule here would close that without a transaction).
         if only_if_due and not await self._schedules.find_one(
             {
                 "_id": schedule_id,
