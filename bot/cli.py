@@ -83,8 +83,8 @@ def main(argv: list[str] | None = None) -> int:
         _parser().print_help()
         return 0
     configure_logging(getattr(args, "log_file", None))
-    # httpx logs every request at INFO (a line per sidecar probe and send); APScheduler a line
-    # per wake-up. Their warnings and errors still show.
+    # httpx (wasched check, status) logs every request at INFO; APScheduler a line per
+    # wake-up. Their warnings and errors still show.
     for noisy in ("httpx", "httpcore", "apscheduler"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:

@@ -47,7 +47,8 @@ class SchedulerStatus(Protocol):
 
 
 class EventSink(Protocol):
-    """What the sender takes from sidecar events (`core.delivery.sender.Sender`)."""
+    """Where sidecar events go: acks to `Acks`, session states to the sender (`HeardEvents`
+    in `core.app`)."""
 
     async def apply_ack(self, whatsapp_id: str, ack: int) -> bool: ...
     def session_changed(self, state: str, failure: SessionFailure | None = None) -> None: ...

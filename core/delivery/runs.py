@@ -20,6 +20,7 @@ from core.domain.errors import NotFound, WaschedError
 from core.domain.models import (
     Contact,
     Delivery,
+    DeliveryFilter,
     NewDelivery,
     Recipient,
     RecipientKind,
@@ -110,9 +111,14 @@ async def render_deliveries(store: Store, schedule: Schedule, run: Run) -> list[
 
 async def _fan_out(store: Store, clock: Clock, schedule: Schedule, run: Run) -> list[Delivery]:
     new = await render_deliveries(store, schedule, run)
+    # A run finished after a crash may hold some of these already: their failure was said.
+    earlier: set[str] = set()
+    if any(one.error_code == "render_failed" for one in new):
+        stored = await store.list_deliveries(DeliveryFilter(run_id=run.id))
+        earlier = {delivery.idempotency_key for delivery in stored}
     deliveries = await store.add_deliveries(run, new, now=clock.now())
     for one, delivery in zip(new, deliveries, strict=True):
-        if one.error_code == "render_failed" and delivery.error_code == "render_failed":
+        if one.error_code == "render_failed" and one.idempotency_key not in earlier:
             logger.warning(
                 "run %s (schedule %s): cannot render delivery %s: %s",
                 run.id,

@@ -132,7 +132,7 @@ async def test_retry_of_someone_elses_run_is_refused(harness: Harness) -> None:
     card = await harness.telegram.reply(ADMIN, "failed")
     query = await harness.telegram.press(OTHER_ADMIN, card, "Retry")
     await harness.flush()
-    assert "no run" in (await harness.telegram.answer(query))["text"]
+    assert f"There is no run #{run.id}" in (await harness.telegram.answer(query))["text"]
     [delivery] = await deliveries_of(harness, run)
     assert delivery.status is DeliveryStatus.failed
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -222,3 +223,19 @@ def test_idempotency_keys_are_stable_for_a_run_and_differ_across_databases() -> 
     assert idempotency_key(run, PHONE) == idempotency_key(read_back, PHONE)
     other_database = run.model_copy(update={"created_at": created + timedelta(milliseconds=1)})
     assert idempotency_key(run, PHONE) != idempotency_key(other_database, PHONE)
+
+
+async def test_a_render_failure_is_logged_once_when_a_crashed_run_is_completed(
+    store: Store, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The failed delivery was stored before the crash; finishing the run must not say it again.
+    template = await store.add_template("greeting", "Good morning")
+    schedule = await add_schedule(store, [PHONE, GROUP], template_id=template.id)
+    await store.delete_template(template.id)
+    caplog.set_level(logging.WARNING, logger="core.delivery.runs")
+    run, _ = await start_run(
+        store, clock, schedule, scheduled_for=OCCURRENCE, trigger=RunTrigger.schedule
+    )
+    await complete_run(store, clock, run)
+    said = [r.getMessage() for r in caplog.records if "cannot render" in r.getMessage()]
+    assert len(said) == 2  # one line a recipient, at the fan-out that stored it
