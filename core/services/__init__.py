@@ -5,7 +5,8 @@ that acts on one person's schedule or run takes the acting user's id and answers
 for someone else's, so ownership is checked here and nowhere else.
 
 - `schedules`: draft, create, edit, pause, resume, delete, preview, list; recipients; the
-  time zones schedules are read in (`Schedules`, `Draft`, `Preview`)
+  time zones schedules are read in (`Schedules`, `Draft`, `Drafted`,
+  `Preview`)
 - `runs`: run now, a run and its deliveries, retry, Check again / Send again (`Runs`)
 - `logs`: the latest deliveries and the CSV export (`Logs`)
 - `contacts`, `templates`: the address book and message templates
@@ -33,7 +34,7 @@ from core.services.ports import (
     UnackedWatch,
 )
 from core.services.runs import Runs
-from core.services.schedules import PREVIEW_COUNT, Draft, FireTime, Preview, Schedules
+from core.services.schedules import PREVIEW_COUNT, Draft, Drafted, FireTime, Preview, Schedules
 from core.services.templates import Templates
 from core.services.users import OWNER_CODE_KEY, TIMEZONE_ASKED_KEY, Users
 from core.services.whatsapp import Group, ImportResult, LinkQr, Status, WhatsApp
@@ -47,6 +48,7 @@ __all__ = [
     "TIMEZONE_ASKED_KEY",
     "Contacts",
     "Draft",
+    "Drafted",
     "FireTime",
     "Group",
     "ImportResult",

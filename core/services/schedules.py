@@ -90,7 +90,9 @@ class Preview(Record):
 
 
 class Draft(Record):
-    """A schedule checked and previewed but not stored; `save_draft` stores it as it is."""
+    """A schedule checked but not stored; `save_draft` stores it as it is. Only what is
+    stored, and the first fire time as it was read (Save keeps the time the preview showed):
+    small enough to keep between the wizard's steps (the rendered preview is not in it)."""
 
     owner_id: int
     recipients: tuple[Recipient, ...]
@@ -100,6 +102,13 @@ class Draft(Record):
     template_name: str | None
     media: Media | None
     next_run_at: datetime
+
+
+class Drafted(Record):
+    """A checked draft and its preview, as `draft_schedule` answers: the bot shows the
+    preview and keeps the draft."""
+
+    draft: Draft
     preview: Preview
 
 
@@ -140,7 +149,7 @@ class Schedules:
         text: str | None = None,
         template: str | None = None,
         media: Media | None = None,
-    ) -> Draft:
+    ) -> Drafted:
         """Check and preview a schedule without storing it (the wizard's preview step)."""
         parsed = await self._recipients(recipients)
         body, template_row = await self._message(text, template, media)
@@ -161,7 +170,7 @@ class Schedules:
             media=media,
             count=PREVIEW_COUNT,
         )
-        return Draft(
+        draft = Draft(
             owner_id=owner_id,
             recipients=tuple(parsed),
             rule=rule,
@@ -170,8 +179,8 @@ class Schedules:
             template_name=template_row.name if template_row else None,
             media=media,
             next_run_at=next_run_at,
-            preview=preview,
         )
+        return Drafted(draft=draft, preview=preview)
 
     async def save_draft(self, draft: Draft) -> Schedule:
         """Store a draft; its time is checked again, since the owner may have waited."""
@@ -214,10 +223,10 @@ class Schedules:
         media: Media | None = None,
     ) -> Schedule:
         """Parse, check and store a schedule in one step (the one-shot form)."""
-        draft = await self.draft_schedule(
+        drafted = await self.draft_schedule(
             owner_id, recipients=recipients, when=when, text=text, template=template, media=media
         )
-        return await self.save_draft(draft)
+        return await self.save_draft(drafted.draft)
 
     async def list_schedules(
         self, owner_id: int | None = None, *, states: Sequence[ScheduleState] | None = None
