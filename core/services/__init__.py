@@ -13,14 +13,23 @@ for someone else's, so ownership is checked here and nowhere else.
 - `whatsapp`: link (QR, pairing code), logout, groups, importing contacts, `/status`
 - `users`: a person's time zone, whether they were asked for it, the owner and their code
 - `memory`: what the bot keeps across restarts (which message shows which run)
+
+Also public here, so that the bot needs nothing beyond this package and `core.domain`: the
+records the engine hands the bot (`Pacing`, `Recheck`, `StoreHealth` and its `StoreState`),
+the rule for a message not on the phone yet (`unacked`) and the bot's own Telegram error
+counter (`count_telegram_error`).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from core.adapters.counters import count_telegram_error
+from core.adapters.health import StoreHealth, StoreState
 from core.adapters.store import Store
 from core.adapters.whatsapp import WhatsAppClient
+from core.delivery.ack_watch import Recheck, unacked
+from core.delivery.sender import Pacing
 from core.delivery.states import RETRYABLE
 from core.domain.clock import Clock
 from core.services._shared import MAX_ID, is_id
@@ -55,15 +64,21 @@ __all__ = [
     "LinkQr",
     "Logs",
     "Memory",
+    "Pacing",
     "Preview",
+    "Recheck",
     "Runs",
     "Schedules",
     "Services",
     "Status",
+    "StoreHealth",
+    "StoreState",
     "Templates",
     "Users",
     "WhatsApp",
+    "count_telegram_error",
     "is_id",
+    "unacked",
 ]
 
 
