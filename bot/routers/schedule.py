@@ -314,10 +314,10 @@ async def message_template(
         await query.answer(ui.TEMPLATE_GONE)
         return
     await services.schedules.check_draft_message(
-        recipients=await recipients_of(state, services), template=template.name
+        recipients=await recipients_of(state, services), template=template.id
     )
     await query.answer(ui.template_picked(template.name))
-    await state.update_data(text=None, template=template.name, media=None)
+    await state.update_data(text=None, template=template.id, media=None)
     await after_message(bot, event_from_user.id, state, services)
 
 

@@ -131,11 +131,12 @@ class Schedules:
         *,
         recipients: str | Sequence[Recipient],
         text: str | None = None,
-        template: str | None = None,
+        template: str | int | None = None,
         media: Media | None = None,
     ) -> None:
         """Refuse a message that cannot go to these recipients (empty, too long, a variable
-        some recipient has no value for), before anything else is asked (the wizard's step)."""
+        some recipient has no value for), before anything else is asked (the wizard's step).
+        A template is named as typed, or given by its id (picked from a list)."""
         parsed = await self._recipients(recipients)
         body, _ = await self._message(text, template, media)
         await self._check_variables(body, parsed)
@@ -147,7 +148,7 @@ class Schedules:
         recipients: str | Sequence[Recipient],
         when: str,
         text: str | None = None,
-        template: str | None = None,
+        template: str | int | None = None,
         media: Media | None = None,
     ) -> Drafted:
         """Check and preview a schedule without storing it (the wizard's preview step)."""
@@ -403,13 +404,22 @@ class Schedules:
         return first
 
     async def _message(
-        self, text: str | None, template: str | None, media: Media | None
+        self, text: str | None, template: str | int | None, media: Media | None
     ) -> tuple[str, Template | None]:
         """The message body (text or the template's text) after the checks every message gets."""
         if text is not None and template is not None:
             raise InvalidInput(
                 "Give either a text or a template, not both: the template is the text."
             )
+        if isinstance(template, int):
+            row = await self._store.get_template(template)
+            if row is None:
+                raise NotFound(
+                    "The template you picked was deleted meanwhile: pick another one "
+                    "(see /templates) or write the text."
+                )
+            check_message(row.text, has_media=media is not None)
+            return row.text, row
         if template is not None:
             row = await self._store.find_template(template.strip())
             if row is None:

@@ -330,3 +330,17 @@ async def test_save_after_the_template_was_deleted_says_so_and_stores_nothing(
     answer = await harness.telegram.answer(await harness.press(preview, "Save"))
     assert "'greeting' was deleted meanwhile" in answer["text"]
     assert await harness.service.schedules.list_schedules(ADMIN) == []
+
+
+async def test_wizard_keeps_the_picked_template_by_id(harness: Harness) -> None:
+    template = await harness.service.templates.add_template("greeting", "Hello!")
+    await harness.ask("/schedule", "Who gets it")
+    step2 = await harness.ask("+4915123456789", "What should it say")
+    since = harness.telegram.cursor()
+    await harness.press(step2, "greeting")
+    await harness.telegram.reply(ADMIN, "When?", since=since)
+    assert (await wizard_data(harness))["template"] == template.id
+    await harness.service.templates.delete_template("greeting")
+    again = await harness.ask("tomorrow 9:00", "deleted meanwhile")
+    assert "pick another one" in again.text  # what to do instead
+    assert await harness.service.schedules.list_schedules(ADMIN) == []

@@ -281,6 +281,25 @@ async def test_a_draft_whose_time_passed_while_waiting_is_refused(
     await assert_nothing_stored(store, hooks)
 
 
+async def test_a_draft_takes_a_template_by_id_and_refuses_one_deleted_meanwhile(
+    service: Services, store: Store, hooks: RecordingHooks
+) -> None:
+    template = await service.templates.add_template("greeting", "Hello {name}")
+    await service.contacts.add_contact("Ann", "+12025550143")
+    drafted = await service.schedules.draft_schedule(
+        OWNER, recipients="Ann", when="in 10 minutes", template=template.id
+    )
+    assert drafted.draft.template_id == template.id
+    assert drafted.draft.template_name == "greeting" and drafted.draft.text is None
+    assert [m.text for m in drafted.preview.messages] == ["Hello Ann"]
+    await service.templates.delete_template("greeting")
+    with pytest.raises(NotFound, match="deleted meanwhile"):
+        await service.schedules.check_draft_message(
+            recipients="+12025550143", template=template.id
+        )
+    await assert_nothing_stored(store, hooks)
+
+
 async def test_a_draft_survives_a_json_round_trip(service: Services) -> None:
     """The bot keeps the draft in its wizard state between messages."""
     from core.services import Draft
