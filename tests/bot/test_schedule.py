@@ -196,14 +196,19 @@ async def test_cancel_button_in_the_wizard(harness: Harness) -> None:
     assert cancelled.buttons() == []  # the wizard's buttons are gone with it
 
 
+async def to_the_time_with_a_template(harness: Harness, recipients: str, template: str) -> None:
+    """The wizard up to its time step: `recipients` typed, then the template's button."""
+    await harness.ask("/schedule", "Who gets it")
+    step2 = await harness.ask(recipients, "What should it say")
+    since = harness.telegram.cursor()
+    await harness.press(step2, template)
+    await harness.telegram.reply(ADMIN, "When?", since=since)
+
+
 async def test_wizard_template_button(harness: Harness) -> None:
     await harness.service.contacts.add_contact("Anna", "+4915123456789")
     await harness.service.templates.add_template("greeting", "Hello {first_name}!")
-    await harness.ask("/schedule", "Who gets it")
-    step2 = await harness.ask("Anna", "What should it say")
-    since = harness.telegram.cursor()
-    await harness.press(step2, "greeting")
-    await harness.telegram.reply(ADMIN, "When?", since=since)
+    await to_the_time_with_a_template(harness, "Anna", "greeting")
     preview = await harness.ask("tomorrow 9:00", "Preview")
     assert "Hello Anna!" in preview.text and "greeting" in preview.text
 
@@ -320,11 +325,7 @@ async def test_save_after_the_template_was_deleted_says_so_and_stores_nothing(
     harness: Harness,
 ) -> None:
     await harness.service.templates.add_template("greeting", "Hello!")
-    await harness.ask("/schedule", "Who gets it")
-    step2 = await harness.ask("+4915123456789", "What should it say")
-    since = harness.telegram.cursor()
-    await harness.press(step2, "greeting")
-    await harness.telegram.reply(ADMIN, "When?", since=since)
+    await to_the_time_with_a_template(harness, "+4915123456789", "greeting")
     preview = await harness.ask("tomorrow 9:00", "Preview")
     await harness.service.templates.delete_template("greeting")
     answer = await harness.telegram.answer(await harness.press(preview, "Save"))
@@ -334,11 +335,7 @@ async def test_save_after_the_template_was_deleted_says_so_and_stores_nothing(
 
 async def test_wizard_keeps_the_picked_template_by_id(harness: Harness) -> None:
     template = await harness.service.templates.add_template("greeting", "Hello!")
-    await harness.ask("/schedule", "Who gets it")
-    step2 = await harness.ask("+4915123456789", "What should it say")
-    since = harness.telegram.cursor()
-    await harness.press(step2, "greeting")
-    await harness.telegram.reply(ADMIN, "When?", since=since)
+    await to_the_time_with_a_template(harness, "+4915123456789", "greeting")
     assert (await wizard_data(harness))["template"] == template.id
     await harness.service.templates.delete_template("greeting")
     again = await harness.ask("tomorrow 9:00", "deleted meanwhile")
