@@ -46,10 +46,10 @@ from bot.notifier import (
     telegram_unreachable,
 )
 from bot.routers import all_routers
-from core.adapters.counters import count_telegram_error
 from core.app import open_core
 from core.config import Settings, load_settings
 from core.domain.errors import ConfigError
+from core.services import count_telegram_error
 
 if TYPE_CHECKING:
     from aiogram.methods import Response, TelegramMethod

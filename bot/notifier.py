@@ -36,10 +36,9 @@ from aiogram.utils.backoff import Backoff, BackoffConfig
 from pydantic import ValidationError
 
 from bot import ui
-from core.adapters.counters import count_telegram_error
-from core.delivery.sender import Pacing
 from core.domain.models import Delivery, DeliveryFilter, DeliveryStatus, Run, Schedule
 from core.domain.session import SessionFailure, explain
+from core.services import Pacing, count_telegram_error
 
 logger = logging.getLogger(__name__)
 

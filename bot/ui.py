@@ -28,9 +28,6 @@ from bot.callbacks import (
     ZoneAction,
     ZoneCb,
 )
-from core.adapters.health import StoreState
-from core.delivery.ack_watch import Recheck, unacked
-from core.delivery.sender import Pacing
 from core.domain.models import (
     Contact,
     Delivery,
@@ -46,7 +43,16 @@ from core.domain.models import (
 from core.domain.recipients import Choice, address_label, distinct_labels, label, typed_key
 from core.domain.session import Remedy, SessionWords
 from core.domain.when import describe, format_local
-from core.services import Group, ImportResult, Preview, Status
+from core.services import (
+    Group,
+    ImportResult,
+    Pacing,
+    Preview,
+    Recheck,
+    Status,
+    StoreState,
+    unacked,
+)
 
 TELEGRAM_TEXT_LIMIT = 4096
 TELEGRAM_CAPTION_LIMIT = 1024

@@ -314,10 +314,10 @@ async def message_template(
         await query.answer(ui.TEMPLATE_GONE)
         return
     await services.schedules.check_draft_message(
-        recipients=await recipients_of(state, services), template=template.name
+        recipients=await recipients_of(state, services), template=template.id
     )
     await query.answer(ui.template_picked(template.name))
-    await state.update_data(text=None, template=template.name, media=None)
+    await state.update_data(text=None, template=template.id, media=None)
     await after_message(bot, event_from_user.id, state, services)
 
 
@@ -363,7 +363,7 @@ async def show_preview(
 ) -> None:
     data = await state.get_data()
     media = Media.model_validate(data["media"]) if data.get("media") else None
-    draft = await services.schedules.draft_schedule(
+    drafted = await services.schedules.draft_schedule(
         owner_id,
         recipients=await recipients_of(state, services),
         when=when,
@@ -371,17 +371,18 @@ async def show_preview(
         template=data.get("template"),
         media=media,
     )
-    await state.update_data(when=when, draft=approved(draft))
+    await state.update_data(when=when, draft=approved(drafted.draft))
     await state.set_state(Wizard.confirm)
     await bot.send_message(
-        chat_id, ui.preview_text(draft.preview), reply_markup=ui.confirm_buttons()
+        chat_id, ui.preview_text(drafted.preview), reply_markup=ui.confirm_buttons()
     )
 
 
 def approved(draft: Draft) -> dict[str, Any]:
     """The previewed draft as FSM data, without its media: the media stays once, under
-    `media`, and Save puts it back. The draft itself is kept because Save stores what the
-    preview showed: its time was read when it was typed ('in 10 minutes'), not at Save."""
+    `media`, and Save puts it back. The draft (small: no rendered preview) is kept because
+    Save stores what the preview showed: its time was read when it was typed ('in 10
+    minutes'), not at Save, and its recipients are those the preview listed."""
     return draft.model_dump(mode="json", exclude={"media"})
 
 

@@ -7,8 +7,7 @@ from aiogram.filters import Command
 from aiogram.types import Message, User
 
 from bot import ui
-from core.adapters.health import StoreHealth
-from core.services import Users, WhatsApp
+from core.services import StoreHealth, Users, WhatsApp
 
 router = Router(name=__name__)
 

@@ -5,21 +5,31 @@ that acts on one person's schedule or run takes the acting user's id and answers
 for someone else's, so ownership is checked here and nowhere else.
 
 - `schedules`: draft, create, edit, pause, resume, delete, preview, list; recipients; the
-  time zones schedules are read in (`Schedules`, `Draft`, `Preview`)
+  time zones schedules are read in (`Schedules`, `Draft`, `Drafted`,
+  `Preview`)
 - `runs`: run now, a run and its deliveries, retry, Check again / Send again (`Runs`)
 - `logs`: the latest deliveries and the CSV export (`Logs`)
 - `contacts`, `templates`: the address book and message templates
 - `whatsapp`: link (QR, pairing code), logout, groups, importing contacts, `/status`
 - `users`: a person's time zone, whether they were asked for it, the owner and their code
 - `memory`: what the bot keeps across restarts (which message shows which run)
+
+Also public here, so that the bot needs nothing beyond this package and `core.domain`: the
+records the engine hands the bot (`Pacing`, `Recheck`, `StoreHealth` and its `StoreState`),
+the rule for a message not on the phone yet (`unacked`) and the bot's own Telegram error
+counter (`count_telegram_error`).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from core.adapters.counters import count_telegram_error
+from core.adapters.health import StoreHealth, StoreState
 from core.adapters.store import Store
 from core.adapters.whatsapp import WhatsAppClient
+from core.delivery.ack_watch import Recheck, unacked
+from core.delivery.sender import Pacing
 from core.delivery.states import RETRYABLE
 from core.domain.clock import Clock
 from core.services._shared import MAX_ID, is_id
@@ -33,7 +43,7 @@ from core.services.ports import (
     UnackedWatch,
 )
 from core.services.runs import Runs
-from core.services.schedules import PREVIEW_COUNT, Draft, FireTime, Preview, Schedules
+from core.services.schedules import PREVIEW_COUNT, Draft, Drafted, FireTime, Preview, Schedules
 from core.services.templates import Templates
 from core.services.users import OWNER_CODE_KEY, TIMEZONE_ASKED_KEY, Users
 from core.services.whatsapp import Group, ImportResult, LinkQr, Status, WhatsApp
@@ -47,21 +57,28 @@ __all__ = [
     "TIMEZONE_ASKED_KEY",
     "Contacts",
     "Draft",
+    "Drafted",
     "FireTime",
     "Group",
     "ImportResult",
     "LinkQr",
     "Logs",
     "Memory",
+    "Pacing",
     "Preview",
+    "Recheck",
     "Runs",
     "Schedules",
     "Services",
     "Status",
+    "StoreHealth",
+    "StoreState",
     "Templates",
     "Users",
     "WhatsApp",
+    "count_telegram_error",
     "is_id",
+    "unacked",
 ]
 
 

@@ -90,7 +90,9 @@ class Preview(Record):
 
 
 class Draft(Record):
-    """A schedule checked and previewed but not stored; `save_draft` stores it as it is."""
+    """A schedule checked but not stored; `save_draft` stores it as it is. Only what is
+    stored, and the first fire time as it was read (Save keeps the time the preview showed):
+    small enough to keep between the wizard's steps (the rendered preview is not in it)."""
 
     owner_id: int
     recipients: tuple[Recipient, ...]
@@ -100,6 +102,13 @@ class Draft(Record):
     template_name: str | None
     media: Media | None
     next_run_at: datetime
+
+
+class Drafted(Record):
+    """A checked draft and its preview, as `draft_schedule` answers: the bot shows the
+    preview and keeps the draft."""
+
+    draft: Draft
     preview: Preview
 
 
@@ -122,11 +131,12 @@ class Schedules:
         *,
         recipients: str | Sequence[Recipient],
         text: str | None = None,
-        template: str | None = None,
+        template: str | int | None = None,
         media: Media | None = None,
     ) -> None:
         """Refuse a message that cannot go to these recipients (empty, too long, a variable
-        some recipient has no value for), before anything else is asked (the wizard's step)."""
+        some recipient has no value for), before anything else is asked (the wizard's step).
+        A template is named as typed, or given by its id (picked from a list)."""
         parsed = await self._recipients(recipients)
         body, _ = await self._message(text, template, media)
         await self._check_variables(body, parsed)
@@ -138,9 +148,9 @@ class Schedules:
         recipients: str | Sequence[Recipient],
         when: str,
         text: str | None = None,
-        template: str | None = None,
+        template: str | int | None = None,
         media: Media | None = None,
-    ) -> Draft:
+    ) -> Drafted:
         """Check and preview a schedule without storing it (the wizard's preview step)."""
         parsed = await self._recipients(recipients)
         body, template_row = await self._message(text, template, media)
@@ -161,7 +171,7 @@ class Schedules:
             media=media,
             count=PREVIEW_COUNT,
         )
-        return Draft(
+        draft = Draft(
             owner_id=owner_id,
             recipients=tuple(parsed),
             rule=rule,
@@ -170,8 +180,8 @@ class Schedules:
             template_name=template_row.name if template_row else None,
             media=media,
             next_run_at=next_run_at,
-            preview=preview,
         )
+        return Drafted(draft=draft, preview=preview)
 
     async def save_draft(self, draft: Draft) -> Schedule:
         """Store a draft; its time is checked again, since the owner may have waited."""
@@ -214,10 +224,10 @@ class Schedules:
         media: Media | None = None,
     ) -> Schedule:
         """Parse, check and store a schedule in one step (the one-shot form)."""
-        draft = await self.draft_schedule(
+        drafted = await self.draft_schedule(
             owner_id, recipients=recipients, when=when, text=text, template=template, media=media
         )
-        return await self.save_draft(draft)
+        return await self.save_draft(drafted.draft)
 
     async def list_schedules(
         self, owner_id: int | None = None, *, states: Sequence[ScheduleState] | None = None
@@ -394,13 +404,22 @@ class Schedules:
         return first
 
     async def _message(
-        self, text: str | None, template: str | None, media: Media | None
+        self, text: str | None, template: str | int | None, media: Media | None
     ) -> tuple[str, Template | None]:
         """The message body (text or the template's text) after the checks every message gets."""
         if text is not None and template is not None:
             raise InvalidInput(
                 "Give either a text or a template, not both: the template is the text."
             )
+        if isinstance(template, int):
+            row = await self._store.get_template(template)
+            if row is None:
+                raise NotFound(
+                    "The template you picked was deleted meanwhile: pick another one "
+                    "(see /templates) or write the text."
+                )
+            check_message(row.text, has_media=media is not None)
+            return row.text, row
         if template is not None:
             row = await self._store.find_template(template.strip())
             if row is None:

@@ -196,14 +196,19 @@ async def test_cancel_button_in_the_wizard(harness: Harness) -> None:
     assert cancelled.buttons() == []  # the wizard's buttons are gone with it
 
 
+async def to_the_time_with_a_template(harness: Harness, recipients: str, template: str) -> None:
+    """The wizard up to its time step: `recipients` typed, then the template's button."""
+    await harness.ask("/schedule", "Who gets it")
+    step2 = await harness.ask(recipients, "What should it say")
+    since = harness.telegram.cursor()
+    await harness.press(step2, template)
+    await harness.telegram.reply(ADMIN, "When?", since=since)
+
+
 async def test_wizard_template_button(harness: Harness) -> None:
     await harness.service.contacts.add_contact("Anna", "+4915123456789")
     await harness.service.templates.add_template("greeting", "Hello {first_name}!")
-    await harness.ask("/schedule", "Who gets it")
-    step2 = await harness.ask("Anna", "What should it say")
-    since = harness.telegram.cursor()
-    await harness.press(step2, "greeting")
-    await harness.telegram.reply(ADMIN, "When?", since=since)
+    await to_the_time_with_a_template(harness, "Anna", "greeting")
     preview = await harness.ask("tomorrow 9:00", "Preview")
     assert "Hello Anna!" in preview.text and "greeting" in preview.text
 
@@ -283,3 +288,56 @@ async def test_a_time_the_clocks_skip_is_saved_with_a_note_on_when_it_goes(
 async def test_a_time_that_happens_twice_says_which_one_it_is(harness: Harness) -> None:
     reply = await harness.ask("/schedule +4915123456789 | 31.10.2027 02:30 CET | hi", "Saved")
     assert "02:30 happens twice that night, this is the second" in reply.text
+
+
+async def test_wizard_keeps_no_rendered_preview_between_steps(harness: Harness) -> None:
+    await harness.service.contacts.add_contact("Anna Berg", "+4915123456789")
+    await harness.service.contacts.add_contact("Carl Diaz", "+4930123456")
+    await harness.ask("/schedule", "Who gets it")
+    await harness.ask("Anna Berg, Carl Diaz", "What should it say")
+    await harness.ask("Hello {name}, happy {weekday}", "When?")
+    preview = await harness.ask("24.12.2026 18:00", "Preview")
+    assert "Hello Anna Berg, happy Thursday" in preview.text
+    data = await wizard_data(harness)
+    dumped = json.dumps(data)
+    assert "Thursday" not in dumped and "Hello Anna Berg" not in dumped  # nothing rendered
+    assert "preview" not in data["draft"] and "messages" not in dumped
+    assert data["draft"]["next_run_at"] == "2026-12-24T17:00:00Z"  # the time as read
+    await harness.press(preview, "Save")
+    [schedule] = await harness.service.schedules.list_schedules(ADMIN)
+    assert schedule.text == "Hello {name}, happy {weekday}"
+    assert [r.address for r in schedule.recipients] == ["+4915123456789", "+4930123456"]
+
+
+async def test_save_after_the_time_passed_says_so_and_stores_nothing(harness: Harness) -> None:
+    await harness.ask("/schedule", "Who gets it")
+    await harness.ask("+4915123456789", "What should it say")
+    await harness.ask("Hi", "When?")
+    preview = await harness.ask("in 10 minutes", "Preview")
+    await harness.clock.advance(11 * 60)
+    answer = await harness.telegram.answer(await harness.press(preview, "Save"))
+    assert "has passed meanwhile" in answer["text"]
+    assert "in 10 minutes" in answer["text"]  # what to type instead
+    assert await harness.service.schedules.list_schedules(ADMIN) == []
+
+
+async def test_save_after_the_template_was_deleted_says_so_and_stores_nothing(
+    harness: Harness,
+) -> None:
+    await harness.service.templates.add_template("greeting", "Hello!")
+    await to_the_time_with_a_template(harness, "+4915123456789", "greeting")
+    preview = await harness.ask("tomorrow 9:00", "Preview")
+    await harness.service.templates.delete_template("greeting")
+    answer = await harness.telegram.answer(await harness.press(preview, "Save"))
+    assert "'greeting' was deleted meanwhile" in answer["text"]
+    assert await harness.service.schedules.list_schedules(ADMIN) == []
+
+
+async def test_wizard_keeps_the_picked_template_by_id(harness: Harness) -> None:
+    template = await harness.service.templates.add_template("greeting", "Hello!")
+    await to_the_time_with_a_template(harness, "+4915123456789", "greeting")
+    assert (await wizard_data(harness))["template"] == template.id
+    await harness.service.templates.delete_template("greeting")
+    again = await harness.ask("tomorrow 9:00", "deleted meanwhile")
+    assert "pick another one" in again.text  # what to do instead
+    assert await harness.service.schedules.list_schedules(ADMIN) == []

@@ -242,24 +242,25 @@ async def test_draft_previews_without_storing_and_save_stores_it(
     service: Services, store: Store, hooks: RecordingHooks
 ) -> None:
     await service.contacts.add_contact("Bob Stone", "+12025550143")
-    draft = await service.schedules.draft_schedule(
+    drafted = await service.schedules.draft_schedule(
         OWNER,
         recipients="Bob Stone, 120363041234567890@g.us",
         when="every day at 9:00",
         text="Morning, it is {weekday} {time}",
     )
+    draft, preview = drafted.draft, drafted.preview
     await assert_nothing_stored(store, hooks)
     assert draft.next_run_at == TOMORROW_9_BERLIN
-    assert [t.at for t in draft.preview.next_runs] == [
+    assert [t.at for t in preview.next_runs] == [
         TOMORROW_9_BERLIN + timedelta(days=n) for n in range(3)
     ]
-    assert draft.preview.next_runs[0].local == "Sun 29 Nov 2026 09:00"
-    assert draft.preview.description == when.describe(draft.rule)
-    assert [(m.label, m.text) for m in draft.preview.messages] == [
+    assert preview.next_runs[0].local == "Sun 29 Nov 2026 09:00"
+    assert preview.description == when.describe(draft.rule)
+    assert [(m.label, m.text) for m in preview.messages] == [
         ("Bob Stone (+12025550143)", "Morning, it is Sunday 09:00"),
         ("120363041234567890@g.us", "Morning, it is Sunday 09:00"),
     ]
-    assert draft.preview.schedule_id is None
+    assert preview.schedule_id is None
 
     schedule = await service.schedules.save_draft(draft)
     assert schedule.next_run_at == TOMORROW_9_BERLIN
@@ -270,12 +271,32 @@ async def test_draft_previews_without_storing_and_save_stores_it(
 async def test_a_draft_whose_time_passed_while_waiting_is_refused(
     service: Services, store: Store, clock: FakeClock, hooks: RecordingHooks
 ) -> None:
-    draft = await service.schedules.draft_schedule(
+    drafted = await service.schedules.draft_schedule(
         OWNER, recipients="+12025550143", when="in 10 minutes", text="Hi"
     )
+    draft = drafted.draft
     await clock.advance(11 * 60)
     with pytest.raises(InvalidWhen, match="passed"):
         await service.schedules.save_draft(draft)
+    await assert_nothing_stored(store, hooks)
+
+
+async def test_a_draft_takes_a_template_by_id_and_refuses_one_deleted_meanwhile(
+    service: Services, store: Store, hooks: RecordingHooks
+) -> None:
+    template = await service.templates.add_template("greeting", "Hello {name}")
+    await service.contacts.add_contact("Ann", "+12025550143")
+    drafted = await service.schedules.draft_schedule(
+        OWNER, recipients="Ann", when="in 10 minutes", template=template.id
+    )
+    assert drafted.draft.template_id == template.id
+    assert drafted.draft.template_name == "greeting" and drafted.draft.text is None
+    assert [m.text for m in drafted.preview.messages] == ["Hello Ann"]
+    await service.templates.delete_template("greeting")
+    with pytest.raises(NotFound, match="deleted meanwhile"):
+        await service.schedules.check_draft_message(
+            recipients="+12025550143", template=template.id
+        )
     await assert_nothing_stored(store, hooks)
 
 
@@ -283,9 +304,10 @@ async def test_a_draft_survives_a_json_round_trip(service: Services) -> None:
     """The bot keeps the draft in its wizard state between messages."""
     from core.services import Draft
 
-    draft = await service.schedules.draft_schedule(
+    drafted = await service.schedules.draft_schedule(
         OWNER, recipients="+12025550143", when="in 10 minutes", text="Hi", media=PHOTO
     )
+    draft = drafted.draft
     assert Draft.model_validate_json(draft.model_dump_json()) == draft
 
 
@@ -500,10 +522,10 @@ async def test_preview_of_a_template_schedule_names_the_template(service: Servic
 
 
 async def test_preview_of_a_draft(service: Services) -> None:
-    draft = await service.schedules.draft_schedule(
+    drafted = await service.schedules.draft_schedule(
         OWNER, recipients="+12025550143", when="every 2 hours", text="ping {time}"
     )
-    preview = await service.schedules.preview(OWNER, draft, count=2)
+    preview = await service.schedules.preview(OWNER, drafted.draft, count=2)
     assert [t.at for t in preview.next_runs] == [
         START + timedelta(hours=2),
         START + timedelta(hours=4),
