@@ -10,7 +10,6 @@ from datetime import UTC, datetime
 
 import httpx
 import pytest
-from aiohttp import web
 
 from core.adapters.sidecar_contract import SIDECAR_EVENT
 from core.adapters.whatsapp import WhatsAppClient
@@ -319,27 +318,21 @@ async def test_the_fake_sidecar_writes_times_as_the_real_one_does() -> None:
     reads; a duplicate answers the first send's time, as the sidecar's ledger does."""
     posted: list[object] = []
 
-    async def events(request: web.Request) -> web.Response:
-        posted.append(await request.json())
-        return web.json_response({"ok": True})
+    def events(request: httpx.Request) -> httpx.Response:
+        posted.append(json.loads(request.content))
+        return httpx.Response(200, json={"ok": True})
 
-    receiver = web.Application()
-    receiver.router.add_post("/whatsapp/events", events)
-    runner = web.AppRunner(receiver, access_log=None)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    sidecar = FakeSidecar(api_key="k", events_url=f"http://127.0.0.1:{port}/whatsapp/events")
-    await sidecar.start()
-    wa = WhatsAppClient(sidecar.url, "k")
-    try:
-        sent = await wa.send("+15550001", "hi", idempotency_key="run1:+15550001")
-        again = await wa.send("+15550001", "hi", idempotency_key="run1:+15550001")
-        assert await sidecar.post_event("message.ack", {"id": sent.id, "ack": 2}) == 200
-    finally:
-        await wa.aclose()
-        await sidecar.close()
-        await runner.cleanup()
+    async with scripted_sidecar(events) as core_url:
+        sidecar = FakeSidecar(api_key="k", events_url=f"{core_url}/whatsapp/events")
+        await sidecar.start()
+        wa = WhatsAppClient(sidecar.url, "k")
+        try:
+            sent = await wa.send("+15550001", "hi", idempotency_key="run1:+15550001")
+            again = await wa.send("+15550001", "hi", idempotency_key="run1:+15550001")
+            assert await sidecar.post_event("message.ack", {"id": sent.id, "ack": 2}) == 200
+        finally:
+            await wa.aclose()
+            await sidecar.close()
 
     assert sent.timestamp is not None and sent.timestamp.tzinfo is not None
     assert again.duplicate and again.timestamp == sent.timestamp

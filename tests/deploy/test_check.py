@@ -7,12 +7,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from aiohttp import web
 
 from core.commands.check import CheckResult, check_command, run_checks, table
 from core.commands.status import sidecar_status
 from core.config import Settings, load_settings
-from tests.fakes.sidecar import FakeSidecar, free_port
+from tests.fakes.sidecar import FakeSidecar, free_port, scripted_sidecar
 from tests.fakes.telegram import FakeTelegram
 
 TOKEN = "123456:TEST-token-abcdefghijklmnopqrstuv"
@@ -194,22 +193,11 @@ async def test_a_health_not_shaped_as_the_sidecars_is_refused_by_check_and_statu
     tmp_path: Path, telegram: FakeTelegram
 ) -> None:
     # WHATSAPP_URL pointing at another service that also has a /health (JSON, other fields).
-    async def health(_: web.Request) -> web.Response:
-        return web.json_response({"status": "ok"})
-
-    other = web.Application()
-    other.router.add_get("/health", health)
-    runner = web.AppRunner(other, access_log=None)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    try:
-        settings = settings_for(tmp_path, telegram, f"http://127.0.0.1:{port}")
+    other = scripted_sidecar(lambda _: httpx.Response(200, json={"status": "ok"}))
+    async with other as url, httpx.AsyncClient(timeout=5.0) as client:
+        settings = settings_for(tmp_path, telegram, url)
         row = by_name(await run_checks(settings))["whatsapp"]
-        async with httpx.AsyncClient(timeout=5.0) as client:
-            status = await sidecar_status(settings, client)
-    finally:
-        await runner.cleanup()
+        status = await sidecar_status(settings, client)
 
     assert not row.ok
     assert "does not answer as the WhatsApp service does" in row.detail
