@@ -18,7 +18,7 @@ from aiohttp import web
 
 from core.adapters.health import StoreHealth
 from core.adapters.http import CoreHttp, build_app
-from core.adapters.metrics import register_metrics
+from core.adapters.metrics import register_metrics, sidecar_session_state
 from core.adapters.store import Store, open_store
 from core.adapters.whatsapp import WhatsAppClient
 from core.commands.migrate import redact_url
@@ -30,7 +30,7 @@ from core.delivery.notifier import Notifier
 from core.delivery.receipts import Receipts
 from core.delivery.sender import Sender
 from core.domain.clock import Clock, SystemClock
-from core.domain.errors import ConfigError, StoreNotWritable, WhatsAppError
+from core.domain.errors import ConfigError, StoreNotWritable
 from core.domain.session import SessionFailure
 from core.services import Services
 
@@ -196,19 +196,13 @@ async def open_core(
             store_health=store_health,
         )
 
-        async def session_state() -> str | None:
-            try:
-                return (await whatsapp.health(within_s=2.0)).state
-            except WhatsAppError:
-                return None
-
         app = build_app(
             http,
             setup=[
                 lambda app: register_metrics(
                     app,
                     store,
-                    session_state,
+                    sidecar_session_state(whatsapp),
                     unacked=ack_watch.count,
                     store_writable=lambda: store_health.writable,
                 ),

@@ -14,7 +14,6 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
-import httpx
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -23,6 +22,8 @@ from prometheus_client.registry import Collector
 
 from core.adapters.counters import EVENTS
 from core.adapters.store import Store
+from core.adapters.whatsapp import WhatsAppClient
+from core.domain.errors import WhatsAppError
 from core.domain.models import DeliveryStatus, ScheduleState
 from core.domain.session import SessionState
 
@@ -36,21 +37,16 @@ UnackedReader = Callable[[], Awaitable[int | None]]
 
 
 def sidecar_session_state(
-    whatsapp_url: str, api_key: str = "", *, timeout: float = 2.0
+    whatsapp: WhatsAppClient, *, within_s: float = 2.0
 ) -> SessionStateReader:
     """A reader of the sidecar's session state through its `GET /health`; None when down."""
 
     async def read() -> str | None:
-        headers = {"X-Api-Key": api_key} if api_key else {}
         try:
-            async with httpx.AsyncClient(timeout=timeout) as client:
-                response = await client.get(f"{whatsapp_url.rstrip('/')}/health", headers=headers)
-                response.raise_for_status()
-                state = response.json().get("state")
-        except (httpx.HTTPError, ValueError, AttributeError) as exc:
+            return (await whatsapp.health(within_s=within_s)).state
+        except WhatsAppError as exc:
             logger.debug("sidecar health unreadable: %s", exc)
             return None
-        return state if isinstance(state, str) else None
 
     return read
 

@@ -30,14 +30,10 @@ from core.domain.session import SessionFailure, SessionState
 
 
 def _instant(value: Any) -> datetime | None:
-    """An ISO 8601 time (the sidecar's), or Unix seconds or milliseconds; None for others."""
+    """An ISO 8601 time, as the sidecar writes every time (`Date.toISOString()`); None for
+    anything else (a time core cannot read is no time, never a refusal)."""
     if isinstance(value, datetime):
         return value if value.tzinfo else value.replace(tzinfo=UTC)
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, int | float):
-        seconds = value / 1000 if value > 1e11 else value
-        return datetime.fromtimestamp(seconds, UTC)
     if isinstance(value, str):
         try:
             parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))

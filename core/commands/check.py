@@ -12,12 +12,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import httpx
+from pydantic import ValidationError
 
+from core.adapters.sidecar_contract import SessionHealth
 from core.adapters.store import open_store
 from core.commands.migrate import redact_url
 from core.config import FIXES, Settings, load_settings
 from core.domain.errors import ConfigError, StoreNotWritable, WaschedError
-from core.domain.session import UNREACHABLE, Remedy, SessionFailure, explain
+from core.domain.session import UNREACHABLE, Remedy, explain
 
 TELEGRAM_API = "https://api.telegram.org"
 DATABASE_TIMEOUT_S = 10.0
@@ -73,7 +75,7 @@ async def check_sidecar(settings: Settings, client: httpx.AsyncClient) -> CheckR
     try:
         response = await client.get(f"{url}/health")
         response.raise_for_status()
-        health = response.json()
+        body = response.json()
     except httpx.HTTPStatusError as exc:
         return CheckResult(
             "whatsapp",
@@ -88,16 +90,20 @@ async def check_sidecar(settings: Settings, client: httpx.AsyncClient) -> CheckR
             f"cannot reach the sidecar at {url}",
             explain(UNREACHABLE).fix,
         )
-    if not isinstance(health, dict):
-        health = {}
-    state = str(health.get("state") or "unknown")
-    engine = str(health.get("engine") or "?")
-    me = health.get("me")
-    words = explain(state, SessionFailure.parse(health.get("failure")))
-    detail = f"{engine} engine, state {state}"
+    try:
+        health = SessionHealth.model_validate(body)
+    except ValidationError:
+        return CheckResult(
+            "whatsapp",
+            False,
+            f"{url}/health does not answer as the WhatsApp service does",
+            "check WHATSAPP_URL in .env: it must point at whatsapp-service",
+        )
+    words = explain(health.state, health.failure)
+    detail = f"{health.engine} engine, state {health.state}"
     if words.working:
-        if isinstance(me, dict) and me.get("name"):
-            detail += f" as {me['name']}"
+        if health.me and health.me.get("name"):
+            detail += f" as {health.me['name']}"
         return CheckResult("whatsapp", True, detail)
     detail += f": {words.reason}"
     if words.detail:

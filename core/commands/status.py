@@ -17,12 +17,14 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import httpx
+from pydantic import ValidationError
 
+from core.adapters.sidecar_contract import SessionHealth
 from core.adapters.store import open_store
 from core.config import REPO_ROOT, Settings, load_settings
 from core.domain.errors import ConfigError, WaschedError
 from core.domain.models import DeliveryStatus, Schedule, ScheduleState
-from core.domain.session import UNREACHABLE, SessionFailure, explain
+from core.domain.session import UNREACHABLE, explain
 
 HTTP_TIMEOUT_S = 3.0
 
@@ -91,24 +93,30 @@ async def _get_json(client: httpx.AsyncClient, url: str) -> tuple[bool, object]:
 
 async def sidecar_status(settings: Settings, client: httpx.AsyncClient) -> ProcessStatus:
     pid = read_pid(data_dir() / "whatsapp.pid")
-    answers, health = await _get_json(client, f"{settings.WHATSAPP_URL}/health")
+    answers, body = await _get_json(client, f"{settings.WHATSAPP_URL}/health")
     notes: tuple[str, ...] = ()
+    health: SessionHealth | None = None
+    if answers and body is not None:
+        try:
+            health = SessionHealth.model_validate(body)
+        except ValidationError:
+            health = None
     if not answers:
         detail = f"{settings.WHATSAPP_URL} does not answer"
         notes = (f"fix: {explain(UNREACHABLE).fix}",)
-    elif isinstance(health, dict):
-        state = str(health.get("state") or "unknown")
-        me = health.get("me")
-        words = explain(state, SessionFailure.parse(health.get("failure")))
-        detail = f"WhatsApp {state}"
-        if words.working and isinstance(me, dict):
-            detail += f" as {me.get('name') or me.get('id') or '?'}"
-        detail += f" ({health.get('engine', '?')} engine)"
+    elif health is not None:
+        words = explain(health.state, health.failure)
+        detail = f"WhatsApp {health.state}"
+        if words.working and health.me is not None:
+            detail += f" as {health.me.get('name') or health.me.get('id') or '?'}"
+        detail += f" ({health.engine} engine)"
         if not words.working:
             why = f"{words.reason} ({words.detail})" if words.detail else words.reason
             notes = (f"why: {why}", f"fix: {words.fix}")
-    else:
+    elif body is None:
         detail = "answers, but not with JSON"
+    else:
+        detail = "answers, but not as the WhatsApp service does (check WHATSAPP_URL)"
     running = pid is not None and pid_alive(pid)
     return ProcessStatus("whatsapp", pid, running, answers, detail, notes)
 

@@ -13,8 +13,6 @@ ack path, `acks.Acks`) or send a second copy, which may arrive twice and is thei
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections import OrderedDict
 from collections.abc import Iterable
@@ -22,6 +20,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Protocol
 
 from core.adapters.store import Store
+from core.delivery._loop import Loop
 from core.domain.clock import Clock
 from core.domain.errors import WhatsAppError
 from core.domain.models import Delivery, DeliveryFilter, DeliveryStatus, Record
@@ -98,9 +97,12 @@ class Recheck(Record):
     unknown: int = 0
 
 
-class AckWatch:
+class AckWatch(Loop):
     """Tells owners once per run about messages not on the recipient's phone after
     `after_s` seconds (0: never)."""
+
+    name = "ack-watch"
+    off_text = "ack alerts are off (ACK_ALERT_AFTER_S=0)"
 
     def __init__(
         self,
@@ -113,8 +115,8 @@ class AckWatch:
         after_s: float,
         every_s: float | None = None,
     ) -> None:
+        super().__init__(clock, logger)
         self.store = store
-        self.clock = clock
         self.notifier = notifier
         self.whatsapp = whatsapp
         self.acks = acks
@@ -125,39 +127,19 @@ class AckWatch:
         # Where the next pass reads on: after (sent_at, id) (None: not since start-up).
         self._checked_until: tuple[datetime, int] | None = None
         self._told: OrderedDict[int, None] = OrderedDict()
-        self._failing = False
-        self._task: asyncio.Task[None] | None = None
 
     @property
     def enabled(self) -> bool:
         return self.after_s > 0
-
-    # --- lifecycle -------------------------------------------------------------------
-    async def start(self) -> None:
-        if not self.enabled:
-            logger.info("ack alerts are off (ACK_ALERT_AFTER_S=0)")
-            return
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="ack-watch")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
 
     async def _run(self) -> None:
         while True:
             try:
                 await self.check()
             except Exception:
-                if not self._failing:
-                    logger.exception("ack watch: a pass failed; trying again every pass")
-                self._failing = True
+                self.failed("ack watch: a pass failed; trying again every pass", traceback=True)
             else:
-                if self._failing:
-                    logger.info("ack watch: passes work again")
-                self._failing = False
+                self.worked("ack watch: passes work again")
             await self.clock.sleep(self.every_s)
 
     # --- one pass --------------------------------------------------------------------

@@ -20,14 +20,13 @@ The sidecar answering again after failed probes counts as a gap while the sender
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Protocol
 
 from core.adapters.store import Store
+from core.delivery._loop import Loop
 from core.delivery.ack_watch import AckPort, AckSink, ask_ack
 from core.domain.clock import Clock
 from core.domain.errors import WhatsAppError
@@ -68,8 +67,11 @@ AWAITING = (DeliveryStatus.sent, DeliveryStatus.delivered)
 AWAITING_AFTER_SILENCE = (DeliveryStatus.sent,)
 
 
-class Receipts:
+class Receipts(Loop):
     """Asks the sidecar for acks core may have missed (see the module's docstring)."""
+
+    name = "receipts"
+    off_text = "receipts: reconciling is off (ACK_RECONCILE_WINDOW_S=0)"
 
     def __init__(
         self,
@@ -86,8 +88,8 @@ class Receipts:
         quiet_max_s: float = QUIET_MAX_S,
         retry_s: float = RETRY_S,
     ) -> None:
+        super().__init__(clock, logger)
         self.store = store
-        self.clock = clock
         self.whatsapp = whatsapp
         self.acks = acks
         self.session = session
@@ -107,38 +109,19 @@ class Receipts:
         self._quiet = quiet_s
         self._quiet_at = clock.now() + timedelta(seconds=quiet_s)
         self._retry = retry_s
-        self._wake = asyncio.Event()
-        self._failing = False
         # False once the sidecar said it has no POST /messages/acks: one by one from then on.
         self._bulk = True
-        self._task: asyncio.Task[None] | None = None
-        # While the loop waits on the clock (between passes or pages): until when.
-        self.waiting_until: datetime | None = None
 
     @property
     def enabled(self) -> bool:
         return self.window_s > 0
-
-    # --- lifecycle -------------------------------------------------------------------
-    async def start(self) -> None:
-        if not self.enabled:
-            logger.info("receipts: reconciling is off (ACK_RECONCILE_WINDOW_S=0)")
-            return
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="receipts")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
 
     # --- what tells it ---------------------------------------------------------------
     def gap(self) -> None:
         """Acks may have been missed (the sidecar or its session is back): a pass, soon."""
         self._pass_at = self.clock.now()
         self._full_pass = True
-        self._wake.set()
+        self.wake()
 
     def heard(self) -> None:
         """An event came from the sidecar: events flow, the silence starts again."""
@@ -167,29 +150,13 @@ class Receipts:
             until = self._quiet_at
             if self._pass_at is not None and self.session.working:
                 until = min(until, self._pass_at)
-            await self._nap(max(0.0, (until - self.clock.now()).total_seconds()))
-
-    async def _nap(self, seconds: float) -> None:
-        """Sleep on the clock until `seconds` passed or `gap()` woke the loop."""
-        waiter = asyncio.ensure_future(self._wake.wait())
-        sleeper = asyncio.ensure_future(self.clock.sleep(seconds))
-        self.waiting_until = self.clock.now() + timedelta(seconds=seconds)
-        try:
-            await asyncio.wait({waiter, sleeper}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            self.waiting_until = None
-            for task in (waiter, sleeper):
-                task.cancel()
-            await asyncio.gather(waiter, sleeper, return_exceptions=True)
-        self._wake.clear()
+            await self.nap(max(0.0, (until - self.clock.now()).total_seconds()))
 
     async def _guarded_pass(self, statuses: Sequence[DeliveryStatus]) -> bool:
         try:
             return await self.reconcile(statuses)
         except Exception:
-            if not self._failing:
-                logger.exception("receipts: a pass failed; trying again later")
-            self._failing = True
+            self.failed("receipts: a pass failed; trying again later", traceback=True)
             return False
 
     async def _ask(self, page: list[Delivery]) -> None:
@@ -231,29 +198,21 @@ class Receipts:
             try:
                 await self._ask(page)
             except WhatsAppError as exc:
-                if not self._failing:
-                    logger.info(
-                        "receipts: the WhatsApp service did not answer (%s); %d messages "
-                        "asked, the rest next pass",
-                        exc.code or type(exc).__name__,
-                        asked,
-                    )
-                self._failing = True
+                self.failed(
+                    "receipts: the WhatsApp service did not answer (%s); %d messages "
+                    "asked, the rest next pass",
+                    exc.code or type(exc).__name__,
+                    asked,
+                )
                 return False
             asked += len(page)
             self.asked += len(page)
             if len(page) < self.page or page[-1].sent_at is None:
                 break
             since, after_id = page[-1].sent_at, page[-1].id
-            self.waiting_until = self.clock.now() + timedelta(seconds=self.pause_s)
-            try:
-                await self.clock.sleep(self.pause_s)
-            finally:
-                self.waiting_until = None
+            await self.sleep(self.pause_s)
         self.passes += 1
-        if self._failing:
-            logger.info("receipts: passes work again")
-            self._failing = False
+        self.worked("receipts: passes work again")
         if asked:
             # What moved is logged by `Acks`, one line per delivery.
             logger.debug("receipts: asked WhatsApp for the acks of %d messages", asked)

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
+from core.adapters.sidecar_contract import SIDECAR_EVENT
 from core.adapters.whatsapp import WhatsAppClient
 from core.domain.errors import (
     NotOnWhatsApp,
@@ -54,7 +55,7 @@ async def test_send_posts_the_contract_body_with_key_and_api_key() -> None:
             json={
                 "id": "true_1@c.us_A",
                 "to": "+15550001",
-                "timestamp": 1764320000,
+                "timestamp": "2025-11-28T08:53:20.000Z",
                 "duplicate": False,
             },
         )
@@ -310,3 +311,30 @@ async def test_an_answer_outside_the_contract_is_the_sidecars_failure(
             await getattr(wa, route)()
     assert caught.value.transient
     assert f"answered GET /{route} with something wasched does not understand" in str(caught.value)
+
+
+async def test_the_fake_sidecar_writes_times_as_the_real_one_does() -> None:
+    """ISO 8601 (`Date.toISOString()`) in a send's answer and in an event, which the contract
+    reads; a duplicate answers the first send's time, as the sidecar's ledger does."""
+    posted: list[object] = []
+
+    def events(request: httpx.Request) -> httpx.Response:
+        posted.append(json.loads(request.content))
+        return httpx.Response(200, json={"ok": True})
+
+    async with scripted_sidecar(events) as core_url:
+        sidecar = FakeSidecar(api_key="k", events_url=f"{core_url}/whatsapp/events")
+        await sidecar.start()
+        wa = WhatsAppClient(sidecar.url, "k")
+        try:
+            sent = await wa.send("+15550001", "hi", idempotency_key="run1:+15550001")
+            again = await wa.send("+15550001", "hi", idempotency_key="run1:+15550001")
+            assert await sidecar.post_event("message.ack", {"id": sent.id, "ack": 2}) == 200
+        finally:
+            await wa.aclose()
+            await sidecar.close()
+
+    assert sent.timestamp is not None and sent.timestamp.tzinfo is not None
+    assert again.duplicate and again.timestamp == sent.timestamp
+    event = SIDECAR_EVENT.validate_python(posted[0])
+    assert event.event == "message.ack" and event.timestamp is not None

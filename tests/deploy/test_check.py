@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from core.commands.check import CheckResult, check_command, run_checks, table
+from core.commands.status import sidecar_status
 from core.config import Settings, load_settings
-from tests.fakes.sidecar import FakeSidecar, free_port
+from tests.fakes.sidecar import FakeSidecar, free_port, scripted_sidecar
 from tests.fakes.telegram import FakeTelegram
 
 TOKEN = "123456:TEST-token-abcdefghijklmnopqrstuv"
@@ -185,3 +187,20 @@ async def test_an_empty_api_key_fails_the_settings_row_with_the_fix(
     assert not settings.ok
     assert settings.detail == "WHATSAPP_API_KEY is missing"
     assert "secrets.token_urlsafe(32)" in settings.fix
+
+
+async def test_a_health_not_shaped_as_the_sidecars_is_refused_by_check_and_status(
+    tmp_path: Path, telegram: FakeTelegram
+) -> None:
+    # WHATSAPP_URL pointing at another service that also has a /health (JSON, other fields).
+    other = scripted_sidecar(lambda _: httpx.Response(200, json={"status": "ok"}))
+    async with other as url, httpx.AsyncClient(timeout=5.0) as client:
+        settings = settings_for(tmp_path, telegram, url)
+        row = by_name(await run_checks(settings))["whatsapp"]
+        status = await sidecar_status(settings, client)
+
+    assert not row.ok
+    assert "does not answer as the WhatsApp service does" in row.detail
+    assert "WHATSAPP_URL" in row.fix
+    assert status.answers
+    assert status.detail == "answers, but not as the WhatsApp service does (check WHATSAPP_URL)"

@@ -12,6 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from core.adapters.counters import count_telegram_error, observe_run_lateness
 from core.adapters.metrics import register_metrics, sidecar_session_state
 from core.adapters.store import Store
+from core.adapters.whatsapp import WhatsAppClient
 from tests.deploy.conftest import fill
 from tests.fakes.sidecar import FakeSidecar, free_port
 
@@ -28,12 +29,16 @@ async def sidecar() -> AsyncIterator[FakeSidecar]:
 
 async def scrape(store: Store, whatsapp_url: str, api_key: str) -> dict[str, float]:
     app = web.Application()
-    register_metrics(app, store, sidecar_session_state(whatsapp_url, api_key))
-    async with TestClient(TestServer(app)) as client:
-        response = await client.get("/metrics")
-        assert response.status == 200
-        assert response.headers["Content-Type"].startswith("text/plain")
-        text = await response.text()
+    whatsapp = WhatsAppClient(whatsapp_url, api_key)
+    register_metrics(app, store, sidecar_session_state(whatsapp))
+    try:
+        async with TestClient(TestServer(app)) as client:
+            response = await client.get("/metrics")
+            assert response.status == 200
+            assert response.headers["Content-Type"].startswith("text/plain")
+            text = await response.text()
+    finally:
+        await whatsapp.aclose()
     samples: dict[str, float] = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:

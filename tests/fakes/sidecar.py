@@ -22,7 +22,6 @@ import json
 import logging
 import socket
 import sys
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -78,6 +77,8 @@ class SentRecord:
     idempotency_key: str
     media: dict[str, Any] | None
     ack: int = 1
+    # When WhatsApp took it, as the sidecar says it (ISO 8601, a duplicate answers the first).
+    timestamp: str = field(default_factory=lambda: _now())
 
 
 @dataclass(frozen=True)
@@ -198,7 +199,7 @@ class FakeSidecar:
         if self._session is None:
             self._session = aiohttp.ClientSession()
         headers = {"X-Api-Key": self.api_key} if self.api_key else {}
-        body = {"event": event, "payload": payload, "timestamp": int(time.time() * 1000)}
+        body = {"event": event, "payload": payload, "timestamp": _now()}
         async with self._session.post(self.events_url, json=body, headers=headers) as response:
             return response.status
 
@@ -224,9 +225,7 @@ class FakeSidecar:
                 "code": code,
                 "message": given.get("message") or FAILURE_MESSAGES.get(code, ""),
                 # When this reason was first seen; a repeat of the same code keeps it.
-                "since": held["since"]
-                if held and held["code"] == code
-                else datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+                "since": held["since"] if held and held["code"] == code else _now(),
             }
         if state == "SCAN_QR_CODE":
             self.qr = f"2@fakeqr-{next(self._qrs)}"
@@ -319,7 +318,12 @@ class FakeSidecar:
         previous = self.by_key.get(key)
         if previous is not None:
             return web.json_response(
-                {"id": previous.id, "to": previous.to, "timestamp": _now(), "duplicate": True},
+                {
+                    "id": previous.id,
+                    "to": previous.to,
+                    "timestamp": previous.timestamp,
+                    "duplicate": True,
+                },
                 status=201,
             )
         if self.state != "WORKING":
@@ -345,7 +349,8 @@ class FakeSidecar:
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         return web.json_response(
-            {"id": record.id, "to": to, "timestamp": _now(), "duplicate": False}, status=201
+            {"id": record.id, "to": to, "timestamp": record.timestamp, "duplicate": False},
+            status=201,
         )
 
     async def _acks(self, record: SentRecord) -> None:
@@ -432,8 +437,9 @@ def _not_working(what: str, state: str) -> web.Response:
     return _error("not_ready", f"WhatsApp is not ready to {what} (state {state})")
 
 
-def _now() -> int:
-    return int(time.time())
+def _now() -> str:
+    """Now as the sidecar writes times (JavaScript's `Date.toISOString()`)."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _error(code: str, message: str, *, status: int | None = None) -> web.Response:
