@@ -16,11 +16,9 @@ import asyncio
 import os
 import signal
 import socket
-import sys
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,18 +27,10 @@ import pytest
 from pymongo import AsyncMongoClient
 
 from core.adapters.store import open_store
-from core.domain.clock import SystemClock
-from core.domain.models import (
-    FINAL_STATUSES,
-    DeliveryFilter,
-    DeliveryStatus,
-    Recipient,
-    RecipientKind,
-    Rule,
-    RuleKind,
-)
+from core.domain.models import DeliveryFilter, DeliveryStatus
 from tests.bot.test_e2e import API_KEY, REPO, SIDECAR, free_port, needs_node, stop, wait_until_up
 from tests.engine.conftest import eventually
+from tests.engine.processes import address, all_final, seed_burst, start_python
 from tests.fakes.telegram import FakeTelegram
 from tests.store.conftest import (
     FERRETDB_NOT_ATOMIC,
@@ -61,10 +51,6 @@ DUPLICATE_ANSWERS = (
     "same key already being sent; sharing its outcome",
     "an earlier attempt was found in the chat",
 )
-
-
-def address(schedule: int, recipient: int) -> str:
-    return f"+4915100{schedule:03d}{recipient:03d}"
 
 
 def chat(phone: str) -> str:
@@ -97,22 +83,9 @@ async def outbox(http: aiohttp.ClientSession, sidecar_url: str) -> list[dict[str
 async def test_two_processes_kill_one_mid_burst_each_recipient_gets_each_message_once(
     tmp_path: Path, database_url: str
 ) -> None:
-    store = await open_store(database_url)
-    try:
-        at = SystemClock().now() - timedelta(seconds=5)
-        for n in range(SCHEDULES):
-            await store.add_schedule(
-                owner_id=OWNER,
-                recipients=[
-                    Recipient(kind=RecipientKind.phone, address=address(n, r))
-                    for r in range(RECIPIENTS)
-                ],
-                rule=Rule(kind=RuleKind.once, timezone="UTC", at=at),
-                next_run_at=at,
-                text=f"burst {n}",
-            )
-    finally:
-        await store.close()
+    await seed_burst(
+        database_url, schedules=SCHEDULES, recipients=RECIPIENTS, owner_id=OWNER, text="burst"
+    )
 
     sidecar_port = free_port()
     core_ports = [free_port(), free_port()]
@@ -153,8 +126,7 @@ async def test_two_processes_kill_one_mid_burst_each_recipient_gets_each_message
             telegram.add_user(OWNER)
             log = tmp_path / f"wasched-{n}.log"
             logs.append(log)
-            process = await asyncio.create_subprocess_exec(
-                sys.executable,
+            process = await start_python(
                 "-m",
                 "bot",
                 "run",
@@ -178,8 +150,7 @@ async def test_two_processes_kill_one_mid_burst_each_recipient_gets_each_message
                     "MISFIRE_GRACE_S": "3600",
                     "WHATSAPP_PROBE_EVERY_S": "0.2",
                 },
-                stdout=stack.enter_context(log.open("wb")),
-                stderr=asyncio.subprocess.STDOUT,
+                log=log,
             )
             processes.append(process)
             stack.push_async_callback(stop, process, log)
@@ -245,14 +216,11 @@ async def test_two_processes_kill_one_mid_burst_each_recipient_gets_each_message
         # The survivor sends the rest, and what the killed one held once its lease ends.
         store = await open_store(database_url)
         try:
-
-            async def all_final() -> bool:
-                found = await store.list_deliveries(DeliveryFilter())
-                return len(found) == SCHEDULES * RECIPIENTS and all(
-                    d.status in FINAL_STATUSES for d in found
-                )
-
-            await eventually(all_final, within_s=900, what="every delivery to end")
+            await eventually(
+                lambda: all_final(store, SCHEDULES * RECIPIENTS),
+                within_s=900,
+                what="every delivery to end",
+            )
             runs = await store.list_runs(limit=1000)
         finally:
             await store.close()

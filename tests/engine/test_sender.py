@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 from core.adapters.store.sqlite import SQLiteStore
@@ -28,6 +28,8 @@ from tests.engine.conftest import (
     PHONE,
     CoreFactory,
     RecordingNotifier,
+    SlowStore,
+    bare_sender,
     deliveries,
     eventually,
 )
@@ -353,19 +355,7 @@ async def test_working_heard_while_a_send_is_refused_sends_it_again_without_a_pr
 ) -> None:
     store = await SQLiteStore.open(f"sqlite:///{tmp_path / 'wasched.db'}")
     sidecar = LinkedWhileRefusingSidecar()
-    sender = Sender(
-        store,
-        clock,
-        sidecar,
-        RecordingNotifier(),
-        gap_min_s=0,
-        gap_max_s=0,
-        hourly_cap=10_000,
-        daily_cap=100_000,
-        retry_max_attempts=3,
-        report_every_s=0,
-        worker="w1",
-    )
+    sender = bare_sender(store, clock, sidecar)
     sidecar.sender = sender
     await sender.start()
     try:
@@ -400,22 +390,6 @@ async def test_working_heard_while_a_send_is_refused_sends_it_again_without_a_pr
         await store.close()
 
 
-class SlowToAnswerStore(SQLiteStore):
-    """The SQLite store on a slow disk: once `slow` is set, the next `next_delivery_due_at`
-    waits until the test opens `gate` (the test moves the clock meanwhile)."""
-
-    slow = False
-    entered: asyncio.Event
-    gate: asyncio.Event
-
-    async def next_delivery_due_at(self) -> datetime | None:
-        if self.slow:
-            self.slow = False
-            self.entered.set()
-            await self.gate.wait()
-        return await super().next_delivery_due_at()
-
-
 class WorkingSidecar:
     """A `SendPort` whose session works and which accepts every send."""
 
@@ -433,11 +407,10 @@ class WorkingSidecar:
 
 
 async def test_a_delivery_that_came_due_while_the_sender_looked_goes_out_at_once(
-    tmp_path: Path, clock: FakeClock
+    slow_store: SlowStore, clock: FakeClock
 ) -> None:
-    store = await SlowToAnswerStore.open(f"sqlite:///{tmp_path / 'wasched.db'}")
-    assert isinstance(store, SlowToAnswerStore)
-    store.entered, store.gate = asyncio.Event(), asyncio.Event()
+    store = slow_store
+    store.stall_on = "next_delivery_due_at"
     schedule = await store.add_schedule(
         owner_id=7,
         recipients=[Recipient(kind=RecipientKind.phone, address=PHONE)],
@@ -453,20 +426,7 @@ async def test_a_delivery_that_came_due_while_the_sender_looked_goes_out_at_once
     await store.update_delivery(queued.id, next_attempt_at=due)
     store.slow = True
     sidecar = WorkingSidecar()
-    sender = Sender(
-        store,
-        clock,
-        sidecar,
-        RecordingNotifier(),
-        gap_min_s=0,
-        gap_max_s=0,
-        hourly_cap=10_000,
-        daily_cap=100_000,
-        retry_max_attempts=3,
-        report_every_s=0,
-        idle_check_s=60,
-        worker="w1",
-    )
+    sender = bare_sender(store, clock, sidecar, idle_check_s=60)
     await sender.start()
     try:
         # It found nothing to claim and asks when the next one is due; the store is slow
@@ -478,4 +438,3 @@ async def test_a_delivery_that_came_due_while_the_sender_looked_goes_out_at_once
         assert sidecar.keys == [queued.idempotency_key]
     finally:
         await sender.stop()
-        await store.close()
