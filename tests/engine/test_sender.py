@@ -21,6 +21,7 @@ from core.domain.models import (
     RecipientKind,
     Rule,
     RuleKind,
+    Run,
     RunTrigger,
 )
 from core.domain.session import SessionState
@@ -326,68 +327,19 @@ async def test_a_delivery_left_sending_by_a_crash_is_sent_again_with_the_same_ke
     assert sidecar.requests == 1
 
 
-class LinkedWhileRefusingSidecar:
-    """A `SendPort` whose session links while the first send is on the wire: it refuses
-    that send (`not_ready`), and its WORKING event reaches the sender before the refusal."""
-
-    def __init__(self) -> None:
-        self.sender: Sender | None = None
-        self.refused = 0
-        self.keys: list[str] = []
-
-    async def send(
-        self, to: str, text: str, *, idempotency_key: str, media: Media | None = None
-    ) -> SentMessage:
-        if not self.refused:
-            self.refused += 1
-            assert self.sender is not None
-            self.sender.session_changed(SessionState.WORKING)  # what POST /whatsapp/events does
-            raise WhatsAppNotReady("session is STARTING")
-        self.keys.append(idempotency_key)
-        return SentMessage(id=f"wa-{idempotency_key}", to=to, timestamp=None, duplicate=False)
-
-    async def health(self, *, within_s: float | None = None) -> SessionHealth:
-        return SessionHealth(status="ok", engine="fake", state=SessionState.WORKING, me=None)
-
-
-async def test_working_heard_while_a_send_is_refused_sends_it_again_without_a_probe(
-    tmp_path: Path, clock: FakeClock
-) -> None:
-    store = await SQLiteStore.open(f"sqlite:///{tmp_path / 'wasched.db'}")
-    sidecar = LinkedWhileRefusingSidecar()
-    sender = bare_sender(store, clock, sidecar)
-    sidecar.sender = sender
-    await sender.start()
-    try:
-        await eventually(
-            lambda: sender.status()["session_state"] == SessionState.WORKING,
-            what="the first probe",
-        )
-        schedule = await store.add_schedule(
-            owner_id=7,
-            recipients=[Recipient(kind=RecipientKind.phone, address=PHONE)],
-            rule=Rule(kind=RuleKind.once, timezone="UTC", at=clock.now() + timedelta(days=1)),
-            next_run_at=clock.now() + timedelta(days=1),
-            text="hi",
-        )
-        run, _ = await runs.start_run(
-            store, clock, schedule, scheduled_for=clock.now(), trigger=RunTrigger.manual
-        )
-        sender.deliveries_queued()
-
-        # The clock does not move: no probe comes to say the session works.
-        async def sent() -> bool:
-            (d,) = await store.list_deliveries(DeliveryFilter(run_id=run.id))
-            return d.status is DeliveryStatus.sent
-
-        await eventually(sent, what="the refused send going out again")
-        (d,) = await store.list_deliveries(DeliveryFilter(run_id=run.id))
-        assert d.attempts == 1 and sidecar.refused == 1
-        assert sidecar.keys == [d.idempotency_key]
-        assert not sender.paused
-    finally:
-        await sender.stop()
-        await store.close()
+async def run_now_to_phone(store: SQLiteStore, clock: FakeClock) -> Run:
+    """A run started now of a one-shot schedule (due tomorrow) to PHONE: one queued delivery."""
+    schedule = await store.add_schedule(
+        owner_id=7,
+        recipients=[Recipient(kind=RecipientKind.phone, address=PHONE)],
+        rule=Rule(kind=RuleKind.once, timezone="UTC", at=clock.now() + timedelta(days=1)),
+        next_run_at=clock.now() + timedelta(days=1),
+        text="hi",
+    )
+    run, _ = await runs.start_run(
+        store, clock, schedule, scheduled_for=clock.now(), trigger=RunTrigger.manual
+    )
+    return run
 
 
 class WorkingSidecar:
@@ -406,21 +358,63 @@ class WorkingSidecar:
         return SessionHealth(status="ok", engine="fake", state=SessionState.WORKING, me=None)
 
 
+class LinkedWhileRefusingSidecar(WorkingSidecar):
+    """A `SendPort` whose session links while the first send is on the wire: it refuses
+    that send (`not_ready`), and its WORKING event reaches the sender before the refusal."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sender: Sender | None = None
+        self.refused = 0
+
+    async def send(
+        self, to: str, text: str, *, idempotency_key: str, media: Media | None = None
+    ) -> SentMessage:
+        if not self.refused:
+            self.refused += 1
+            assert self.sender is not None
+            self.sender.session_changed(SessionState.WORKING)  # what POST /whatsapp/events does
+            raise WhatsAppNotReady("session is STARTING")
+        return await super().send(to, text, idempotency_key=idempotency_key, media=media)
+
+
+async def test_working_heard_while_a_send_is_refused_sends_it_again_without_a_probe(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    store = await SQLiteStore.open(f"sqlite:///{tmp_path / 'wasched.db'}")
+    sidecar = LinkedWhileRefusingSidecar()
+    sender = bare_sender(store, clock, sidecar)
+    sidecar.sender = sender
+    await sender.start()
+    try:
+        await eventually(
+            lambda: sender.status()["session_state"] == SessionState.WORKING,
+            what="the first probe",
+        )
+        run = await run_now_to_phone(store, clock)
+        sender.deliveries_queued()
+
+        # The clock does not move: no probe comes to say the session works.
+        async def sent() -> bool:
+            (d,) = await store.list_deliveries(DeliveryFilter(run_id=run.id))
+            return d.status is DeliveryStatus.sent
+
+        await eventually(sent, what="the refused send going out again")
+        (d,) = await store.list_deliveries(DeliveryFilter(run_id=run.id))
+        assert d.attempts == 1 and sidecar.refused == 1
+        assert sidecar.keys == [d.idempotency_key]
+        assert not sender.paused
+    finally:
+        await sender.stop()
+        await store.close()
+
+
 async def test_a_delivery_that_came_due_while_the_sender_looked_goes_out_at_once(
     slow_store: SlowStore, clock: FakeClock
 ) -> None:
     store = slow_store
     store.stall_on = "next_delivery_due_at"
-    schedule = await store.add_schedule(
-        owner_id=7,
-        recipients=[Recipient(kind=RecipientKind.phone, address=PHONE)],
-        rule=Rule(kind=RuleKind.once, timezone="UTC", at=clock.now() + timedelta(days=1)),
-        next_run_at=clock.now() + timedelta(days=1),
-        text="hi",
-    )
-    run, _ = await runs.start_run(
-        store, clock, schedule, scheduled_for=clock.now(), trigger=RunTrigger.manual
-    )
+    run = await run_now_to_phone(store, clock)
     (queued,) = await store.list_deliveries(DeliveryFilter(run_id=run.id))
     due = clock.now() + timedelta(seconds=40)  # a retry's backoff, say
     await store.update_delivery(queued.id, next_attempt_at=due)
