@@ -21,7 +21,6 @@ from core.domain.models import (
     RecipientKind,
     Rule,
     RuleKind,
-    Run,
     RunTrigger,
 )
 from core.domain.session import SessionState
@@ -288,16 +287,7 @@ async def test_a_delivery_left_sending_by_a_crash_is_sent_again_with_the_same_ke
     # Before this core starts, a worker claimed a delivery, the sidecar sent it, and the
     # worker died before recording it.
     store = await SQLiteStore.open(database_url)
-    schedule = await store.add_schedule(
-        owner_id=7,
-        recipients=[Recipient(kind=RecipientKind.phone, address=PHONE)],
-        rule=Rule(kind=RuleKind.once, timezone="UTC", at=clock.now() + timedelta(days=1)),
-        next_run_at=clock.now() + timedelta(days=1),
-        text="once only",
-    )
-    run, _ = await runs.start_run(
-        store, clock, schedule, scheduled_for=clock.now(), trigger=RunTrigger.manual
-    )
+    run_id = await run_now_to_phone(store, clock, text="once only")
     claimed = await store.claim_delivery(now=clock.now(), lease_s=120, worker="dead:1")
     await store.close()
     assert claimed is not None
@@ -313,13 +303,13 @@ async def test_a_delivery_left_sending_by_a_crash_is_sent_again_with_the_same_ke
 
     core = await start_core()
     await asyncio.sleep(0.2)
-    (d,) = await deliveries(core, run_id=run.id)
+    (d,) = await deliveries(core, run_id=run_id)
     assert d.status is DeliveryStatus.sending  # still leased to the dead worker
 
     await clock.advance(121)
 
     async def sent() -> bool:
-        (d,) = await deliveries(core, run_id=run.id)
+        (d,) = await deliveries(core, run_id=run_id)
         return d.status is DeliveryStatus.sent and d.whatsapp_id == "true_earlier"
 
     await eventually(sent, what="the reclaimed delivery")
@@ -327,19 +317,20 @@ async def test_a_delivery_left_sending_by_a_crash_is_sent_again_with_the_same_ke
     assert sidecar.requests == 1
 
 
-async def run_now_to_phone(store: SQLiteStore, clock: FakeClock) -> Run:
-    """A run started now of a one-shot schedule (due tomorrow) to PHONE: one queued delivery."""
+async def run_now_to_phone(store: SQLiteStore, clock: FakeClock, text: str = "hi") -> int:
+    """Start a run now of a one-shot schedule (due tomorrow) to PHONE: one queued delivery;
+    the run's id."""
     schedule = await store.add_schedule(
         owner_id=7,
         recipients=[Recipient(kind=RecipientKind.phone, address=PHONE)],
         rule=Rule(kind=RuleKind.once, timezone="UTC", at=clock.now() + timedelta(days=1)),
         next_run_at=clock.now() + timedelta(days=1),
-        text="hi",
+        text=text,
     )
     run, _ = await runs.start_run(
         store, clock, schedule, scheduled_for=clock.now(), trigger=RunTrigger.manual
     )
-    return run
+    return run.id
 
 
 class WorkingSidecar:
@@ -391,16 +382,16 @@ async def test_working_heard_while_a_send_is_refused_sends_it_again_without_a_pr
             lambda: sender.status()["session_state"] == SessionState.WORKING,
             what="the first probe",
         )
-        run = await run_now_to_phone(store, clock)
+        run_id = await run_now_to_phone(store, clock)
         sender.deliveries_queued()
 
         # The clock does not move: no probe comes to say the session works.
         async def sent() -> bool:
-            (d,) = await store.list_deliveries(DeliveryFilter(run_id=run.id))
+            (d,) = await store.list_deliveries(DeliveryFilter(run_id=run_id))
             return d.status is DeliveryStatus.sent
 
         await eventually(sent, what="the refused send going out again")
-        (d,) = await store.list_deliveries(DeliveryFilter(run_id=run.id))
+        (d,) = await store.list_deliveries(DeliveryFilter(run_id=run_id))
         assert d.attempts == 1 and sidecar.refused == 1
         assert sidecar.keys == [d.idempotency_key]
         assert not sender.paused
@@ -414,8 +405,8 @@ async def test_a_delivery_that_came_due_while_the_sender_looked_goes_out_at_once
 ) -> None:
     store = slow_store
     store.stall_on = "next_delivery_due_at"
-    run = await run_now_to_phone(store, clock)
-    (queued,) = await store.list_deliveries(DeliveryFilter(run_id=run.id))
+    run_id = await run_now_to_phone(store, clock)
+    (queued,) = await store.list_deliveries(DeliveryFilter(run_id=run_id))
     due = clock.now() + timedelta(seconds=40)  # a retry's backoff, say
     await store.update_delivery(queued.id, next_attempt_at=due)
     store.slow = True
