@@ -255,6 +255,8 @@ async def test_an_outage_while_polling_is_one_line_and_the_bot_answers_after_it(
                     await eventually(lambda: len(telegram.calls_of("getupdates")) >= polled + 20)
                 else:
                     await asyncio.sleep(1.0)
+                # However slow the machine, the outage was seen before Telegram answers again.
+                await eventually(lambda: lines(caplog, OUTAGE))
             asked = telegram.cursor()
             await telegram.send(ADMIN, "/help")
             await telegram.reply(ADMIN, "wasched", since=asked, within=10)
