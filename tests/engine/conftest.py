@@ -15,8 +15,10 @@ from typing import Any
 
 import pytest
 
+from core.adapters.store.sqlite import SQLiteStore
 from core.app import Core, open_core
 from core.config import Settings, load_settings
+from core.delivery.sender import Sender, SendPort
 from core.domain.clock import Clock, FakeClock
 from core.domain.models import Delivery, DeliveryFilter, Run, Schedule
 from core.domain.session import SessionFailure
@@ -167,3 +169,55 @@ async def start_core(
 @pytest.fixture
 async def core(start_core: CoreFactory) -> Core:
     return await start_core()
+
+
+class SlowStore(SQLiteStore):
+    """The SQLite store on a slow disk: once `slow` is set, the next call of `stall_on`
+    (`claim_delivery` or `next_delivery_due_at`) waits, `entered` set, until the test opens
+    `gate` (the test moves the clock meanwhile)."""
+
+    slow = False
+    stall_on = "claim_delivery"
+    entered: asyncio.Event
+    gate: asyncio.Event
+
+    async def _stall(self, call: str) -> None:
+        if self.slow and call == self.stall_on:
+            self.slow = False
+            self.entered.set()
+            await self.gate.wait()
+
+    async def claim_delivery(
+        self, *, now: datetime, lease_s: float, worker: str
+    ) -> Delivery | None:
+        await self._stall("claim_delivery")
+        return await super().claim_delivery(now=now, lease_s=lease_s, worker=worker)
+
+    async def next_delivery_due_at(self) -> datetime | None:
+        await self._stall("next_delivery_due_at")
+        return await super().next_delivery_due_at()
+
+
+@pytest.fixture
+async def slow_store(tmp_path: Path) -> AsyncIterator[SlowStore]:
+    """A `SlowStore` on a fresh SQLite file, not slow yet; closed after the test."""
+    store = await SlowStore.open(f"sqlite:///{tmp_path / 'wasched.db'}")
+    assert isinstance(store, SlowStore)
+    store.entered, store.gate = asyncio.Event(), asyncio.Event()
+    yield store
+    await store.close()
+
+
+def bare_sender(store: SQLiteStore, clock: Clock, sidecar: SendPort, **settings: Any) -> Sender:
+    """A Sender of its own on `store` (no core around it), with no pacing and no cap in the
+    way unless `settings` say otherwise."""
+    values: dict[str, Any] = {
+        "gap_min_s": 0,
+        "gap_max_s": 0,
+        "hourly_cap": 10_000,
+        "daily_cap": 100_000,
+        "retry_max_attempts": 3,
+        "report_every_s": 0,
+        "worker": "w1",
+    }
+    return Sender(store, clock, sidecar, RecordingNotifier(), **(values | settings))

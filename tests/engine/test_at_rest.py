@@ -10,23 +10,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import datetime, timedelta
-from pathlib import Path
+from datetime import timedelta
 
 import pytest
 
-from core.adapters.store.sqlite import SQLiteStore
 from core.adapters.whatsapp import SentMessage, SessionHealth
 from core.app import Core
-from core.delivery.sender import Sender
 from core.domain.clock import FakeClock
 from core.domain.errors import WhatsAppNotReady
-from core.domain.models import Delivery, DeliveryStatus, Media
+from core.domain.models import DeliveryStatus, Media
 from tests.engine.conftest import (
     PHONE,
     START,
     CoreFactory,
-    RecordingNotifier,
+    SlowStore,
+    bare_sender,
     deliveries,
     eventually,
 )
@@ -234,24 +232,6 @@ async def test_held_after_a_refused_send_while_thought_working_says_not_linked_n
     )
 
 
-class SlowStore(SQLiteStore):
-    """The SQLite store on a slow disk: once `slow` is set, the next claim waits until the
-    test opens `gate` (the test moves the clock meanwhile)."""
-
-    slow = False
-    entered: asyncio.Event
-    gate: asyncio.Event
-
-    async def claim_delivery(
-        self, *, now: datetime, lease_s: float, worker: str
-    ) -> Delivery | None:
-        if self.slow:
-            self.slow = False
-            self.entered.set()
-            await self.gate.wait()
-        return await super().claim_delivery(now=now, lease_s=lease_s, worker=worker)
-
-
 class StartingSidecar:
     """A `SendPort` whose session is STARTING: /health says so, a send is refused."""
 
@@ -269,27 +249,12 @@ class StartingSidecar:
 
 
 async def test_a_paused_sender_slow_to_hold_due_deliveries_still_probes_on_time(
-    tmp_path: Path,
+    slow_store: SlowStore, clock: FakeClock
 ) -> None:
-    clock = FakeClock(START)
-    store = await SlowStore.open(f"sqlite:///{tmp_path / 'wasched.db'}")
-    assert isinstance(store, SlowStore)
-    store.entered, store.gate = asyncio.Event(), asyncio.Event()
+    store = slow_store
     sidecar = StartingSidecar()
-    sender = Sender(
-        store,
-        clock,
-        sidecar,
-        RecordingNotifier(),
-        gap_min_s=0,
-        gap_max_s=0,
-        hourly_cap=10_000,
-        daily_cap=100_000,
-        retry_max_attempts=3,
-        probe_every_s=PROBE_EVERY_S,
-        probe_max_s=PROBE_MAX_S,
-        report_every_s=0,
-        worker="w1",
+    sender = bare_sender(
+        store, clock, sidecar, probe_every_s=PROBE_EVERY_S, probe_max_s=PROBE_MAX_S
     )
     probe_at = START + timedelta(seconds=PROBE_EVERY_S)
     await sender.start()
@@ -311,4 +276,3 @@ async def test_a_paused_sender_slow_to_hold_due_deliveries_still_probes_on_time(
         await eventually(lambda: sidecar.health_requests == 3, what="the third probe")
     finally:
         await sender.stop()
-        await store.close()

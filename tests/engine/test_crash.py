@@ -6,38 +6,20 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import sys
 from collections.abc import AsyncIterator
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from core.adapters.store import open_store
-from core.domain.clock import SystemClock
-from core.domain.models import (
-    FINAL_STATUSES,
-    DeliveryFilter,
-    DeliveryStatus,
-    Recipient,
-    RecipientKind,
-    Rule,
-    RuleKind,
-)
+from core.domain.models import DeliveryFilter, DeliveryStatus
 from tests.engine.conftest import eventually
+from tests.engine.processes import all_final, seed_burst, start_python
 from tests.fakes.sidecar import FakeSidecar, free_port
 from tests.store.conftest import SHARED_DATABASES, database_url_of
 
-REPO = Path(__file__).resolve().parents[2]
 SCHEDULES = 20
 RECIPIENTS = 10  # 200 deliveries
-
-
-async def start_core(env: dict[str, str], log: Path) -> asyncio.subprocess.Process:
-    with log.open("ab") as out:
-        return await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "core", cwd=REPO, env=env, stdout=out, stderr=out
-        )
 
 
 @pytest.fixture(params=SHARED_DATABASES)
@@ -57,20 +39,7 @@ async def test_sigkill_mid_burst_loses_nothing_and_doubles_nothing(
         port = free_port()
     sidecar.events_url = f"http://127.0.0.1:{port}/whatsapp/events"
 
-    store = await open_store(database_url)
-    at = SystemClock().now() - timedelta(seconds=5)
-    for n in range(SCHEDULES):
-        await store.add_schedule(
-            owner_id=1,
-            recipients=[
-                Recipient(kind=RecipientKind.phone, address=f"+4915100{n:03d}{r:03d}")
-                for r in range(RECIPIENTS)
-            ],
-            rule=Rule(kind=RuleKind.once, timezone="UTC", at=at),
-            next_run_at=at,
-            text=f"burst {n}",
-        )
-    await store.close()
+    await seed_burst(database_url, schedules=SCHEDULES, recipients=RECIPIENTS)
 
     env = {
         **os.environ,
@@ -87,7 +56,7 @@ async def test_sigkill_mid_burst_loses_nothing_and_doubles_nothing(
         "TELEGRAM_BOT_TOKEN": "",
     }
     log = tmp_path / "core.log"
-    first = await start_core(env, log)
+    first = await start_python("-m", "core", env=env, log=log)
     try:
         await eventually(lambda: len(sidecar.outbox) >= 40, within_s=300, what="some sends")
         first.send_signal(signal.SIGKILL)
@@ -99,19 +68,16 @@ async def test_sigkill_mid_burst_loses_nothing_and_doubles_nothing(
     sent_before_kill = len(sidecar.outbox)
     assert sent_before_kill < SCHEDULES * RECIPIENTS, "the kill came too late to prove much"
 
-    second = await start_core(env, log)
+    second = await start_python("-m", "core", env=env, log=log)
     store = await open_store(database_url)
     try:
-
-        async def all_final() -> bool:
-            found = await store.list_deliveries(DeliveryFilter())
-            return len(found) == SCHEDULES * RECIPIENTS and all(
-                d.status in FINAL_STATUSES for d in found
-            )
-
         # A bound, not a measure: FerretDB on SQLite takes about a second a send on a busy
         # machine (its sorts and filters are not pushed down to SQLite).
-        await eventually(all_final, within_s=600, what="every delivery to end")
+        await eventually(
+            lambda: all_final(store, SCHEDULES * RECIPIENTS),
+            within_s=600,
+            what="every delivery to end",
+        )
         second.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(second.wait(), 30) == 0, log.read_text()[-3000:]
 

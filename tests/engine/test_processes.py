@@ -5,7 +5,9 @@ Real processes: the sidecar in its fake engine (node), two `wasched run`, each w
 Telegram bot (Telegram lets one process poll a token; see the README's "Larger installs"), one
 shared store: a SQLite file, or a fresh database on the real MongoDB server. WhatsApp is not
 linked while both start, so the burst waits `held` until both are up; then the session works
-and both senders race for it, and one of them is killed once it has sent some.
+and both senders race for it, the sidecar letting their sends out a few at a time
+(`POST /fake/hold`), and one of them is killed once it has sent some: the burst cannot end
+before the kill, whatever the machine's speed.
 """
 
 from __future__ import annotations
@@ -14,11 +16,9 @@ import asyncio
 import os
 import signal
 import socket
-import sys
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,18 +27,10 @@ import pytest
 from pymongo import AsyncMongoClient
 
 from core.adapters.store import open_store
-from core.domain.clock import SystemClock
-from core.domain.models import (
-    FINAL_STATUSES,
-    DeliveryFilter,
-    DeliveryStatus,
-    Recipient,
-    RecipientKind,
-    Rule,
-    RuleKind,
-)
+from core.domain.models import DeliveryFilter, DeliveryStatus
 from tests.bot.test_e2e import API_KEY, REPO, SIDECAR, free_port, needs_node, stop, wait_until_up
 from tests.engine.conftest import eventually
+from tests.engine.processes import address, all_final, seed_burst, start_python
 from tests.fakes.telegram import FakeTelegram
 from tests.store.conftest import (
     FERRETDB_NOT_ATOMIC,
@@ -52,16 +44,13 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 SCHEDULES = 10
 RECIPIENTS = 8  # 80 messages due at once
 OWNER = 4242
+STEP = 4  # sends the sidecar lets out at a time until both processes have sent some
 # What the sidecar logs when it answers a send of a key it has seen (its src/sender.js).
 DUPLICATE_ANSWERS = (
     "duplicate send answered from the ledger",
     "same key already being sent; sharing its outcome",
     "an earlier attempt was found in the chat",
 )
-
-
-def address(schedule: int, recipient: int) -> str:
-    return f"+4915100{schedule:03d}{recipient:03d}"
 
 
 def chat(phone: str) -> str:
@@ -75,6 +64,14 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
         yield url
 
 
+async def hold(http: aiohttp.ClientSession, sidecar_url: str, sends: int | None) -> None:
+    """Let `sends` more sends out of the sidecar, holding the rest in flight (None: all)."""
+    async with http.post(
+        f"{sidecar_url}/fake/hold", json={"sends": sends}, headers={"X-Api-Key": API_KEY}
+    ) as response:
+        assert response.status == 200, await response.text()
+
+
 async def outbox(http: aiohttp.ClientSession, sidecar_url: str) -> list[dict[str, Any]]:
     async with http.get(f"{sidecar_url}/fake/outbox", headers={"X-Api-Key": API_KEY}) as response:
         assert response.status == 200, await response.text()
@@ -86,22 +83,9 @@ async def outbox(http: aiohttp.ClientSession, sidecar_url: str) -> list[dict[str
 async def test_two_processes_kill_one_mid_burst_each_recipient_gets_each_message_once(
     tmp_path: Path, database_url: str
 ) -> None:
-    store = await open_store(database_url)
-    try:
-        at = SystemClock().now() - timedelta(seconds=5)
-        for n in range(SCHEDULES):
-            await store.add_schedule(
-                owner_id=OWNER,
-                recipients=[
-                    Recipient(kind=RecipientKind.phone, address=address(n, r))
-                    for r in range(RECIPIENTS)
-                ],
-                rule=Rule(kind=RuleKind.once, timezone="UTC", at=at),
-                next_run_at=at,
-                text=f"burst {n}",
-            )
-    finally:
-        await store.close()
+    await seed_burst(
+        database_url, schedules=SCHEDULES, recipients=RECIPIENTS, owner_id=OWNER, text="burst"
+    )
 
     sidecar_port = free_port()
     core_ports = [free_port(), free_port()]
@@ -128,8 +112,6 @@ async def test_two_processes_kill_one_mid_burst_each_recipient_gets_each_message
                 # Info: the sidecar logs each send it answers as a duplicate of a key.
                 "WHATSAPP_LOG_LEVEL": "info",
                 "WHATSAPP_FAKE_START_STATE": "SCAN_QR_CODE",
-                # Sends that take a moment, so the burst lasts while both processes send.
-                "WHATSAPP_FAKE_SEND_DELAY_MS": "100",
             },
             stdout=out,
             stderr=asyncio.subprocess.STDOUT,
@@ -144,8 +126,7 @@ async def test_two_processes_kill_one_mid_burst_each_recipient_gets_each_message
             telegram.add_user(OWNER)
             log = tmp_path / f"wasched-{n}.log"
             logs.append(log)
-            process = await asyncio.create_subprocess_exec(
-                sys.executable,
+            process = await start_python(
                 "-m",
                 "bot",
                 "run",
@@ -169,8 +150,7 @@ async def test_two_processes_kill_one_mid_burst_each_recipient_gets_each_message
                     "MISFIRE_GRACE_S": "3600",
                     "WHATSAPP_PROBE_EVERY_S": "0.2",
                 },
-                stdout=stack.enter_context(log.open("wb")),
-                stderr=asyncio.subprocess.STDOUT,
+                log=log,
             )
             processes.append(process)
             stack.push_async_callback(stop, process, log)
@@ -196,15 +176,25 @@ async def test_two_processes_kill_one_mid_burst_each_recipient_gets_each_message
             await eventually(all_waiting, within_s=300, what="the burst to wait for WhatsApp")
         finally:
             await store.close()
+        # The sidecar lets the sends out a few at a time: the rest wait in flight, so the
+        # burst is still going when the kill lands.
+        await hold(http, sidecar_url, 0)
         async with http.post(
             f"{sidecar_url}/fake/state", json={"state": "WORKING"}, headers={"X-Api-Key": API_KEY}
         ) as response:
             assert response.status < 300, await response.text()
-        await eventually(
-            lambda: sends_by(logs[0]) >= 3 and sends_by(logs[1]) >= 3,
-            within_s=300,
-            what="both processes to send",
-        )
+        let_out = 0
+        while not (sends_by(logs[0]) >= 3 and sends_by(logs[1]) >= 3):
+            # A process records a window of sends once every one of them was answered, so
+            # this may let out more than six; never the whole burst.
+            assert let_out + STEP < SCHEDULES * RECIPIENTS, "one process took the whole burst"
+            let_out += STEP
+            await hold(http, sidecar_url, STEP)
+
+            async def all_let_out() -> bool:
+                return await sent() == let_out  # noqa: B023
+
+            await eventually(all_let_out, within_s=300, what=f"{let_out} sends to go out")
         doomed.send_signal(signal.SIGKILL)
         await doomed.wait()
         assert await sent() < SCHEDULES * RECIPIENTS, "the kill came too late to prove much"
@@ -221,18 +211,16 @@ async def test_two_processes_kill_one_mid_burst_each_recipient_gets_each_message
             ]
         finally:
             await store.close()
+        await hold(http, sidecar_url, None)
 
         # The survivor sends the rest, and what the killed one held once its lease ends.
         store = await open_store(database_url)
         try:
-
-            async def all_final() -> bool:
-                found = await store.list_deliveries(DeliveryFilter())
-                return len(found) == SCHEDULES * RECIPIENTS and all(
-                    d.status in FINAL_STATUSES for d in found
-                )
-
-            await eventually(all_final, within_s=900, what="every delivery to end")
+            await eventually(
+                lambda: all_final(store, SCHEDULES * RECIPIENTS),
+                within_s=900,
+                what="every delivery to end",
+            )
             runs = await store.list_runs(limit=1000)
         finally:
             await store.close()

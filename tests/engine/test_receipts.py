@@ -46,11 +46,13 @@ async def statuses(core: Core, run_id: int) -> list[DeliveryStatus]:
 
 
 async def settled(receipts: Receipts, clock: FakeClock) -> None:
-    """Wait until the reconcile loop caught up with the clock and waits for a later instant."""
+    """Wait until the reconcile loop caught up with the clock and waits for a later instant,
+    asleep on the clock (the loop says until when before its sleep is on the clock: moving
+    the clock in between would move that sleep along with it)."""
 
     def waiting() -> bool:
         until = receipts.waiting_until
-        return until is not None and until > clock.now()
+        return until is not None and until > clock.now() and until in clock.sleeping_until()
 
     await eventually(waiting, what="the receipts loop to wait")
 

@@ -13,9 +13,7 @@ import contextlib
 import os
 import shutil
 import signal
-import sys
 from collections.abc import AsyncIterator
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,22 +21,17 @@ import aiohttp
 import pytest
 
 from core.adapters.store.sqlite import SQLiteStore
-from core.domain.clock import SystemClock
 from core.domain.models import (
     Delivery,
     DeliveryFilter,
     DeliveryStatus,
-    Recipient,
-    RecipientKind,
-    Rule,
-    RuleKind,
 )
 from tests.engine.conftest import eventually
+from tests.engine.processes import REPO, Process, seed_burst, start_python
 from tests.fakes.sidecar import FakeSidecar, free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-REPO = Path(__file__).resolve().parents[2]
 SIDECAR = REPO / "whatsapp-service"
 API_KEY = "receipts-crash-key"
 RECIPIENTS = 6
@@ -47,8 +40,6 @@ needs_node = pytest.mark.skipif(
     shutil.which("node") is None or not (SIDECAR / "node_modules").is_dir(),
     reason="needs node and `npm ci` in whatsapp-service",
 )
-
-Process = asyncio.subprocess.Process
 
 
 def clean_env() -> dict[str, str]:
@@ -115,10 +106,7 @@ class World:
             "SEND_GAP_MAX_S": "0",
             "MISFIRE_GRACE_S": "3600",
         }
-        with (self.tmp / "core.log").open("ab") as out:
-            process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "core", cwd=REPO, env=env, stdout=out, stderr=out
-            )
+        process = await start_python("-m", "core", env=env, log=self.tmp / "core.log")
         self.processes.append(process)
         return process
 
@@ -156,23 +144,6 @@ async def kill(process: Process) -> None:
     assert await process.wait() == -signal.SIGKILL
 
 
-async def seed(database_url: str, recipients: int) -> None:
-    """One schedule due now to `recipients` numbers."""
-    store = await SQLiteStore.open(database_url)
-    at = SystemClock().now() - timedelta(seconds=5)
-    await store.add_schedule(
-        owner_id=1,
-        recipients=[
-            Recipient(kind=RecipientKind.phone, address=f"+4915100{n:06d}")
-            for n in range(recipients)
-        ],
-        rule=Rule(kind=RuleKind.once, timezone="UTC", at=at),
-        next_run_at=at,
-        text="receipt",
-    )
-    await store.close()
-
-
 async def stored(database_url: str) -> list[Delivery]:
     store = await SQLiteStore.open(database_url)
     try:
@@ -197,7 +168,7 @@ async def sent_then_core_killed(world: World) -> Process:
     """Core sends to every recipient (the phones do not ack yet), then is SIGKILLed; the
     phones then read them all while core is down. Returns the sidecar process."""
     await world.sidecar("POST", "/fake/acks", {"mode": "stop_at_1"})
-    await seed(world.database_url, RECIPIENTS)
+    await seed_burst(world.database_url, schedules=1, recipients=RECIPIENTS, text="receipt")
     core = await world.start_core()
     await until_all(world.database_url, DeliveryStatus.sent, RECIPIENTS, world.tail("core.log"))
     await kill(core)
@@ -250,7 +221,7 @@ async def test_an_ack_that_beat_the_record_of_its_send_survives_core_killed_in_b
     fake.send_gate = asyncio.Event()
     await fake.start()
     try:
-        await seed(world.database_url, 1)
+        await seed_burst(world.database_url, schedules=1, recipients=1, text="receipt")
         core = await world.start_core(fake.url)
         await eventually(lambda: len(fake.outbox) == 1, within_s=30, what="the send in flight")
         [record] = fake.outbox

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 from core.adapters.store.sqlite import SQLiteStore
@@ -28,6 +28,8 @@ from tests.engine.conftest import (
     PHONE,
     CoreFactory,
     RecordingNotifier,
+    SlowStore,
+    bare_sender,
     deliveries,
     eventually,
 )
@@ -285,16 +287,7 @@ async def test_a_delivery_left_sending_by_a_crash_is_sent_again_with_the_same_ke
     # Before this core starts, a worker claimed a delivery, the sidecar sent it, and the
     # worker died before recording it.
     store = await SQLiteStore.open(database_url)
-    schedule = await store.add_schedule(
-        owner_id=7,
-        recipients=[Recipient(kind=RecipientKind.phone, address=PHONE)],
-        rule=Rule(kind=RuleKind.once, timezone="UTC", at=clock.now() + timedelta(days=1)),
-        next_run_at=clock.now() + timedelta(days=1),
-        text="once only",
-    )
-    run, _ = await runs.start_run(
-        store, clock, schedule, scheduled_for=clock.now(), trigger=RunTrigger.manual
-    )
+    run_id = await run_now_to_phone(store, clock, text="once only")
     claimed = await store.claim_delivery(now=clock.now(), lease_s=120, worker="dead:1")
     await store.close()
     assert claimed is not None
@@ -310,13 +303,13 @@ async def test_a_delivery_left_sending_by_a_crash_is_sent_again_with_the_same_ke
 
     core = await start_core()
     await asyncio.sleep(0.2)
-    (d,) = await deliveries(core, run_id=run.id)
+    (d,) = await deliveries(core, run_id=run_id)
     assert d.status is DeliveryStatus.sending  # still leased to the dead worker
 
     await clock.advance(121)
 
     async def sent() -> bool:
-        (d,) = await deliveries(core, run_id=run.id)
+        (d,) = await deliveries(core, run_id=run_id)
         return d.status is DeliveryStatus.sent and d.whatsapp_id == "true_earlier"
 
     await eventually(sent, what="the reclaimed delivery")
@@ -324,96 +317,20 @@ async def test_a_delivery_left_sending_by_a_crash_is_sent_again_with_the_same_ke
     assert sidecar.requests == 1
 
 
-class LinkedWhileRefusingSidecar:
-    """A `SendPort` whose session links while the first send is on the wire: it refuses
-    that send (`not_ready`), and its WORKING event reaches the sender before the refusal."""
-
-    def __init__(self) -> None:
-        self.sender: Sender | None = None
-        self.refused = 0
-        self.keys: list[str] = []
-
-    async def send(
-        self, to: str, text: str, *, idempotency_key: str, media: Media | None = None
-    ) -> SentMessage:
-        if not self.refused:
-            self.refused += 1
-            assert self.sender is not None
-            self.sender.session_changed(SessionState.WORKING)  # what POST /whatsapp/events does
-            raise WhatsAppNotReady("session is STARTING")
-        self.keys.append(idempotency_key)
-        return SentMessage(id=f"wa-{idempotency_key}", to=to, timestamp=None, duplicate=False)
-
-    async def health(self, *, within_s: float | None = None) -> SessionHealth:
-        return SessionHealth(status="ok", engine="fake", state=SessionState.WORKING, me=None)
-
-
-async def test_working_heard_while_a_send_is_refused_sends_it_again_without_a_probe(
-    tmp_path: Path, clock: FakeClock
-) -> None:
-    store = await SQLiteStore.open(f"sqlite:///{tmp_path / 'wasched.db'}")
-    sidecar = LinkedWhileRefusingSidecar()
-    sender = Sender(
-        store,
-        clock,
-        sidecar,
-        RecordingNotifier(),
-        gap_min_s=0,
-        gap_max_s=0,
-        hourly_cap=10_000,
-        daily_cap=100_000,
-        retry_max_attempts=3,
-        report_every_s=0,
-        worker="w1",
+async def run_now_to_phone(store: SQLiteStore, clock: FakeClock, text: str = "hi") -> int:
+    """Start a run now of a one-shot schedule (due tomorrow) to PHONE: one queued delivery;
+    the run's id."""
+    schedule = await store.add_schedule(
+        owner_id=7,
+        recipients=[Recipient(kind=RecipientKind.phone, address=PHONE)],
+        rule=Rule(kind=RuleKind.once, timezone="UTC", at=clock.now() + timedelta(days=1)),
+        next_run_at=clock.now() + timedelta(days=1),
+        text=text,
     )
-    sidecar.sender = sender
-    await sender.start()
-    try:
-        await eventually(
-            lambda: sender.status()["session_state"] == SessionState.WORKING,
-            what="the first probe",
-        )
-        schedule = await store.add_schedule(
-            owner_id=7,
-            recipients=[Recipient(kind=RecipientKind.phone, address=PHONE)],
-            rule=Rule(kind=RuleKind.once, timezone="UTC", at=clock.now() + timedelta(days=1)),
-            next_run_at=clock.now() + timedelta(days=1),
-            text="hi",
-        )
-        run, _ = await runs.start_run(
-            store, clock, schedule, scheduled_for=clock.now(), trigger=RunTrigger.manual
-        )
-        sender.deliveries_queued()
-
-        # The clock does not move: no probe comes to say the session works.
-        async def sent() -> bool:
-            (d,) = await store.list_deliveries(DeliveryFilter(run_id=run.id))
-            return d.status is DeliveryStatus.sent
-
-        await eventually(sent, what="the refused send going out again")
-        (d,) = await store.list_deliveries(DeliveryFilter(run_id=run.id))
-        assert d.attempts == 1 and sidecar.refused == 1
-        assert sidecar.keys == [d.idempotency_key]
-        assert not sender.paused
-    finally:
-        await sender.stop()
-        await store.close()
-
-
-class SlowToAnswerStore(SQLiteStore):
-    """The SQLite store on a slow disk: once `slow` is set, the next `next_delivery_due_at`
-    waits until the test opens `gate` (the test moves the clock meanwhile)."""
-
-    slow = False
-    entered: asyncio.Event
-    gate: asyncio.Event
-
-    async def next_delivery_due_at(self) -> datetime | None:
-        if self.slow:
-            self.slow = False
-            self.entered.set()
-            await self.gate.wait()
-        return await super().next_delivery_due_at()
+    run, _ = await runs.start_run(
+        store, clock, schedule, scheduled_for=clock.now(), trigger=RunTrigger.manual
+    )
+    return run.id
 
 
 class WorkingSidecar:
@@ -432,41 +349,69 @@ class WorkingSidecar:
         return SessionHealth(status="ok", engine="fake", state=SessionState.WORKING, me=None)
 
 
-async def test_a_delivery_that_came_due_while_the_sender_looked_goes_out_at_once(
+class LinkedWhileRefusingSidecar(WorkingSidecar):
+    """A `SendPort` whose session links while the first send is on the wire: it refuses
+    that send (`not_ready`), and its WORKING event reaches the sender before the refusal."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sender: Sender | None = None
+        self.refused = 0
+
+    async def send(
+        self, to: str, text: str, *, idempotency_key: str, media: Media | None = None
+    ) -> SentMessage:
+        if not self.refused:
+            self.refused += 1
+            assert self.sender is not None
+            self.sender.session_changed(SessionState.WORKING)  # what POST /whatsapp/events does
+            raise WhatsAppNotReady("session is STARTING")
+        return await super().send(to, text, idempotency_key=idempotency_key, media=media)
+
+
+async def test_working_heard_while_a_send_is_refused_sends_it_again_without_a_probe(
     tmp_path: Path, clock: FakeClock
 ) -> None:
-    store = await SlowToAnswerStore.open(f"sqlite:///{tmp_path / 'wasched.db'}")
-    assert isinstance(store, SlowToAnswerStore)
-    store.entered, store.gate = asyncio.Event(), asyncio.Event()
-    schedule = await store.add_schedule(
-        owner_id=7,
-        recipients=[Recipient(kind=RecipientKind.phone, address=PHONE)],
-        rule=Rule(kind=RuleKind.once, timezone="UTC", at=clock.now() + timedelta(days=1)),
-        next_run_at=clock.now() + timedelta(days=1),
-        text="hi",
-    )
-    run, _ = await runs.start_run(
-        store, clock, schedule, scheduled_for=clock.now(), trigger=RunTrigger.manual
-    )
-    (queued,) = await store.list_deliveries(DeliveryFilter(run_id=run.id))
+    store = await SQLiteStore.open(f"sqlite:///{tmp_path / 'wasched.db'}")
+    sidecar = LinkedWhileRefusingSidecar()
+    sender = bare_sender(store, clock, sidecar)
+    sidecar.sender = sender
+    await sender.start()
+    try:
+        await eventually(
+            lambda: sender.status()["session_state"] == SessionState.WORKING,
+            what="the first probe",
+        )
+        run_id = await run_now_to_phone(store, clock)
+        sender.deliveries_queued()
+
+        # The clock does not move: no probe comes to say the session works.
+        async def sent() -> bool:
+            (d,) = await store.list_deliveries(DeliveryFilter(run_id=run_id))
+            return d.status is DeliveryStatus.sent
+
+        await eventually(sent, what="the refused send going out again")
+        (d,) = await store.list_deliveries(DeliveryFilter(run_id=run_id))
+        assert d.attempts == 1 and sidecar.refused == 1
+        assert sidecar.keys == [d.idempotency_key]
+        assert not sender.paused
+    finally:
+        await sender.stop()
+        await store.close()
+
+
+async def test_a_delivery_that_came_due_while_the_sender_looked_goes_out_at_once(
+    slow_store: SlowStore, clock: FakeClock
+) -> None:
+    store = slow_store
+    store.stall_on = "next_delivery_due_at"
+    run_id = await run_now_to_phone(store, clock)
+    (queued,) = await store.list_deliveries(DeliveryFilter(run_id=run_id))
     due = clock.now() + timedelta(seconds=40)  # a retry's backoff, say
     await store.update_delivery(queued.id, next_attempt_at=due)
     store.slow = True
     sidecar = WorkingSidecar()
-    sender = Sender(
-        store,
-        clock,
-        sidecar,
-        RecordingNotifier(),
-        gap_min_s=0,
-        gap_max_s=0,
-        hourly_cap=10_000,
-        daily_cap=100_000,
-        retry_max_attempts=3,
-        report_every_s=0,
-        idle_check_s=60,
-        worker="w1",
-    )
+    sender = bare_sender(store, clock, sidecar, idle_check_s=60)
     await sender.start()
     try:
         # It found nothing to claim and asks when the next one is due; the store is slow
@@ -478,4 +423,3 @@ async def test_a_delivery_that_came_due_while_the_sender_looked_goes_out_at_once
         assert sidecar.keys == [queued.idempotency_key]
     finally:
         await sender.stop()
-        await store.close()

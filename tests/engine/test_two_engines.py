@@ -69,7 +69,13 @@ async def test_two_engines_and_senders_on_one_store_send_each_occurrence_once(
             )
 
         await eventually(settled, within_s=300, what="every send recorded")
-    await asyncio.sleep(0.2)
+        # Each sender counts its sends after the store has them, one by one: wait for the
+        # count (the assertion below says it is exact), not for a moment.
+        await eventually(
+            lambda: one.sender.sent_count + two.sender.sent_count >= total,  # noqa: B023
+            within_s=300,
+            what="every send counted",
+        )
 
     assert len(sidecar.keys()) == len(set(sidecar.keys())) == 3 * expected
     assert sidecar.requests == 3 * expected  # not even a refused duplicate

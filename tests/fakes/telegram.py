@@ -721,12 +721,39 @@ class FakeTelegram:
         message = self._target(params, "edit")
         if message.kind != "text":
             raise bad_request("there is no text in the message to edit")
-        source = str(params.get("text") or "")
-        if not source.strip():
+        if not str(params.get("text") or "").strip():
             raise bad_request("message text is empty")
-        text, entities = self._formatted(source, params, "entities")
-        if telegram_length(text) > TEXT_LIMIT:
-            raise bad_request("MESSAGE_TOO_LONG")
+        return await self._edit_content(
+            message, params, ("text", "entities"), TEXT_LIMIT, "MESSAGE_TOO_LONG"
+        )
+
+    async def _api_editmessagecaption(self, params: dict[str, Any]) -> Any:
+        message = self._target(params, "edit")
+        if message.kind == "text":
+            raise bad_request("there is no caption in the message to edit")
+        return await self._edit_content(
+            message,
+            params,
+            ("caption", "caption_entities"),
+            CAPTION_LIMIT,
+            "message caption is too long",
+        )
+
+    async def _edit_content(
+        self,
+        message: ChatMessage,
+        params: dict[str, Any],
+        fields: tuple[str, str],
+        limit: int,
+        too_long: str,
+    ) -> Any:
+        """Edit the text (or caption) in `fields` and the keyboard of `message`, as Telegram
+        does: refused when it is longer than `limit`, or when it changes nothing."""
+        field, entities_field = fields
+        source = str(params.get(field) or "")
+        text, entities = self._formatted(source, params, entities_field)
+        if telegram_length(text) > limit:
+            raise bad_request(too_long)
         markup = self._markup(params)
         # Telegram refuses only an edit that changes nothing: text, entities and keyboard.
         if (text, entities, markup) == (message.text, message.entities, message.reply_markup):
@@ -734,24 +761,7 @@ class FakeTelegram:
         message.text, message.source, message.reply_markup = text, source, markup
         message.entities = entities
         message.edits += 1
-        await self._record("edit", message, "editmessagetext", params)
-        return self._message_payload(message)
-
-    async def _api_editmessagecaption(self, params: dict[str, Any]) -> Any:
-        message = self._target(params, "edit")
-        if message.kind == "text":
-            raise bad_request("there is no caption in the message to edit")
-        source = str(params.get("caption") or "")
-        caption, entities = self._formatted(source, params, "caption_entities")
-        if telegram_length(caption) > CAPTION_LIMIT:
-            raise bad_request("message caption is too long")
-        markup = self._markup(params)
-        if (caption, entities, markup) == (message.text, message.entities, message.reply_markup):
-            raise bad_request(NOT_MODIFIED.removeprefix("Bad Request: "))
-        message.text, message.source, message.reply_markup = caption, source, markup
-        message.entities = entities
-        message.edits += 1
-        await self._record("edit", message, "editmessagecaption", params)
+        await self._record("edit", message, f"editmessage{field}", params)
         return self._message_payload(message)
 
     async def _api_editmessagereplymarkup(self, params: dict[str, Any]) -> Any:

@@ -306,6 +306,50 @@ describe('POST /fake/acks', () => {
   });
 });
 
+describe('POST /fake/hold', () => {
+  test('lets N more sends of a burst out, holds the rest in flight until released', async () => {
+    const { app, engine } = await startApp();
+    await eventually(async () => (await health(app)).state === 'WORKING', { what: 'WORKING' });
+    assert.deepEqual((await fake(app, '/fake/hold', { sends: 2 })).json(), { sends: 2, held: 0 });
+    let answered = 0;
+    const burst = Array.from({ length: 5 }, () =>
+      send(app).then((response) => {
+        answered += 1;
+        return response;
+      }),
+    );
+    await eventually(async () => answered === 2, { what: 'two sends answered' });
+    assert.equal(engine.outbox.length, 2);
+    assert.deepEqual((await fake(app, '/fake/hold', { sends: 1 })).json(), { sends: 1, held: 2 });
+    await eventually(async () => answered === 3, { what: 'one more answered' });
+    assert.equal(engine.outbox.length, 3);
+    assert.deepEqual((await fake(app, '/fake/hold', { sends: null })).json(), {
+      sends: null,
+      held: 0,
+    });
+    const responses = await Promise.all(burst);
+    assert.deepEqual(
+      responses.map((response) => response.statusCode),
+      [201, 201, 201, 201, 201],
+    );
+    assert.equal(engine.outbox.length, 5);
+    assert.equal((await fake(app, '/fake/hold', { sends: -1 })).statusCode, 400);
+  });
+
+  test('a held send is refused when the engine stops', async () => {
+    const { app, engine } = await startApp();
+    await eventually(async () => (await health(app)).state === 'WORKING', { what: 'WORKING' });
+    await fake(app, '/fake/hold', { sends: 0 });
+    const held = send(app);
+    await eventually(async () => (await fake(app, '/fake/hold', { sends: 0 })).json().held === 1, {
+      what: 'the send held',
+    });
+    await engine.stop();
+    assert.equal((await held).statusCode, 409);
+    assert.equal(engine.outbox.length, 0);
+  });
+});
+
 describe('POST /fake/disconnect', () => {
   test('drops the session after N more sends of a burst; the rest get 409 not_ready', async () => {
     const { app, engine, events } = await startApp();

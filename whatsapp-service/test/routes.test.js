@@ -55,6 +55,7 @@ describe('X-Api-Key', () => {
     ['POST', '/fake/acks'],
     ['POST', '/fake/acks/catch-up'],
     ['POST', '/fake/disconnect'],
+    ['POST', '/fake/hold'],
     ['GET', '/fake/requests'],
   ];
 

@@ -63,6 +63,9 @@ export class FakeEngine extends Engine {
   #disconnect = null;
   #stopped = false;
   #started = false;
+  // POST /fake/hold: how many more sends may go out (null: no hold), and the sends waiting.
+  #allowance = null;
+  #held = [];
 
   constructor({
     dataDir,
@@ -113,6 +116,7 @@ export class FakeEngine extends Engine {
     for (const timer of this.#timers) clearTimeout(timer);
     this.#timers.clear();
     this.#sessionTimer = null;
+    this.holdSends(null); // held sends end (refused: the session is STOPPED)
     this.setSession('STOPPED');
     if (this.#started) await this.#file.save(); // never overwrite an outbox it did not load
   }
@@ -189,6 +193,20 @@ export class FakeEngine extends Engine {
   disconnectAfter(afterSends, { state = 'STARTING', failure } = {}) {
     this.#disconnect = { left: afterSends, state, failure };
     if (afterSends === 0) this.#dropIfDue();
+  }
+
+  /**
+   * Test route POST /fake/hold: from now on only `sends` more sends go out (in the order they
+   * came); the others wait, in flight, until a later call lets more through. `null` lets
+   * every send through again. Returns how many sends are waiting.
+   */
+  holdSends(sends) {
+    this.#allowance = sends;
+    while (this.#held.length > 0 && (this.#allowance === null || this.#allowance > 0)) {
+      if (this.#allowance !== null) this.#allowance -= 1;
+      this.#held.shift()();
+    }
+    return this.#held.length;
   }
 
   #dropIfDue() {
@@ -272,6 +290,15 @@ export class FakeEngine extends Engine {
     }
     this.requireWorking('send');
     const chatId = chatOf(to);
+    if (this.#allowance !== null) {
+      if (this.#allowance > 0) {
+        this.#allowance -= 1;
+      } else {
+        this.log.info({ key: logRef(idempotencyKey) }, 'fake send held');
+        await new Promise((resolve) => this.#held.push(resolve));
+      }
+      this.requireWorking('send'); // the session may have dropped meanwhile
+    }
     if (this.sendDelayMs > 0) {
       this.sendsInFlight += 1;
       this.log.info({ key: logRef(idempotencyKey) }, 'fake send in flight');

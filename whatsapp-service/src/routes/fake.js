@@ -179,6 +179,31 @@ export default async function fakeRoutes(app, { engine, requests }) {
     },
   );
 
+  app.post(
+    '/fake/hold',
+    {
+      schema: {
+        body: {
+          type: 'object',
+          required: ['sends'],
+          properties: { sends: { type: ['integer', 'null'], minimum: 0 } },
+        },
+        response: {
+          200: {
+            type: 'object',
+            required: ['sends', 'held'],
+            properties: { sends: { type: ['integer', 'null'] }, held: { type: 'integer' } },
+          },
+          ...errors(400, 401),
+        },
+      },
+    },
+    async (request) => {
+      const { sends } = request.body;
+      return { sends, held: engine.holdSends(sends) };
+    },
+  );
+
   app.get(
     '/fake/requests',
     {
