@@ -668,3 +668,13 @@ class TelegramNotifier:
             self._qr_messages[chat_id] = message_id
 
         return remember
+
+    # --- schedules that end --------------------------------------------------------------
+
+    async def schedule_done(self, schedule: Schedule, occurrences: int) -> None:
+        """Tell the owner once that a recurring schedule has ended (core calls this once)."""
+        text = ui.schedule_done_text(schedule, occurrences)
+        self.outbox.put(
+            schedule.owner_id,
+            Note(schedule.owner_id, text, ui.schedule_done_buttons(schedule)),
+        )

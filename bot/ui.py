@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import re
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from html import escape, unescape
 from zoneinfo import ZoneInfo
 
@@ -34,6 +34,8 @@ from core.domain.models import (
     DeliveryStatus,
     Recipient,
     RecipientKind,
+    Rule,
+    RuleKind,
     Run,
     RunTrigger,
     Schedule,
@@ -42,7 +44,13 @@ from core.domain.models import (
 )
 from core.domain.recipients import Choice, address_label, distinct_labels, label, typed_key
 from core.domain.session import Remedy, SessionWords
-from core.domain.when import describe, format_local
+from core.domain.when import (
+    MOST_TIMES,
+    describe,
+    end_words,
+    format_local,
+    occurrences_left,
+)
 from core.services import (
     Group,
     ImportResult,
@@ -290,11 +298,13 @@ def schedule_block(schedule: Schedule, template_name: str | None = None) -> str:
     if schedule.media is not None:
         message = f"📎 {escape(schedule.media.filename)} {message}".strip()
     lines = [
-        f"<b>#{schedule.id}</b> {STATE_WORDS[schedule.state]} · {escape(describe(schedule.rule))}",
+        f"<b>#{schedule.id}</b> {STATE_WORDS[schedule.state]} · "
+        + escape(describe(schedule.rule, end=False)),
         f"to {recipients_text(schedule.recipients)}",
         f"next: {escape(local_time(schedule.next_run_at, tz))}"
         if schedule.state is ScheduleState.active
         else "",
+        end_line(schedule),
         message,
     ]
     return "\n".join(line for line in lines if line)
@@ -385,7 +395,8 @@ def edit_choices(schedule_id: int) -> InlineKeyboardMarkup:
 EDIT_PROMPTS: dict[EditField, str] = {
     EditField.text: "Send the new message text.",
     EditField.when: "Send the new time, for example <code>tomorrow 9:00</code> or "
-    "<code>every weekday at 8:30</code>.",
+    "<code>every weekday at 8:30</code>, with its end if it has one "
+    "(<code>every weekday at 8:30 10 times</code>).",
     EditField.recipients: "Send the new recipients: numbers, contact names or WhatsApp group "
     "names, separated by commas.",
 }
@@ -818,7 +829,9 @@ def when_prompt(examples: Sequence[str]) -> tuple[str, InlineKeyboardMarkup]:
     builder.adjust(2)
     text = (
         "<b>3/3 When?</b>\nTap an example or type your own, such as "
-        "<code>24.12.2026 18:00</code>, <code>in 2h</code> or <code>cron 0 9 * * 1-5</code>."
+        "<code>24.12.2026 18:00</code>, <code>in 2h</code> or <code>cron 0 9 * * 1-5</code>. "
+        "A repeat may end: <code>every day at 9:00 5 times</code>, "
+        "<code>every friday at 17:00 for 4 weeks</code> or <code>… until 31.12</code>."
     )
     return text, builder.as_markup()
 
@@ -1354,8 +1367,8 @@ def resumed(block: str) -> str:
     return f"Resumed.\n\n{block}"
 
 
-def changed(block: str) -> str:
-    return f"Changed.\n\n{block}"
+def changed(block: str, note: str = "") -> str:
+    return f"Changed.{' ' + note if note else ''}\n\n{block}"
 
 
 def what_to_change(schedule_id: int, block: str) -> str:
@@ -1417,3 +1430,66 @@ def with_intro(intro: str, text: str) -> str:
 def first_zone_set(text: str) -> str:
     """The zone set on the first /start, and the next step."""
     return text + "\n" + FIRST_STEP_LINK
+
+
+# ends: schedules that end (`5 times`, `until 31.12.2026`, `for 4 weeks`)
+def end_line(schedule: Schedule) -> str:
+    """What is left of a schedule that ends (`3 of 5 left`, `until Thu 31 Dec · 24 left`),
+    or how it ended; "" for one that does not end."""
+    rule = schedule.rule
+    if rule.ends_at is None:
+        return ""
+    if schedule.state is ScheduleState.done:
+        return f"ended ({escape(end_how(rule))})"
+    left = occurrences_left(rule, schedule.next_run_at) or 0
+    if rule.times is not None:
+        return f"{min(left, rule.times)} of {rule.times} left"
+    zone = ZoneInfo(rule.timezone)
+    same_year = schedule.next_run_at is not None and (
+        schedule.next_run_at.astimezone(zone).year == rule.ends_at.astimezone(zone).year
+    )
+    words = end_words(rule, year=not same_year)
+    count = f"more than {MOST_TIMES}" if left > MOST_TIMES else str(left)
+    return f"{escape(words)} · {count} left"
+
+
+def schedule_done_text(schedule: Schedule, occurrences: int) -> str:
+    """The one notice that a recurring schedule has ended."""
+    went = "1 occurrence went out" if occurrences == 1 else f"{occurrences} occurrences went out"
+    return (
+        f"✔️ <b>Schedule #{schedule.id} is done</b>: {escape(describe(schedule.rule))}. "
+        f"{went}; it sends nothing more. Edit gives it a new time, Delete removes it "
+        "(its logs stay in /logs).\n\n" + schedule_block(schedule)
+    )
+
+
+def schedule_done_buttons(schedule: Schedule) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    schedule_buttons(schedule, builder)
+    return builder.as_markup()
+
+
+def end_dropped(old: Schedule, new: Schedule, typed: str) -> str:
+    """After /edit of the time: what happened to the end the schedule had ("" if nothing)."""
+    rule = old.rule
+    if rule.ends_at is None or new.rule.ends_at is not None or new.rule.kind is RuleKind.once:
+        return ""
+    if old.state is ScheduleState.done:
+        return "It had ended; the new time has no end."
+    zone = ZoneInfo(rule.timezone)
+    last = rule.ends_at.astimezone(zone)
+    if end_words(rule).startswith("ends before"):
+        last -= timedelta(days=1)  # `for 4 weeks` ends before the day it names
+    keep = f"{typed} until {last:%d.%m.%Y}"
+    left = occurrences_left(rule, old.next_run_at) or 0
+    if rule.times is not None and left > 0:
+        keep = f"{typed} {left} times"
+    return (
+        f"The new time has no end, so the old one ({escape(end_how(rule))}) is gone: to "
+        f"keep it, send <code>/edit {old.id} when {escape(keep)}</code>"
+    )
+
+
+def end_how(rule: Rule) -> str:
+    """`5 times` or `until Thu 31 Dec 2026`: how a rule ends."""
+    return f"{rule.times} times" if rule.times is not None else end_words(rule)

@@ -163,7 +163,9 @@ async def edit_command(
         updated = await apply_edit(
             services, event_from_user, schedule.id, fields[rest[0].lower()], rest[1]
         )
-        await message.answer(ui.changed(await block(services, updated)))
+        await message.answer(
+            ui.changed(await block(services, updated), ui.end_dropped(schedule, updated, rest[1]))
+        )
         return
     await message.answer(
         ui.what_to_change(schedule.id, await block(services, schedule)),
@@ -255,4 +257,5 @@ async def edit_value(
         services, event_from_user, schedule.id, EditField(data["edit_field"]), message.text or ""
     )
     await state.clear()
-    await message.answer(ui.changed(await block(services, updated)))
+    note = ui.end_dropped(schedule, updated, message.text or "")
+    await message.answer(ui.changed(await block(services, updated), note))

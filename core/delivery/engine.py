@@ -9,7 +9,8 @@ due schedule:
    process, a double fire or a restart cannot create it twice) and fanned out into deliveries;
 2. `next_run_at` moves by compare-and-set on the value read, to the first fire time after now,
    so occurrences missed while the process was down coalesce into this one run; a one-time
-   schedule ends `done`;
+   schedule ends `done`, and so does a recurring one past its end (`5 times`, `until ...`),
+   whose owner the process that moved it tells once (`Notifier.schedule_done`);
 3. the sender is woken.
 
 The wake-up is armed `WAKE_LEAD_S` before the earliest `next_run_at`: the pass reads what falls
@@ -49,6 +50,7 @@ from core.domain.errors import DuplicateRun, ScheduleMoved, StoreNotWritable
 from core.domain.models import (
     Delivery,
     DeliveryStatus,
+    RuleKind,
     Run,
     RunTrigger,
     Schedule,
@@ -114,6 +116,9 @@ class Engine:
         self._last_pass_at: datetime | None = None
         self._last_due = 0
         self.fired = 0
+        # Recurring schedules this process moved to `done` in the pass: their owners are told
+        # once the pass is over.
+        self._finished: list[Schedule] = []
 
     # --- lifecycle -------------------------------------------------------------------
     async def start(self) -> None:
@@ -245,11 +250,14 @@ class Engine:
                 if stuck and due is not None:
                     due = max(due, self.clock.now() + timedelta(seconds=self.retry_s))
                 self._arm_at(due)
+            finished, self._finished = self._finished, []
         # Told after the lock is released: a slow notifier never delays the next pass.
         for schedule, run, deliveries in reports:
             await self._tell(self.notifier.run_updated(schedule, run, deliveries))
         for schedule, run, late in missed:
             await self._tell(self.notifier.run_missed(schedule, run, late))
+        for schedule in finished:
+            await self._tell(self._schedule_done(schedule))
         return handled
 
     async def _pass(
@@ -471,6 +479,12 @@ class Engine:
         )
         if not moved:
             logger.debug("engine: schedule %s was moved by another process", schedule.id)
+        elif following is None and schedule.rule.kind is not RuleKind.once:
+            # Only the process whose compare-and-set ended it tells the owner: a second
+            # process, a restart or a retry finds it moved and says nothing.
+            self._finished.append(
+                schedule.model_copy(update={"state": ScheduleState.done, "next_run_at": None})
+            )
 
     async def _record_missed(
         self, schedule: Schedule, due_at: datetime, late: float
@@ -519,6 +533,11 @@ class Engine:
                 return []
             return await self._fan_out_missed(schedule, run)
         return await runs.complete_run(self.store, self.clock, run)
+
+    async def _schedule_done(self, schedule: Schedule) -> None:
+        occurrences = await self.store.count_occurrences_sent(schedule.id)
+        logger.info("engine: schedule %s ended after %d occurrence(s)", schedule.id, occurrences)
+        await self.notifier.schedule_done(schedule, occurrences)
 
     async def _complete_unfinished(self) -> None:
         queued = False

@@ -47,6 +47,10 @@ class Notifier(Protocol):
         and with `tell` (once per run) tell the owner. `deliveries` are all of the run's, as
         they are now (`core.delivery.ack_watch.unacked` picks the ones meant)."""
 
+    async def schedule_done(self, schedule: Schedule, occurrences: int) -> None:
+        """A recurring schedule's last occurrence has fired and it is `done` now; called once,
+        by the process that ended it. `occurrences` is how many went out."""
+
 
 class LoggingNotifier:
     """Writes every event to the log; used until (or without) the bot."""
@@ -103,3 +107,6 @@ class LoggingNotifier:
             count,
             after_s,
         )
+
+    async def schedule_done(self, schedule: Schedule, occurrences: int) -> None:
+        logger.info("schedule %s is done after %d occurrence(s)", schedule.id, occurrences)

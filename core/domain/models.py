@@ -67,6 +67,9 @@ class Rule(Record):
     - once: `at` (UTC instant).
     - cron: `cron`, a standard 5-field expression (Sunday is 0 or 7), read in `timezone`.
     - interval: every `every_seconds`, counted from `start` (UTC instant).
+
+    A recurring rule may end: `ends_at` is the last instant an occurrence may fire
+    (inclusive, UTC); `times` is the count typed (`5 times`), kept to say how many are left.
     """
 
     kind: RuleKind
@@ -75,6 +78,8 @@ class Rule(Record):
     cron: str | None = None
     every_seconds: int | None = None
     start: datetime | None = None
+    ends_at: datetime | None = None
+    times: int | None = None
 
 
 class RecipientKind(StrEnum):

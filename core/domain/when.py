@@ -35,6 +35,7 @@ zones are cached, so a cron next fire time costs tens of microseconds
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import functools
 import re
@@ -58,9 +59,11 @@ __all__ = [
     "EXAMPLES",
     "RuleTrigger",
     "describe",
+    "end_words",
     "format_local",
     "next_fire_time",
     "next_fire_times",
+    "occurrences_left",
     "parse_cron",
     "parse_when",
     "validate_timezone",
@@ -444,7 +447,16 @@ def parse_cron(expression: str) -> CronSchedule:
 
 
 def next_fire_time(rule: Rule, *, after: datetime) -> datetime | None:
-    """The first fire instant strictly after `after` (aware, UTC out), None when none is left."""
+    """The first fire instant strictly after `after` (aware, UTC out), None when none is left
+    (a rule that ends has none after `ends_at`)."""
+    found = _next_unbounded(rule, after=after)
+    if found is not None and rule.ends_at is not None and found > rule.ends_at:
+        return None
+    return found
+
+
+def _next_unbounded(rule: Rule, *, after: datetime) -> datetime | None:
+    """`next_fire_time` without the rule's end."""
     after_utc = _require_aware(after, "after")
     if rule.kind is RuleKind.once:
         if rule.at is None:
@@ -614,6 +626,19 @@ _UNITS = {
     **dict.fromkeys(("d", "day", "days"), 86400),
     **dict.fromkeys(("w", "wk", "wks", "week", "weeks"), 7 * 86400),
 }
+_NUMBER_WORDS = {
+    "one": 1,
+    "two": 2,
+    "three": 3,
+    "four": 4,
+    "five": 5,
+    "six": 6,
+    "seven": 7,
+    "eight": 8,
+    "nine": 9,
+    "ten": 10,
+    "twelve": 12,
+}
 _VOCABULARY = frozenset(
     {
         *_WEEKDAY_WORDS,
@@ -636,6 +661,7 @@ _VOCABULARY = frozenset(
             "each",
         ),
         *("am", "pm", "and", "st", "nd", "rd", "th", "an", "a", "one"),
+        *("until", "till", "for", "time", "times", "twice", *_NUMBER_WORDS),
     }
 )
 
@@ -948,6 +974,17 @@ def parse_when(text: str, *, tz: str, now: datetime) -> Rule:
         raise _fail("say when", *EXAMPLES[:3])
     if _PAST.search(s):
         raise _past(s)
+    if end := _END.fullmatch(s):
+        typed_rule = end["rule"]
+        if inner := _END.fullmatch(typed_rule):
+            raise _fail("give one end, not two", *_end_examples(inner["rule"]))
+        rule = _parse_rule(typed_rule, zone_name, zone, now_utc)
+        return _with_end(rule, end, zone, now_utc)
+    return _parse_rule(s, zone_name, zone, now_utc)
+
+
+def _parse_rule(s: str, zone_name: str, zone: ZoneInfo, now_utc: datetime) -> Rule:
+    """A normalized rule without an end clause."""
     if s.startswith("cron ") or s.startswith("@"):
         return _cron_rule(s.removeprefix("cron "), zone_name)
     if s == "cron":
@@ -1013,8 +1050,13 @@ def _plural(count: int, unit: str) -> str:
     return f"every {unit}" if count == 1 else f"every {count} {unit}s"
 
 
-def describe(rule: Rule) -> str:
-    """The rule in words, e.g. `every weekday at 08:30 (Europe/Berlin)`."""
+def describe(rule: Rule, *, end: bool = True) -> str:
+    """The rule in words, e.g. `every weekday at 08:30 (Europe/Berlin), 5 times`; without
+    `end`, what comes before its end."""
+    return _describe_start(rule) + (_describe_end(rule) if end else "")
+
+
+def _describe_start(rule: Rule) -> str:
     tz = rule.timezone
     if rule.kind is RuleKind.once:
         if rule.at is None:
@@ -1082,3 +1124,200 @@ def _describe_cron(cron: CronSchedule) -> tuple[str, str]:
         note = f"months without a {_ordinal(day)} are skipped" if day > 28 else ""
         return f"every month on the {_ordinal(day)} {at}", note
     return f"cron {cron.expression}", ""
+
+
+# --- ends ------------------------------------------------------------------------------------
+
+# A recurring rule may end: `until 31.12.2026` (through the end of that local day), `5 times`
+# (the 5th occurrence's instant, computed once, so exact across DST and restarts) or `for 4
+# weeks` (local wall time from the first occurrence: 09:00 stays 09:00 across a change).
+MOST_TIMES = 1000
+LONGEST_END_YEARS = 10
+_NUMBER = rf"\d+|an?|{_alternatives(_NUMBER_WORDS)}"
+_END = re.compile(
+    rf"(?P<rule>.+?)[, ](?:(?:until|till) (?P<until>.+)|(?P<times>{_NUMBER}) times?"
+    rf"|(?P<twice>twice)|for (?P<count>{_NUMBER}) (?P<unit>[a-z]+))"
+)
+# An end clause's units: exact durations, and calendar ones counted on the local clock.
+_END_SECONDS = {
+    **dict.fromkeys(("m", "min", "mins", "minute", "minutes"), 60),
+    **dict.fromkeys(("h", "hr", "hrs", "hour", "hours"), 3600),
+}
+_END_DAYS = {
+    **dict.fromkeys(("d", "day", "days"), 1),
+    **dict.fromkeys(("w", "wk", "wks", "week", "weeks"), 7),
+}
+_END_MONTHS = {
+    **dict.fromkeys(("mo", "month", "months"), 1),
+    **dict.fromkeys(("y", "yr", "year", "years"), 12),
+}
+_LAST_MS = timedelta(milliseconds=1)  # the stores keep milliseconds: a day ends at .999
+_YEARLESS_DATE = re.compile(
+    rf"(?:(?:{_WD_ONE})[, ])?(?:(?P<d>\d{{1,2}}) (?P<m>{_MONTHS})"
+    rf"|(?P<m2>{_MONTHS}) (?P<d2>\d{{1,2}})"
+    rf"|(?P<d3>\d{{1,2}})\.(?P<m3>\d{{1,2}})\.?)"
+)
+_DATE_THEN_TIME = re.compile(rf"(?P<date>.+?)[, ](?:at )?(?P<time>{_TIME})")
+
+
+def _end_examples(typed_rule: str) -> tuple[str, str]:
+    return f"{typed_rule} 5 times", f"{typed_rule} for 4 weeks"
+
+
+def _number(text: str) -> int:
+    return _NUMBER_WORDS.get(text) or _count(text)
+
+
+def _with_end(rule: Rule, end: re.Match[str], zone: ZoneInfo, now: datetime) -> Rule:
+    """`rule` ending as the matched end clause says, or InvalidWhen saying what to type."""
+    typed_rule = end["rule"]
+    clause = end.string[len(typed_rule) + 1 :]
+    if rule.kind is RuleKind.once:
+        raise _fail(
+            f"'{typed_rule}' is one time, so it cannot end '{clause}': give a repeating time",
+            "every day at 9:00 5 times",
+            "every monday at 9:00 for 4 weeks",
+        )
+    first = _next_unbounded(rule, after=now)
+    if first is None:  # pragma: no cover - a recurring rule that never fires is refused
+        raise _fail(f"'{typed_rule}' never fires", *EXAMPLES[3:5])
+    latest = _add_months(now.astimezone(zone).replace(tzinfo=None), 12 * LONGEST_END_YEARS)
+    too_far = _fail(
+        f"'{clause}' is too far: an end can be at most {LONGEST_END_YEARS} years ahead",
+        *_end_examples(typed_rule),
+    )
+    if end["times"] is not None or end["twice"] is not None:
+        times = 2 if end["twice"] is not None else _number(end["times"])
+        if times < 1:
+            raise _fail("say how many times, at least 1", *_end_examples(typed_rule))
+        if times > MOST_TIMES:
+            raise _fail(
+                f"{times} times is too many: at most {MOST_TIMES}", *_end_examples(typed_rule)
+            )
+        fires = next_fire_times(rule, after=now, count=times)
+        if len(fires) < times:  # pragma: no cover - recurring rules run for centuries
+            raise _fail(f"'{typed_rule}' does not fire {times} times", *EXAMPLES[3:5])
+        ends_at = fires[-1]
+        if ends_at.astimezone(zone).replace(tzinfo=None) > latest:
+            raise too_far
+        return rule.model_copy(update={"ends_at": ends_at, "times": times})
+    if end["unit"] is not None:
+        count, unit = _number(end["count"]), end["unit"]
+        if count < 1:
+            raise _fail(f"'{clause}' is no time at all", *_end_examples(typed_rule))
+        wall = first.astimezone(zone).replace(tzinfo=None)
+        count = min(count, 10**6)  # far past any accepted end, and safe to add
+        if unit in _END_SECONDS:
+            ends_at = first + timedelta(seconds=count * _END_SECONDS[unit]) - _LAST_MS
+            end_wall = ends_at.astimezone(zone).replace(tzinfo=None)
+        elif unit in _END_DAYS:
+            end_wall = wall + timedelta(days=min(count * _END_DAYS[unit], 366 * 100))
+        elif unit in _END_MONTHS:
+            end_wall = _add_months(wall, min(count * _END_MONTHS[unit], 12 * 100))
+        else:
+            raise _unknown_word(unit, _end_examples(typed_rule))
+        if end_wall > latest:
+            raise too_far
+        if unit not in _END_SECONDS:
+            ends_at = resolve_local(end_wall, zone) - _LAST_MS
+        return rule.model_copy(update={"ends_at": ends_at})
+    today = now.astimezone(zone).date()
+    ends_at = _until(end["until"], typed_rule, zone, today)
+    if ends_at.astimezone(zone).replace(tzinfo=None) > latest:
+        raise too_far
+    if ends_at < first:
+        raise _fail(
+            f"it would end before its first time ({format_local(first, rule.timezone)})",
+            *_end_examples(typed_rule),
+        )
+    return rule.model_copy(update={"ends_at": ends_at})
+
+
+def _until(text: str, typed_rule: str, zone: ZoneInfo, today: date) -> datetime:
+    """The last instant `until TEXT` allows: the end of that local day, or the time given."""
+    day = _end_date(text, today)
+    if day is not None:
+        return (
+            resolve_local(datetime.combine(day + timedelta(days=1), time(0, 0)), zone) - _LAST_MS
+        )
+    if (match := _DATE_THEN_TIME.fullmatch(text)) and (day := _end_date(match["date"], today)):
+        return resolve_local(datetime.combine(day, _time_of(match["time"])), zone)
+    ahead = today + timedelta(days=30)
+    raise _fail(
+        f"'until {text}': say the last day",
+        f"{typed_rule} until {ahead:%d.%m.%Y}",
+        f"{typed_rule} until {ahead.day} {_MONTH_ABBR[ahead.month - 1].lower()}",
+    )
+
+
+def _end_date(text: str, today: date) -> date | None:
+    """The date `text` names (`31.12.2026`, `2026-12-31`, `31 dec`, `friday`), None if none;
+    a date without a year is the next such day (today included)."""
+    if re.fullmatch(_DATE, text):
+        return _date_of(text, today)
+    match = _YEARLESS_DATE.fullmatch(text)
+    if match is None:
+        return None
+    if match["m3"] is not None:
+        day, month = int(match["d3"]), int(match["m3"])
+    else:
+        day, month = int(match["d"] or match["d2"]), _MONTH_WORDS[match["m"] or match["m2"]]
+    if not 1 <= month <= 12 or not 1 <= day <= _MONTH_MAX_DAYS[month - 1]:
+        raise _fail(f"'{text}' is not a date", f"until {today:%d.%m.%Y}")
+    for year in range(today.year, today.year + 9):  # 29 Feb comes within 8 years
+        with contextlib.suppress(ValueError):
+            found = date(year, month, day)
+            if found >= today:
+                return found
+    raise _fail(f"'{text}' is not a date", f"until {today:%d.%m.%Y}")  # pragma: no cover
+
+
+def _add_months(wall: datetime, months: int) -> datetime:
+    """`wall` that many calendar months later, on the same day or the month's last one."""
+    index = wall.year * 12 + wall.month - 1 + months
+    year, month = divmod(index, 12)
+    month += 1
+    if year > _LAST_YEAR:
+        return datetime(_LAST_YEAR, 12, 31, 23, 59)
+    length = (date(year + month // 12, month % 12 + 1, 1) - date(year, month, 1)).days
+    return wall.replace(year=year, month=month, day=min(wall.day, length))
+
+
+def _describe_end(rule: Rule) -> str:
+    """`, 5 times`, `, until Thu 31 Dec 2026` or `, ends before Mon 4 Jan 2027 09:00`; ""
+    for a rule that does not end."""
+    if rule.times is not None:
+        return f", {rule.times} time{'s' if rule.times != 1 else ''}"
+    if rule.ends_at is None:
+        return ""
+    return f", {end_words(rule)}"
+
+
+def end_words(rule: Rule, *, year: bool = True) -> str:
+    """When `rule` ends, in words: `until Thu 31 Dec 2026` (through that day), `until Thu 31
+    Dec 2026 18:00`, or `ends before Mon 4 Jan 2027 09:00` (a `for 4 weeks` end)."""
+    if rule.ends_at is None:
+        return ""
+    zone = _zone(rule.timezone)
+    last = _require_aware(rule.ends_at, "rule.ends_at").astimezone(zone)
+    after = (rule.ends_at + _LAST_MS).astimezone(zone)
+
+    def day(local: datetime) -> str:
+        words = _day_words(local)
+        return words if year else words.rsplit(" ", 1)[0]
+
+    if after.time() == time(0, 0) and last.date() != after.date():
+        return f"until {day(last)}"
+    if last.microsecond // 1000 == 999:
+        return f"ends before {day(after)} {_clock_words(after)}"
+    return f"until {day(last)} {_clock_words(last)}"
+
+
+def occurrences_left(rule: Rule, next_run_at: datetime | None) -> int | None:
+    """How many occurrences a rule that ends has left from `next_run_at` (included); None for
+    one that does not end. Counts at most `MOST_TIMES` + 1."""
+    if rule.ends_at is None:
+        return None
+    if next_run_at is None or next_run_at > rule.ends_at:
+        return 0
+    return 1 + len(next_fire_times(rule, after=next_run_at, count=MOST_TIMES))

@@ -333,6 +333,12 @@ class Schedules:
                 "a new time."
             )
         next_run_at = when_lang.next_fire_time(schedule.rule, after=self.clock.now())
+        if next_run_at is None and schedule.rule.ends_at is not None:
+            raise InvalidState(
+                f"Schedule #{schedule_id} has ended ({when_lang.describe(schedule.rule)}): "
+                f"/edit {schedule_id} when every day at 9:00 5 times gives it a new time and "
+                "end."
+            )
         if next_run_at is None:
             raise InvalidState(
                 f"The time of schedule #{schedule_id} has passed: /edit {schedule_id} gives it "
@@ -564,7 +570,12 @@ def _rule_in_zone(rule: Rule, zone: str) -> Rule:
         return when_lang.resolve_local(instant.astimezone(old).replace(tzinfo=None), new)
 
     return rule.model_copy(
-        update={"timezone": zone, "at": same_clock(rule.at), "start": same_clock(rule.start)}
+        update={
+            "timezone": zone,
+            "at": same_clock(rule.at),
+            "start": same_clock(rule.start),
+            "ends_at": same_clock(rule.ends_at),
+        }
     )
 
 

@@ -98,6 +98,9 @@ class NullNotifier:
     ) -> None:
         return None
 
+    async def schedule_done(self, schedule: Any, occurrences: int) -> None:
+        return None
+
 
 def _schedule_doc(
     schedule_id: int, rule: dict[str, Any], next_run_at: datetime, now: datetime, recipients: int

@@ -40,6 +40,8 @@ class RecordingNotifier:
         self.qrs: list[str] = []
         # (run, its deliveries, now, tell): `tell` the first time for a run, then False.
         self.unacked: list[tuple[Run, list[Delivery], datetime, bool]] = []
+        # (schedule, occurrences sent) per `schedule_done`.
+        self.done: list[tuple[Schedule, int]] = []
 
     async def run_updated(
         self, schedule: Schedule | None, run: Run, deliveries: list[Delivery]
@@ -75,6 +77,9 @@ class RecordingNotifier:
             if run.id == run_id:
                 return [d.status.value for d in deliveries]
         return []
+
+    async def schedule_done(self, schedule: Schedule, occurrences: int) -> None:
+        self.done.append((schedule, occurrences))
 
 
 async def eventually(

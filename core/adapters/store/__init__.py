@@ -307,6 +307,11 @@ class Store(Protocol):
         `change.expected` and, when `change.worker` is given, still leased by it. Return the
         changed delivery, or None when the delivery moved on (or does not exist)."""
 
+    # schedules that end ---------------------------------------------------------------
+    async def count_occurrences_sent(self, schedule_id: int) -> int:
+        """The schedule's occurrences that went out: its scheduled runs (not manual ones)
+        that were neither missed nor skipped (they have no `outcome`)."""
+
 
 async def open_store(database_url: str) -> Store:
     """Open the store that `database_url` names: `sqlite:///path` or `mongodb://...`."""

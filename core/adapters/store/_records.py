@@ -79,7 +79,13 @@ def name_key(name: str) -> str:
 
 
 def normalized_rule(rule: Rule) -> Rule:
-    return rule.model_copy(update={"at": utc_or_none(rule.at), "start": utc_or_none(rule.start)})
+    return rule.model_copy(
+        update={
+            "at": utc_or_none(rule.at),
+            "start": utc_or_none(rule.start),
+            "ends_at": utc_or_none(rule.ends_at),
+        }
+    )
 
 
 def delivery_changes(fields: dict[str, Any]) -> Changes:

@@ -895,3 +895,13 @@ class MongoStore(BaseStore):
             await self._db["write_check"].update_one(
                 {"_id": 1}, {"$set": {"at": datetime.now(UTC)}}, upsert=True
             )
+
+    @_translating
+    async def count_occurrences_sent(self, schedule_id: int) -> int:
+        return await self._runs.count_documents(
+            {
+                "schedule_id": schedule_id,
+                "trigger": {"$ne": RunTrigger.manual.value},
+                "outcome": None,
+            }
+        )

@@ -885,6 +885,13 @@ class SQLiteStore(BaseStore):
     async def check_writes(self) -> None:
         await _check_writes(self)
 
+    async def count_occurrences_sent(self, schedule_id: int) -> int:
+        row = await self._fetchone(
+            "SELECT COUNT(*) FROM runs WHERE schedule_id = ? AND trigger != ? AND outcome IS NULL",
+            (schedule_id, RunTrigger.manual.value),
+        )
+        return int(row[0]) if row else 0
+
 
 def _statements(script: str) -> list[str]:
     """Split the schema into statements (none of them holds a `;` inside)."""
