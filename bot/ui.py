@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import re
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from html import escape, unescape
 from zoneinfo import ZoneInfo
 
@@ -1478,9 +1478,8 @@ def end_dropped(old: Schedule, new: Schedule, typed: str) -> str:
         return "It had ended; the new time has no end."
     zone = ZoneInfo(rule.timezone)
     last = rule.ends_at.astimezone(zone)
-    if end_words(rule).startswith("ends before"):
-        last -= timedelta(days=1)  # `for 4 weeks` ends before the day it names
-    keep = f"{typed} until {last:%d.%m.%Y}"
+    through_the_day = (last + timedelta(milliseconds=1)).time() == time(0, 0)
+    keep = f"{typed} until {last:%d.%m.%Y}" + ("" if through_the_day else f" {last:%H:%M}")
     left = occurrences_left(rule, old.next_run_at) or 0
     if rule.times is not None and left > 0:
         keep = f"{typed} {left} times"

@@ -1205,6 +1205,9 @@ def _with_end(rule: Rule, end: re.Match[str], zone: ZoneInfo, now: datetime) -> 
         count, unit = _number(end["count"]), end["unit"]
         if count < 1:
             raise _fail(f"'{clause}' is no time at all", *_end_examples(typed_rule))
+        # From the first occurrence's whole second (an interval starts at a fraction of one):
+        # the same occurrences fall inside, and the end is always a whole second less 1 ms.
+        first = first.replace(microsecond=0)
         wall = first.astimezone(zone).replace(tzinfo=None)
         count = min(count, 10**6)  # far past any accepted end, and safe to add
         if unit in _END_SECONDS:

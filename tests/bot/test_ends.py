@@ -122,3 +122,11 @@ async def test_edit_of_the_time_says_what_happened_to_the_end(harness: Harness) 
     reply = await harness.ask("every day at 8:00", "Changed")
     assert "the old one (until Thu 24 Dec 2026) is gone" in reply.text
     assert "every day at 8:00 until 24.12.2026" in reply.text
+    # A `for` end ends before an instant: the way back names that instant.
+    await harness.ask(f"/edit {schedule.id} when every day at 9:00 for 2 weeks", "Changed")
+    reply = await harness.ask(f"/edit {schedule.id} when every day at 8:00", "Changed")
+    assert "the old one (ends before Sun 13 Dec 2026 09:00) is gone" in reply.text
+    back = "every day at 8:00 until 13.12.2026 08:59"
+    assert back in reply.text
+    reply = await harness.ask(f"/edit {schedule.id} when {back}", "Changed")
+    assert "until Sun 13 Dec 08:59" in reply.text

@@ -135,6 +135,19 @@ def test_for_counts_from_the_first_occurrence(text: str, count: int, last: str) 
     assert local(times[-1], "Europe/Berlin") == last
 
 
+def test_a_for_end_reads_the_same_whatever_fraction_of_a_second_it_is() -> None:
+    # An interval starts now, at a fraction of a second; its `for` end is still read as the
+    # instant it ends before, and the count is the same.
+    now = NOW.replace(microsecond=654321)
+    rule = parse("every 2 hours for 1 day", now=now)
+    assert rule.ends_at is not None and rule.ends_at.microsecond == 999000
+    assert len(fires(rule, now)) == 12
+    assert end_words(rule) == "ends before Tue 8 Dec 2026 23:00"
+    rule = parse("every 10 minutes for 1 hour", now=now)
+    assert len(fires(rule, now)) == 6
+    assert end_words(rule) == "ends before Mon 7 Dec 2026 22:10"
+
+
 def test_a_rule_without_an_end_is_unchanged() -> None:
     rule = parse("every day at 9:00")
     assert rule.ends_at is None and rule.times is None
