@@ -60,6 +60,7 @@ __all__ = [
     "RuleTrigger",
     "describe",
     "end_words",
+    "ending_after",
     "format_local",
     "next_fire_time",
     "next_fire_times",
@@ -1194,13 +1195,12 @@ def _with_end(rule: Rule, end: re.Match[str], zone: ZoneInfo, now: datetime) -> 
             raise _fail(
                 f"{times} times is too many: at most {MOST_TIMES}", *_end_examples(typed_rule)
             )
-        fires = next_fire_times(rule, after=now, count=times)
-        if len(fires) < times:  # pragma: no cover - recurring rules run for centuries
-            raise _fail(f"'{typed_rule}' does not fire {times} times", *EXAMPLES[3:5])
-        ends_at = fires[-1]
-        if ends_at.astimezone(zone).replace(tzinfo=None) > latest:
+        ending = ending_after(rule, times, after=now)
+        if ending.ends_at is None:  # pragma: no cover - a recurring rule fires at least once
+            raise _fail(f"'{typed_rule}' never fires", *EXAMPLES[3:5])
+        if ending.ends_at.astimezone(zone).replace(tzinfo=None) > latest:
             raise too_far
-        return rule.model_copy(update={"ends_at": ends_at, "times": times})
+        return ending.model_copy(update={"times": times})
     if end["unit"] is not None:
         count, unit = _number(end["count"]), end["unit"]
         if count < 1:
@@ -1324,3 +1324,11 @@ def occurrences_left(rule: Rule, next_run_at: datetime | None) -> int | None:
     if next_run_at is None or next_run_at > rule.ends_at:
         return 0
     return 1 + len(next_fire_times(rule, after=next_run_at, count=MOST_TIMES))
+
+
+def ending_after(rule: Rule, count: int, *, after: datetime) -> Rule:
+    """`rule` ending at its `count`-th occurrence after `after` (its own end ignored), or at
+    its last when it does not fire that often."""
+    unbounded = rule.model_copy(update={"ends_at": None})
+    fires = next_fire_times(unbounded, after=after, count=count)
+    return rule.model_copy(update={"ends_at": fires[-1] if fires else rule.ends_at})

@@ -544,6 +544,10 @@ class Schedules:
         kept: list[Schedule] = []
         for schedule in await self.schedules_in_other_zones(owner_id, zone):
             rule = _rule_in_zone(schedule.rule, zone)
+            left = when_lang.occurrences_left(schedule.rule, schedule.next_run_at)
+            if schedule.rule.times is not None and left:
+                # `5 times` stays as many as were left: the new zone's first may come sooner.
+                rule = when_lang.ending_after(rule, left, after=now)
             next_run_at = when_lang.next_fire_time(rule, after=now)
             if next_run_at is None:
                 kept.append(schedule)

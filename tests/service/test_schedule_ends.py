@@ -1,0 +1,51 @@
+"""Schedules that end, at the service: moved to another zone with their end, resumed after
+it with a message that says it ended."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from core.domain.clock import FakeClock
+from core.domain.errors import InvalidState
+from core.domain.when import next_fire_times
+from core.services import Services
+
+from .conftest import OWNER
+
+
+async def test_moving_a_schedule_keeps_its_last_day_and_its_count(service: Services) -> None:
+    until = await service.schedules.create_schedule(
+        OWNER, recipients="+12025550143", when="every day at 9:00 until 31.12.2026", text="hi"
+    )
+    times = await service.schedules.create_schedule(
+        OWNER, recipients="+12025550143", when="every day at 9:00 5 times", text="hi"
+    )
+    moved, kept = await service.schedules.move_schedules(OWNER, "America/New_York")
+    assert [s.id for s in moved] == [until.id, times.id] and kept == []
+    york = ZoneInfo("America/New_York")
+    ends_at = moved[0].rule.ends_at
+    assert ends_at is not None
+    assert f"{ends_at.astimezone(york):%d.%m.%Y %H:%M:%S.%f}" == "31.12.2026 23:59:59.999000"
+    moved_times = moved[1]
+    assert moved_times.next_run_at is not None
+    fires = next_fire_times(moved_times.rule, after=moved_times.next_run_at, count=10)
+    assert len(fires) == 4  # the next one and four more: still 5, though 09:00 in New York
+    # comes sooner (it is 05:00 there): the count is kept, not the last day
+    assert {f"{f.astimezone(york):%H:%M}" for f in fires} == {"09:00"}
+
+
+async def test_resuming_after_the_end_says_it_ended_and_changes_nothing(
+    service: Services, clock: FakeClock
+) -> None:
+    schedule = await service.schedules.create_schedule(
+        OWNER, recipients="+12025550143", when="every day at 9:00 twice", text="hi"
+    )
+    await service.schedules.pause(OWNER, schedule.id)
+    await clock.advance(timedelta(days=3).total_seconds())
+    with pytest.raises(InvalidState, match=f"#{schedule.id} has ended .*2 times"):
+        await service.schedules.resume(OWNER, schedule.id)
+    after = await service.schedules.get_schedule(OWNER, schedule.id)
+    assert after.state.value == "paused"
