@@ -1158,6 +1158,9 @@ _YEARLESS_DATE = re.compile(
     rf"|(?P<m2>{_MONTHS}) (?P<d2>\d{{1,2}})"
     rf"|(?P<d3>\d{{1,2}})\.(?P<m3>\d{{1,2}})\.?)"
 )
+_CLOCK_ALONE = re.compile(
+    r"(?:at )?(?P<time>\d{1,2}:\d{2}|\d{1,2}(?::\d{2})?(?:am|pm)|noon|midnight)"
+)
 _DATE_THEN_TIME = re.compile(rf"(?P<date>.+?)[, ](?:at )?(?P<time>{_TIME})")
 
 
@@ -1224,8 +1227,7 @@ def _with_end(rule: Rule, end: re.Match[str], zone: ZoneInfo, now: datetime) -> 
         if unit not in _END_SECONDS:
             ends_at = resolve_local(end_wall, zone) - _LAST_MS
         return rule.model_copy(update={"ends_at": ends_at})
-    today = now.astimezone(zone).date()
-    ends_at = _until(end["until"], typed_rule, zone, today)
+    ends_at = _until(end["until"], typed_rule, zone, now)
     if ends_at.astimezone(zone).replace(tzinfo=None) > latest:
         raise too_far
     if ends_at < first:
@@ -1236,8 +1238,16 @@ def _with_end(rule: Rule, end: re.Match[str], zone: ZoneInfo, now: datetime) -> 
     return rule.model_copy(update={"ends_at": ends_at})
 
 
-def _until(text: str, typed_rule: str, zone: ZoneInfo, today: date) -> datetime:
-    """The last instant `until TEXT` allows: the end of that local day, or the time given."""
+def _until(text: str, typed_rule: str, zone: ZoneInfo, now: datetime) -> datetime:
+    """The last instant `until TEXT` allows: the end of that local day, the time given, or
+    a time alone at its next coming (`every 15 minutes until 18:00`)."""
+    today = now.astimezone(zone).date()
+    if match := _CLOCK_ALONE.fullmatch(text):
+        clock = _time_of(match["time"])
+        at = resolve_local(datetime.combine(today, clock), zone)
+        if at <= now:
+            at = resolve_local(datetime.combine(today + timedelta(days=1), clock), zone)
+        return at
     day = _end_date(text, today)
     if day is not None:
         return (

@@ -92,6 +92,21 @@ def test_until_a_date_and_time_ends_at_that_instant_inclusive() -> None:
     assert end_words(rule) == "until Thu 10 Dec 2026 18:00"
 
 
+def test_until_a_time_alone_is_its_next_coming() -> None:
+    # 21:00 in Berlin: 22:00 is today, 18:00 tomorrow.
+    rule = parse("every 15 minutes until 22:00")
+    assert [local(t, "Europe/Berlin")[11:] for t in fires(rule)] == [
+        "21:15",
+        "21:30",
+        "21:45",
+        "22:00",
+    ]
+    rule = parse("every hour until 6pm")
+    assert rule.ends_at is not None
+    assert local(rule.ends_at, "Europe/Berlin") == "2026-12-08 18:00"
+    assert end_words(rule) == "until Tue 8 Dec 2026 18:00"
+
+
 @pytest.mark.parametrize(
     ("text", "count"),
     [
