@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Protocol
 
 from core.delivery.ack_watch import is_unacked
+from core.delivery.spikes import Spike
 from core.domain.models import Delivery, Run, Schedule
 from core.domain.session import SessionFailure, explain
 
@@ -46,6 +47,12 @@ class Notifier(Protocol):
         before `now` but are not on the recipient's phone yet: mark them on the run's report,
         and with `tell` (once per run) tell the owner. `deliveries` are all of the run's, as
         they are now (`core.delivery.ack_watch.unacked` picks the ones meant)."""
+
+    async def schedule_auto_paused(
+        self, schedule: Schedule | None, run: Run, deliveries: list[Delivery], *, spike: Spike
+    ) -> None:
+        """A run's failures spiked (`core.delivery.spikes`): the rest of the run is held and
+        the schedule paused; tell the owner once, why, with Resume and Show failures."""
 
 
 class LoggingNotifier:
@@ -102,4 +109,17 @@ class LoggingNotifier:
             run.schedule_id,
             count,
             after_s,
+        )
+
+    async def schedule_auto_paused(
+        self, schedule: Schedule | None, run: Run, deliveries: list[Delivery], *, spike: Spike
+    ) -> None:
+        logger.warning(
+            "run %s of schedule %s cut short: %d of %d sends failed (mostly %s), %d held",
+            run.id,
+            run.schedule_id,
+            spike.failed,
+            spike.tried,
+            spike.reason_code,
+            spike.held,
         )

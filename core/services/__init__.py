@@ -29,8 +29,10 @@ from core.adapters.health import StoreHealth, StoreState
 from core.adapters.store import Store
 from core.adapters.whatsapp import WhatsAppClient
 from core.delivery.ack_watch import Recheck, unacked
-from core.delivery.sender import Pacing
+from core.delivery.sender import Caps, Pacing
+from core.delivery.spikes import Spike
 from core.delivery.states import RETRYABLE
+from core.delivery.warmup import WarmUpDay
 from core.domain.clock import Clock
 from core.services._shared import MAX_ID, is_id
 from core.services.contacts import Contacts
@@ -55,6 +57,7 @@ __all__ = [
     "PREVIEW_COUNT",
     "RETRYABLE",
     "TIMEZONE_ASKED_KEY",
+    "Caps",
     "Contacts",
     "Draft",
     "Drafted",
@@ -70,11 +73,13 @@ __all__ = [
     "Runs",
     "Schedules",
     "Services",
+    "Spike",
     "Status",
     "StoreHealth",
     "StoreState",
     "Templates",
     "Users",
+    "WarmUpDay",
     "WhatsApp",
     "count_telegram_error",
     "is_id",

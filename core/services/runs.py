@@ -13,14 +13,18 @@ from core.adapters.store import Store
 from core.delivery import states
 from core.delivery.ack_watch import RESENT_KEY, Recheck
 from core.delivery.runs import idempotency_key, start_run
+from core.delivery.spikes import release_run
 from core.delivery.states import RETRYABLE
 from core.domain.errors import InvalidState, NotFound
 from core.domain.models import (
     Delivery,
     DeliveryFilter,
+    DeliveryStatus,
     NewDelivery,
     Run,
     RunTrigger,
+    Schedule,
+    ScheduleState,
 )
 from core.services._shared import is_id, no_run, recipient_of, stored
 from core.services.ports import EngineHooks, UnackedWatch
@@ -167,3 +171,31 @@ class Runs:
         if self._watch is None:
             raise InvalidState("Checking messages with WhatsApp is not available here.")
         return self._watch
+
+    # --- pace: a run cut short by a failure spike ---------------------------------------
+
+    async def resume_cut_short(self, owner_id: int, run_id: int) -> tuple[Schedule | None, int]:
+        """Resume: the held rest of a run cut short goes out now, and its schedule, paused by
+        the cut, is active again (when its time has not passed). Return the schedule as it is
+        now and how many deliveries were queued (0 when pressed again)."""
+        run, _ = await self.get_run(owner_id, run_id)
+        schedule = await self.store.get_schedule(run.schedule_id)
+        if schedule is not None and schedule.state is ScheduleState.paused:
+            try:
+                schedule = await self._schedules.resume(owner_id, schedule.id)
+            except InvalidState:
+                logger.info("schedule %s stays paused: its time has passed", schedule.id)
+        released = await release_run(self.store, self.clock, run.id)
+        if released:
+            logger.info("run %s resumed after a failure spike: %d queued", run.id, released)
+            self.hooks.deliveries_queued()
+        return schedule, released
+
+    async def failures(
+        self, owner_id: int, run_id: int
+    ) -> tuple[Schedule | None, Run, list[Delivery]]:
+        """Show failures: the run's schedule (None once deleted), the run, and its deliveries
+        that failed, oldest first."""
+        run, deliveries = await self.get_run(owner_id, run_id)
+        schedule = await self.store.get_schedule(run.schedule_id)
+        return schedule, run, [d for d in deliveries if d.status is DeliveryStatus.failed]

@@ -307,6 +307,11 @@ class Store(Protocol):
         `change.expected` and, when `change.worker` is given, still leased by it. Return the
         changed delivery, or None when the delivery moved on (or does not exist)."""
 
+    # key/value, once -----------------------------------------------------------------
+    async def claim_value(self, key: str, value: str) -> bool:
+        """Set `key` to `value` unless it has a value; True when this call set it (of several
+        processes claiming one key at once, exactly one gets True)."""
+
 
 async def open_store(database_url: str) -> Store:
     """Open the store that `database_url` names: `sqlite:///path` or `mongodb://...`."""
