@@ -21,6 +21,8 @@ from bot.callbacks import (
     RunCb,
     ScheduleAction,
     ScheduleCb,
+    SpikeAction,
+    SpikeCb,
     UnackedAction,
     UnackedCb,
     WizardAction,
@@ -44,13 +46,16 @@ from core.domain.recipients import Choice, address_label, distinct_labels, label
 from core.domain.session import Remedy, SessionWords
 from core.domain.when import describe, format_local
 from core.services import (
+    Caps,
     Group,
     ImportResult,
     Pacing,
     Preview,
     Recheck,
+    Spike,
     Status,
     StoreState,
+    WarmUpDay,
     unacked,
 )
 
@@ -499,6 +504,8 @@ def pacing_line(waiting: int, pacing: Pacing, timezone: str) -> str:
     noun = "message waits" if waiting == 1 else "messages wait"
     if pacing.capped is not None:
         setting = "SEND_HOURLY_CAP" if pacing.capped == "hourly" else "SEND_DAILY_CAP"
+        if pacing.capped == "daily" and pacing.warmup is not None:
+            setting = warmup_words(pacing.warmup)
         return (
             f"⏳ {waiting} {noun}: the {pacing.capped} cap ({setting}) is reached; the next "
             f"goes at {at}."
@@ -920,9 +927,10 @@ def status_report(
     timezone: str,
     store_state: StoreState | None = None,
     store_reason: str = "",
+    caps: Caps | None = None,
 ) -> str:
     """/status: the session's state, the scheduler, counts, the version, and the store's state
-    when the store is checked."""
+    when the store is checked; with `caps`, the sends against the caps."""
     whatsapp = escape(report.whatsapp_state)
     who = " ".join(p for p in (report.whatsapp_name or "", report.whatsapp_number or "") if p)
     if who:
@@ -940,6 +948,7 @@ def status_report(
         f"Next run: {escape(local_time(report.next_run_at, timezone, with_zone=True))}",
         f"Schedules: {schedules}",
         f"Deliveries: {deliveries}",
+        *(caps_lines(caps, timezone) if caps is not None else []),
         f"Version: {escape(report.version)}",
     ]
     if store_state is not None:
@@ -1417,3 +1426,90 @@ def with_intro(intro: str, text: str) -> str:
 def first_zone_set(text: str) -> str:
     """The zone set on the first /start, and the next step."""
     return text + "\n" + FIRST_STEP_LINK
+
+
+# --- pace: runs cut short by a failure spike, caps and warm-up -------------------------------
+
+
+def spike_reason(spike: Spike) -> str:
+    """The commonest reason of a spike's failures, in plain words."""
+    return FAILURE_WORDS.get(spike.reason_code) or spike.reason or "unknown reason"
+
+
+def auto_paused_text(schedule: Schedule | None, run: Run, spike: Spike) -> str:
+    """The one message to the owner about a run cut short by a failure spike."""
+    paused = (
+        f"Schedule #{run.schedule_id} is paused"
+        if spike.paused
+        else f"Schedule #{run.schedule_id} is not paused (it was not active)"
+    )
+    held = "1 message is" if spike.held == 1 else f"{spike.held} messages are"
+    lines = [
+        f"⏸ <b>{run_name(schedule, run)}</b> was stopped: {spike.failed} of the {spike.tried} "
+        "messages sent so far failed.",
+        f"Most common reason ({spike.reason_count}×): {escape(spike_reason(spike))}.",
+        f"{paused}, and the other {held} held, not sent: sending on to numbers that fail "
+        "makes WhatsApp restrict the account.",
+        "<b>Resume</b> sends the held messages and resumes the schedule; "
+        "<b>Show failures</b> lists who failed and why.",
+    ]
+    return "\n".join(lines)
+
+
+def auto_paused_buttons(run_id: int) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    builder.button(text="▶️ Resume", callback_data=SpikeCb(action=SpikeAction.resume, id=run_id))
+    builder.button(
+        text="❌ Show failures", callback_data=SpikeCb(action=SpikeAction.failures, id=run_id)
+    )
+    builder.adjust(2)
+    return builder.as_markup()
+
+
+def spike_resumed(schedule: Schedule | None, run: Run, released: int) -> str:
+    """What Resume did: the held messages queued, and the schedule's state now."""
+    if schedule is None:
+        state = f"Schedule #{run.schedule_id} was deleted."
+    elif schedule.state is ScheduleState.active:
+        state = f"Schedule #{run.schedule_id} is active again."
+    else:
+        state = (
+            f"Schedule #{run.schedule_id} stays {schedule.state.value}: "
+            f"/resume {run.schedule_id} if it should run again."
+        )
+    if released == 0:
+        return f"Nothing is held in run {run.id} any more: it was resumed already. {state}"
+    what = "1 held message goes" if released == 1 else f"{released} held messages go"
+    return f"▶️ Run {run.id}: {what} out now. {state}"
+
+
+def spike_failures(schedule: Schedule | None, run: Run, deliveries: Sequence[Delivery]) -> str:
+    """Show failures: the failed deliveries of a run with their reasons."""
+    failed = [d for d in deliveries if d.status is DeliveryStatus.failed]
+    if not failed:
+        return f"No message of {run_name(schedule, run)} failed."
+    lines = [f"❌ <b>{run_name(schedule, run)}</b>: {len(failed)} failed"]
+    lines += [f"• {delivery_who(d)}: {escape(failure_reason(d))}" for d in failed[:40]]
+    if len(failed) > 40:
+        lines.append(f"… and {len(failed) - 40} more: /export has them all")
+    return cap("\n".join(lines))
+
+
+def caps_lines(caps: Caps, timezone: str) -> list[str]:
+    """/status: the sends of the last hour and day against the caps, warm-up, and when the
+    next send may go while a cap is reached."""
+    daily = f"{caps.sent_last_day} of {caps.daily_cap} in the last 24 h"
+    if caps.warmup is not None:
+        daily += f" ({warmup_words(caps.warmup)})"
+    lines = [f"Sends: {caps.sent_last_hour} of {caps.hourly_cap} in the last hour, {daily}"]
+    if caps.capped is not None and caps.next_at is not None:
+        lines.append(
+            f"⏳ The {caps.capped} cap is reached: the next send goes at "
+            f"{escape(local_time(caps.next_at, timezone, with_zone=True))}."
+        )
+    return lines
+
+
+def warmup_words(day: WarmUpDay) -> str:
+    """`warm-up day 2 of 7: 100 a day`: a new number's lowered daily cap."""
+    return f"warm-up day {day.day} of {day.days}: {day.cap} a day, growing to SEND_DAILY_CAP"
