@@ -56,6 +56,7 @@ from core.services import (
     Status,
     StoreState,
     WarmUpDay,
+    is_spike_held,
     unacked,
 )
 
@@ -327,10 +328,14 @@ def schedule_buttons(schedule: Schedule, builder: InlineKeyboardBuilder) -> None
 
 
 def list_page(
-    schedules: Sequence[Schedule], page: int, template_names: Mapping[int, str] | None = None
+    schedules: Sequence[Schedule],
+    page: int,
+    template_names: Mapping[int, str] | None = None,
+    waiting: Mapping[int, tuple[int, Pacing]] | None = None,
 ) -> tuple[str, InlineKeyboardMarkup | None]:
     """One page of `/list`: text plus a row of buttons per schedule and a row to page;
-    `template_names` (by id) names the templates schedules send."""
+    `template_names` (by id) names the templates schedules send; `waiting` (by id) how many
+    of a schedule's messages wait for a cap (`Runs.waiting_for_cap`)."""
     if not schedules:
         return "You have no schedules yet. Create one with /schedule.", None
     pages = (len(schedules) + PAGE_SIZE - 1) // PAGE_SIZE
@@ -357,7 +362,10 @@ def list_page(
     text = (
         header
         + "\n\n"
-        + "\n\n".join(schedule_block(s, names.get(s.template_id or 0)) for s in shown)
+        + "\n\n".join(
+            schedule_block(s, names.get(s.template_id or 0)) + waiting_note(s, waiting)
+            for s in shown
+        )
     )
     return cap(text), builder.as_markup()
 
@@ -488,7 +496,8 @@ def run_card(
     if held:
         # Why they wait, as the sender recorded it (not linked, no network, ...).
         why = held[-1].last_error or "WhatsApp is not working; these wait and go out once it is."
-        lines.append(f"{escape(why)} /status says more.")
+        more = "" if is_spike_held(held[-1]) else " /status says more."
+        lines.append(f"{escape(why)}{more}")
     waiting = sum(1 for d in deliveries if d.status is DeliveryStatus.queued)
     if waiting and pacing is not None:
         lines.append(pacing_line(waiting, pacing, timezone))
@@ -1513,3 +1522,11 @@ def caps_lines(caps: Caps, timezone: str) -> list[str]:
 def warmup_words(day: WarmUpDay) -> str:
     """`warm-up day 2 of 7: 100 a day`: a new number's lowered daily cap."""
     return f"warm-up day {day.day} of {day.days}: {day.cap} a day, growing to SEND_DAILY_CAP"
+
+
+def waiting_note(schedule: Schedule, waiting: Mapping[int, tuple[int, Pacing]] | None) -> str:
+    """A schedule card's line while its messages wait for a cap, else nothing."""
+    count, pacing = (waiting or {}).get(schedule.id, (0, None))
+    if not count or pacing is None:
+        return ""
+    return "\n" + pacing_line(count, pacing, schedule.rule.timezone)

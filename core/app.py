@@ -203,6 +203,7 @@ async def open_core(
             whatsapp=whatsapp,
             scheduler=engine,
             unacked=ack_watch,
+            pacing=sender.pacing,
         )
         http = CoreHttp(
             store=store,

@@ -8,11 +8,14 @@ as good as missing (`NotFound`).
 from __future__ import annotations
 
 import logging
+from collections import Counter
+from collections.abc import Callable
 
 from core.adapters.store import Store
 from core.delivery import states
 from core.delivery.ack_watch import RESENT_KEY, Recheck
 from core.delivery.runs import idempotency_key, start_run
+from core.delivery.sender import Pacing
 from core.delivery.spikes import release_run
 from core.delivery.states import RETRYABLE
 from core.domain.errors import InvalidState, NotFound
@@ -41,6 +44,8 @@ class Runs:
     ) -> None:
         self.store, self.clock, self.hooks = store, schedules.clock, hooks
         self._schedules, self._watch = schedules, watch
+        # When the sender may send next (`Sender.pacing`), set by `Services`.
+        self.pacing: Callable[[], Pacing | None] | None = None
 
     async def run_now(self, owner_id: int, schedule_id: int) -> tuple[Run, list[Delivery]]:
         """Send a schedule at once as a manual run (paused and done schedules too)."""
@@ -199,3 +204,15 @@ class Runs:
         run, deliveries = await self.get_run(owner_id, run_id)
         schedule = await self.store.get_schedule(run.schedule_id)
         return schedule, run, [d for d in deliveries if d.status is DeliveryStatus.failed]
+
+    async def waiting_for_cap(self, owner_id: int) -> dict[int, tuple[int, Pacing]]:
+        """While a cap holds sends back: how many messages of each of `owner_id`'s schedules
+        wait (by schedule id), with when the next may go. Empty while no cap is reached."""
+        pacing = self.pacing() if self.pacing is not None else None
+        if pacing is None or pacing.capped is None:
+            return {}
+        queued = await self.store.list_deliveries(
+            DeliveryFilter(owner_id=owner_id, statuses=(DeliveryStatus.queued,))
+        )
+        counts = Counter(d.schedule_id for d in queued)
+        return {schedule_id: (count, pacing) for schedule_id, count in counts.items()}

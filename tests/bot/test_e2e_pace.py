@@ -105,3 +105,5 @@ async def test_e2e_a_warmup_day_cap_holds_sends_back_and_status_says_when_the_ne
         status = await world.say("/status", "wasched status")
         assert "2 of 2 in the last 24 h (warm-up day 1 of 7: 2 a day" in status.text
         assert "The daily cap is reached: the next send goes at" in status.text
+        listing = await world.say("/list", "Your schedules")
+        assert "2 messages wait: the daily cap (warm-up day 1 of 7: 2 a day" in listing.text
