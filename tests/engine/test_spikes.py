@@ -84,6 +84,17 @@ async def drive(core: Core, clock: FakeClock, done: Callable[[], Awaitable[bool]
             await asyncio.sleep(0.01)
 
 
+async def paced_run(
+    start_core: CoreFactory, sidecar: FakeSidecar, *, failing: int
+) -> tuple[Core, int, int]:
+    """A core sending one at a time, and a run to SIX whose first `failing` sends are not on
+    WhatsApp: (core, schedule id, run id)."""
+    core = await start_core(SEND_GAP_MIN_S=GAP_S, SEND_GAP_MAX_S=GAP_S)
+    sidecar.fail_next("not_on_whatsapp", count=failing)
+    schedule_id, run_id = await start_run(core)
+    return core, schedule_id, run_id
+
+
 async def by_status(core: Core, run_id: int) -> dict[DeliveryStatus, int]:
     counts: dict[DeliveryStatus, int] = {}
     for delivery in await deliveries(core, run_id=run_id):
@@ -97,9 +108,7 @@ async def test_a_run_whose_sends_fail_is_cut_short_and_resume_sends_the_rest_onc
     sidecar: FakeSidecar,
     notifier: RecordingNotifier,
 ) -> None:
-    core = await start_core(SEND_GAP_MIN_S=GAP_S, SEND_GAP_MAX_S=GAP_S)
-    sidecar.fail_next("not_on_whatsapp", count=3)
-    schedule_id, run_id = await start_run(core)
+    core, schedule_id, run_id = await paced_run(start_core, sidecar, failing=3)
 
     async def cut() -> bool:
         return len(notifier.auto_paused) == 1
@@ -155,9 +164,7 @@ async def test_failures_below_the_minimum_do_not_cut_a_run(
     sidecar: FakeSidecar,
     notifier: RecordingNotifier,
 ) -> None:
-    core = await start_core(SEND_GAP_MIN_S=GAP_S, SEND_GAP_MAX_S=GAP_S)
-    sidecar.fail_next("not_on_whatsapp", count=2)
-    schedule_id, run_id = await start_run(core)
+    core, schedule_id, run_id = await paced_run(start_core, sidecar, failing=2)
 
     async def all_tried() -> bool:
         counts = await by_status(core, run_id)
