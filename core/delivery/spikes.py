@@ -83,16 +83,23 @@ class Spike:
     paused: bool
 
 
+# Failures that say nothing about the account: a text that could not be rendered, the
+# sidecar or WhatsApp not answering until the attempts ran out, a bug of wasched's.
+NOT_THE_ACCOUNT = frozenset({"render_failed", "unavailable", "not_ready", "internal"})
+
+
 def failed_for_good(delivery: Delivery) -> bool:
-    """A delivery WhatsApp (or the sidecar) refused; a text that could not be rendered never
-    reached WhatsApp and does not count."""
-    return delivery.status is DeliveryStatus.failed and delivery.error_code != "render_failed"
+    """A delivery WhatsApp refused (not on WhatsApp, an invalid number, a send it kept
+    refusing, an error ack); see `NOT_THE_ACCOUNT` for the failures that do not count."""
+    return delivery.status is DeliveryStatus.failed and delivery.error_code not in NOT_THE_ACCOUNT
 
 
 def tally(deliveries: Sequence[Delivery]) -> tuple[int, int]:
-    """(failed for good, tried) among a run's deliveries."""
+    """(failed for good, tried: sent or failed for good) among a run's deliveries."""
     failed = sum(1 for d in deliveries if failed_for_good(d))
-    tried = sum(1 for d in deliveries if d.status in TRIED and d.error_code != "render_failed")
+    tried = failed + sum(
+        1 for d in deliveries if d.status in TRIED and d.status is not DeliveryStatus.failed
+    )
     return failed, tried
 
 

@@ -12,10 +12,11 @@ import pytest
 from core.adapters.store import open_store
 from core.app import Core
 from core.delivery import states
-from core.delivery.spikes import TOLD_KEY, SpikeRule
+from core.delivery.spikes import TOLD_KEY, SpikeRule, tally
 from core.domain.clock import FakeClock
-from core.domain.models import DeliveryFilter, DeliveryStatus, ScheduleState
+from core.domain.models import Delivery, DeliveryFilter, DeliveryStatus, ScheduleState
 from tests.engine.conftest import (
+    START,
     CoreFactory,
     RecordingNotifier,
     deliveries,
@@ -58,6 +59,35 @@ def test_a_ratio_of_zero_turns_the_rule_off() -> None:
     assert not SpikeRule(ratio=0, min_failures=1).tripped(10, 10)
     assert SpikeRule(ratio=1, min_failures=1).tripped(1, 1)
     assert not SpikeRule(ratio=1, min_failures=1).tripped(1, 2)
+
+
+def test_failures_that_say_nothing_about_the_account_do_not_count() -> None:
+    def delivery(n: int, status: DeliveryStatus, code: str | None = None) -> Delivery:
+        return Delivery(
+            id=n,
+            run_id=1,
+            schedule_id=1,
+            owner_id=7,
+            recipient=f"+49151000000{n:02d}",
+            text="hi",
+            idempotency_key=f"1:{n}",
+            status=status,
+            error_code=code,
+            created_at=START,
+            next_attempt_at=START,
+        )
+
+    run = [
+        delivery(1, DeliveryStatus.failed, "not_on_whatsapp"),
+        delivery(2, DeliveryStatus.failed, "send_failed"),  # WhatsApp kept refusing it
+        delivery(3, DeliveryStatus.failed, "ack_error"),
+        delivery(4, DeliveryStatus.failed, "unavailable"),  # the sidecar was down
+        delivery(5, DeliveryStatus.failed, "render_failed"),
+        delivery(6, DeliveryStatus.read),
+        delivery(7, DeliveryStatus.queued),
+        delivery(8, DeliveryStatus.missed),
+    ]
+    assert tally(run) == (3, 4)
 
 
 async def start_run(core: Core, recipients: str = SIX) -> tuple[int, int]:
