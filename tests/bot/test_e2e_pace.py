@@ -55,7 +55,12 @@ async def test_e2e_a_failure_spike_pauses_the_schedule_and_resume_sends_the_rest
         texts = [m.text for m in world.telegram.bot_messages(ADMIN)]
         assert sum("was stopped" in t for t in texts) == 1
 
-        failures = await world.press(alert, "Show failures", "failed")
+        # A new message (the run's card, edited meanwhile, says "failed" too).
+        since = world.telegram.cursor()
+        await world.telegram.press(ADMIN, alert, "Show failures")
+        failures = await world.telegram.reply(
+            ADMIN, "run 1: 3 failed", since=since, kinds=("send",), within=15
+        )
         assert failures.text.count("no WhatsApp account") == 3
         assert all(number[1:] in failures.text.replace(" ", "") for number in SIX[:3])
 
