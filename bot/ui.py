@@ -434,6 +434,8 @@ def delivery_line(delivery: Delivery, timezone: str, *, with_schedule: bool = Fa
         else:
             when = f"(in line since {when})"
     icon, words = DELIVERY_ICONS[delivery.status], DELIVERY_WORDS[delivery.status]
+    if is_spike_held(delivery):
+        words = SPIKE_HELD_WORDS
     line = f"{icon} {escape(who)}: {words} {when}"
     if with_schedule:
         line = f"#{delivery.schedule_id} " + line
@@ -1438,6 +1440,9 @@ def first_zone_set(text: str) -> str:
 
 
 # --- pace: runs cut short by a failure spike, caps and warm-up -------------------------------
+
+# A delivery's status while its run is stopped by a failure spike (not WhatsApp's state).
+SPIKE_HELD_WORDS = "held: the run was stopped after too many failures"
 
 
 def spike_reason(spike: Spike) -> str:

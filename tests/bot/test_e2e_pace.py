@@ -44,7 +44,7 @@ async def test_e2e_a_failure_spike_pauses_the_schedule_and_resume_sends_the_rest
         await world.sidecar("POST", "/fake/fail", {"code": "not_on_whatsapp", "count": 3})
         since = world.telegram.cursor()
         await world.telegram.send(ADMIN, "/runnow 1")
-        alert = await world.telegram.reply(ADMIN, "was stopped", since=since, within=30)
+        alert = await world.telegram.reply(ADMIN, "sent so far failed", since=since, within=30)
         assert "3 of the 3 messages sent so far failed" in alert.text
         assert "no WhatsApp account" in alert.text and "Schedule #1 is paused" in alert.text
         assert [b["text"] for b in alert.buttons()] == ["▶️ Resume", "❌ Show failures"]
@@ -53,7 +53,7 @@ async def test_e2e_a_failure_spike_pauses_the_schedule_and_resume_sends_the_rest
         assert await sends_asked(world) == 3 and await world.outbox() == []
         assert "⏸ paused" in (await world.say("/list", "Your schedules")).text
         texts = [m.text for m in world.telegram.bot_messages(ADMIN)]
-        assert sum("was stopped" in t for t in texts) == 1
+        assert sum("sent so far failed" in t for t in texts) == 1
 
         # A new message (the run's card, edited meanwhile, says "failed" too).
         since = world.telegram.cursor()
@@ -87,7 +87,7 @@ async def test_e2e_a_failure_spike_pauses_the_schedule_and_resume_sends_the_rest
         assert await sends_asked(world) == 6
         assert "▶️ active" in (await world.say("/list", "Your schedules")).text
         texts = [m.text for m in world.telegram.bot_messages(ADMIN)]
-        assert sum("was stopped" in t for t in texts) == 1
+        assert sum("sent so far failed" in t for t in texts) == 1
 
         status = await world.say("/status", "wasched status")
         assert "Sends: 3 of 60 in the last hour, 3 of 400 in the last 24 h" in status.text

@@ -63,10 +63,13 @@ async def statuses(harness: Harness, run_id: int) -> list[DeliveryStatus]:
 
 async def test_show_failures_and_resume_once_from_the_spike_message(harness: Harness) -> None:
     schedule_id, run_id = await cut_run(harness)
-    alert = await harness.telegram.reply(ADMIN, "was stopped", within=5)
+    alert = await harness.telegram.reply(ADMIN, "sent so far failed", within=5)
     assert "3 of the 3 messages sent so far failed" in alert.text
     assert "Most common reason (3×): this number has no WhatsApp account" in alert.text
-    assert sum("was stopped" in m.text for m in harness.telegram.bot_messages(ADMIN)) == 1
+    assert sum("sent so far failed" in m.text for m in harness.telegram.bot_messages(ADMIN)) == 1
+    card = await harness.telegram.reply(ADMIN, "📨", within=5)
+    assert card.text.count("held: the run was stopped after too many failures") == 2
+    assert "held until WhatsApp works" not in card.text and "/status" not in card.text
 
     since = harness.telegram.cursor()
     await harness.press(alert, "Show failures")
