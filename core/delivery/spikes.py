@@ -222,3 +222,13 @@ async def release_run(store: Store, clock: Clock, run_id: int) -> int:
         if change is not None and await store.apply(change) is not None:
             released += 1
     return released
+
+
+async def release_schedule(store: Store, clock: Clock, schedule_id: int) -> int:
+    """Resume every run of a schedule cut short (the schedule was resumed by hand, /resume or
+    its card's button); return how many deliveries were queued."""
+    held = await store.list_deliveries(
+        DeliveryFilter(schedule_id=schedule_id, statuses=(DeliveryStatus.held,))
+    )
+    runs = dict.fromkeys(d.run_id for d in held if is_spike_held(d))
+    return sum([await release_run(store, clock, run_id) for run_id in runs])

@@ -288,3 +288,27 @@ async def test_a_run_held_but_untold_before_a_crash_is_told_once_after_restart(
     await start_core()  # and a third process does not tell again
     assert len(notifier.auto_paused) == 1
     assert await again.store.get_value(TOLD_KEY.format(run_id)) is not None
+
+
+async def test_resuming_the_schedule_by_hand_sends_the_held_rest_too(
+    start_core: CoreFactory,
+    clock: FakeClock,
+    sidecar: FakeSidecar,
+    notifier: RecordingNotifier,
+) -> None:
+    core, schedule_id, run_id = await paced_run(start_core, sidecar, failing=3)
+
+    async def cut() -> bool:
+        return len(notifier.auto_paused) == 1
+
+    await drive(core, clock, cut)
+    resumed = await core.services.schedules.resume(7, schedule_id)  # /resume, not the button
+    assert resumed.state is ScheduleState.active
+
+    async def rest_sent() -> bool:
+        counts = await by_status(core, run_id)
+        return sum(counts.get(status, 0) for status in SENT) == 3
+
+    await drive(core, clock, rest_sent)
+    assert sidecar.requests == 6
+    assert (await core.services.runs.resume_cut_short(7, run_id))[1] == 0
