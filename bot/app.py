@@ -310,6 +310,7 @@ async def run(
                 allowed_updates=dispatcher.resolve_used_update_types(),
                 **core.services.by_name(),
                 store_health=core.store_health,
+                sender_caps=core.sender.caps,
                 notifier=notifier,
                 access=access,
                 settings=settings,

@@ -107,3 +107,15 @@ class ZoneCb(CallbackData, prefix="tz"):
 
     action: ZoneAction
     zone: Annotated[str, Field(min_length=1, max_length=40)]
+
+
+class SpikeAction(StrEnum):
+    resume = "go"  # send the held rest of the run and resume its schedule
+    failures = "f"  # list the run's failed deliveries with their reasons
+
+
+class SpikeCb(CallbackData, prefix="sp"):
+    """A button under the message about run `id`, cut short by a failure spike."""
+
+    action: SpikeAction
+    id: RecordId

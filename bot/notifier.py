@@ -38,7 +38,7 @@ from pydantic import ValidationError
 from bot import ui
 from core.domain.models import Delivery, DeliveryFilter, DeliveryStatus, Run, Schedule
 from core.domain.session import SessionFailure, explain
-from core.services import Pacing, count_telegram_error
+from core.services import Pacing, Spike, count_telegram_error
 
 logger = logging.getLogger(__name__)
 
@@ -678,3 +678,12 @@ class TelegramNotifier:
             schedule.owner_id,
             Note(schedule.owner_id, text, ui.schedule_done_buttons(schedule)),
         )
+
+    async def schedule_auto_paused(
+        self, schedule: Schedule | None, run: Run, deliveries: list[Delivery], *, spike: Spike
+    ) -> None:
+        """Refresh the run's card (its rest shows held) and tell the owner why, with Resume
+        and Show failures."""
+        await self.run_updated(schedule, run, deliveries)
+        text = ui.auto_paused_text(schedule, run, spike)
+        self.outbox.put(run.owner_id, Note(run.owner_id, text, ui.auto_paused_buttons(run.id)))

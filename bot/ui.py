@@ -21,6 +21,8 @@ from bot.callbacks import (
     RunCb,
     ScheduleAction,
     ScheduleCb,
+    SpikeAction,
+    SpikeCb,
     UnackedAction,
     UnackedCb,
     WizardAction,
@@ -52,13 +54,17 @@ from core.domain.when import (
     occurrences_left,
 )
 from core.services import (
+    Caps,
     Group,
     ImportResult,
     Pacing,
     Preview,
     Recheck,
+    Spike,
     Status,
     StoreState,
+    WarmUpDay,
+    is_spike_held,
     unacked,
 )
 
@@ -332,10 +338,14 @@ def schedule_buttons(schedule: Schedule, builder: InlineKeyboardBuilder) -> None
 
 
 def list_page(
-    schedules: Sequence[Schedule], page: int, template_names: Mapping[int, str] | None = None
+    schedules: Sequence[Schedule],
+    page: int,
+    template_names: Mapping[int, str] | None = None,
+    waiting: Mapping[int, tuple[int, Pacing]] | None = None,
 ) -> tuple[str, InlineKeyboardMarkup | None]:
     """One page of `/list`: text plus a row of buttons per schedule and a row to page;
-    `template_names` (by id) names the templates schedules send."""
+    `template_names` (by id) names the templates schedules send; `waiting` (by id) how many
+    of a schedule's messages wait for a cap (`Runs.waiting_for_cap`)."""
     if not schedules:
         return "You have no schedules yet. Create one with /schedule.", None
     pages = (len(schedules) + PAGE_SIZE - 1) // PAGE_SIZE
@@ -362,7 +372,10 @@ def list_page(
     text = (
         header
         + "\n\n"
-        + "\n\n".join(schedule_block(s, names.get(s.template_id or 0)) for s in shown)
+        + "\n\n".join(
+            schedule_block(s, names.get(s.template_id or 0)) + waiting_note(s, waiting)
+            for s in shown
+        )
     )
     return cap(text), builder.as_markup()
 
@@ -432,6 +445,8 @@ def delivery_line(delivery: Delivery, timezone: str, *, with_schedule: bool = Fa
         else:
             when = f"(in line since {when})"
     icon, words = DELIVERY_ICONS[delivery.status], DELIVERY_WORDS[delivery.status]
+    if is_spike_held(delivery):
+        words = SPIKE_HELD_WORDS
     line = f"{icon} {escape(who)}: {words} {when}"
     if with_schedule:
         line = f"#{delivery.schedule_id} " + line
@@ -494,7 +509,8 @@ def run_card(
     if held:
         # Why they wait, as the sender recorded it (not linked, no network, ...).
         why = held[-1].last_error or "WhatsApp is not working; these wait and go out once it is."
-        lines.append(f"{escape(why)} /status says more.")
+        more = "" if is_spike_held(held[-1]) else " /status says more."
+        lines.append(f"{escape(why)}{more}")
     waiting = sum(1 for d in deliveries if d.status is DeliveryStatus.queued)
     if waiting and pacing is not None:
         lines.append(pacing_line(waiting, pacing, timezone))
@@ -510,6 +526,8 @@ def pacing_line(waiting: int, pacing: Pacing, timezone: str) -> str:
     noun = "message waits" if waiting == 1 else "messages wait"
     if pacing.capped is not None:
         setting = "SEND_HOURLY_CAP" if pacing.capped == "hourly" else "SEND_DAILY_CAP"
+        if pacing.capped == "daily" and pacing.warmup is not None:
+            setting = warmup_words(pacing.warmup)
         return (
             f"⏳ {waiting} {noun}: the {pacing.capped} cap ({setting}) is reached; the next "
             f"goes at {at}."
@@ -933,9 +951,10 @@ def status_report(
     timezone: str,
     store_state: StoreState | None = None,
     store_reason: str = "",
+    caps: Caps | None = None,
 ) -> str:
     """/status: the session's state, the scheduler, counts, the version, and the store's state
-    when the store is checked."""
+    when the store is checked; with `caps`, the sends against the caps."""
     whatsapp = escape(report.whatsapp_state)
     who = " ".join(p for p in (report.whatsapp_name or "", report.whatsapp_number or "") if p)
     if who:
@@ -953,6 +972,7 @@ def status_report(
         f"Next run: {escape(local_time(report.next_run_at, timezone, with_zone=True))}",
         f"Schedules: {schedules}",
         f"Deliveries: {deliveries}",
+        *(caps_lines(caps, timezone) if caps is not None else []),
         f"Version: {escape(report.version)}",
     ]
     if store_state is not None:
@@ -1492,3 +1512,101 @@ def end_dropped(old: Schedule, new: Schedule, typed: str) -> str:
 def end_how(rule: Rule) -> str:
     """`5 times` or `until Thu 31 Dec 2026`: how a rule ends."""
     return f"{rule.times} times" if rule.times is not None else end_words(rule)
+
+
+# --- pace: runs cut short by a failure spike, caps and warm-up -------------------------------
+
+# A delivery's status while its run is stopped by a failure spike (not WhatsApp's state).
+SPIKE_HELD_WORDS = "held: the run was stopped after too many failures"
+
+
+def spike_reason(spike: Spike) -> str:
+    """The commonest reason of a spike's failures, in plain words."""
+    return FAILURE_WORDS.get(spike.reason_code) or spike.reason or "unknown reason"
+
+
+def auto_paused_text(schedule: Schedule | None, run: Run, spike: Spike) -> str:
+    """The one message to the owner about a run cut short by a failure spike."""
+    paused = (
+        f"Schedule #{run.schedule_id} is paused"
+        if spike.paused
+        else f"Schedule #{run.schedule_id} is not paused (it was not active)"
+    )
+    held = "1 message is" if spike.held == 1 else f"{spike.held} messages are"
+    lines = [
+        f"⏸ <b>{run_name(schedule, run)}</b> was stopped: {spike.failed} of the {spike.tried} "
+        "messages sent so far failed.",
+        f"Most common reason ({spike.reason_count}×): {escape(spike_reason(spike))}.",
+        f"{paused}, and the other {held} held, not sent: sending on to numbers that fail "
+        "makes WhatsApp restrict the account.",
+        "<b>Resume</b> sends the held messages and resumes the schedule; "
+        "<b>Show failures</b> lists who failed and why.",
+    ]
+    return "\n".join(lines)
+
+
+def auto_paused_buttons(run_id: int) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    builder.button(text="▶️ Resume", callback_data=SpikeCb(action=SpikeAction.resume, id=run_id))
+    builder.button(
+        text="❌ Show failures", callback_data=SpikeCb(action=SpikeAction.failures, id=run_id)
+    )
+    builder.adjust(2)
+    return builder.as_markup()
+
+
+def spike_resumed(schedule: Schedule | None, run: Run, released: int) -> str:
+    """What Resume did: the held messages queued, and the schedule's state now."""
+    if schedule is None:
+        state = f"Schedule #{run.schedule_id} was deleted."
+    elif schedule.state is ScheduleState.active:
+        state = f"Schedule #{run.schedule_id} is active again."
+    else:
+        state = (
+            f"Schedule #{run.schedule_id} stays {schedule.state.value}: "
+            f"/resume {run.schedule_id} if it should run again."
+        )
+    if released == 0:
+        return f"Nothing is held in run {run.id} any more: it was resumed already. {state}"
+    what = "1 held message goes" if released == 1 else f"{released} held messages go"
+    return f"▶️ Run {run.id}: {what} out now. {state}"
+
+
+def spike_failures(schedule: Schedule | None, run: Run, deliveries: Sequence[Delivery]) -> str:
+    """Show failures: the failed deliveries of a run with their reasons."""
+    failed = [d for d in deliveries if d.status is DeliveryStatus.failed]
+    if not failed:
+        return f"No message of {run_name(schedule, run)} failed."
+    lines = [f"❌ <b>{run_name(schedule, run)}</b>: {len(failed)} failed"]
+    lines += [f"• {delivery_who(d)}: {escape(failure_reason(d))}" for d in failed[:40]]
+    if len(failed) > 40:
+        lines.append(f"… and {len(failed) - 40} more: /export has them all")
+    return cap("\n".join(lines))
+
+
+def caps_lines(caps: Caps, timezone: str) -> list[str]:
+    """/status: the sends of the last hour and day against the caps, warm-up, and when the
+    next send may go while a cap is reached."""
+    daily = f"{caps.sent_last_day} of {caps.daily_cap} in the last 24 h"
+    if caps.warmup is not None:
+        daily += f" ({warmup_words(caps.warmup)})"
+    lines = [f"Sends: {caps.sent_last_hour} of {caps.hourly_cap} in the last hour, {daily}"]
+    if caps.capped is not None and caps.next_at is not None:
+        lines.append(
+            f"⏳ The {caps.capped} cap is reached: the next send goes at "
+            f"{escape(local_time(caps.next_at, timezone, with_zone=True))}."
+        )
+    return lines
+
+
+def warmup_words(day: WarmUpDay) -> str:
+    """`warm-up day 2 of 7: 100 a day`: a new number's lowered daily cap."""
+    return f"warm-up day {day.day} of {day.days}: {day.cap} a day, growing to SEND_DAILY_CAP"
+
+
+def waiting_note(schedule: Schedule, waiting: Mapping[int, tuple[int, Pacing]] | None) -> str:
+    """A schedule card's line while its messages wait for a cap, else nothing."""
+    count, pacing = (waiting or {}).get(schedule.id, (0, None))
+    if not count or pacing is None:
+        return ""
+    return "\n" + pacing_line(count, pacing, schedule.rule.timezone)

@@ -29,6 +29,8 @@ from core.delivery.engine import Engine
 from core.delivery.notifier import Notifier
 from core.delivery.receipts import Receipts
 from core.delivery.sender import Sender
+from core.delivery.spikes import SpikeGuard, SpikeRule
+from core.delivery.warmup import WarmUp
 from core.domain.clock import Clock, SystemClock
 from core.domain.errors import ConfigError, StoreNotWritable
 from core.domain.session import SessionFailure
@@ -83,9 +85,14 @@ class HeardEvents:
         self._receipts.heard()
         return await self._acks.apply_ack(whatsapp_id, ack)
 
-    def session_changed(self, state: str, failure: SessionFailure | None = None) -> None:
+    def session_changed(
+        self,
+        state: str,
+        failure: SessionFailure | None = None,
+        me: dict[str, str] | None = None,
+    ) -> None:
         self._receipts.heard()
-        self._sender.session_changed(state, failure)
+        self._sender.session_changed(state, failure, me)
 
 
 async def require_writes(store: Store, database_url: str) -> None:
@@ -154,6 +161,15 @@ async def open_core(
             # a restarted core takes back at once what its crashed predecessor was sending.
             worker=worker or f"{socket.gethostname()}:{settings.HTTP_PORT}",
             store_health=store_health,
+            spikes=SpikeGuard(
+                store,
+                clock,
+                notifier,
+                SpikeRule(settings.PAUSE_ON_FAILURE_RATIO, settings.PAUSE_MIN_FAILURES),
+            ),
+            warmup=WarmUp(
+                store, clock, days=settings.WARMUP_DAYS, daily_cap=settings.SEND_DAILY_CAP
+            ),
         )
         engine = Engine(
             store,
@@ -163,6 +179,8 @@ async def open_core(
             on_deliveries=sender.deliveries_queued,
             store_health=store_health,
         )
+        if sender.spikes is not None:
+            sender.spikes.on_paused = engine.schedules_changed
         acks = Acks(store, clock, on_change=sender.reporter.mark)
         sender.on_sent = acks.stored
         ack_watch = AckWatch(
@@ -185,6 +203,7 @@ async def open_core(
             whatsapp=whatsapp,
             scheduler=engine,
             unacked=ack_watch,
+            pacing=sender.pacing,
         )
         http = CoreHttp(
             store=store,

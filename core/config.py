@@ -44,6 +44,10 @@ FIXES: dict[str, str] = {
     "ACK_ALERT_AFTER_S": "use whole seconds >= 0, e.g. ACK_ALERT_AFTER_S=600 (0 turns it off)",
     "ACK_RECONCILE_WINDOW_S": "use whole seconds >= 0, e.g. ACK_RECONCILE_WINDOW_S=172800 "
     "(0 turns it off)",
+    "PAUSE_ON_FAILURE_RATIO": "use a share from 0 to 1, e.g. PAUSE_ON_FAILURE_RATIO=0.5 "
+    "(0 turns it off)",
+    "PAUSE_MIN_FAILURES": "use a whole number >= 1, e.g. PAUSE_MIN_FAILURES=3",
+    "WARMUP_DAYS": "use whole days >= 0, e.g. WARMUP_DAYS=7 (0 turns it off)",
 }
 
 
@@ -90,6 +94,12 @@ class Settings(BaseSettings):
     # After core starts, and after a gap in the sidecar's events, the acks of messages sent
     # this long ago or less that are still `sent` or `delivered` are asked for; 0 turns it off.
     ACK_RECONCILE_WINDOW_S: int = Field(default=172800, ge=0)
+    # A run whose failures for good reach this share of its sends so far (and at least
+    # PAUSE_MIN_FAILURES of them) is cut short and its schedule paused; 0 turns it off.
+    PAUSE_ON_FAILURE_RATIO: float = Field(default=0.5, ge=0, le=1)
+    PAUSE_MIN_FAILURES: int = Field(default=3, ge=1)
+    # Days a newly linked number's daily cap grows to SEND_DAILY_CAP over; 0 turns it off.
+    WARMUP_DAYS: int = Field(default=0, ge=0)
 
     @field_validator("TELEGRAM_BOT_TOKEN")
     @classmethod

@@ -72,6 +72,7 @@ async def list_(message: Message, services: Services, event_from_user: User) -> 
         await services.schedules.list_schedules(event_from_user.id),
         0,
         await template_names(services),
+        await services.runs.waiting_for_cap(event_from_user.id),
     )
     await message.answer(text, reply_markup=markup)
 
@@ -89,7 +90,10 @@ async def refresh_list(query: CallbackQuery, services: Services, user: User, pag
     if query.message is None or isinstance(query.message, InaccessibleMessage):
         return
     text, markup = ui.list_page(
-        await services.schedules.list_schedules(user.id), page, await template_names(services)
+        await services.schedules.list_schedules(user.id),
+        page,
+        await template_names(services),
+        await services.runs.waiting_for_cap(user.id),
     )
     if query.message.text != text or query.message.reply_markup != markup:
         await query.message.edit_text(text, reply_markup=markup)

@@ -51,7 +51,12 @@ class EventSink(Protocol):
     in `core.app`)."""
 
     async def apply_ack(self, whatsapp_id: str, ack: int) -> bool: ...
-    def session_changed(self, state: str, failure: SessionFailure | None = None) -> None: ...
+    def session_changed(
+        self,
+        state: str,
+        failure: SessionFailure | None = None,
+        me: dict[str, str] | None = None,
+    ) -> None: ...
 
 
 class HealthPort(Protocol):
@@ -156,7 +161,7 @@ class CoreHttp:
                     return _error(503, "unavailable", "the database is unavailable; retry")
                 return web.json_response({"ok": True, "known": known})
             case SessionStatusEvent(payload=status):
-                self.sender.session_changed(status.state, status.failure)
+                self.sender.session_changed(status.state, status.failure, status.me)
                 self._later(
                     self.notifier.session_changed(status.state, status.me, status.failure),
                     parsed.event,

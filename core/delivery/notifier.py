@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Protocol
 
 from core.delivery.ack_watch import is_unacked
+from core.delivery.spikes import Spike
 from core.domain.models import Delivery, Run, Schedule
 from core.domain.session import SessionFailure, explain
 
@@ -50,6 +51,12 @@ class Notifier(Protocol):
     async def schedule_done(self, schedule: Schedule, occurrences: int) -> None:
         """A recurring schedule's last occurrence has fired and it is `done` now; called once,
         by the process that ended it. `occurrences` is how many went out."""
+
+    async def schedule_auto_paused(
+        self, schedule: Schedule | None, run: Run, deliveries: list[Delivery], *, spike: Spike
+    ) -> None:
+        """A run's failures spiked (`core.delivery.spikes`): the rest of the run is held and
+        the schedule paused; tell the owner once, why, with Resume and Show failures."""
 
 
 class LoggingNotifier:
@@ -110,3 +117,16 @@ class LoggingNotifier:
 
     async def schedule_done(self, schedule: Schedule, occurrences: int) -> None:
         logger.info("schedule %s is done after %d occurrence(s)", schedule.id, occurrences)
+
+    async def schedule_auto_paused(
+        self, schedule: Schedule | None, run: Run, deliveries: list[Delivery], *, spike: Spike
+    ) -> None:
+        logger.warning(
+            "run %s of schedule %s cut short: %d of %d sends failed (mostly %s), %d held",
+            run.id,
+            run.schedule_id,
+            spike.failed,
+            spike.tried,
+            spike.reason_code,
+            spike.held,
+        )

@@ -40,9 +40,11 @@ from typing import Any, Protocol
 from core.adapters.health import StoreHealth
 from core.adapters.store import SentRecord, Store
 from core.adapters.whatsapp import SentMessage, SessionHealth
-from core.delivery import states
+from core.delivery import spikes, states
 from core.delivery.notifier import Notifier
 from core.delivery.runs import RunDueTimes
+from core.delivery.spikes import SpikeGuard
+from core.delivery.warmup import WarmUp, WarmUpDay
 from core.domain.clock import Clock
 from core.domain.errors import StoreNotWritable, WhatsAppError, WhatsAppNotReady
 from core.domain.models import Delivery, DeliveryFilter, DeliveryStatus, Media
@@ -64,6 +66,23 @@ class Pacing:
     gap_max_s: float
     # "hourly" or "daily" while that cap holds the next send back, else None.
     capped: str | None
+    # The warm-up day of the linked number, while its daily cap is lowered.
+    warmup: WarmUpDay | None = None
+
+
+@dataclass(frozen=True)
+class Caps:
+    """Today's sends against the caps (/status): the last hour's and day's (sliding windows,
+    this process's sends), the caps now, and when the next send may go while a cap is
+    reached (None: one may go now, as far as the caps go)."""
+
+    sent_last_hour: int
+    hourly_cap: int
+    sent_last_day: int
+    daily_cap: int
+    next_at: datetime | None
+    capped: str | None
+    warmup: WarmUpDay | None
 
 
 class SendPort(Protocol):
@@ -158,6 +177,8 @@ class Sender:
         send_window: int = 16,
         rng: random.Random | None = None,
         store_health: StoreHealth | None = None,
+        spikes: SpikeGuard | None = None,
+        warmup: WarmUp | None = None,
     ) -> None:
         self.store = store
         # Told of writes that fail: a store refusing writes is logged once, not per step.
@@ -211,11 +232,25 @@ class Sender:
         # Told each WhatsApp message id once its delivery is recorded `sent` (`Acks.stored`:
         # an ack that came before the record is applied now).
         self.on_sent: Callable[[str], Awaitable[object]] | None = None
+        # Cuts a run short when its sends fail too often (told of each failure for good).
+        self.spikes = spikes
+        # Runs cut short by this process since its last claim: deliveries of theirs claimed
+        # ahead before the cut are held, not sent.
+        self._cut_runs: set[int] = set()
+        # Lowers the daily cap while the linked number is new.
+        self.warmup = warmup
+        # The account the session last said it works with, not yet told to `warmup`.
+        self._number: str | None = None
 
     # --- lifecycle -------------------------------------------------------------------
     async def start(self) -> None:
         await self._seed_caps()
         await self._take_back_own_leases()
+        if self.spikes is not None:
+            try:
+                await self.spikes.tell_pending()
+            except Exception:
+                logger.exception("sender: could not look for runs cut short untold")
         self._stopping = False
         self._task = asyncio.get_running_loop().create_task(self._run(), name="sender")
 
@@ -272,12 +307,25 @@ class Sender:
         """New deliveries may be due (EngineHooks)."""
         self._wake.set()
 
-    def session_changed(self, state: str, failure: SessionFailure | None = None) -> None:
+    def session_changed(
+        self,
+        state: str,
+        failure: SessionFailure | None = None,
+        me: dict[str, str] | None = None,
+    ) -> None:
         """The sidecar says its session is `state` (an event): pause unless WORKING, resume
         when it is. The sidecar answered, so the next probe waits a whole `probe_every_s`."""
+        self._seen_number(state, me)
         self._probe_failures = 0
         self._next_probe_at = self.clock.now() + timedelta(seconds=self.probe_every_s)
         if self._apply_session(state, failure):
+            self._wake.set()
+
+    def _seen_number(self, state: str, me: dict[str, str] | None) -> None:
+        """The session works with the account `me`: its warm-up is looked up (or starts) in
+        the loop's next step."""
+        if state == SessionState.WORKING and me is not None and me.get("id"):
+            self._number = me["id"]
             self._wake.set()
 
     def _apply_session(self, state: str, failure: SessionFailure | None) -> bool:
@@ -338,6 +386,10 @@ class Sender:
 
     async def _step(self) -> None:
         now = self.clock.now()
+        if self._number is not None:
+            number, self._number = self._number, None
+            if self.warmup is not None:
+                await self.warmup.linked(number)
         if self._release_held:
             self._release_held = False
             released = await self.store.release_held(now=now)
@@ -361,7 +413,10 @@ class Sender:
             await self._nap(wait)
             return
         batch, self._claimed_ahead = self._claimed_ahead, []
+        if self._cut_runs:
+            batch = await self._hold_cut(batch)
         if not batch:
+            self._cut_runs.clear()
             batch = await self.store.claim_deliveries(
                 now=now, lease_s=self.lease_s, worker=self.worker, limit=self._room(now)
             )
@@ -441,6 +496,7 @@ class Sender:
             )
         self._probe_failures = 0
         self._next_probe_at = self.clock.now() + timedelta(seconds=self.probe_every_s)
+        self._seen_number(health.state, health.me)
         first = self._session_state is None
         if not self._apply_session(health.state, health.failure) and back and health.working:
             # The session did not change, but its events may have been lost meanwhile.
@@ -480,9 +536,12 @@ class Sender:
     def _ready_at(self, now: datetime) -> tuple[datetime, str | None]:
         """When the gap and both caps allow the next send, and which cap holds it, if any."""
         ready, capped = max(self._next_send_at or now, now), None
-        day = len(self._sent_times) - bisect_right(self._sent_times, now - DAY)
-        if day >= self.daily_cap and self._sent_times[-self.daily_cap] + DAY > ready:
-            ready, capped = self._sent_times[-self.daily_cap] + DAY, "daily"
+        day, daily_cap = (
+            len(self._sent_times) - bisect_right(self._sent_times, now - DAY),
+            self._daily_cap(now),
+        )
+        if day >= daily_cap and self._sent_times[-daily_cap] + DAY > ready:
+            ready, capped = self._sent_times[-daily_cap] + DAY, "daily"
         in_hour = len(self._sent_times) - bisect_right(self._sent_times, now - HOUR)
         if in_hour >= self.hourly_cap and self._sent_times[-self.hourly_cap] + HOUR > ready:
             ready, capped = self._sent_times[-self.hourly_cap] + HOUR, "hourly"
@@ -493,15 +552,37 @@ class Sender:
         reached) or WhatsApp does not work (then they are held, and the card says why)."""
         if self._paused:
             return None
-        ready, capped = self._ready_at(self.clock.now())
+        now = self.clock.now()
+        ready, capped = self._ready_at(now)
         if self.gap_max_s <= 0 and capped is None:
             return None
-        return Pacing(ready, self.gap_min_s, self.gap_max_s, capped)
+        warmup = self.warmup.today(now) if self.warmup is not None else None
+        return Pacing(ready, self.gap_min_s, self.gap_max_s, capped, warmup)
+
+    def caps(self) -> Caps:
+        """Today's sends against the caps, and when the next may go while one is reached."""
+        now = self.clock.now()
+        ready, capped = self._ready_at(now)
+        in_hour = len(self._sent_times) - bisect_right(self._sent_times, now - HOUR)
+        in_day = len(self._sent_times) - bisect_right(self._sent_times, now - DAY)
+        return Caps(
+            sent_last_hour=in_hour,
+            hourly_cap=self.hourly_cap,
+            sent_last_day=in_day,
+            daily_cap=self._daily_cap(now),
+            next_at=ready if capped is not None else None,
+            capped=capped,
+            warmup=self.warmup.today(now) if self.warmup is not None else None,
+        )
 
     def _cap_room(self, now: datetime) -> int:
         """Sends the hourly and daily caps allow right now."""
         in_hour = len(self._sent_times) - bisect_right(self._sent_times, now - HOUR)
-        return min(self.hourly_cap - in_hour, self.daily_cap - len(self._sent_times))
+        return min(self.hourly_cap - in_hour, self._daily_cap(now) - len(self._sent_times))
+
+    def _daily_cap(self, now: datetime) -> int:
+        """The daily cap now: lower while the linked number warms up."""
+        return self.warmup.cap(now) if self.warmup is not None else self.daily_cap
 
     def _room(self, now: datetime) -> int:
         """How many deliveries to claim for the next sends: one with pacing; without, up to
@@ -700,8 +781,38 @@ class Sender:
                 delivery.run_id,
                 code,
             )
-        await self.store.apply(change)
+        applied = await self.store.apply(change)
         self.reporter.mark(delivery.run_id)
+        if isinstance(change, states.Fail) and applied is not None:
+            await self._check_spike(delivery.run_id)
+
+    async def _check_spike(self, run_id: int) -> None:
+        """A delivery of run `run_id` failed for good: cut the run short if its failures
+        spiked (`core.delivery.spikes`)."""
+        if self.spikes is None or not await self.spikes.spiked(run_id):
+            return
+        self._cut_runs.add(run_id)
+        self._claimed_ahead = await self._hold_cut(self._claimed_ahead)
+        await self.spikes.cut_short(run_id)
+        self.reporter.mark(run_id)
+
+    async def _hold_cut(self, claimed: list[Delivery]) -> list[Delivery]:
+        """Give back the deliveries of runs cut short among `claimed` (claimed before the
+        cut) and hold them with the rest of their run; return the others."""
+        keep = []
+        for delivery in claimed:
+            if delivery.run_id not in self._cut_runs:
+                keep.append(delivery)
+                continue
+            released = await self.store.apply(states.release(delivery, worker=self.worker))
+            change = (
+                states.hold_for_spike(released, now=self.clock.now(), reason=spikes.HELD_REASON)
+                if released is not None
+                else None
+            )
+            if change is not None:
+                await self.store.apply(change)
+        return keep
 
     async def _hold(self, delivery: Delivery, *, reason: str, code: str) -> None:
         logger.info(

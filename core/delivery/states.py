@@ -24,6 +24,8 @@ Every arrow, from -> to:
     sent            -> failed      ack -1 (`AckFailed`)
     failed, missed  -> queued      retry (by the owner: attempts reset, same key)
     sent.., failed  -> (same)      imported (the legacy history's times)
+    queued, held    -> held        hold_for_spike (the run's failures spiked; `SPIKE_HOLD`)
+    held (spike)    -> queued      release_spike (the owner pressed Resume)
 
 - `insert`: `Store.add_deliveries` stores a `NewDelivery` in its first status (`queued`,
   `failed` when its text cannot be rendered, see `render_failed`; `missed` by the engine).
@@ -393,3 +395,50 @@ def imported(
         delivered_at=at if read or status is DeliveryStatus.delivered else None,
         read_at=at if read else None,
     )
+
+
+# --- a failure spike (`core.delivery.spikes`) -------------------------------------------------
+
+# The error code of a delivery held because its run's failures spiked: `Store.release_held`
+# leaves it (WhatsApp working again is no reason to send it), Resume releases it.
+SPIKE_HOLD = "failure_spike"
+
+
+@dataclass(frozen=True, kw_only=True)
+class SpikeHold(DeliveryChange):
+    """queued or held -> held: the rest of a run whose failures spiked waits for the owner."""
+
+    expected: tuple[DeliveryStatus, ...] = (DeliveryStatus.queued, DeliveryStatus.held)
+    status: DeliveryStatus = DeliveryStatus.held
+    held_at: datetime
+    last_error: str
+    error_code: str = SPIKE_HOLD
+
+
+@dataclass(frozen=True, kw_only=True)
+class SpikeRelease(DeliveryChange):
+    """held -> queued, due now: the owner resumed a run cut short by a failure spike."""
+
+    expected: tuple[DeliveryStatus, ...] = (DeliveryStatus.held,)
+    status: DeliveryStatus = DeliveryStatus.queued
+    next_attempt_at: datetime
+    queued_at: datetime
+    last_error: None = None
+    error_code: None = None
+
+
+def hold_for_spike(delivery: Delivery, *, now: datetime, reason: str) -> SpikeHold | None:
+    """Hold a delivery of a run cut short by a failure spike; None when it is past holding
+    (being sent, sent, failed) or held for it already."""
+    if delivery.status is DeliveryStatus.held and delivery.error_code == SPIKE_HOLD:
+        return None
+    if delivery.status not in (DeliveryStatus.queued, DeliveryStatus.held):
+        return None
+    return SpikeHold(delivery_id=delivery.id, held_at=now, last_error=reason)
+
+
+def release_spike(delivery: Delivery, *, now: datetime) -> SpikeRelease | None:
+    """Queue again, due now, a delivery held by a failure spike; None for any other."""
+    if delivery.status is not DeliveryStatus.held or delivery.error_code != SPIKE_HOLD:
+        return None
+    return SpikeRelease(delivery_id=delivery.id, next_attempt_at=now, queued_at=now)

@@ -22,6 +22,7 @@ counter (`count_telegram_error`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from core.adapters.counters import count_telegram_error
@@ -29,8 +30,10 @@ from core.adapters.health import StoreHealth, StoreState
 from core.adapters.store import Store
 from core.adapters.whatsapp import WhatsAppClient
 from core.delivery.ack_watch import Recheck, unacked
-from core.delivery.sender import Pacing
+from core.delivery.sender import Caps, Pacing
+from core.delivery.spikes import Spike, is_spike_held
 from core.delivery.states import RETRYABLE
+from core.delivery.warmup import WarmUpDay
 from core.domain.clock import Clock
 from core.services._shared import MAX_ID, is_id
 from core.services.contacts import Contacts
@@ -55,6 +58,7 @@ __all__ = [
     "PREVIEW_COUNT",
     "RETRYABLE",
     "TIMEZONE_ASKED_KEY",
+    "Caps",
     "Contacts",
     "Draft",
     "Drafted",
@@ -70,14 +74,17 @@ __all__ = [
     "Runs",
     "Schedules",
     "Services",
+    "Spike",
     "Status",
     "StoreHealth",
     "StoreState",
     "Templates",
     "Users",
+    "WarmUpDay",
     "WhatsApp",
     "count_telegram_error",
     "is_id",
+    "is_spike_held",
     "unacked",
 ]
 
@@ -95,6 +102,7 @@ class Services:
         whatsapp: WhatsAppClient | None = None,
         scheduler: SchedulerInfo | None = None,
         unacked: UnackedWatch | None = None,
+        pacing: Callable[[], Pacing | None] | None = None,
     ) -> None:
         hooks = hooks or NoEngine()
         self.clock = clock
@@ -107,6 +115,8 @@ class Services:
         self.templates = Templates(store)
         self.whatsapp = WhatsApp(store, whatsapp, scheduler)
         self.memory = Memory(store)
+        # When the sender may send next (`Sender.pacing`): cards say when sends wait for a cap.
+        self.runs.pacing = pacing
 
     def by_name(self) -> dict[str, Any]:
         """Each service under its name, for the bot's handlers to ask for (aiogram's

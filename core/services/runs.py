@@ -8,19 +8,26 @@ as good as missing (`NotFound`).
 from __future__ import annotations
 
 import logging
+from collections import Counter
+from collections.abc import Callable
 
 from core.adapters.store import Store
 from core.delivery import states
 from core.delivery.ack_watch import RESENT_KEY, Recheck
 from core.delivery.runs import idempotency_key, start_run
+from core.delivery.sender import Pacing
+from core.delivery.spikes import release_run
 from core.delivery.states import RETRYABLE
 from core.domain.errors import InvalidState, NotFound
 from core.domain.models import (
     Delivery,
     DeliveryFilter,
+    DeliveryStatus,
     NewDelivery,
     Run,
     RunTrigger,
+    Schedule,
+    ScheduleState,
 )
 from core.services._shared import is_id, no_run, recipient_of, stored
 from core.services.ports import EngineHooks, UnackedWatch
@@ -37,6 +44,8 @@ class Runs:
     ) -> None:
         self.store, self.clock, self.hooks = store, schedules.clock, hooks
         self._schedules, self._watch = schedules, watch
+        # When the sender may send next (`Sender.pacing`), set by `Services`.
+        self.pacing: Callable[[], Pacing | None] | None = None
 
     async def run_now(self, owner_id: int, schedule_id: int) -> tuple[Run, list[Delivery]]:
         """Send a schedule at once as a manual run (paused and done schedules too)."""
@@ -167,3 +176,45 @@ class Runs:
         if self._watch is None:
             raise InvalidState("Checking messages with WhatsApp is not available here.")
         return self._watch
+
+    # --- pace: a run cut short by a failure spike ---------------------------------------
+
+    async def resume_cut_short(self, owner_id: int, run_id: int) -> tuple[Schedule | None, int]:
+        """Resume: the held rest of a run cut short goes out now, and its schedule, paused by
+        the cut, is active again (when its time has not passed). Return the schedule as it is
+        now and how many deliveries were queued (0 when pressed again)."""
+        run, _ = await self.get_run(owner_id, run_id)
+        # The run first: resuming the schedule releases every run of it cut short, and this
+        # press is to say how many of this one went.
+        released = await release_run(self.store, self.clock, run.id)
+        schedule = await self.store.get_schedule(run.schedule_id)
+        if schedule is not None and schedule.state is ScheduleState.paused:
+            try:
+                schedule = await self._schedules.resume(owner_id, schedule.id)
+            except InvalidState:
+                logger.info("schedule %s stays paused: its time has passed", schedule.id)
+        if released:
+            logger.info("run %s resumed after a failure spike: %d queued", run.id, released)
+            self.hooks.deliveries_queued()
+        return schedule, released
+
+    async def failures(
+        self, owner_id: int, run_id: int
+    ) -> tuple[Schedule | None, Run, list[Delivery]]:
+        """Show failures: the run's schedule (None once deleted), the run, and its deliveries
+        that failed, oldest first."""
+        run, deliveries = await self.get_run(owner_id, run_id)
+        schedule = await self.store.get_schedule(run.schedule_id)
+        return schedule, run, [d for d in deliveries if d.status is DeliveryStatus.failed]
+
+    async def waiting_for_cap(self, owner_id: int) -> dict[int, tuple[int, Pacing]]:
+        """While a cap holds sends back: how many messages of each of `owner_id`'s schedules
+        wait (by schedule id), with when the next may go. Empty while no cap is reached."""
+        pacing = self.pacing() if self.pacing is not None else None
+        if pacing is None or pacing.capped is None:
+            return {}
+        queued = await self.store.list_deliveries(
+            DeliveryFilter(owner_id=owner_id, statuses=(DeliveryStatus.queued,))
+        )
+        counts = Counter(d.schedule_id for d in queued)
+        return {schedule_id: (count, pacing) for schedule_id, count in counts.items()}

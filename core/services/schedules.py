@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 from core.adapters.store import UNSET, Store
 from core.delivery.runs import load_contacts, message_text
+from core.delivery.spikes import release_schedule
 from core.domain import when as when_lang
 from core.domain.clock import Clock
 from core.domain.errors import (
@@ -348,6 +349,9 @@ class Schedules:
             schedule_id, state=ScheduleState.active, next_run_at=next_run_at
         )
         self._hooks.schedules_changed()
+        # A schedule paused by a failure spike: the held rest of its run goes out too.
+        if await release_schedule(self._store, self.clock, schedule_id):
+            self._hooks.deliveries_queued()
         return updated
 
     async def delete(self, owner_id: int, schedule_id: int) -> Schedule:

@@ -101,6 +101,11 @@ class NullNotifier:
     async def schedule_done(self, schedule: Any, occurrences: int) -> None:
         return None
 
+    async def schedule_auto_paused(
+        self, schedule: Any, run: Any, deliveries: Any, *, spike: Any
+    ) -> None:
+        return None
+
 
 def _schedule_doc(
     schedule_id: int, rule: dict[str, Any], next_run_at: datetime, now: datetime, recipients: int

@@ -19,6 +19,7 @@ from core.adapters.store.sqlite import SQLiteStore
 from core.app import Core, open_core
 from core.config import Settings, load_settings
 from core.delivery.sender import Sender, SendPort
+from core.delivery.spikes import Spike
 from core.domain.clock import Clock, FakeClock
 from core.domain.models import Delivery, DeliveryFilter, Run, Schedule
 from core.domain.session import SessionFailure
@@ -42,6 +43,8 @@ class RecordingNotifier:
         self.unacked: list[tuple[Run, list[Delivery], datetime, bool]] = []
         # (schedule, occurrences sent) per `schedule_done`.
         self.done: list[tuple[Schedule, int]] = []
+        # (run, spike) per run cut short by a failure spike.
+        self.auto_paused: list[tuple[Run, Spike]] = []
 
     async def run_updated(
         self, schedule: Schedule | None, run: Run, deliveries: list[Delivery]
@@ -71,6 +74,11 @@ class RecordingNotifier:
         tell: bool = True,
     ) -> None:
         self.unacked.append((run, deliveries, now, tell))
+
+    async def schedule_auto_paused(
+        self, schedule: Schedule | None, run: Run, deliveries: list[Delivery], *, spike: Spike
+    ) -> None:
+        self.auto_paused.append((run, spike))
 
     def last_statuses(self, run_id: int) -> list[str]:
         for _, run, deliveries in reversed(self.updates):

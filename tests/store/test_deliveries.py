@@ -534,3 +534,40 @@ async def test_add_deliveries_stores_a_failed_delivery_with_its_reason(store: St
     # Inserted again (a fan-out completed after a crash), the stored one is returned as it is.
     again = await store.add_deliveries(run, [ok, bad], now=T0 + minutes(1))
     assert again == stored
+
+
+async def test_release_held_leaves_deliveries_held_by_a_failure_spike(store: Store) -> None:
+    [not_ready, spiked] = await add_deliveries(store, 2, now=T0)
+    for delivery in (not_ready, spiked):
+        await store.update_delivery(
+            delivery.id, status=DeliveryStatus.held, error_code="not_ready"
+        )
+    change = states.hold_for_spike(
+        await store.get_delivery(spiked.id) or spiked, now=T0, reason="spike"
+    )
+    assert change is not None and await store.apply(change) is not None
+
+    assert await store.release_held(now=T0 + minutes(1)) == 1
+    still = await store.get_delivery(spiked.id)
+    assert still is not None and (still.status, still.error_code) == (
+        DeliveryStatus.held,
+        states.SPIKE_HOLD,
+    )
+    released = states.release_spike(still, now=T0 + minutes(2))
+    assert released is not None
+    queued = await store.apply(released)
+    assert queued is not None and (queued.status, queued.error_code) == (
+        DeliveryStatus.queued,
+        None,
+    )
+    assert queued.next_attempt_at == T0 + minutes(2)
+    assert states.release_spike(queued, now=T0) is None
+
+
+async def test_claim_value_sets_a_key_once(store: Store) -> None:
+    results = await asyncio.gather(*(store.claim_value("told:1", f"by {n}") for n in range(5)))
+    assert sorted(results) == [False, False, False, False, True]
+    assert await store.get_value("told:1") == f"by {results.index(True)}"
+    assert await store.claim_value("told:1", "again") is False
+    exported = await store.export_all()
+    assert {"key": "told:1", "value": f"by {results.index(True)}"} in exported["values"]

@@ -312,6 +312,11 @@ class Store(Protocol):
         """The schedule's occurrences that went out: its scheduled runs (not manual ones)
         that were neither missed nor skipped (they have no `outcome`)."""
 
+    # key/value, once -----------------------------------------------------------------
+    async def claim_value(self, key: str, value: str) -> bool:
+        """Set `key` to `value` unless it has a value; True when this call set it (of several
+        processes claiming one key at once, exactly one gets True)."""
+
 
 async def open_store(database_url: str) -> Store:
     """Open the store that `database_url` names: `sqlite:///path` or `mongodb://...`."""

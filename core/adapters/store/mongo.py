@@ -50,6 +50,7 @@ from core.adapters.store._records import (
     utc,
 )
 from core.adapters.store._records import now as _now
+from core.delivery.states import SPIKE_HOLD
 from core.domain.errors import ConfigError, StoreError, StoreNotWritable
 from core.domain.models import (
     Contact,
@@ -745,7 +746,7 @@ class MongoStore(BaseStore):
     async def release_held(self, *, now: datetime) -> int:
         at = utc(now)
         result = await self._deliveries.update_many(
-            {"status": DeliveryStatus.held.value},
+            {"status": DeliveryStatus.held.value, "error_code": {"$ne": SPIKE_HOLD}},
             {
                 "$set": {
                     "status": DeliveryStatus.queued.value,
@@ -905,3 +906,11 @@ class MongoStore(BaseStore):
                 "outcome": None,
             }
         )
+
+    @_translating
+    async def claim_value(self, key: str, value: str) -> bool:
+        try:
+            await self._values.insert_one({"_id": key, "value": value})
+        except DuplicateKeyError:
+            return False
+        return True

@@ -50,6 +50,7 @@ from core.adapters.store._records import (
 )
 from core.adapters.store._records import iso as ts
 from core.adapters.store._records import now as _now
+from core.delivery.states import SPIKE_HOLD
 from core.domain.errors import ConfigError, StoreError, StoreNotWritable
 from core.domain.models import (
     Delivery,
@@ -753,8 +754,8 @@ class SQLiteStore(BaseStore):
         at = ts(now)
         return await self._execute(
             "UPDATE deliveries SET status = 'queued', next_attempt_at = ?, queued_at = ?"
-            " WHERE status = 'held'",
-            (at, at),
+            " WHERE status = 'held' AND coalesce(error_code, '') != ?",
+            (at, at, SPIKE_HOLD),
         )
 
     async def list_deliveries(self, query: DeliveryFilter) -> list[Delivery]:
@@ -891,6 +892,12 @@ class SQLiteStore(BaseStore):
             (schedule_id, RunTrigger.manual.value),
         )
         return int(row[0]) if row else 0
+
+    async def claim_value(self, key: str, value: str) -> bool:
+        inserted = await self._execute(
+            "INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING", (key, value)
+        )
+        return inserted == 1
 
 
 def _statements(script: str) -> list[str]:
