@@ -13,6 +13,7 @@ for someone else's, so ownership is checked here and nowhere else.
 - `whatsapp`: link (QR, pairing code), logout, groups, importing contacts, `/status`
 - `users`: a person's time zone, whether they were asked for it, the owner and their code
 - `memory`: what the bot keeps across restarts (which message shows which run)
+- `stats`: how an owner's messages did per day, for /stats (`Stats`, `Figures`)
 
 Also public here, so that the bot needs nothing beyond this package and `core.domain`: the
 records the engine hands the bot (`Pacing`, `Recheck`, `StoreHealth` and its `StoreState`),
@@ -44,6 +45,7 @@ from core.services.ports import (
 )
 from core.services.runs import Runs
 from core.services.schedules import PREVIEW_COUNT, Draft, Drafted, FireTime, Preview, Schedules
+from core.services.stats import DayFigures, Figures, Stats, stats_days
 from core.services.templates import Templates
 from core.services.users import OWNER_CODE_KEY, TIMEZONE_ASKED_KEY, Users
 from core.services.whatsapp import Group, ImportResult, LinkQr, Status, WhatsApp
@@ -56,8 +58,10 @@ __all__ = [
     "RETRYABLE",
     "TIMEZONE_ASKED_KEY",
     "Contacts",
+    "DayFigures",
     "Draft",
     "Drafted",
+    "Figures",
     "FireTime",
     "Group",
     "ImportResult",
@@ -70,6 +74,7 @@ __all__ = [
     "Runs",
     "Schedules",
     "Services",
+    "Stats",
     "Status",
     "StoreHealth",
     "StoreState",
@@ -78,6 +83,7 @@ __all__ = [
     "WhatsApp",
     "count_telegram_error",
     "is_id",
+    "stats_days",
     "unacked",
 ]
 
@@ -107,6 +113,7 @@ class Services:
         self.templates = Templates(store)
         self.whatsapp = WhatsApp(store, whatsapp, scheduler)
         self.memory = Memory(store)
+        self.stats = Stats(store, clock, self.users)
 
     def by_name(self) -> dict[str, Any]:
         """Each service under its name, for the bot's handlers to ask for (aiogram's
@@ -120,4 +127,5 @@ class Services:
             "templates": self.templates,
             "whatsapp": self.whatsapp,
             "users": self.users,
+            "stats": self.stats,
         }

@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 import aiosqlite
 from pydantic import BaseModel
 
-from core.adapters.store import SentRecord
+from core.adapters.store import DeliveryTimes, SentRecord
 from core.adapters.store._base import (
     BaseStore,
     Conflict,
@@ -884,6 +884,28 @@ class SQLiteStore(BaseStore):
 
     async def check_writes(self) -> None:
         await _check_writes(self)
+
+    # stats ----------------------------------------------------------------------------
+
+    async def delivery_times(
+        self, *, since: datetime, until: datetime, owner_id: int | None = None
+    ) -> list[DeliveryTimes]:
+        owner = "" if owner_id is None else "owner_id = ? AND "
+        bounds = (ts(since), ts(until)) * 2
+        rows = await self._fetchall(
+            "SELECT schedule_id, status, sent_at, delivered_at, read_at, failed_at"
+            f" FROM deliveries WHERE {owner}((sent_at >= ? AND sent_at < ?)"
+            " OR (failed_at >= ? AND failed_at < ?)) ORDER BY id",
+            bounds if owner_id is None else (owner_id, *bounds),
+        )
+        return [
+            DeliveryTimes(
+                row[0],
+                DeliveryStatus(row[1]),
+                *(None if at is None else datetime.fromisoformat(at) for at in row[2:]),
+            )
+            for row in rows
+        ]
 
 
 def _statements(script: str) -> list[str]:
