@@ -3,7 +3,8 @@ window, and nothing else of them."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
+from typing import Any
 
 from core.adapters.store import DeliveryTimes, Store
 from core.domain.models import DeliveryStatus
@@ -12,7 +13,7 @@ from tests.store.factories import OWNER, T0, add_deliveries, add_run, add_schedu
 WINDOW_END = T0 + timedelta(days=1)
 
 
-async def _set(store: Store, delivery_id: int, status: DeliveryStatus, **times: datetime) -> None:
+async def _set(store: Store, delivery_id: int, status: DeliveryStatus, **times: Any) -> None:
     assert await store.update_delivery(delivery_id, status=status, **times) is not None
 
 
