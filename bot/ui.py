@@ -44,6 +44,7 @@ from core.domain.recipients import Choice, address_label, distinct_labels, label
 from core.domain.session import Remedy, SessionWords
 from core.domain.when import describe, format_local
 from core.services import (
+    Figures,
     Group,
     ImportResult,
     Pacing,
@@ -87,6 +88,12 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
     ),
     ("logs", "Latest deliveries", "/logs [id]: latest deliveries with their status"),
     ("export", "Deliveries as CSV", "/export: every delivery as a CSV file"),
+    (
+        "stats",
+        "How messages did",
+        "/stats [days]: a chart of sent, delivered, read and failed per day (30 days, or "
+        "<code>/stats 7</code>)",
+    ),
     ("contacts", "Saved contacts", "/contacts: saved contacts"),
     ("addcontact", "Save a contact", "/addcontact &lt;name&gt; &lt;number&gt;: save a contact"),
     ("delcontact", "Delete a contact", "/delcontact &lt;name&gt;: delete a contact"),
@@ -1417,3 +1424,49 @@ def with_intro(intro: str, text: str) -> str:
 def first_zone_set(text: str) -> str:
     """The zone set on the first /start, and the next step."""
     return text + "\n" + FIRST_STEP_LINK
+
+
+# stats (/stats)
+# The chart's series, in the order drawn, and their names in its legend.
+CHART_SERIES = {"sent": "Sent", "delivered": "Delivered", "read": "Read", "failed": "Failed"}
+CHART_RATE_LABEL = "Read rate (%)"
+CHART_COUNT_LABEL = "Messages"
+STATS_FILENAME = "stats.png"
+
+
+def chart_title(days: int, timezone: str) -> str:
+    return f"Last {days} days ({timezone})"
+
+
+def _percent(rate: float | None) -> str:
+    return "no messages sent" if rate is None else f"{rate:.0%}"
+
+
+def _median(seconds: float | None) -> str:
+    return "none yet" if seconds is None else lateness(seconds)
+
+
+def stats_caption(figures: Figures) -> str:
+    """The figures under the /stats chart; short enough for a photo's caption whatever the
+    numbers (at most three schedules are named)."""
+    days = len(figures.days)
+    lines = [
+        f"<b>Last {days} days</b> ({escape(figures.timezone)})",
+        f"Sent {figures.total('sent')}, delivered {figures.total('delivered')}, "
+        f"read {figures.total('read')}, failed {figures.total('failed')}.",
+        f"Read rate: {_percent(figures.read_rate)}.",
+        f"Median time to delivered: {_median(figures.median_to_delivered_s)}; "
+        f"to read: {_median(figures.median_to_read_s)}.",
+    ]
+    if figures.top_failing:
+        most = ", ".join(f"#{sid} ({count})" for sid, count in figures.top_failing)
+        lines.append(f"Most failures: {most}. /logs &lt;id&gt; shows them.")
+    lines.append("Each message counts on the day it was sent; failures on the day they failed.")
+    return "\n".join(lines)
+
+
+def no_stats(days: int) -> str:
+    return (
+        f"Nothing was sent in the last {days} days, so there is no chart yet. "
+        "/list shows your schedules; /stats 365 looks back a year."
+    )

@@ -7,6 +7,7 @@ share of that day's messages read so far), and as failed on the day it failed.
 
 from __future__ import annotations
 
+import re
 import statistics
 from collections import Counter
 from dataclasses import dataclass
@@ -74,7 +75,7 @@ def stats_days(arg: str | None) -> int:
     text = (arg or "").strip()
     if not text:
         return DEFAULT_STATS_DAYS
-    if not text.isdecimal() or not 1 <= int(text) <= MAX_STATS_DAYS:
+    if not re.fullmatch(r"[0-9]+", text) or not 1 <= int(text) <= MAX_STATS_DAYS:
         raise InvalidInput(
             f"Give a number of days from 1 to {MAX_STATS_DAYS}, for example /stats 7 "
             f"(/stats alone shows the last {DEFAULT_STATS_DAYS} days)."
