@@ -96,10 +96,10 @@ async def add_deliveries(
 
 
 async def add_delivery_at(
-    store: Store, run: Run, key: str, status: DeliveryStatus, **times: datetime
+    store: Store, run: Run, key: str, status: DeliveryStatus, **times: datetime | str
 ) -> Delivery:
-    """One delivery of `run` moved straight to `status` with the given status times (`sent_at`,
-    `read_at`...), as if it had got there: set-up for what counts deliveries by time."""
+    """One delivery of `run` moved straight to `status` with the given fields (`sent_at`,
+    `read_at`, `whatsapp_id`...), as if it had got there: set-up for what counts by time."""
     new = NewDelivery(recipient=phone(1).address, text="Hello", idempotency_key=key)
     (stored,) = await store.add_deliveries(run, [new], now=T0)
     fields: dict[str, Any] = {"status": status, **times}
