@@ -2,7 +2,8 @@
 
 Drawn with matplotlib on a `Figure` of its own and the Agg canvas (no pyplot, no display, no
 global state), so a render can run in a worker thread (`render_in_thread`) while the bot goes
-on answering. Fonts are the ones matplotlib ships.
+on answering. Fonts are the ones matplotlib ships. matplotlib is imported by the first render,
+in that thread: it costs seconds and tens of MB, which start-up and the CLI need not pay.
 """
 
 from __future__ import annotations
@@ -10,12 +11,9 @@ from __future__ import annotations
 import asyncio
 import io
 import math
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
-from matplotlib.figure import Figure
 
 from bot import ui
 from core.services import Figures
@@ -41,9 +39,17 @@ class Chart:
 
 ChartRenderer = Callable[[Figures], Chart]
 
+# matplotlib does not promise that renders in several threads at once are safe; one at a time
+# also bounds the memory many /stats at once would take.
+_ONE_RENDER = threading.Lock()
+
 
 def render_chart(figures: Figures) -> Chart:
     """Draw `figures` (at least one day) and encode the PNG; CPU-bound, call it in a thread."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
+    from matplotlib.figure import Figure
+
     days = [day.day for day in figures.days]
     figure = Figure(figsize=(WIDTH_IN, HEIGHT_IN), dpi=DPI, layout="constrained")
     canvas = FigureCanvasAgg(figure)
@@ -83,5 +89,11 @@ def render_chart(figures: Figures) -> Chart:
 
 
 async def render_in_thread(figures: Figures, render: ChartRenderer = render_chart) -> Chart:
-    """`render(figures)` in a worker thread, so the event loop (the bot) is not held."""
-    return await asyncio.to_thread(render, figures)
+    """`render(figures)` in a worker thread, so the event loop (the bot) is not held; renders
+    take turns."""
+
+    def one_at_a_time() -> Chart:
+        with _ONE_RENDER:
+            return render(figures)
+
+    return await asyncio.to_thread(one_at_a_time)
