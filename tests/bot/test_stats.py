@@ -14,10 +14,13 @@ from zoneinfo import ZoneInfo
 import pytest
 from PIL import Image
 
+from bot import ui
 from bot.chart import Chart, render_chart
 from core.domain.models import DeliveryFilter, DeliveryStatus
-from core.services import Figures
+from core.services import MAX_ID, DayFigures, Figures
+from core.services.stats import MAX_STATS_DAYS
 from tests.bot.conftest import ADMIN, OTHER_ADMIN, START, Harness
+from tests.fakes.telegram import parse_html
 from tests.store.factories import add_delivery_at, add_run, add_schedule
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -209,3 +212,21 @@ async def test_the_bot_answers_another_command_while_a_chart_renders(harness: Ha
     assert len(harness.telegram.calls_of("sendPhoto")) == 1
     photo = harness.last().file
     assert photo is not None and photo.data == rendered[0].png
+
+
+def test_the_caption_fits_telegrams_limit_whatever_the_numbers() -> None:
+    huge = 10**12
+    days = tuple(
+        DayFigures(date(2026, 1, 1) + timedelta(days=n), huge, huge, huge, huge)
+        for n in range(MAX_STATS_DAYS)
+    )
+    figures = Figures(
+        timezone="America/Argentina/ComodRivadavia",
+        days=days,
+        median_to_delivered_s=10.0**9,
+        median_to_read_s=10.0**9,
+        top_failing=tuple((MAX_ID - n, huge) for n in range(3)),
+    )
+    caption = ui.stats_caption(figures)
+    assert ui.telegram_length(parse_html(caption)) <= ui.TELEGRAM_CAPTION_LIMIT
+    assert f"#{MAX_ID} ({huge})" in caption
