@@ -260,6 +260,9 @@ class MongoStore(BaseStore):
         await self._deliveries.create_index(
             [("status", ASCENDING), ("sent_at", ASCENDING), ("_id", ASCENDING)]
         )
+        # /stats: an owner's deliveries sent, or failed, in a period (`delivery_times`).
+        for field in ("sent_at", "failed_at"):
+            await self._deliveries.create_index([("owner_id", ASCENDING), (field, ASCENDING)])
 
     async def close(self) -> None:
         if self._client is not None:
