@@ -14,6 +14,7 @@ import math
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, time, timedelta
 
 from bot import ui
 from core.services import Figures
@@ -64,12 +65,19 @@ def render_chart(figures: Figures) -> Chart:
     counts.set_ylabel(ui.CHART_COUNT_LABEL)
     counts.set_ylim(bottom=0)
     counts.yaxis.get_major_locator().set_params(integer=True)
-    counts.legend(loc="upper left", ncols=len(ui.CHART_SERIES), frameon=False)
     counts.grid(alpha=0.3)
     counts.set_title(ui.chart_title(len(days), figures.timezone))
+    # Below the plots, where no line can hide under it.
+    figure.legend(loc="outside lower center", ncols=len(ui.CHART_SERIES), frameon=False)
     percent = [math.nan if d.read_rate is None else 100 * d.read_rate for d in figures.days]
     (rate,) = rates.plot(days, percent, color=COLORS["read"], marker=marker, markersize=3)
     rate.set_gid(RATE_KEY)
+    # Half a day of margin each side: the days asked for, never matplotlib's own span (a
+    # single day would otherwise sit in the middle of years).
+    margin = timedelta(hours=12)
+    rates.set_xlim(
+        datetime.combine(days[0], time()) - margin, datetime.combine(days[-1], time()) + margin
+    )
     rates.set_ylabel(ui.CHART_RATE_LABEL)
     rates.set_ylim(0, 105)
     rates.grid(alpha=0.3)

@@ -1434,8 +1434,12 @@ CHART_COUNT_LABEL = "Messages"
 STATS_FILENAME = "stats.png"
 
 
+def stats_period(days: int) -> str:
+    return "Today" if days == 1 else f"Last {days} days"
+
+
 def chart_title(days: int, timezone: str) -> str:
-    return f"Last {days} days ({timezone})"
+    return f"{stats_period(days)} ({timezone})"
 
 
 def _percent(rate: float | None) -> str:
@@ -1451,7 +1455,7 @@ def stats_caption(figures: Figures) -> str:
     numbers (at most three schedules are named)."""
     days = len(figures.days)
     lines = [
-        f"<b>Last {days} days</b> ({escape(figures.timezone)})",
+        f"<b>{stats_period(days)}</b> ({escape(figures.timezone)})",
         f"Sent {figures.total('sent')}, delivered {figures.total('delivered')}, "
         f"read {figures.total('read')}, failed {figures.total('failed')}.",
         f"Read rate: {_percent(figures.read_rate)}.",
@@ -1466,7 +1470,8 @@ def stats_caption(figures: Figures) -> str:
 
 
 def no_stats(days: int) -> str:
+    when = "today" if days == 1 else f"in the last {days} days"
     return (
-        f"Nothing was sent in the last {days} days, so there is no chart yet. "
+        f"Nothing was sent {when}, so there is no chart yet. "
         "/list shows your schedules; /stats 365 looks back a year."
     )

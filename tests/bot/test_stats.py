@@ -230,3 +230,12 @@ def test_the_caption_fits_telegrams_limit_whatever_the_numbers() -> None:
     caption = ui.stats_caption(figures)
     assert ui.telegram_length(parse_html(caption)) <= ui.TELEGRAM_CAPTION_LIMIT
     assert f"#{MAX_ID} ({huge})" in caption
+
+
+async def test_stats_1_is_today(harness: Harness) -> None:
+    await seed(harness)
+    render = Recorder()
+    await ask_stats(harness, "/stats 1", render)
+    (chart,) = render.charts
+    assert chart.plotted["sent"] == (2.0,) and chart.plotted["read_rate"] == (50.0,)
+    assert harness.last().text.startswith("Today (Europe/Berlin)\nSent 2, delivered 1, read 1")
