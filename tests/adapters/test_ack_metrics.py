@@ -37,13 +37,23 @@ async def ack(core: Core, whatsapp_id: str, value: int) -> None:
     assert status == 200
 
 
+async def sent_now(core: Core, clock: FakeClock, whatsapp_id: str) -> None:
+    """A message WhatsApp took just now, as message `whatsapp_id`."""
+    run = await add_run(core.store, await add_schedule(core.store))
+    await add_delivery_at(
+        core.store,
+        run,
+        f"key-{whatsapp_id}",
+        DeliveryStatus.sent,
+        sent_at=clock.now(),
+        whatsapp_id=whatsapp_id,
+    )
+
+
 async def test_acks_are_timed_from_sent_to_delivered_and_to_read(
     core: Core, clock: FakeClock
 ) -> None:
-    run = await add_run(core.store, await add_schedule(core.store))
-    await add_delivery_at(
-        core.store, run, "k1", DeliveryStatus.sent, sent_at=clock.now(), whatsapp_id="wa-1"
-    )
+    await sent_now(core, clock, "wa-1")
     before = await scrape(core)
 
     await clock.advance(90)
@@ -72,10 +82,7 @@ async def test_acks_are_timed_from_sent_to_delivered_and_to_read(
 async def test_a_message_read_at_once_is_timed_as_delivered_and_read(
     core: Core, clock: FakeClock
 ) -> None:
-    run = await add_run(core.store, await add_schedule(core.store))
-    await add_delivery_at(
-        core.store, run, "k2", DeliveryStatus.sent, sent_at=clock.now(), whatsapp_id="wa-2"
-    )
+    await sent_now(core, clock, "wa-2")
     before = await scrape(core)
     await clock.advance(30)
     await ack(core, "wa-2", 3)  # the delivered ack never came
