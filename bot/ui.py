@@ -55,6 +55,7 @@ from core.domain.when import (
 )
 from core.services import (
     Caps,
+    Figures,
     Group,
     ImportResult,
     Pacing,
@@ -101,6 +102,12 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
     ),
     ("logs", "Latest deliveries", "/logs [id]: latest deliveries with their status"),
     ("export", "Deliveries as CSV", "/export: every delivery as a CSV file"),
+    (
+        "stats",
+        "How messages did",
+        "/stats [days]: a chart of sent, delivered, read and failed per day (30 days, or "
+        "<code>/stats 7</code>)",
+    ),
     ("contacts", "Saved contacts", "/contacts: saved contacts"),
     ("addcontact", "Save a contact", "/addcontact &lt;name&gt; &lt;number&gt;: save a contact"),
     ("delcontact", "Delete a contact", "/delcontact &lt;name&gt;: delete a contact"),
@@ -1610,3 +1617,54 @@ def waiting_note(schedule: Schedule, waiting: Mapping[int, tuple[int, Pacing]] |
     if not count or pacing is None:
         return ""
     return "\n" + pacing_line(count, pacing, schedule.rule.timezone)
+
+
+# stats (/stats)
+# The chart's series, in the order drawn, and their names in its legend.
+CHART_SERIES = {"sent": "Sent", "delivered": "Delivered", "read": "Read", "failed": "Failed"}
+CHART_RATE_LABEL = "Read rate (%)"
+CHART_COUNT_LABEL = "Messages"
+STATS_FILENAME = "stats.png"
+
+
+def stats_period(days: int) -> str:
+    return "Today" if days == 1 else f"Last {days} days"
+
+
+def chart_title(days: int, timezone: str) -> str:
+    return f"{stats_period(days)} ({timezone})"
+
+
+def _percent(rate: float | None) -> str:
+    return "no messages sent" if rate is None else f"{rate:.0%}"
+
+
+def _median(seconds: float | None) -> str:
+    return "none yet" if seconds is None else lateness(seconds)
+
+
+def stats_caption(figures: Figures) -> str:
+    """The figures under the /stats chart; short enough for a photo's caption whatever the
+    numbers (at most three schedules are named)."""
+    days = len(figures.days)
+    lines = [
+        f"<b>{stats_period(days)}</b> ({escape(figures.timezone)})",
+        f"Sent {figures.total('sent')}, delivered {figures.total('delivered')}, "
+        f"read {figures.total('read')}, failed {figures.total('failed')}.",
+        f"Read rate: {_percent(figures.read_rate)}.",
+        f"Median time to delivered: {_median(figures.median_to_delivered_s)}; "
+        f"to read: {_median(figures.median_to_read_s)}.",
+    ]
+    if figures.top_failing:
+        most = ", ".join(f"#{sid} ({count})" for sid, count in figures.top_failing)
+        lines.append(f"Most failures: {most}. /logs &lt;id&gt; shows them.")
+    lines.append("Each message counts on the day it was sent; failures on the day they failed.")
+    return "\n".join(lines)
+
+
+def no_stats(days: int) -> str:
+    when = "today" if days == 1 else f"in the last {days} days"
+    return (
+        f"Nothing was sent {when}, so there is no chart yet. "
+        "/list shows your schedules; /stats 365 looks back a year."
+    )

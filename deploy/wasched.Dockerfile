@@ -17,10 +17,12 @@ RUN pip install . \
     && chmod 700 /app/data
 
 USER wasched
+# MPLCONFIGDIR: matplotlib (the /stats chart) keeps its font cache there; /app is not writable.
 ENV HTTP_HOST=0.0.0.0 \
     HTTP_PORT=8001 \
     WASCHED_DATA_DIR=/app/data \
-    DATABASE_URL=sqlite:////app/data/wasched.db
+    DATABASE_URL=sqlite:////app/data/wasched.db \
+    MPLCONFIGDIR=/tmp/matplotlib
 VOLUME ["/app/data"]
 EXPOSE 8001
 

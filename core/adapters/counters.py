@@ -52,3 +52,22 @@ SEND_DELAY = Histogram(
 def observe_send_delay(seconds: float) -> None:
     """Record how long after its run's scheduled time a message was sent (never negative)."""
     SEND_DELAY.observe(max(0.0, seconds))
+
+
+# From seconds (a phone online) to a week (a phone off for days, a message read much later).
+ACK_BUCKETS = (1, 5, 15, 60, 300, 900, 3600, 4 * 3600, 24 * 3600, 7 * 24 * 3600)
+
+TIME_TO_ACK = Histogram(
+    "wasched_delivery_time_to_ack_seconds",
+    "How long after it was sent (WhatsApp took it) each message was delivered to the "
+    "recipient's phone (ack=delivered) or read (ack=read), observed when the ack arrives. "
+    "Read rate: the read count over wasched_delivery_send_delay_seconds_count.",
+    ["ack"],
+    buckets=ACK_BUCKETS,
+    registry=EVENTS,
+)
+
+
+def observe_time_to_ack(ack: str, seconds: float) -> None:
+    """Record how long after sending a message reached `ack` (`delivered` or `read`)."""
+    TIME_TO_ACK.labels(ack=ack).observe(max(0.0, seconds))

@@ -12,9 +12,11 @@ import logging
 from collections import OrderedDict
 from collections.abc import Callable
 
+from core.adapters.counters import observe_time_to_ack
 from core.adapters.store import Store
 from core.delivery import states
 from core.domain.clock import Clock
+from core.domain.models import Delivery
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +60,7 @@ class Acks:
                     updated.status.value,
                     ack,
                 )
+                observe_ack_times(delivery, updated)
                 self._on_change(delivery.run_id)
                 return True
             # Moved meanwhile (another ack, a retry): read it again.
@@ -68,3 +71,14 @@ class Acks:
         early = self._early.pop(whatsapp_id, None)
         if early is not None:
             await self.apply_ack(whatsapp_id, early)
+
+
+def observe_ack_times(before: Delivery, after: Delivery) -> None:
+    """Count the time from sent to delivered, and to read, of an ack that just moved a
+    message there (`/metrics`); an ack that moved it once counts once."""
+    if after.sent_at is None:
+        return
+    if before.delivered_at is None and after.delivered_at is not None:
+        observe_time_to_ack("delivered", (after.delivered_at - after.sent_at).total_seconds())
+    if before.read_at is None and after.read_at is not None:
+        observe_time_to_ack("read", (after.read_at - after.sent_at).total_seconds())

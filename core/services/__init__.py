@@ -13,6 +13,7 @@ for someone else's, so ownership is checked here and nowhere else.
 - `whatsapp`: link (QR, pairing code), logout, groups, importing contacts, `/status`
 - `users`: a person's time zone, whether they were asked for it, the owner and their code
 - `memory`: what the bot keeps across restarts (which message shows which run)
+- `stats`: how an owner's messages did per day, for /stats (`Stats`, `Figures`)
 
 Also public here, so that the bot needs nothing beyond this package and `core.domain`: the
 records the engine hands the bot (`Pacing`, `Recheck`, `StoreHealth` and its `StoreState`),
@@ -47,6 +48,7 @@ from core.services.ports import (
 )
 from core.services.runs import Runs
 from core.services.schedules import PREVIEW_COUNT, Draft, Drafted, FireTime, Preview, Schedules
+from core.services.stats import DayFigures, Figures, Stats, stats_days
 from core.services.templates import Templates
 from core.services.users import OWNER_CODE_KEY, TIMEZONE_ASKED_KEY, Users
 from core.services.whatsapp import Group, ImportResult, LinkQr, Status, WhatsApp
@@ -60,8 +62,10 @@ __all__ = [
     "TIMEZONE_ASKED_KEY",
     "Caps",
     "Contacts",
+    "DayFigures",
     "Draft",
     "Drafted",
+    "Figures",
     "FireTime",
     "Group",
     "ImportResult",
@@ -75,6 +79,7 @@ __all__ = [
     "Schedules",
     "Services",
     "Spike",
+    "Stats",
     "Status",
     "StoreHealth",
     "StoreState",
@@ -85,6 +90,7 @@ __all__ = [
     "count_telegram_error",
     "is_id",
     "is_spike_held",
+    "stats_days",
     "unacked",
 ]
 
@@ -118,6 +124,8 @@ class Services:
         # When the sender may send next (`Sender.pacing`): cards say when sends wait for a cap.
         self.runs.pacing = pacing
 
+        self.stats = Stats(store, clock, self.users)
+
     def by_name(self) -> dict[str, Any]:
         """Each service under its name, for the bot's handlers to ask for (aiogram's
         dependency injection), and all of them as `services`."""
@@ -130,4 +138,5 @@ class Services:
             "templates": self.templates,
             "whatsapp": self.whatsapp,
             "users": self.users,
+            "stats": self.stats,
         }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 
 import pytest
 from aiogram import Bot
@@ -18,6 +19,7 @@ from aiogram.types import (
     InlineKeyboardMarkup,
     Message,
 )
+from PIL import Image
 
 from tests.bot.conftest import ADMIN
 from tests.fakes.telegram import FakeTelegram
@@ -194,3 +196,26 @@ async def test_uploads_are_kept_with_their_bytes_and_downloads_work(
 async def test_messages_to_someone_who_never_wrote_are_refused(bot: Bot) -> None:
     with pytest.raises(TelegramBadRequest, match="chat not found"):
         await bot.send_message(31337, "hello")
+
+
+def png_of(width: int, height: int) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (width, height), "white").save(out, format="PNG")
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(("width", "height"), [(9000, 1001), (2100, 100), (100, 2100)])
+async def test_a_photo_beyond_telegrams_dimensions_is_refused(
+    bot: Bot, width: int, height: int
+) -> None:
+    photo = BufferedInputFile(png_of(width, height), filename="big.png")
+    with pytest.raises(TelegramBadRequest, match="PHOTO_INVALID_DIMENSIONS"):
+        await bot.send_photo(ADMIN, photo)
+
+
+async def test_a_photo_within_telegrams_dimensions_is_taken(
+    telegram: FakeTelegram, bot: Bot
+) -> None:
+    for width, height in ((1000, 640), (9000, 1000), (2000, 100)):
+        await bot.send_photo(ADMIN, BufferedInputFile(png_of(width, height), filename="ok.png"))
+    assert len(telegram.calls_of("sendPhoto")) == 3

@@ -38,6 +38,11 @@ CALLBACK_DATA_LIMIT = 64
 CALLBACK_ANSWER_LIMIT = 200
 DOWNLOAD_LIMIT = 20 * 1024 * 1024
 PHOTO_UPLOAD_LIMIT = 10 * 1024 * 1024
+# sendPhoto: "The photo's width and height must not exceed 10000 in total. Width and height
+# ratio must be at most 20." (Bot API)
+PHOTO_SIDES_LIMIT = 10000
+PHOTO_RATIO_LIMIT = 20
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 NOT_MODIFIED = (
     "Bad Request: message is not modified: specified new message content and reply markup "
     "are exactly the same as a current content and reply markup of the message"
@@ -704,6 +709,8 @@ class FakeTelegram:
             raise bad_request("file must be non-empty")
         if kind == "photo" and len(upload.data) > PHOTO_UPLOAD_LIMIT:
             raise bad_request("PHOTO_INVALID_DIMENSIONS")
+        if kind == "photo" and not _photo_dimensions_fit(upload.data):
+            raise bad_request("PHOTO_INVALID_DIMENSIONS")
         if not upload.file_id:
             folder = "photos" if kind == "photo" else "documents"
             upload = self._store_file(upload.data, upload.filename, upload.content_type, folder)
@@ -999,3 +1006,14 @@ def _json_value(value: Any) -> Any:
 
 def _truthy(value: Any) -> bool:
     return value is True or str(value).lower() in ("true", "1")
+
+
+def _photo_dimensions_fit(data: bytes) -> bool:
+    """A PNG's size within Telegram's photo limits (other formats are not checked here)."""
+    if not data.startswith(PNG_MAGIC) or len(data) < 24:
+        return True
+    width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    if not width or not height:
+        return False
+    ratio = max(width, height) / min(width, height)
+    return width + height <= PHOTO_SIDES_LIMIT and ratio <= PHOTO_RATIO_LIMIT

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from core.adapters.store import Store
 from core.domain.models import (
@@ -92,3 +93,16 @@ async def add_deliveries(
     if run is None:
         run = await add_run(store, scheduled_for=now)
     return await store.add_deliveries(run, new_deliveries(run, count, status=status), now=now)
+
+
+async def add_delivery_at(
+    store: Store, run: Run, key: str, status: DeliveryStatus, **times: datetime | str
+) -> Delivery:
+    """One delivery of `run` moved straight to `status` with the given fields (`sent_at`,
+    `read_at`, `whatsapp_id`...), as if it had got there: set-up for what counts by time."""
+    new = NewDelivery(recipient=phone(1).address, text="Hello", idempotency_key=key)
+    (stored,) = await store.add_deliveries(run, [new], now=T0)
+    fields: dict[str, Any] = {"status": status, **times}
+    updated = await store.update_delivery(stored.id, **fields)
+    assert updated is not None
+    return updated

@@ -43,6 +43,17 @@ class SentRecord(NamedTuple):
     attempts: int
 
 
+class DeliveryTimes(NamedTuple):
+    """What /stats needs of one delivery: where it got and when (a projection, no text)."""
+
+    schedule_id: int
+    status: DeliveryStatus
+    sent_at: datetime | None
+    delivered_at: datetime | None
+    read_at: datetime | None
+    failed_at: datetime | None
+
+
 class Store(Protocol):
     """Persistence for every record; all methods translate driver errors to `StoreError`.
 
@@ -316,6 +327,13 @@ class Store(Protocol):
     async def claim_value(self, key: str, value: str) -> bool:
         """Set `key` to `value` unless it has a value; True when this call set it (of several
         processes claiming one key at once, exactly one gets True)."""
+
+    # stats ---------------------------------------------------------------------------
+    async def delivery_times(
+        self, *, since: datetime, until: datetime, owner_id: int | None = None
+    ) -> list[DeliveryTimes]:
+        """The times of each delivery of `owner_id` (every owner's for None) sent, or failed,
+        in `since <= t < until`, by id: only those fields, never the text."""
 
 
 async def open_store(database_url: str) -> Store:

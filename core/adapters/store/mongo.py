@@ -26,7 +26,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, ConnectionFailure, DuplicateKeyError, PyMongoError
 
-from core.adapters.store import SentRecord
+from core.adapters.store import DeliveryTimes, SentRecord
 from core.adapters.store._base import (
     BaseStore,
     Conflict,
@@ -261,6 +261,9 @@ class MongoStore(BaseStore):
         await self._deliveries.create_index(
             [("status", ASCENDING), ("sent_at", ASCENDING), ("_id", ASCENDING)]
         )
+        # /stats: an owner's deliveries sent, or failed, in a period (`delivery_times`).
+        for field in ("sent_at", "failed_at"):
+            await self._deliveries.create_index([("owner_id", ASCENDING), (field, ASCENDING)])
 
     async def close(self) -> None:
         if self._client is not None:
@@ -914,3 +917,24 @@ class MongoStore(BaseStore):
         except DuplicateKeyError:
             return False
         return True
+
+    # stats ----------------------------------------------------------------------------
+
+    @_translating
+    async def delivery_times(
+        self, *, since: datetime, until: datetime, owner_id: int | None = None
+    ) -> list[DeliveryTimes]:
+        window = {"$gte": utc(since), "$lt": utc(until)}
+        query: Doc = {"$or": [{"sent_at": window}, {"failed_at": window}]}
+        if owner_id is not None:
+            query["owner_id"] = owner_id
+        fields = DeliveryTimes._fields
+        cursor = self._deliveries.find(query, dict.fromkeys(fields, 1)).sort("_id", ASCENDING)
+        return [
+            DeliveryTimes(
+                doc["schedule_id"],
+                DeliveryStatus(doc["status"]),
+                *(_aware(doc.get(name)) for name in fields[2:]),
+            )
+            for doc in await cursor.to_list(None)
+        ]

@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 import aiosqlite
 from pydantic import BaseModel
 
-from core.adapters.store import SentRecord
+from core.adapters.store import DeliveryTimes, SentRecord
 from core.adapters.store._base import (
     BaseStore,
     Conflict,
@@ -176,6 +176,9 @@ CREATE INDEX IF NOT EXISTS deliveries_schedule ON deliveries (schedule_id);
 CREATE INDEX IF NOT EXISTS deliveries_owner ON deliveries (owner_id);
 CREATE INDEX IF NOT EXISTS deliveries_created ON deliveries (created_at);
 CREATE INDEX IF NOT EXISTS deliveries_unacked ON deliveries (status, sent_at);
+-- /stats: an owner's deliveries sent, or failed, in a period (`delivery_times`).
+CREATE INDEX IF NOT EXISTS deliveries_owner_sent ON deliveries (owner_id, sent_at);
+CREATE INDEX IF NOT EXISTS deliveries_owner_failed ON deliveries (owner_id, failed_at);
 """
 
 # Tables that hold data (`sqlite_sequence` only remembers ids given, `kv` holds the values).
@@ -898,6 +901,30 @@ class SQLiteStore(BaseStore):
             "INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING", (key, value)
         )
         return inserted == 1
+
+    # stats ----------------------------------------------------------------------------
+
+    async def delivery_times(
+        self, *, since: datetime, until: datetime, owner_id: int | None = None
+    ) -> list[DeliveryTimes]:
+        # The owner in each branch of the OR, so each walks its index (owner_id, sent_at) or
+        # (owner_id, failed_at): SQLite's MULTI-INDEX OR.
+        owner = "" if owner_id is None else "owner_id = ? AND "
+        branch = (ts(since), ts(until)) if owner_id is None else (owner_id, ts(since), ts(until))
+        rows = await self._fetchall(
+            "SELECT schedule_id, status, sent_at, delivered_at, read_at, failed_at"
+            f" FROM deliveries WHERE ({owner}sent_at >= ? AND sent_at < ?)"
+            f" OR ({owner}failed_at >= ? AND failed_at < ?) ORDER BY id",
+            branch * 2,
+        )
+        return [
+            DeliveryTimes(
+                row[0],
+                DeliveryStatus(row[1]),
+                *(None if at is None else datetime.fromisoformat(at) for at in row[2:]),
+            )
+            for row in rows
+        ]
 
 
 def _statements(script: str) -> list[str]:
