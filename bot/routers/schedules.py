@@ -163,12 +163,18 @@ async def edit_command(
         updated = await apply_edit(
             services, event_from_user, schedule.id, fields[rest[0].lower()], rest[1]
         )
-        await message.answer(ui.changed(await block(services, updated)))
+        await message.answer(await changed_text(services, updated))
         return
     await message.answer(
         ui.what_to_change(schedule.id, await block(services, schedule)),
         reply_markup=ui.edit_choices(schedule.id),
     )
+
+
+async def changed_text(services: Services, updated: Schedule) -> str:
+    """ "Changed" with the schedule, and a warning when WhatsApp could not check its numbers."""
+    unchecked = await services.schedules.unchecked_numbers(updated)
+    return ui.with_unchecked(ui.changed(await block(services, updated)), unchecked)
 
 
 async def apply_edit(
@@ -255,4 +261,4 @@ async def edit_value(
         services, event_from_user, schedule.id, EditField(data["edit_field"]), message.text or ""
     )
     await state.clear()
-    await message.answer(ui.changed(await block(services, updated)))
+    await message.answer(await changed_text(services, updated))

@@ -15,6 +15,7 @@ from typing import Any, NamedTuple, Protocol
 
 from core.delivery.states import DeliveryChange
 from core.domain.models import (
+    CheckedNumber,
     Contact,
     Delivery,
     DeliveryFilter,
@@ -306,6 +307,13 @@ class Store(Protocol):
         """Write `change` (`core.delivery.states`) if the delivery is still in one of
         `change.expected` and, when `change.worker` is given, still leased by it. Return the
         changed delivery, or None when the delivery moved on (or does not exist)."""
+
+    # number checks -------------------------------------------------------------------
+    async def number_checks(self, numbers: Sequence[str]) -> dict[str, CheckedNumber]:
+        """What was last heard about each of `numbers` (those never checked left out)."""
+
+    async def save_number_checks(self, checks: Sequence[CheckedNumber]) -> None:
+        """Remember `checks`, each replacing what was known of its number."""
 
 
 async def open_store(database_url: str) -> Store:
