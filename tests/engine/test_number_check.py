@@ -5,8 +5,15 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from core.adapters.whatsapp import WhatsAppClient
 from core.app import Core
-from core.domain.clock import SystemClock
+from core.delivery.numbers import (
+    NOT_ON_WHATSAPP_KEPT,
+    ON_WHATSAPP_KEPT,
+    NumberGuard,
+    NumberVerdict,
+)
+from core.domain.clock import FakeClock, SystemClock
 from core.domain.models import DeliveryStatus, Recipient, RecipientKind, Rule, RuleKind
 from tests.engine.conftest import PHONE, CoreFactory, deliveries, eventually
 from tests.fakes.sidecar import FakeSidecar
@@ -109,3 +116,48 @@ async def test_a_run_whose_numbers_cannot_be_checked_is_sent_and_the_sidecar_ref
     assert await core.services.schedules.unchecked_numbers(
         await core.services.schedules.get_schedule(7, schedule_id)
     ) == [PHONE, GONE]
+
+
+async def test_an_answer_is_remembered_for_its_time_then_asked_again(
+    core: Core, sidecar: FakeSidecar, clock: FakeClock
+) -> None:
+    """Has WhatsApp: 30 days; has none: a day (people join later)."""
+    client = WhatsAppClient(sidecar.url, sidecar.api_key)
+    guard = NumberGuard(core.store, clock, client)
+    sidecar.not_on_whatsapp = {GONE}
+    try:
+        first = await guard.check([PHONE, GONE])
+        await clock.advance(NOT_ON_WHATSAPP_KEPT.total_seconds() - 1)
+        await guard.check([PHONE, GONE])
+        await clock.advance(2)
+        sidecar.not_on_whatsapp = set()  # GONE joined WhatsApp
+        joined = await guard.check([PHONE, GONE])
+        # 30 days after PHONE's answer, 29 after GONE's new one.
+        await clock.advance((ON_WHATSAPP_KEPT - NOT_ON_WHATSAPP_KEPT).total_seconds())
+        await guard.check([PHONE, GONE])
+    finally:
+        await client.aclose()
+    assert first == NumberVerdict(not_on_whatsapp=(GONE,))
+    assert joined == NumberVerdict()
+    assert sidecar.checks == [[PHONE, GONE], [GONE], [PHONE]]
+
+
+async def test_reachout_limited_fails_the_delivery_at_once_without_a_retry(
+    core: Core, sidecar: FakeSidecar
+) -> None:
+    """WhatsApp's error 463: permanent for the message, so no second request."""
+    schedule = await core.services.schedules.create_schedule(
+        7, recipients=PHONE, when="tomorrow 9:00", text="Hello"
+    )
+    sidecar.fail_next("reachout_limited", count=3)
+
+    run, _ = await core.services.runs.run_now(7, schedule.id)
+
+    async def failed() -> bool:
+        return [d.status for d in await deliveries(core, run_id=run.id)] == ["failed"]
+
+    await eventually(failed, what="the failure")
+    [delivery] = await deliveries(core, run_id=run.id)
+    assert delivery.error_code == "reachout_limited" and delivery.attempts == 1
+    assert delivery.last_error is not None and "error 463" in delivery.last_error
+    assert sidecar.requests == 1

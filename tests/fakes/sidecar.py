@@ -427,7 +427,9 @@ class FakeSidecar:
         numbers = list(dict.fromkeys(numbers))
         self.checks.append(numbers)
         if self.check_fails:
-            return _error("send_failed", "could not look a number up on WhatsApp: Evaluation failed")
+            return _error(
+                "send_failed", "could not look a number up on WhatsApp: Evaluation failed"
+            )
         return web.json_response(
             {
                 "numbers": [
