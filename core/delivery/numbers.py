@@ -17,13 +17,16 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from core.adapters.sidecar_contract import MAX_CHECK_NUMBERS
 from core.adapters.store import Store
-from core.adapters.whatsapp import WhatsAppClient
 from core.domain.clock import Clock
 from core.domain.errors import WhatsAppError
 from core.domain.models import CheckedNumber, Recipient, RecipientKind
+
+if TYPE_CHECKING:  # the engine imports this module and stays without an HTTP stack
+    from core.adapters.whatsapp import WhatsAppClient
 
 logger = logging.getLogger(__name__)
 
