@@ -176,6 +176,7 @@ DELIVERY_WORDS: dict[DeliveryStatus, str] = {
 # Failure codes in plain words; the stored error text is used for anything else.
 FAILURE_WORDS: dict[str, str] = {
     "not_on_whatsapp": "this number has no WhatsApp account",
+    "reachout_limited": "WhatsApp does not let this account start new chats for now (error 463)",
     "invalid_request": "WhatsApp refused the message as invalid",
     "unauthorized": "the WhatsApp service refused wasched's API key",
     "not_ready": "WhatsApp was not linked",
@@ -1262,6 +1263,8 @@ def contacts_imported(result: ImportResult) -> str:
         f"Imported {result.imported} contact{'s' if result.imported != 1 else ''} from WhatsApp"
         f" ({result.existing} known already, {result.skipped} without a usable name or number)."
     ]
+    if result.not_on_whatsapp:
+        lines.append(imported_without_whatsapp(result.not_on_whatsapp))
     lines += [f"• {escape(c.name)}: {escape(c.phone)}" for c in result.contacts[:50]]
     return cap("\n".join(lines))
 
@@ -1667,4 +1670,30 @@ def no_stats(days: int) -> str:
     return (
         f"Nothing was sent {when}, so there is no chart yet. "
         "/list shows your schedules; /stats 365 looks back a year."
+    )
+
+
+# --- guard: numbers checked with WhatsApp -----------------------------------------------------
+
+
+def numbers_unchecked(numbers: Sequence[str]) -> str:
+    """Said after a save while WhatsApp could not be asked whether the numbers have it."""
+    listed = ", ".join(escape(n) for n in numbers[:10]) + (" …" if len(numbers) > 10 else "")
+    return (
+        f"⚠️ WhatsApp could not be asked now whether {listed} "
+        f"{'has' if len(numbers) == 1 else 'have'} an account (it is not linked or not "
+        "answering; see /status). They will be checked before the first send, and a number "
+        "without WhatsApp is not sent to: its delivery fails with the reason."
+    )
+
+
+def with_unchecked(text: str, numbers: Sequence[str]) -> str:
+    """`text`, and below it the warning about numbers not checked yet (if any)."""
+    return f"{text}\n\n{numbers_unchecked(numbers)}" if numbers else text
+
+
+def imported_without_whatsapp(count: int) -> str:
+    return (
+        f"Left out {count} number{'s' if count != 1 else ''} that "
+        f"{'have' if count != 1 else 'has'} no WhatsApp account (WhatsApp says so)."
     )

@@ -27,6 +27,7 @@ from core.delivery.ack_watch import AckWatch
 from core.delivery.acks import Acks
 from core.delivery.engine import Engine
 from core.delivery.notifier import Notifier
+from core.delivery.numbers import RUN_CHECK_WITHIN_S, NumberGuard
 from core.delivery.receipts import Receipts
 from core.delivery.sender import Sender
 from core.delivery.spikes import SpikeGuard, SpikeRule
@@ -178,6 +179,7 @@ async def open_core(
             misfire_grace_s=settings.MISFIRE_GRACE_S,
             on_deliveries=sender.deliveries_queued,
             store_health=store_health,
+            numbers=NumberGuard(store, clock, whatsapp, within_s=RUN_CHECK_WITHIN_S),
         )
         if sender.spikes is not None:
             sender.spikes.on_paused = engine.schedules_changed

@@ -30,7 +30,8 @@ async def add_contact(message: Message, command: CommandObject, contacts: Contac
     if match is None:
         raise InvalidInput(ui.ADD_CONTACT_FORM)
     contact = await contacts.add_contact(match["name"].strip(), match["number"].strip())
-    await message.answer(ui.contact_saved(contact))
+    unchecked = [contact.phone] if await contacts.unchecked(contact) else []
+    await message.answer(ui.with_unchecked(ui.contact_saved(contact), unchecked))
 
 
 @router.message(Command("delcontact"))

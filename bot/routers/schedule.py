@@ -20,7 +20,7 @@ from aiogram.types import CallbackQuery, Message, User
 from bot import ui
 from bot.callbacks import PickCb, WizardAction, WizardCb
 from core.domain.errors import InvalidInput, InvalidTemplate
-from core.domain.models import Media, Recipient
+from core.domain.models import Media, Recipient, Schedule
 from core.domain.recipients import Choice, contact_recipient, dedupe
 from core.services import Draft, Services
 
@@ -78,7 +78,7 @@ async def one_shot(
         created = await services.schedules.create_schedule(
             user.id, recipients=chosen(resolved), when=when, text=text
         )
-        await message.answer(ui.saved(created))
+        await message.answer(await saved_text(services, created))
         return
     # The time and text are refused now rather than after the question; only the variables
     # wait for the choice (a contact field may be had by one of the options only), and
@@ -174,7 +174,7 @@ async def pick(
             when=str(data["when"]),
             text=str(data["text"]),
         )
-        await bot.send_message(chat_id, ui.saved(created))
+        await bot.send_message(chat_id, await saved_text(services, created))
         return
     await state.update_data(pending=None, typed=[r.model_dump(mode="json") for r in recipients])
     await after_recipients(bot, chat_id, state, services)
@@ -415,7 +415,7 @@ async def save(
     await state.clear()
     await query.answer(ui.saved_alert(created.id))
     if isinstance(query.message, Message):
-        await query.message.edit_text(ui.saved(created, draft.template_name))
+        await query.message.edit_text(await saved_text(services, created, draft.template_name))
 
 
 @router.callback_query(Wizard.confirm, WizardCb.filter(F.action == WizardAction.edit))
@@ -470,3 +470,11 @@ async def cancel(query: CallbackQuery, state: FSMContext) -> None:
 @router.callback_query(WizardCb.filter())
 async def stale(query: CallbackQuery) -> None:
     await query.answer(ui.STEP_OVER, show_alert=True)
+
+
+async def saved_text(
+    services: Services, created: Schedule, template_name: str | None = None
+) -> str:
+    """ "Saved" with the schedule, and a warning when WhatsApp could not check its numbers."""
+    unchecked = await services.schedules.unchecked_numbers(created)
+    return ui.with_unchecked(ui.saved(created, template_name), unchecked)

@@ -167,14 +167,20 @@ async def edit_command(
         updated = await apply_edit(
             services, event_from_user, schedule.id, fields[rest[0].lower()], rest[1]
         )
-        await message.answer(
-            ui.changed(await block(services, updated), ui.end_dropped(schedule, updated, rest[1]))
-        )
+        note = ui.end_dropped(schedule, updated, rest[1])
+        await message.answer(await changed_text(services, updated, note))
         return
     await message.answer(
         ui.what_to_change(schedule.id, await block(services, schedule)),
         reply_markup=ui.edit_choices(schedule.id),
     )
+
+
+async def changed_text(services: Services, updated: Schedule, note: str = "") -> str:
+    """ "Changed" (with `note`) and the schedule, and a warning when WhatsApp could not check
+    its numbers."""
+    unchecked = await services.schedules.unchecked_numbers(updated)
+    return ui.with_unchecked(ui.changed(await block(services, updated), note), unchecked)
 
 
 async def apply_edit(
@@ -262,4 +268,4 @@ async def edit_value(
     )
     await state.clear()
     note = ui.end_dropped(schedule, updated, message.text or "")
-    await message.answer(ui.changed(await block(services, updated), note))
+    await message.answer(await changed_text(services, updated, note))

@@ -204,3 +204,23 @@ EVENT_TYPES: dict[str, type[Event]] = {
     "session.status": SessionStatusEvent,
     "session.qr": SessionQrEvent,
 }
+
+
+# --- number checks (`POST /contacts/check`) ------------------------------------------------
+
+# Most numbers one `POST /contacts/check` takes (the sidecar's MAX_CHECK_NUMBERS).
+MAX_CHECK_NUMBERS = 50
+
+
+class NumberCheck(Contract):
+    """One number of `POST /contacts/check`: whether it has a WhatsApp account, and its id."""
+
+    number: str
+    on_whatsapp: bool
+    whatsapp_id: str | None = None
+
+
+class NumberChecks(Contract):
+    """`POST /contacts/check`."""
+
+    numbers: list[NumberCheck]

@@ -29,6 +29,8 @@ from core.adapters.sidecar_contract import (
     GROUPS,
     MessageAck,
     MessageAcks,
+    NumberCheck,
+    NumberChecks,
     PairingCode,
     QrCode,
     SentMessage,
@@ -40,6 +42,7 @@ from core.domain.errors import (
     NotOnWhatsApp,
     WhatsAppError,
     WhatsAppNotReady,
+    WhatsAppReachOutLimited,
     WhatsAppRequestRejected,
     WhatsAppSendFailed,
     WhatsAppUnavailable,
@@ -65,10 +68,11 @@ _PAIRING = TypeAdapter(PairingCode)
 _ACK = TypeAdapter(MessageAck)
 _ACKS = TypeAdapter(MessageAcks)
 _SENT = TypeAdapter(SentMessage)
+_CHECKS = TypeAdapter(NumberChecks)
 # The routes whose URL is built once (not /messages/{id}: one URL per message).
 _ROUTES = frozenset(
     {"/health", "/session/qr", "/session/pairing-code", "/session/logout", "/messages"}
-    | {"/messages/acks", "/contacts", "/groups"}
+    | {"/messages/acks", "/contacts", "/groups", "/contacts/check"}
 )
 
 
@@ -143,6 +147,18 @@ class WhatsAppClient:
 
     async def groups(self) -> list[WhatsAppGroup]:
         return self._read(GROUPS, await self._call("GET", "/groups"), "GET /groups")
+
+    async def check_numbers(
+        self, numbers: Sequence[str], *, within_s: float | None = None
+    ) -> list[NumberCheck]:
+        """Whether each `+E164` number has a WhatsApp account, in one request (at most
+        `MAX_CHECK_NUMBERS`); `within_s` overrides the client's timeout. A sidecar older than
+        `POST /contacts/check` refuses it as `not_found` (`WhatsAppRequestRejected`)."""
+        within = None if within_s is None else _timeout(within_s)
+        body = await self._call(
+            "POST", "/contacts/check", json={"numbers": list(numbers)}, within=within
+        )
+        return self._read(_CHECKS, body, "POST /contacts/check").numbers
 
     def _read(self, adapter: TypeAdapter[Answer], body: Any, route: str) -> Answer:
         """`body` as the contract says; an answer outside it is the sidecar's failure."""
@@ -231,6 +247,12 @@ def _error(status: int, body: Any, *, recipient: str | None, base_url: str) -> W
         )
     if status == 404 and code == "not_on_whatsapp":
         return NotOnWhatsApp(f"{who} has no WhatsApp account{said}.")
+    if status == 403 and code == "reachout_limited":
+        return WhatsAppReachOutLimited(
+            f"WhatsApp does not let this account start a chat with {who} for now (error 463, "
+            "its limit on messaging people who never wrote to it); not retried. Ask them to "
+            f"write to you first, and send less to new numbers{said}."
+        )
     if status == 401:
         return WhatsAppRequestRejected(
             "The WhatsApp service refused wasched's API key: set the same WHATSAPP_API_KEY "

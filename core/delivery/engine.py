@@ -45,6 +45,7 @@ from core.adapters.health import StoreHealth
 from core.adapters.store import Store
 from core.delivery import runs, states
 from core.delivery.notifier import Notifier
+from core.delivery.numbers import NumberGuard
 from core.domain.clock import Clock
 from core.domain.errors import DuplicateRun, ScheduleMoved, StoreNotWritable
 from core.domain.models import (
@@ -89,8 +90,11 @@ class Engine:
         catch_up_after_s: float = 60.0,
         retry_s: float = 5.0,
         store_health: StoreHealth | None = None,
+        numbers: NumberGuard | None = None,
     ) -> None:
         self.store = store
+        # Checks each run's numbers with WhatsApp as it fans out (`runs.without_whatsapp`).
+        self.numbers = numbers
         # Told of each write that failed or went through, so that a store refusing writes
         # is logged once, not with a traceback per pass.
         self.store_health = store_health
@@ -440,6 +444,7 @@ class Engine:
                 # The schedule was read a moment ago (ahead of its time, or before others
                 # were stored); a pause or edit since, here or in another process, wins.
                 only_if_due=True,
+                guard=self.numbers,
             )
         except ScheduleMoved:
             logger.info("engine: schedule %s changed before it fired; not fired", schedule.id)
@@ -532,7 +537,7 @@ class Engine:
                 await self.store.mark_run_fanned_out(run.id)
                 return []
             return await self._fan_out_missed(schedule, run)
-        return await runs.complete_run(self.store, self.clock, run)
+        return await runs.complete_run(self.store, self.clock, run, self.numbers)
 
     async def _schedule_done(self, schedule: Schedule) -> None:
         occurrences = await self.store.count_occurrences_sent(schedule.id)

@@ -15,12 +15,14 @@ from datetime import UTC, datetime, timedelta
 from core.adapters.counters import observe_send_delay
 from core.adapters.store import Store
 from core.delivery import states
+from core.delivery.numbers import NumberGuard
 from core.domain.clock import Clock
 from core.domain.errors import NotFound, WaschedError
 from core.domain.models import (
     Contact,
     Delivery,
     DeliveryFilter,
+    DeliveryStatus,
     NewDelivery,
     Recipient,
     RecipientKind,
@@ -109,16 +111,61 @@ async def render_deliveries(store: Store, schedule: Schedule, run: Run) -> list[
     return new
 
 
-async def _fan_out(store: Store, clock: Clock, schedule: Schedule, run: Run) -> list[Delivery]:
+async def without_whatsapp(
+    guard: NumberGuard, schedule: Schedule, new: list[NewDelivery]
+) -> list[NewDelivery]:
+    """`new` with each one to a number that has no WhatsApp account failed at once.
+
+    Checked here, as the run fans out, and not when the sender claims a delivery: a check may
+    wait on the sidecar (one WhatsApp lookup per number not remembered), and meanwhile the
+    sender keeps sending what other runs queued; only this run waits for its own numbers.
+    Numbers the sidecar cannot check now (not linked, down) are sent as they are: its lookup
+    before each send still refuses one without WhatsApp.
+    """
+    numbers = [
+        one.recipient
+        for one in new
+        if one.status is DeliveryStatus.queued and one.recipient.startswith("+")
+    ]
+    if not numbers:
+        return new
+    verdict = await guard.check(numbers)
+    refused = set(verdict.not_on_whatsapp)
+    return [
+        states.without_whatsapp(
+            one,
+            f"{one.recipient} has no WhatsApp account (checked with WhatsApp before this "
+            f"run), so it was not sent: fix the number or remove it with /edit {schedule.id}.",
+        )
+        if one.recipient in refused and one.status is DeliveryStatus.queued
+        else one
+        for one in new
+    ]
+
+
+async def _fan_out(
+    store: Store, clock: Clock, schedule: Schedule, run: Run, guard: NumberGuard | None
+) -> list[Delivery]:
     new = await render_deliveries(store, schedule, run)
+    if guard is not None:
+        new = await without_whatsapp(guard, schedule, new)
     # A run finished after a crash may hold some of these already: their failure was said.
     earlier: set[str] = set()
-    if any(one.error_code == "render_failed" for one in new):
+    if any(one.error_code in ("render_failed", "not_on_whatsapp") for one in new):
         stored = await store.list_deliveries(DeliveryFilter(run_id=run.id))
         earlier = {delivery.idempotency_key for delivery in stored}
     deliveries = await store.add_deliveries(run, new, now=clock.now())
     for one, delivery in zip(new, deliveries, strict=True):
-        if one.error_code == "render_failed" and one.idempotency_key not in earlier:
+        if one.idempotency_key in earlier:
+            continue
+        if one.error_code == "not_on_whatsapp":
+            logger.warning(  # without the number
+                "run %s (schedule %s): delivery %s not sent: the number has no WhatsApp account",
+                run.id,
+                run.schedule_id,
+                delivery.id,
+            )
+        elif one.error_code == "render_failed":
             logger.warning(
                 "run %s (schedule %s): cannot render delivery %s: %s",
                 run.id,
@@ -139,12 +186,13 @@ async def start_run(
     trigger: RunTrigger,
     late_by_s: float = 0.0,
     only_if_due: bool = False,
+    guard: NumberGuard | None = None,
 ) -> tuple[Run, list[Delivery]]:
     """Insert the run of one occurrence and store its deliveries.
 
     For non-manual triggers `DuplicateRun` propagates: another process (or an earlier fire)
     claimed this occurrence already; with `only_if_due`, `ScheduleMoved` when the schedule
-    no longer has this occurrence due.
+    no longer has this occurrence due. With `guard`, numbers without WhatsApp fail at once.
     """
     run = await store.insert_run(
         schedule_id=schedule.id,
@@ -154,11 +202,13 @@ async def start_run(
         late_by_s=late_by_s,
         only_if_due=only_if_due,
     )
-    deliveries = await _fan_out(store, clock, schedule, run)
+    deliveries = await _fan_out(store, clock, schedule, run, guard)
     return run.model_copy(update={"fanned_out": True}), deliveries
 
 
-async def complete_run(store: Store, clock: Clock, run: Run) -> list[Delivery]:
+async def complete_run(
+    store: Store, clock: Clock, run: Run, guard: NumberGuard | None = None
+) -> list[Delivery]:
     """Finish a run a crash left before its fan-out ended (same keys, so idempotent)."""
     schedule = await store.get_schedule(run.schedule_id)
     if schedule is None:
@@ -166,7 +216,7 @@ async def complete_run(store: Store, clock: Clock, run: Run) -> list[Delivery]:
         await store.set_run_outcome(run.id, "schedule deleted before fan-out")
         await store.mark_run_fanned_out(run.id)
         return []
-    return await _fan_out(store, clock, schedule, run)
+    return await _fan_out(store, clock, schedule, run, guard)
 
 
 class RunDueTimes:

@@ -11,7 +11,8 @@
 
 Every arrow, from -> to:
 
-    (insert)        -> queued, failed (render_failed), missed (engine), or history (legacy)
+    (insert)        -> queued, failed (render_failed, without_whatsapp), missed (engine),
+                       or history (legacy)
     queued          -> sending     claim: `Store.claim_deliveries` (also an ended lease)
     sending         -> sent        sent: `Store.record_sent`, in bulk
     sending         -> queued      release (given back unsent), release_now (due now)
@@ -442,3 +443,15 @@ def release_spike(delivery: Delivery, *, now: datetime) -> SpikeRelease | None:
     if delivery.status is not DeliveryStatus.held or delivery.error_code != SPIKE_HOLD:
         return None
     return SpikeRelease(delivery_id=delivery.id, next_attempt_at=now, queued_at=now)
+
+
+def without_whatsapp(new: NewDelivery, reason: str) -> NewDelivery:
+    """`new` stored as failed at once: its number has no WhatsApp account (checked with
+    WhatsApp before the run), so it is never sent and no attempt is spent on it."""
+    return new.model_copy(
+        update={
+            "status": DeliveryStatus.failed,
+            "last_error": reason,
+            "error_code": "not_on_whatsapp",
+        }
+    )

@@ -135,3 +135,15 @@ class WhatsAppSendFailed(WhatsAppError):
 
     code = "send_failed"
     transient = True
+
+
+class WhatsAppReachOutLimited(WhatsAppError):
+    """WhatsApp refuses new chats from this account for a while (sidecar `reachout_limited`,
+    its error 463). Permanent for the message: a retry only makes the limit likelier to stay."""
+
+    code = "reachout_limited"
+
+
+class NumbersNotOnWhatsApp(InvalidRecipient):
+    """Recipients whose number has no WhatsApp account (asked with WhatsApp at save time):
+    refused, nothing stored, since sending to them counts against the account."""

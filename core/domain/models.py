@@ -212,3 +212,13 @@ class DeliveryFilter(Record):
     until: datetime | None = None
     limit: int | None = None
     order: Literal["newest", "oldest"] = "newest"
+
+
+class CheckedNumber(Record):
+    """What WhatsApp said about a number when it was last asked (`POST /contacts/check`),
+    remembered so that a number is asked at most once in a while."""
+
+    number: str
+    on_whatsapp: bool
+    whatsapp_id: str | None = None
+    checked_at: datetime

@@ -31,6 +31,7 @@ from core.adapters.health import StoreHealth, StoreState
 from core.adapters.store import Store
 from core.adapters.whatsapp import WhatsAppClient
 from core.delivery.ack_watch import Recheck, unacked
+from core.delivery.numbers import NumberGuard
 from core.delivery.sender import Caps, Pacing
 from core.delivery.spikes import Spike, is_spike_held
 from core.delivery.states import RETRYABLE
@@ -114,12 +115,14 @@ class Services:
         self.clock = clock
         self.users = Users(store, default_timezone=default_timezone)
         groups = whatsapp.groups if whatsapp is not None else None
-        self.schedules = Schedules(store, clock, self.users, hooks, groups)
-        self.runs = Runs(store, self.schedules, hooks, unacked)
+        # People's numbers are checked with WhatsApp when saved and as a run fans out.
+        numbers = NumberGuard(store, clock, whatsapp) if whatsapp is not None else None
+        self.schedules = Schedules(store, clock, self.users, hooks, groups, numbers)
+        self.runs = Runs(store, self.schedules, hooks, unacked, numbers)
         self.logs = Logs(store, self.schedules)
-        self.contacts = Contacts(store)
+        self.contacts = Contacts(store, numbers)
         self.templates = Templates(store)
-        self.whatsapp = WhatsApp(store, whatsapp, scheduler)
+        self.whatsapp = WhatsApp(store, whatsapp, scheduler, numbers)
         self.memory = Memory(store)
         # When the sender may send next (`Sender.pacing`): cards say when sends wait for a cap.
         self.runs.pacing = pacing

@@ -8,7 +8,14 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
 from core.adapters.whatsapp import WhatsAppClient
-from core.domain.errors import InvalidInput, InvalidRecipient, NotFound, WhatsAppUnavailable
+from core.delivery.numbers import NumberGuard, numbers_of
+from core.domain.errors import (
+    InvalidInput,
+    InvalidRecipient,
+    NotFound,
+    NumbersNotOnWhatsApp,
+    WhatsAppUnavailable,
+)
 from core.domain.models import Delivery, Recipient, RecipientKind
 from core.domain.recipients import PHONE_EXAMPLE, parse_phone
 
@@ -98,4 +105,23 @@ def recipient_of(delivery: Delivery) -> Recipient:
         kind=RecipientKind.group if group else RecipientKind.phone,
         address=delivery.recipient,
         name=delivery.recipient_name,
+    )
+
+
+async def refuse_without_whatsapp(
+    numbers: NumberGuard | None, recipients: Sequence[Recipient], *, fix: str
+) -> None:
+    """Refuse recipients whose number WhatsApp says has no account (nothing is stored), with
+    `fix`, what to do instead. Numbers WhatsApp cannot be asked about now pass."""
+    if numbers is None:
+        return
+    verdict = await numbers.check(numbers_of(recipients))
+    if not verdict.not_on_whatsapp:
+        return
+    names = {r.address: r.name for r in recipients if r.name}
+    who = [f"{names[n]} ({n})" if n in names else n for n in verdict.not_on_whatsapp]
+    have = "has" if len(who) == 1 else "have"
+    raise NumbersNotOnWhatsApp(
+        f"Not saved: {', '.join(who)} {have} no WhatsApp account (WhatsApp says so), and "
+        f"messages to such numbers count against your account. {fix}"
     )

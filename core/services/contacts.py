@@ -5,16 +5,19 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from core.adapters.store import Store
+from core.delivery.numbers import NumberGuard
 from core.domain.errors import AlreadyExists, InvalidInput, NotFound
-from core.domain.models import Contact
+from core.domain.models import Contact, Recipient, RecipientKind
 from core.domain.recipients import PHONE_EXAMPLE, looks_like_phone, parse_phone
 from core.domain.render import BUILTIN_VARIABLES, is_variable_name
-from core.services._shared import braced, clean_name
+from core.services._shared import braced, clean_name, refuse_without_whatsapp
 
 
 class Contacts:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, numbers: NumberGuard | None = None) -> None:
         self._store = store
+        # Checks a contact's number with WhatsApp before it is saved.
+        self._numbers = numbers
 
     async def add_contact(
         self, name: str, phone: str, fields: Mapping[str, str] | None = None
@@ -33,6 +36,12 @@ class Contacts:
                     f"(for example company), and none of {braced(BUILTIN_VARIABLES)}."
                 )
             clean_fields[key] = value
+        if await self._store.find_contact(name) is None:  # else refused as a duplicate below
+            await refuse_without_whatsapp(
+                self._numbers,
+                [Recipient(kind=RecipientKind.contact, address=number, name=name)],
+                fix=f"Check the number and save it again: /addcontact {name} {PHONE_EXAMPLE}.",
+            )
         try:
             return await self._store.add_contact(name, number, fields=clean_fields)
         except AlreadyExists:
@@ -51,3 +60,8 @@ class Contacts:
             raise NotFound(f"There is no contact named {name.strip()!r}: see /contacts.")
         await self._store.delete_contact(contact.id)
         return contact
+
+    async def unchecked(self, contact: Contact) -> bool:
+        """Whether WhatsApp could not be asked about the contact's number yet (it was not
+        linked or not answering): it is checked before the first send to it."""
+        return self._numbers is not None and bool(await self._numbers.unchecked([contact.phone]))

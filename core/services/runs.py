@@ -14,6 +14,7 @@ from collections.abc import Callable
 from core.adapters.store import Store
 from core.delivery import states
 from core.delivery.ack_watch import RESENT_KEY, Recheck
+from core.delivery.numbers import NumberGuard
 from core.delivery.runs import idempotency_key, start_run
 from core.delivery.sender import Pacing
 from core.delivery.spikes import release_run
@@ -40,12 +41,20 @@ class Runs:
     """Runs and deliveries as the bot offers them, each checked against the acting owner."""
 
     def __init__(
-        self, store: Store, schedules: Schedules, hooks: EngineHooks, watch: UnackedWatch | None
+        self,
+        store: Store,
+        schedules: Schedules,
+        hooks: EngineHooks,
+        watch: UnackedWatch | None,
+        numbers: NumberGuard | None = None,
     ) -> None:
         self.store, self.clock, self.hooks = store, schedules.clock, hooks
         self._schedules, self._watch = schedules, watch
         # When the sender may send next (`Sender.pacing`), set by `Services`.
         self.pacing: Callable[[], Pacing | None] | None = None
+
+        # Checks the run's numbers with WhatsApp as it fans out, as the engine's runs do.
+        self._numbers = numbers
 
     async def run_now(self, owner_id: int, schedule_id: int) -> tuple[Run, list[Delivery]]:
         """Send a schedule at once as a manual run (paused and done schedules too)."""
@@ -56,6 +65,7 @@ class Runs:
             schedule,
             scheduled_for=self.clock.now(),
             trigger=RunTrigger.manual,
+            guard=self._numbers,
         )
         logger.info("manual run %s of schedule %s", run.id, schedule.id)
         self.hooks.deliveries_queued()

@@ -14,6 +14,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from core.adapters.store import UNSET, Store
+from core.delivery.numbers import NumberGuard, numbers_of
 from core.delivery.runs import load_contacts, message_text
 from core.delivery.spikes import release_schedule
 from core.domain import when as when_lang
@@ -54,7 +55,7 @@ from core.domain.render import (
     render,
     template_variables,
 )
-from core.services._shared import braced, no_schedule, stored
+from core.services._shared import braced, no_schedule, refuse_without_whatsapp, stored
 from core.services.ports import EngineHooks
 from core.services.users import Users
 
@@ -123,9 +124,12 @@ class Schedules:
         users: Users,
         hooks: EngineHooks,
         groups: GroupSource | None,
+        numbers: NumberGuard | None = None,
     ) -> None:
         self._store, self.clock, self._users = store, clock, users
         self._hooks, self._groups = hooks, groups
+        # Checks people's numbers with WhatsApp before a schedule to them is stored.
+        self._numbers = numbers
 
     async def check_draft_message(
         self,
@@ -201,6 +205,11 @@ class Schedules:
                 f"{when_lang.format_local(draft.next_run_at, draft.rule.timezone)} has passed "
                 "meanwhile: give a new time, for example 'in 10 minutes' or 'tomorrow 9:00'."
             )
+        await refuse_without_whatsapp(
+            self._numbers,
+            draft.recipients,
+            fix="Fix the number, or leave it out of the recipients, and save again.",
+        )
         schedule = await self._store.add_schedule(
             owner_id=draft.owner_id,
             recipients=draft.recipients,
@@ -294,6 +303,12 @@ class Schedules:
             count=1,
         )
 
+        if recipients is not None:
+            await refuse_without_whatsapp(
+                self._numbers,
+                new_recipients,
+                fix=f"Fix the number, or leave it out: /edit {schedule.id} recipients ...",
+            )
         message_changed = text is not None or template is not None
         when_changed = when is not None
         updated = await self._store.update_schedule(
@@ -565,6 +580,15 @@ class Schedules:
         if moved:
             self._hooks.schedules_changed()
         return moved, kept
+
+    # numbers checked with WhatsApp (kept last: added for guarding the account) ---------------
+
+    async def unchecked_numbers(self, schedule: Schedule) -> list[str]:
+        """The schedule's numbers WhatsApp could not be asked about yet (it was not linked or
+        not answering): they are checked before the first send to them."""
+        if self._numbers is None:
+            return []
+        return await self._numbers.unchecked(numbers_of(schedule.recipients))
 
 
 def _rule_in_zone(rule: Rule, zone: str) -> Rule:

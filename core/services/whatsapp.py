@@ -11,6 +11,7 @@ from datetime import datetime
 from core import __version__
 from core.adapters.store import Store
 from core.adapters.whatsapp import WhatsAppClient
+from core.delivery.numbers import NumberGuard
 from core.domain.errors import AlreadyExists, WhatsAppError
 from core.domain.models import Contact, DeliveryStatus, Record, ScheduleState
 from core.domain.recipients import looks_like_phone, parse_phone
@@ -29,6 +30,8 @@ class ImportResult(Record):
     existing: int
     skipped: int
     contacts: tuple[Contact, ...]
+    # Left out: WhatsApp says their number has no account.
+    not_on_whatsapp: int = 0
 
 
 class Group(Record):
@@ -73,9 +76,15 @@ class WhatsApp:
     """The linked WhatsApp account, as the bot offers it."""
 
     def __init__(
-        self, store: Store, sidecar: WhatsAppClient | None, scheduler: SchedulerInfo | None
+        self,
+        store: Store,
+        sidecar: WhatsAppClient | None,
+        scheduler: SchedulerInfo | None,
+        numbers: NumberGuard | None = None,
     ) -> None:
         self._store, self._whatsapp, self._scheduler = store, sidecar, scheduler
+        # Checks the imported numbers with WhatsApp (an address book may hold numbers without).
+        self._numbers = numbers
 
     async def groups(self) -> list[Group]:
         """The WhatsApp groups of the linked account, by name."""
@@ -134,11 +143,18 @@ class WhatsApp:
         numbers = {c.phone for c in existing}
         imported: list[Contact] = []
         already = skipped = 0
+        usable = [whatsapp_number(item.number or item.id) for item in found]
+        refused: set[str] = set()
+        if self._numbers is not None:
+            verdict = await self._numbers.check([n for n in usable if n is not None])
+            refused = set(verdict.not_on_whatsapp)
         for item in found:
             name = " ".join(NAME_FORBIDDEN.sub(" ", item.name).split())[:MAX_NAME_LENGTH]
             number = whatsapp_number(item.number or item.id)
             if not name or number is None or looks_like_phone(name):
                 skipped += 1
+                continue
+            if number in refused:
                 continue
             if name.lower() in names or number in numbers:
                 already += 1
@@ -152,5 +168,9 @@ class WhatsApp:
             numbers.add(number)
             imported.append(contact)
         return ImportResult(
-            imported=len(imported), existing=already, skipped=skipped, contacts=tuple(imported)
+            imported=len(imported),
+            existing=already,
+            skipped=skipped,
+            contacts=tuple(imported),
+            not_on_whatsapp=len({n for n in usable if n in refused}),
         )

@@ -17,6 +17,7 @@ from core.domain.errors import (
     NotOnWhatsApp,
     WhatsAppError,
     WhatsAppNotReady,
+    WhatsAppReachOutLimited,
     WhatsAppRequestRejected,
     WhatsAppSendFailed,
     WhatsAppUnavailable,
@@ -118,6 +119,7 @@ async def test_no_api_key_header_when_none_is_set() -> None:
     [
         (error(409, "not_ready"), WhatsAppNotReady, "not_ready", True),
         (error(404, "not_on_whatsapp"), NotOnWhatsApp, "not_on_whatsapp", False),
+        (error(403, "reachout_limited"), WhatsAppReachOutLimited, "reachout_limited", False),
         (error(400, "invalid_request"), WhatsAppRequestRejected, "invalid_request", False),
         (error(401, "unauthorized"), WhatsAppRequestRejected, "unauthorized", False),
         (error(502, "send_failed"), WhatsAppSendFailed, "send_failed", True),
@@ -338,3 +340,37 @@ async def test_the_fake_sidecar_writes_times_as_the_real_one_does() -> None:
     assert again.duplicate and again.timestamp == sent.timestamp
     event = SIDECAR_EVENT.validate_python(posted[0])
     assert event.event == "message.ack" and event.timestamp is not None
+
+
+async def test_check_numbers_asks_the_sidecar_once_for_all_and_reads_each_answer() -> None:
+    sidecar = FakeSidecar(not_on_whatsapp={"+15550009999"})
+    await sidecar.start()
+    wa = WhatsAppClient(sidecar.url)
+    try:
+        checks = await wa.check_numbers(["+15550001111", "+15550009999"])
+        sidecar.state = "SCAN_QR_CODE"
+        with pytest.raises(WhatsAppNotReady):
+            await wa.check_numbers(["+15550001111"])
+        sidecar.state, sidecar.check_fails = "WORKING", True
+        with pytest.raises(WhatsAppSendFailed) as failed:
+            await wa.check_numbers(["+15550001111"])
+    finally:
+        await wa.aclose()
+        await sidecar.close()
+    assert [(c.number, c.on_whatsapp, c.whatsapp_id) for c in checks] == [
+        ("+15550001111", True, "15550001111@c.us"),
+        ("+15550009999", False, None),
+    ]
+    assert sidecar.checks == [["+15550001111", "+15550009999"], ["+15550001111"]]
+    assert failed.value.transient
+
+
+async def test_check_numbers_refused_by_an_older_sidecar_or_answered_oddly() -> None:
+    async with client(lambda request: error(404, "not_found")) as older:
+        with pytest.raises(WhatsAppRequestRejected) as refused:
+            await older.check_numbers(["+15550001111"])
+    assert refused.value.code == "not_found"
+    odd = httpx.Response(200, json={"numbers": [{"number": "+1555"}]})
+    async with client(lambda request: odd) as wa:
+        with pytest.raises(WhatsAppUnavailable):
+            await wa.check_numbers(["+15550001111"])

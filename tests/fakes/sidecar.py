@@ -44,6 +44,7 @@ ERROR_STATUS = {
     "not_ready": 409,
     "send_failed": 502,
     "unavailable": 503,
+    "reachout_limited": 403,
 }
 
 # What the real sidecar says for each failure code (its fake engine's FAKE_FAILURE_MESSAGES).
@@ -148,6 +149,13 @@ class FakeSidecar:
     bulk_acks: bool = True
     # The QR code shown while SCAN_QR_CODE; each move there shows a new one.
     qr: str = "2@fakeqr"
+    # Numbers (+E164) with no WhatsApp account: POST /contacts/check answers them so, and a
+    # send to one is 404 not_on_whatsapp, as the real sidecar (both engines) does.
+    not_on_whatsapp: set[str] = field(default_factory=set)
+    # The numbers each POST /contacts/check asked about, one list per request.
+    checks: list[list[str]] = field(default_factory=list)
+    # When set, POST /contacts/check answers 502 send_failed (a lookup failed or hung).
+    check_fails: bool = False
     _qrs: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _fail: list[str] = field(default_factory=list)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
@@ -259,6 +267,7 @@ class FakeSidecar:
         app.router.add_get("/messages/{id}", self._message)
         app.router.add_get("/contacts", self._contacts)
         app.router.add_get("/groups", self._groups)
+        app.router.add_post("/contacts/check", self._check)
         app.router.add_get("/fake/outbox", self._fake_outbox)
         app.router.add_post("/fake/state", self._fake_state)
         app.router.add_post("/fake/fail", self._fake_fail)
@@ -331,6 +340,8 @@ class FakeSidecar:
         if self._fail:
             code = self._fail.pop(0)
             return _error(code, f"fake failure {code}")
+        if "+" + to.removesuffix("@c.us").lstrip("+") in self.not_on_whatsapp:
+            return _error("not_on_whatsapp", f"{to} is not on WhatsApp")
         record = SentRecord(
             id=f"true_{to}_FAKE{next(self._ids)}",
             to=to,
@@ -401,6 +412,38 @@ class FakeSidecar:
         if self.state != "WORKING":
             return _not_working("list groups", self.state)
         return web.json_response([item.model_dump(mode="json") for item in self.group_list])
+
+    async def _check(self, request: web.Request) -> web.Response:
+        body = await _json(request)
+        numbers = body.get("numbers") if isinstance(body, dict) else None
+        if (
+            not isinstance(numbers, list)
+            or not 1 <= len(numbers) <= 50
+            or not all(isinstance(n, str) and n[:1] == "+" and n[1:].isdigit() for n in numbers)
+        ):
+            return _error("invalid_request", "numbers must be 1 to 50 +E164 numbers")
+        if self.state != "WORKING":
+            return _not_working("check numbers", self.state)
+        numbers = list(dict.fromkeys(numbers))
+        self.checks.append(numbers)
+        if self.check_fails:
+            return _error(
+                "send_failed", "could not look a number up on WhatsApp: Evaluation failed"
+            )
+        return web.json_response(
+            {
+                "numbers": [
+                    {
+                        "number": number,
+                        "on_whatsapp": number not in self.not_on_whatsapp,
+                        "whatsapp_id": (
+                            None if number in self.not_on_whatsapp else f"{number[1:]}@c.us"
+                        ),
+                    }
+                    for number in numbers
+                ]
+            }
+        )
 
     async def _fake_outbox(self, request: web.Request) -> web.Response:
         return web.json_response(

@@ -12,6 +12,7 @@ import pytest
 from core.adapters.store import Store
 from core.domain.errors import AlreadyExists, DuplicateRun, TargetNotEmpty
 from core.domain.models import (
+    CheckedNumber,
     DeliveryFilter,
     DeliveryStatus,
     Media,
@@ -86,6 +87,17 @@ async def _fill(store: Store) -> None:
     later = await add_run(store, rich, scheduled_for=T0 + minutes(1))
     await add_deliveries(store, 2, now=T0 + minutes(1), status=DeliveryStatus.held, run=later)
     await store.delete_schedule(paused.id)
+    await store.save_number_checks(
+        [
+            CheckedNumber(
+                number="+491511234567",
+                on_whatsapp=True,
+                whatsapp_id="491511234567@c.us",
+                checked_at=T0,
+            ),
+            CheckedNumber(number="+491510000002", on_whatsapp=False, checked_at=T0 - minutes(1)),
+        ]
+    )
 
 
 @pytest.mark.parametrize(("source_backend", "target_backend"), PAIRS)
@@ -117,6 +129,9 @@ async def test_export_imports_into_any_store_with_ids_and_records_intact(
         assert await target.unfinished_runs() == await source.unfinished_runs()
         assert await target.list_users() == await source.list_users()
         assert await target.get_value("owner_code") == "123456"
+        numbers = ["+491511234567", "+491510000002"]
+        assert await target.number_checks(numbers) == await source.number_checks(numbers)
+        assert len(exported["number_checks"]) == 2
         assert await target.count_deliveries() == await source.count_deliveries()
         assert await target.next_due_at() == await source.next_due_at()
         assert await target.next_delivery_due_at() == await source.next_delivery_due_at()

@@ -139,6 +139,20 @@ function fakeFailure(settings, startState) {
   return Object.freeze({ code, message });
 }
 
+/** Comma-separated `+E164` numbers (the fake engine's numbers without a WhatsApp account). */
+function fakeNumbers(settings, name) {
+  const raw = settings[name];
+  if (raw === undefined || raw.trim() === '') return [];
+  const numbers = raw.split(',').map((part) => part.trim());
+  const bad = numbers.find((number) => !/^\+[1-9][0-9]{6,14}$/.test(number));
+  if (bad !== undefined) {
+    throw new ConfigError(
+      `${name}="${raw}" is not valid: give +E164 numbers separated by commas, e.g. +4915112345678`,
+    );
+  }
+  return numbers;
+}
+
 function chromiumPath(settings, engine, fileExists) {
   const raw = settings.CHROMIUM_PATH;
   if (raw) {
@@ -290,6 +304,7 @@ export function loadConfig({ env = process.env, fileExists = existsSync } = {}) 
       failure: fakeFailure(settings, fakeStart),
       qrRotateMs: integer(settings, 'WHATSAPP_FAKE_QR_ROTATE_MS', 20000, { min: 1 }),
       readyTimeoutMs: integer(settings, 'WHATSAPP_FAKE_READY_TIMEOUT_MS', 60000, { min: 1 }),
+      notOnWhatsApp: Object.freeze(fakeNumbers(settings, 'WHATSAPP_FAKE_NOT_ON_WHATSAPP')),
     }),
   });
 }

@@ -3,6 +3,8 @@ export const STATUS_BY_CODE = Object.freeze({
   invalid_request: 400,
   unauthorized: 401,
   not_found: 404,
+  // WhatsApp refuses to start new chats from this account for a while (error 463).
+  reachout_limited: 403,
   not_on_whatsapp: 404,
   not_ready: 409,
   send_failed: 502,

@@ -57,6 +57,8 @@ describe('X-Api-Key', () => {
     ['POST', '/fake/disconnect'],
     ['POST', '/fake/hold'],
     ['GET', '/fake/requests'],
+    ['POST', '/contacts/check'],
+    ['POST', '/fake/numbers'],
   ];
 
   test('every route but /health refuses a missing or wrong key with 401 unauthorized', async () => {
@@ -398,6 +400,62 @@ describe('contacts and groups', () => {
     );
     assertError(await app.inject(authed({ method: 'GET', url: '/contacts' })), 409, 'not_ready');
     assertError(await app.inject(authed({ method: 'GET', url: '/groups' })), 409, 'not_ready');
+  });
+});
+
+describe('POST /contacts/check (fake engine)', () => {
+  const GONE = '+4915199999999';
+  const check = (app, numbers) =>
+    app.inject(authed({ method: 'POST', url: '/contacts/check', payload: { numbers } }));
+  const numbers = (app, list) =>
+    app.inject(
+      authed({ method: 'POST', url: '/fake/numbers', payload: { not_on_whatsapp: list } }),
+    );
+
+  test('answers each number as wwebjs does; the ones WHATSAPP_FAKE_NOT_ON_WHATSAPP names are not on WhatsApp', async () => {
+    const { app } = await startFakeApp({ env: { WHATSAPP_FAKE_NOT_ON_WHATSAPP: GONE } });
+    const response = await check(app, ['+4915112345678', GONE]);
+    assert.equal(response.statusCode, 200);
+    assert.deepEqual(response.json(), {
+      numbers: [
+        { number: '+4915112345678', on_whatsapp: true, whatsapp_id: '4915112345678@c.us' },
+        { number: GONE, on_whatsapp: false, whatsapp_id: null },
+      ],
+    });
+  });
+
+  test('POST /fake/numbers sets them; a send to one is 404 not_on_whatsapp and goes nowhere', async () => {
+    const { app, engine } = await startFakeApp();
+    assert.equal((await numbers(app, [GONE])).statusCode, 200);
+    assert.equal((await check(app, [GONE])).json().numbers[0].on_whatsapp, false);
+    assertError(await send(app, { to: GONE }), 404, 'not_on_whatsapp', /is not on WhatsApp/);
+    assertError(await send(app, { to: '4915199999999@c.us' }), 404, 'not_on_whatsapp');
+    assert.equal((await send(app, { to: '+4915112345678' })).statusCode, 201);
+    assert.equal(engine.outbox.length, 1);
+    await numbers(app, []);
+    assert.equal((await send(app, { to: GONE })).statusCode, 201);
+    assertError(await numbers(app, ['4915199999999']), 400, 'invalid_request');
+  });
+
+  test('is 409 not_ready while not linked, and refuses a bad batch with 400', async () => {
+    const { app } = await startFakeApp();
+    assertError(await check(app, ['+4915112345678', '12']), 400, 'invalid_request', /numbers/);
+    assertError(await check(app, []), 400, 'invalid_request');
+    const many = Array.from({ length: 51 }, (_, i) => `+49151000000${String(i).padStart(2, '0')}`);
+    assertError(await check(app, many), 400, 'invalid_request');
+    await app.inject(
+      authed({ method: 'POST', url: '/fake/state', payload: { state: 'SCAN_QR_CODE' } }),
+    );
+    assertError(await check(app, ['+4915112345678']), 409, 'not_ready');
+  });
+
+  test('/fake/fail reachout_limited fails the next send 403 as WhatsApp error 463 does', async () => {
+    const { app, engine } = await startFakeApp();
+    await app.inject(
+      authed({ method: 'POST', url: '/fake/fail', payload: { code: 'reachout_limited' } }),
+    );
+    assertError(await send(app), 403, 'reachout_limited', /error 463/);
+    assert.equal(engine.outbox.length, 0);
   });
 });
 

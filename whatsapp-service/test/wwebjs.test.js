@@ -121,6 +121,7 @@ class FakeClient extends EventEmitter {
     this.calls.push(['getNumberId', number]);
     this.page();
     if (this.world.lookupFails) throw new Error('Evaluation failed');
+    if (this.world.lookupHangs) return new Promise(() => {});
     return number === REGISTERED
       ? { server: 'c.us', user: number, _serialized: `${number}@c.us` }
       : null;
@@ -129,7 +130,7 @@ class FakeClient extends EventEmitter {
   async sendMessage(chatId, content, options) {
     this.calls.push(['sendMessage', chatId, content, options]);
     this.page();
-    if (this.world.sendFails) throw new Error('Error: No LID for user');
+    if (this.world.sendFails) throw new Error(this.world.sendError ?? 'Error: No LID for user');
     if (chatId.endsWith('@g.us') && !this.world.groups.includes(chatId)) return undefined;
     this.sent += 1;
     this.world.sent = (this.world.sent ?? 0) + 1;
@@ -358,6 +359,7 @@ async function startWwebjsApp({
   world: worldOptions = {},
   env = {},
   probe = { timeoutMs: 1000, intervalMs: 5 },
+  engineOptions = {},
 } = {}) {
   const dir = dataDir ?? (await tempDir({ keep: true }));
   const world = {
@@ -394,6 +396,7 @@ async function startWwebjsApp({
     probe,
     log,
     library,
+    ...engineOptions,
   });
   const events = new RecordedEvents();
   const app = buildApp(config, engine, { events });
@@ -610,6 +613,69 @@ describe('wwebjs engine: sending', () => {
     assert.deepEqual(groups.json(), [
       { id: '1203@g.us', name: 'Family', participants: ['491511@c.us', '491512@c.us'] },
     ]);
+  });
+});
+
+describe('wwebjs engine: checking numbers', () => {
+  const check = (app, numbers) =>
+    app.inject(authed({ method: 'POST', url: '/contacts/check', payload: { numbers } }));
+
+  test('each number is looked up once, in digits: its WhatsApp id, or not on WhatsApp', async () => {
+    const { app, client } = await linked();
+    const response = await check(app, [`+${REGISTERED}`, '+4915199999999', `+${REGISTERED}`]);
+    assert.equal(response.statusCode, 200);
+    assert.deepEqual(response.json(), {
+      numbers: [
+        { number: `+${REGISTERED}`, on_whatsapp: true, whatsapp_id: `${REGISTERED}@c.us` },
+        { number: '+4915199999999', on_whatsapp: false, whatsapp_id: null },
+      ],
+    });
+    assert.deepEqual(
+      calls(client(), 'getNumberId').map(([, number]) => number),
+      [REGISTERED, '4915199999999'],
+    );
+    assert.equal(calls(client(), 'sendMessage').length, 0);
+  });
+
+  test('before the account is linked the check is 409 not_ready and asks WhatsApp nothing', async () => {
+    const { app, client } = await startWwebjsApp();
+    client().showQr('2@qr');
+    assertStatus(await check(app, [`+${REGISTERED}`]), 409, 'not_ready');
+    assert.equal(calls(client(), 'getNumberId').length, 0);
+  });
+
+  test('a lookup that fails or gets no answer is 502 send_failed, without the number', async () => {
+    const { app, world } = await linked({ engineOptions: { lookupTimeoutMs: 50 } });
+    world.lookupFails = true;
+    const failed = await check(app, [`+${REGISTERED}`]);
+    assertStatus(failed, 502, 'send_failed');
+    assert.match(failed.json().error.message, /Evaluation failed/);
+    assert.doesNotMatch(failed.json().error.message, new RegExp(REGISTERED));
+    world.lookupFails = false;
+    world.lookupHangs = true;
+    const hung = await check(app, [`+${REGISTERED}`]);
+    assertStatus(hung, 502, 'send_failed');
+    assert.match(hung.json().error.message, /no answer within 50 ms/);
+  });
+
+  test('numbers that are not +E164, none, or more than 50 are 400 invalid_request', async () => {
+    const { app, client } = await linked();
+    assertStatus(await check(app, ['4915112345678']), 400, 'invalid_request');
+    assertStatus(await check(app, ['1203@g.us']), 400, 'invalid_request');
+    assertStatus(await check(app, []), 400, 'invalid_request');
+    const many = Array.from({ length: 51 }, (_, i) => `+49151000000${String(i).padStart(2, '0')}`);
+    assertStatus(await check(app, many), 400, 'invalid_request');
+    assert.equal((await check(app, many.slice(0, 50))).statusCode, 200);
+    assert.equal(calls(client(), 'getNumberId').length, 50);
+  });
+
+  test("WhatsApp's reach-out limit (error 463) is 403 reachout_limited, not a retryable failure", async () => {
+    const { app, world } = await linked();
+    world.sendFails = true;
+    world.sendError = 'server returned error 463';
+    const refused = await send(app, { to: `+${REGISTERED}`, idempotency_key: 'k463' });
+    assertStatus(refused, 403, 'reachout_limited');
+    assert.match(refused.json().error.message, /reach-out limit/);
   });
 });
 

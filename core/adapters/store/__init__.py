@@ -15,6 +15,7 @@ from typing import Any, NamedTuple, Protocol
 
 from core.delivery.states import DeliveryChange
 from core.domain.models import (
+    CheckedNumber,
     Contact,
     Delivery,
     DeliveryFilter,
@@ -334,6 +335,13 @@ class Store(Protocol):
     ) -> list[DeliveryTimes]:
         """The times of each delivery of `owner_id` (every owner's for None) sent, or failed,
         in `since <= t < until`, by id: only those fields, never the text."""
+
+    # number checks -------------------------------------------------------------------
+    async def number_checks(self, numbers: Sequence[str]) -> dict[str, CheckedNumber]:
+        """What was last heard about each of `numbers` (those never checked left out)."""
+
+    async def save_number_checks(self, checks: Sequence[CheckedNumber]) -> None:
+        """Remember `checks`, each replacing what was known of its number."""
 
 
 async def open_store(database_url: str) -> Store:

@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from core.domain.models import (
+    CheckedNumber,
     Contact,
     Delivery,
     DeliveryStatus,
@@ -36,7 +37,16 @@ RECORD_COLLECTIONS: dict[str, type[BaseModel]] = {
     "schedules": Schedule,
     "runs": Run,
     "deliveries": Delivery,
+    "number_checks": CheckedNumber,
 }
+
+# The field that is each record's key, where it is not `id` (`_id` in MongoDB).
+KEY_FIELDS: dict[str, str] = {"users": "telegram_id", "number_checks": "number"}
+
+
+def key_field(collection: str) -> str:
+    return KEY_FIELDS.get(collection, "id")
+
 
 # Each collection's record, and back (`BaseStore` names the table of a model with it).
 COLLECTION_OF: dict[type[BaseModel], str] = {

@@ -43,6 +43,7 @@ from core.adapters.store._records import (
     Statuses,
     export_document,
     iso,
+    key_field,
     name_key,
     new_delivery,
     normalized_rule,
@@ -53,6 +54,7 @@ from core.adapters.store._records import now as _now
 from core.delivery.states import SPIKE_HOLD
 from core.domain.errors import ConfigError, StoreError, StoreNotWritable
 from core.domain.models import (
+    CheckedNumber,
     Contact,
     Delivery,
     DeliveryFilter,
@@ -210,6 +212,8 @@ class MongoStore(BaseStore):
         self._runs: AsyncCollection[Doc] = db["runs"]
         self._deliveries: AsyncCollection[Doc] = db["deliveries"]
         self._counters: AsyncCollection[Doc] = db["counters"]
+        # Keyed by the number (`_id`): no index beyond the one every collection has.
+        self._number_checks: AsyncCollection[Doc] = db["number_checks"]
 
     @classmethod
     async def open(cls, database_url: str) -> MongoStore:
@@ -822,9 +826,8 @@ class MongoStore(BaseStore):
     async def export_all(self) -> dict[str, list[dict[str, Any]]]:
         records: dict[str, list[BaseModel]] = {}
         for name, model in RECORD_COLLECTIONS.items():
-            id_field = "telegram_id" if name == "users" else "id"
             docs = await self._db[name].find({}).sort("_id", ASCENDING).to_list(None)
-            records[name] = [_record(model, doc, id_field) for doc in docs]
+            records[name] = [_record(model, doc, key_field(name)) for doc in docs]
         values = {
             str(doc["_id"]): str(doc["value"]) for doc in await self._values.find({}).to_list(None)
         }
@@ -845,7 +848,7 @@ class MongoStore(BaseStore):
                 continue
             docs = []
             for record in records:
-                doc = _document(record, "telegram_id" if name == "users" else "id")
+                doc = _document(record, key_field(name))
                 if isinstance(record, Contact | Template):
                     doc["name_key"] = name_key(record.name)
                 elif isinstance(record, Run):
@@ -938,3 +941,22 @@ class MongoStore(BaseStore):
             )
             for doc in await cursor.to_list(None)
         ]
+
+    @_translating
+    async def number_checks(self, numbers: Sequence[str]) -> dict[str, CheckedNumber]:
+        wanted = list(dict.fromkeys(numbers))
+        if not wanted:
+            return {}
+        docs = await self._number_checks.find({"_id": {"$in": wanted}}).to_list(None)
+        checks = [_record(CheckedNumber, doc, "number") for doc in docs]
+        return {check.number: check for check in checks}
+
+    @_translating
+    async def save_number_checks(self, checks: Sequence[CheckedNumber]) -> None:
+        for check in checks:
+            doc = _document(check, "number")
+            await _upserted(
+                functools.partial(
+                    self._number_checks.replace_one, {"_id": doc["_id"]}, doc, upsert=True
+                )
+            )

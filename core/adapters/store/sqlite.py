@@ -43,6 +43,7 @@ from core.adapters.store._records import (
     Statuses,
     enum_value,
     export_document,
+    key_field,
     name_key,
     new_delivery,
     normalized_rule,
@@ -53,6 +54,7 @@ from core.adapters.store._records import now as _now
 from core.delivery.states import SPIKE_HOLD
 from core.domain.errors import ConfigError, StoreError, StoreNotWritable
 from core.domain.models import (
+    CheckedNumber,
     Delivery,
     DeliveryFilter,
     DeliveryStatus,
@@ -179,6 +181,15 @@ CREATE INDEX IF NOT EXISTS deliveries_unacked ON deliveries (status, sent_at);
 -- /stats: an owner's deliveries sent, or failed, in a period (`delivery_times`).
 CREATE INDEX IF NOT EXISTS deliveries_owner_sent ON deliveries (owner_id, sent_at);
 CREATE INDEX IF NOT EXISTS deliveries_owner_failed ON deliveries (owner_id, failed_at);
+
+
+
+CREATE TABLE IF NOT EXISTS number_checks (
+    number TEXT PRIMARY KEY,
+    on_whatsapp INTEGER NOT NULL,
+    whatsapp_id TEXT,
+    checked_at TEXT NOT NULL
+);
 """
 
 # Tables that hold data (`sqlite_sequence` only remembers ids given, `kv` holds the values).
@@ -187,6 +198,7 @@ DATA_TABLES = (*RECORD_COLLECTIONS, "kv")
 _DATETIME_COLUMNS = frozenset(
     {"created_at", "updated_at", "next_run_at", "scheduled_for", "next_attempt_at"}
     | {"lease_until"}
+    | {"checked_at"}
     | {f"{status.value}_at" for status in DeliveryStatus}
 )
 _JSON_COLUMNS = frozenset({"fields", "recipients", "rule", "media"})
@@ -817,7 +829,7 @@ class SQLiteStore(BaseStore):
         records: dict[str, list[BaseModel]] = {}
         async with self._transaction() as db:  # one consistent snapshot
             for name, model in RECORD_COLLECTIONS.items():
-                order = "telegram_id" if name == "users" else "id"
+                order = key_field(name)
                 rows = await db.execute_fetchall(f"SELECT * FROM {name} ORDER BY {order}")
                 records[name] = _records(model, rows)
             kv = await db.execute_fetchall("SELECT key, value FROM kv")
@@ -925,6 +937,30 @@ class SQLiteStore(BaseStore):
             )
             for row in rows
         ]
+
+    async def number_checks(self, numbers: Sequence[str]) -> dict[str, CheckedNumber]:
+        found: dict[str, CheckedNumber] = {}
+        wanted = list(dict.fromkeys(numbers))
+        for start in range(0, len(wanted), CHUNK):
+            chunk = wanted[start : start + CHUNK]
+            rows = await self._fetchall(
+                f"SELECT * FROM number_checks WHERE number IN ({', '.join('?' * len(chunk))})",
+                chunk,
+            )
+            found.update((check.number, check) for check in _records(CheckedNumber, rows))
+        return found
+
+    async def save_number_checks(self, checks: Sequence[CheckedNumber]) -> None:
+        if not checks:
+            return
+        async with self._transaction() as db:
+            await db.executemany(
+                "INSERT INTO number_checks (number, on_whatsapp, whatsapp_id, checked_at)"
+                " VALUES (?, ?, ?, ?) ON CONFLICT (number) DO UPDATE SET"
+                " on_whatsapp = excluded.on_whatsapp, whatsapp_id = excluded.whatsapp_id,"
+                " checked_at = excluded.checked_at",
+                [(c.number, int(c.on_whatsapp), c.whatsapp_id, ts(c.checked_at)) for c in checks],
+            )
 
 
 def _statements(script: str) -> list[str]:

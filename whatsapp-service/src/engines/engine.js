@@ -28,8 +28,9 @@ export const FAILURE_CODES = Object.freeze([
  * idempotencyKey}) -> {id, to, timestamp}, findSent({to, text, media, since, skip}) -> {id, to,
  * timestamp}|null (a message with this content this account sent to `to` at or after the Date
  * `since`, whose id `skip` does not reject), getAck(id) -> number|null,
- * requestPairingCode(phone), logout(), listContacts(), listGroups(). Failures are ServiceErrors
- * with contract codes.
+ * requestPairingCode(phone), logout(), listContacts(), listGroups(), checkNumbers(numbers) ->
+ * [{number, on_whatsapp, whatsapp_id}] (each `+E164` number looked up once, in order).
+ * Failures are ServiceErrors with contract codes.
  */
 // Failures that say why a QR code is shown again; any other failure ends when a QR appears.
 export const RELINK_FAILURES = new Set(['logged_out', 'auth_failure']);

@@ -41,8 +41,12 @@ export const FAKE_FAILURE_CODES = Object.freeze([
   'invalid_request',
   'not_on_whatsapp',
   'not_ready',
+  'reachout_limited',
   'send_failed',
 ]);
+// What the wwebjs engine says when WhatsApp refuses a new chat (error 463), for /fake/fail.
+export const FAKE_REACHOUT_MESSAGE =
+  'WhatsApp refused to start a chat from this account (error 463: reach-out limit)';
 
 /**
  * Behaves like the wwebjs engine: same states, events, answers and errors. Starts STARTING and
@@ -66,6 +70,8 @@ export class FakeEngine extends Engine {
   // POST /fake/hold: how many more sends may go out (null: no hold), and the sends waiting.
   #allowance = null;
   #held = [];
+  // The numbers (+E164) it treats as having no WhatsApp account (POST /fake/numbers).
+  #notOnWhatsApp;
 
   constructor({
     dataDir,
@@ -76,6 +82,7 @@ export class FakeEngine extends Engine {
     failure = null,
     qrRotateMs = 20000,
     readyTimeoutMs = 60000,
+    notOnWhatsApp = [],
     log,
   }) {
     super();
@@ -86,6 +93,7 @@ export class FakeEngine extends Engine {
     this.startFailure = failure;
     this.qrRotateMs = qrRotateMs;
     this.readyTimeoutMs = readyTimeoutMs;
+    this.#notOnWhatsApp = new Set(notOnWhatsApp);
     this.log = log;
     this.outboxPath = join(dataDir, 'fake-outbox.json');
     this.#file = new SnapshotFile(this.outboxPath, () => ({ version: 1, messages: this.#outbox }));
@@ -285,10 +293,16 @@ export class FakeEngine extends Engine {
       this.#failures.count -= 1;
       failAfterSend = this.#failures.afterSend;
       if (!failAfterSend) {
-        throw new ServiceError(this.#failures.code, `fake engine: injected ${this.#failures.code}`);
+        const { code } = this.#failures;
+        const said = code === 'reachout_limited' ? FAKE_REACHOUT_MESSAGE : `injected ${code}`;
+        throw new ServiceError(code, `fake engine: ${said}`);
       }
     }
     this.requireWorking('send');
+    // As wwebjs: a person's number is looked up before the send, and one without WhatsApp fails.
+    if (!this.#onWhatsApp(to)) {
+      throw new ServiceError('not_on_whatsapp', `${to} is not on WhatsApp`);
+    }
     const chatId = chatOf(to);
     if (this.#allowance !== null) {
       if (this.#allowance > 0) {
@@ -339,6 +353,7 @@ export class FakeEngine extends Engine {
    */
   async findSent({ to, text, media, since, skip = () => false }) {
     this.requireWorking('look for a sent message');
+    if (!this.#onWhatsApp(to)) return null; // no chat, so nothing was sent there
     const chatId = chatOf(to);
     const found = this.#outbox.find(
       (message) =>
@@ -377,6 +392,33 @@ export class FakeEngine extends Engine {
   async listGroups() {
     this.requireWorking('list groups');
     return FAKE_GROUPS;
+  }
+
+  /**
+   * Test route POST /fake/numbers: from now on these +E164 numbers have no WhatsApp account
+   * (replacing the ones given before or in WHATSAPP_FAKE_NOT_ON_WHATSAPP).
+   */
+  setNotOnWhatsApp(numbers) {
+    this.#notOnWhatsApp = new Set(numbers);
+    return [...this.#notOnWhatsApp];
+  }
+
+  /** As wwebjs answers: each number with its WhatsApp id, or not on WhatsApp. */
+  async checkNumbers(numbers) {
+    this.requireWorking('check numbers');
+    return numbers.map((number) => {
+      const onWhatsApp = this.#onWhatsApp(number);
+      return {
+        number,
+        on_whatsapp: onWhatsApp,
+        whatsapp_id: onWhatsApp ? `${number.slice(1)}@c.us` : null,
+      };
+    });
+  }
+
+  #onWhatsApp(to) {
+    const recipient = parseRecipient(to);
+    return recipient.kind === 'group' || !this.#notOnWhatsApp.has(`+${recipient.digits}`);
   }
 
   #later(ms, action) {

@@ -56,6 +56,10 @@ const CHROMIUM_MISSING = /Browser was not found at the configured executablePath
 const PAGE_GONE =
   /Attempted to use detached Frame|Navigating frame was detached|Target closed|Session closed|Connection closed/;
 // Failures of a restart that keeps the session; they stay until WhatsApp Web is ready.
+// WhatsApp's refusal to start new chats from this account (server error 463, the reach-out
+// timelock): the page's send rejects with a text naming it (ours cannot be told apart
+// otherwise; it may also come later as ack -1, which fails the message as any error ack).
+const REACHOUT = /\b463\b|reach-?out|timelock/i;
 const RESTART_FAILURES = new Set(['never_ready', 'page_broken']);
 
 /** Where LocalAuth keeps the session (the Chromium profile) under the data directory. */
@@ -174,6 +178,8 @@ export class WwebjsEngine extends Engine {
     webVersionUrl = null,
     probe = PROBE,
     library = wwebjs,
+    // How long one number lookup (a query to WhatsApp's servers from the page) may take.
+    lookupTimeoutMs = 20000,
   }) {
     super();
     this.paths = sessionPaths(dataDir);
@@ -186,6 +192,7 @@ export class WwebjsEngine extends Engine {
     this.webVersionUrl = webVersionUrl;
     this.probe = probe;
     this.library = library;
+    this.lookupTimeoutMs = lookupTimeoutMs;
   }
 
   async start() {
@@ -659,6 +666,12 @@ export class WwebjsEngine extends Engine {
     try {
       message = await this.#onPage(client, () => client.sendMessage(chatId, content, options));
     } catch (err) {
+      if (REACHOUT.test(describe(err))) {
+        throw new ServiceError(
+          'reachout_limited',
+          `WhatsApp refused to start a chat from this account (error 463: reach-out limit): ${describe(err)}`,
+        );
+      }
       throw new ServiceError('send_failed', `WhatsApp did not take the message: ${describe(err)}`);
     }
     if (!message?.id?._serialized) {
@@ -790,6 +803,36 @@ export class WwebjsEngine extends Engine {
         name: contact.name ?? contact.pushname ?? contact.number,
         number: contact.number,
       }));
+  }
+
+  /**
+   * Whether each +E164 number has a WhatsApp account, asked one at a time (each is a query to
+   * WhatsApp's servers; getNumberId answers the canonical id, or null for none). A lookup that
+   * fails or hangs fails the whole check (send_failed): no answer is a guess.
+   */
+  async checkNumbers(numbers) {
+    this.requireWorking('check numbers');
+    const client = this.#client;
+    const answers = [];
+    for (const number of numbers) {
+      let wid;
+      try {
+        wid = await bounded(
+          this.#onPage(client, () => client.getNumberId(number.slice(1))),
+          this.lookupTimeoutMs,
+          'WhatsApp',
+        );
+      } catch (err) {
+        // Without the number: this message may be logged.
+        throw new ServiceError(
+          'send_failed',
+          `could not look a number up on WhatsApp: ${failureDetail(err)}`,
+        );
+      }
+      const whatsappId = wid?._serialized ?? null;
+      answers.push({ number, on_whatsapp: whatsappId !== null, whatsapp_id: whatsappId });
+    }
+    return answers;
   }
 
   async listGroups() {

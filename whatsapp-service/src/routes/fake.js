@@ -204,6 +204,36 @@ export default async function fakeRoutes(app, { engine, requests }) {
     },
   );
 
+  app.post(
+    '/fake/numbers',
+    {
+      schema: {
+        body: {
+          type: 'object',
+          required: ['not_on_whatsapp'],
+          additionalProperties: false,
+          properties: {
+            not_on_whatsapp: {
+              type: 'array',
+              items: { type: 'string', pattern: '^\\+[1-9][0-9]{6,14}$' },
+            },
+          },
+        },
+        response: {
+          200: {
+            type: 'object',
+            required: ['not_on_whatsapp'],
+            properties: { not_on_whatsapp: { type: 'array', items: { type: 'string' } } },
+          },
+          ...errors(400, 401),
+        },
+      },
+    },
+    async (request) => ({
+      not_on_whatsapp: engine.setNotOnWhatsApp(request.body.not_on_whatsapp),
+    }),
+  );
+
   app.get(
     '/fake/requests',
     {

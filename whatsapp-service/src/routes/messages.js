@@ -29,7 +29,7 @@ export default async function messageRoutes(app, { engine, sender }) {
             idempotency_key: { type: 'string', minLength: 1, maxLength: 200 },
           },
         },
-        response: { 201: sendResultSchema, ...errors(400, 401, 404, 409, 502, 503) },
+        response: { 201: sendResultSchema, ...errors(400, 401, 403, 404, 409, 502, 503) },
       },
     },
     async (request, reply) => {
