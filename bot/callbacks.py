@@ -107,3 +107,11 @@ class ZoneCb(CallbackData, prefix="tz"):
 
     action: ZoneAction
     zone: Annotated[str, Field(min_length=1, max_length=40)]
+
+
+class SkipCb(CallbackData, prefix="sk"):
+    """Skip next on a schedule's card: `at` is the occurrence the card showed (seconds since
+    the epoch), so a second press, or one on an old card, skips nothing more."""
+
+    id: RecordId
+    at: Annotated[int, Field(ge=0, le=2**40)]

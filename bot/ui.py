@@ -21,6 +21,7 @@ from bot.callbacks import (
     RunCb,
     ScheduleAction,
     ScheduleCb,
+    SkipCb,
     UnackedAction,
     UnackedCb,
     WizardAction,
@@ -139,6 +140,7 @@ DELIVERY_ICONS: dict[DeliveryStatus, str] = {
     DeliveryStatus.failed: "❌",
     DeliveryStatus.missed: "⏰",
     DeliveryStatus.held: "⏸",
+    DeliveryStatus.skipped: "⏭",
 }
 
 DELIVERY_WORDS: dict[DeliveryStatus, str] = {
@@ -150,6 +152,7 @@ DELIVERY_WORDS: dict[DeliveryStatus, str] = {
     DeliveryStatus.failed: "failed",
     DeliveryStatus.missed: "missed",
     DeliveryStatus.held: "held until WhatsApp works",
+    DeliveryStatus.skipped: "skipped",
 }
 
 # Failure codes in plain words; the stored error text is used for anything else.
@@ -300,7 +303,8 @@ def schedule_block(schedule: Schedule, template_name: str | None = None) -> str:
     return "\n".join(line for line in lines if line)
 
 
-def schedule_buttons(schedule: Schedule, builder: InlineKeyboardBuilder) -> None:
+def schedule_buttons(schedule: Schedule, builder: InlineKeyboardBuilder) -> list[int]:
+    """The schedule's buttons, added to `builder`; returns its rows' sizes."""
     builder.button(
         text=f"▶ Run #{schedule.id}",
         callback_data=ScheduleCb(action=ScheduleAction.run, id=schedule.id),
@@ -319,6 +323,12 @@ def schedule_buttons(schedule: Schedule, builder: InlineKeyboardBuilder) -> None
     builder.button(
         text="Delete", callback_data=ScheduleCb(action=ScheduleAction.delete, id=schedule.id)
     )
+    rows = [4 if schedule.state is not ScheduleState.done else 3]
+    if schedule.state is ScheduleState.active and schedule.next_run_at is not None:
+        at = int(schedule.next_run_at.timestamp())
+        builder.button(text="⏭ Skip next", callback_data=SkipCb(id=schedule.id, at=at))
+        rows.append(1)
+    return rows
 
 
 def list_page(
@@ -334,8 +344,7 @@ def list_page(
     builder = InlineKeyboardBuilder()
     rows: list[int] = []
     for schedule in shown:
-        schedule_buttons(schedule, builder)
-        rows.append(4 if schedule.state is not ScheduleState.done else 3)
+        rows.extend(schedule_buttons(schedule, builder))
     header = f"<b>Your schedules</b> ({len(schedules)})"
     if pages > 1:
         header += f", page {page + 1} of {pages}"
@@ -407,6 +416,7 @@ def delivery_time(delivery: Delivery) -> datetime | None:
         DeliveryStatus.failed: delivery.failed_at,
         DeliveryStatus.missed: delivery.missed_at,
         DeliveryStatus.held: delivery.held_at,
+        DeliveryStatus.skipped: delivery.skipped_at,
     }
     return stamps.get(delivery.status) or delivery.created_at
 
@@ -1417,3 +1427,17 @@ def with_intro(intro: str, text: str) -> str:
 def first_zone_set(text: str) -> str:
     """The zone set on the first /start, and the next step."""
     return text + "\n" + FIRST_STEP_LINK
+
+
+# --- ask: skipping an occurrence, asking before a run ----------------------------------------
+
+
+def skipped_alert(schedule: Schedule, occurrence: datetime) -> str:
+    """Skip next pressed: the occurrence skipped and the one after (a short button alert)."""
+    tz = schedule.rule.timezone
+    after = (
+        f"Next: {local_time(schedule.next_run_at, tz)}."
+        if schedule.state is ScheduleState.active and schedule.next_run_at is not None
+        else f"Nothing comes after it: #{schedule.id} is done."
+    )
+    return f"Skipped {local_time(occurrence, tz)}. {after}"

@@ -1,9 +1,10 @@
 """Fan a run out into deliveries: the one path for scheduled, catch-up and manual runs.
 
 A run is inserted first (unique per occurrence for non-manual triggers), then one delivery per
-recipient is stored with the stable idempotency key `run<id>:<address>`, then the run is marked
-fanned out. A crash between the steps leaves a run that `complete_run` finishes with the same
-keys, so no recipient gets the occurrence twice.
+recipient is stored (`skipped` ones for an occurrence the owner skipped) with the stable
+idempotency key `run<id>:<address>`, then the run is marked fanned out. A crash between the
+steps leaves a run that `complete_run` finishes with the same keys, so no recipient gets the
+occurrence twice.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from core.adapters.counters import observe_send_delay
 from core.adapters.store import Store
 from core.delivery import states
 from core.domain.clock import Clock
-from core.domain.errors import NotFound, WaschedError
+from core.domain.errors import DuplicateRun, NotFound, WaschedError
 from core.domain.models import (
     Contact,
     Delivery,
@@ -27,10 +28,15 @@ from core.domain.models import (
     Run,
     RunTrigger,
     Schedule,
+    ScheduleState,
 )
 from core.domain.render import render
+from core.domain.when import next_fire_time
 
 logger = logging.getLogger(__name__)
+
+# The outcome of a run whose occurrence the owner skipped: its deliveries are `skipped`.
+SKIPPED = "skipped"
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -111,6 +117,8 @@ async def render_deliveries(store: Store, schedule: Schedule, run: Run) -> list[
 
 async def _fan_out(store: Store, clock: Clock, schedule: Schedule, run: Run) -> list[Delivery]:
     new = await render_deliveries(store, schedule, run)
+    if run.outcome == SKIPPED:
+        new = [states.skipped(one) for one in new]
     # A run finished after a crash may hold some of these already: their failure was said.
     earlier: set[str] = set()
     if any(one.error_code == "render_failed" for one in new):
@@ -155,6 +163,40 @@ async def start_run(
         only_if_due=only_if_due,
     )
     deliveries = await _fan_out(store, clock, schedule, run)
+    return run.model_copy(update={"fanned_out": True}), deliveries
+
+
+async def skip_occurrence(
+    store: Store, clock: Clock, schedule: Schedule, occurrence: datetime
+) -> tuple[Run, list[Delivery]] | None:
+    """Record the occurrence `occurrence` of `schedule` (its `next_run_at`) as skipped, and
+    move the schedule on to the one after it (a one-time schedule ends done).
+
+    The run is inserted like the engine's (unique per occurrence, only while it is the due
+    one), so a skip racing the engine or a second press does one thing: None when the
+    occurrence was already fired or skipped. Raises `ScheduleMoved` when the schedule is no
+    longer due at `occurrence` (paused, edited or moved on since it was read).
+    """
+    try:
+        run = await store.insert_run(
+            schedule_id=schedule.id,
+            owner_id=schedule.owner_id,
+            scheduled_for=occurrence,
+            trigger=RunTrigger.schedule,
+            outcome=SKIPPED,
+            only_if_due=True,
+        )
+    except DuplicateRun:
+        return None
+    deliveries = await _fan_out(store, clock, schedule, run)
+    following = next_fire_time(schedule.rule, after=max(occurrence, clock.now()))
+    await store.advance_schedule(
+        schedule.id,
+        expected_next_run_at=occurrence,
+        next_run_at=following,
+        state=ScheduleState.done if following is None else None,
+    )
+    logger.info("schedule %s: occurrence %s skipped", schedule.id, occurrence.isoformat())
     return run.model_copy(update={"fanned_out": True}), deliveries
 
 

@@ -40,6 +40,8 @@ class DeliveryStatus(StrEnum):
     failed = "failed"
     missed = "missed"
     held = "held"
+    # The owner skipped the occurrence (Skip next, Skip this one): never sent, not missed.
+    skipped = "skipped"
 
 
 # Order of the ack-driven states; an ack never moves a delivery backwards.
@@ -51,6 +53,7 @@ FINAL_STATUSES = frozenset(
         DeliveryStatus.read,
         DeliveryStatus.failed,
         DeliveryStatus.missed,
+        DeliveryStatus.skipped,
     }
 )
 
@@ -178,6 +181,7 @@ class Delivery(Record):
     failed_at: datetime | None = None
     missed_at: datetime | None = None
     held_at: datetime | None = None
+    skipped_at: datetime | None = None
 
 
 class NewDelivery(Record):

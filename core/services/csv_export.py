@@ -30,6 +30,7 @@ HEADER = (
     "failed at",
     "missed at",
     "held at",
+    "skipped at",
 )
 
 # The "schedule when" of a delivery whose schedule was deleted since.
@@ -82,6 +83,7 @@ def deliveries_csv(
                 d.failed_at,
                 d.missed_at,
                 d.held_at,
+                d.skipped_at,
             )
         )
     return buffer.getvalue().encode("utf-8")

@@ -204,6 +204,7 @@ async def test_export_csv_parses_back_with_every_column(service: Services, store
         "failed at",
         "missed at",
         "held at",
+        "skipped at",
     ]
     assert len(rows) == 3
     first, second = (dict(zip(rows[0], row, strict=True)) for row in rows[1:])

@@ -67,7 +67,7 @@ from core.domain.models import (
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 BUSY_TIMEOUT_MS = 10_000
 # Keep IN (...) lists well under SQLite's limit on bound parameters.
 CHUNK = 500
@@ -163,7 +163,8 @@ CREATE TABLE IF NOT EXISTS deliveries (
     read_at TEXT,
     failed_at TEXT,
     missed_at TEXT,
-    held_at TEXT
+    held_at TEXT,
+    skipped_at TEXT
 );
 CREATE UNIQUE INDEX IF NOT EXISTS deliveries_key ON deliveries (idempotency_key);
 CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (status, next_attempt_at);
@@ -176,6 +177,12 @@ CREATE INDEX IF NOT EXISTS deliveries_owner ON deliveries (owner_id);
 CREATE INDEX IF NOT EXISTS deliveries_created ON deliveries (created_at);
 CREATE INDEX IF NOT EXISTS deliveries_unacked ON deliveries (status, sent_at);
 """
+
+# Columns each schema version added to tables an older one created: (table, column, type).
+# `SCHEMA` creates them in a new database; an older one gets them by ALTER TABLE at open.
+MIGRATIONS: dict[int, tuple[tuple[str, str, str], ...]] = {
+    2: (("deliveries", "skipped_at", "TEXT"),),
+}
 
 # Tables that hold data (`sqlite_sequence` only remembers ids given, `kv` holds the values).
 DATA_TABLES = (*RECORD_COLLECTIONS, "kv")
@@ -372,6 +379,8 @@ class SQLiteStore(BaseStore):
                     f"The database has schema version {max(versions)}, newer than this "
                     f"wasched ({SCHEMA_VERSION}): upgrade wasched."
                 )
+            elif max(versions) < SCHEMA_VERSION:
+                await _migrate(db, max(versions))
 
     async def close(self) -> None:
         async with self._lock:
@@ -884,6 +893,18 @@ class SQLiteStore(BaseStore):
 
     async def check_writes(self) -> None:
         await _check_writes(self)
+
+
+async def _migrate(db: aiosqlite.Connection, version: int) -> None:
+    """Bring a database at schema `version` to `SCHEMA_VERSION` (inside the open's
+    transaction): add the columns later versions added, keeping every row."""
+    for target in range(version + 1, SCHEMA_VERSION + 1):
+        for table, column, kind in MIGRATIONS.get(target, ()):
+            rows = await db.execute_fetchall(f"PRAGMA table_info({table})")
+            if column not in {row[1] for row in rows}:
+                await db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+    await db.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION,))
+    logger.info("database schema moved from version %s to %s", version, SCHEMA_VERSION)
 
 
 def _statements(script: str) -> list[str]:
