@@ -115,3 +115,22 @@ class SkipCb(CallbackData, prefix="sk"):
 
     id: RecordId
     at: Annotated[int, Field(ge=0, le=2**40)]
+
+
+class AskAnswer(StrEnum):
+    """A button on a question asked before a run (ask me first)."""
+
+    send_now = "now"
+    at_time = "time"
+    snooze_15 = "z15"
+    snooze_1h = "z1h"
+    snooze_1d = "z1d"
+    skip = "skip"
+    edit = "edit"
+
+
+class AskCb(CallbackData, prefix="ak"):
+    """An answer to ask `id` (`core.domain.models.Ask`)."""
+
+    id: RecordId
+    answer: AskAnswer

@@ -36,9 +36,9 @@ from aiogram.utils.backoff import Backoff, BackoffConfig
 from pydantic import ValidationError
 
 from bot import ui
-from core.domain.models import Delivery, DeliveryFilter, DeliveryStatus, Run, Schedule
+from core.domain.models import Ask, Delivery, DeliveryFilter, DeliveryStatus, Run, Schedule
 from core.domain.session import SessionFailure, explain
-from core.services import Pacing, count_telegram_error
+from core.services import Pacing, Question, count_telegram_error
 
 logger = logging.getLogger(__name__)
 
@@ -668,3 +668,15 @@ class TelegramNotifier:
             self._qr_messages[chat_id] = message_id
 
         return remember
+
+    # --- ask me first ----------------------------------------------------------------------
+
+    async def ask_before_run(self, question: Question) -> None:
+        text, markup = ui.ask_question(question)
+        owner = question.schedule.owner_id
+        self.outbox.put(owner, Note(owner, text, markup=markup))
+
+    async def ask_unanswered(self, schedule: Schedule, ask: Ask) -> None:
+        self.outbox.put(
+            schedule.owner_id, Note(schedule.owner_id, ui.ask_unanswered(schedule, ask))
+        )

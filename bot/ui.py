@@ -14,6 +14,8 @@ from aiogram.types import BotCommand, InlineKeyboardButton, InlineKeyboardMarkup
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.callbacks import (
+    AskAnswer,
+    AskCb,
     EditCb,
     EditField,
     ListPageCb,
@@ -30,9 +32,12 @@ from bot.callbacks import (
     ZoneCb,
 )
 from core.domain.models import (
+    Ask,
+    AskChoice,
     Contact,
     Delivery,
     DeliveryStatus,
+    NoAnswer,
     Recipient,
     RecipientKind,
     Run,
@@ -45,10 +50,12 @@ from core.domain.recipients import Choice, address_label, distinct_labels, label
 from core.domain.session import Remedy, SessionWords
 from core.domain.when import describe, format_local
 from core.services import (
+    Answer,
     Group,
     ImportResult,
     Pacing,
     Preview,
+    Question,
     Recheck,
     Status,
     StoreState,
@@ -298,6 +305,7 @@ def schedule_block(schedule: Schedule, template_name: str | None = None) -> str:
         f"next: {escape(local_time(schedule.next_run_at, tz))}"
         if schedule.state is ScheduleState.active
         else "",
+        asks_line(schedule),
         message,
     ]
     return "\n".join(line for line in lines if line)
@@ -1441,3 +1449,107 @@ def skipped_alert(schedule: Schedule, occurrence: datetime) -> str:
         else f"Nothing comes after it: #{schedule.id} is done."
     )
     return f"Skipped {local_time(occurrence, tz)}. {after}"
+
+
+def asks_line(schedule: Schedule) -> str:
+    """The card's line on asking first: "asks 15 min before (skips if no answer)"."""
+    if not schedule.ask_first:
+        return ""
+    minutes = max(1, (schedule.ask_lead_s or 0) // 60)
+    policy = "skips" if schedule.on_no_answer is NoAnswer.skip else "sends"
+    return f"asks {minutes} min before ({policy} if no answer)"
+
+
+ASK_BUTTONS: dict[AskAnswer, str] = {
+    AskAnswer.send_now: "Send now",
+    AskAnswer.at_time: "Send at the time",
+    AskAnswer.snooze_15: "Snooze 15 min",
+    AskAnswer.snooze_1h: "Snooze 1 h",
+    AskAnswer.snooze_1d: "Snooze until tomorrow",
+    AskAnswer.skip: "Skip this one",
+    AskAnswer.edit: "Edit",
+}
+# Each snooze button's name in `core.delivery.asker.SNOOZES`.
+SNOOZE_NAMES: dict[AskAnswer, str] = {
+    AskAnswer.snooze_15: "15 min",
+    AskAnswer.snooze_1h: "1 h",
+    AskAnswer.snooze_1d: "tomorrow",
+}
+CHOICE_WORDS: dict[AskChoice, str] = {
+    AskChoice.send_now: "Send now",
+    AskChoice.at_time: "Send at the time",
+    AskChoice.snooze: "Snooze",
+    AskChoice.skip: "Skip",
+}
+
+
+def ask_question(question: Question) -> tuple[str, InlineKeyboardMarkup]:
+    """The question before an ask-first run: due when, to whom, what, and the answers."""
+    schedule, ask = question.schedule, question.ask
+    tz = schedule.rule.timezone
+    policy = "it is skipped" if schedule.on_no_answer is NoAnswer.skip else "it goes out"
+    lines = [
+        f"❓ <b>#{schedule.id} is due {escape(local_time(ask.occurrence, tz))}</b>. Send it?",
+        f"Without an answer by then, {policy}.",
+        "",
+        *(f"to {escape(name)}: “{escape(text)}”" for name, text in question.messages),
+    ]
+    builder = InlineKeyboardBuilder()
+    rows = [1, 1]
+    for answer in (AskAnswer.send_now, AskAnswer.at_time):
+        builder.button(text=ASK_BUTTONS[answer], callback_data=AskCb(id=ask.id, answer=answer))
+    offered = [a for a, name in SNOOZE_NAMES.items() if name in question.snoozes]
+    for answer in offered:
+        builder.button(text=ASK_BUTTONS[answer], callback_data=AskCb(id=ask.id, answer=answer))
+    if offered:
+        rows.append(len(offered))
+    for answer in (AskAnswer.skip, AskAnswer.edit):
+        builder.button(text=ASK_BUTTONS[answer], callback_data=AskCb(id=ask.id, answer=answer))
+    rows.append(2)
+    builder.adjust(*rows)
+    return cap("\n".join(lines)), builder.as_markup()
+
+
+def ask_outcome(answer: Answer, viewer: int) -> str:
+    """What was decided for the occurrence, as the question then says (and a late or second
+    press is answered): "You chose Skip at 08:47", "Already sent at 09:00: nobody answered"."""
+    schedule, ask = answer.schedule, answer.ask
+    tz = schedule.rule.timezone
+    due = local_time(ask.occurrence, tz)
+    if ask.choice is None:
+        return f"Too late: #{schedule.id} was due {due}; it goes as the schedule says."
+    if ask.choice is AskChoice.no_answer_sent:
+        return f"Already sent at {due}: nobody answered."
+    if ask.choice is AskChoice.no_answer_skipped:
+        return f"Skipped at {due}: nobody answered."
+    who = "You" if ask.chosen_by == viewer else "The owner"
+    at = local_time(ask.chosen_at, tz)
+    said = f"{who} chose {CHOICE_WORDS[ask.choice]} at {at}"
+    if ask.choice is AskChoice.send_now:
+        return f"{said}: #{schedule.id} is going out now, ahead of {due}."
+    if ask.choice is AskChoice.at_time:
+        return f"{said}: #{schedule.id} goes out {due}."
+    if ask.choice is AskChoice.snooze:
+        later = local_time(ask.snoozed_until, tz)
+        return f"{said}: #{schedule.id} goes out {later} instead of {due}."
+    return f"{said}: #{schedule.id} does not go out {due}."
+
+
+def ask_unanswered(schedule: Schedule, ask: Ask) -> str:
+    """Told when nobody answered by the due time."""
+    due = local_time(ask.occurrence, schedule.rule.timezone)
+    if ask.choice is AskChoice.no_answer_skipped:
+        return f"⏭ #{schedule.id} was skipped {due}: nobody answered, and it skips then."
+    return f"📤 #{schedule.id} went out {due}: nobody answered, and it sends then."
+
+
+def ask_turned(schedule: Schedule) -> str:
+    """Asking first turned on or off (Edit, the wizard)."""
+    if schedule.ask_first:
+        return f"#{schedule.id} now {asks_line(schedule)}."
+    return f"#{schedule.id} no longer asks before each run."
+
+
+def question_answered(question_html: str, outcome: str) -> str:
+    """The question once answered: as it was, with what was decided below (no buttons)."""
+    return cap(f"{question_html}\n\n<b>{escape(outcome)}</b>")

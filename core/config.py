@@ -44,6 +44,7 @@ FIXES: dict[str, str] = {
     "ACK_ALERT_AFTER_S": "use whole seconds >= 0, e.g. ACK_ALERT_AFTER_S=600 (0 turns it off)",
     "ACK_RECONCILE_WINDOW_S": "use whole seconds >= 0, e.g. ACK_RECONCILE_WINDOW_S=172800 "
     "(0 turns it off)",
+    "ASK_LEAD_S": "use whole seconds >= 60, e.g. ASK_LEAD_S=900 (15 minutes)",
 }
 
 
@@ -90,6 +91,9 @@ class Settings(BaseSettings):
     # After core starts, and after a gap in the sidecar's events, the acks of messages sent
     # this long ago or less that are still `sent` or `delivered` are asked for; 0 turns it off.
     ACK_RECONCILE_WINDOW_S: int = Field(default=172800, ge=0)
+    # An ask-first schedule asks its owner this long before each run (a schedule may say
+    # otherwise).
+    ASK_LEAD_S: int = Field(default=900, ge=60)
 
     @field_validator("TELEGRAM_BOT_TOKEN")
     @classmethod

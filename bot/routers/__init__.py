@@ -6,6 +6,7 @@ from aiogram import Router
 
 from bot.routers import (
     acks,
+    asks,
     contacts,
     errors,
     fallback,
@@ -29,6 +30,7 @@ def all_routers() -> list[Router]:
         schedules.router,
         logs.router,
         acks.router,
+        asks.router,
         contacts.router,
         groups.router,
         templates.router,

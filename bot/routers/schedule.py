@@ -20,9 +20,9 @@ from aiogram.types import CallbackQuery, Message, User
 from bot import ui
 from bot.callbacks import PickCb, WizardAction, WizardCb
 from core.domain.errors import InvalidInput, InvalidTemplate
-from core.domain.models import Media, Recipient
+from core.domain.models import Media, NoAnswer, Recipient, Schedule
 from core.domain.recipients import Choice, contact_recipient, dedupe
-from core.services import Draft, Services
+from core.services import Draft, Services, split_ask_option
 
 router = Router(name=__name__)
 
@@ -73,11 +73,15 @@ async def one_shot(
     if len(parts) != 3 or not all(parts):
         raise InvalidInput(ui.ONE_SHOT_FORM)
     typed, when, text = parts
+    text, ask = split_ask_option(text)
+    if not text:
+        raise InvalidInput(ui.ONE_SHOT_FORM)
     resolved = await services.schedules.resolve_recipients(typed)
     if not any(isinstance(item, Choice) for item in resolved):
         created = await services.schedules.create_schedule(
             user.id, recipients=chosen(resolved), when=when, text=text
         )
+        created = await ask_first(services, created, ask)
         await message.answer(ui.saved(created))
         return
     # The time and text are refused now rather than after the question; only the variables
@@ -87,8 +91,17 @@ async def one_shot(
     with contextlib.suppress(InvalidTemplate):
         await services.schedules.draft_schedule(user.id, recipients=first, when=when, text=text)
     await state.set_state(OneShot.pick)
-    await state.update_data(pending=pack(resolved), when=when, text=text)
+    await state.update_data(pending=pack(resolved), when=when, text=text, ask=ask)
     await ask_next_choice(bot, message.chat.id, state)
+
+
+async def ask_first(services: Services, schedule: Schedule, ask: NoAnswer | None) -> Schedule:
+    """The schedule set to ask first (`| ask` in the one-line form), when `ask` says so."""
+    if ask is None:
+        return schedule
+    return await services.asks.set_ask_first(
+        schedule.owner_id, schedule.id, on=True, on_no_answer=ask
+    )
 
 
 # --- a typed name that matches several: ask, one name at a time --------------------------
@@ -174,6 +187,8 @@ async def pick(
             when=str(data["when"]),
             text=str(data["text"]),
         )
+        ask = NoAnswer(data["ask"]) if data.get("ask") else None
+        created = await ask_first(services, created, ask)
         await bot.send_message(chat_id, ui.saved(created))
         return
     await state.update_data(pending=None, typed=[r.model_dump(mode="json") for r in recipients])

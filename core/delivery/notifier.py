@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from core.delivery.ack_watch import is_unacked
-from core.domain.models import Delivery, Run, Schedule
+from core.domain.models import Ask, Delivery, Run, Schedule
 from core.domain.session import SessionFailure, explain
+
+if TYPE_CHECKING:
+    from core.delivery.asker import Question
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +49,14 @@ class Notifier(Protocol):
         before `now` but are not on the recipient's phone yet: mark them on the run's report,
         and with `tell` (once per run) tell the owner. `deliveries` are all of the run's, as
         they are now (`core.delivery.ack_watch.unacked` picks the ones meant)."""
+
+    async def ask_before_run(self, question: Question) -> None:
+        """Ask the owner about an occurrence of an ask-first schedule before it is due (the
+        answers go to `core.services.asks.Asks.answer`)."""
+
+    async def ask_unanswered(self, schedule: Schedule, ask: Ask) -> None:
+        """Nobody answered by the due time: the schedule's policy (`ask.choice`) was
+        followed."""
 
 
 class LoggingNotifier:
@@ -103,3 +114,13 @@ class LoggingNotifier:
             count,
             after_s,
         )
+
+    async def ask_before_run(self, question: Question) -> None:
+        logger.info(
+            "schedule %s asks before its run due %s (answer in the bot)",
+            question.schedule.id,
+            question.ask.occurrence.isoformat(),
+        )
+
+    async def ask_unanswered(self, schedule: Schedule, ask: Ask) -> None:
+        logger.info("schedule %s: nobody answered; %s", schedule.id, ask.choice)

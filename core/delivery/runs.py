@@ -177,27 +177,54 @@ async def skip_occurrence(
     occurrence was already fired or skipped. Raises `ScheduleMoved` when the schedule is no
     longer due at `occurrence` (paused, edited or moved on since it was read).
     """
+    return await take_occurrence(store, clock, schedule, occurrence, outcome=SKIPPED)
+
+
+async def take_occurrence(
+    store: Store,
+    clock: Clock,
+    schedule: Schedule,
+    occurrence: datetime,
+    *,
+    outcome: str | None = None,
+) -> tuple[Run, list[Delivery]] | None:
+    """Run the due occurrence `occurrence` now, ahead of the engine (Send now), or with
+    `outcome=SKIPPED` record it as skipped; then move the schedule on by compare-and-set.
+    None when the occurrence has its run already; `ScheduleMoved` when it is no longer due."""
     try:
         run = await store.insert_run(
             schedule_id=schedule.id,
             owner_id=schedule.owner_id,
             scheduled_for=occurrence,
             trigger=RunTrigger.schedule,
-            outcome=SKIPPED,
+            outcome=outcome,
             only_if_due=True,
         )
     except DuplicateRun:
         return None
     deliveries = await _fan_out(store, clock, schedule, run)
+    await advance_past(store, clock, schedule, occurrence)
+    logger.info(
+        "schedule %s: occurrence %s %s",
+        schedule.id,
+        occurrence.isoformat(),
+        outcome or "taken ahead of its time",
+    )
+    return run.model_copy(update={"fanned_out": True}), deliveries
+
+
+async def advance_past(
+    store: Store, clock: Clock, schedule: Schedule, occurrence: datetime
+) -> bool:
+    """Move `next_run_at` from `occurrence` to the occurrence after it (after now, if later),
+    by compare-and-set; a schedule with none after ends done. False when it moved already."""
     following = next_fire_time(schedule.rule, after=max(occurrence, clock.now()))
-    await store.advance_schedule(
+    return await store.advance_schedule(
         schedule.id,
         expected_next_run_at=occurrence,
         next_run_at=following,
         state=ScheduleState.done if following is None else None,
     )
-    logger.info("schedule %s: occurrence %s skipped", schedule.id, occurrence.isoformat())
-    return run.model_copy(update={"fanned_out": True}), deliveries
 
 
 async def complete_run(store: Store, clock: Clock, run: Run) -> list[Delivery]:

@@ -29,10 +29,12 @@ from core.adapters.health import StoreHealth, StoreState
 from core.adapters.store import Store
 from core.adapters.whatsapp import WhatsAppClient
 from core.delivery.ack_watch import Recheck, unacked
+from core.delivery.asker import Question
 from core.delivery.sender import Pacing
 from core.delivery.states import RETRYABLE
 from core.domain.clock import Clock
 from core.services._shared import MAX_ID, is_id
+from core.services.asks import Answer, Asks, split_ask_option
 from core.services.contacts import Contacts
 from core.services.logs import MAX_LOG_LIMIT, Logs
 from core.services.memory import Memory
@@ -55,6 +57,7 @@ __all__ = [
     "PREVIEW_COUNT",
     "RETRYABLE",
     "TIMEZONE_ASKED_KEY",
+    "Answer",
     "Contacts",
     "Draft",
     "Drafted",
@@ -66,6 +69,7 @@ __all__ = [
     "Memory",
     "Pacing",
     "Preview",
+    "Question",
     "Recheck",
     "Runs",
     "Schedules",
@@ -78,6 +82,7 @@ __all__ = [
     "WhatsApp",
     "count_telegram_error",
     "is_id",
+    "split_ask_option",
     "unacked",
 ]
 
@@ -95,6 +100,7 @@ class Services:
         whatsapp: WhatsAppClient | None = None,
         scheduler: SchedulerInfo | None = None,
         unacked: UnackedWatch | None = None,
+        ask_lead_s: int = 900,
     ) -> None:
         hooks = hooks or NoEngine()
         self.clock = clock
@@ -107,6 +113,7 @@ class Services:
         self.templates = Templates(store)
         self.whatsapp = WhatsApp(store, whatsapp, scheduler)
         self.memory = Memory(store)
+        self.asks = Asks(store, clock, self.schedules, hooks, lead_s=ask_lead_s)
 
     def by_name(self) -> dict[str, Any]:
         """Each service under its name, for the bot's handlers to ask for (aiogram's
@@ -120,4 +127,5 @@ class Services:
             "templates": self.templates,
             "whatsapp": self.whatsapp,
             "users": self.users,
+            "asks": self.asks,
         }

@@ -15,12 +15,15 @@ from typing import Any, NamedTuple, Protocol
 
 from core.delivery.states import DeliveryChange
 from core.domain.models import (
+    Ask,
+    AskChoice,
     Contact,
     Delivery,
     DeliveryFilter,
     DeliveryStatus,
     Media,
     NewDelivery,
+    NoAnswer,
     Recipient,
     Rule,
     Run,
@@ -306,6 +309,40 @@ class Store(Protocol):
         """Write `change` (`core.delivery.states`) if the delivery is still in one of
         `change.expected` and, when `change.worker` is given, still leased by it. Return the
         changed delivery, or None when the delivery moved on (or does not exist)."""
+
+    # ask first (`core.delivery.asker`) -------------------------------------------------
+    async def set_ask_first(
+        self,
+        schedule_id: int,
+        *,
+        ask_first: bool,
+        ask_lead_s: int | None = None,
+        on_no_answer: NoAnswer = NoAnswer.send,
+    ) -> Schedule:
+        """Turn asking before each run on or off, with its lead and no-answer policy."""
+
+    async def insert_ask(
+        self, schedule: Schedule, occurrence: datetime, *, now: datetime
+    ) -> Ask | None:
+        """Store the question for (schedule, occurrence); None when it was asked already."""
+
+    async def get_ask(self, ask_id: int) -> Ask | None: ...
+    async def find_ask(self, schedule_id: int, occurrence: datetime) -> Ask | None: ...
+    async def open_asks(self) -> list[Ask]:
+        """Asks not told yet, and snoozed ones whose run is not stored yet, by id."""
+
+    async def mark_ask_told(self, ask_id: int) -> None: ...
+    async def set_ask_run(self, ask_id: int, run_id: int) -> None: ...
+    async def choose(
+        self,
+        ask_id: int,
+        choice: AskChoice,
+        *,
+        by: int | None,
+        at: datetime,
+        snoozed_until: datetime | None = None,
+    ) -> Ask | None:
+        """Record the first answer to the ask; None when it has one already (or is gone)."""
 
 
 async def open_store(database_url: str) -> Store:

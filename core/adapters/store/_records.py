@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from core.domain.models import (
+    Ask,
     Contact,
     Delivery,
     DeliveryStatus,
@@ -25,7 +26,7 @@ from core.domain.models import (
 )
 
 # Collections with short integer ids, each with its own counter.
-ID_COLLECTIONS = ("contacts", "templates", "schedules", "runs", "deliveries")
+ID_COLLECTIONS = ("contacts", "templates", "schedules", "runs", "deliveries", "asks")
 
 # Export layout: every record collection, plus `values` ({key, value}) and `counters`
 # ({name, last_id}: the highest id ever given, so ids of deleted records are not reused).
@@ -36,6 +37,7 @@ RECORD_COLLECTIONS: dict[str, type[BaseModel]] = {
     "schedules": Schedule,
     "runs": Run,
     "deliveries": Delivery,
+    "asks": Ask,
 }
 
 # Each collection's record, and back (`BaseStore` names the table of a model with it).

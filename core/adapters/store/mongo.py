@@ -52,6 +52,8 @@ from core.adapters.store._records import (
 from core.adapters.store._records import now as _now
 from core.domain.errors import ConfigError, StoreError, StoreNotWritable
 from core.domain.models import (
+    Ask,
+    AskChoice,
     Contact,
     Delivery,
     DeliveryFilter,
@@ -209,6 +211,7 @@ class MongoStore(BaseStore):
         self._runs: AsyncCollection[Doc] = db["runs"]
         self._deliveries: AsyncCollection[Doc] = db["deliveries"]
         self._counters: AsyncCollection[Doc] = db["counters"]
+        self._asks: AsyncCollection[Doc] = db["asks"]
 
     @classmethod
     async def open(cls, database_url: str) -> MongoStore:
@@ -260,6 +263,10 @@ class MongoStore(BaseStore):
         await self._deliveries.create_index(
             [("status", ASCENDING), ("sent_at", ASCENDING), ("_id", ASCENDING)]
         )
+        await self._asks.create_index(
+            [("schedule_id", ASCENDING), ("occurrence", ASCENDING)], unique=True
+        )
+        await self._asks.create_index([("told", ASCENDING), ("run_id", ASCENDING)])
 
     async def close(self) -> None:
         if self._client is not None:
@@ -895,3 +902,27 @@ class MongoStore(BaseStore):
             await self._db["write_check"].update_one(
                 {"_id": 1}, {"$set": {"at": datetime.now(UTC)}}, upsert=True
             )
+
+    # ask first ------------------------------------------------------------------------
+
+    @_translating
+    async def find_ask(self, schedule_id: int, occurrence: datetime) -> Ask | None:
+        doc = await self._asks.find_one(
+            {"schedule_id": schedule_id, "occurrence": utc(occurrence)}
+        )
+        return None if doc is None else _record(Ask, doc)
+
+    @_translating
+    async def open_asks(self) -> list[Ask]:
+        query: Doc = {"$or": [{"told": False}, {"choice": AskChoice.snooze.value, "run_id": None}]}
+        docs = await self._asks.find(query).sort("_id", ASCENDING).to_list(None)
+        return [_record(Ask, doc) for doc in docs]
+
+    @_translating
+    async def _choose(self, ask_id: int, changes: dict[str, Any]) -> Ask | None:
+        doc = await self._asks.find_one_and_update(
+            {"_id": ask_id, "choice": None},
+            {"$set": _bson(changes)},
+            return_document=ReturnDocument.AFTER,
+        )
+        return None if doc is None else _record(Ask, doc)

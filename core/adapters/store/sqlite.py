@@ -52,6 +52,8 @@ from core.adapters.store._records import iso as ts
 from core.adapters.store._records import now as _now
 from core.domain.errors import ConfigError, StoreError, StoreNotWritable
 from core.domain.models import (
+    Ask,
+    AskChoice,
     Delivery,
     DeliveryFilter,
     DeliveryStatus,
@@ -116,7 +118,10 @@ CREATE TABLE IF NOT EXISTS schedules (
     next_run_at TEXT,
     misfire_grace_s INTEGER,
     created_at TEXT NOT NULL,
-    updated_at TEXT NOT NULL
+    updated_at TEXT NOT NULL,
+    ask_first INTEGER NOT NULL DEFAULT 0,
+    ask_lead_s INTEGER,
+    on_no_answer TEXT NOT NULL DEFAULT 'send'
 );
 CREATE INDEX IF NOT EXISTS schedules_due ON schedules (state, next_run_at);
 CREATE INDEX IF NOT EXISTS schedules_owner ON schedules (owner_id);
@@ -176,12 +181,34 @@ CREATE INDEX IF NOT EXISTS deliveries_schedule ON deliveries (schedule_id);
 CREATE INDEX IF NOT EXISTS deliveries_owner ON deliveries (owner_id);
 CREATE INDEX IF NOT EXISTS deliveries_created ON deliveries (created_at);
 CREATE INDEX IF NOT EXISTS deliveries_unacked ON deliveries (status, sent_at);
+
+-- The question asked before an occurrence of an ask-first schedule (`core.delivery.asker`).
+CREATE TABLE IF NOT EXISTS asks (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    schedule_id INTEGER NOT NULL,
+    owner_id INTEGER NOT NULL,
+    occurrence TEXT NOT NULL,
+    asked_at TEXT NOT NULL,
+    told INTEGER NOT NULL DEFAULT 0,
+    choice TEXT,
+    chosen_by INTEGER,
+    chosen_at TEXT,
+    snoozed_until TEXT,
+    run_id INTEGER
+);
+CREATE UNIQUE INDEX IF NOT EXISTS asks_occurrence ON asks (schedule_id, occurrence);
+CREATE INDEX IF NOT EXISTS asks_open ON asks (id) WHERE told = 0 OR run_id IS NULL;
 """
 
 # Columns each schema version added to tables an older one created: (table, column, type).
 # `SCHEMA` creates them in a new database; an older one gets them by ALTER TABLE at open.
 MIGRATIONS: dict[int, tuple[tuple[str, str, str], ...]] = {
-    2: (("deliveries", "skipped_at", "TEXT"),),
+    2: (
+        ("deliveries", "skipped_at", "TEXT"),
+        ("schedules", "ask_first", "INTEGER NOT NULL DEFAULT 0"),
+        ("schedules", "ask_lead_s", "INTEGER"),
+        ("schedules", "on_no_answer", "TEXT NOT NULL DEFAULT 'send'"),
+    ),
 }
 
 # Tables that hold data (`sqlite_sequence` only remembers ids given, `kv` holds the values).
@@ -189,7 +216,7 @@ DATA_TABLES = (*RECORD_COLLECTIONS, "kv")
 
 _DATETIME_COLUMNS = frozenset(
     {"created_at", "updated_at", "next_run_at", "scheduled_for", "next_attempt_at"}
-    | {"lease_until"}
+    | {"lease_until", "occurrence", "asked_at", "chosen_at", "snoozed_until"}
     | {f"{status.value}_at" for status in DeliveryStatus}
 )
 _JSON_COLUMNS = frozenset({"fields", "recipients", "rule", "media"})
@@ -893,6 +920,32 @@ class SQLiteStore(BaseStore):
 
     async def check_writes(self) -> None:
         await _check_writes(self)
+
+    # ask first ------------------------------------------------------------------------
+
+    async def find_ask(self, schedule_id: int, occurrence: datetime) -> Ask | None:
+        row = await self._fetchone(
+            "SELECT * FROM asks WHERE schedule_id = ? AND occurrence = ?",
+            (schedule_id, ts(occurrence)),
+        )
+        return None if row is None else _record(Ask, row)
+
+    async def open_asks(self) -> list[Ask]:
+        rows = await self._fetchall(
+            "SELECT * FROM asks WHERE told = 0 OR run_id IS NULL ORDER BY id"
+        )
+        return [
+            ask for ask in _records(Ask, rows) if not ask.told or ask.choice is AskChoice.snooze
+        ]
+
+    async def _choose(self, ask_id: int, changes: dict[str, Any]) -> Ask | None:
+        columns = {name: _column(name, value) for name, value in changes.items()}
+        sets = ", ".join(f"{column} = ?" for column in columns)
+        row = await self._fetchone(
+            f"UPDATE asks SET {sets} WHERE id = ? AND choice IS NULL RETURNING *",
+            (*columns.values(), ask_id),
+        )
+        return None if row is None else _record(Ask, row)
 
 
 async def _migrate(db: aiosqlite.Connection, version: int) -> None:
