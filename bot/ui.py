@@ -1283,11 +1283,20 @@ def no_deliveries(schedule_id: int | None) -> str:
     return f"No deliveries for {what} yet. /runnow sends one at once."
 
 
-def logs_text(deliveries: Sequence[Delivery], timezone: str, schedule_id: int | None) -> str:
-    """/logs: the latest deliveries, one line each, in the order given."""
+def logs_text(
+    deliveries: Sequence[Delivery],
+    timezone: str,
+    schedule_id: int | None,
+    choices: Mapping[int, Ask] | None = None,
+) -> str:
+    """/logs: the latest deliveries, one line each, in the order given; `choices` (by run
+    id) says what was chosen before a run that asked first."""
     heading = f"<b>Latest deliveries{f' of #{schedule_id}' if schedule_id else ''}</b>"
+    asked = choices or {}
     lines = [heading] + [
-        delivery_line(d, timezone, with_schedule=schedule_id is None) for d in deliveries
+        delivery_line(d, timezone, with_schedule=schedule_id is None)
+        + choice_note(asked.get(d.run_id), timezone)
+        for d in deliveries
     ]
     lines.append(f"Times in {timezone}. /export gives every delivery as CSV.")
     return cap("\n".join(lines))
@@ -1553,3 +1562,15 @@ def ask_turned(schedule: Schedule) -> str:
 def question_answered(question_html: str, outcome: str) -> str:
     """The question once answered: as it was, with what was decided below (no buttons)."""
     return cap(f"{question_html}\n\n<b>{escape(outcome)}</b>")
+
+
+def choice_note(ask: Ask | None, timezone: str) -> str:
+    """A /logs line's note on what was chosen before its run (ask me first)."""
+    if ask is None or ask.choice is None:
+        return ""
+    if ask.choice is AskChoice.no_answer_sent:
+        return " (nobody answered: sent)"
+    if ask.choice is AskChoice.no_answer_skipped:
+        return " (nobody answered: skipped)"
+    at = escape(short_time(ask.chosen_at, timezone))
+    return f" ({CHOICE_WORDS[ask.choice]}, chosen by {ask.chosen_by} at {at})"

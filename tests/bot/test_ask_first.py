@@ -4,6 +4,8 @@ and a second, late or foreign press does nothing more and says what happened."""
 
 from __future__ import annotations
 
+import csv
+import io
 from datetime import timedelta
 
 from core.domain.models import AskChoice, DeliveryFilter, DeliveryStatus
@@ -23,6 +25,14 @@ async def ask_first(world: World, option: str = "ask") -> None:
     """A daily 09:00 (UTC) schedule to two numbers, made with the one-line form and `option`."""
     saved = await world.say(f"/schedule {ANNA}, {BEN} | every day at 9:00 | Hi! | {option}", "#1")
     assert "asks 15 min before" in saved.text
+
+
+async def export(world: World) -> list[dict[str, str]]:
+    """The rows of /export's CSV file."""
+    await world.say("/export", "deliver")
+    document = world.telegram.bot_messages(ADMIN)[-1]
+    assert document.file is not None
+    return list(csv.DictReader(io.StringIO(document.file.data.decode("utf-8"))))
 
 
 def questions(world: World) -> list[ChatMessage]:
@@ -126,6 +136,13 @@ async def test_skip_this_one_skips_it_and_the_logs_say_who_chose(world: World) -
     ask = await world.core.store.find_ask(1, SUNDAY_9)
     assert ask is not None and ask.choice is AskChoice.skip and ask.chosen_by == ADMIN
     assert ask.run_id == deliveries[0].run_id
+    logs = await world.say("/logs", "Latest deliveries")
+    assert logs.text.count(f"(Skip, chosen by {ADMIN} at 29 Nov 08:45)") == 2
+    rows = await export(world)
+    assert [(r["status"], r["choice"], r["chosen by"]) for r in rows] == [
+        ("skipped", "skip", str(ADMIN))
+    ] * 2
+    assert rows[0]["chosen at"].startswith("2026-11-29T08:45:00")
 
 
 async def test_a_second_press_and_a_late_press_do_nothing_more(world: World) -> None:
@@ -158,6 +175,10 @@ async def test_no_answer_sends_by_default_and_says_so(world: World) -> None:
     assert world.sidecar.requests == 2
     ask = await world.core.store.find_ask(1, SUNDAY_9)
     assert ask is not None and ask.choice is AskChoice.no_answer_sent and ask.chosen_by is None
+    logs = await world.say("/logs", "Latest deliveries")
+    assert logs.text.count("(nobody answered: sent)") == 2
+    rows = await export(world)
+    assert [(r["choice"], r["chosen by"]) for r in rows] == [("no_answer_sent", "")] * 2
 
 
 async def test_no_answer_skips_when_the_schedule_says_so(world: World) -> None:

@@ -76,3 +76,15 @@ async def test_ask_first_is_set_and_read_back(store: Store) -> None:
         NoAnswer.skip,
     )
     assert await store.get_schedule(schedule.id) == changed
+
+
+async def test_the_asks_of_runs_are_found_by_run(store: Store) -> None:
+    schedule = await add_schedule(store)
+    first = await store.insert_ask(schedule, T0, now=T0)
+    second = await store.insert_ask(schedule, T0 + minutes(60), now=T0)
+    assert first is not None and second is not None
+    await store.set_ask_run(first.id, 11)
+    await store.set_ask_run(second.id, 12)
+    found = await store.asks_of_runs([11, 12, 13, 11])
+    assert {run: ask.id for run, ask in found.items()} == {11: first.id, 12: second.id}
+    assert await store.asks_of_runs([]) == {}

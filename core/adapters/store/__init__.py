@@ -344,6 +344,9 @@ class Store(Protocol):
     ) -> Ask | None:
         """Record the first answer to the ask; None when it has one already (or is gone)."""
 
+    async def asks_of_runs(self, run_ids: Sequence[int]) -> dict[int, Ask]:
+        """The ask behind each of these runs that had one, by run id (for the logs)."""
+
 
 async def open_store(database_url: str) -> Store:
     """Open the store that `database_url` names: `sqlite:///path` or `mongodb://...`."""

@@ -392,6 +392,9 @@ class BaseStore(ABC):
     async def open_asks(self) -> list[Ask]: ...
 
     @abstractmethod
+    async def asks_of_runs(self, run_ids: Sequence[int]) -> dict[int, Ask]: ...
+
+    @abstractmethod
     async def _choose(self, ask_id: int, changes: dict[str, Any]) -> Ask | None:
         """Set `changes` on the ask while it has no choice; None when it has one."""
 

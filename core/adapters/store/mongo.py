@@ -267,6 +267,7 @@ class MongoStore(BaseStore):
             [("schedule_id", ASCENDING), ("occurrence", ASCENDING)], unique=True
         )
         await self._asks.create_index([("told", ASCENDING), ("run_id", ASCENDING)])
+        await self._asks.create_index("run_id")
 
     async def close(self) -> None:
         if self._client is not None:
@@ -917,6 +918,13 @@ class MongoStore(BaseStore):
         query: Doc = {"$or": [{"told": False}, {"choice": AskChoice.snooze.value, "run_id": None}]}
         docs = await self._asks.find(query).sort("_id", ASCENDING).to_list(None)
         return [_record(Ask, doc) for doc in docs]
+
+    @_translating
+    async def asks_of_runs(self, run_ids: Sequence[int]) -> dict[int, Ask]:
+        if not run_ids:
+            return {}
+        docs = await self._asks.find({"run_id": {"$in": sorted(set(run_ids))}}).to_list(None)
+        return {int(doc["run_id"]): _record(Ask, doc) for doc in docs}
 
     @_translating
     async def _choose(self, ask_id: int, changes: dict[str, Any]) -> Ask | None:

@@ -198,6 +198,7 @@ CREATE TABLE IF NOT EXISTS asks (
 );
 CREATE UNIQUE INDEX IF NOT EXISTS asks_occurrence ON asks (schedule_id, occurrence);
 CREATE INDEX IF NOT EXISTS asks_open ON asks (id) WHERE told = 0 OR run_id IS NULL;
+CREATE INDEX IF NOT EXISTS asks_run ON asks (run_id) WHERE run_id IS NOT NULL;
 """
 
 # Columns each schema version added to tables an older one created: (table, column, type).
@@ -937,6 +938,17 @@ class SQLiteStore(BaseStore):
         return [
             ask for ask in _records(Ask, rows) if not ask.told or ask.choice is AskChoice.snooze
         ]
+
+    async def asks_of_runs(self, run_ids: Sequence[int]) -> dict[int, Ask]:
+        found: dict[int, Ask] = {}
+        ids = sorted(set(run_ids))
+        for start in range(0, len(ids), CHUNK):
+            chunk = ids[start : start + CHUNK]
+            rows = await self._fetchall(
+                f"SELECT * FROM asks WHERE run_id IN ({', '.join('?' * len(chunk))})", chunk
+            )
+            found.update((ask.run_id or 0, ask) for ask in _records(Ask, rows))
+        return found
 
     async def _choose(self, ask_id: int, changes: dict[str, Any]) -> Ask | None:
         columns = {name: _column(name, value) for name, value in changes.items()}
