@@ -42,6 +42,7 @@ class EditField(StrEnum):
     text = "text"
     when = "when"
     recipients = "rcpt"
+    ask = "ask"  # ask me first: off -> on (send if no answer) -> on (skip) -> off
 
 
 class EditCb(CallbackData, prefix="e"):
@@ -68,6 +69,7 @@ class WizardAction(StrEnum):
     edit_message = "em"
     edit_when = "ew"
     cancel = "x"
+    ask = "ask"  # ask me first: off -> on (send if no answer) -> on (skip) -> off
 
 
 class WizardCb(CallbackData, prefix="w"):

@@ -396,6 +396,10 @@ def edit_choices(schedule_id: int) -> InlineKeyboardMarkup:
     builder.button(
         text="Recipients", callback_data=EditCb(id=schedule_id, field=EditField.recipients)
     )
+    builder.button(
+        text="❓ Ask me first", callback_data=EditCb(id=schedule_id, field=EditField.ask)
+    )
+    builder.adjust(3, 1)
     return builder.as_markup()
 
 
@@ -862,11 +866,14 @@ def preview_text(preview: Preview) -> str:
     return cap("\n".join(lines))
 
 
-def confirm_buttons() -> InlineKeyboardMarkup:
+def confirm_buttons(ask: NoAnswer | None = None) -> InlineKeyboardMarkup:
+    """The preview's buttons; `ask` is the draft's ask-me-first setting (None: off)."""
     builder = InlineKeyboardBuilder()
     builder.button(text="✅ Save", callback_data=WizardCb(action=WizardAction.save))
     builder.button(text="✏️ Edit", callback_data=WizardCb(action=WizardAction.edit))
     builder.button(text="Cancel", callback_data=WizardCb(action=WizardAction.cancel))
+    builder.button(text=ask_toggle(ask), callback_data=WizardCb(action=WizardAction.ask))
+    builder.adjust(3, 1)
     return builder.as_markup()
 
 
@@ -1574,3 +1581,10 @@ def choice_note(ask: Ask | None, timezone: str) -> str:
         return " (nobody answered: skipped)"
     at = escape(short_time(ask.chosen_at, timezone))
     return f" ({CHOICE_WORDS[ask.choice]}, chosen by {ask.chosen_by} at {at})"
+
+
+def ask_toggle(ask: NoAnswer | None) -> str:
+    """The wizard's toggle, showing the setting a press changes."""
+    if ask is None:
+        return "❓ Ask me first: off"
+    return f"❓ Ask me first: on, {'skip' if ask is NoAnswer.skip else 'send'} if no answer"

@@ -22,7 +22,7 @@ from bot.callbacks import PickCb, WizardAction, WizardCb
 from core.domain.errors import InvalidInput, InvalidTemplate
 from core.domain.models import Media, NoAnswer, Recipient, Schedule
 from core.domain.recipients import Choice, contact_recipient, dedupe
-from core.services import Draft, Services, split_ask_option
+from core.services import Draft, Services, next_ask, split_ask_option
 
 router = Router(name=__name__)
 
@@ -91,7 +91,9 @@ async def one_shot(
     with contextlib.suppress(InvalidTemplate):
         await services.schedules.draft_schedule(user.id, recipients=first, when=when, text=text)
     await state.set_state(OneShot.pick)
-    await state.update_data(pending=pack(resolved), when=when, text=text, ask=ask)
+    await state.update_data(
+        pending=pack(resolved), when=when, text=text, ask=None if ask is None else ask.value
+    )
     await ask_next_choice(bot, message.chat.id, state)
 
 
@@ -187,8 +189,7 @@ async def pick(
             when=str(data["when"]),
             text=str(data["text"]),
         )
-        ask = NoAnswer(data["ask"]) if data.get("ask") else None
-        created = await ask_first(services, created, ask)
+        created = await ask_first(services, created, asked_for(data))
         await bot.send_message(chat_id, ui.saved(created))
         return
     await state.update_data(pending=None, typed=[r.model_dump(mode="json") for r in recipients])
@@ -389,8 +390,15 @@ async def show_preview(
     await state.update_data(when=when, draft=approved(drafted.draft))
     await state.set_state(Wizard.confirm)
     await bot.send_message(
-        chat_id, ui.preview_text(drafted.preview), reply_markup=ui.confirm_buttons()
+        chat_id,
+        ui.preview_text(drafted.preview),
+        reply_markup=ui.confirm_buttons(asked_for(data)),
     )
+
+
+def asked_for(data: dict[str, Any]) -> NoAnswer | None:
+    """The wizard's ask-me-first setting so far (None: off)."""
+    return NoAnswer(data["ask"]) if data.get("ask") else None
 
 
 def approved(draft: Draft) -> dict[str, Any]:
@@ -427,10 +435,21 @@ async def save(
         await query.answer(ui.PREVIEW_NOT_YOURS, show_alert=True)
         return
     created = await services.schedules.save_draft(draft)
+    created = await ask_first(services, created, asked_for(data))
     await state.clear()
     await query.answer(ui.saved_alert(created.id))
     if isinstance(query.message, Message):
         await query.message.edit_text(ui.saved(created, draft.template_name))
+
+
+@router.callback_query(Wizard.confirm, WizardCb.filter(F.action == WizardAction.ask))
+async def toggle_ask(query: CallbackQuery, state: FSMContext) -> None:
+    """Ask me first, from the preview: off -> send if no answer -> skip if no answer."""
+    ask = next_ask(asked_for(await state.get_data()))
+    await state.update_data(ask=None if ask is None else ask.value)
+    await query.answer(ui.ask_toggle(ask))
+    if isinstance(query.message, Message):
+        await query.message.edit_reply_markup(reply_markup=ui.confirm_buttons(ask))
 
 
 @router.callback_query(Wizard.confirm, WizardCb.filter(F.action == WizardAction.edit))

@@ -251,6 +251,11 @@ async def edit_button(
     bot: Bot,
 ) -> None:
     schedule = await services.schedules.get_schedule(event_from_user.id, callback_data.id)
+    if callback_data.field is EditField.ask:
+        # Not a value to type: each press moves the setting on (off, send, skip if no answer).
+        updated = await services.asks.toggle(event_from_user.id, schedule.id)
+        await query.answer(ui.ask_turned(updated), show_alert=True)
+        return
     await state.set_state(EditForm.value)
     await state.update_data(edit_id=schedule.id, edit_field=callback_data.field.value)
     await query.answer()

@@ -34,7 +34,7 @@ from core.delivery.sender import Pacing
 from core.delivery.states import RETRYABLE
 from core.domain.clock import Clock
 from core.services._shared import MAX_ID, is_id
-from core.services.asks import Answer, Asks, split_ask_option
+from core.services.asks import Answer, Asks, next_ask, split_ask_option
 from core.services.contacts import Contacts
 from core.services.logs import MAX_LOG_LIMIT, Logs
 from core.services.memory import Memory
@@ -82,6 +82,7 @@ __all__ = [
     "WhatsApp",
     "count_telegram_error",
     "is_id",
+    "next_ask",
     "split_ask_option",
     "unacked",
 ]

@@ -49,6 +49,13 @@ def split_ask_option(text: str) -> tuple[str, NoAnswer | None]:
     return text[: found.start()].rstrip(), policy
 
 
+def next_ask(current: NoAnswer | None) -> NoAnswer | None:
+    """The toggle's next setting: off -> ask (send if no answer) -> ask (skip) -> off."""
+    if current is None:
+        return NoAnswer.send
+    return NoAnswer.skip if current is NoAnswer.send else None
+
+
 class Asks:
     def __init__(
         self,
@@ -122,6 +129,18 @@ class Asks:
         )
         self._hooks.schedules_changed()
         return updated
+
+    async def toggle(self, owner_id: int, schedule_id: int) -> Schedule:
+        """Edit's toggle: the schedule's ask-first setting moves on by `next_ask`."""
+        schedule = await self._schedules.get_schedule(owner_id, schedule_id)
+        now = schedule.on_no_answer if schedule.ask_first else None
+        following = next_ask(now)
+        return await self.set_ask_first(
+            owner_id,
+            schedule_id,
+            on=following is not None,
+            on_no_answer=following or NoAnswer.send,
+        )
 
     def lead_of(self, schedule: Schedule) -> int:
         """How long before each run the schedule asks, in seconds."""

@@ -12,6 +12,7 @@ from core.domain.models import AskChoice, DeliveryFilter, DeliveryStatus
 from core.domain.when import format_local
 from tests.bot.conftest import ADMIN, OTHER_ADMIN, START
 from tests.bot.core_world import ANNA, BEN, World, world
+from tests.engine.conftest import eventually
 from tests.fakes.telegram import ChatMessage
 
 __all__ = ["world"]  # the fixture these tests use
@@ -212,3 +213,34 @@ async def test_edit_opens_the_edit_menu(world: World) -> None:
     await world.press(question, question.button("Edit")["callback_data"])
     menu = await world.telegram.reply(ADMIN, "What should change in #1?", since=since)
     assert [b["text"] for b in menu.buttons()][:3] == ["Text", "When", "Recipients"]
+
+
+async def test_the_wizard_and_edit_turn_asking_first_on_and_off(world: World) -> None:
+    await world.say("/schedule", "Who gets it")
+    await world.say(ANNA, "What should it say")
+    await world.say("Hi!", "When?")
+    preview = await world.say("every day at 9:00", "Preview")
+    toggle = preview.button("Ask me first: off")["callback_data"]
+    assert await world.press(preview, toggle) == "❓ Ask me first: on, send if no answer"
+    assert preview.button("Ask me first: on, send if no answer")
+    saved = await world.press(preview, preview.button("Save")["callback_data"])
+    assert saved == "Saved #1"
+    schedule = await world.core.services.schedules.get_schedule(ADMIN, 1)
+    assert schedule.ask_first and schedule.ask_lead_s == 900
+    assert "asks 15 min before (sends if no answer)" in world.telegram.bot_messages(ADMIN)[-1].text
+
+    menu = await world.say("/edit 1", "What should change in #1?")
+    ask = menu.button("Ask me first")["callback_data"]
+    assert await world.press(menu, ask) == "#1 now asks 15 min before (skips if no answer)."
+    assert await world.press(menu, ask) == "#1 no longer asks before each run."
+    schedule = await world.core.services.schedules.get_schedule(ADMIN, 1)
+    assert not schedule.ask_first
+    await asked_not(world)
+
+
+async def asked_not(world: World) -> None:
+    """With asking off, 08:45 brings no question and 09:00 sends."""
+    await world.clock.advance((SUNDAY_9 - world.clock.now()).total_seconds() - 900)
+    await due(world)
+    await eventually(lambda: world.sidecar.requests == 1, what="the one message sent")
+    assert questions(world) == []
