@@ -10,9 +10,10 @@ from datetime import datetime, timedelta
 
 from core.adapters.store import Store
 from core.delivery.asker import SNOOZES, act, snoozes
+from core.domain import when as when_lang
 from core.domain.clock import Clock
-from core.domain.errors import InvalidInput, NotFound
-from core.domain.models import Ask, AskChoice, NoAnswer, Record, Schedule
+from core.domain.errors import InvalidInput, InvalidState, NotFound
+from core.domain.models import Ask, AskChoice, NoAnswer, Record, Schedule, ScheduleState
 from core.services._shared import stored
 from core.services.ports import EngineHooks
 from core.services.schedules import Schedules
@@ -80,6 +81,12 @@ class Asks:
         now = self.clock.now()
         if ask.choice is not None or now >= ask.occurrence:
             return Answer(schedule=schedule, ask=ask, fresh=False, now=now)
+        if schedule.state is not ScheduleState.active or schedule.next_run_at != ask.occurrence:
+            due = when_lang.format_local(ask.occurrence, schedule.rule.timezone)
+            raise InvalidState(
+                f"#{schedule.id} no longer runs {due}: it was paused or edited since. "
+                "/list shows what comes next."
+            )
         until = None
         if choice is AskChoice.snooze:
             if snooze not in snoozes(schedule, ask.occurrence):

@@ -244,3 +244,15 @@ async def asked_not(world: World) -> None:
     await due(world)
     await eventually(lambda: world.sidecar.requests == 1, what="the one message sent")
     assert questions(world) == []
+
+
+async def test_an_answer_after_a_pause_does_nothing_and_says_why(world: World) -> None:
+    await ask_first(world)
+    question = await asked(world)
+    await world.say("/pause 1", "Paused")
+    answer = await world.press(question, question.button("Send now")["callback_data"])
+    assert answer.startswith(f"#1 no longer runs {format_local(SUNDAY_9, 'UTC')}")
+    await due(world, 5)
+    assert world.sidecar.requests == 0
+    ask = await world.core.store.find_ask(1, SUNDAY_9)
+    assert ask is not None and ask.choice is None

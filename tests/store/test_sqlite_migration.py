@@ -1,18 +1,20 @@
 """A database from before schema version 2 opens, keeps every row, and takes what version 2
-added (skipped deliveries); version 1 is the schema `tests/store/schema_v1.sql` keeps as it
+added (skipped deliveries, asking first, the asks table); version 1 is the schema `tests/store/schema_v1.sql` keeps as it
 was."""
 
 from __future__ import annotations
 
 import sqlite3
+from datetime import UTC, datetime
 from pathlib import Path
 
 from core.adapters.store.sqlite import SCHEMA_VERSION, SQLiteStore
 from core.delivery import states
-from core.domain.models import DeliveryFilter, DeliveryStatus, NewDelivery, RunTrigger
+from core.domain.models import DeliveryFilter, DeliveryStatus, NewDelivery, NoAnswer, RunTrigger
 
 V1_SCHEMA = Path(__file__).with_name("schema_v1.sql")
 T0 = "2026-11-28T09:00:00.000+00:00"
+T1 = datetime(2026, 11, 29, 9, 0, tzinfo=UTC)
 RULE = '{"kind":"cron","timezone":"UTC","cron":"0 9 * * *"}'
 RECIPIENTS = '[{"kind":"phone","address":"+4915100000001"}]'
 
@@ -49,6 +51,14 @@ async def test_a_version_1_database_is_migrated_and_keeps_its_data(tmp_path: Pat
     try:
         schedule = await store.get_schedule(1)
         assert schedule is not None and schedule.text == "Hi" and schedule.owner_id == 7
+        # Version 2's schedule columns read as their defaults: asking first is off.
+        assert (schedule.ask_first, schedule.ask_lead_s, schedule.on_no_answer) == (
+            False,
+            None,
+            NoAnswer.send,
+        )
+        asking = await store.set_ask_first(1, ask_first=True, ask_lead_s=900)
+        assert await store.insert_ask(asking, T1, now=T1) is not None
         [sent] = await store.list_deliveries(DeliveryFilter(run_id=1))
         assert (sent.status, sent.whatsapp_id, sent.skipped_at) == (
             DeliveryStatus.sent,
