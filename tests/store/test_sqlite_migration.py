@@ -1,6 +1,6 @@
 """A database from before schema version 2 opens, keeps every row, and takes what version 2
-added (skipped deliveries, asking first, the asks table); version 1 is the schema `tests/store/schema_v1.sql` keeps as it
-was."""
+added (skipped deliveries, asking first, the asks table); version 1 is the schema
+`tests/store/schema_v1.sql` keeps as it was."""
 
 from __future__ import annotations
 
