@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import re
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from core.adapters.store import Store
 from core.delivery.asker import SNOOZES, act, snoozes
@@ -37,7 +37,6 @@ class Answer(Record):
     schedule: Schedule
     ask: Ask
     fresh: bool
-    now: datetime
 
 
 def split_ask_option(text: str) -> tuple[str, NoAnswer | None]:
@@ -80,7 +79,7 @@ class Asks:
         ask, schedule = await self.get(user_id, ask_id)
         now = self.clock.now()
         if ask.choice is not None or now >= ask.occurrence:
-            return Answer(schedule=schedule, ask=ask, fresh=False, now=now)
+            return Answer(schedule=schedule, ask=ask, fresh=False)
         if schedule.state is not ScheduleState.active or schedule.next_run_at != ask.occurrence:
             due = when_lang.format_local(ask.occurrence, schedule.rule.timezone)
             raise InvalidState(
@@ -97,14 +96,14 @@ class Asks:
         chosen = await self._store.choose(ask.id, choice, by=user_id, at=now, snoozed_until=until)
         if chosen is None:  # answered meanwhile (another press, the policy at the due time)
             again = await self._store.get_ask(ask.id)
-            return Answer(schedule=schedule, ask=again or ask, fresh=False, now=now)
+            return Answer(schedule=schedule, ask=again or ask, fresh=False)
         logger.info("ask %s of schedule %s: %s", chosen.id, schedule.id, choice.value)
         run_id = await act(self._store, self.clock, schedule, chosen)
         self._hooks.schedules_changed()
         if run_id is not None:
             self._hooks.deliveries_queued()
             chosen = chosen.model_copy(update={"run_id": run_id})
-        return Answer(schedule=schedule, ask=chosen, fresh=True, now=now)
+        return Answer(schedule=schedule, ask=chosen, fresh=True)
 
     async def get(self, user_id: int, ask_id: int) -> tuple[Ask, Schedule]:
         """The ask and its schedule, when the schedule is `user_id`'s."""
@@ -148,11 +147,3 @@ class Asks:
             on=following is not None,
             on_no_answer=following or NoAnswer.send,
         )
-
-    def lead_of(self, schedule: Schedule) -> int:
-        """How long before each run the schedule asks, in seconds."""
-        return schedule.ask_lead_s if schedule.ask_lead_s is not None else self.lead_s
-
-    async def choice_of(self, run_schedule_id: int, occurrence: datetime) -> Ask | None:
-        """The ask of an occurrence (for the logs), if it was asked."""
-        return await self._store.find_ask(run_schedule_id, occurrence)
