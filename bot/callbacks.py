@@ -42,6 +42,7 @@ class EditField(StrEnum):
     text = "text"
     when = "when"
     recipients = "rcpt"
+    ask = "ask"  # ask me first: off -> on (send if no answer) -> on (skip) -> off
 
 
 class EditCb(CallbackData, prefix="e"):
@@ -68,6 +69,7 @@ class WizardAction(StrEnum):
     edit_message = "em"
     edit_when = "ew"
     cancel = "x"
+    ask = "ask"  # ask me first: off -> on (send if no answer) -> on (skip) -> off
 
 
 class WizardCb(CallbackData, prefix="w"):
@@ -119,3 +121,30 @@ class SpikeCb(CallbackData, prefix="sp"):
 
     action: SpikeAction
     id: RecordId
+
+
+class SkipCb(CallbackData, prefix="sk"):
+    """Skip next on a schedule's card: `at` is the occurrence the card showed (seconds since
+    the epoch), so a second press, or one on an old card, skips nothing more."""
+
+    id: RecordId
+    at: Annotated[int, Field(ge=0, le=2**40)]
+
+
+class AskAnswer(StrEnum):
+    """A button on a question asked before a run (ask me first)."""
+
+    send_now = "now"
+    at_time = "time"
+    snooze_15 = "z15"
+    snooze_1h = "z1h"
+    snooze_1d = "z1d"
+    skip = "skip"
+    edit = "edit"
+
+
+class AskCb(CallbackData, prefix="ak"):
+    """An answer to ask `id` (`core.domain.models.Ask`)."""
+
+    id: RecordId
+    answer: AskAnswer

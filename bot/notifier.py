@@ -36,9 +36,9 @@ from aiogram.utils.backoff import Backoff, BackoffConfig
 from pydantic import ValidationError
 
 from bot import ui
-from core.domain.models import Delivery, DeliveryFilter, DeliveryStatus, Run, Schedule
+from core.domain.models import Ask, Delivery, DeliveryFilter, DeliveryStatus, Run, Schedule
 from core.domain.session import SessionFailure, explain
-from core.services import Pacing, Spike, count_telegram_error
+from core.services import Pacing, Question, Spike, count_telegram_error
 
 logger = logging.getLogger(__name__)
 
@@ -687,3 +687,15 @@ class TelegramNotifier:
         await self.run_updated(schedule, run, deliveries)
         text = ui.auto_paused_text(schedule, run, spike)
         self.outbox.put(run.owner_id, Note(run.owner_id, text, ui.auto_paused_buttons(run.id)))
+
+    # --- ask me first ----------------------------------------------------------------------
+
+    async def ask_before_run(self, question: Question) -> None:
+        text, markup = ui.ask_question(question)
+        owner = question.schedule.owner_id
+        self.outbox.put(owner, Note(owner, text, markup=markup))
+
+    async def ask_unanswered(self, schedule: Schedule, ask: Ask) -> None:
+        self.outbox.put(
+            schedule.owner_id, Note(schedule.owner_id, ui.ask_unanswered(schedule, ask))
+        )

@@ -14,6 +14,8 @@ from aiogram.types import BotCommand, InlineKeyboardButton, InlineKeyboardMarkup
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.callbacks import (
+    AskAnswer,
+    AskCb,
     EditCb,
     EditField,
     ListPageCb,
@@ -21,6 +23,7 @@ from bot.callbacks import (
     RunCb,
     ScheduleAction,
     ScheduleCb,
+    SkipCb,
     SpikeAction,
     SpikeCb,
     UnackedAction,
@@ -31,9 +34,12 @@ from bot.callbacks import (
     ZoneCb,
 )
 from core.domain.models import (
+    Ask,
+    AskChoice,
     Contact,
     Delivery,
     DeliveryStatus,
+    NoAnswer,
     Recipient,
     RecipientKind,
     Rule,
@@ -54,12 +60,14 @@ from core.domain.when import (
     occurrences_left,
 )
 from core.services import (
+    Answer,
     Caps,
     Figures,
     Group,
     ImportResult,
     Pacing,
     Preview,
+    Question,
     Recheck,
     Spike,
     Status,
@@ -160,6 +168,7 @@ DELIVERY_ICONS: dict[DeliveryStatus, str] = {
     DeliveryStatus.failed: "❌",
     DeliveryStatus.missed: "⏰",
     DeliveryStatus.held: "⏸",
+    DeliveryStatus.skipped: "⏭",
 }
 
 DELIVERY_WORDS: dict[DeliveryStatus, str] = {
@@ -171,6 +180,7 @@ DELIVERY_WORDS: dict[DeliveryStatus, str] = {
     DeliveryStatus.failed: "failed",
     DeliveryStatus.missed: "missed",
     DeliveryStatus.held: "held until WhatsApp works",
+    DeliveryStatus.skipped: "skipped",
 }
 
 # Failure codes in plain words; the stored error text is used for anything else.
@@ -319,12 +329,14 @@ def schedule_block(schedule: Schedule, template_name: str | None = None) -> str:
         if schedule.state is ScheduleState.active
         else "",
         end_line(schedule),
+        asks_line(schedule),
         message,
     ]
     return "\n".join(line for line in lines if line)
 
 
-def schedule_buttons(schedule: Schedule, builder: InlineKeyboardBuilder) -> None:
+def schedule_buttons(schedule: Schedule, builder: InlineKeyboardBuilder) -> list[int]:
+    """The schedule's buttons, added to `builder`; returns its rows' sizes."""
     builder.button(
         text=f"▶ Run #{schedule.id}",
         callback_data=ScheduleCb(action=ScheduleAction.run, id=schedule.id),
@@ -343,6 +355,12 @@ def schedule_buttons(schedule: Schedule, builder: InlineKeyboardBuilder) -> None
     builder.button(
         text="Delete", callback_data=ScheduleCb(action=ScheduleAction.delete, id=schedule.id)
     )
+    rows = [4 if schedule.state is not ScheduleState.done else 3]
+    if schedule.state is ScheduleState.active and schedule.next_run_at is not None:
+        at = int(schedule.next_run_at.timestamp())
+        builder.button(text="⏭ Skip next", callback_data=SkipCb(id=schedule.id, at=at))
+        rows.append(1)
+    return rows
 
 
 def list_page(
@@ -362,8 +380,7 @@ def list_page(
     builder = InlineKeyboardBuilder()
     rows: list[int] = []
     for schedule in shown:
-        schedule_buttons(schedule, builder)
-        rows.append(4 if schedule.state is not ScheduleState.done else 3)
+        rows.extend(schedule_buttons(schedule, builder))
     header = f"<b>Your schedules</b> ({len(schedules)})"
     if pages > 1:
         header += f", page {page + 1} of {pages}"
@@ -410,6 +427,10 @@ def edit_choices(schedule_id: int) -> InlineKeyboardMarkup:
     builder.button(
         text="Recipients", callback_data=EditCb(id=schedule_id, field=EditField.recipients)
     )
+    builder.button(
+        text="❓ Ask me first", callback_data=EditCb(id=schedule_id, field=EditField.ask)
+    )
+    builder.adjust(3, 1)
     return builder.as_markup()
 
 
@@ -439,6 +460,7 @@ def delivery_time(delivery: Delivery) -> datetime | None:
         DeliveryStatus.failed: delivery.failed_at,
         DeliveryStatus.missed: delivery.missed_at,
         DeliveryStatus.held: delivery.held_at,
+        DeliveryStatus.skipped: delivery.skipped_at,
     }
     return stamps.get(delivery.status) or delivery.created_at
 
@@ -883,11 +905,14 @@ def preview_text(preview: Preview) -> str:
     return cap("\n".join(lines))
 
 
-def confirm_buttons() -> InlineKeyboardMarkup:
+def confirm_buttons(ask: NoAnswer | None = None) -> InlineKeyboardMarkup:
+    """The preview's buttons; `ask` is the draft's ask-me-first setting (None: off)."""
     builder = InlineKeyboardBuilder()
     builder.button(text="✅ Save", callback_data=WizardCb(action=WizardAction.save))
     builder.button(text="✏️ Edit", callback_data=WizardCb(action=WizardAction.edit))
     builder.button(text="Cancel", callback_data=WizardCb(action=WizardAction.cancel))
+    builder.button(text=ask_toggle(ask), callback_data=WizardCb(action=WizardAction.ask))
+    builder.adjust(3, 1)
     return builder.as_markup()
 
 
@@ -1308,11 +1333,20 @@ def no_deliveries(schedule_id: int | None) -> str:
     return f"No deliveries for {what} yet. /runnow sends one at once."
 
 
-def logs_text(deliveries: Sequence[Delivery], timezone: str, schedule_id: int | None) -> str:
-    """/logs: the latest deliveries, one line each, in the order given."""
+def logs_text(
+    deliveries: Sequence[Delivery],
+    timezone: str,
+    schedule_id: int | None,
+    choices: Mapping[int, Ask] | None = None,
+) -> str:
+    """/logs: the latest deliveries, one line each, in the order given; `choices` (by run
+    id) says what was chosen before a run that asked first."""
     heading = f"<b>Latest deliveries{f' of #{schedule_id}' if schedule_id else ''}</b>"
+    asked = choices or {}
     lines = [heading] + [
-        delivery_line(d, timezone, with_schedule=schedule_id is None) for d in deliveries
+        delivery_line(d, timezone, with_schedule=schedule_id is None)
+        + choice_note(asked.get(d.run_id), timezone)
+        for d in deliveries
     ]
     lines.append(f"Times in {timezone}. /export gives every delivery as CSV.")
     return cap("\n".join(lines))
@@ -1697,3 +1731,140 @@ def imported_without_whatsapp(count: int) -> str:
         f"Left out {count} number{'s' if count != 1 else ''} that "
         f"{'have' if count != 1 else 'has'} no WhatsApp account (WhatsApp says so)."
     )
+
+
+# --- ask: skipping an occurrence, asking before a run ----------------------------------------
+
+
+def skipped_alert(schedule: Schedule, occurrence: datetime) -> str:
+    """Skip next pressed: the occurrence skipped and the one after (a short button alert)."""
+    tz = schedule.rule.timezone
+    after = (
+        f"Next: {local_time(schedule.next_run_at, tz)}."
+        if schedule.state is ScheduleState.active and schedule.next_run_at is not None
+        else f"Nothing comes after it: #{schedule.id} is done."
+    )
+    return f"Skipped {local_time(occurrence, tz)}. {after}"
+
+
+def asks_line(schedule: Schedule) -> str:
+    """The card's line on asking first: "asks 15 min before (skips if no answer)"."""
+    if not schedule.ask_first:
+        return ""
+    minutes = max(1, (schedule.ask_lead_s or 0) // 60)
+    policy = "skips" if schedule.on_no_answer is NoAnswer.skip else "sends"
+    return f"asks {minutes} min before ({policy} if no answer)"
+
+
+ASK_BUTTONS: dict[AskAnswer, str] = {
+    AskAnswer.send_now: "Send now",
+    AskAnswer.at_time: "Send at the time",
+    AskAnswer.snooze_15: "Snooze 15 min",
+    AskAnswer.snooze_1h: "Snooze 1 h",
+    AskAnswer.snooze_1d: "Snooze until tomorrow",
+    AskAnswer.skip: "Skip this one",
+    AskAnswer.edit: "Edit",
+}
+# Each snooze button's name in `core.delivery.asker.SNOOZES`.
+SNOOZE_NAMES: dict[AskAnswer, str] = {
+    AskAnswer.snooze_15: "15 min",
+    AskAnswer.snooze_1h: "1 h",
+    AskAnswer.snooze_1d: "tomorrow",
+}
+CHOICE_WORDS: dict[AskChoice, str] = {
+    AskChoice.send_now: "Send now",
+    AskChoice.at_time: "Send at the time",
+    AskChoice.snooze: "Snooze",
+    AskChoice.skip: "Skip",
+}
+
+
+def ask_question(question: Question) -> tuple[str, InlineKeyboardMarkup]:
+    """The question before an ask-first run: due when, to whom, what, and the answers."""
+    schedule, ask = question.schedule, question.ask
+    tz = schedule.rule.timezone
+    policy = "it is skipped" if schedule.on_no_answer is NoAnswer.skip else "it goes out"
+    lines = [
+        f"❓ <b>#{schedule.id} is due {escape(local_time(ask.occurrence, tz))}</b>. Send it?",
+        f"Without an answer by then, {policy}.",
+        "",
+        *(f"to {escape(name)}: “{escape(text)}”" for name, text in question.messages),
+    ]
+    builder = InlineKeyboardBuilder()
+    rows = [1, 1]
+    for answer in (AskAnswer.send_now, AskAnswer.at_time):
+        builder.button(text=ASK_BUTTONS[answer], callback_data=AskCb(id=ask.id, answer=answer))
+    offered = [a for a, name in SNOOZE_NAMES.items() if name in question.snoozes]
+    for answer in offered:
+        builder.button(text=ASK_BUTTONS[answer], callback_data=AskCb(id=ask.id, answer=answer))
+    if offered:
+        rows.append(len(offered))
+    for answer in (AskAnswer.skip, AskAnswer.edit):
+        builder.button(text=ASK_BUTTONS[answer], callback_data=AskCb(id=ask.id, answer=answer))
+    rows.append(2)
+    builder.adjust(*rows)
+    return cap("\n".join(lines)), builder.as_markup()
+
+
+def ask_outcome(answer: Answer, viewer: int) -> str:
+    """What was decided for the occurrence, as the question then says (and a late or second
+    press is answered): "You chose Skip at 08:47", "Already sent at 09:00: nobody answered"."""
+    schedule, ask = answer.schedule, answer.ask
+    tz = schedule.rule.timezone
+    due = local_time(ask.occurrence, tz)
+    if ask.choice is None:
+        return f"Too late: #{schedule.id} was due {due}; it goes as the schedule says."
+    if ask.choice is AskChoice.no_answer_sent:
+        return f"Already sent at {due}: nobody answered."
+    if ask.choice is AskChoice.no_answer_skipped:
+        return f"Skipped at {due}: nobody answered."
+    who = "You" if ask.chosen_by == viewer else "The owner"
+    at = local_time(ask.chosen_at, tz)
+    said = f"{who} chose {CHOICE_WORDS[ask.choice]} at {at}"
+    if ask.choice is AskChoice.send_now:
+        return f"{said}: #{schedule.id} is going out now, ahead of {due}."
+    if ask.choice is AskChoice.at_time:
+        return f"{said}: #{schedule.id} goes out {due}."
+    if ask.choice is AskChoice.snooze:
+        later = local_time(ask.snoozed_until, tz)
+        return f"{said}: #{schedule.id} goes out {later} instead of {due}."
+    return f"{said}: #{schedule.id} does not go out {due}."
+
+
+def ask_unanswered(schedule: Schedule, ask: Ask) -> str:
+    """Told when nobody answered by the due time."""
+    due = local_time(ask.occurrence, schedule.rule.timezone)
+    if ask.choice is AskChoice.no_answer_skipped:
+        return f"⏭ #{schedule.id} was skipped {due}: nobody answered, and it skips then."
+    return f"📤 #{schedule.id} went out {due}: nobody answered, and it sends then."
+
+
+def ask_turned(schedule: Schedule) -> str:
+    """Asking first turned on or off (Edit, the wizard)."""
+    if schedule.ask_first:
+        return f"#{schedule.id} now {asks_line(schedule)}."
+    return f"#{schedule.id} no longer asks before each run."
+
+
+def question_answered(question_html: str, outcome: str) -> str:
+    """The question once answered: as it was, with what was decided below (no buttons)."""
+    return cap(f"{question_html}\n\n<b>{escape(outcome)}</b>")
+
+
+def choice_note(ask: Ask | None, timezone: str) -> str:
+    """A /logs line's note on what was chosen before its run (ask me first)."""
+    if ask is None or ask.choice is None:
+        return ""
+    if ask.choice is AskChoice.no_answer_sent:
+        return " (nobody answered: sent)"
+    if ask.choice is AskChoice.no_answer_skipped:
+        return " (nobody answered: skipped)"
+    at = escape(short_time(ask.chosen_at, timezone))
+    return f" ({CHOICE_WORDS[ask.choice]}, chosen by {ask.chosen_by} at {at})"
+
+
+def ask_toggle(ask: NoAnswer | None) -> str:
+    """The wizard's toggle, showing the setting a press changes."""
+    if ask is None:
+        return "❓ Ask me first: off"
+    return f"❓ Ask me first: on, {'skip' if ask is NoAnswer.skip else 'send'} if no answer"

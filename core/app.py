@@ -25,6 +25,7 @@ from core.commands.migrate import redact_url
 from core.config import Settings
 from core.delivery.ack_watch import AckWatch
 from core.delivery.acks import Acks
+from core.delivery.asker import Asker
 from core.delivery.engine import Engine
 from core.delivery.notifier import Notifier
 from core.delivery.numbers import RUN_CHECK_WITHIN_S, NumberGuard
@@ -56,18 +57,22 @@ class Core:
     receipts: Receipts
     store_health: StoreHealth
     acks: Acks
+    asker: Asker
 
 
 class CoreHooks:
     """The services' `EngineHooks`: schedule changes re-arm the engine, new deliveries wake
     the sender."""
 
-    def __init__(self, engine: Engine, sender: Sender) -> None:
+    def __init__(self, engine: Engine, sender: Sender, asker: Asker | None = None) -> None:
         self._engine = engine
         self._sender = sender
+        self._asker = asker
 
     def schedules_changed(self) -> None:
         self._engine.schedules_changed()
+        if self._asker is not None:
+            self._asker.schedules_changed()
 
     def deliveries_queued(self) -> None:
         self._sender.deliveries_queued()
@@ -197,15 +202,23 @@ async def open_core(
             window_s=settings.ACK_RECONCILE_WINDOW_S,
         )
         sender.on_gap = receipts.gap
+        asker = Asker(
+            store,
+            clock,
+            notifier,
+            lead_s=settings.ASK_LEAD_S,
+            on_deliveries=sender.deliveries_queued,
+        )
         services = Services(
             store,
             clock,
             default_timezone=settings.DEFAULT_TIMEZONE,
-            hooks=CoreHooks(engine, sender),
+            hooks=CoreHooks(engine, sender, asker),
             whatsapp=whatsapp,
             scheduler=engine,
             unacked=ack_watch,
             pacing=sender.pacing,
+            ask_lead_s=settings.ASK_LEAD_S,
         )
         http = CoreHttp(
             store=store,
@@ -250,6 +263,8 @@ async def open_core(
         stack.push_async_callback(ack_watch.stop)
         await receipts.start()
         stack.push_async_callback(receipts.stop)
+        await asker.start()
+        stack.push_async_callback(asker.stop)
         stack.push_async_callback(http.aclose)
 
         url = f"http://{settings.HTTP_HOST}:{settings.HTTP_PORT}"
@@ -268,4 +283,5 @@ async def open_core(
             receipts=receipts,
             store_health=store_health,
             acks=acks,
+            asker=asker,
         )

@@ -48,6 +48,7 @@ FIXES: dict[str, str] = {
     "(0 turns it off)",
     "PAUSE_MIN_FAILURES": "use a whole number >= 1, e.g. PAUSE_MIN_FAILURES=3",
     "WARMUP_DAYS": "use whole days >= 0, e.g. WARMUP_DAYS=7 (0 turns it off)",
+    "ASK_LEAD_S": "use whole seconds >= 60, e.g. ASK_LEAD_S=900 (15 minutes)",
 }
 
 
@@ -100,6 +101,9 @@ class Settings(BaseSettings):
     PAUSE_MIN_FAILURES: int = Field(default=3, ge=1)
     # Days a newly linked number's daily cap grows to SEND_DAILY_CAP over; 0 turns it off.
     WARMUP_DAYS: int = Field(default=0, ge=0)
+    # An ask-first schedule asks its owner this long before each run (a schedule may say
+    # otherwise).
+    ASK_LEAD_S: int = Field(default=900, ge=60)
 
     @field_validator("TELEGRAM_BOT_TOKEN")
     @classmethod

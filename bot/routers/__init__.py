@@ -6,6 +6,7 @@ from aiogram import Router
 
 from bot.routers import (
     acks,
+    asks,
     contacts,
     errors,
     fallback,
@@ -33,6 +34,7 @@ def all_routers() -> list[Router]:
         stats.router,
         acks.router,
         spikes.router,
+        asks.router,
         contacts.router,
         groups.router,
         templates.router,

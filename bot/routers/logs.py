@@ -32,7 +32,8 @@ async def logs(
     # Newest first by the time each line shows (ids follow creation, not the last change).
     deliveries.sort(key=lambda d: ui.delivery_time(d) or d.created_at, reverse=True)
     timezone = await users.timezone_of(event_from_user.id)
-    await message.answer(ui.logs_text(deliveries, timezone, schedule_id))
+    choices = await logs.choices(deliveries)
+    await message.answer(ui.logs_text(deliveries, timezone, schedule_id, choices))
 
 
 @router.message(Command("export"))

@@ -20,9 +20,9 @@ from aiogram.types import CallbackQuery, Message, User
 from bot import ui
 from bot.callbacks import PickCb, WizardAction, WizardCb
 from core.domain.errors import InvalidInput, InvalidTemplate
-from core.domain.models import Media, Recipient, Schedule
+from core.domain.models import Media, NoAnswer, Recipient, Schedule
 from core.domain.recipients import Choice, contact_recipient, dedupe
-from core.services import Draft, Services
+from core.services import Draft, Services, next_ask, split_ask_option
 
 router = Router(name=__name__)
 
@@ -73,11 +73,15 @@ async def one_shot(
     if len(parts) != 3 or not all(parts):
         raise InvalidInput(ui.ONE_SHOT_FORM)
     typed, when, text = parts
+    text, ask = split_ask_option(text)
+    if not text:
+        raise InvalidInput(ui.ONE_SHOT_FORM)
     resolved = await services.schedules.resolve_recipients(typed)
     if not any(isinstance(item, Choice) for item in resolved):
         created = await services.schedules.create_schedule(
             user.id, recipients=chosen(resolved), when=when, text=text
         )
+        created = await ask_first(services, created, ask)
         await message.answer(await saved_text(services, created))
         return
     # The time and text are refused now rather than after the question; only the variables
@@ -87,8 +91,19 @@ async def one_shot(
     with contextlib.suppress(InvalidTemplate):
         await services.schedules.draft_schedule(user.id, recipients=first, when=when, text=text)
     await state.set_state(OneShot.pick)
-    await state.update_data(pending=pack(resolved), when=when, text=text)
+    await state.update_data(
+        pending=pack(resolved), when=when, text=text, ask=None if ask is None else ask.value
+    )
     await ask_next_choice(bot, message.chat.id, state)
+
+
+async def ask_first(services: Services, schedule: Schedule, ask: NoAnswer | None) -> Schedule:
+    """The schedule set to ask first (`| ask` in the one-line form), when `ask` says so."""
+    if ask is None:
+        return schedule
+    return await services.asks.set_ask_first(
+        schedule.owner_id, schedule.id, on=True, on_no_answer=ask
+    )
 
 
 # --- a typed name that matches several: ask, one name at a time --------------------------
@@ -174,6 +189,7 @@ async def pick(
             when=str(data["when"]),
             text=str(data["text"]),
         )
+        created = await ask_first(services, created, asked_for(data))
         await bot.send_message(chat_id, await saved_text(services, created))
         return
     await state.update_data(pending=None, typed=[r.model_dump(mode="json") for r in recipients])
@@ -374,8 +390,15 @@ async def show_preview(
     await state.update_data(when=when, draft=approved(drafted.draft))
     await state.set_state(Wizard.confirm)
     await bot.send_message(
-        chat_id, ui.preview_text(drafted.preview), reply_markup=ui.confirm_buttons()
+        chat_id,
+        ui.preview_text(drafted.preview),
+        reply_markup=ui.confirm_buttons(asked_for(data)),
     )
+
+
+def asked_for(data: dict[str, Any]) -> NoAnswer | None:
+    """The wizard's ask-me-first setting so far (None: off)."""
+    return NoAnswer(data["ask"]) if data.get("ask") else None
 
 
 def approved(draft: Draft) -> dict[str, Any]:
@@ -412,10 +435,21 @@ async def save(
         await query.answer(ui.PREVIEW_NOT_YOURS, show_alert=True)
         return
     created = await services.schedules.save_draft(draft)
+    created = await ask_first(services, created, asked_for(data))
     await state.clear()
     await query.answer(ui.saved_alert(created.id))
     if isinstance(query.message, Message):
         await query.message.edit_text(await saved_text(services, created, draft.template_name))
+
+
+@router.callback_query(Wizard.confirm, WizardCb.filter(F.action == WizardAction.ask))
+async def toggle_ask(query: CallbackQuery, state: FSMContext) -> None:
+    """Ask me first, from the preview: off -> send if no answer -> skip if no answer."""
+    ask = next_ask(asked_for(await state.get_data()))
+    await state.update_data(ask=None if ask is None else ask.value)
+    await query.answer(ui.ask_toggle(ask))
+    if isinstance(query.message, Message):
+        await query.message.edit_reply_markup(reply_markup=ui.confirm_buttons(ask))
 
 
 @router.callback_query(Wizard.confirm, WizardCb.filter(F.action == WizardAction.edit))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 
 from aiogram import Bot, F, Router
 from aiogram.filters import Command, CommandObject
@@ -11,7 +12,7 @@ from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, InaccessibleMessage, Message, User
 
 from bot import ui
-from bot.callbacks import EditCb, EditField, ListPageCb, ScheduleAction, ScheduleCb
+from bot.callbacks import EditCb, EditField, ListPageCb, ScheduleAction, ScheduleCb, SkipCb
 from core.domain.errors import InvalidInput, NotFound
 from core.domain.models import Schedule
 from core.services import MAX_ID, Services, is_id
@@ -240,6 +241,18 @@ async def schedule_button(
         await bot.send_message(chat_id, ui.preview_text(preview))
 
 
+@router.callback_query(SkipCb.filter())
+async def skip_button(
+    query: CallbackQuery, callback_data: SkipCb, services: Services, event_from_user: User
+) -> None:
+    """Skip next: the occurrence the card showed is skipped, once; the card shows the next."""
+    occurrence = datetime.fromtimestamp(callback_data.at, UTC)
+    skipped = await services.schedules.skip_next(event_from_user.id, callback_data.id, occurrence)
+    await query.answer(ui.skipped_alert(skipped.schedule, skipped.occurrence), show_alert=True)
+    page = await page_of(services, event_from_user.id, callback_data.id)
+    await refresh_list(query, services, event_from_user, page)
+
+
 @router.callback_query(EditCb.filter())
 async def edit_button(
     query: CallbackQuery,
@@ -250,6 +263,11 @@ async def edit_button(
     bot: Bot,
 ) -> None:
     schedule = await services.schedules.get_schedule(event_from_user.id, callback_data.id)
+    if callback_data.field is EditField.ask:
+        # Not a value to type: each press moves the setting on (off, send, skip if no answer).
+        updated = await services.asks.toggle(event_from_user.id, schedule.id)
+        await query.answer(ui.ask_turned(updated), show_alert=True)
+        return
     await state.set_state(EditForm.value)
     await state.update_data(edit_id=schedule.id, edit_field=callback_data.field.value)
     await query.answer()

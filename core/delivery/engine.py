@@ -43,12 +43,14 @@ from apscheduler.triggers.date import (  # type: ignore[import-untyped, unused-i
 from core.adapters.counters import observe_run_lateness
 from core.adapters.health import StoreHealth
 from core.adapters.store import Store
-from core.delivery import runs, states
+from core.delivery import asker, runs, states
 from core.delivery.notifier import Notifier
 from core.delivery.numbers import NumberGuard
 from core.domain.clock import Clock
 from core.domain.errors import DuplicateRun, ScheduleMoved, StoreNotWritable
 from core.domain.models import (
+    Ask,
+    AskChoice,
     Delivery,
     DeliveryStatus,
     RuleKind,
@@ -123,6 +125,8 @@ class Engine:
         # Recurring schedules this process moved to `done` in the pass: their owners are told
         # once the pass is over.
         self._finished: list[Schedule] = []
+        # Ask-first occurrences nobody answered, told (after the pass) what the policy did.
+        self._unanswered: list[tuple[Schedule, Ask]] = []
 
     # --- lifecycle -------------------------------------------------------------------
     async def start(self) -> None:
@@ -262,6 +266,9 @@ class Engine:
             await self._tell(self.notifier.run_missed(schedule, run, late))
         for schedule in finished:
             await self._tell(self._schedule_done(schedule))
+        unanswered, self._unanswered = self._unanswered, []
+        for schedule, ask in unanswered:
+            await self._tell(self.notifier.ask_unanswered(schedule, ask))
         return handled
 
     async def _pass(
@@ -429,6 +436,15 @@ class Engine:
                 missed.append((schedule, run, late))
             await self._advance(schedule, due_at, following)
             return False
+        ask = None
+        if schedule.ask_first:
+            # The owner was asked before this occurrence: their answer, or the policy.
+            ask = await asker.at_due_time(self.store, self.clock, schedule, due_at)
+            if ask is not None and asker.verdict(ask) is not asker.Verdict.fire:
+                await asker.act(self.store, self.clock, schedule, ask)
+                if ask.choice is AskChoice.no_answer_skipped:
+                    self._unanswered.append((schedule, ask))
+                return False
         trigger = RunTrigger.schedule
         if late > self.catch_up_after_s or (self._starting and late > 1.0):
             trigger = RunTrigger.catch_up
@@ -470,6 +486,10 @@ class Engine:
             )
             reports.append((schedule, run, deliveries))
             queued = any(d.status is DeliveryStatus.queued for d in deliveries)
+            if ask is not None:
+                await self.store.set_ask_run(ask.id, run.id)
+                if ask.choice is AskChoice.no_answer_sent:
+                    self._unanswered.append((schedule, ask))
         await self._advance(schedule, due_at, after_now)
         return queued
 

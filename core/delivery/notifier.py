@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from core.delivery.ack_watch import is_unacked
 from core.delivery.spikes import Spike
-from core.domain.models import Delivery, Run, Schedule
+from core.domain.models import Ask, Delivery, Run, Schedule
 from core.domain.session import SessionFailure, explain
+
+if TYPE_CHECKING:
+    from core.delivery.asker import Question
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +60,14 @@ class Notifier(Protocol):
     ) -> None:
         """A run's failures spiked (`core.delivery.spikes`): the rest of the run is held and
         the schedule paused; tell the owner once, why, with Resume and Show failures."""
+
+    async def ask_before_run(self, question: Question) -> None:
+        """Ask the owner about an occurrence of an ask-first schedule before it is due (the
+        answers go to `core.services.asks.Asks.answer`)."""
+
+    async def ask_unanswered(self, schedule: Schedule, ask: Ask) -> None:
+        """Nobody answered by the due time: the schedule's policy (`ask.choice`) was
+        followed."""
 
 
 class LoggingNotifier:
@@ -130,3 +141,13 @@ class LoggingNotifier:
             spike.reason_code,
             spike.held,
         )
+
+    async def ask_before_run(self, question: Question) -> None:
+        logger.info(
+            "schedule %s asks before its run due %s (answer in the bot)",
+            question.schedule.id,
+            question.ask.occurrence.isoformat(),
+        )
+
+    async def ask_unanswered(self, schedule: Schedule, ask: Ask) -> None:
+        logger.info("schedule %s: nobody answered; %s", schedule.id, ask.choice)

@@ -1,9 +1,10 @@
 """Fan a run out into deliveries: the one path for scheduled, catch-up and manual runs.
 
 A run is inserted first (unique per occurrence for non-manual triggers), then one delivery per
-recipient is stored with the stable idempotency key `run<id>:<address>`, then the run is marked
-fanned out. A crash between the steps leaves a run that `complete_run` finishes with the same
-keys, so no recipient gets the occurrence twice.
+recipient is stored (`skipped` ones for an occurrence the owner skipped) with the stable
+idempotency key `run<id>:<address>`, then the run is marked fanned out. A crash between the
+steps leaves a run that `complete_run` finishes with the same keys, so no recipient gets the
+occurrence twice.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from core.adapters.store import Store
 from core.delivery import states
 from core.delivery.numbers import NumberGuard
 from core.domain.clock import Clock
-from core.domain.errors import NotFound, WaschedError
+from core.domain.errors import DuplicateRun, NotFound, WaschedError
 from core.domain.models import (
     Contact,
     Delivery,
@@ -29,10 +30,15 @@ from core.domain.models import (
     Run,
     RunTrigger,
     Schedule,
+    ScheduleState,
 )
 from core.domain.render import render
+from core.domain.when import next_fire_time
 
 logger = logging.getLogger(__name__)
+
+# The outcome of a run whose occurrence the owner skipped: its deliveries are `skipped`.
+SKIPPED = "skipped"
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -147,7 +153,9 @@ async def _fan_out(
     store: Store, clock: Clock, schedule: Schedule, run: Run, guard: NumberGuard | None
 ) -> list[Delivery]:
     new = await render_deliveries(store, schedule, run)
-    if guard is not None:
+    if run.outcome == SKIPPED:
+        new = [states.skipped(one) for one in new]
+    elif guard is not None:
         new = await without_whatsapp(guard, schedule, new)
     # A run finished after a crash may hold some of these already: their failure was said.
     earlier: set[str] = set()
@@ -204,6 +212,67 @@ async def start_run(
     )
     deliveries = await _fan_out(store, clock, schedule, run, guard)
     return run.model_copy(update={"fanned_out": True}), deliveries
+
+
+async def skip_occurrence(
+    store: Store, clock: Clock, schedule: Schedule, occurrence: datetime
+) -> tuple[Run, list[Delivery]] | None:
+    """Record the occurrence `occurrence` of `schedule` (its `next_run_at`) as skipped, and
+    move the schedule on to the one after it (a one-time schedule ends done).
+
+    The run is inserted like the engine's (unique per occurrence, only while it is the due
+    one), so a skip racing the engine or a second press does one thing: None when the
+    occurrence was already fired or skipped. Raises `ScheduleMoved` when the schedule is no
+    longer due at `occurrence` (paused, edited or moved on since it was read).
+    """
+    return await take_occurrence(store, clock, schedule, occurrence, outcome=SKIPPED)
+
+
+async def take_occurrence(
+    store: Store,
+    clock: Clock,
+    schedule: Schedule,
+    occurrence: datetime,
+    *,
+    outcome: str | None = None,
+) -> tuple[Run, list[Delivery]] | None:
+    """Run the due occurrence `occurrence` now, ahead of the engine (Send now), or with
+    `outcome=SKIPPED` record it as skipped; then move the schedule on by compare-and-set.
+    None when the occurrence has its run already; `ScheduleMoved` when it is no longer due."""
+    try:
+        run = await store.insert_run(
+            schedule_id=schedule.id,
+            owner_id=schedule.owner_id,
+            scheduled_for=occurrence,
+            trigger=RunTrigger.schedule,
+            outcome=outcome,
+            only_if_due=True,
+        )
+    except DuplicateRun:
+        return None
+    deliveries = await _fan_out(store, clock, schedule, run, None)
+    await advance_past(store, clock, schedule, occurrence)
+    logger.info(
+        "schedule %s: occurrence %s %s",
+        schedule.id,
+        occurrence.isoformat(),
+        outcome or "taken ahead of its time",
+    )
+    return run.model_copy(update={"fanned_out": True}), deliveries
+
+
+async def advance_past(
+    store: Store, clock: Clock, schedule: Schedule, occurrence: datetime
+) -> bool:
+    """Move `next_run_at` from `occurrence` to the occurrence after it (after now, if later),
+    by compare-and-set; a schedule with none after ends done. False when it moved already."""
+    following = next_fire_time(schedule.rule, after=max(occurrence, clock.now()))
+    return await store.advance_schedule(
+        schedule.id,
+        expected_next_run_at=occurrence,
+        next_run_at=following,
+        state=ScheduleState.done if following is None else None,
+    )
 
 
 async def complete_run(

@@ -12,7 +12,8 @@
 Every arrow, from -> to:
 
     (insert)        -> queued, failed (render_failed, without_whatsapp), missed (engine),
-                       or history (legacy)
+                       skipped (the owner skipped the occurrence: final, never sent), or
+                       history (legacy)
     queued          -> sending     claim: `Store.claim_deliveries` (also an ended lease)
     sending         -> sent        sent: `Store.record_sent`, in bulk
     sending         -> queued      release (given back unsent), release_now (due now)
@@ -248,6 +249,13 @@ def missed(new: NewDelivery) -> NewDelivery:
     """`new` stored as missed: its occurrence passed beyond the grace (the engine)."""
     return new.model_copy(
         update={"status": DeliveryStatus.missed, "last_error": None, "error_code": None}
+    )
+
+
+def skipped(new: NewDelivery) -> NewDelivery:
+    """`new` stored as skipped: the owner skipped its occurrence; it is never sent."""
+    return new.model_copy(
+        update={"status": DeliveryStatus.skipped, "last_error": None, "error_code": None}
     )
 
 

@@ -40,6 +40,8 @@ class DeliveryStatus(StrEnum):
     failed = "failed"
     missed = "missed"
     held = "held"
+    # The owner skipped the occurrence (Skip next, Skip this one): never sent, not missed.
+    skipped = "skipped"
 
 
 # Order of the ack-driven states; an ack never moves a delivery backwards.
@@ -51,6 +53,7 @@ FINAL_STATUSES = frozenset(
         DeliveryStatus.read,
         DeliveryStatus.failed,
         DeliveryStatus.missed,
+        DeliveryStatus.skipped,
     }
 )
 
@@ -128,6 +131,13 @@ class Template(Record):
     created_at: datetime
 
 
+class NoAnswer(StrEnum):
+    """What an ask-first schedule does when nobody answered by the due time."""
+
+    send = "send"
+    skip = "skip"
+
+
 class Schedule(Record):
     id: int
     owner_id: int
@@ -141,6 +151,11 @@ class Schedule(Record):
     misfire_grace_s: int | None = None
     created_at: datetime
     updated_at: datetime
+    # Ask the owner before each run (`core.delivery.asker`): this long before the due time
+    # (None: the ASK_LEAD_S setting), and without an answer by then, `on_no_answer`.
+    ask_first: bool = False
+    ask_lead_s: int | None = None
+    on_no_answer: NoAnswer = NoAnswer.send
 
 
 class Run(Record):
@@ -183,6 +198,7 @@ class Delivery(Record):
     failed_at: datetime | None = None
     missed_at: datetime | None = None
     held_at: datetime | None = None
+    skipped_at: datetime | None = None
 
 
 class NewDelivery(Record):
@@ -222,3 +238,36 @@ class CheckedNumber(Record):
     on_whatsapp: bool
     whatsapp_id: str | None = None
     checked_at: datetime
+
+
+class AskChoice(StrEnum):
+    """What the owner (or, with no answer, the schedule's policy) decided for an occurrence."""
+
+    send_now = "send_now"
+    at_time = "at_time"
+    snooze = "snooze"
+    skip = "skip"
+    no_answer_sent = "no_answer_sent"
+    no_answer_skipped = "no_answer_skipped"
+
+
+class Ask(Record):
+    """The question asked before one occurrence of an ask-first schedule: one per
+    (schedule_id, occurrence), so two processes or a restart ask once.
+
+    `told` is set once the notifier took the question (one asked but not told is told after
+    a restart); `choice`, `chosen_by` (a Telegram id; None for the policy) and `chosen_at` are
+    set once, by the first answer; `snoozed_until` is when a snoozed occurrence goes out."""
+
+    id: int
+    schedule_id: int
+    owner_id: int
+    occurrence: datetime
+    asked_at: datetime
+    told: bool = False
+    choice: AskChoice | None = None
+    chosen_by: int | None = None
+    chosen_at: datetime | None = None
+    snoozed_until: datetime | None = None
+    # The run that sent (or skipped) the occurrence, once there is one.
+    run_id: int | None = None

@@ -31,6 +31,7 @@ from core.adapters.health import StoreHealth, StoreState
 from core.adapters.store import Store
 from core.adapters.whatsapp import WhatsAppClient
 from core.delivery.ack_watch import Recheck, unacked
+from core.delivery.asker import Question
 from core.delivery.numbers import NumberGuard
 from core.delivery.sender import Caps, Pacing
 from core.delivery.spikes import Spike, is_spike_held
@@ -38,6 +39,7 @@ from core.delivery.states import RETRYABLE
 from core.delivery.warmup import WarmUpDay
 from core.domain.clock import Clock
 from core.services._shared import MAX_ID, is_id
+from core.services.asks import Answer, Asks, next_ask, split_ask_option
 from core.services.contacts import Contacts
 from core.services.logs import MAX_LOG_LIMIT, Logs
 from core.services.memory import Memory
@@ -61,6 +63,7 @@ __all__ = [
     "PREVIEW_COUNT",
     "RETRYABLE",
     "TIMEZONE_ASKED_KEY",
+    "Answer",
     "Caps",
     "Contacts",
     "DayFigures",
@@ -75,6 +78,7 @@ __all__ = [
     "Memory",
     "Pacing",
     "Preview",
+    "Question",
     "Recheck",
     "Runs",
     "Schedules",
@@ -91,6 +95,8 @@ __all__ = [
     "count_telegram_error",
     "is_id",
     "is_spike_held",
+    "next_ask",
+    "split_ask_option",
     "stats_days",
     "unacked",
 ]
@@ -110,6 +116,7 @@ class Services:
         scheduler: SchedulerInfo | None = None,
         unacked: UnackedWatch | None = None,
         pacing: Callable[[], Pacing | None] | None = None,
+        ask_lead_s: int = 900,
     ) -> None:
         hooks = hooks or NoEngine()
         self.clock = clock
@@ -128,6 +135,7 @@ class Services:
         self.runs.pacing = pacing
 
         self.stats = Stats(store, clock, self.users)
+        self.asks = Asks(store, clock, self.schedules, hooks, lead_s=ask_lead_s)
 
     def by_name(self) -> dict[str, Any]:
         """Each service under its name, for the bot's handlers to ask for (aiogram's
@@ -142,4 +150,5 @@ class Services:
             "whatsapp": self.whatsapp,
             "users": self.users,
             "stats": self.stats,
+            "asks": self.asks,
         }

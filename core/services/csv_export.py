@@ -7,7 +7,7 @@ import io
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 
-from core.domain.models import Delivery
+from core.domain.models import Ask, Delivery
 
 HEADER = (
     "delivery id",
@@ -30,6 +30,12 @@ HEADER = (
     "failed at",
     "missed at",
     "held at",
+    "skipped at",
+    # Ask me first: what was chosen before the run, by whom (a Telegram id; empty for the
+    # no-answer policy), when.
+    "choice",
+    "chosen by",
+    "chosen at",
 )
 
 # The "schedule when" of a delivery whose schedule was deleted since.
@@ -50,15 +56,20 @@ def safe_cell(value: object) -> str:
 
 
 def deliveries_csv(
-    deliveries: Iterable[Delivery], schedule_when: Mapping[int, str] | None = None
+    deliveries: Iterable[Delivery],
+    schedule_when: Mapping[int, str] | None = None,
+    choices: Mapping[int, Ask] | None = None,
 ) -> bytes:
     """UTF-8 CSV with a header row; times in ISO 8601 (UTC). `schedule_when` gives each
-    schedule's rule in words (by schedule id); a schedule missing from it was deleted."""
+    schedule's rule in words (by schedule id); a schedule missing from it was deleted;
+    `choices` the ask behind each run that asked first (by run id)."""
     whens = schedule_when or {}
+    asked = choices or {}
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(HEADER)
     for d in deliveries:
+        ask = asked.get(d.run_id)
         writer.writerow(
             safe_cell(value)
             for value in (
@@ -82,6 +93,10 @@ def deliveries_csv(
                 d.failed_at,
                 d.missed_at,
                 d.held_at,
+                d.skipped_at,
+                ask.choice.value if ask is not None and ask.choice is not None else None,
+                ask.chosen_by if ask is not None else None,
+                ask.chosen_at if ask is not None else None,
             )
         )
     return buffer.getvalue().encode("utf-8")

@@ -3,12 +3,13 @@ one of them as a CSV file (`csv_export`)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal
 
 from core.adapters.store import Store
 from core.domain import when as when_lang
 from core.domain.errors import InvalidInput
-from core.domain.models import Delivery, DeliveryFilter
+from core.domain.models import Ask, Delivery, DeliveryFilter
 from core.services._shared import is_id
 from core.services.csv_export import deliveries_csv
 from core.services.schedules import Schedules
@@ -32,6 +33,11 @@ class Logs:
             raise InvalidInput(f"Ask for 1 to {MAX_LOG_LIMIT} deliveries, for example 20.")
         return await self._deliveries(owner_id, schedule_id, limit=limit, order="newest")
 
+    async def choices(self, deliveries: Sequence[Delivery]) -> dict[int, Ask]:
+        """What the owner (or, with no answer, the policy) chose before each run that asked
+        first, by run id."""
+        return await self._store.asks_of_runs([d.run_id for d in deliveries])
+
     async def export_csv(self, owner_id: int | None, *, schedule_id: int | None = None) -> bytes:
         """Every matching delivery as UTF-8 CSV, oldest first."""
         deliveries = await self._deliveries(owner_id, schedule_id, limit=None, order="oldest")
@@ -45,7 +51,7 @@ class Logs:
                 schedules = await self._store.list_schedules(owner_id=owner_id)
             wanted = {d.schedule_id for d in deliveries}
             whens = {s.id: when_lang.describe(s.rule) for s in schedules if s.id in wanted}
-        return deliveries_csv(deliveries, whens)
+        return deliveries_csv(deliveries, whens, await self.choices(deliveries))
 
     async def _deliveries(
         self,

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 from core.adapters.store import UNSET, Store
 from core.delivery.numbers import NumberGuard, numbers_of
-from core.delivery.runs import load_contacts, message_text
+from core.delivery.runs import SKIPPED, load_contacts, message_text, skip_occurrence
 from core.delivery.spikes import release_schedule
 from core.domain import when as when_lang
 from core.domain.clock import Clock
@@ -26,6 +26,7 @@ from core.domain.errors import (
     InvalidTemplate,
     InvalidWhen,
     NotFound,
+    ScheduleMoved,
 )
 from core.domain.models import (
     Media,
@@ -89,6 +90,15 @@ class Preview(Record):
     messages: tuple[PreviewMessage, ...]
     template_name: str | None = None
     media_filename: str | None = None
+
+
+class Skipped(Record):
+    """An occurrence `Schedules.skip_next` recorded as skipped, and the schedule after it
+    (`schedule.next_run_at` is the one after; None when nothing follows)."""
+
+    schedule: Schedule
+    occurrence: datetime
+    run_id: int
 
 
 class Draft(Record):
@@ -375,6 +385,48 @@ class Schedules:
         await self._store.delete_schedule(schedule_id)
         self._hooks.schedules_changed()
         return schedule
+
+    async def skip_next(
+        self, owner_id: int, schedule_id: int, occurrence: datetime | None = None
+    ) -> Skipped:
+        """Record the schedule's next occurrence as skipped (never sent, not missed) and move
+        it to the one after. `occurrence` is the one the owner saw: when it is no longer the
+        next (skipped or sent meanwhile, a second press), nothing more is skipped and the
+        refusal says what happened to it."""
+        schedule = await self.get_schedule(owner_id, schedule_id)
+        due = schedule.next_run_at
+        if occurrence is not None and due != occurrence:
+            raise await self._gone(schedule, occurrence)
+        if schedule.state is not ScheduleState.active or due is None:
+            raise InvalidState(
+                f"Schedule #{schedule_id} is {schedule.state.value}: nothing is due to skip."
+                + (
+                    f" /resume {schedule_id} first."
+                    if schedule.state is ScheduleState.paused
+                    else ""
+                )
+            )
+        try:
+            done = await skip_occurrence(self._store, self.clock, schedule, due)
+        except ScheduleMoved:
+            done = None
+        if done is None:
+            raise await self._gone(schedule, due)
+        self._hooks.schedules_changed()
+        updated = await self.get_schedule(owner_id, schedule_id)
+        return Skipped(schedule=updated, occurrence=due, run_id=done[0].id)
+
+    async def _gone(self, schedule: Schedule, occurrence: datetime) -> InvalidState:
+        """Why the occurrence at `occurrence` can no longer be skipped."""
+        local = when_lang.format_local(occurrence, schedule.rule.timezone)
+        run = await self._store.find_run(schedule.id, occurrence)
+        if run is not None and run.outcome == SKIPPED:
+            what = f"{local} was skipped already"
+        elif run is not None:
+            what = f"{local} has gone out already"
+        else:
+            what = f"{local} is no longer the next time of #{schedule.id} (it was changed)"
+        return InvalidState(f"Nothing skipped: {what}. /list shows what comes next.")
 
     async def preview(
         self, owner_id: int, id_or_draft: int | Draft, count: int = PREVIEW_COUNT

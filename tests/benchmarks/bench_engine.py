@@ -106,6 +106,12 @@ class NullNotifier:
     ) -> None:
         return None
 
+    async def ask_before_run(self, question: Any) -> None:
+        return None
+
+    async def ask_unanswered(self, schedule: Any, ask: Any) -> None:
+        return None
+
 
 def _schedule_doc(
     schedule_id: int, rule: dict[str, Any], next_run_at: datetime, now: datetime, recipients: int

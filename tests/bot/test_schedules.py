@@ -24,7 +24,7 @@ async def test_list_shows_id_recipients_rule_next_run_and_state(harness: Harness
     assert "active" in listing.text and "next:" in listing.text
     assert "09:00" in listing.text
     labels = [b["text"] for b in listing.buttons()]
-    assert labels == [f"▶ Run #{schedule_id}", "Pause", "Edit", "Delete"]
+    assert labels == [f"▶ Run #{schedule_id}", "Pause", "Edit", "Delete", "⏭ Skip next"]
 
 
 async def test_empty_list_says_how_to_start(harness: Harness) -> None:
@@ -35,7 +35,7 @@ async def test_long_list_paginates(harness: Harness) -> None:
     ids = await make(harness, 7)
     listing = await harness.ask("/list", "page 1 of 2")
     assert f"#{ids[4]}" in listing.text and f"#{ids[5]}" not in listing.text
-    await harness.press(listing, "Next")
+    await harness.press(listing, "Next ›")
     assert "page 2 of 2" in listing.text and f"#{ids[6]}" in listing.text
     await harness.press(listing, "Previous")
     assert "page 1 of 2" in listing.text

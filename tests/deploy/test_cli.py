@@ -15,7 +15,7 @@ from core.adapters.store import Store
 from core.adapters.store.sqlite import SQLiteStore
 from core.commands.legacy import choose_owner
 from core.commands.status import next_run_line
-from core.domain.models import Recipient, RecipientKind, Rule, RuleKind
+from core.domain.models import DeliveryStatus, Recipient, RecipientKind, Rule, RuleKind
 from tests.deploy.conftest import fill
 from tests.fakes.sidecar import FakeSidecar, free_port
 
@@ -94,7 +94,8 @@ async def test_migrate_command_copies_and_says_how_to_switch(
 
     out = capsys.readouterr().out
     assert code == 0
-    assert "  schedules: 3" in out and "  deliveries: 8" in out
+    # `fill` stores one delivery in each status.
+    assert "  schedules: 3" in out and f"  deliveries: {len(DeliveryStatus)}" in out
     assert "Set DATABASE_URL to the new URL" in out
     moved = await SQLiteStore.open(target)
     try:

@@ -32,7 +32,8 @@ async def test_sqlite_to_mongodb_and_back_keeps_every_record_identical(
         finally:
             await back.close()
 
-    assert counts["contacts"] == 2 and counts["schedules"] == 3 and counts["deliveries"] == 8
+    assert (counts["contacts"], counts["schedules"]) == (2, 3)
+    assert counts["deliveries"] == len(DeliveryStatus)  # `fill` stores one in each status
 
 
 async def test_copied_store_reads_the_same_and_continues_ids_after_the_old_ones(

@@ -18,10 +18,11 @@ import pytest
 from core.adapters.store.sqlite import SQLiteStore
 from core.app import Core, open_core
 from core.config import Settings, load_settings
+from core.delivery.asker import Question
 from core.delivery.sender import Sender, SendPort
 from core.delivery.spikes import Spike
 from core.domain.clock import Clock, FakeClock
-from core.domain.models import Delivery, DeliveryFilter, Run, Schedule
+from core.domain.models import Ask, Delivery, DeliveryFilter, Run, Schedule
 from core.domain.session import SessionFailure
 from tests.fakes.sidecar import FakeSidecar, free_port
 
@@ -45,6 +46,9 @@ class RecordingNotifier:
         self.done: list[tuple[Schedule, int]] = []
         # (run, spike) per run cut short by a failure spike.
         self.auto_paused: list[tuple[Run, Spike]] = []
+        # Ask me first: each question asked, and each policy followed for lack of an answer.
+        self.questions: list[Question] = []
+        self.unanswered: list[tuple[Schedule, Ask]] = []
 
     async def run_updated(
         self, schedule: Schedule | None, run: Run, deliveries: list[Delivery]
@@ -79,6 +83,12 @@ class RecordingNotifier:
         self, schedule: Schedule | None, run: Run, deliveries: list[Delivery], *, spike: Spike
     ) -> None:
         self.auto_paused.append((run, spike))
+
+    async def ask_before_run(self, question: Question) -> None:
+        self.questions.append(question)
+
+    async def ask_unanswered(self, schedule: Schedule, ask: Ask) -> None:
+        self.unanswered.append((schedule, ask))
 
     def last_statuses(self, run_id: int) -> list[str]:
         for _, run, deliveries in reversed(self.updates):

@@ -204,6 +204,10 @@ async def test_export_csv_parses_back_with_every_column(service: Services, store
         "failed at",
         "missed at",
         "held at",
+        "skipped at",
+        "choice",
+        "chosen by",
+        "chosen at",
     ]
     assert len(rows) == 3
     first, second = (dict(zip(rows[0], row, strict=True)) for row in rows[1:])

@@ -12,10 +12,12 @@ import pytest
 from core.adapters.store import Store
 from core.domain.errors import AlreadyExists, DuplicateRun, TargetNotEmpty
 from core.domain.models import (
+    AskChoice,
     CheckedNumber,
     DeliveryFilter,
     DeliveryStatus,
     Media,
+    NoAnswer,
     Recipient,
     RecipientKind,
     Rule,
@@ -99,6 +101,18 @@ async def _fill(store: Store) -> None:
         ]
     )
 
+    # Ask me first: the schedule's setting, an answered question and an untold one.
+    asking = await store.set_ask_first(
+        rich.id, ask_first=True, ask_lead_s=600, on_no_answer=NoAnswer.skip
+    )
+    answered = await store.insert_ask(asking, T0, now=T0 - minutes(10))
+    assert answered is not None
+    await store.mark_ask_told(answered.id)
+    await store.choose(
+        answered.id, AskChoice.snooze, by=OWNER, at=T0 - minutes(5), snoozed_until=T0 + minutes(15)
+    )
+    await store.insert_ask(asking, T0 + minutes(60), now=T0)
+
 
 @pytest.mark.parametrize(("source_backend", "target_backend"), PAIRS)
 async def test_export_imports_into_any_store_with_ids_and_records_intact(
@@ -126,6 +140,7 @@ async def test_export_imports_into_any_store_with_ids_and_records_intact(
             DeliveryFilter()
         )
         assert await target.list_runs() == await source.list_runs()
+        assert await target.open_asks() == await source.open_asks() != []
         assert await target.unfinished_runs() == await source.unfinished_runs()
         assert await target.list_users() == await source.list_users()
         assert await target.get_value("owner_code") == "123456"

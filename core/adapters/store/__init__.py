@@ -15,6 +15,8 @@ from typing import Any, NamedTuple, Protocol
 
 from core.delivery.states import DeliveryChange
 from core.domain.models import (
+    Ask,
+    AskChoice,
     CheckedNumber,
     Contact,
     Delivery,
@@ -22,6 +24,7 @@ from core.domain.models import (
     DeliveryStatus,
     Media,
     NewDelivery,
+    NoAnswer,
     Recipient,
     Rule,
     Run,
@@ -342,6 +345,43 @@ class Store(Protocol):
 
     async def save_number_checks(self, checks: Sequence[CheckedNumber]) -> None:
         """Remember `checks`, each replacing what was known of its number."""
+
+    # ask first (`core.delivery.asker`) -------------------------------------------------
+    async def set_ask_first(
+        self,
+        schedule_id: int,
+        *,
+        ask_first: bool,
+        ask_lead_s: int | None = None,
+        on_no_answer: NoAnswer = NoAnswer.send,
+    ) -> Schedule:
+        """Turn asking before each run on or off, with its lead and no-answer policy."""
+
+    async def insert_ask(
+        self, schedule: Schedule, occurrence: datetime, *, now: datetime
+    ) -> Ask | None:
+        """Store the question for (schedule, occurrence); None when it was asked already."""
+
+    async def get_ask(self, ask_id: int) -> Ask | None: ...
+    async def find_ask(self, schedule_id: int, occurrence: datetime) -> Ask | None: ...
+    async def open_asks(self) -> list[Ask]:
+        """Asks not told yet, and snoozed ones whose run is not stored yet, by id."""
+
+    async def mark_ask_told(self, ask_id: int) -> None: ...
+    async def set_ask_run(self, ask_id: int, run_id: int) -> None: ...
+    async def choose(
+        self,
+        ask_id: int,
+        choice: AskChoice,
+        *,
+        by: int | None,
+        at: datetime,
+        snoozed_until: datetime | None = None,
+    ) -> Ask | None:
+        """Record the first answer to the ask; None when it has one already (or is gone)."""
+
+    async def asks_of_runs(self, run_ids: Sequence[int]) -> dict[int, Ask]:
+        """The ask behind each of these runs that had one, by run id (for the logs)."""
 
 
 async def open_store(database_url: str) -> Store:

@@ -43,11 +43,14 @@ from core.domain.errors import (
     TargetNotEmpty,
 )
 from core.domain.models import (
+    Ask,
+    AskChoice,
     Contact,
     Delivery,
     DeliveryStatus,
     Media,
     NewDelivery,
+    NoAnswer,
     Recipient,
     Rule,
     Run,
@@ -379,3 +382,77 @@ class BaseStore(ABC):
 
     async def count_deliveries(self) -> dict[DeliveryStatus, int]:
         return status_counts(await self._count_by(Delivery, "status", DeliveryStatus))
+
+    # ask first ------------------------------------------------------------------------------
+
+    @abstractmethod
+    async def find_ask(self, schedule_id: int, occurrence: datetime) -> Ask | None: ...
+
+    @abstractmethod
+    async def open_asks(self) -> list[Ask]: ...
+
+    @abstractmethod
+    async def asks_of_runs(self, run_ids: Sequence[int]) -> dict[int, Ask]: ...
+
+    @abstractmethod
+    async def _choose(self, ask_id: int, changes: dict[str, Any]) -> Ask | None:
+        """Set `changes` on the ask while it has no choice; None when it has one."""
+
+    async def set_ask_first(
+        self,
+        schedule_id: int,
+        *,
+        ask_first: bool,
+        ask_lead_s: int | None = None,
+        on_no_answer: NoAnswer = NoAnswer.send,
+    ) -> Schedule:
+        changes = {
+            "ask_first": ask_first,
+            "ask_lead_s": ask_lead_s,
+            "on_no_answer": NoAnswer(on_no_answer),
+            "updated_at": now(),
+        }
+        schedule = await self._update(Schedule, schedule_id, changes)
+        if schedule is None:
+            raise not_found("schedule", schedule_id)
+        return schedule
+
+    async def insert_ask(
+        self, schedule: Schedule, occurrence: datetime, *, now: datetime
+    ) -> Ask | None:
+        values = {
+            "schedule_id": schedule.id,
+            "owner_id": schedule.owner_id,
+            "occurrence": utc(occurrence),
+            "asked_at": utc(now),
+        }
+        try:
+            return await self._insert(Ask, values)
+        except Conflict:
+            return None
+
+    async def get_ask(self, ask_id: int) -> Ask | None:
+        return await self._get(Ask, ask_id)
+
+    async def mark_ask_told(self, ask_id: int) -> None:
+        await self._update(Ask, ask_id, {"told": True})
+
+    async def set_ask_run(self, ask_id: int, run_id: int) -> None:
+        await self._update(Ask, ask_id, {"run_id": run_id})
+
+    async def choose(
+        self,
+        ask_id: int,
+        choice: AskChoice,
+        *,
+        by: int | None,
+        at: datetime,
+        snoozed_until: datetime | None = None,
+    ) -> Ask | None:
+        changes = {
+            "choice": AskChoice(choice),
+            "chosen_by": by,
+            "chosen_at": utc(at),
+            "snoozed_until": utc_or_none(snoozed_until),
+        }
+        return await self._choose(ask_id, changes)

@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from core.domain.models import (
+    Ask,
     CheckedNumber,
     Contact,
     Delivery,
@@ -26,7 +27,7 @@ from core.domain.models import (
 )
 
 # Collections with short integer ids, each with its own counter.
-ID_COLLECTIONS = ("contacts", "templates", "schedules", "runs", "deliveries")
+ID_COLLECTIONS = ("contacts", "templates", "schedules", "runs", "deliveries", "asks")
 
 # Export layout: every record collection, plus `values` ({key, value}) and `counters`
 # ({name, last_id}: the highest id ever given, so ids of deleted records are not reused).
@@ -38,6 +39,7 @@ RECORD_COLLECTIONS: dict[str, type[BaseModel]] = {
     "runs": Run,
     "deliveries": Delivery,
     "number_checks": CheckedNumber,
+    "asks": Ask,
 }
 
 # The field that is each record's key, where it is not `id` (`_id` in MongoDB).

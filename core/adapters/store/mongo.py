@@ -54,6 +54,8 @@ from core.adapters.store._records import now as _now
 from core.delivery.states import SPIKE_HOLD
 from core.domain.errors import ConfigError, StoreError, StoreNotWritable
 from core.domain.models import (
+    Ask,
+    AskChoice,
     CheckedNumber,
     Contact,
     Delivery,
@@ -214,6 +216,7 @@ class MongoStore(BaseStore):
         self._counters: AsyncCollection[Doc] = db["counters"]
         # Keyed by the number (`_id`): no index beyond the one every collection has.
         self._number_checks: AsyncCollection[Doc] = db["number_checks"]
+        self._asks: AsyncCollection[Doc] = db["asks"]
 
     @classmethod
     async def open(cls, database_url: str) -> MongoStore:
@@ -268,6 +271,11 @@ class MongoStore(BaseStore):
         # /stats: an owner's deliveries sent, or failed, in a period (`delivery_times`).
         for field in ("sent_at", "failed_at"):
             await self._deliveries.create_index([("owner_id", ASCENDING), (field, ASCENDING)])
+        await self._asks.create_index(
+            [("schedule_id", ASCENDING), ("occurrence", ASCENDING)], unique=True
+        )
+        await self._asks.create_index([("told", ASCENDING), ("run_id", ASCENDING)])
+        await self._asks.create_index("run_id")
 
     async def close(self) -> None:
         if self._client is not None:
@@ -960,3 +968,34 @@ class MongoStore(BaseStore):
                     self._number_checks.replace_one, {"_id": doc["_id"]}, doc, upsert=True
                 )
             )
+
+    # ask first ------------------------------------------------------------------------
+
+    @_translating
+    async def find_ask(self, schedule_id: int, occurrence: datetime) -> Ask | None:
+        doc = await self._asks.find_one(
+            {"schedule_id": schedule_id, "occurrence": utc(occurrence)}
+        )
+        return None if doc is None else _record(Ask, doc)
+
+    @_translating
+    async def open_asks(self) -> list[Ask]:
+        query: Doc = {"$or": [{"told": False}, {"choice": AskChoice.snooze.value, "run_id": None}]}
+        docs = await self._asks.find(query).sort("_id", ASCENDING).to_list(None)
+        return [_record(Ask, doc) for doc in docs]
+
+    @_translating
+    async def asks_of_runs(self, run_ids: Sequence[int]) -> dict[int, Ask]:
+        if not run_ids:
+            return {}
+        docs = await self._asks.find({"run_id": {"$in": sorted(set(run_ids))}}).to_list(None)
+        return {int(doc["run_id"]): _record(Ask, doc) for doc in docs}
+
+    @_translating
+    async def _choose(self, ask_id: int, changes: dict[str, Any]) -> Ask | None:
+        doc = await self._asks.find_one_and_update(
+            {"_id": ask_id, "choice": None},
+            {"$set": _bson(changes)},
+            return_document=ReturnDocument.AFTER,
+        )
+        return None if doc is None else _record(Ask, doc)

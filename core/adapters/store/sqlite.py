@@ -54,6 +54,8 @@ from core.adapters.store._records import now as _now
 from core.delivery.states import SPIKE_HOLD
 from core.domain.errors import ConfigError, StoreError, StoreNotWritable
 from core.domain.models import (
+    Ask,
+    AskChoice,
     CheckedNumber,
     Delivery,
     DeliveryFilter,
@@ -70,7 +72,7 @@ from core.domain.models import (
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 BUSY_TIMEOUT_MS = 10_000
 # Keep IN (...) lists well under SQLite's limit on bound parameters.
 CHUNK = 500
@@ -119,7 +121,10 @@ CREATE TABLE IF NOT EXISTS schedules (
     next_run_at TEXT,
     misfire_grace_s INTEGER,
     created_at TEXT NOT NULL,
-    updated_at TEXT NOT NULL
+    updated_at TEXT NOT NULL,
+    ask_first INTEGER NOT NULL DEFAULT 0,
+    ask_lead_s INTEGER,
+    on_no_answer TEXT NOT NULL DEFAULT 'send'
 );
 CREATE INDEX IF NOT EXISTS schedules_due ON schedules (state, next_run_at);
 CREATE INDEX IF NOT EXISTS schedules_owner ON schedules (owner_id);
@@ -166,7 +171,8 @@ CREATE TABLE IF NOT EXISTS deliveries (
     read_at TEXT,
     failed_at TEXT,
     missed_at TEXT,
-    held_at TEXT
+    held_at TEXT,
+    skipped_at TEXT
 );
 CREATE UNIQUE INDEX IF NOT EXISTS deliveries_key ON deliveries (idempotency_key);
 CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (status, next_attempt_at);
@@ -190,14 +196,45 @@ CREATE TABLE IF NOT EXISTS number_checks (
     whatsapp_id TEXT,
     checked_at TEXT NOT NULL
 );
+
+
+
+-- The question asked before an occurrence of an ask-first schedule (`core.delivery.asker`).
+CREATE TABLE IF NOT EXISTS asks (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    schedule_id INTEGER NOT NULL,
+    owner_id INTEGER NOT NULL,
+    occurrence TEXT NOT NULL,
+    asked_at TEXT NOT NULL,
+    told INTEGER NOT NULL DEFAULT 0,
+    choice TEXT,
+    chosen_by INTEGER,
+    chosen_at TEXT,
+    snoozed_until TEXT,
+    run_id INTEGER
+);
+CREATE UNIQUE INDEX IF NOT EXISTS asks_occurrence ON asks (schedule_id, occurrence);
+CREATE INDEX IF NOT EXISTS asks_open ON asks (id) WHERE told = 0 OR run_id IS NULL;
+CREATE INDEX IF NOT EXISTS asks_run ON asks (run_id) WHERE run_id IS NOT NULL;
 """
+
+# Columns each schema version added to tables an older one created: (table, column, type).
+# `SCHEMA` creates them in a new database; an older one gets them by ALTER TABLE at open.
+MIGRATIONS: dict[int, tuple[tuple[str, str, str], ...]] = {
+    2: (
+        ("deliveries", "skipped_at", "TEXT"),
+        ("schedules", "ask_first", "INTEGER NOT NULL DEFAULT 0"),
+        ("schedules", "ask_lead_s", "INTEGER"),
+        ("schedules", "on_no_answer", "TEXT NOT NULL DEFAULT 'send'"),
+    ),
+}
 
 # Tables that hold data (`sqlite_sequence` only remembers ids given, `kv` holds the values).
 DATA_TABLES = (*RECORD_COLLECTIONS, "kv")
 
 _DATETIME_COLUMNS = frozenset(
     {"created_at", "updated_at", "next_run_at", "scheduled_for", "next_attempt_at"}
-    | {"lease_until"}
+    | {"lease_until", "occurrence", "asked_at", "chosen_at", "snoozed_until"}
     | {"checked_at"}
     | {f"{status.value}_at" for status in DeliveryStatus}
 )
@@ -388,6 +425,8 @@ class SQLiteStore(BaseStore):
                     f"The database has schema version {max(versions)}, newer than this "
                     f"wasched ({SCHEMA_VERSION}): upgrade wasched."
                 )
+            elif max(versions) < SCHEMA_VERSION:
+                await _migrate(db, max(versions))
 
     async def close(self) -> None:
         async with self._lock:
@@ -961,6 +1000,55 @@ class SQLiteStore(BaseStore):
                 " checked_at = excluded.checked_at",
                 [(c.number, int(c.on_whatsapp), c.whatsapp_id, ts(c.checked_at)) for c in checks],
             )
+
+    # ask first ------------------------------------------------------------------------
+
+    async def find_ask(self, schedule_id: int, occurrence: datetime) -> Ask | None:
+        row = await self._fetchone(
+            "SELECT * FROM asks WHERE schedule_id = ? AND occurrence = ?",
+            (schedule_id, ts(occurrence)),
+        )
+        return None if row is None else _record(Ask, row)
+
+    async def open_asks(self) -> list[Ask]:
+        rows = await self._fetchall(
+            "SELECT * FROM asks WHERE told = 0 OR run_id IS NULL ORDER BY id"
+        )
+        return [
+            ask for ask in _records(Ask, rows) if not ask.told or ask.choice is AskChoice.snooze
+        ]
+
+    async def asks_of_runs(self, run_ids: Sequence[int]) -> dict[int, Ask]:
+        found: dict[int, Ask] = {}
+        ids = sorted(set(run_ids))
+        for start in range(0, len(ids), CHUNK):
+            chunk = ids[start : start + CHUNK]
+            rows = await self._fetchall(
+                f"SELECT * FROM asks WHERE run_id IN ({', '.join('?' * len(chunk))})", chunk
+            )
+            found.update((ask.run_id or 0, ask) for ask in _records(Ask, rows))
+        return found
+
+    async def _choose(self, ask_id: int, changes: dict[str, Any]) -> Ask | None:
+        columns = {name: _column(name, value) for name, value in changes.items()}
+        sets = ", ".join(f"{column} = ?" for column in columns)
+        row = await self._fetchone(
+            f"UPDATE asks SET {sets} WHERE id = ? AND choice IS NULL RETURNING *",
+            (*columns.values(), ask_id),
+        )
+        return None if row is None else _record(Ask, row)
+
+
+async def _migrate(db: aiosqlite.Connection, version: int) -> None:
+    """Bring a database at schema `version` to `SCHEMA_VERSION` (inside the open's
+    transaction): add the columns later versions added, keeping every row."""
+    for target in range(version + 1, SCHEMA_VERSION + 1):
+        for table, column, kind in MIGRATIONS.get(target, ()):
+            rows = await db.execute_fetchall(f"PRAGMA table_info({table})")
+            if column not in {row[1] for row in rows}:
+                await db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+    await db.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION,))
+    logger.info("database schema moved from version %s to %s", version, SCHEMA_VERSION)
 
 
 def _statements(script: str) -> list[str]:

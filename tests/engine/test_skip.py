@@ -1,0 +1,71 @@
+"""A skipped occurrence in the engine's terms: a skip cut short by a crash is finished as
+skipped, not sent, and a skip racing the engine's fire ends in one run, sent or skipped."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from core.app import Core
+from core.delivery.runs import SKIPPED, skip_occurrence
+from core.domain.clock import FakeClock
+from core.domain.models import DeliveryFilter, DeliveryStatus, RunTrigger, Schedule
+from tests.engine.conftest import START, CoreFactory, eventually
+from tests.fakes.sidecar import FakeSidecar
+
+OWNER = 1
+NUMBERS = "+4915100000001, +4915100000002"
+
+
+async def daily(core: Core) -> Schedule:
+    """Due every day at 11:00 UTC: the first one an hour after START."""
+    return await core.services.schedules.create_schedule(
+        OWNER, recipients=NUMBERS, when="every day at 11:00", text="Hi"
+    )
+
+
+async def test_a_skip_cut_short_by_a_crash_is_finished_as_skipped(
+    start_core: CoreFactory, sidecar: FakeSidecar, clock: FakeClock
+) -> None:
+    first = await start_core()
+    schedule = await daily(first)
+    due = schedule.next_run_at
+    assert due == START + timedelta(hours=1)
+    # The skip stored its run, then the process died before the deliveries and the move.
+    await first.store.insert_run(
+        schedule_id=schedule.id,
+        owner_id=OWNER,
+        scheduled_for=due,
+        trigger=RunTrigger.schedule,
+        outcome=SKIPPED,
+    )
+    again = await start_core()
+    deliveries = await again.store.list_deliveries(DeliveryFilter(schedule_id=schedule.id))
+    assert [d.status for d in deliveries] == [DeliveryStatus.skipped] * 2
+    await clock.advance(3600)
+    await again.engine.tick()
+    moved = await again.store.get_schedule(schedule.id)
+    assert moved is not None and moved.next_run_at == due + timedelta(days=1)
+    assert sidecar.requests == 0
+    assert len(await again.store.list_runs(schedule_id=schedule.id)) == 1
+
+
+async def test_a_skip_racing_the_fire_ends_in_one_run(
+    core: Core, sidecar: FakeSidecar, clock: FakeClock
+) -> None:
+    schedule = await daily(core)
+    due = schedule.next_run_at
+    assert due is not None
+    await clock.advance(3600)
+    skipping = skip_occurrence(core.store, core.clock, schedule, due)
+    _, skipped = await asyncio.gather(core.engine.tick(), skipping)
+    [run] = await core.store.list_runs(schedule_id=schedule.id)
+    deliveries = await core.store.list_deliveries(DeliveryFilter(run_id=run.id))
+    if skipped is None:  # the engine fired first
+        assert run.outcome is None
+        await eventually(lambda: sidecar.requests == 2, what="both sent")
+    else:
+        assert run.outcome == SKIPPED and run.id == skipped[0].id
+        assert {d.status for d in deliveries} == {DeliveryStatus.skipped}
+    moved = await core.store.get_schedule(schedule.id)
+    assert moved is not None and moved.next_run_at == due + timedelta(days=1)
