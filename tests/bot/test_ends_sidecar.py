@@ -5,9 +5,7 @@ the owner hears once that it is done."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,7 +20,7 @@ from core.domain.clock import FakeClock
 from core.domain.models import ScheduleState
 from tests.bot.conftest import ADMIN, feed_updates
 from tests.engine.conftest import eventually
-from tests.engine.test_receipts_crash import API_KEY, World, needs_node
+from tests.engine.test_receipts_crash import API_KEY, World, needs_node, world  # noqa: F401
 from tests.fakes.telegram import FakeTelegram
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, needs_node]
@@ -30,24 +28,18 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow, needs_node]
 NUMBER = "+4915123456789"
 
 
-@pytest.fixture
-async def sidecar_world(tmp_path: Path) -> AsyncIterator[World]:
-    world = World(tmp_path)
-    try:
-        await world.start_sidecar()
-        yield world
-    finally:
-        await world.close()
-
-
 async def test_two_times_through_the_real_sidecar_sends_twice_and_tells_done_once(
-    telegram: FakeTelegram, app_bot: Bot, clock: FakeClock, sidecar_world: World
+    telegram: FakeTelegram,
+    app_bot: Bot,
+    clock: FakeClock,
+    world: World,  # noqa: F811
 ) -> None:
+    await world.start_sidecar()
     settings = load_settings(
-        DATABASE_URL=sidecar_world.database_url,
+        DATABASE_URL=world.database_url,
         HTTP_HOST="127.0.0.1",
-        HTTP_PORT=sidecar_world.core_port,  # where the sidecar posts its events
-        WHATSAPP_URL=sidecar_world.sidecar_url,
+        HTTP_PORT=world.core_port,  # where the sidecar posts its events
+        WHATSAPP_URL=world.sidecar_url,
         WHATSAPP_API_KEY=API_KEY,
         SEND_GAP_MIN_S=0,
         SEND_GAP_MAX_S=0,
@@ -76,7 +68,7 @@ async def test_two_times_through_the_real_sidecar_sends_twice_and_tells_done_onc
         assert "2 of 2 left" in saved
 
         async def outbox() -> list[dict[str, Any]]:
-            messages: list[dict[str, Any]] = (await sidecar_world.sidecar("GET", "/fake/outbox"))[
+            messages: list[dict[str, Any]] = (await world.sidecar("GET", "/fake/outbox"))[
                 "messages"
             ]
             return messages

@@ -11,6 +11,8 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from core.domain.errors import InvalidWhen
 from core.domain.models import Rule
@@ -300,3 +302,53 @@ def test_an_end_beyond_datetimes_range_is_refused_not_crashed() -> None:
     assert "at most 10 years" in refusal("every day at 9:00 for 999999999999 years")
     assert "at most 10 years" in refusal("every minute for 999999999999 hours")
     assert "too many" in refusal(f"every day at 9:00 {'9' * 40} times")
+
+
+# --- any end ---------------------------------------------------------------------------------
+
+REPEATS = [
+    "every day at 9:00",
+    "every 2 hours",
+    "cron */30 * * * *",
+    "every month on the 31st at 8:00",
+    "tomorrow 9:00",
+    "every year on 29.02 at 9:00",
+]
+ZONES = ["Europe/Berlin", "America/New_York", "Australia/Lord_Howe", "Pacific/Kiritimati", "UTC"]
+
+
+@settings(deadline=None, derandomize=True, database=None, max_examples=600)
+@given(
+    st.sampled_from(REPEATS),
+    st.lists(
+        st.sampled_from(
+            ["until", "for", "times", "time", "twice", "0", "1", "3", "999", "1000", "12", "31",
+             "29.02", ".12", "2026", "2027", "2036", "2037", "dec", "weeks", "months", "years",
+             "hours", "days", "18:00", "6pm", "noon", "-", ",", "fri", "fortnight"]
+        ),
+        min_size=1,
+        max_size=4,
+    ).map(" ".join),
+    st.sampled_from(ZONES),
+    st.integers(min_value=0, max_value=400 * 86400),
+)  # fmt: skip
+@example("every day at 9:00", "until 29.02", "Europe/Berlin", 0)
+@example("every year on 29.02 at 9:00", "3 times", "UTC", 0)
+def test_any_end_is_a_rule_that_keeps_it_or_a_plain_refusal(
+    repeat: str, end: str, tz: str, offset_s: int
+) -> None:
+    now = NOW + timedelta(seconds=offset_s)
+    try:
+        rule = parse_when(f"{repeat} {end}", tz=tz, now=now)
+    except InvalidWhen as refused:
+        assert "; try '" in str(refused)
+        return
+    assert describe(rule)
+    if rule.ends_at is None:
+        return
+    assert rule.ends_at <= now + timedelta(days=366 * 10 + 1)
+    times = next_fire_times(rule, after=now, count=(rule.times or 50) + 1)
+    assert times and all(t <= rule.ends_at for t in times)
+    if rule.times is not None:
+        assert len(times) == rule.times
+        assert occurrences_left(rule, times[0]) == rule.times
