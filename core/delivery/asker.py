@@ -237,8 +237,13 @@ class Asker(Loop):
     async def _send_snoozed(self, ask: Ask) -> None:
         """The snoozed occurrence's time came: its run, once (unique per occurrence)."""
         schedule = await self.store.get_schedule(ask.schedule_id)
-        if schedule is None:
-            await self.store.set_ask_run(ask.id, 0)  # deleted since: nothing to send
+        if schedule is None or schedule.state is not ScheduleState.active:
+            # Deleted, paused or ended since the snooze: nothing goes out, as with any
+            # occurrence of a schedule that is not active (resuming does not bring it back).
+            logger.info(
+                "asker: snoozed occurrence of schedule %s not sent: not active", ask.schedule_id
+            )
+            await self.store.set_ask_run(ask.id, 0)
             return
         late = (self.clock.now() - ask.occurrence).total_seconds()
         try:

@@ -256,3 +256,20 @@ async def test_an_answer_after_a_pause_does_nothing_and_says_why(world: World) -
     assert world.sidecar.requests == 0
     ask = await world.core.store.find_ask(1, SUNDAY_9)
     assert ask is not None and ask.choice is None
+
+
+async def test_a_snoozed_occurrence_of_a_schedule_paused_since_is_not_sent(world: World) -> None:
+    await ask_first(world)
+    question = await asked(world)
+    await world.press(question, question.button("Snooze 15 min")["callback_data"])
+    await due(world)
+    await world.say("/pause 1", "Paused")
+    await world.clock.advance(16 * 60)  # 09:16: the snooze is over
+    await world.core.asker.pass_once()
+    await world.notifier.outbox.drained()
+    await world.say("/resume 1", "Resumed")
+    await world.core.asker.pass_once()
+    await world.notifier.outbox.drained()
+    assert world.sidecar.requests == 0
+    ask = await world.core.store.find_ask(1, SUNDAY_9)
+    assert ask is not None and ask.run_id == 0
