@@ -102,7 +102,8 @@ class Engine:
         numbers: NumberGuard | None = None,
     ) -> None:
         self.store = store
-        # Checks each run's numbers with WhatsApp as it fans out (`runs.without_whatsapp`).
+        # Checks each run's numbers with WhatsApp as it fans out
+        # (`runs.fail_numbers_without_whatsapp`).
         self.numbers = numbers
         # Told of each write that failed or went through, so that a store refusing writes
         # is logged once, not with a traceback per pass.
