@@ -53,7 +53,7 @@ from core.domain.models import (
 from core.domain.recipients import Choice, address_label, distinct_labels, label, typed_key
 from core.domain.session import Remedy, SessionWords
 from core.domain.when import (
-    MOST_TIMES,
+    MOST_LEFT_COUNTED,
     describe,
     end_words,
     format_local,
@@ -1513,7 +1513,7 @@ def end_line(schedule: Schedule) -> str:
         schedule.next_run_at.astimezone(zone).year == rule.ends_at.astimezone(zone).year
     )
     words = end_words(rule, year=not same_year)
-    count = f"more than {MOST_TIMES}" if left > MOST_TIMES else str(left)
+    count = f"more than {MOST_LEFT_COUNTED}" if left > MOST_LEFT_COUNTED else str(left)
     return f"{escape(words)} · {count} left"
 
 

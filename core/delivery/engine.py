@@ -10,7 +10,8 @@ due schedule:
 2. `next_run_at` moves by compare-and-set on the value read, to the first fire time after now,
    so occurrences missed while the process was down coalesce into this one run; a one-time
    schedule ends `done`, and so does a recurring one past its end (`5 times`, `until ...`),
-   whose owner the process that moved it tells once (`Notifier.schedule_done`);
+   whose owner is told once (`Notifier.schedule_done`, claimed in the store: the owner of one
+   whose process died before telling is told at the next start-up);
 3. the sender is woken.
 
 The wake-up is armed `WAKE_LEAD_S` before the earliest `next_run_at`: the pass reads what falls
@@ -76,6 +77,12 @@ WAKE_LEAD_S = 0.05
 # schedule is read at least WAKE_LEAD_S before it falls due.
 LOOK_AHEAD_S = 0.1
 MISSED = "missed"
+# Set once per ended schedule (and end: an edit gives it a new one) by the process that tells
+# its owner (`Store.claim_value`): a second process, a retry or a restart says nothing.
+DONE_TOLD_KEY = "schedule_done:{}:{}"
+# At start-up, the owners of schedules that ended this recently and whom no process told (it
+# died between ending the schedule and telling) are told.
+DONE_TELL_WITHIN = timedelta(days=1)
 
 
 class Engine:
@@ -95,7 +102,8 @@ class Engine:
         numbers: NumberGuard | None = None,
     ) -> None:
         self.store = store
-        # Checks each run's numbers with WhatsApp as it fans out (`runs.without_whatsapp`).
+        # Checks each run's numbers with WhatsApp as it fans out
+        # (`runs.fail_numbers_without_whatsapp`).
         self.numbers = numbers
         # Told of each write that failed or went through, so that a store refusing writes
         # is logged once, not with a traceback per pass.
@@ -145,6 +153,7 @@ class Engine:
             await self.tick()
         finally:
             self._starting = False
+        await self._tell_untold_ends()
 
     async def stop(self, drain_s: float = 10.0) -> None:
         """Stop arming; let the pass in flight finish (up to `drain_s`), then shut the
@@ -505,8 +514,9 @@ class Engine:
         if not moved:
             logger.debug("engine: schedule %s was moved by another process", schedule.id)
         elif following is None and schedule.rule.kind is not RuleKind.once:
-            # Only the process whose compare-and-set ended it tells the owner: a second
-            # process, a restart or a retry finds it moved and says nothing.
+            # The process whose compare-and-set ended it tells the owner, after the pass
+            # (`_schedule_done` claims the telling; one that died first leaves it to the next
+            # start-up, `_tell_untold_ends`).
             self._finished.append(
                 schedule.model_copy(update={"state": ScheduleState.done, "next_run_at": None})
             )
@@ -560,9 +570,28 @@ class Engine:
         return await runs.complete_run(self.store, self.clock, run, self.numbers)
 
     async def _schedule_done(self, schedule: Schedule) -> None:
+        """Tell the owner that `schedule` ended, unless some process has (claimed once)."""
+        key = _done_key(schedule)
+        if not await self.store.claim_value(key, self.clock.now().isoformat()):
+            return
         occurrences = await self.store.count_occurrences_sent(schedule.id)
         logger.info("engine: schedule %s ended after %d occurrence(s)", schedule.id, occurrences)
         await self.notifier.schedule_done(schedule, occurrences)
+
+    async def _tell_untold_ends(self) -> None:
+        """Tell the owners of recurring schedules that ended lately whom no process told."""
+        since = self.clock.now() - DONE_TELL_WITHIN
+        try:
+            done = await self.store.list_schedules(states=(ScheduleState.done,))
+            for schedule in done:
+                ends_at = schedule.rule.ends_at
+                if schedule.rule.kind is RuleKind.once or ends_at is None or ends_at < since:
+                    continue
+                if await self.store.get_value(_done_key(schedule)) is None:
+                    await self._tell(self._schedule_done(schedule))
+        except Exception as error:
+            if not self._store_failed(error):
+                logger.exception("engine: could not look for ended schedules to tell")
 
     async def _complete_unfinished(self) -> None:
         queued = False
@@ -576,6 +605,11 @@ class Engine:
             queued = queued or any(d.status is DeliveryStatus.queued for d in deliveries)
         if queued:
             self.on_deliveries()
+
+
+def _done_key(schedule: Schedule) -> str:
+    ends_at = schedule.rule.ends_at
+    return DONE_TOLD_KEY.format(schedule.id, "" if ends_at is None else ends_at.isoformat())
 
 
 def _due_by(schedule: Schedule, now: datetime) -> bool:

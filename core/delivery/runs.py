@@ -117,7 +117,7 @@ async def render_deliveries(store: Store, schedule: Schedule, run: Run) -> list[
     return new
 
 
-async def without_whatsapp(
+async def fail_numbers_without_whatsapp(
     guard: NumberGuard, schedule: Schedule, new: list[NewDelivery]
 ) -> list[NewDelivery]:
     """`new` with each one to a number that has no WhatsApp account failed at once.
@@ -156,7 +156,7 @@ async def _fan_out(
     if run.outcome == SKIPPED:
         new = [states.skipped(one) for one in new]
     elif guard is not None:
-        new = await without_whatsapp(guard, schedule, new)
+        new = await fail_numbers_without_whatsapp(guard, schedule, new)
     # A run finished after a crash may hold some of these already: their failure was said.
     earlier: set[str] = set()
     if any(one.error_code in ("render_failed", "not_on_whatsapp") for one in new):

@@ -1133,6 +1133,9 @@ def _describe_cron(cron: CronSchedule) -> tuple[str, str]:
 # (the 5th occurrence's instant, computed once, so exact across DST and restarts) or `for 4
 # weeks` (local wall time from the first occurrence: 09:00 stays 09:00 across a change).
 MOST_TIMES = 1000
+# How many occurrences of an `until` rule `occurrences_left` counts at most: a card says "more
+# than 100 left" rather than walk years of fire times for each card of /list.
+MOST_LEFT_COUNTED = 100
 LONGEST_END_YEARS = 10
 _NUMBER = rf"\d+|an?|{_alternatives(_NUMBER_WORDS)}"
 _END = re.compile(
@@ -1328,12 +1331,15 @@ def end_words(rule: Rule, *, year: bool = True) -> str:
 
 def occurrences_left(rule: Rule, next_run_at: datetime | None) -> int | None:
     """How many occurrences a rule that ends has left from `next_run_at` (included); None for
-    one that does not end. Counts at most `MOST_TIMES` + 1."""
+    one that does not end. A `5 times` rule's count is exact (it has at most `MOST_TIMES`);
+    an `until` rule's is counted up to `MOST_LEFT_COUNTED` + 1, which means "more than
+    `MOST_LEFT_COUNTED`"."""
     if rule.ends_at is None:
         return None
     if next_run_at is None or next_run_at > rule.ends_at:
         return 0
-    return 1 + len(next_fire_times(rule, after=next_run_at, count=MOST_TIMES))
+    most = MOST_TIMES if rule.times is not None else MOST_LEFT_COUNTED
+    return 1 + len(next_fire_times(rule, after=next_run_at, count=most))
 
 
 def ending_after(rule: Rule, count: int, *, after: datetime) -> Rule:

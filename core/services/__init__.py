@@ -133,7 +133,6 @@ class Services:
         self.memory = Memory(store)
         # When the sender may send next (`Sender.pacing`): cards say when sends wait for a cap.
         self.runs.pacing = pacing
-
         self.stats = Stats(store, clock, self.users)
         self.asks = Asks(store, clock, self.schedules, hooks, lead_s=ask_lead_s)
 

@@ -52,7 +52,6 @@ class Runs:
         self._schedules, self._watch = schedules, watch
         # When the sender may send next (`Sender.pacing`), set by `Services`.
         self.pacing: Callable[[], Pacing | None] | None = None
-
         # Checks the run's numbers with WhatsApp as it fans out, as the engine's runs do.
         self._numbers = numbers
 

@@ -358,8 +358,15 @@ class Schedules:
                 f"/runnow {schedule_id} sends it again, or /edit {schedule_id} gives it "
                 "a new time."
             )
-        next_run_at = when_lang.next_fire_time(schedule.rule, after=self.clock.now())
-        if next_run_at is None and schedule.rule.ends_at is not None:
+        now = self.clock.now()
+        rule = schedule.rule
+        left = when_lang.occurrences_left(rule, schedule.next_run_at)
+        if rule.times is not None and left:
+            # `5 times` sends five: what was left when paused goes out from now on, as after
+            # a move to another zone (`until DATE` keeps its date).
+            rule = when_lang.ending_after(rule, left, after=now)
+        next_run_at = when_lang.next_fire_time(rule, after=now)
+        if next_run_at is None and rule.ends_at is not None:
             raise InvalidState(
                 f"Schedule #{schedule_id} has ended ({when_lang.describe(schedule.rule)}): "
                 f"/edit {schedule_id} when every day at 9:00 5 times gives it a new time and "
@@ -371,7 +378,10 @@ class Schedules:
                 f"a new time, or /runnow {schedule_id} sends it now."
             )
         updated = await self._store.update_schedule(
-            schedule_id, state=ScheduleState.active, next_run_at=next_run_at
+            schedule_id,
+            state=ScheduleState.active,
+            next_run_at=next_run_at,
+            rule=rule if rule != schedule.rule else UNSET,
         )
         self._hooks.schedules_changed()
         # A schedule paused by a failure spike: the held rest of its run goes out too.

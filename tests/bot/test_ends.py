@@ -71,6 +71,12 @@ async def test_one_line_until_shows_the_end_on_the_card(harness: Harness) -> Non
     assert schedule.rule.ends_at is not None
 
 
+async def test_a_far_until_says_more_than_so_many_left_on_the_card(harness: Harness) -> None:
+    when = "every weekday at 9:00 until 31.12.2030"
+    reply = await harness.ask(f"/schedule {NUMBER} | {when} | Hi", "Saved")
+    assert "until Tue 31 Dec 2030 · more than 100 left" in reply.text
+
+
 async def test_one_line_with_an_impossible_end_says_what_to_type_and_saves_nothing(
     harness: Harness,
 ) -> None:

@@ -143,3 +143,46 @@ async def test_a_one_time_schedule_is_done_without_a_done_notice(
     await core.engine.tick()
     await eventually(lambda: len(sidecar.outbox) == 1, what="the send")
     assert notifier.done == []
+
+
+async def seed_ended(database_url: str, *, hours_ago: int) -> int:
+    """A `2 times` schedule whose last occurrence went out `hours_ago` hours before START and
+    that a process moved to `done`, then died before telling its owner."""
+    rule = parse_when(
+        "every 1 hour 2 times", tz="UTC", now=START - timedelta(hours=hours_ago + 1, minutes=1)
+    )
+    store = await SQLiteStore.open(database_url)
+    try:
+        schedule = await store.add_schedule(
+            owner_id=7,
+            recipients=TO,
+            rule=rule,
+            next_run_at=None,
+            text="ended",
+            state=ScheduleState.done,
+        )
+        for hours in (hours_ago + 1, hours_ago):
+            run = await store.insert_run(
+                schedule_id=schedule.id,
+                owner_id=7,
+                scheduled_for=START - timedelta(hours=hours, minutes=1),
+                trigger=RunTrigger.schedule,
+            )
+            await store.mark_run_fanned_out(run.id)
+        return schedule.id
+    finally:
+        await store.close()
+
+
+async def test_an_end_untold_by_a_process_that_died_is_told_once_by_the_next_to_start(
+    start_core: CoreFactory, database_url: str, clock: FakeClock, notifier: RecordingNotifier
+) -> None:
+    recent = await seed_ended(database_url, hours_ago=1)
+    await seed_ended(database_url, hours_ago=48)  # ended long ago: told then, or never
+    one, two = await asyncio.gather(start_core(worker="one"), start_core(worker="two"))
+    assert [(s.id, n) for s, n in notifier.done] == [(recent, 2)]
+    # Restarted, and ticking: nobody is told again.
+    three = await start_core(worker="three")
+    await clock.advance(3600)
+    await asyncio.gather(one.engine.tick(), two.engine.tick(), three.engine.tick())
+    assert len(notifier.done) == 1

@@ -1,5 +1,5 @@
-"""Schedules that end, at the service: moved to another zone with their end, resumed after
-it with a message that says it ended."""
+"""Schedules that end, at the service: moved to another zone with their end, resumed with
+what a count had left, resumed after a date's end with a message that says it ended."""
 
 from __future__ import annotations
 
@@ -37,15 +37,38 @@ async def test_moving_a_schedule_keeps_its_last_day_and_its_count(service: Servi
     assert {f"{f.astimezone(york):%H:%M}" for f in fires} == {"09:00"}
 
 
+async def test_resuming_a_paused_count_sends_what_was_left_and_a_date_keeps_its_day(
+    service: Services, clock: FakeClock
+) -> None:
+    times = await service.schedules.create_schedule(
+        OWNER, recipients="+12025550143", when="every day at 9:00 5 times", text="hi"
+    )
+    until = await service.schedules.create_schedule(
+        OWNER, recipients="+12025550143", when="every day at 9:00 until 31.12.2026", text="hi"
+    )
+    for schedule in (times, until):
+        await service.schedules.pause(OWNER, schedule.id)
+    await clock.advance(timedelta(days=2).total_seconds())  # two of its days pass paused
+    resumed = await service.schedules.resume(OWNER, times.id)
+    assert resumed.next_run_at is not None and resumed.next_run_at > clock.now()
+    fires = next_fire_times(resumed.rule, after=resumed.next_run_at, count=10)
+    assert len(fires) == 4  # the next one and four more: still the 5 it had left
+    assert resumed.rule.times == 5
+    stored = await service.schedules.get_schedule(OWNER, times.id)
+    assert stored.rule == resumed.rule
+    kept = await service.schedules.resume(OWNER, until.id)
+    assert kept.rule == until.rule  # `until 31.12.2026` still ends that day
+
+
 async def test_resuming_after_the_end_says_it_ended_and_changes_nothing(
     service: Services, clock: FakeClock
 ) -> None:
     schedule = await service.schedules.create_schedule(
-        OWNER, recipients="+12025550143", when="every day at 9:00 twice", text="hi"
+        OWNER, recipients="+12025550143", when="every day at 9:00 until 30.11.2026", text="hi"
     )
     await service.schedules.pause(OWNER, schedule.id)
     await clock.advance(timedelta(days=3).total_seconds())
-    with pytest.raises(InvalidState, match=f"#{schedule.id} has ended .*2 times"):
+    with pytest.raises(InvalidState, match=f"#{schedule.id} has ended .*until"):
         await service.schedules.resume(OWNER, schedule.id)
     after = await service.schedules.get_schedule(OWNER, schedule.id)
     assert after.state.value == "paused"

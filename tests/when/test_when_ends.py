@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from core.domain.errors import InvalidWhen
 from core.domain.models import Rule
 from core.domain.when import (
+    MOST_LEFT_COUNTED,
     describe,
     end_words,
     next_fire_time,
@@ -163,6 +164,16 @@ def test_a_for_end_reads_the_same_whatever_fraction_of_a_second_it_is() -> None:
     rule = parse("every 10 minutes for 1 hour", now=now)
     assert len(fires(rule, now)) == 6
     assert end_words(rule) == "ends before Mon 7 Dec 2026 22:10"
+
+
+def test_an_until_rule_counts_what_is_left_up_to_a_cap_and_a_count_exactly() -> None:
+    near = parse("every day at 9:00 until 31.12.2026")
+    assert occurrences_left(near, fires(near)[0]) == 24  # 8 to 31 Dec: exact below the cap
+    far = parse("every weekday at 9:00 until 31.12.2030")
+    assert len(fires(far)) > 1000
+    assert occurrences_left(far, fires(far)[0]) == MOST_LEFT_COUNTED + 1  # "more than 100"
+    many = parse("every day at 9:00 1000 times")
+    assert occurrences_left(many, fires(many)[0]) == 1000
 
 
 def test_a_rule_without_an_end_is_unchanged() -> None:

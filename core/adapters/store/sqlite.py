@@ -188,16 +188,12 @@ CREATE INDEX IF NOT EXISTS deliveries_unacked ON deliveries (status, sent_at);
 CREATE INDEX IF NOT EXISTS deliveries_owner_sent ON deliveries (owner_id, sent_at);
 CREATE INDEX IF NOT EXISTS deliveries_owner_failed ON deliveries (owner_id, failed_at);
 
-
-
 CREATE TABLE IF NOT EXISTS number_checks (
     number TEXT PRIMARY KEY,
     on_whatsapp INTEGER NOT NULL,
     whatsapp_id TEXT,
     checked_at TEXT NOT NULL
 );
-
-
 
 -- The question asked before an occurrence of an ask-first schedule (`core.delivery.asker`).
 CREATE TABLE IF NOT EXISTS asks (
