@@ -35,6 +35,7 @@ from core.delivery.spikes import SpikeGuard, SpikeRule
 from core.delivery.warmup import WarmUp
 from core.domain.clock import Clock, SystemClock
 from core.domain.errors import ConfigError, StoreNotWritable
+from core.domain.models import Schedule
 from core.domain.session import SessionFailure
 from core.services import Services
 
@@ -76,6 +77,9 @@ class CoreHooks:
 
     def deliveries_queued(self) -> None:
         self._sender.deliveries_queued()
+
+    async def schedule_ended(self, schedule: Schedule) -> None:
+        await self._engine.schedule_ended(schedule)
 
 
 class HeardEvents:

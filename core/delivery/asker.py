@@ -19,6 +19,7 @@ import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import NamedTuple
 
 from core.adapters.store import Store
 from core.delivery import runs
@@ -29,7 +30,6 @@ from core.domain.errors import DuplicateRun, ScheduleMoved
 from core.domain.models import (
     Ask,
     AskChoice,
-    Delivery,
     NoAnswer,
     Record,
     Run,
@@ -105,24 +105,33 @@ async def question(store: Store, schedule: Schedule, ask: Ask) -> Question:
     )
 
 
-async def act(store: Store, clock: Clock, schedule: Schedule, ask: Ask) -> int | None:
-    """Do what `ask.choice` says, once (safe to repeat after a crash); return the id of the
-    run it stored, if it stored one now."""
+class Acted(NamedTuple):
+    """What `act` did: the id of the run it stored now, if any, and the schedule as it
+    ended when moving past the occurrence ended a recurring schedule (its owner is told
+    by the caller, `Notifier.schedule_done`)."""
+
+    run_id: int | None = None
+    ended: Schedule | None = None
+
+
+async def act(store: Store, clock: Clock, schedule: Schedule, ask: Ask) -> Acted:
+    """Do what `ask.choice` says, once (safe to repeat after a crash)."""
     choice = ask.choice
-    taken: tuple[Run, list[Delivery]] | None = None
+    taken: runs.Taken | None = None
+    ended: Schedule | None = None
     try:
         if choice in (AskChoice.skip, AskChoice.no_answer_skipped):
             taken = await runs.skip_occurrence(store, clock, schedule, ask.occurrence)
         elif choice is AskChoice.send_now:
             taken = await runs.take_occurrence(store, clock, schedule, ask.occurrence)
         elif choice is AskChoice.snooze:
-            await runs.advance_past(store, clock, schedule, ask.occurrence)
+            ended = await runs.advance_past(store, clock, schedule, ask.occurrence)
     except ScheduleMoved:
         logger.info("ask %s: schedule %s moved before the answer", ask.id, schedule.id)
     if taken is None:
-        return None
-    await store.set_ask_run(ask.id, taken[0].id)
-    return taken[0].id
+        return Acted(None, ended)
+    await store.set_ask_run(ask.id, taken.run.id)
+    return Acted(taken.run.id, taken.ended)
 
 
 async def at_due_time(

@@ -178,6 +178,11 @@ class Engine:
     def deliveries_queued(self) -> None:
         self.on_deliveries()
 
+    async def schedule_ended(self, schedule: Schedule) -> None:
+        """A service's compare-and-set ended a recurring schedule (Skip next, an answer to
+        a question): its owner is told, once, as when a pass ends one."""
+        await self._tell(self._schedule_done(schedule))
+
     def scheduler_state(self) -> str:
         """For the service's status: `running`, `running, nothing scheduled` or `stopped`
         (the next run itself is shown by the caller, in the owner's time zone)."""
@@ -441,7 +446,9 @@ class Engine:
             # The owner was asked before this occurrence: their answer, or the policy.
             ask = await asker.at_due_time(self.store, self.clock, schedule, due_at)
             if ask is not None and asker.verdict(ask) is not asker.Verdict.fire:
-                await asker.act(self.store, self.clock, schedule, ask)
+                acted = await asker.act(self.store, self.clock, schedule, ask)
+                if acted.ended is not None:
+                    self._finished.append(acted.ended)
                 if ask.choice is AskChoice.no_answer_skipped:
                     self._unanswered.append((schedule, ask))
                 return False

@@ -98,11 +98,13 @@ class Asks:
             again = await self._store.get_ask(ask.id)
             return Answer(schedule=schedule, ask=again or ask, fresh=False)
         logger.info("ask %s of schedule %s: %s", chosen.id, schedule.id, choice.value)
-        run_id = await act(self._store, self.clock, schedule, chosen)
+        acted = await act(self._store, self.clock, schedule, chosen)
         self._hooks.schedules_changed()
-        if run_id is not None:
+        if acted.ended is not None:
+            await self._hooks.schedule_ended(acted.ended)
+        if acted.run_id is not None:
             self._hooks.deliveries_queued()
-            chosen = chosen.model_copy(update={"run_id": run_id})
+            chosen = chosen.model_copy(update={"run_id": acted.run_id})
         return Answer(schedule=schedule, ask=chosen, fresh=True)
 
     async def get(self, user_id: int, ask_id: int) -> tuple[Ask, Schedule]:

@@ -416,8 +416,10 @@ class Schedules:
         if done is None:
             raise await self._gone(schedule, due)
         self._hooks.schedules_changed()
+        if done.ended is not None:
+            await self._hooks.schedule_ended(done.ended)
         updated = await self.get_schedule(owner_id, schedule_id)
-        return Skipped(schedule=updated, occurrence=due, run_id=done[0].id)
+        return Skipped(schedule=updated, occurrence=due, run_id=done.run.id)
 
     async def _gone(self, schedule: Schedule, occurrence: datetime) -> InvalidState:
         """Why the occurrence at `occurrence` can no longer be skipped."""

@@ -273,3 +273,40 @@ async def test_a_snoozed_occurrence_of_a_schedule_paused_since_is_not_sent(world
     assert world.sidecar.requests == 0
     ask = await world.core.store.find_ask(1, SUNDAY_9)
     assert ask is not None and ask.run_id == 0
+
+
+def done_notices(world: World) -> list[ChatMessage]:
+    return [m for m in world.telegram.bot_messages(ADMIN) if "is done" in m.text]
+
+
+async def test_send_now_on_the_last_occurrence_says_the_schedule_is_done_once(
+    world: World,
+) -> None:
+    saved = await world.say(f"/schedule {ANNA}, {BEN} | every day at 9:00 1 times | Hi! | ask")
+    assert "#1" in saved.text
+    question = await asked(world)
+    await world.press(question, question.button("Send now")["callback_data"])
+    await world.sent_to_each(1)
+    done = await world.telegram.wait_for(lambda: next(iter(done_notices(world)), None), within=5)
+    assert "Schedule #1 is done" in done.text and "1 occurrence went out" in done.text
+    await due(world, 30)
+    assert len(done_notices(world)) == 1
+    schedule = await world.core.services.schedules.get_schedule(ADMIN, 1)
+    assert schedule.state.value == "done"
+    assert world.sidecar.requests == 2
+
+
+async def test_no_answer_skipping_the_last_occurrence_says_the_schedule_is_done_once(
+    world: World,
+) -> None:
+    await world.say(
+        f"/schedule {ANNA} | every day at 9:00 1 times | Hi! | ask, skip if no answer", "#1"
+    )
+    await asked(world)
+    await due(world, 2)
+    await world.telegram.reply(ADMIN, "nobody answered", within=5)
+    done = await world.telegram.wait_for(lambda: next(iter(done_notices(world)), None), within=5)
+    assert "0 occurrences went out" in done.text
+    await due(world, 30)
+    assert len(done_notices(world)) == 1
+    assert world.sidecar.requests == 0
