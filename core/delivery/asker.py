@@ -25,6 +25,7 @@ from core.adapters.store import Store
 from core.delivery import runs
 from core.delivery._loop import Loop
 from core.delivery.notifier import Notifier
+from core.delivery.numbers import NumberGuard
 from core.domain.clock import Clock
 from core.domain.errors import DuplicateRun, ScheduleMoved
 from core.domain.models import (
@@ -114,8 +115,11 @@ class Acted(NamedTuple):
     ended: Schedule | None = None
 
 
-async def act(store: Store, clock: Clock, schedule: Schedule, ask: Ask) -> Acted:
-    """Do what `ask.choice` says, once (safe to repeat after a crash)."""
+async def act(
+    store: Store, clock: Clock, schedule: Schedule, ask: Ask, guard: NumberGuard | None = None
+) -> Acted:
+    """Do what `ask.choice` says, once (safe to repeat after a crash); `guard` checks the
+    numbers of a run Send now stores, as the engine's runs are checked."""
     choice = ask.choice
     taken: runs.Taken | None = None
     ended: Schedule | None = None
@@ -123,7 +127,7 @@ async def act(store: Store, clock: Clock, schedule: Schedule, ask: Ask) -> Acted
         if choice in (AskChoice.skip, AskChoice.no_answer_skipped):
             taken = await runs.skip_occurrence(store, clock, schedule, ask.occurrence)
         elif choice is AskChoice.send_now:
-            taken = await runs.take_occurrence(store, clock, schedule, ask.occurrence)
+            taken = await runs.take_occurrence(store, clock, schedule, ask.occurrence, guard=guard)
         elif choice is AskChoice.snooze:
             ended = await runs.advance_past(store, clock, schedule, ask.occurrence)
     except ScheduleMoved:
@@ -174,10 +178,13 @@ class Asker(Loop):
         *,
         lead_s: int,
         on_deliveries: Callable[[], None] = lambda: None,
+        numbers: NumberGuard | None = None,
     ) -> None:
         super().__init__(clock, logger)
         self.store = store
         self.notifier = notifier
+        # Checks a snoozed run's numbers with WhatsApp as it fans out, as the engine does.
+        self.numbers = numbers
         self.lead_s = lead_s
         self.on_deliveries = on_deliveries
         self.passes = 0
@@ -263,13 +270,14 @@ class Asker(Loop):
                 scheduled_for=ask.occurrence,
                 trigger=RunTrigger.schedule,
                 late_by_s=max(0.0, late),
+                guard=self.numbers,
             )
         except DuplicateRun:
             existing = await self.store.find_run(schedule.id, ask.occurrence)
             if existing is None:
                 return
             if not existing.fanned_out:
-                await runs.complete_run(self.store, self.clock, existing)
+                await runs.complete_run(self.store, self.clock, existing, self.numbers)
             run = existing
         await self.store.set_ask_run(ask.id, run.id)
         logger.info("asker: snoozed occurrence of schedule %s sent as run %s", schedule.id, run.id)

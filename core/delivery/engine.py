@@ -446,7 +446,7 @@ class Engine:
             # The owner was asked before this occurrence: their answer, or the policy.
             ask = await asker.at_due_time(self.store, self.clock, schedule, due_at)
             if ask is not None and asker.verdict(ask) is not asker.Verdict.fire:
-                acted = await asker.act(self.store, self.clock, schedule, ask)
+                acted = await asker.act(self.store, self.clock, schedule, ask, self.numbers)
                 if acted.ended is not None:
                     self._finished.append(acted.ended)
                 if ask.choice is AskChoice.no_answer_skipped:

@@ -246,10 +246,12 @@ async def take_occurrence(
     occurrence: datetime,
     *,
     outcome: str | None = None,
+    guard: NumberGuard | None = None,
 ) -> Taken | None:
     """Run the due occurrence `occurrence` now, ahead of the engine (Send now), or with
     `outcome=SKIPPED` record it as skipped; then move the schedule on by compare-and-set.
-    None when the occurrence has its run already; `ScheduleMoved` when it is no longer due."""
+    None when the occurrence has its run already; `ScheduleMoved` when it is no longer due.
+    With `guard`, numbers without WhatsApp fail at once, as in the engine's runs."""
     try:
         run = await store.insert_run(
             schedule_id=schedule.id,
@@ -261,7 +263,7 @@ async def take_occurrence(
         )
     except DuplicateRun:
         return None
-    deliveries = await _fan_out(store, clock, schedule, run, None)
+    deliveries = await _fan_out(store, clock, schedule, run, guard)
     ended = await advance_past(store, clock, schedule, occurrence)
     logger.info(
         "schedule %s: occurrence %s %s",

@@ -10,6 +10,7 @@ from datetime import timedelta
 
 from core.adapters.store import Store
 from core.delivery.asker import SNOOZES, act, snoozes
+from core.delivery.numbers import NumberGuard
 from core.domain import when as when_lang
 from core.domain.clock import Clock
 from core.domain.errors import InvalidInput, InvalidState, NotFound
@@ -65,10 +66,13 @@ class Asks:
         hooks: EngineHooks,
         *,
         lead_s: int,
+        numbers: NumberGuard | None = None,
     ) -> None:
         self._store, self.clock, self._schedules = store, clock, schedules
         self._hooks = hooks
         self.lead_s = lead_s
+        # Checks the numbers of a run Send now stores, as the engine's runs are checked.
+        self._numbers = numbers
 
     async def answer(
         self, user_id: int, ask_id: int, choice: AskChoice, snooze: str | None = None
@@ -98,7 +102,7 @@ class Asks:
             again = await self._store.get_ask(ask.id)
             return Answer(schedule=schedule, ask=again or ask, fresh=False)
         logger.info("ask %s of schedule %s: %s", chosen.id, schedule.id, choice.value)
-        acted = await act(self._store, self.clock, schedule, chosen)
+        acted = await act(self._store, self.clock, schedule, chosen, self._numbers)
         self._hooks.schedules_changed()
         if acted.ended is not None:
             await self._hooks.schedule_ended(acted.ended)

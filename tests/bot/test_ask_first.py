@@ -310,3 +310,47 @@ async def test_no_answer_skipping_the_last_occurrence_says_the_schedule_is_done_
     await due(world, 30)
     assert len(done_notices(world)) == 1
     assert world.sidecar.requests == 0
+
+
+async def numbers_saved_unlinked(world: World) -> None:
+    """The schedule is saved while WhatsApp is unlinked (its numbers unchecked), BEN has no
+    WhatsApp account, and WhatsApp is linked again before the question."""
+    world.sidecar.not_on_whatsapp = {BEN}
+    await world.sidecar.set_state("SCAN_QR_CODE")
+    saved = await world.say(f"/schedule {ANNA}, {BEN} | every day at 9:00 | Hi! | ask", "#1")
+    assert "checked before the first send" in saved.text
+    await world.sidecar.set_state("WORKING")
+
+
+async def checked_before_sending(world: World) -> None:
+    """ANNA's message goes out; BEN's fails `not_on_whatsapp` with no send request for it."""
+    await eventually(lambda: len(world.sidecar.outbox) >= 1, what="ANNA's send accepted")
+
+    async def failed() -> bool:
+        found = await world.core.store.list_deliveries(DeliveryFilter(schedule_id=1))
+        return any(d.error_code == "not_on_whatsapp" for d in found)
+
+    await eventually(failed, what="BEN's delivery failed")
+    deliveries = await world.core.store.list_deliveries(DeliveryFilter(schedule_id=1))
+    by_number = {d.recipient: d for d in deliveries}
+    assert by_number[BEN].status is DeliveryStatus.failed
+    assert by_number[BEN].error_code == "not_on_whatsapp"
+    assert by_number[ANNA].status is not DeliveryStatus.failed
+    await world.notifier.outbox.drained()
+    assert [r.to for r in world.sidecar.outbox] == [ANNA]
+    assert world.sidecar.requests == 1
+
+
+async def test_send_now_checks_the_numbers_with_whatsapp_first(world: World) -> None:
+    await numbers_saved_unlinked(world)
+    question = await asked(world)
+    await world.press(question, question.button("Send now")["callback_data"])
+    await checked_before_sending(world)
+
+
+async def test_a_snoozed_run_checks_the_numbers_with_whatsapp_first(world: World) -> None:
+    await numbers_saved_unlinked(world)
+    question = await asked(world)
+    await world.press(question, question.button("Snooze 15 min")["callback_data"])
+    await due(world, 15)
+    await checked_before_sending(world)
