@@ -15,6 +15,7 @@ schedule's policy (`on_no_answer`) is recorded as the choice and followed.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -190,6 +191,9 @@ class Asker(Loop):
         self.passes = 0
         # Asks this process stored: told at once, never left to the grace.
         self._mine: set[int] = set()
+        # Asks handed to the notifier that the owner does not have yet (Telegram down): not
+        # told again, as the grace's re-tell is for a question a crash lost.
+        self._telling: set[int] = set()
 
     @property
     def enabled(self) -> bool:
@@ -213,7 +217,7 @@ class Asker(Loop):
         now = self.clock.now()
         wake = now + timedelta(seconds=IDLE_S)
         for ask in await self.store.open_asks():
-            if not ask.told:
+            if not ask.told and ask.id not in self._telling:
                 older = ask.asked_at <= now - timedelta(seconds=TELL_GRACE_S)
                 if ask.id in self._mine or older:
                     await self._tell(ask)
@@ -246,9 +250,24 @@ class Asker(Loop):
         if schedule is None:
             await self.store.mark_ask_told(ask.id)
             return
-        await self.notifier.ask_before_run(await question(self.store, schedule, ask))
-        await self.store.mark_ask_told(ask.id)
-        self._mine.discard(ask.id)
+        self._telling.add(ask.id)
+        try:
+            told = functools.partial(self._told, ask.id)
+            await self.notifier.ask_before_run(await question(self.store, schedule, ask), told)
+        except BaseException:
+            self._telling.discard(ask.id)
+            raise
+
+    async def _told(self, ask_id: int) -> None:
+        """The owner has the question (Telegram accepted it): it is not told again."""
+        try:
+            await self.store.mark_ask_told(ask_id)
+        except Exception:
+            # Still held as being told, so this process does not ask twice.
+            logger.warning("asker: ask %s was told but could not be marked so", ask_id)
+            return
+        self._telling.discard(ask_id)
+        self._mine.discard(ask_id)
 
     async def _send_snoozed(self, ask: Ask) -> None:
         """The snoozed occurrence's time came: its run, once (unique per occurrence)."""

@@ -8,18 +8,35 @@ import csv
 import io
 from datetime import timedelta
 
-from core.domain.models import AskChoice, DeliveryFilter, DeliveryStatus
+from aiogram import Bot
+from aiogram.utils.backoff import BackoffConfig
+
+from bot.notifier import TelegramNotifier
+from core.adapters.store import Store
+from core.delivery.asker import TELL_GRACE_S, Asker
+from core.domain.clock import FakeClock
+from core.domain.models import (
+    AskChoice,
+    DeliveryFilter,
+    DeliveryStatus,
+    Recipient,
+    RecipientKind,
+    Rule,
+    RuleKind,
+)
 from core.domain.when import format_local
 from tests.bot.conftest import ADMIN, OTHER_ADMIN, START
 from tests.bot.core_world import ANNA, BEN, World, world
 from tests.engine.conftest import eventually
-from tests.fakes.telegram import ChatMessage
+from tests.fakes.telegram import ChatMessage, FakeTelegram
 
 __all__ = ["world"]  # the fixture these tests use
 
 SUNDAY_9 = START.replace(hour=9) + timedelta(days=1)  # the first occurrence
 MONDAY_9 = SUNDAY_9 + timedelta(days=1)
 ASKED = "Send it?"
+# The outbox's retries while Telegram is down, fast for the tests.
+FAST = BackoffConfig(min_delay=0.02, max_delay=0.1, factor=1.5, jitter=0)
 
 
 async def ask_first(world: World, option: str = "ask") -> None:
@@ -354,3 +371,48 @@ async def test_a_snoozed_run_checks_the_numbers_with_whatsapp_first(world: World
     await world.press(question, question.button("Snooze 15 min")["callback_data"])
     await due(world, 15)
     await checked_before_sending(world)
+
+
+async def test_a_question_is_told_when_telegram_takes_it_even_across_a_crash(
+    telegram: FakeTelegram, app_bot: Bot, store: Store, clock: FakeClock
+) -> None:
+    due = clock.now() + timedelta(minutes=10)
+    schedule = await store.add_schedule(
+        owner_id=ADMIN,
+        recipients=[Recipient(kind=RecipientKind.phone, address=ANNA)],
+        rule=Rule(kind=RuleKind.once, timezone="UTC", at=due),
+        next_run_at=due,
+        text="Hi!",
+    )
+    await store.set_ask_first(schedule.id, ask_first=True, ask_lead_s=900)
+    telegram.fail_every(502, method="sendMessage")  # Telegram is down
+
+    # A process asks; the question waits in its outbox for Telegram; the process crashes.
+    first = TelegramNotifier(app_bot, admin_ids={ADMIN}, pace_s=0)
+    first.outbox.backoff = FAST
+    async with first.outbox.running(drain_s=0):
+        await Asker(store, clock, first, lead_s=900).pass_once()
+        await eventually(lambda: telegram.calls_of("sendMessage"), what="a try to ask")
+    [ask] = await store.open_asks()
+    assert not ask.told  # only queued: not told
+
+    # Started again, after the grace: it tells the question once, though Telegram still
+    # refuses it for a while (the next passes do not queue it again).
+    second = TelegramNotifier(app_bot, admin_ids={ADMIN}, pace_s=0)
+    second.outbox.backoff = FAST
+    async with second.outbox.running():
+        asker = Asker(store, clock, second, lead_s=900)
+        await clock.advance(TELL_GRACE_S + 1)
+        for _ in range(3):
+            await asker.pass_once()
+            await clock.advance(TELL_GRACE_S + 1)
+        assert len(tuple(second.outbox.pending(ADMIN))) == 1
+        again = await store.get_ask(ask.id)
+        assert again is not None and not again.told
+        telegram.answer_again()
+        await second.outbox.drained()
+        told = await store.get_ask(ask.id)
+        assert told is not None and told.told
+        await asker.pass_once()
+        await second.outbox.drained()
+    assert len([m for m in telegram.bot_messages(ADMIN) if ASKED in m.text]) == 1
