@@ -143,9 +143,23 @@ async def at_due_time(
     store: Store, clock: Clock, schedule: Schedule, due_at: datetime
 ) -> Ask | None:
     """The ask of the occurrence due now, its choice made: the owner's, or the schedule's
-    policy recorded as nobody's; None when it was never asked (it fires as usual)."""
+    policy recorded as nobody's. An occurrence never asked about (core down through the time
+    to ask, the asker failing) gets its ask now, told already (a question after the due time
+    helps nobody), and the policy, as for a question nobody answered."""
     ask = await store.find_ask(schedule.id, due_at)
-    if ask is None or ask.choice is not None:
+    if ask is None:
+        asked = await store.insert_ask(schedule, due_at, now=clock.now())
+        if asked is not None:
+            logger.warning(
+                "schedule %s was never asked about its run due %s: its policy decides",
+                schedule.id,
+                due_at.isoformat(),
+            )
+            await store.mark_ask_told(asked.id)
+        ask = asked or await store.find_ask(schedule.id, due_at)
+        if ask is None:
+            return None
+    if ask.choice is not None:
         return ask
     policy = (
         AskChoice.no_answer_skipped

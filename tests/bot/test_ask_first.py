@@ -416,3 +416,21 @@ async def test_a_question_is_told_when_telegram_takes_it_even_across_a_crash(
         await asker.pass_once()
         await second.outbox.drained()
     assert len([m for m in telegram.bot_messages(ADMIN) if ASKED in m.text]) == 1
+
+
+async def test_an_occurrence_never_asked_about_follows_the_policy_and_says_so(
+    world: World,
+) -> None:
+    await world.core.asker.stop()  # the asker fails through the time to ask
+    await ask_first(world, "ask, skip if no answer")
+    await due(world, 2)
+    told = await world.telegram.reply(ADMIN, "nobody answered", within=5)
+    assert told.text.startswith("⏭ #1 was skipped")
+    assert questions(world) == []
+    assert world.sidecar.requests == 0
+    ask = await world.core.store.find_ask(1, SUNDAY_9)
+    assert ask is not None and ask.choice is AskChoice.no_answer_skipped and ask.told
+    deliveries = await world.core.store.list_deliveries(DeliveryFilter(schedule_id=1))
+    assert [d.status for d in deliveries] == [DeliveryStatus.skipped] * 2
+    schedule = await world.core.services.schedules.get_schedule(ADMIN, 1)
+    assert schedule.next_run_at == MONDAY_9
