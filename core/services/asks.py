@@ -82,6 +82,11 @@ class Asks:
             raise InvalidInput("Choose Send now, Send at the time, Snooze or Skip this one.")
         ask, schedule = await self.get(user_id, ask_id)
         now = self.clock.now()
+        if ask.choice is None:
+            # Taken without this question (Skip next on the schedule's card): say so.
+            handled = await self._schedules.handled(schedule, ask.occurrence)
+            if handled is not None:
+                raise InvalidState(f"Nothing to answer: {handled}. /list shows what comes next.")
         if ask.choice is not None or now >= ask.occurrence:
             return Answer(schedule=schedule, ask=ask, fresh=False)
         if schedule.state is not ScheduleState.active or schedule.next_run_at != ask.occurrence:

@@ -423,15 +423,22 @@ class Schedules:
 
     async def _gone(self, schedule: Schedule, occurrence: datetime) -> InvalidState:
         """Why the occurrence at `occurrence` can no longer be skipped."""
-        local = when_lang.format_local(occurrence, schedule.rule.timezone)
-        run = await self._run_of(schedule.id, occurrence)
-        if run is not None and run.outcome == SKIPPED:
-            what = f"{local} was skipped already"
-        elif run is not None:
-            what = f"{local} has gone out already"
-        else:
+        what = await self.handled(schedule, occurrence)
+        if what is None:
+            local = when_lang.format_local(occurrence, schedule.rule.timezone)
             what = f"{local} is no longer the next time of #{schedule.id} (it was changed)"
         return InvalidState(f"Nothing skipped: {what}. /list shows what comes next.")
+
+    async def handled(self, schedule: Schedule, occurrence: datetime) -> str | None:
+        """What became of the occurrence at `occurrence` when it has its run ("9:00 was
+        skipped already", "9:00 has gone out already"); None when it has none."""
+        run = await self._run_of(schedule.id, occurrence)
+        if run is None:
+            return None
+        local = when_lang.format_local(occurrence, schedule.rule.timezone)
+        if run.outcome == SKIPPED:
+            return f"{local} was skipped already"
+        return f"{local} has gone out already"
 
     async def _run_of(self, schedule_id: int, occurrence: datetime) -> Run | None:
         """The run of the occurrence at `occurrence`, which a button carries to the whole

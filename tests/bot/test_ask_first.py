@@ -434,3 +434,24 @@ async def test_an_occurrence_never_asked_about_follows_the_policy_and_says_so(
     assert [d.status for d in deliveries] == [DeliveryStatus.skipped] * 2
     schedule = await world.core.services.schedules.get_schedule(ADMIN, 1)
     assert schedule.next_run_at == MONDAY_9
+
+
+async def test_a_question_after_skip_next_on_its_occurrence_says_it_was_skipped(
+    world: World,
+) -> None:
+    await ask_first(world)
+    question = await asked(world)
+    await world.notifier.outbox.drained()
+    card = await world.say("/list", "next:")
+    skipped = await world.press(card, str(card.button("Skip next")["callback_data"]))
+    assert skipped.startswith("Skipped"), skipped
+    sunday = format_local(SUNDAY_9, "UTC")
+    said = f"Nothing to answer: {sunday} was skipped already. /list shows what comes next."
+    assert await world.press(question, question.button("Send now")["callback_data"]) == said
+    await due(world, 5)  # and after its due time
+    assert (
+        await world.press(question, question.button("Send at the time")["callback_data"]) == said
+    )
+    assert world.sidecar.requests == 0
+    [run] = await world.core.store.list_runs(schedule_id=1)
+    assert run.outcome == "skipped"
