@@ -208,6 +208,9 @@ class Asker(Loop):
         # Asks handed to the notifier that the owner does not have yet (Telegram down): not
         # told again, as the grace's re-tell is for a question a crash lost.
         self._telling: set[int] = set()
+        # Schedules whose ask or asking failed in the last pass (logged once until they
+        # work again).
+        self._failing_items: set[int] = set()
 
     @property
     def enabled(self) -> bool:
@@ -227,37 +230,74 @@ class Asker(Loop):
 
     async def pass_once(self) -> float:
         """Tell what is untold, send snoozed occurrences now due, ask what comes due; return
-        the seconds until the next thing to do."""
+        the seconds until the next thing to do. One ask or schedule that fails is logged
+        (once while it keeps failing) and tried again in RETRY_S; the others go on."""
         now = self.clock.now()
         wake = now + timedelta(seconds=IDLE_S)
+        retry = now + timedelta(seconds=RETRY_S)
+        failed: set[int] = set()  # schedules whose ask or asking failed in this pass
         for ask in await self.store.open_asks():
-            if not ask.told and ask.id not in self._telling:
-                older = ask.asked_at <= now - timedelta(seconds=TELL_GRACE_S)
-                if ask.id in self._mine or older:
-                    await self._tell(ask)
-                else:
-                    wake = min(wake, ask.asked_at + timedelta(seconds=TELL_GRACE_S))
-            if ask.choice is AskChoice.snooze and ask.run_id is None and ask.snoozed_until:
-                if ask.snoozed_until <= now:
-                    await self._send_snoozed(ask)
-                else:
-                    wake = min(wake, ask.snoozed_until)
+            try:
+                wake = min(wake, await self._open_ask(ask, now))
+            except Exception:
+                self._item_failed(ask.schedule_id, failed)
+                wake = min(wake, retry)
         for schedule in await self.store.list_schedules(states=[ScheduleState.active]):
-            due = schedule.next_run_at
-            if not schedule.ask_first or due is None or due <= now:
-                continue
-            ask_at = due - timedelta(seconds=lead_s(schedule, self.lead_s))
-            if ask_at > now:
-                wake = min(wake, ask_at)
-                continue
-            if await self.store.find_ask(schedule.id, due) is not None:
-                continue  # asked already (by this process or another)
-            asked = await self.store.insert_ask(schedule, due, now=now)
-            if asked is not None:
-                self._mine.add(asked.id)
-                logger.info("asker: asking about schedule %s due %s", schedule.id, due.isoformat())
-                await self._tell(asked, schedule)
+            try:
+                wake = min(wake, await self._ask_if_due(schedule, now))
+            except Exception:
+                self._item_failed(schedule.id, failed)
+                wake = min(wake, retry)
+        for schedule_id in self._failing_items - failed:
+            logger.info("asker: schedule %s works again", schedule_id)
+        self._failing_items = failed
         return max(0.0, (wake - self.clock.now()).total_seconds())
+
+    async def _open_ask(self, ask: Ask, now: datetime) -> datetime:
+        """Tell `ask` if it is untold, send its snoozed occurrence if due; return when to
+        look at it again (the far future when nothing is waiting)."""
+        wake = datetime.max.replace(tzinfo=now.tzinfo)
+        if not ask.told and ask.id not in self._telling:
+            older = ask.asked_at <= now - timedelta(seconds=TELL_GRACE_S)
+            if ask.id in self._mine or older:
+                await self._tell(ask)
+            else:
+                wake = min(wake, ask.asked_at + timedelta(seconds=TELL_GRACE_S))
+        if ask.choice is AskChoice.snooze and ask.run_id is None and ask.snoozed_until:
+            if ask.snoozed_until <= now:
+                await self._send_snoozed(ask)
+            else:
+                wake = min(wake, ask.snoozed_until)
+        return wake
+
+    async def _ask_if_due(self, schedule: Schedule, now: datetime) -> datetime:
+        """Ask about the schedule's next occurrence once its time to ask came; return when
+        that time comes (the far future when there is nothing to ask)."""
+        never = datetime.max.replace(tzinfo=now.tzinfo)
+        due = schedule.next_run_at
+        if not schedule.ask_first or due is None or due <= now:
+            return never
+        ask_at = due - timedelta(seconds=lead_s(schedule, self.lead_s))
+        if ask_at > now:
+            return ask_at
+        if await self.store.find_ask(schedule.id, due) is not None:
+            return never  # asked already (by this process or another)
+        asked = await self.store.insert_ask(schedule, due, now=now)
+        if asked is not None:
+            self._mine.add(asked.id)
+            logger.info("asker: asking about schedule %s due %s", schedule.id, due.isoformat())
+            await self._tell(asked, schedule)
+        return never
+
+    def _item_failed(self, schedule_id: int, failed: set[int]) -> None:
+        """Log a schedule whose ask or asking failed: with its traceback the first time,
+        then quietly until it works again. Call from the `except` block."""
+        text = "asker: schedule %s failed (its question or its ask); trying again in %.0f s"
+        if schedule_id in self._failing_items or schedule_id in failed:
+            logger.debug(text, schedule_id, RETRY_S)
+        else:
+            logger.exception(text, schedule_id, RETRY_S)
+        failed.add(schedule_id)
 
     async def _tell(self, ask: Ask, known: Schedule | None = None) -> None:
         schedule = known or await self.store.get_schedule(ask.schedule_id)

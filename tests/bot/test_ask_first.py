@@ -6,14 +6,17 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 from datetime import timedelta
 
+import pytest
 from aiogram import Bot
 from aiogram.utils.backoff import BackoffConfig
 
 from bot.notifier import TelegramNotifier
 from core.adapters.store import Store
-from core.delivery.asker import TELL_GRACE_S, Asker
+from core.delivery.asker import RETRY_S, TELL_GRACE_S, Asker, Question
+from core.delivery.notifier import Told
 from core.domain.clock import FakeClock
 from core.domain.models import (
     AskChoice,
@@ -27,7 +30,7 @@ from core.domain.models import (
 from core.domain.when import format_local
 from tests.bot.conftest import ADMIN, OTHER_ADMIN, START
 from tests.bot.core_world import ANNA, BEN, World, world
-from tests.engine.conftest import eventually
+from tests.engine.conftest import RecordingNotifier, eventually
 from tests.fakes.telegram import ChatMessage, FakeTelegram
 
 __all__ = ["world"]  # the fixture these tests use
@@ -455,3 +458,41 @@ async def test_a_question_after_skip_next_on_its_occurrence_says_it_was_skipped(
     assert world.sidecar.requests == 0
     [run] = await world.core.store.list_runs(schedule_id=1)
     assert run.outcome == "skipped"
+
+
+class FailingFor(RecordingNotifier):
+    """Records questions; asking about schedule `broken` fails (a bug in one question)."""
+
+    def __init__(self, broken: int) -> None:
+        super().__init__()
+        self.broken = broken
+
+    async def ask_before_run(self, question: Question, told: Told) -> None:
+        if question.schedule.id == self.broken:
+            raise RuntimeError("cannot ask")
+        await super().ask_before_run(question, told)
+
+
+async def test_one_schedule_failing_to_ask_does_not_stop_the_others(
+    store: Store, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    due = clock.now() + timedelta(minutes=10)
+    for owner in (ADMIN, OTHER_ADMIN):
+        schedule = await store.add_schedule(
+            owner_id=owner,
+            recipients=[Recipient(kind=RecipientKind.phone, address=ANNA)],
+            rule=Rule(kind=RuleKind.once, timezone="UTC", at=due),
+            next_run_at=due,
+            text="Hi!",
+        )
+        await store.set_ask_first(schedule.id, ask_first=True, ask_lead_s=900)
+    notifier = FailingFor(broken=1)
+    asker = Asker(store, clock, notifier, lead_s=900)
+    with caplog.at_level(logging.ERROR, logger="core.delivery.asker"):
+        for _ in range(3):
+            wait = await asker.pass_once()  # does not raise
+            assert wait <= RETRY_S
+    assert [q.schedule.id for q in notifier.questions] == [2]
+    told = {ask.schedule_id: ask.told for ask in await store.open_asks()}
+    assert told == {1: False}  # #2's question was told; #1's is tried again
+    assert len([r for r in caplog.records if "schedule 1 failed" in r.getMessage()]) == 1
