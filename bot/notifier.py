@@ -66,6 +66,8 @@ class Note(Item):
     markup: InlineKeyboardMarkup | None = None
     photo: bytes | None = None
     sent: Callable[[int], None] | None = None
+    # Awaited once Telegram accepted the message (a question's ask is then marked told).
+    accepted: Callable[[], Awaitable[None]] | None = None
 
     async def deliver(self, bot: Bot) -> None:
         if self.photo is not None:
@@ -81,6 +83,8 @@ class Note(Item):
             )
         if self.sent is not None:
             self.sent(message.message_id)
+        if self.accepted is not None:
+            await self.accepted()
 
 
 @dataclass(eq=False)
@@ -690,10 +694,12 @@ class TelegramNotifier:
 
     # --- ask me first ----------------------------------------------------------------------
 
-    async def ask_before_run(self, question: Question) -> None:
+    async def ask_before_run(
+        self, question: Question, told: Callable[[], Awaitable[None]]
+    ) -> None:
         text, markup = ui.ask_question(question)
         owner = question.schedule.owner_id
-        self.outbox.put(owner, Note(owner, text, markup=markup))
+        self.outbox.put(owner, Note(owner, text, markup=markup, accepted=told))
 
     async def ask_unanswered(self, schedule: Schedule, ask: Ask) -> None:
         self.outbox.put(

@@ -35,6 +35,7 @@ from core.delivery.spikes import SpikeGuard, SpikeRule
 from core.delivery.warmup import WarmUp
 from core.domain.clock import Clock, SystemClock
 from core.domain.errors import ConfigError, StoreNotWritable
+from core.domain.models import Schedule
 from core.domain.session import SessionFailure
 from core.services import Services
 
@@ -76,6 +77,9 @@ class CoreHooks:
 
     def deliveries_queued(self) -> None:
         self._sender.deliveries_queued()
+
+    async def schedule_ended(self, schedule: Schedule) -> None:
+        await self._engine.schedule_ended(schedule)
 
 
 class HeardEvents:
@@ -177,6 +181,8 @@ async def open_core(
                 store, clock, days=settings.WARMUP_DAYS, daily_cap=settings.SEND_DAILY_CAP
             ),
         )
+        # Each run's numbers are checked with WhatsApp as it fans out.
+        run_numbers = NumberGuard(store, clock, whatsapp, within_s=RUN_CHECK_WITHIN_S)
         engine = Engine(
             store,
             clock,
@@ -184,7 +190,7 @@ async def open_core(
             misfire_grace_s=settings.MISFIRE_GRACE_S,
             on_deliveries=sender.deliveries_queued,
             store_health=store_health,
-            numbers=NumberGuard(store, clock, whatsapp, within_s=RUN_CHECK_WITHIN_S),
+            numbers=run_numbers,
         )
         if sender.spikes is not None:
             sender.spikes.on_paused = engine.schedules_changed
@@ -208,6 +214,7 @@ async def open_core(
             notifier,
             lead_s=settings.ASK_LEAD_S,
             on_deliveries=sender.deliveries_queued,
+            numbers=run_numbers,
         )
         services = Services(
             store,

@@ -187,6 +187,11 @@ class Engine:
     def deliveries_queued(self) -> None:
         self.on_deliveries()
 
+    async def schedule_ended(self, schedule: Schedule) -> None:
+        """A service's compare-and-set ended a recurring schedule (Skip next, an answer to
+        a question): its owner is told, once, as when a pass ends one."""
+        await self._tell(self._schedule_done(schedule))
+
     def scheduler_state(self) -> str:
         """For the service's status: `running`, `running, nothing scheduled` or `stopped`
         (the next run itself is shown by the caller, in the owner's time zone)."""
@@ -449,9 +454,23 @@ class Engine:
         if schedule.ask_first:
             # The owner was asked before this occurrence: their answer, or the policy.
             ask = await asker.at_due_time(self.store, self.clock, schedule, due_at)
-            if ask is not None and asker.verdict(ask) is not asker.Verdict.fire:
-                await asker.act(self.store, self.clock, schedule, ask)
-                if ask.choice is AskChoice.no_answer_skipped:
+            verdict = asker.verdict(ask)
+            if ask is not None and verdict is not asker.Verdict.fire:
+                acted = await asker.act(self.store, self.clock, schedule, ask, self.numbers)
+                if acted.ended is not None:
+                    self._finished.append(acted.ended)
+                if verdict is asker.Verdict.skip and acted.run_id is None:
+                    # Skipped before (a crash cut that skip short of moving the schedule
+                    # on, or another process is at it): make sure next_run_at moves on.
+                    existing = await self.store.find_run(schedule.id, due_at)
+                    if existing is not None:
+                        if not existing.fanned_out:
+                            await self._complete(existing)
+                        if ask.run_id is None:
+                            await self.store.set_ask_run(ask.id, existing.id)
+                        await self._advance(schedule, due_at, after_now)
+                elif ask.choice is AskChoice.no_answer_skipped and acted.run_id is not None:
+                    # Told only by the pass whose skip stored the run.
                     self._unanswered.append((schedule, ask))
                 return False
         trigger = RunTrigger.schedule

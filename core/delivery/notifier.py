@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
@@ -15,6 +16,9 @@ if TYPE_CHECKING:
     from core.delivery.asker import Question
 
 logger = logging.getLogger(__name__)
+
+# Awaited once the owner has a question asked before a run (`Notifier.ask_before_run`).
+Told = Callable[[], Awaitable[None]]
 
 
 class Notifier(Protocol):
@@ -61,9 +65,10 @@ class Notifier(Protocol):
         """A run's failures spiked (`core.delivery.spikes`): the rest of the run is held and
         the schedule paused; tell the owner once, why, with Resume and Show failures."""
 
-    async def ask_before_run(self, question: Question) -> None:
+    async def ask_before_run(self, question: Question, told: Told) -> None:
         """Ask the owner about an occurrence of an ask-first schedule before it is due (the
-        answers go to `core.services.asks.Asks.answer`)."""
+        answers go to `core.services.asks.Asks.answer`); await `told()` once the owner has
+        the question (Telegram accepted it), not when it is only queued."""
 
     async def ask_unanswered(self, schedule: Schedule, ask: Ask) -> None:
         """Nobody answered by the due time: the schedule's policy (`ask.choice`) was
@@ -142,12 +147,13 @@ class LoggingNotifier:
             spike.held,
         )
 
-    async def ask_before_run(self, question: Question) -> None:
+    async def ask_before_run(self, question: Question, told: Told) -> None:
         logger.info(
             "schedule %s asks before its run due %s (answer in the bot)",
             question.schedule.id,
             question.ask.occurrence.isoformat(),
         )
+        await told()
 
     async def ask_unanswered(self, schedule: Schedule, ask: Ask) -> None:
         logger.info("schedule %s: nobody answered; %s", schedule.id, ask.choice)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
 
 from core.adapters.counters import observe_send_delay
 from core.adapters.store import Store
@@ -27,6 +28,7 @@ from core.domain.models import (
     NewDelivery,
     Recipient,
     RecipientKind,
+    RuleKind,
     Run,
     RunTrigger,
     Schedule,
@@ -41,6 +43,15 @@ logger = logging.getLogger(__name__)
 SKIPPED = "skipped"
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class Taken(NamedTuple):
+    """An occurrence taken ahead of the engine: its run and deliveries, and the schedule as
+    it ended when moving past the occurrence ended a recurring schedule (`advance_past`)."""
+
+    run: Run
+    deliveries: list[Delivery]
+    ended: Schedule | None = None
 
 
 def idempotency_key(run: Run, recipient: Recipient) -> str:
@@ -216,7 +227,7 @@ async def start_run(
 
 async def skip_occurrence(
     store: Store, clock: Clock, schedule: Schedule, occurrence: datetime
-) -> tuple[Run, list[Delivery]] | None:
+) -> Taken | None:
     """Record the occurrence `occurrence` of `schedule` (its `next_run_at`) as skipped, and
     move the schedule on to the one after it (a one-time schedule ends done).
 
@@ -235,10 +246,12 @@ async def take_occurrence(
     occurrence: datetime,
     *,
     outcome: str | None = None,
-) -> tuple[Run, list[Delivery]] | None:
+    guard: NumberGuard | None = None,
+) -> Taken | None:
     """Run the due occurrence `occurrence` now, ahead of the engine (Send now), or with
     `outcome=SKIPPED` record it as skipped; then move the schedule on by compare-and-set.
-    None when the occurrence has its run already; `ScheduleMoved` when it is no longer due."""
+    None when the occurrence has its run already; `ScheduleMoved` when it is no longer due.
+    With `guard`, numbers without WhatsApp fail at once, as in the engine's runs."""
     try:
         run = await store.insert_run(
             schedule_id=schedule.id,
@@ -250,29 +263,34 @@ async def take_occurrence(
         )
     except DuplicateRun:
         return None
-    deliveries = await _fan_out(store, clock, schedule, run, None)
-    await advance_past(store, clock, schedule, occurrence)
+    deliveries = await _fan_out(store, clock, schedule, run, guard)
+    ended = await advance_past(store, clock, schedule, occurrence)
     logger.info(
         "schedule %s: occurrence %s %s",
         schedule.id,
         occurrence.isoformat(),
         outcome or "taken ahead of its time",
     )
-    return run.model_copy(update={"fanned_out": True}), deliveries
+    return Taken(run.model_copy(update={"fanned_out": True}), deliveries, ended)
 
 
 async def advance_past(
     store: Store, clock: Clock, schedule: Schedule, occurrence: datetime
-) -> bool:
+) -> Schedule | None:
     """Move `next_run_at` from `occurrence` to the occurrence after it (after now, if later),
-    by compare-and-set; a schedule with none after ends done. False when it moved already."""
+    by compare-and-set; a schedule with none after ends done. Returns the schedule, ended,
+    when this compare-and-set ended a recurring one: its owner is to be told, once
+    (`Notifier.schedule_done`); None otherwise (moved on, moved already, or one-time)."""
     following = next_fire_time(schedule.rule, after=max(occurrence, clock.now()))
-    return await store.advance_schedule(
+    moved = await store.advance_schedule(
         schedule.id,
         expected_next_run_at=occurrence,
         next_run_at=following,
         state=ScheduleState.done if following is None else None,
     )
+    if not moved or following is not None or schedule.rule.kind is RuleKind.once:
+        return None
+    return schedule.model_copy(update={"state": ScheduleState.done, "next_run_at": None})
 
 
 async def complete_run(

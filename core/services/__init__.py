@@ -134,7 +134,7 @@ class Services:
         # When the sender may send next (`Sender.pacing`): cards say when sends wait for a cap.
         self.runs.pacing = pacing
         self.stats = Stats(store, clock, self.users)
-        self.asks = Asks(store, clock, self.schedules, hooks, lead_s=ask_lead_s)
+        self.asks = Asks(store, clock, self.schedules, hooks, lead_s=ask_lead_s, numbers=numbers)
 
     def by_name(self) -> dict[str, Any]:
         """Each service under its name, for the bot's handlers to ask for (aiogram's

@@ -10,6 +10,7 @@ from datetime import timedelta
 
 from core.adapters.store import Store
 from core.delivery.asker import SNOOZES, act, snoozes
+from core.delivery.numbers import NumberGuard
 from core.domain import when as when_lang
 from core.domain.clock import Clock
 from core.domain.errors import InvalidInput, InvalidState, NotFound
@@ -65,10 +66,13 @@ class Asks:
         hooks: EngineHooks,
         *,
         lead_s: int,
+        numbers: NumberGuard | None = None,
     ) -> None:
         self._store, self.clock, self._schedules = store, clock, schedules
         self._hooks = hooks
         self.lead_s = lead_s
+        # Checks the numbers of a run Send now stores, as the engine's runs are checked.
+        self._numbers = numbers
 
     async def answer(
         self, user_id: int, ask_id: int, choice: AskChoice, snooze: str | None = None
@@ -78,6 +82,11 @@ class Asks:
             raise InvalidInput("Choose Send now, Send at the time, Snooze or Skip this one.")
         ask, schedule = await self.get(user_id, ask_id)
         now = self.clock.now()
+        if ask.choice is None:
+            # Taken without this question (Skip next on the schedule's card): say so.
+            handled = await self._schedules.handled(schedule, ask.occurrence)
+            if handled is not None:
+                raise InvalidState(f"Nothing to answer: {handled}. /list shows what comes next.")
         if ask.choice is not None or now >= ask.occurrence:
             return Answer(schedule=schedule, ask=ask, fresh=False)
         if schedule.state is not ScheduleState.active or schedule.next_run_at != ask.occurrence:
@@ -98,11 +107,13 @@ class Asks:
             again = await self._store.get_ask(ask.id)
             return Answer(schedule=schedule, ask=again or ask, fresh=False)
         logger.info("ask %s of schedule %s: %s", chosen.id, schedule.id, choice.value)
-        run_id = await act(self._store, self.clock, schedule, chosen)
+        acted = await act(self._store, self.clock, schedule, chosen, self._numbers)
         self._hooks.schedules_changed()
-        if run_id is not None:
+        if acted.ended is not None:
+            await self._hooks.schedule_ended(acted.ended)
+        if acted.run_id is not None:
             self._hooks.deliveries_queued()
-            chosen = chosen.model_copy(update={"run_id": run_id})
+            chosen = chosen.model_copy(update={"run_id": acted.run_id})
         return Answer(schedule=schedule, ask=chosen, fresh=True)
 
     async def get(self, user_id: int, ask_id: int) -> tuple[Ask, Schedule]:

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from core.delivery.ack_watch import Recheck
-from core.domain.models import Delivery
+from core.domain.models import Delivery, Schedule
 
 
 class EngineHooks(Protocol):
@@ -20,6 +20,9 @@ class EngineHooks(Protocol):
     def deliveries_queued(self) -> None:
         """Deliveries were queued (run now, retry): wake the sender."""
 
+    async def schedule_ended(self, schedule: Schedule) -> None:
+        """The service's compare-and-set ended recurring `schedule` done: tell its owner."""
+
 
 class NoEngine:
     """Hooks that do nothing: for a service used without an engine (tests, CLI)."""
@@ -28,6 +31,9 @@ class NoEngine:
         return None
 
     def deliveries_queued(self) -> None:
+        return None
+
+    async def schedule_ended(self, schedule: Schedule) -> None:
         return None
 
 

@@ -35,6 +35,7 @@ from core.domain.models import (
     Record,
     Rule,
     RuleKind,
+    Run,
     Schedule,
     ScheduleState,
     Template,
@@ -63,6 +64,8 @@ from core.services.users import Users
 logger = logging.getLogger(__name__)
 
 PREVIEW_COUNT = 3
+# The latest runs of a schedule searched for the one a Skip next button meant.
+_RECENT_RUNS = 20
 
 
 class FireTime(Record):
@@ -405,7 +408,7 @@ class Schedules:
         refusal says what happened to it."""
         schedule = await self.get_schedule(owner_id, schedule_id)
         due = schedule.next_run_at
-        if occurrence is not None and due != occurrence:
+        if occurrence is not None and (due is None or not _same_second(due, occurrence)):
             raise await self._gone(schedule, occurrence)
         if schedule.state is not ScheduleState.active or due is None:
             raise InvalidState(
@@ -423,20 +426,39 @@ class Schedules:
         if done is None:
             raise await self._gone(schedule, due)
         self._hooks.schedules_changed()
+        if done.ended is not None:
+            await self._hooks.schedule_ended(done.ended)
         updated = await self.get_schedule(owner_id, schedule_id)
-        return Skipped(schedule=updated, occurrence=due, run_id=done[0].id)
+        return Skipped(schedule=updated, occurrence=due, run_id=done.run.id)
 
     async def _gone(self, schedule: Schedule, occurrence: datetime) -> InvalidState:
         """Why the occurrence at `occurrence` can no longer be skipped."""
-        local = when_lang.format_local(occurrence, schedule.rule.timezone)
-        run = await self._store.find_run(schedule.id, occurrence)
-        if run is not None and run.outcome == SKIPPED:
-            what = f"{local} was skipped already"
-        elif run is not None:
-            what = f"{local} has gone out already"
-        else:
+        what = await self.handled(schedule, occurrence)
+        if what is None:
+            local = when_lang.format_local(occurrence, schedule.rule.timezone)
             what = f"{local} is no longer the next time of #{schedule.id} (it was changed)"
         return InvalidState(f"Nothing skipped: {what}. /list shows what comes next.")
+
+    async def handled(self, schedule: Schedule, occurrence: datetime) -> str | None:
+        """What became of the occurrence at `occurrence` when it has its run ("9:00 was
+        skipped already", "9:00 has gone out already"); None when it has none."""
+        run = await self._run_of(schedule.id, occurrence)
+        if run is None:
+            return None
+        local = when_lang.format_local(occurrence, schedule.rule.timezone)
+        if run.outcome == SKIPPED:
+            return f"{local} was skipped already"
+        return f"{local} has gone out already"
+
+    async def _run_of(self, schedule_id: int, occurrence: datetime) -> Run | None:
+        """The run of the occurrence at `occurrence`, which a button carries to the whole
+        second (an interval schedule's occurrences have fractions): looked up exactly, then
+        among the schedule's latest runs."""
+        run = await self._store.find_run(schedule_id, occurrence)
+        if run is not None or occurrence.microsecond:
+            return run
+        recent = await self._store.list_runs(schedule_id=schedule_id, limit=_RECENT_RUNS)
+        return next((r for r in recent if _same_second(r.scheduled_for, occurrence)), None)
 
     async def preview(
         self, owner_id: int, id_or_draft: int | Draft, count: int = PREVIEW_COUNT
@@ -651,6 +673,11 @@ class Schedules:
         if self._numbers is None:
             return []
         return await self._numbers.unchecked(numbers_of(schedule.recipients))
+
+
+def _same_second(a: datetime, b: datetime) -> bool:
+    """Whether `a` and `b` fall in the same whole second, the precision of a button's time."""
+    return int(a.timestamp()) == int(b.timestamp())
 
 
 def _rule_in_zone(rule: Rule, zone: str) -> Rule:

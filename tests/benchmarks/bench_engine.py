@@ -106,8 +106,8 @@ class NullNotifier:
     ) -> None:
         return None
 
-    async def ask_before_run(self, question: Any) -> None:
-        return None
+    async def ask_before_run(self, question: Any, told: Any) -> None:
+        await told()
 
     async def ask_unanswered(self, schedule: Any, ask: Any) -> None:
         return None

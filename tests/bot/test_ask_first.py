@@ -6,20 +6,40 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 from datetime import timedelta
 
-from core.domain.models import AskChoice, DeliveryFilter, DeliveryStatus
+import pytest
+from aiogram import Bot
+from aiogram.utils.backoff import BackoffConfig
+
+from bot.notifier import TelegramNotifier
+from core.adapters.store import Store
+from core.delivery.asker import RETRY_S, TELL_GRACE_S, Asker, Question
+from core.delivery.notifier import Told
+from core.domain.clock import FakeClock
+from core.domain.models import (
+    AskChoice,
+    DeliveryFilter,
+    DeliveryStatus,
+    Recipient,
+    RecipientKind,
+    Rule,
+    RuleKind,
+)
 from core.domain.when import format_local
 from tests.bot.conftest import ADMIN, OTHER_ADMIN, START
 from tests.bot.core_world import ANNA, BEN, World, world
-from tests.engine.conftest import eventually
-from tests.fakes.telegram import ChatMessage
+from tests.engine.conftest import RecordingNotifier, eventually
+from tests.fakes.telegram import ChatMessage, FakeTelegram
 
 __all__ = ["world"]  # the fixture these tests use
 
 SUNDAY_9 = START.replace(hour=9) + timedelta(days=1)  # the first occurrence
 MONDAY_9 = SUNDAY_9 + timedelta(days=1)
 ASKED = "Send it?"
+# The outbox's retries while Telegram is down, fast for the tests.
+FAST = BackoffConfig(min_delay=0.02, max_delay=0.1, factor=1.5, jitter=0)
 
 
 async def ask_first(world: World, option: str = "ask") -> None:
@@ -273,3 +293,206 @@ async def test_a_snoozed_occurrence_of_a_schedule_paused_since_is_not_sent(world
     assert world.sidecar.requests == 0
     ask = await world.core.store.find_ask(1, SUNDAY_9)
     assert ask is not None and ask.run_id == 0
+
+
+def done_notices(world: World) -> list[ChatMessage]:
+    return [m for m in world.telegram.bot_messages(ADMIN) if "is done" in m.text]
+
+
+async def test_send_now_on_the_last_occurrence_says_the_schedule_is_done_once(
+    world: World,
+) -> None:
+    saved = await world.say(f"/schedule {ANNA}, {BEN} | every day at 9:00 1 times | Hi! | ask")
+    assert "#1" in saved.text
+    question = await asked(world)
+    await world.press(question, question.button("Send now")["callback_data"])
+    await world.sent_to_each(1)
+    done = await world.telegram.wait_for(lambda: next(iter(done_notices(world)), None), within=5)
+    assert "Schedule #1 is done" in done.text and "1 occurrence went out" in done.text
+    await due(world, 30)
+    assert len(done_notices(world)) == 1
+    schedule = await world.core.services.schedules.get_schedule(ADMIN, 1)
+    assert schedule.state.value == "done"
+    assert world.sidecar.requests == 2
+
+
+async def test_no_answer_skipping_the_last_occurrence_says_the_schedule_is_done_once(
+    world: World,
+) -> None:
+    await world.say(
+        f"/schedule {ANNA} | every day at 9:00 1 times | Hi! | ask, skip if no answer", "#1"
+    )
+    await asked(world)
+    await due(world, 2)
+    await world.telegram.reply(ADMIN, "nobody answered", within=5)
+    done = await world.telegram.wait_for(lambda: next(iter(done_notices(world)), None), within=5)
+    assert "0 occurrences went out" in done.text
+    await due(world, 30)
+    assert len(done_notices(world)) == 1
+    assert world.sidecar.requests == 0
+
+
+async def numbers_saved_unlinked(world: World) -> None:
+    """The schedule is saved while WhatsApp is unlinked (its numbers unchecked), BEN has no
+    WhatsApp account, and WhatsApp is linked again before the question."""
+    world.sidecar.not_on_whatsapp = {BEN}
+    await world.sidecar.set_state("SCAN_QR_CODE")
+    saved = await world.say(f"/schedule {ANNA}, {BEN} | every day at 9:00 | Hi! | ask", "#1")
+    assert "checked before the first send" in saved.text
+    await world.sidecar.set_state("WORKING")
+
+
+async def checked_before_sending(world: World) -> None:
+    """ANNA's message goes out; BEN's fails `not_on_whatsapp` with no send request for it."""
+    await eventually(lambda: len(world.sidecar.outbox) >= 1, what="ANNA's send accepted")
+
+    async def failed() -> bool:
+        found = await world.core.store.list_deliveries(DeliveryFilter(schedule_id=1))
+        return any(d.error_code == "not_on_whatsapp" for d in found)
+
+    await eventually(failed, what="BEN's delivery failed")
+    deliveries = await world.core.store.list_deliveries(DeliveryFilter(schedule_id=1))
+    by_number = {d.recipient: d for d in deliveries}
+    assert by_number[BEN].status is DeliveryStatus.failed
+    assert by_number[BEN].error_code == "not_on_whatsapp"
+    assert by_number[ANNA].status is not DeliveryStatus.failed
+    await world.notifier.outbox.drained()
+    assert [r.to for r in world.sidecar.outbox] == [ANNA]
+    assert world.sidecar.requests == 1
+
+
+async def test_send_now_checks_the_numbers_with_whatsapp_first(world: World) -> None:
+    await numbers_saved_unlinked(world)
+    question = await asked(world)
+    await world.press(question, question.button("Send now")["callback_data"])
+    await checked_before_sending(world)
+
+
+async def test_a_snoozed_run_checks_the_numbers_with_whatsapp_first(world: World) -> None:
+    await numbers_saved_unlinked(world)
+    question = await asked(world)
+    await world.press(question, question.button("Snooze 15 min")["callback_data"])
+    await due(world, 15)
+    await checked_before_sending(world)
+
+
+async def test_a_question_is_told_when_telegram_takes_it_even_across_a_crash(
+    telegram: FakeTelegram, app_bot: Bot, store: Store, clock: FakeClock
+) -> None:
+    due = clock.now() + timedelta(minutes=10)
+    schedule = await store.add_schedule(
+        owner_id=ADMIN,
+        recipients=[Recipient(kind=RecipientKind.phone, address=ANNA)],
+        rule=Rule(kind=RuleKind.once, timezone="UTC", at=due),
+        next_run_at=due,
+        text="Hi!",
+    )
+    await store.set_ask_first(schedule.id, ask_first=True, ask_lead_s=900)
+    telegram.fail_every(502, method="sendMessage")  # Telegram is down
+
+    # A process asks; the question waits in its outbox for Telegram; the process crashes.
+    first = TelegramNotifier(app_bot, admin_ids={ADMIN}, pace_s=0)
+    first.outbox.backoff = FAST
+    async with first.outbox.running(drain_s=0):
+        await Asker(store, clock, first, lead_s=900).pass_once()
+        await eventually(lambda: telegram.calls_of("sendMessage"), what="a try to ask")
+    [ask] = await store.open_asks()
+    assert not ask.told  # only queued: not told
+
+    # Started again, after the grace: it tells the question once, though Telegram still
+    # refuses it for a while (the next passes do not queue it again).
+    second = TelegramNotifier(app_bot, admin_ids={ADMIN}, pace_s=0)
+    second.outbox.backoff = FAST
+    async with second.outbox.running():
+        asker = Asker(store, clock, second, lead_s=900)
+        await clock.advance(TELL_GRACE_S + 1)
+        for _ in range(3):
+            await asker.pass_once()
+            await clock.advance(TELL_GRACE_S + 1)
+        assert len(tuple(second.outbox.pending(ADMIN))) == 1
+        again = await store.get_ask(ask.id)
+        assert again is not None and not again.told
+        telegram.answer_again()
+        await second.outbox.drained()
+        told = await store.get_ask(ask.id)
+        assert told is not None and told.told
+        await asker.pass_once()
+        await second.outbox.drained()
+    assert len([m for m in telegram.bot_messages(ADMIN) if ASKED in m.text]) == 1
+
+
+async def test_an_occurrence_never_asked_about_follows_the_policy_and_says_so(
+    world: World,
+) -> None:
+    await world.core.asker.stop()  # the asker fails through the time to ask
+    await ask_first(world, "ask, skip if no answer")
+    await due(world, 2)
+    told = await world.telegram.reply(ADMIN, "nobody answered", within=5)
+    assert told.text.startswith("⏭ #1 was skipped")
+    assert questions(world) == []
+    assert world.sidecar.requests == 0
+    ask = await world.core.store.find_ask(1, SUNDAY_9)
+    assert ask is not None and ask.choice is AskChoice.no_answer_skipped and ask.told
+    deliveries = await world.core.store.list_deliveries(DeliveryFilter(schedule_id=1))
+    assert [d.status for d in deliveries] == [DeliveryStatus.skipped] * 2
+    schedule = await world.core.services.schedules.get_schedule(ADMIN, 1)
+    assert schedule.next_run_at == MONDAY_9
+
+
+async def test_a_question_after_skip_next_on_its_occurrence_says_it_was_skipped(
+    world: World,
+) -> None:
+    await ask_first(world)
+    question = await asked(world)
+    await world.notifier.outbox.drained()
+    card = await world.say("/list", "next:")
+    skipped = await world.press(card, str(card.button("Skip next")["callback_data"]))
+    assert skipped.startswith("Skipped"), skipped
+    sunday = format_local(SUNDAY_9, "UTC")
+    said = f"Nothing to answer: {sunday} was skipped already. /list shows what comes next."
+    assert await world.press(question, question.button("Send now")["callback_data"]) == said
+    await due(world, 5)  # and after its due time
+    assert (
+        await world.press(question, question.button("Send at the time")["callback_data"]) == said
+    )
+    assert world.sidecar.requests == 0
+    [run] = await world.core.store.list_runs(schedule_id=1)
+    assert run.outcome == "skipped"
+
+
+class FailingFor(RecordingNotifier):
+    """Records questions; asking about schedule `broken` fails (a bug in one question)."""
+
+    def __init__(self, broken: int) -> None:
+        super().__init__()
+        self.broken = broken
+
+    async def ask_before_run(self, question: Question, told: Told) -> None:
+        if question.schedule.id == self.broken:
+            raise RuntimeError("cannot ask")
+        await super().ask_before_run(question, told)
+
+
+async def test_one_schedule_failing_to_ask_does_not_stop_the_others(
+    store: Store, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    due = clock.now() + timedelta(minutes=10)
+    for owner in (ADMIN, OTHER_ADMIN):
+        schedule = await store.add_schedule(
+            owner_id=owner,
+            recipients=[Recipient(kind=RecipientKind.phone, address=ANNA)],
+            rule=Rule(kind=RuleKind.once, timezone="UTC", at=due),
+            next_run_at=due,
+            text="Hi!",
+        )
+        await store.set_ask_first(schedule.id, ask_first=True, ask_lead_s=900)
+    notifier = FailingFor(broken=1)
+    asker = Asker(store, clock, notifier, lead_s=900)
+    with caplog.at_level(logging.ERROR, logger="core.delivery.asker"):
+        for _ in range(3):
+            wait = await asker.pass_once()  # does not raise
+            assert wait <= RETRY_S
+    assert [q.schedule.id for q in notifier.questions] == [2]
+    told = {ask.schedule_id: ask.told for ask in await store.open_asks()}
+    assert told == {1: False}  # #2's question was told; #1's is tried again
+    assert len([r for r in caplog.records if "schedule 1 failed" in r.getMessage()]) == 1

@@ -112,3 +112,41 @@ async def test_a_paused_schedule_has_no_skip_next(world: World) -> None:
     await world.say("/pause 1")
     card = await world.say("/list", "#1")
     assert not [b for b in card.buttons() if "Skip" in str(b.get("text"))]
+
+
+async def test_skip_next_on_an_interval_schedule_off_the_whole_second(world: World) -> None:
+    # 21:00:05.123456: an interval rule starts at this moment, fractions and all, while the
+    # card's button carries whole seconds.
+    await world.clock.advance(11 * 3600 + 5.123456)
+    await world.say(f"/schedule {ANNA} | every 15 minutes | Hi!", "#1")
+    before = await world.core.services.schedules.get_schedule(ADMIN, 1)
+    assert before.next_run_at is not None and before.next_run_at.microsecond != 0
+    card = await world.say("/list", "#1")
+    data = skip_data(card)
+    first = await world.press(card, data)
+    assert first.startswith("Skipped"), first
+    second = await world.press(card, data)
+    assert "skipped already" in second, second
+    runs = await world.core.store.list_runs(schedule_id=1)
+    assert [run.outcome for run in runs] == ["skipped"]
+    after = await world.core.services.schedules.get_schedule(ADMIN, 1)
+    assert after.next_run_at == before.next_run_at + timedelta(minutes=15)
+
+
+async def test_skip_next_on_the_last_occurrence_says_the_schedule_is_done_once(
+    world: World,
+) -> None:
+    await world.say(f"/schedule {ANNA}, {BEN} | every day at 9:00 2 times | Hi!", "#1")
+    await world.fire_at(23.5)  # Sunday 09:00 goes out
+    await world.sent_to_each(1)
+    await world.notifier.outbox.drained()
+    card = await world.say("/list", "next:")
+    answer = await world.press(card, skip_data(card))  # Monday 09:00, the last one
+    assert answer.startswith("Skipped"), answer
+    await world.notifier.outbox.drained()
+    done = [m for m in world.telegram.bot_messages(ADMIN) if "is done" in m.text]
+    assert len(done) == 1 and "1 occurrence went out" in done[0].text
+    await world.fire_at(30)
+    await world.notifier.outbox.drained()
+    assert len([m for m in world.telegram.bot_messages(ADMIN) if "is done" in m.text]) == 1
+    assert world.sidecar.requests == 2

@@ -19,6 +19,7 @@ from core.adapters.store.sqlite import SQLiteStore
 from core.app import Core, open_core
 from core.config import Settings, load_settings
 from core.delivery.asker import Question
+from core.delivery.notifier import Told
 from core.delivery.sender import Sender, SendPort
 from core.delivery.spikes import Spike
 from core.domain.clock import Clock, FakeClock
@@ -84,8 +85,9 @@ class RecordingNotifier:
     ) -> None:
         self.auto_paused.append((run, spike))
 
-    async def ask_before_run(self, question: Question) -> None:
+    async def ask_before_run(self, question: Question, told: Told) -> None:
         self.questions.append(question)
+        await told()
 
     async def ask_unanswered(self, schedule: Schedule, ask: Ask) -> None:
         self.unanswered.append((schedule, ask))

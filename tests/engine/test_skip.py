@@ -9,8 +9,15 @@ from datetime import timedelta
 from core.app import Core
 from core.delivery.runs import SKIPPED, skip_occurrence
 from core.domain.clock import FakeClock
-from core.domain.models import DeliveryFilter, DeliveryStatus, RunTrigger, Schedule
-from tests.engine.conftest import START, CoreFactory, eventually
+from core.domain.models import (
+    AskChoice,
+    DeliveryFilter,
+    DeliveryStatus,
+    NoAnswer,
+    RunTrigger,
+    Schedule,
+)
+from tests.engine.conftest import START, CoreFactory, RecordingNotifier, eventually
 from tests.fakes.sidecar import FakeSidecar
 
 OWNER = 1
@@ -69,3 +76,40 @@ async def test_a_skip_racing_the_fire_ends_in_one_run(
         assert {d.status for d in deliveries} == {DeliveryStatus.skipped}
     moved = await core.store.get_schedule(schedule.id)
     assert moved is not None and moved.next_run_at == due + timedelta(days=1)
+
+
+async def test_a_no_answer_skip_cut_short_by_a_crash_moves_on_and_says_nothing_twice(
+    start_core: CoreFactory, sidecar: FakeSidecar, clock: FakeClock, notifier: RecordingNotifier
+) -> None:
+    first = await start_core()
+    schedule = await daily(first)
+    schedule = await first.services.asks.set_ask_first(
+        OWNER, schedule.id, on=True, on_no_answer=NoAnswer.skip
+    )
+    due = schedule.next_run_at
+    assert due is not None
+    # At the due time nobody had answered: the policy skipped it, stored its run, and the
+    # process died before moving the schedule on (or telling anyone).
+    ask = await first.store.insert_ask(schedule, due, now=clock.now())
+    assert ask is not None
+    await first.store.mark_ask_told(ask.id)
+    await first.store.choose(ask.id, AskChoice.no_answer_skipped, by=None, at=clock.now())
+    await first.store.insert_run(
+        schedule_id=schedule.id,
+        owner_id=OWNER,
+        scheduled_for=due,
+        trigger=RunTrigger.schedule,
+        outcome=SKIPPED,
+    )
+    again = await start_core()
+    await clock.advance(3600)
+    await again.engine.tick()
+    moved = await again.store.get_schedule(schedule.id)
+    assert moved is not None and moved.next_run_at == due + timedelta(days=1)
+    deliveries = await again.store.list_deliveries(DeliveryFilter(schedule_id=schedule.id))
+    assert [d.status for d in deliveries] == [DeliveryStatus.skipped] * 2
+    [run] = await again.store.list_runs(schedule_id=schedule.id)
+    assert (await again.store.asks_of_runs([run.id]))[run.id].id == ask.id
+    # Nothing was skipped by this pass: it says nothing about a skip.
+    assert notifier.unanswered == []
+    assert sidecar.requests == 0

@@ -13,6 +13,7 @@ import pytest
 from core.adapters.store import Store
 from core.adapters.whatsapp import WhatsAppClient
 from core.domain.clock import FakeClock
+from core.domain.models import Schedule
 from core.services import Services
 from core.services.ports import UnackedWatch
 from tests.fakes.sidecar import FakeSidecar
@@ -27,12 +28,16 @@ class RecordingHooks:
     def __init__(self) -> None:
         self.schedules_changes = 0
         self.deliveries_queues = 0
+        self.ended: list[int] = []
 
     def schedules_changed(self) -> None:
         self.schedules_changes += 1
 
     def deliveries_queued(self) -> None:
         self.deliveries_queues += 1
+
+    async def schedule_ended(self, schedule: Schedule) -> None:
+        self.ended.append(schedule.id)
 
 
 class RunningScheduler:
