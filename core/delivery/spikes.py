@@ -139,6 +139,24 @@ class SpikeGuard:
         self.rule = rule
         # Told when a schedule was paused (the engine re-reads its schedules).
         self.on_paused = on_paused
+        # Runs known cut short (told) and known resumed: neither ever goes back.
+        self._told: set[int] = set()
+        self._resumed: set[int] = set()
+
+    async def holds_back(self, run_id: int) -> bool:
+        """Whether run `run_id` was cut short and not resumed, by any process: its deliveries
+        are held, not sent, whenever they come back queued (a send on the wire when it was
+        cut that then failed for a while, a lease taken back after a crash)."""
+        if run_id in self._resumed:
+            return False
+        if run_id not in self._told:
+            if await self.store.get_value(TOLD_KEY.format(run_id)) is None:
+                return False
+            self._told.add(run_id)
+        if await self.store.get_value(RESUMED_KEY.format(run_id)) is not None:
+            self._resumed.add(run_id)
+            return False
+        return True
 
     async def spiked(self, run_id: int) -> bool:
         """Whether run `run_id`'s failures, as the store counts them now, are a spike the

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -312,3 +313,64 @@ async def test_resuming_the_schedule_by_hand_sends_the_held_rest_too(
     await drive(core, clock, rest_sent)
     assert sidecar.requests == 6
     assert (await core.services.runs.resume_cut_short(7, run_id))[1] == 0
+
+
+async def test_a_send_of_another_process_that_comes_back_queued_after_the_cut_is_held(
+    start_core: CoreFactory,
+    database_url: str,
+    clock: FakeClock,
+    sidecar: FakeSidecar,
+    notifier: RecordingNotifier,
+) -> None:
+    """Another process was sending one of the run when it was cut short; its send then failed
+    for a while (queued again): it is held with the rest, not sent."""
+    store = await open_store(database_url)
+    core = await start_core(SEND_GAP_MIN_S=GAP_S, SEND_GAP_MAX_S=GAP_S)
+    await sidecar.set_state("STARTING")
+    _, run_id = await start_run(core)
+
+    async def all_held() -> bool:
+        return await by_status(core, run_id) == {DeliveryStatus.held: 6}
+
+    await eventually(all_held, what="the sender holding them")
+    last = (await store.list_deliveries(DeliveryFilter(run_id=run_id, order="oldest")))[-1]
+    await store.update_delivery(
+        last.id,
+        status=DeliveryStatus.sending,
+        lease_owner="x",
+        lease_until=clock.now() + timedelta(days=1),
+    )
+    sidecar.fail_next("not_on_whatsapp", count=3)
+    await sidecar.set_state("WORKING")
+
+    async def cut() -> bool:
+        return len(notifier.auto_paused) == 1
+
+    await drive(core, clock, cut)
+    taken = await store.get_delivery(last.id)
+    assert taken is not None and taken.status is DeliveryStatus.sending
+    retry = states.failed_attempt(
+        taken,
+        worker="x",
+        now=clock.now(),
+        reason="WhatsApp did not answer",
+        code="unavailable",
+        transient=True,
+        max_attempts=3,
+        backoff=lambda attempts: 0.0,
+    )
+    assert isinstance(retry, states.RetryLater) and await store.apply(retry) is not None
+    await store.close()
+    core.sender.deliveries_queued()
+
+    async def held_again() -> bool:
+        return await by_status(core, run_id) == {
+            DeliveryStatus.failed: 3,
+            DeliveryStatus.held: 3,
+        }
+
+    await drive(core, clock, held_again)
+    for _ in range(5):
+        await clock.advance(GAP_S * 3)
+    assert sidecar.requests == 3
+    assert await by_status(core, run_id) == {DeliveryStatus.failed: 3, DeliveryStatus.held: 3}
