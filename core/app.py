@@ -188,7 +188,7 @@ async def open_core(
         )
         if sender.spikes is not None:
             sender.spikes.on_paused = engine.schedules_changed
-        acks = Acks(store, clock, on_change=sender.reporter.mark)
+        acks = Acks(store, clock, on_change=sender.reporter.mark, spikes=sender.spikes)
         sender.on_sent = acks.stored
         ack_watch = AckWatch(
             store, clock, notifier, whatsapp, acks, after_s=settings.ACK_ALERT_AFTER_S

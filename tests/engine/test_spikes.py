@@ -374,3 +374,33 @@ async def test_a_send_of_another_process_that_comes_back_queued_after_the_cut_is
         await clock.advance(GAP_S * 3)
     assert sidecar.requests == 3
     assert await by_status(core, run_id) == {DeliveryStatus.failed: 3, DeliveryStatus.held: 3}
+
+
+async def test_error_acks_count_toward_the_spike(
+    start_core: CoreFactory,
+    clock: FakeClock,
+    sidecar: FakeSidecar,
+    notifier: RecordingNotifier,
+) -> None:
+    """WhatsApp took three sends, then reported an error for each (ack -1): the run is cut
+    short as if it had refused them."""
+    sidecar.auto_ack = False
+    core = await start_core(SEND_GAP_MIN_S=GAP_S, SEND_GAP_MAX_S=GAP_S)
+    schedule_id, run_id = await start_run(core)
+
+    async def three_sent() -> bool:
+        return (await by_status(core, run_id)).get(DeliveryStatus.sent) == 3
+
+    await drive(core, clock, three_sent)
+    # The gap after the third send is not over: nothing more goes until the clock moves.
+    for record in sidecar.outbox:
+        assert await sidecar.post_event("message.ack", {"id": record.id, "ack": -1}) == 200
+    await eventually(lambda: len(notifier.auto_paused) == 1, what="the owner told")
+    for _ in range(5):
+        await clock.advance(GAP_S * 3)
+    assert sidecar.requests == 3
+    assert await by_status(core, run_id) == {DeliveryStatus.failed: 3, DeliveryStatus.held: 3}
+    [(_, spike)] = notifier.auto_paused
+    assert (spike.failed, spike.tried, spike.reason_code) == (3, 3, "ack_error")
+    schedule = await core.store.get_schedule(schedule_id)
+    assert schedule is not None and schedule.state is ScheduleState.paused
