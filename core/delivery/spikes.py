@@ -90,8 +90,14 @@ NOT_THE_ACCOUNT = frozenset({"render_failed", "unavailable", "not_ready", "inter
 
 def failed_for_good(delivery: Delivery) -> bool:
     """A delivery WhatsApp refused (not on WhatsApp, an invalid number, a send it kept
-    refusing, an error ack); see `NOT_THE_ACCOUNT` for the failures that do not count."""
-    return delivery.status is DeliveryStatus.failed and delivery.error_code not in NOT_THE_ACCOUNT
+    refusing, an error ack); see `NOT_THE_ACCOUNT` for the failures that do not count. A
+    delivery failed without an attempt (its number found not on WhatsApp before the run,
+    `states.without_whatsapp`) never reached WhatsApp: it is neither tried nor failed."""
+    return (
+        delivery.status is DeliveryStatus.failed
+        and delivery.attempts > 0
+        and delivery.error_code not in NOT_THE_ACCOUNT
+    )
 
 
 def tally(deliveries: Sequence[Delivery]) -> tuple[int, int]:

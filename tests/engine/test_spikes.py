@@ -63,7 +63,9 @@ def test_a_ratio_of_zero_turns_the_rule_off() -> None:
 
 
 def test_failures_that_say_nothing_about_the_account_do_not_count() -> None:
-    def delivery(n: int, status: DeliveryStatus, code: str | None = None) -> Delivery:
+    def delivery(
+        n: int, status: DeliveryStatus, code: str | None = None, attempts: int = 1
+    ) -> Delivery:
         return Delivery(
             id=n,
             run_id=1,
@@ -74,6 +76,7 @@ def test_failures_that_say_nothing_about_the_account_do_not_count() -> None:
             idempotency_key=f"1:{n}",
             status=status,
             error_code=code,
+            attempts=attempts,
             created_at=START,
             next_attempt_at=START,
         )
@@ -85,8 +88,10 @@ def test_failures_that_say_nothing_about_the_account_do_not_count() -> None:
         delivery(4, DeliveryStatus.failed, "unavailable"),  # the sidecar was down
         delivery(5, DeliveryStatus.failed, "render_failed"),
         delivery(6, DeliveryStatus.read),
-        delivery(7, DeliveryStatus.queued),
-        delivery(8, DeliveryStatus.missed),
+        delivery(7, DeliveryStatus.queued, attempts=0),
+        delivery(8, DeliveryStatus.missed, attempts=0),
+        # Found not on WhatsApp before the run: never sent.
+        delivery(9, DeliveryStatus.failed, "not_on_whatsapp", attempts=0),
     ]
     assert tally(run) == (3, 4)
 
@@ -404,3 +409,35 @@ async def test_error_acks_count_toward_the_spike(
     assert (spike.failed, spike.tried, spike.reason_code) == (3, 3, "ack_error")
     schedule = await core.store.get_schedule(schedule_id)
     assert schedule is not None and schedule.state is ScheduleState.paused
+
+
+async def test_numbers_refused_before_the_run_do_not_count_toward_the_spike(
+    start_core: CoreFactory,
+    clock: FakeClock,
+    sidecar: FakeSidecar,
+    notifier: RecordingNotifier,
+) -> None:
+    """Three numbers of the run were found not on WhatsApp at fan-out (never sent): the
+    first send WhatsApp refuses is one failure of one try, not four of four."""
+    gone = [f"+4915199999{n:03d}" for n in range(1, 4)]
+    good = [f"+49151000000{n:02d}" for n in range(1, 4)]
+    core = await start_core(SEND_GAP_MIN_S=GAP_S, SEND_GAP_MAX_S=GAP_S)
+    await sidecar.set_state("SCAN_QR_CODE")  # saved unchecked: WhatsApp could not be asked
+    schedule = await core.services.schedules.create_schedule(
+        7, recipients=", ".join(gone + good), when="every day at 9:00", text="hi"
+    )
+    sidecar.not_on_whatsapp = set(gone)
+    await sidecar.set_state("WORKING")
+    sidecar.fail_next("not_on_whatsapp", count=1)
+    run, _ = await core.services.runs.run_now(7, schedule.id)
+
+    async def all_tried() -> bool:
+        counts = await by_status(core, run.id)
+        return sum(counts.get(status, 0) for status in SENT) == 2
+
+    await drive(core, clock, all_tried)
+    assert sidecar.requests == 3 and notifier.auto_paused == []
+    counts = await by_status(core, run.id)
+    assert counts[DeliveryStatus.failed] == 4 and DeliveryStatus.held not in counts
+    refused = await core.store.get_schedule(schedule.id)
+    assert refused is not None and refused.state is ScheduleState.active
