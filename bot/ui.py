@@ -69,6 +69,7 @@ from core.services import (
     Preview,
     Question,
     Recheck,
+    Resumed,
     Spike,
     Status,
     StoreState,
@@ -1427,8 +1428,34 @@ def paused_until_resume(schedule_id: int) -> str:
     return f"Paused #{schedule_id}: it will not fire until /resume {schedule_id}."
 
 
-def resumed(block: str) -> str:
-    return f"Resumed.\n\n{block}"
+def resumed(block: str, resumed: Resumed | None = None) -> str:
+    """/resume's answer: the schedule, and the messages held by failure spikes it sends (and
+    those of older runs it leaves held)."""
+    lines = ["Resumed."]
+    if resumed is not None:
+        lines += held_lines(resumed)
+    return "\n".join(lines) + f"\n\n{block}"
+
+
+def held_lines(resumed: Resumed) -> list[str]:
+    """What resuming did to the messages held after too many of a run failed."""
+    lines = []
+    if resumed.sent:
+        total = sum(resumed.sent.values())
+        what = "1 held message goes" if total == 1 else f"{total} held messages go"
+        lines.append(f"▶️ {what} out now ({runs_counted(resumed.sent)}).")
+    if resumed.left_held:
+        total = sum(resumed.left_held.values())
+        what = "1 message stays" if total == 1 else f"{total} messages stay"
+        lines.append(
+            f"⏸ {what} held ({runs_counted(resumed.left_held)}): too old to send without "
+            "asking. The Resume button on the run's message sends them."
+        )
+    return lines
+
+
+def runs_counted(by_run: Mapping[int, int]) -> str:
+    return ", ".join(f"run {run_id}: {count}" for run_id, count in by_run.items())
 
 
 def changed(block: str, note: str = "") -> str:

@@ -219,6 +219,7 @@ async def open_core(
             unacked=ack_watch,
             pacing=sender.pacing,
             ask_lead_s=settings.ASK_LEAD_S,
+            misfire_grace_s=settings.MISFIRE_GRACE_S,
         )
         http = CoreHttp(
             store=store,

@@ -129,8 +129,8 @@ async def resume_command(
     message: Message, command: CommandObject, services: Services, event_from_user: User
 ) -> None:
     schedule_id = schedule_id_arg(command)
-    schedule = await services.schedules.resume(event_from_user.id, schedule_id)
-    await message.answer(ui.resumed(await block(services, schedule)))
+    resumed = await services.schedules.resume_held(event_from_user.id, schedule_id)
+    await message.answer(ui.resumed(await block(services, resumed.schedule), resumed))
 
 
 @router.message(Command("delete"))

@@ -26,6 +26,8 @@ from core.delivery import states
 from core.domain.models import Delivery, DeliveryFilter, DeliveryStatus, Run, ScheduleState
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from core.adapters.store import Store
     from core.delivery.notifier import Notifier
     from core.domain.clock import Clock
@@ -248,11 +250,25 @@ async def release_run(store: Store, clock: Clock, run_id: int) -> int:
     return released
 
 
-async def release_schedule(store: Store, clock: Clock, schedule_id: int) -> int:
-    """Resume every run of a schedule cut short (the schedule was resumed by hand, /resume or
-    its card's button); return how many deliveries were queued."""
+async def release_schedule(
+    store: Store, clock: Clock, schedule_id: int, *, since: datetime
+) -> tuple[dict[int, int], dict[int, int]]:
+    """Resume the runs of a schedule cut short and due since `since` (the schedule was
+    resumed by hand, /resume or its card's button); older runs stay held, their messages
+    likely stale: their own Resume sends them. Return how many deliveries were queued and
+    how many stay held, each by run id."""
     held = await store.list_deliveries(
-        DeliveryFilter(schedule_id=schedule_id, statuses=(DeliveryStatus.held,))
+        DeliveryFilter(schedule_id=schedule_id, statuses=(DeliveryStatus.held,), order="oldest")
     )
-    runs = dict.fromkeys(d.run_id for d in held if is_spike_held(d))
-    return sum([await release_run(store, clock, run_id) for run_id in runs])
+    counts = Counter(d.run_id for d in held if is_spike_held(d))
+    released: dict[int, int] = {}
+    left: dict[int, int] = {}
+    for run_id, count in counts.items():
+        run = await store.get_run(run_id)
+        if run is not None and run.scheduled_for < since:
+            left[run_id] = count
+            continue
+        queued = await release_run(store, clock, run_id)
+        if queued:
+            released[run_id] = queued
+    return released, left

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from bot import ui
 from core.adapters.store import open_store
 from core.app import Core
 from core.delivery import states
@@ -441,3 +442,44 @@ async def test_numbers_refused_before_the_run_do_not_count_toward_the_spike(
     assert counts[DeliveryStatus.failed] == 4 and DeliveryStatus.held not in counts
     refused = await core.store.get_schedule(schedule.id)
     assert refused is not None and refused.state is ScheduleState.active
+
+
+async def test_resume_sends_recent_runs_held_and_says_so_leaving_older_ones_held(
+    start_core: CoreFactory,
+    clock: FakeClock,
+    sidecar: FakeSidecar,
+    notifier: RecordingNotifier,
+) -> None:
+    """Two runs of a schedule were cut short, one longer ago than the misfire grace (an
+    hour here): /resume sends the recent one's held rest, keeps the old one's held, and
+    its answer counts both."""
+    core, schedule_id, old_run = await paced_run(start_core, sidecar, failing=3)
+    await drive(core, clock, lambda: _told(notifier, 1))
+    await clock.advance(2 * 3600)
+    sidecar.fail_next("not_on_whatsapp", count=3)
+    new_run, _ = await core.services.runs.run_now(7, schedule_id)
+    await drive(core, clock, lambda: _told(notifier, 2))
+    assert sidecar.requests == 6
+
+    resumed = await core.services.schedules.resume_held(7, schedule_id)
+    assert resumed.schedule.state is ScheduleState.active
+    assert (resumed.sent, resumed.left_held) == ({new_run.id: 3}, {old_run: 3})
+    text = ui.resumed("", resumed)
+    assert f"3 held messages go out now (run {new_run.id}: 3)" in text
+    assert f"3 messages stay held (run {old_run}: 3)" in text and "Resume button" in text
+
+    async def rest_sent() -> bool:
+        counts = await by_status(core, new_run.id)
+        return sum(counts.get(status, 0) for status in SENT) == 3
+
+    await drive(core, clock, rest_sent)
+    for _ in range(5):
+        await clock.advance(GAP_S * 3)
+    assert sidecar.requests == 9
+    assert await by_status(core, old_run) == {DeliveryStatus.failed: 3, DeliveryStatus.held: 3}
+    # Its own Resume still sends the old run's rest.
+    assert (await core.services.runs.resume_cut_short(7, old_run))[1] == 3
+
+
+async def _told(notifier: RecordingNotifier, times: int) -> bool:
+    return len(notifier.auto_paused) == times
