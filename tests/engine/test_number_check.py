@@ -161,3 +161,27 @@ async def test_reachout_limited_fails_the_delivery_at_once_without_a_retry(
     assert delivery.error_code == "reachout_limited" and delivery.attempts == 1
     assert delivery.last_error is not None and "error 463" in delivery.last_error
     assert sidecar.requests == 1
+
+
+async def test_numbers_are_asked_ten_at_a_time_and_each_answered_batch_is_remembered(
+    core: Core, sidecar: FakeSidecar, clock: FakeClock
+) -> None:
+    """The sidecar looks numbers up one by one: a few dozen in one request outlast a run's
+    wait. Asked ten at a time, what came back before a request failed is kept, and the next
+    check asks only the rest."""
+    numbers = [f"+4915100{n:05d}" for n in range(25)]
+    client = WhatsAppClient(sidecar.url, sidecar.api_key)
+    guard = NumberGuard(core.store, clock, client)
+    sidecar.check_fails_after = 2
+    try:
+        first = await guard.check(numbers)
+        assert [len(asked) for asked in sidecar.checks] == [10, 10, 5]
+        assert first == NumberVerdict(unchecked=tuple(numbers[20:]))
+        assert sorted(await core.store.number_checks(numbers)) == numbers[:20]
+        sidecar.check_fails_after = None
+        second = await guard.check(numbers)
+    finally:
+        await client.aclose()
+    assert second == NumberVerdict()
+    assert sidecar.checks[3:] == [numbers[20:]]
+    assert len(await core.store.number_checks(numbers)) == 25

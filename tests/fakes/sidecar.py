@@ -156,6 +156,8 @@ class FakeSidecar:
     checks: list[list[str]] = field(default_factory=list)
     # When set, POST /contacts/check answers 502 send_failed (a lookup failed or hung).
     check_fails: bool = False
+    # When set, the checks after this many answered ones fail so (WhatsApp stopped answering).
+    check_fails_after: int | None = None
     _qrs: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _fail: list[str] = field(default_factory=list)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
@@ -426,7 +428,9 @@ class FakeSidecar:
             return _not_working("check numbers", self.state)
         numbers = list(dict.fromkeys(numbers))
         self.checks.append(numbers)
-        if self.check_fails:
+        if self.check_fails or (
+            self.check_fails_after is not None and len(self.checks) > self.check_fails_after
+        ):
             return _error(
                 "send_failed", "could not look a number up on WhatsApp: Evaluation failed"
             )
