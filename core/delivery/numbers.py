@@ -122,7 +122,15 @@ class NumberGuard:
             ]
             await self._store.save_number_checks(checks)
             known.update((check.number, check) for check in checks)
-            unchecked.extend(number for number in batch if number not in known)
+            if any(number not in known for number in batch):
+                # A lookup failed and the sidecar answered those before it: the next ones
+                # would likely fail too, so the rest waits for the next check.
+                logger.info(
+                    "%d numbers not checked with WhatsApp: a lookup failed",
+                    len(ask) - start - len(checks),
+                )
+                unchecked.extend(n for n in ask[start:] if n not in known)
+                break
         return NumberVerdict(
             not_on_whatsapp=tuple(n for n in wanted if n in known and not known[n].on_whatsapp),
             unchecked=tuple(n for n in wanted if n in unchecked),

@@ -158,6 +158,9 @@ class FakeSidecar:
     check_fails: bool = False
     # When set, the checks after this many answered ones fail so (WhatsApp stopped answering).
     check_fails_after: int | None = None
+    # Numbers whose lookup fails: a check answers the numbers before the first of them and
+    # leaves it and the rest out, or fails as above when it is the first (as wwebjs does).
+    lookup_fails_for: set[str] = field(default_factory=set)
     _qrs: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _fail: list[str] = field(default_factory=list)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
@@ -434,6 +437,12 @@ class FakeSidecar:
             return _error(
                 "send_failed", "could not look a number up on WhatsApp: Evaluation failed"
             )
+        failing = [n for n, number in enumerate(numbers) if number in self.lookup_fails_for]
+        if failing and failing[0] == 0:
+            return _error(
+                "send_failed", "could not look a number up on WhatsApp: Evaluation failed"
+            )
+        answered = numbers[: failing[0]] if failing else numbers
         return web.json_response(
             {
                 "numbers": [
@@ -444,7 +453,7 @@ class FakeSidecar:
                             None if number in self.not_on_whatsapp else f"{number[1:]}@c.us"
                         ),
                     }
-                    for number in numbers
+                    for number in answered
                 ]
             }
         )
