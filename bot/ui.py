@@ -1431,10 +1431,25 @@ def paused_until_resume(schedule_id: int) -> str:
 def resumed(block: str, resumed: Resumed | None = None) -> str:
     """/resume's answer: the schedule, and the messages held by failure spikes it sends (and
     those of older runs it leaves held)."""
-    lines = ["Resumed."]
+    done = resumed is not None and resumed.schedule.state is ScheduleState.done
+    lines = [nothing_left(resumed.schedule) if done and resumed else "Resumed."]
     if resumed is not None:
         lines += held_lines(resumed)
     return "\n".join(lines) + f"\n\n{block}"
+
+
+def nothing_left(schedule: Schedule) -> str:
+    """Resume found no time left for `schedule` to fire: it is done now."""
+    sid = schedule.id
+    if schedule.rule.kind is RuleKind.once:
+        return (
+            f"The time of #{sid} passed while it was paused, so it is done now: "
+            f"/runnow {sid} sends it now, or /edit {sid} gives it a new time."
+        )
+    return (
+        f"#{sid} has ended ({describe(schedule.rule)}), so it is done now: "
+        f"/edit {sid} when every day at 9:00 5 times gives it a new time and end."
+    )
 
 
 def held_lines(resumed: Resumed) -> list[str]:
@@ -1632,6 +1647,8 @@ def spike_resumed(schedule: Schedule | None, run: Run, released: int) -> str:
         state = f"Schedule #{run.schedule_id} was deleted."
     elif schedule.state is ScheduleState.active:
         state = f"Schedule #{run.schedule_id} is active again."
+    elif schedule.state is ScheduleState.done:
+        state = f"Schedule #{run.schedule_id} has nothing left to send: it is done."
     else:
         state = (
             f"Schedule #{run.schedule_id} stays {schedule.state.value}: "

@@ -104,9 +104,10 @@ class Skipped(Record):
 
 
 class Resumed(Record):
-    """A schedule `Schedules.resume_held` resumed, and the messages held by failure spikes
-    of its runs: how many go out now and how many stay held (their run is older than the
-    misfire grace: its own Resume sends them), each by run id."""
+    """A schedule `Schedules.resume_held` resumed (done when it had no time left to fire),
+    and the messages held by failure spikes of its runs: how many go out now and how many
+    stay held (their run is older than the misfire grace: its own Resume sends them), each
+    by run id."""
 
     schedule: Schedule
     sent: dict[int, int] = Field(default_factory=dict)
@@ -363,7 +364,8 @@ class Schedules:
         return updated
 
     async def resume(self, owner_id: int, schedule_id: int) -> Schedule:
-        """Fire again from now on: the next run is computed from the current time."""
+        """Fire again from now on: the next run is computed from the current time; with no
+        time left to fire, the schedule is done."""
         return (await self.resume_held(owner_id, schedule_id)).schedule
 
     async def resume_held(self, owner_id: int, schedule_id: int) -> Resumed:
@@ -378,19 +380,11 @@ class Schedules:
                 "a new time."
             )
         next_run_at = when_lang.next_fire_time(schedule.rule, after=self.clock.now())
-        if next_run_at is None and schedule.rule.ends_at is not None:
-            raise InvalidState(
-                f"Schedule #{schedule_id} has ended ({when_lang.describe(schedule.rule)}): "
-                f"/edit {schedule_id} when every day at 9:00 5 times gives it a new time and "
-                "end."
-            )
-        if next_run_at is None:
-            raise InvalidState(
-                f"The time of schedule #{schedule_id} has passed: /edit {schedule_id} gives it "
-                f"a new time, or /runnow {schedule_id} sends it now."
-            )
+        # Nothing left to fire (it ended, or its one time passed, while paused): it is done,
+        # which the answer says; the held messages of its recent runs still go below.
+        state = ScheduleState.active if next_run_at is not None else ScheduleState.done
         updated = await self._store.update_schedule(
-            schedule_id, state=ScheduleState.active, next_run_at=next_run_at
+            schedule_id, state=state, next_run_at=next_run_at
         )
         self._hooks.schedules_changed()
         # A schedule paused by a failure spike: the held rest of its recent runs goes out

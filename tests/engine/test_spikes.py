@@ -483,3 +483,47 @@ async def test_resume_sends_recent_runs_held_and_says_so_leaving_older_ones_held
 
 async def _told(notifier: RecordingNotifier, times: int) -> bool:
     return len(notifier.auto_paused) == times
+
+
+@pytest.mark.parametrize("by", ["button", "command"])
+async def test_resuming_a_run_cut_short_after_its_schedule_ended_sends_the_rest_and_ends_it(
+    start_core: CoreFactory,
+    clock: FakeClock,
+    sidecar: FakeSidecar,
+    notifier: RecordingNotifier,
+    by: str,
+) -> None:
+    """A one-time schedule's run was cut short and its time passed while it was paused:
+    Resume (the run's button or /resume) sends the held rest and makes the schedule done,
+    and says so, instead of leaving it paused for ever."""
+    core = await start_core(SEND_GAP_MIN_S=GAP_S, SEND_GAP_MAX_S=GAP_S)
+    sidecar.fail_next("not_on_whatsapp", count=3)
+    schedule = await core.services.schedules.create_schedule(
+        7, recipients=SIX, when="in 10 minutes", text="hi"
+    )
+    run, _ = await core.services.runs.run_now(7, schedule.id)
+    await drive(core, clock, lambda: _told(notifier, 1))
+    await clock.advance(20 * 60)
+
+    if by == "button":
+        ended, released = await core.services.runs.resume_cut_short(7, run.id)
+        assert released == 3
+        assert ended is not None
+        assert "has nothing left to send: it is done" in ui.spike_resumed(ended, run, released)
+    else:
+        resumed = await core.services.schedules.resume_held(7, schedule.id)
+        assert resumed.sent == {run.id: 3}
+        ended = resumed.schedule
+        text = ui.resumed("", resumed)
+        assert "passed while it was paused, so it is done now" in text
+        assert "3 held messages go out now" in text
+    assert ended.state is ScheduleState.done and ended.next_run_at is None
+
+    async def rest_sent() -> bool:
+        counts = await by_status(core, run.id)
+        return sum(counts.get(status, 0) for status in SENT) == 3
+
+    await drive(core, clock, rest_sent)
+    assert sidecar.requests == 6
+    stored = await core.store.get_schedule(schedule.id)
+    assert stored is not None and stored.state is ScheduleState.done
