@@ -69,6 +69,7 @@ from core.services import (
     Preview,
     Question,
     Recheck,
+    Resumed,
     Spike,
     Status,
     StoreState,
@@ -1427,8 +1428,49 @@ def paused_until_resume(schedule_id: int) -> str:
     return f"Paused #{schedule_id}: it will not fire until /resume {schedule_id}."
 
 
-def resumed(block: str) -> str:
-    return f"Resumed.\n\n{block}"
+def resumed(block: str, resumed: Resumed | None = None) -> str:
+    """/resume's answer: the schedule, and the messages held by failure spikes it sends (and
+    those of older runs it leaves held)."""
+    done = resumed is not None and resumed.schedule.state is ScheduleState.done
+    lines = [nothing_left(resumed.schedule) if done and resumed else "Resumed."]
+    if resumed is not None:
+        lines += held_lines(resumed)
+    return "\n".join(lines) + f"\n\n{block}"
+
+
+def nothing_left(schedule: Schedule) -> str:
+    """Resume found no time left for `schedule` to fire: it is done now."""
+    sid = schedule.id
+    if schedule.rule.kind is RuleKind.once:
+        return (
+            f"The time of #{sid} passed while it was paused, so it is done now: "
+            f"/runnow {sid} sends it now, or /edit {sid} gives it a new time."
+        )
+    return (
+        f"#{sid} has ended ({describe(schedule.rule)}), so it is done now: "
+        f"/edit {sid} when every day at 9:00 5 times gives it a new time and end."
+    )
+
+
+def held_lines(resumed: Resumed) -> list[str]:
+    """What resuming did to the messages held after too many of a run failed."""
+    lines = []
+    if resumed.sent:
+        total = sum(resumed.sent.values())
+        what = "1 held message goes" if total == 1 else f"{total} held messages go"
+        lines.append(f"▶️ {what} out now ({runs_counted(resumed.sent)}).")
+    if resumed.left_held:
+        total = sum(resumed.left_held.values())
+        what = "1 message stays" if total == 1 else f"{total} messages stay"
+        lines.append(
+            f"⏸ {what} held ({runs_counted(resumed.left_held)}): too old to send without "
+            "asking. The Resume button on the run's message sends them."
+        )
+    return lines
+
+
+def runs_counted(by_run: Mapping[int, int]) -> str:
+    return ", ".join(f"run {run_id}: {count}" for run_id, count in by_run.items())
 
 
 def changed(block: str, note: str = "") -> str:
@@ -1605,6 +1647,8 @@ def spike_resumed(schedule: Schedule | None, run: Run, released: int) -> str:
         state = f"Schedule #{run.schedule_id} was deleted."
     elif schedule.state is ScheduleState.active:
         state = f"Schedule #{run.schedule_id} is active again."
+    elif schedule.state is ScheduleState.done:
+        state = f"Schedule #{run.schedule_id} has nothing left to send: it is done."
     else:
         state = (
             f"Schedule #{run.schedule_id} stays {schedule.state.value}: "

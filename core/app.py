@@ -194,7 +194,7 @@ async def open_core(
         )
         if sender.spikes is not None:
             sender.spikes.on_paused = engine.schedules_changed
-        acks = Acks(store, clock, on_change=sender.reporter.mark)
+        acks = Acks(store, clock, on_change=sender.reporter.mark, spikes=sender.spikes)
         sender.on_sent = acks.stored
         ack_watch = AckWatch(
             store, clock, notifier, whatsapp, acks, after_s=settings.ACK_ALERT_AFTER_S
@@ -226,6 +226,7 @@ async def open_core(
             unacked=ack_watch,
             pacing=sender.pacing,
             ask_lead_s=settings.ASK_LEAD_S,
+            misfire_grace_s=settings.MISFIRE_GRACE_S,
         )
         http = CoreHttp(
             store=store,

@@ -14,7 +14,7 @@ from aiogram.types import CallbackQuery, InaccessibleMessage, Message, User
 from bot import ui
 from bot.callbacks import EditCb, EditField, ListPageCb, ScheduleAction, ScheduleCb, SkipCb
 from core.domain.errors import InvalidInput, NotFound
-from core.domain.models import Schedule
+from core.domain.models import Schedule, ScheduleState
 from core.services import MAX_ID, Services, is_id
 
 router = Router(name=__name__)
@@ -129,8 +129,8 @@ async def resume_command(
     message: Message, command: CommandObject, services: Services, event_from_user: User
 ) -> None:
     schedule_id = schedule_id_arg(command)
-    schedule = await services.schedules.resume(event_from_user.id, schedule_id)
-    await message.answer(ui.resumed(await block(services, schedule)))
+    resumed = await services.schedules.resume_held(event_from_user.id, schedule_id)
+    await message.answer(ui.resumed(await block(services, resumed.schedule), resumed))
 
 
 @router.message(Command("delete"))
@@ -211,9 +211,13 @@ async def schedule_button(
     elif action in (ScheduleAction.pause, ScheduleAction.resume):
         if action is ScheduleAction.pause:
             await services.schedules.pause(user.id, schedule.id)
+            await query.answer(ui.done_alert(action, schedule.id))
         else:
-            await services.schedules.resume(user.id, schedule.id)
-        await query.answer(ui.done_alert(action, schedule.id))
+            resumed = await services.schedules.resume(user.id, schedule.id)
+            if resumed.state is ScheduleState.done:
+                await query.answer(ui.nothing_left(resumed), show_alert=True)
+            else:
+                await query.answer(ui.done_alert(action, schedule.id))
         await refresh_list(query, services, user, await page_of(services, user.id, schedule.id))
     elif action is ScheduleAction.edit:
         await query.answer()

@@ -221,6 +221,7 @@ class NumberCheck(Contract):
 
 
 class NumberChecks(Contract):
-    """`POST /contacts/check`."""
+    """`POST /contacts/check`: the numbers asked, in order, up to a lookup that failed (the
+    numbers from it on are left out: not checked)."""
 
     numbers: list[NumberCheck]

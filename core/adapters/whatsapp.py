@@ -152,7 +152,8 @@ class WhatsAppClient:
         self, numbers: Sequence[str], *, within_s: float | None = None
     ) -> list[NumberCheck]:
         """Whether each `+E164` number has a WhatsApp account, in one request (at most
-        `MAX_CHECK_NUMBERS`); `within_s` overrides the client's timeout. A sidecar older than
+        `MAX_CHECK_NUMBERS`); the numbers from a failed lookup on are left out of the answer.
+        `within_s` overrides the client's timeout. A sidecar older than
         `POST /contacts/check` refuses it as `not_found` (`WhatsAppRequestRejected`)."""
         within = None if within_s is None else _timeout(within_s)
         body = await self._call(

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from core.adapters.counters import observe_time_to_ack
 from core.adapters.store import Store
 from core.delivery import states
+from core.delivery.spikes import SpikeGuard
 from core.domain.clock import Clock
 from core.domain.models import Delivery
 
@@ -26,12 +27,22 @@ EARLY_ACKS_KEPT = 1000
 
 class Acks:
     """Applies acks to deliveries; `on_change(run_id)` is told of each delivery moved (the
-    sender's `RunReporter.mark`, so the owner's run card follows)."""
+    sender's `RunReporter.mark`, so the owner's run card follows). An error ack fails its
+    delivery for good, which counts toward its run's failure spike (`spikes`) as a send
+    WhatsApp refused does."""
 
-    def __init__(self, store: Store, clock: Clock, on_change: Callable[[int], None]) -> None:
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        on_change: Callable[[int], None],
+        *,
+        spikes: SpikeGuard | None = None,
+    ) -> None:
         self._store = store
         self._clock = clock
         self._on_change = on_change
+        self._spikes = spikes
         self._early: OrderedDict[str, int] = OrderedDict()
 
     async def apply_ack(self, whatsapp_id: str, ack: int) -> bool:
@@ -62,9 +73,16 @@ class Acks:
                 )
                 observe_ack_times(delivery, updated)
                 self._on_change(delivery.run_id)
+                if isinstance(change, states.AckFailed):
+                    await self._check_spike(delivery.run_id)
                 return True
             # Moved meanwhile (another ack, a retry): read it again.
         return True
+
+    async def _check_spike(self, run_id: int) -> None:
+        # The sender's own claims of the run are held at its next step (`holds_back`).
+        if self._spikes is not None and await self._spikes.spiked(run_id):
+            await self._spikes.cut_short(run_id)
 
     async def stored(self, whatsapp_id: str) -> None:
         """The sender stored message `whatsapp_id`: apply the ack that came before it."""

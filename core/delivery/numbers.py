@@ -34,6 +34,11 @@ ON_WHATSAPP_KEPT = timedelta(days=30)
 NOT_ON_WHATSAPP_KEPT = timedelta(days=1)
 # How long a run's fan-out waits for the sidecar per request before it sends unchecked.
 RUN_CHECK_WITHIN_S = 10.0
+# Numbers asked per request. The sidecar looks them up one after another, so a request of
+# `MAX_CHECK_NUMBERS` new numbers outlasts a run's wait (and a save's, many times over);
+# each batch's answers are remembered before the next is asked, so a check cut short by a
+# timeout keeps what it learned and the next run or save goes on from there.
+CHECK_BATCH = min(10, MAX_CHECK_NUMBERS)
 
 
 @dataclass(frozen=True)
@@ -84,14 +89,16 @@ class NumberGuard:
 
     async def check(self, numbers: Sequence[str]) -> NumberVerdict:
         """Whether each number has WhatsApp: remembered answers first, the sidecar for the
-        rest (in batches it takes), whose answers are remembered."""
+        rest (`CHECK_BATCH` at a time, until a request fails), whose answers are
+        remembered as each batch comes back; a number the sidecar left out of its answer (its
+        lookup failed) is unchecked."""
         wanted = list(dict.fromkeys(numbers))
         known = await self.remembered(wanted)
         ask = [number for number in wanted if number not in known]
         unchecked: list[str] = []
         whatsapp = self._whatsapp
-        for start in range(0, len(ask), MAX_CHECK_NUMBERS):
-            batch = ask[start : start + MAX_CHECK_NUMBERS]
+        for start in range(0, len(ask), CHECK_BATCH):
+            batch = ask[start : start + CHECK_BATCH]
             if whatsapp is None:
                 unchecked.extend(ask[start:])
                 break
@@ -115,7 +122,15 @@ class NumberGuard:
             ]
             await self._store.save_number_checks(checks)
             known.update((check.number, check) for check in checks)
-            unchecked.extend(number for number in batch if number not in known)
+            if any(number not in known for number in batch):
+                # A lookup failed and the sidecar answered those before it: the next ones
+                # would likely fail too, so the rest waits for the next check.
+                logger.info(
+                    "%d numbers not checked with WhatsApp: a lookup failed",
+                    len(ask) - start - len(checks),
+                )
+                unchecked.extend(n for n in ask[start:] if n not in known)
+                break
         return NumberVerdict(
             not_on_whatsapp=tuple(n for n in wanted if n in known and not known[n].on_whatsapp),
             unchecked=tuple(n for n in wanted if n in unchecked),

@@ -234,9 +234,6 @@ class Sender:
         self.on_sent: Callable[[str], Awaitable[object]] | None = None
         # Cuts a run short when its sends fail too often (told of each failure for good).
         self.spikes = spikes
-        # Runs cut short by this process since its last claim: deliveries of theirs claimed
-        # ahead before the cut are held, not sent.
-        self._cut_runs: set[int] = set()
         # Lowers the daily cap while the linked number is new.
         self.warmup = warmup
         # The account the session last said it works with, not yet told to `warmup`.
@@ -413,13 +410,11 @@ class Sender:
             await self._nap(wait)
             return
         batch, self._claimed_ahead = self._claimed_ahead, []
-        if self._cut_runs:
-            batch = await self._hold_cut(batch)
         if not batch:
-            self._cut_runs.clear()
             batch = await self.store.claim_deliveries(
                 now=now, lease_s=self.lease_s, worker=self.worker, limit=self._room(now)
             )
+        batch = await self._hold_cut(batch)
         if not batch:
             due = await self.store.next_delivery_due_at()
             await self._settle()
@@ -785,23 +780,38 @@ class Sender:
         self.reporter.mark(delivery.run_id)
         if isinstance(change, states.Fail) and applied is not None:
             await self._check_spike(delivery.run_id)
+        elif (
+            applied is not None
+            and self.spikes is not None
+            and await self.spikes.holds_back(delivery.run_id)
+        ):
+            # Queued again, but its run was cut short meanwhile: held with the rest of it.
+            hold = states.hold_for_spike(applied, now=now, reason=spikes.HELD_REASON)
+            if hold is not None:
+                await self.store.apply(hold)
 
     async def _check_spike(self, run_id: int) -> None:
         """A delivery of run `run_id` failed for good: cut the run short if its failures
         spiked (`core.delivery.spikes`)."""
         if self.spikes is None or not await self.spikes.spiked(run_id):
             return
-        self._cut_runs.add(run_id)
-        self._claimed_ahead = await self._hold_cut(self._claimed_ahead)
         await self.spikes.cut_short(run_id)
+        self._claimed_ahead = await self._hold_cut(self._claimed_ahead)
         self.reporter.mark(run_id)
 
     async def _hold_cut(self, claimed: list[Delivery]) -> list[Delivery]:
-        """Give back the deliveries of runs cut short among `claimed` (claimed before the
-        cut) and hold them with the rest of their run; return the others."""
+        """Give back the deliveries of runs cut short and not resumed among `claimed` (by
+        this process or another, before or since the claim) and hold them with the rest of
+        their run; return the others."""
+        if self.spikes is None:
+            return claimed
+        cut = {
+            run_id: await self.spikes.holds_back(run_id)
+            for run_id in dict.fromkeys(d.run_id for d in claimed)
+        }
         keep = []
         for delivery in claimed:
-            if delivery.run_id not in self._cut_runs:
+            if not cut[delivery.run_id]:
                 keep.append(delivery)
                 continue
             released = await self.store.apply(states.release(delivery, worker=self.worker))

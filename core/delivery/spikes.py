@@ -26,6 +26,8 @@ from core.delivery import states
 from core.domain.models import Delivery, DeliveryFilter, DeliveryStatus, Run, ScheduleState
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from core.adapters.store import Store
     from core.delivery.notifier import Notifier
     from core.domain.clock import Clock
@@ -90,8 +92,14 @@ NOT_THE_ACCOUNT = frozenset({"render_failed", "unavailable", "not_ready", "inter
 
 def failed_for_good(delivery: Delivery) -> bool:
     """A delivery WhatsApp refused (not on WhatsApp, an invalid number, a send it kept
-    refusing, an error ack); see `NOT_THE_ACCOUNT` for the failures that do not count."""
-    return delivery.status is DeliveryStatus.failed and delivery.error_code not in NOT_THE_ACCOUNT
+    refusing, an error ack); see `NOT_THE_ACCOUNT` for the failures that do not count. A
+    delivery failed without an attempt (its number found not on WhatsApp before the run,
+    `states.without_whatsapp`) never reached WhatsApp: it is neither tried nor failed."""
+    return (
+        delivery.status is DeliveryStatus.failed
+        and delivery.attempts > 0
+        and delivery.error_code not in NOT_THE_ACCOUNT
+    )
 
 
 def tally(deliveries: Sequence[Delivery]) -> tuple[int, int]:
@@ -139,6 +147,24 @@ class SpikeGuard:
         self.rule = rule
         # Told when a schedule was paused (the engine re-reads its schedules).
         self.on_paused = on_paused
+        # Runs known cut short (told) and known resumed: neither ever goes back.
+        self._told: set[int] = set()
+        self._resumed: set[int] = set()
+
+    async def holds_back(self, run_id: int) -> bool:
+        """Whether run `run_id` was cut short and not resumed, by any process: its deliveries
+        are held, not sent, whenever they come back queued (a send on the wire when it was
+        cut that then failed for a while, a lease taken back after a crash)."""
+        if run_id in self._resumed:
+            return False
+        if run_id not in self._told:
+            if await self.store.get_value(TOLD_KEY.format(run_id)) is None:
+                return False
+            self._told.add(run_id)
+        if await self.store.get_value(RESUMED_KEY.format(run_id)) is not None:
+            self._resumed.add(run_id)
+            return False
+        return True
 
     async def spiked(self, run_id: int) -> bool:
         """Whether run `run_id`'s failures, as the store counts them now, are a spike the
@@ -224,11 +250,25 @@ async def release_run(store: Store, clock: Clock, run_id: int) -> int:
     return released
 
 
-async def release_schedule(store: Store, clock: Clock, schedule_id: int) -> int:
-    """Resume every run of a schedule cut short (the schedule was resumed by hand, /resume or
-    its card's button); return how many deliveries were queued."""
+async def release_schedule(
+    store: Store, clock: Clock, schedule_id: int, *, since: datetime
+) -> tuple[dict[int, int], dict[int, int]]:
+    """Resume the runs of a schedule cut short and due since `since` (the schedule was
+    resumed by hand, /resume or its card's button); older runs stay held, their messages
+    likely stale: their own Resume sends them. Return how many deliveries were queued and
+    how many stay held, each by run id."""
     held = await store.list_deliveries(
-        DeliveryFilter(schedule_id=schedule_id, statuses=(DeliveryStatus.held,))
+        DeliveryFilter(schedule_id=schedule_id, statuses=(DeliveryStatus.held,), order="oldest")
     )
-    runs = dict.fromkeys(d.run_id for d in held if is_spike_held(d))
-    return sum([await release_run(store, clock, run_id) for run_id in runs])
+    counts = Counter(d.run_id for d in held if is_spike_held(d))
+    released: dict[int, int] = {}
+    left: dict[int, int] = {}
+    for run_id, count in counts.items():
+        run = await store.get_run(run_id)
+        if run is not None and run.scheduled_for < since:
+            left[run_id] = count
+            continue
+        queued = await release_run(store, clock, run_id)
+        if queued:
+            released[run_id] = queued
+    return released, left

@@ -50,7 +50,15 @@ from core.services.ports import (
     UnackedWatch,
 )
 from core.services.runs import Runs
-from core.services.schedules import PREVIEW_COUNT, Draft, Drafted, FireTime, Preview, Schedules
+from core.services.schedules import (
+    PREVIEW_COUNT,
+    Draft,
+    Drafted,
+    FireTime,
+    Preview,
+    Resumed,
+    Schedules,
+)
 from core.services.stats import DayFigures, Figures, Stats, stats_days
 from core.services.templates import Templates
 from core.services.users import OWNER_CODE_KEY, TIMEZONE_ASKED_KEY, Users
@@ -80,6 +88,7 @@ __all__ = [
     "Preview",
     "Question",
     "Recheck",
+    "Resumed",
     "Runs",
     "Schedules",
     "Services",
@@ -117,6 +126,7 @@ class Services:
         unacked: UnackedWatch | None = None,
         pacing: Callable[[], Pacing | None] | None = None,
         ask_lead_s: int = 900,
+        misfire_grace_s: float = 3600,
     ) -> None:
         hooks = hooks or NoEngine()
         self.clock = clock
@@ -124,7 +134,9 @@ class Services:
         groups = whatsapp.groups if whatsapp is not None else None
         # People's numbers are checked with WhatsApp when saved and as a run fans out.
         numbers = NumberGuard(store, clock, whatsapp) if whatsapp is not None else None
-        self.schedules = Schedules(store, clock, self.users, hooks, groups, numbers)
+        self.schedules = Schedules(
+            store, clock, self.users, hooks, groups, numbers, misfire_grace_s=misfire_grace_s
+        )
         self.runs = Runs(store, self.schedules, hooks, unacked, numbers)
         self.logs = Logs(store, self.schedules)
         self.contacts = Contacts(store, numbers)

@@ -190,7 +190,7 @@ class Runs:
 
     async def resume_cut_short(self, owner_id: int, run_id: int) -> tuple[Schedule | None, int]:
         """Resume: the held rest of a run cut short goes out now, and its schedule, paused by
-        the cut, is active again (when its time has not passed). Return the schedule as it is
+        the cut, is active again (done when its time has passed). Return the schedule as it is
         now and how many deliveries were queued (0 when pressed again)."""
         run, _ = await self.get_run(owner_id, run_id)
         # The run first: resuming the schedule releases every run of it cut short, and this
@@ -198,10 +198,8 @@ class Runs:
         released = await release_run(self.store, self.clock, run.id)
         schedule = await self.store.get_schedule(run.schedule_id)
         if schedule is not None and schedule.state is ScheduleState.paused:
-            try:
-                schedule = await self._schedules.resume(owner_id, schedule.id)
-            except InvalidState:
-                logger.info("schedule %s stays paused: its time has passed", schedule.id)
+            # Done instead when its time has passed meanwhile.
+            schedule = await self._schedules.resume(owner_id, schedule.id)
         if released:
             logger.info("run %s resumed after a failure spike: %d queued", run.id, released)
             self.hooks.deliveries_queued()

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
+
+from pydantic import Field
 
 from core.adapters.store import UNSET, Store
 from core.delivery.numbers import NumberGuard, numbers_of
@@ -104,6 +106,17 @@ class Skipped(Record):
     run_id: int
 
 
+class Resumed(Record):
+    """A schedule `Schedules.resume_held` resumed (done when it had no time left to fire),
+    and the messages held by failure spikes of its runs: how many go out now and how many
+    stay held (their run is older than the misfire grace: its own Resume sends them), each
+    by run id."""
+
+    schedule: Schedule
+    sent: dict[int, int] = Field(default_factory=dict)
+    left_held: dict[int, int] = Field(default_factory=dict)
+
+
 class Draft(Record):
     """A schedule checked but not stored; `save_draft` stores it as it is. Only what is
     stored, and the first fire time as it was read (Save keeps the time the preview showed):
@@ -138,11 +151,14 @@ class Schedules:
         hooks: EngineHooks,
         groups: GroupSource | None,
         numbers: NumberGuard | None = None,
+        misfire_grace_s: float = 3600,
     ) -> None:
         self._store, self.clock, self._users = store, clock, users
         self._hooks, self._groups = hooks, groups
         # Checks people's numbers with WhatsApp before a schedule to them is stored.
         self._numbers = numbers
+        # Runs cut short longer ago than this are not sent by /resume (`resume_held`).
+        self.misfire_grace_s = misfire_grace_s
 
     async def check_draft_message(
         self,
@@ -351,10 +367,15 @@ class Schedules:
         return updated
 
     async def resume(self, owner_id: int, schedule_id: int) -> Schedule:
-        """Fire again from now on: the next run is computed from the current time."""
+        """Fire again from now on: the next run is computed from the current time; with no
+        time left to fire, the schedule is done."""
+        return (await self.resume_held(owner_id, schedule_id)).schedule
+
+    async def resume_held(self, owner_id: int, schedule_id: int) -> Resumed:
+        """Resume, and send the messages of its recent runs held by a failure spike."""
         schedule = await self.get_schedule(owner_id, schedule_id)
         if schedule.state is ScheduleState.active:
-            return schedule
+            return Resumed(schedule=schedule)
         if schedule.state is ScheduleState.done and schedule.rule.kind is RuleKind.once:
             raise InvalidState(
                 f"Schedule #{schedule_id} was a one-time message and has been sent: "
@@ -363,34 +384,29 @@ class Schedules:
             )
         now = self.clock.now()
         rule = schedule.rule
-        left = when_lang.occurrences_left(rule, schedule.next_run_at)
-        if rule.times is not None and left:
+        remaining = when_lang.occurrences_left(rule, schedule.next_run_at)
+        if rule.times is not None and remaining:
             # `5 times` sends five: what was left when paused goes out from now on, as after
             # a move to another zone (`until DATE` keeps its date).
-            rule = when_lang.ending_after(rule, left, after=now)
+            rule = when_lang.ending_after(rule, remaining, after=now)
         next_run_at = when_lang.next_fire_time(rule, after=now)
-        if next_run_at is None and rule.ends_at is not None:
-            raise InvalidState(
-                f"Schedule #{schedule_id} has ended ({when_lang.describe(schedule.rule)}): "
-                f"/edit {schedule_id} when every day at 9:00 5 times gives it a new time and "
-                "end."
-            )
-        if next_run_at is None:
-            raise InvalidState(
-                f"The time of schedule #{schedule_id} has passed: /edit {schedule_id} gives it "
-                f"a new time, or /runnow {schedule_id} sends it now."
-            )
+        # Nothing left to fire (it ended, or its one time passed, while paused): it is done,
+        # which the answer says; the held messages of its recent runs still go below.
+        state = ScheduleState.active if next_run_at is not None else ScheduleState.done
         updated = await self._store.update_schedule(
             schedule_id,
-            state=ScheduleState.active,
+            state=state,
             next_run_at=next_run_at,
             rule=rule if rule != schedule.rule else UNSET,
         )
         self._hooks.schedules_changed()
-        # A schedule paused by a failure spike: the held rest of its run goes out too.
-        if await release_schedule(self._store, self.clock, schedule_id):
+        # A schedule paused by a failure spike: the held rest of its recent runs goes out
+        # too; older ones wait for their own Resume (their messages may be stale by now).
+        since = self.clock.now() - timedelta(seconds=self.misfire_grace_s)
+        sent, left = await release_schedule(self._store, self.clock, schedule_id, since=since)
+        if sent:
             self._hooks.deliveries_queued()
-        return updated
+        return Resumed(schedule=updated, sent=sent, left_held=left)
 
     async def delete(self, owner_id: int, schedule_id: int) -> Schedule:
         """Delete a schedule; its runs and deliveries stay in the logs."""

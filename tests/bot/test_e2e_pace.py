@@ -94,6 +94,28 @@ async def test_e2e_a_failure_spike_pauses_the_schedule_and_resume_sends_the_rest
 
 
 @needs_node
+async def test_e2e_resume_says_how_many_held_messages_of_which_run_it_sends(
+    tmp_path: Path,
+) -> None:
+    async with running(tmp_path, admin_ids=str(ADMIN), wasched_settings=PACED) as world:
+        await daily_schedule(world, SIX, "resume test")
+        await world.sidecar("POST", "/fake/fail", {"code": "not_on_whatsapp", "count": 3})
+        since = world.telegram.cursor()
+        await world.telegram.send(ADMIN, "/runnow 1")
+        await world.telegram.reply(ADMIN, "sent so far failed", since=since, within=30)
+
+        resumed = await world.say("/resume 1", "Resumed")
+        assert "▶️ 3 held messages go out now (run 1: 3)." in resumed.text
+        assert "stay held" not in resumed.text
+        for _ in range(100):
+            if len(await world.outbox()) == 3:
+                break
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(HOLD_S)
+        assert len(await world.outbox()) == 3 and await sends_asked(world) == 6
+
+
+@needs_node
 async def test_e2e_a_warmup_day_cap_holds_sends_back_and_status_says_when_the_next_goes(
     tmp_path: Path,
 ) -> None:

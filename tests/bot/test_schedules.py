@@ -94,6 +94,25 @@ async def test_typed_runnow_pause_resume_preview(harness: Harness) -> None:
     assert preview.text.count("09:00") >= 3 and "message 0" in preview.text
 
 
+async def test_resume_after_the_time_passed_makes_the_schedule_done_and_says_so(
+    harness: Harness,
+) -> None:
+    [typed, pressed] = await make(harness, count=2, when="in 10 minutes")
+    for schedule_id in (typed, pressed):
+        await harness.ask(f"/pause {schedule_id}", "Paused")
+    await harness.clock.advance(20 * 60)
+    reply = await harness.ask(f"/resume {typed}", "done now")
+    assert f"The time of #{typed} passed while it was paused" in reply.text
+    assert f"/runnow {typed}" in reply.text
+    listing = await harness.ask("/list", "Your schedules")
+    query = await harness.press(listing, "Resume")
+    answer = await harness.telegram.answer(query)
+    assert f"#{pressed} passed while it was paused, so it is done now" in answer["text"]
+    for schedule_id in (typed, pressed):
+        schedule = await harness.service.schedules.get_schedule(ADMIN, schedule_id)
+        assert schedule.state is ScheduleState.done
+
+
 async def test_typed_actions_without_an_id_say_how(harness: Harness) -> None:
     for command in ("/runnow", "/pause x", "/delete", "/preview", "/edit"):
         reply = await harness.ask(command, "Tell me which schedule")

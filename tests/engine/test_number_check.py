@@ -161,3 +161,50 @@ async def test_reachout_limited_fails_the_delivery_at_once_without_a_retry(
     assert delivery.error_code == "reachout_limited" and delivery.attempts == 1
     assert delivery.last_error is not None and "error 463" in delivery.last_error
     assert sidecar.requests == 1
+
+
+async def test_numbers_are_asked_ten_at_a_time_and_each_answered_batch_is_remembered(
+    core: Core, sidecar: FakeSidecar, clock: FakeClock
+) -> None:
+    """The sidecar looks numbers up one by one: a few dozen in one request outlast a run's
+    wait. Asked ten at a time, what came back before a request failed is kept, and the next
+    check asks only the rest."""
+    numbers = [f"+4915100{n:05d}" for n in range(25)]
+    client = WhatsAppClient(sidecar.url, sidecar.api_key)
+    guard = NumberGuard(core.store, clock, client)
+    sidecar.check_fails_after = 2
+    try:
+        first = await guard.check(numbers)
+        assert [len(asked) for asked in sidecar.checks] == [10, 10, 5]
+        assert first == NumberVerdict(unchecked=tuple(numbers[20:]))
+        assert sorted(await core.store.number_checks(numbers)) == numbers[:20]
+        sidecar.check_fails_after = None
+        second = await guard.check(numbers)
+    finally:
+        await client.aclose()
+    assert second == NumberVerdict()
+    assert sidecar.checks[3:] == [numbers[20:]]
+    assert len(await core.store.number_checks(numbers)) == 25
+
+
+async def test_the_answers_before_a_failed_lookup_are_kept_and_the_rest_asked_next_time(
+    core: Core, sidecar: FakeSidecar, clock: FakeClock
+) -> None:
+    """The sidecar answers the numbers it looked up before one failed: those are remembered,
+    no further batch is asked this time, and the next check asks only the rest."""
+    numbers = [f"+4915100{n:05d}" for n in range(15)]
+    client = WhatsAppClient(sidecar.url, sidecar.api_key)
+    guard = NumberGuard(core.store, clock, client)
+    sidecar.lookup_fails_for = {numbers[3]}
+    try:
+        first = await guard.check(numbers)
+        assert sidecar.checks == [numbers[:10]]
+        assert first == NumberVerdict(unchecked=tuple(numbers[3:]))
+        assert sorted(await core.store.number_checks(numbers)) == numbers[:3]
+        sidecar.lookup_fails_for = set()
+        second = await guard.check(numbers)
+    finally:
+        await client.aclose()
+    assert second == NumberVerdict()
+    assert sidecar.checks[1:] == [numbers[3:13], numbers[13:]]
+    assert len(await core.store.number_checks(numbers)) == 15

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
+from bot import ui
 from core.adapters.store import open_store
 from core.app import Core
 from core.delivery import states
@@ -62,7 +64,9 @@ def test_a_ratio_of_zero_turns_the_rule_off() -> None:
 
 
 def test_failures_that_say_nothing_about_the_account_do_not_count() -> None:
-    def delivery(n: int, status: DeliveryStatus, code: str | None = None) -> Delivery:
+    def delivery(
+        n: int, status: DeliveryStatus, code: str | None = None, attempts: int = 1
+    ) -> Delivery:
         return Delivery(
             id=n,
             run_id=1,
@@ -73,6 +77,7 @@ def test_failures_that_say_nothing_about_the_account_do_not_count() -> None:
             idempotency_key=f"1:{n}",
             status=status,
             error_code=code,
+            attempts=attempts,
             created_at=START,
             next_attempt_at=START,
         )
@@ -84,8 +89,10 @@ def test_failures_that_say_nothing_about_the_account_do_not_count() -> None:
         delivery(4, DeliveryStatus.failed, "unavailable"),  # the sidecar was down
         delivery(5, DeliveryStatus.failed, "render_failed"),
         delivery(6, DeliveryStatus.read),
-        delivery(7, DeliveryStatus.queued),
-        delivery(8, DeliveryStatus.missed),
+        delivery(7, DeliveryStatus.queued, attempts=0),
+        delivery(8, DeliveryStatus.missed, attempts=0),
+        # Found not on WhatsApp before the run: never sent.
+        delivery(9, DeliveryStatus.failed, "not_on_whatsapp", attempts=0),
     ]
     assert tally(run) == (3, 4)
 
@@ -312,3 +319,211 @@ async def test_resuming_the_schedule_by_hand_sends_the_held_rest_too(
     await drive(core, clock, rest_sent)
     assert sidecar.requests == 6
     assert (await core.services.runs.resume_cut_short(7, run_id))[1] == 0
+
+
+async def test_a_send_of_another_process_that_comes_back_queued_after_the_cut_is_held(
+    start_core: CoreFactory,
+    database_url: str,
+    clock: FakeClock,
+    sidecar: FakeSidecar,
+    notifier: RecordingNotifier,
+) -> None:
+    """Another process was sending one of the run when it was cut short; its send then failed
+    for a while (queued again): it is held with the rest, not sent."""
+    store = await open_store(database_url)
+    core = await start_core(SEND_GAP_MIN_S=GAP_S, SEND_GAP_MAX_S=GAP_S)
+    await sidecar.set_state("STARTING")
+    _, run_id = await start_run(core)
+
+    async def all_held() -> bool:
+        return await by_status(core, run_id) == {DeliveryStatus.held: 6}
+
+    await eventually(all_held, what="the sender holding them")
+    last = (await store.list_deliveries(DeliveryFilter(run_id=run_id, order="oldest")))[-1]
+    await store.update_delivery(
+        last.id,
+        status=DeliveryStatus.sending,
+        lease_owner="x",
+        lease_until=clock.now() + timedelta(days=1),
+    )
+    sidecar.fail_next("not_on_whatsapp", count=3)
+    await sidecar.set_state("WORKING")
+
+    async def cut() -> bool:
+        return len(notifier.auto_paused) == 1
+
+    await drive(core, clock, cut)
+    taken = await store.get_delivery(last.id)
+    assert taken is not None and taken.status is DeliveryStatus.sending
+    retry = states.failed_attempt(
+        taken,
+        worker="x",
+        now=clock.now(),
+        reason="WhatsApp did not answer",
+        code="unavailable",
+        transient=True,
+        max_attempts=3,
+        backoff=lambda attempts: 0.0,
+    )
+    assert isinstance(retry, states.RetryLater) and await store.apply(retry) is not None
+    await store.close()
+    core.sender.deliveries_queued()
+
+    async def held_again() -> bool:
+        return await by_status(core, run_id) == {
+            DeliveryStatus.failed: 3,
+            DeliveryStatus.held: 3,
+        }
+
+    await drive(core, clock, held_again)
+    for _ in range(5):
+        await clock.advance(GAP_S * 3)
+    assert sidecar.requests == 3
+    assert await by_status(core, run_id) == {DeliveryStatus.failed: 3, DeliveryStatus.held: 3}
+
+
+async def test_error_acks_count_toward_the_spike(
+    start_core: CoreFactory,
+    clock: FakeClock,
+    sidecar: FakeSidecar,
+    notifier: RecordingNotifier,
+) -> None:
+    """WhatsApp took three sends, then reported an error for each (ack -1): the run is cut
+    short as if it had refused them."""
+    sidecar.auto_ack = False
+    core = await start_core(SEND_GAP_MIN_S=GAP_S, SEND_GAP_MAX_S=GAP_S)
+    schedule_id, run_id = await start_run(core)
+
+    async def three_sent() -> bool:
+        return (await by_status(core, run_id)).get(DeliveryStatus.sent) == 3
+
+    await drive(core, clock, three_sent)
+    # The gap after the third send is not over: nothing more goes until the clock moves.
+    for record in sidecar.outbox:
+        assert await sidecar.post_event("message.ack", {"id": record.id, "ack": -1}) == 200
+    await eventually(lambda: len(notifier.auto_paused) == 1, what="the owner told")
+    for _ in range(5):
+        await clock.advance(GAP_S * 3)
+    assert sidecar.requests == 3
+    assert await by_status(core, run_id) == {DeliveryStatus.failed: 3, DeliveryStatus.held: 3}
+    [(_, spike)] = notifier.auto_paused
+    assert (spike.failed, spike.tried, spike.reason_code) == (3, 3, "ack_error")
+    schedule = await core.store.get_schedule(schedule_id)
+    assert schedule is not None and schedule.state is ScheduleState.paused
+
+
+async def test_numbers_refused_before_the_run_do_not_count_toward_the_spike(
+    start_core: CoreFactory,
+    clock: FakeClock,
+    sidecar: FakeSidecar,
+    notifier: RecordingNotifier,
+) -> None:
+    """Three numbers of the run were found not on WhatsApp at fan-out (never sent): the
+    first send WhatsApp refuses is one failure of one try, not four of four."""
+    gone = [f"+4915199999{n:03d}" for n in range(1, 4)]
+    good = [f"+49151000000{n:02d}" for n in range(1, 4)]
+    core = await start_core(SEND_GAP_MIN_S=GAP_S, SEND_GAP_MAX_S=GAP_S)
+    await sidecar.set_state("SCAN_QR_CODE")  # saved unchecked: WhatsApp could not be asked
+    schedule = await core.services.schedules.create_schedule(
+        7, recipients=", ".join(gone + good), when="every day at 9:00", text="hi"
+    )
+    sidecar.not_on_whatsapp = set(gone)
+    await sidecar.set_state("WORKING")
+    sidecar.fail_next("not_on_whatsapp", count=1)
+    run, _ = await core.services.runs.run_now(7, schedule.id)
+
+    async def all_tried() -> bool:
+        counts = await by_status(core, run.id)
+        return sum(counts.get(status, 0) for status in SENT) == 2
+
+    await drive(core, clock, all_tried)
+    assert sidecar.requests == 3 and notifier.auto_paused == []
+    counts = await by_status(core, run.id)
+    assert counts[DeliveryStatus.failed] == 4 and DeliveryStatus.held not in counts
+    refused = await core.store.get_schedule(schedule.id)
+    assert refused is not None and refused.state is ScheduleState.active
+
+
+async def test_resume_sends_recent_runs_held_and_says_so_leaving_older_ones_held(
+    start_core: CoreFactory,
+    clock: FakeClock,
+    sidecar: FakeSidecar,
+    notifier: RecordingNotifier,
+) -> None:
+    """Two runs of a schedule were cut short, one longer ago than the misfire grace (an
+    hour here): /resume sends the recent one's held rest, keeps the old one's held, and
+    its answer counts both."""
+    core, schedule_id, old_run = await paced_run(start_core, sidecar, failing=3)
+    await drive(core, clock, lambda: _told(notifier, 1))
+    await clock.advance(2 * 3600)
+    sidecar.fail_next("not_on_whatsapp", count=3)
+    new_run, _ = await core.services.runs.run_now(7, schedule_id)
+    await drive(core, clock, lambda: _told(notifier, 2))
+    assert sidecar.requests == 6
+
+    resumed = await core.services.schedules.resume_held(7, schedule_id)
+    assert resumed.schedule.state is ScheduleState.active
+    assert (resumed.sent, resumed.left_held) == ({new_run.id: 3}, {old_run: 3})
+    text = ui.resumed("", resumed)
+    assert f"3 held messages go out now (run {new_run.id}: 3)" in text
+    assert f"3 messages stay held (run {old_run}: 3)" in text and "Resume button" in text
+
+    async def rest_sent() -> bool:
+        counts = await by_status(core, new_run.id)
+        return sum(counts.get(status, 0) for status in SENT) == 3
+
+    await drive(core, clock, rest_sent)
+    for _ in range(5):
+        await clock.advance(GAP_S * 3)
+    assert sidecar.requests == 9
+    assert await by_status(core, old_run) == {DeliveryStatus.failed: 3, DeliveryStatus.held: 3}
+    # Its own Resume still sends the old run's rest.
+    assert (await core.services.runs.resume_cut_short(7, old_run))[1] == 3
+
+
+async def _told(notifier: RecordingNotifier, times: int) -> bool:
+    return len(notifier.auto_paused) == times
+
+
+@pytest.mark.parametrize("by", ["button", "command"])
+async def test_resuming_a_run_cut_short_after_its_schedule_ended_sends_the_rest_and_ends_it(
+    start_core: CoreFactory,
+    clock: FakeClock,
+    sidecar: FakeSidecar,
+    notifier: RecordingNotifier,
+    by: str,
+) -> None:
+    """A one-time schedule's run was cut short and its time passed while it was paused:
+    Resume (the run's button or /resume) sends the held rest and makes the schedule done,
+    and says so, instead of leaving it paused for ever."""
+    core = await start_core(SEND_GAP_MIN_S=GAP_S, SEND_GAP_MAX_S=GAP_S)
+    sidecar.fail_next("not_on_whatsapp", count=3)
+    schedule = await core.services.schedules.create_schedule(
+        7, recipients=SIX, when="in 10 minutes", text="hi"
+    )
+    run, _ = await core.services.runs.run_now(7, schedule.id)
+    await drive(core, clock, lambda: _told(notifier, 1))
+    await clock.advance(20 * 60)
+
+    if by == "button":
+        ended, released = await core.services.runs.resume_cut_short(7, run.id)
+        assert released == 3
+        assert ended is not None
+        assert "has nothing left to send: it is done" in ui.spike_resumed(ended, run, released)
+    else:
+        resumed = await core.services.schedules.resume_held(7, schedule.id)
+        assert resumed.sent == {run.id: 3}
+        ended = resumed.schedule
+        text = ui.resumed("", resumed)
+        assert "passed while it was paused, so it is done now" in text
+        assert "3 held messages go out now" in text
+    assert ended.state is ScheduleState.done and ended.next_run_at is None
+
+    async def rest_sent() -> bool:
+        counts = await by_status(core, run.id)
+        return sum(counts.get(status, 0) for status in SENT) == 3
+
+    await drive(core, clock, rest_sent)
+    assert sidecar.requests == 6
+    stored = await core.store.get_schedule(schedule.id)
+    assert stored is not None and stored.state is ScheduleState.done

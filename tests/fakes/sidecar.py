@@ -156,6 +156,11 @@ class FakeSidecar:
     checks: list[list[str]] = field(default_factory=list)
     # When set, POST /contacts/check answers 502 send_failed (a lookup failed or hung).
     check_fails: bool = False
+    # When set, the checks after this many answered ones fail so (WhatsApp stopped answering).
+    check_fails_after: int | None = None
+    # Numbers whose lookup fails: a check answers the numbers before the first of them and
+    # leaves it and the rest out, or fails as above when it is the first (as wwebjs does).
+    lookup_fails_for: set[str] = field(default_factory=set)
     _qrs: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _fail: list[str] = field(default_factory=list)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
@@ -426,10 +431,18 @@ class FakeSidecar:
             return _not_working("check numbers", self.state)
         numbers = list(dict.fromkeys(numbers))
         self.checks.append(numbers)
-        if self.check_fails:
+        if self.check_fails or (
+            self.check_fails_after is not None and len(self.checks) > self.check_fails_after
+        ):
             return _error(
                 "send_failed", "could not look a number up on WhatsApp: Evaluation failed"
             )
+        failing = [n for n, number in enumerate(numbers) if number in self.lookup_fails_for]
+        if failing and failing[0] == 0:
+            return _error(
+                "send_failed", "could not look a number up on WhatsApp: Evaluation failed"
+            )
+        answered = numbers[: failing[0]] if failing else numbers
         return web.json_response(
             {
                 "numbers": [
@@ -440,7 +453,7 @@ class FakeSidecar:
                             None if number in self.not_on_whatsapp else f"{number[1:]}@c.us"
                         ),
                     }
-                    for number in numbers
+                    for number in answered
                 ]
             }
         )

@@ -6,10 +6,8 @@ from __future__ import annotations
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
-import pytest
-
 from core.domain.clock import FakeClock
-from core.domain.errors import InvalidState
+from core.domain.models import ScheduleState
 from core.domain.when import next_fire_times
 from core.services import Services
 
@@ -60,15 +58,18 @@ async def test_resuming_a_paused_count_sends_what_was_left_and_a_date_keeps_its_
     assert kept.rule == until.rule  # `until 31.12.2026` still ends that day
 
 
-async def test_resuming_after_the_end_says_it_ended_and_changes_nothing(
+async def test_resuming_after_the_end_makes_the_schedule_done(
     service: Services, clock: FakeClock
 ) -> None:
+    """Paused, then its end passed: nothing is left to fire, so resuming makes it done
+    instead of leaving it paused for ever."""
     schedule = await service.schedules.create_schedule(
         OWNER, recipients="+12025550143", when="every day at 9:00 until 30.11.2026", text="hi"
     )
     await service.schedules.pause(OWNER, schedule.id)
     await clock.advance(timedelta(days=3).total_seconds())
-    with pytest.raises(InvalidState, match=f"#{schedule.id} has ended .*until"):
-        await service.schedules.resume(OWNER, schedule.id)
+    resumed = await service.schedules.resume_held(OWNER, schedule.id)
+    assert resumed.schedule.state is ScheduleState.done and resumed.schedule.next_run_at is None
+    assert (resumed.sent, resumed.left_held) == ({}, {})
     after = await service.schedules.get_schedule(OWNER, schedule.id)
-    assert after.state.value == "paused"
+    assert after.state is ScheduleState.done

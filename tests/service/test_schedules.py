@@ -436,7 +436,7 @@ async def test_a_done_one_time_schedule_cannot_be_resumed_or_paused(
     assert stored is not None and stored.state is ScheduleState.done
 
 
-async def test_a_paused_one_time_schedule_whose_time_passed_cannot_be_resumed(
+async def test_a_paused_one_time_schedule_whose_time_passed_is_done_when_resumed(
     service: Services, clock: FakeClock
 ) -> None:
     schedule = await service.schedules.create_schedule(
@@ -444,11 +444,11 @@ async def test_a_paused_one_time_schedule_whose_time_passed_cannot_be_resumed(
     )
     await service.schedules.pause(schedule.owner_id, schedule.id)
     await clock.advance(3600)
-    with pytest.raises(InvalidState, match="passed"):
-        await service.schedules.resume(schedule.owner_id, schedule.id)
+    resumed = await service.schedules.resume(schedule.owner_id, schedule.id)
+    assert resumed.state is ScheduleState.done and resumed.next_run_at is None
     assert (
         await service.schedules.get_schedule(schedule.owner_id, schedule.id)
-    ).state is ScheduleState.paused
+    ).state is ScheduleState.done
 
 
 async def test_delete_removes_the_schedule_but_keeps_its_runs(

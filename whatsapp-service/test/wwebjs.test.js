@@ -120,7 +120,9 @@ class FakeClient extends EventEmitter {
   async getNumberId(number) {
     this.calls.push(['getNumberId', number]);
     this.page();
-    if (this.world.lookupFails) throw new Error('Evaluation failed');
+    if (this.world.lookupFails || this.world.lookupFailsFor?.has(number)) {
+      throw new Error('Evaluation failed');
+    }
     if (this.world.lookupHangs) return new Promise(() => {});
     return number === REGISTERED
       ? { server: 'c.us', user: number, _serialized: `${number}@c.us` }
@@ -656,6 +658,29 @@ describe('wwebjs engine: checking numbers', () => {
     const hung = await check(app, [`+${REGISTERED}`]);
     assertStatus(hung, 502, 'send_failed');
     assert.match(hung.json().error.message, /no answer within 50 ms/);
+  });
+
+  test('a lookup that fails after others answered answers those and leaves the rest out', async () => {
+    const { app, world, client } = await linked();
+    world.lookupFailsFor = new Set(['4915199999998']);
+    const response = await check(app, [
+      `+${REGISTERED}`,
+      '+4915199999999',
+      '+4915199999998',
+      '+4915199999997',
+    ]);
+    assert.equal(response.statusCode, 200);
+    assert.deepEqual(response.json(), {
+      numbers: [
+        { number: `+${REGISTERED}`, on_whatsapp: true, whatsapp_id: `${REGISTERED}@c.us` },
+        { number: '+4915199999999', on_whatsapp: false, whatsapp_id: null },
+      ],
+    });
+    // Stops at the failed lookup: the last number is not asked.
+    assert.deepEqual(
+      calls(client(), 'getNumberId').map(([, number]) => number),
+      [REGISTERED, '4915199999999', '4915199999998'],
+    );
   });
 
   test('numbers that are not +E164, none, or more than 50 are 400 invalid_request', async () => {

@@ -29,7 +29,8 @@ export const FAILURE_CODES = Object.freeze([
  * timestamp}|null (a message with this content this account sent to `to` at or after the Date
  * `since`, whose id `skip` does not reject), getAck(id) -> number|null,
  * requestPairingCode(phone), logout(), listContacts(), listGroups(), checkNumbers(numbers) ->
- * [{number, on_whatsapp, whatsapp_id}] (each `+E164` number looked up once, in order).
+ * [{number, on_whatsapp, whatsapp_id}] (each `+E164` number looked up once, in order; the
+ * numbers after a lookup that failed are left out, and a first lookup that fails is a failure).
  * Failures are ServiceErrors with contract codes.
  */
 // Failures that say why a QR code is shown again; any other failure ends when a QR appears.

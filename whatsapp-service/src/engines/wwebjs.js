@@ -808,7 +808,9 @@ export class WwebjsEngine extends Engine {
   /**
    * Whether each +E164 number has a WhatsApp account, asked one at a time (each is a query to
    * WhatsApp's servers; getNumberId answers the canonical id, or null for none). A lookup that
-   * fails or hangs fails the whole check (send_failed): no answer is a guess.
+   * fails or hangs ends the check: the numbers looked up before it are answered and the rest
+   * left out (not checked; the next lookups would likely fail or hang too). When the first
+   * one fails, the check fails (send_failed). No answer is a guess.
    */
   async checkNumbers(numbers) {
     this.requireWorking('check numbers');
@@ -824,10 +826,13 @@ export class WwebjsEngine extends Engine {
         );
       } catch (err) {
         // Without the number: this message may be logged.
-        throw new ServiceError(
-          'send_failed',
-          `could not look a number up on WhatsApp: ${failureDetail(err)}`,
+        const detail = `could not look a number up on WhatsApp: ${failureDetail(err)}`;
+        if (answers.length === 0) throw new ServiceError('send_failed', detail);
+        this.log.warn(
+          { answered: answers.length, left_out: numbers.length - answers.length },
+          `${detail}; answering the numbers looked up so far`,
         );
+        break;
       }
       const whatsappId = wid?._serialized ?? null;
       answers.push({ number, on_whatsapp: whatsappId !== null, whatsapp_id: whatsappId });
