@@ -395,7 +395,10 @@ class Schedules:
         refusal says what happened to it."""
         schedule = await self.get_schedule(owner_id, schedule_id)
         due = schedule.next_run_at
-        if occurrence is not None and due != occurrence:
+        # The card carries whole seconds; a one-time "in 2 hours" is due at a fraction.
+        if occurrence is not None and (
+            due is None or int(due.timestamp()) != int(occurrence.timestamp())
+        ):
             raise await self._gone(schedule, occurrence)
         if schedule.state is not ScheduleState.active or due is None:
             raise InvalidState(
