@@ -155,7 +155,8 @@ async def test_skip_this_one_skips_it_and_the_logs_say_who_chose(world: World) -
     assert ask is not None and ask.choice is AskChoice.skip and ask.chosen_by == ADMIN
     assert ask.run_id == deliveries[0].run_id
     logs = await world.say("/logs", "Latest deliveries")
-    assert logs.text.count(f"(Skip, chosen by {ADMIN} at 29 Nov 08:45)") == 2
+    assert logs.text.count("(Skip, chosen by you at 29 Nov 08:45)") == 2
+    assert str(ADMIN) not in logs.text
     rows = await export(world)
     assert [(r["status"], r["choice"], r["chosen by"]) for r in rows] == [
         ("skipped", "skip", str(ADMIN))
@@ -290,3 +291,9 @@ async def test_a_snoozed_occurrence_of_a_schedule_paused_since_is_not_sent(world
     assert world.sidecar.requests == 0
     ask = await world.core.store.find_ask(1, SUNDAY_9)
     assert ask is not None and ask.run_id == 0
+
+
+async def test_help_names_skip_next_ask_me_first_and_how_a_schedule_ends(world: World) -> None:
+    help_text = (await world.say("/help", "/schedule")).text
+    assert "Skip next" in help_text and "Ask me first" in help_text
+    assert "| ask" in help_text and "5 times" in help_text and "until 31.12" in help_text
