@@ -88,12 +88,14 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
         "schedule",
         "Schedule a message",
         "/schedule: step by step, or "
-        "<code>/schedule +4915123456789, Anna | tomorrow 9:00 | Hello!</code>",
+        "<code>/schedule +4915123456789, Anna | tomorrow 9:00 | Hello!</code>; a repeat may "
+        "end (<code>every day 9:00 5 times</code>, <code>... until 31.12</code>); "
+        "<code>| ask</code> at the end asks you before each run",
     ),
     (
         "list",
         "Your schedules with buttons",
-        "/list: your schedules, with Run now, Pause, Edit and Delete buttons",
+        "/list: your schedules, with Run now, Pause, Edit, Delete and Skip next buttons",
     ),
     ("runnow", "Send a schedule now", "/runnow &lt;id&gt;: send a schedule at once"),
     (
@@ -102,7 +104,11 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
         "/pause &lt;id&gt;, /resume &lt;id&gt;: stop and restart a schedule",
     ),
     ("resume", "Resume a schedule", ""),
-    ("edit", "Change a schedule", "/edit &lt;id&gt;: change its text, time or recipients"),
+    (
+        "edit",
+        "Change a schedule",
+        "/edit &lt;id&gt;: change its text, time, recipients or Ask me first",
+    ),
     ("delete", "Delete a schedule", "/delete &lt;id&gt;: delete a schedule (asks first)"),
     (
         "preview",
@@ -1904,7 +1910,8 @@ def choice_note(ask: Ask | None, timezone: str) -> str:
     if ask.choice is AskChoice.no_answer_skipped:
         return " (nobody answered: skipped)"
     at = escape(short_time(ask.chosen_at, timezone))
-    return f" ({CHOICE_WORDS[ask.choice]}, chosen by {ask.chosen_by} at {at})"
+    # Only the owner answers, and /logs is theirs: the id is in the export.
+    return f" ({CHOICE_WORDS[ask.choice]}, chosen by you at {at})"
 
 
 def ask_toggle(ask: NoAnswer | None) -> str:

@@ -14,7 +14,7 @@ router = Router(name=__name__)
 
 
 @router.message(Command("stats"))
-async def stats(
+async def stats_command(
     message: Message,
     command: CommandObject,
     stats: Stats,

@@ -16,8 +16,7 @@ import re
 import shutil
 import signal
 import socket
-import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,6 +26,7 @@ import aiohttp
 import pytest
 
 from core.services import PREVIEW_COUNT
+from tests.engine.processes import start_python
 from tests.fakes.telegram import ChatMessage, FakeTelegram
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -59,6 +59,9 @@ class World:
     log: Path
     # The sidecar's process (asyncio.subprocess.Process), for tests that kill it.
     sidecar_process: Any = None
+    # wasched's process, and how `running` starts it (again).
+    wasched_process: Any = None
+    start_wasched: Callable[[], Awaitable[None]] | None = None
 
     async def say(self, text: str, contains: str = "", user: int = ADMIN) -> ChatMessage:
         since = self.telegram.cursor()
@@ -81,6 +84,13 @@ class World:
     async def outbox(self) -> list[dict[str, Any]]:
         messages: list[dict[str, Any]] = (await self.sidecar("GET", "/fake/outbox"))["messages"]
         return messages
+
+    async def crash_and_restart(self) -> None:
+        """SIGKILL wasched, then start it again on the same database, Telegram and sidecar."""
+        assert self.start_wasched is not None and self.wasched_process is not None
+        self.wasched_process.send_signal(signal.SIGKILL)
+        await self.wasched_process.wait()
+        await self.start_wasched()
 
 
 def tail(log: Path, size: int = 3000) -> str:
@@ -152,7 +162,7 @@ async def running(
     async with FakeTelegram() as telegram, aiohttp.ClientSession() as http:
         telegram.add_user(ADMIN)
         telegram.add_user(STRANGER)
-        with sidecar_log.open("wb") as sidecar_out, wasched_log.open("wb") as wasched_out:
+        with sidecar_log.open("wb") as sidecar_out:
             sidecar = await asyncio.create_subprocess_exec(
                 "node",
                 "src/server.js",
@@ -161,56 +171,56 @@ async def running(
                 stdout=sidecar_out,
                 stderr=asyncio.subprocess.STDOUT,
             )
-            wasched_env = (
-                base_env
-                | {
-                    "TELEGRAM_BOT_TOKEN": telegram.token,
-                    "TELEGRAM_API_URL": telegram.base_url,
-                    "TELEGRAM_ADMIN_IDS": admin_ids,
-                    "DATABASE_URL": f"sqlite:///{tmp_path / 'wasched.db'}",
-                    "DEFAULT_TIMEZONE": "UTC",
-                    "HTTP_HOST": "127.0.0.1",
-                    "HTTP_PORT": str(core_port),
-                    "WHATSAPP_URL": f"http://127.0.0.1:{sidecar_port}",
-                    "WHATSAPP_API_KEY": API_KEY,
-                    "SEND_GAP_MIN_S": "0",
-                    "SEND_GAP_MAX_S": "0",
-                }
-                | (wasched_settings or {})
+        wasched_env = (
+            base_env
+            | {
+                "PYTHONPATH": str(REPO),
+                "TELEGRAM_BOT_TOKEN": telegram.token,
+                "TELEGRAM_API_URL": telegram.base_url,
+                "TELEGRAM_ADMIN_IDS": admin_ids,
+                "DATABASE_URL": f"sqlite:///{tmp_path / 'wasched.db'}",
+                "DEFAULT_TIMEZONE": "UTC",
+                "HTTP_HOST": "127.0.0.1",
+                "HTTP_PORT": str(core_port),
+                "WHATSAPP_URL": f"http://127.0.0.1:{sidecar_port}",
+                "WHATSAPP_API_KEY": API_KEY,
+                "SEND_GAP_MIN_S": "0",
+                "SEND_GAP_MAX_S": "0",
+            }
+            | (wasched_settings or {})
+        )
+        wasched_log.write_bytes(b"")
+        world = World(telegram, f"http://127.0.0.1:{sidecar_port}", http, wasched_log, sidecar)
+
+        async def start_wasched() -> None:
+            polls = len(telegram.calls_of("getupdates"))
+            world.wasched_process = await start_python(
+                "-m", "bot", "run", cwd=tmp_path, env=wasched_env, log=wasched_log
             )
-            wasched = None
             try:
-                await wait_until_up(
-                    http, f"http://127.0.0.1:{sidecar_port}/health", sidecar, sidecar_log
+                await telegram.wait_for(
+                    lambda: True if len(telegram.calls_of("getupdates")) > polls else None,
+                    within=30,
                 )
-                wasched = await asyncio.create_subprocess_exec(
-                    sys.executable,
-                    "-m",
-                    "bot",
-                    "run",
-                    cwd=tmp_path,
-                    env=wasched_env | {"PYTHONPATH": str(REPO)},
-                    stdout=wasched_out,
-                    stderr=asyncio.subprocess.STDOUT,
-                )
-                try:
-                    await telegram.wait_for(
-                        lambda: True if telegram.calls_of("getupdates") else None, within=30
-                    )
-                except TimeoutError:
-                    raise AssertionError(
-                        f"wasched did not start polling:\n{tail(wasched_log)}"
-                    ) from None
-                yield World(
-                    telegram, f"http://127.0.0.1:{sidecar_port}", http, wasched_log, sidecar
-                )
-            finally:
-                codes = []
-                # The sidecar first, while wasched still takes its last events.
-                await stop(sidecar, sidecar_log)
-                if wasched is not None:
-                    codes.append(await stop(wasched, wasched_log))
-                print("--- wasched log ---\n" + tail(wasched_log, 6000))
+            except TimeoutError:
+                raise AssertionError(
+                    f"wasched did not start polling:\n{tail(wasched_log)}"
+                ) from None
+
+        world.start_wasched = start_wasched
+        try:
+            await wait_until_up(
+                http, f"http://127.0.0.1:{sidecar_port}/health", sidecar, sidecar_log
+            )
+            await start_wasched()
+            yield world
+        finally:
+            codes = []
+            # The sidecar first, while wasched still takes its last events.
+            await stop(sidecar, sidecar_log)
+            if world.wasched_process is not None:
+                codes.append(await stop(world.wasched_process, wasched_log))
+            print("--- wasched log ---\n" + tail(wasched_log, 6000))
         assert codes in ([], [0]), f"wasched exited with {codes} on SIGTERM"
 
 

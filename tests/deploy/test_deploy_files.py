@@ -231,3 +231,13 @@ def test_the_repo_stands_on_its_own_docs() -> None:
         and re.search(r"\bDESIGN\b", (REPO / name).read_text(encoding="utf-8", errors="ignore"))
     ]
     assert pointing == []
+
+
+def test_readme_settings_table_has_every_row_in_one_table() -> None:
+    """A blank line inside a Markdown table ends it: rows after it render as plain text."""
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    section = text.split("\n## Settings\n", 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(r"^\| `([A-Z][A-Z0-9_]+)` \|", section, flags=re.MULTILINE)
+    table = section[section.index("| setting |") :].split("\n\n", 1)[0]
+    in_table = re.findall(r"^\| `([A-Z][A-Z0-9_]+)` \|", table, flags=re.MULTILINE)
+    assert "ASK_LEAD_S" in rows and in_table == rows

@@ -20,6 +20,7 @@ import contextlib
 import itertools
 import json
 import logging
+import re
 import socket
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -35,6 +36,9 @@ from aiohttp import web
 from core.adapters.whatsapp import WhatsAppContact, WhatsAppGroup
 
 logger = logging.getLogger(__name__)
+
+# The real POST /contacts/check's schema pattern (routes/directory.js): anything else is a 400.
+E164 = re.compile(r"\+[1-9][0-9]{6,14}")
 
 # HTTP status of each error code the contract names.
 ERROR_STATUS = {
@@ -340,6 +344,8 @@ class FakeSidecar:
                 },
                 status=201,
             )
+        # As the real one: sender.js refuses while not working before its engine (fake.js)
+        # uses up an injected failure.
         if self.state != "WORKING":
             return _error("not_ready", f"session is {self.state}")
         if self._fail:
@@ -424,7 +430,7 @@ class FakeSidecar:
         if (
             not isinstance(numbers, list)
             or not 1 <= len(numbers) <= 50
-            or not all(isinstance(n, str) and n[:1] == "+" and n[1:].isdigit() for n in numbers)
+            or not all(isinstance(n, str) and E164.fullmatch(n) for n in numbers)
         ):
             return _error("invalid_request", "numbers must be 1 to 50 +E164 numbers")
         if self.state != "WORKING":
