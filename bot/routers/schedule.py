@@ -73,7 +73,7 @@ async def one_shot(
     if len(parts) != 3 or not all(parts):
         raise InvalidInput(ui.ONE_SHOT_FORM)
     typed, when, text = parts
-    text, ask = split_ask_option(text)
+    text, ask, lead_s = split_ask_option(text)
     if not text:
         raise InvalidInput(ui.ONE_SHOT_FORM)
     resolved = await services.schedules.resolve_recipients(typed)
@@ -81,7 +81,7 @@ async def one_shot(
         created = await services.schedules.create_schedule(
             user.id, recipients=chosen(resolved), when=when, text=text
         )
-        created = await ask_first(services, created, ask)
+        created = await ask_first(services, created, ask, lead_s)
         await message.answer(await saved_text(services, created))
         return
     # The time and text are refused now rather than after the question; only the variables
@@ -92,17 +92,24 @@ async def one_shot(
         await services.schedules.draft_schedule(user.id, recipients=first, when=when, text=text)
     await state.set_state(OneShot.pick)
     await state.update_data(
-        pending=pack(resolved), when=when, text=text, ask=None if ask is None else ask.value
+        pending=pack(resolved),
+        when=when,
+        text=text,
+        ask=None if ask is None else ask.value,
+        ask_lead_s=lead_s,
     )
     await ask_next_choice(bot, message.chat.id, state)
 
 
-async def ask_first(services: Services, schedule: Schedule, ask: NoAnswer | None) -> Schedule:
-    """The schedule set to ask first (`| ask` in the one-line form), when `ask` says so."""
+async def ask_first(
+    services: Services, schedule: Schedule, ask: NoAnswer | None, lead_s: int | None = None
+) -> Schedule:
+    """The schedule set to ask first (`| ask` in the one-line form), when `ask` says so,
+    `lead_s` before each run (ASK_LEAD_S when None)."""
     if ask is None:
         return schedule
     return await services.asks.set_ask_first(
-        schedule.owner_id, schedule.id, on=True, on_no_answer=ask
+        schedule.owner_id, schedule.id, on=True, on_no_answer=ask, lead_s=lead_s
     )
 
 
@@ -189,7 +196,10 @@ async def pick(
             when=str(data["when"]),
             text=str(data["text"]),
         )
-        created = await ask_first(services, created, asked_for(data))
+        lead_s = data.get("ask_lead_s")
+        created = await ask_first(
+            services, created, asked_for(data), int(lead_s) if lead_s else None
+        )
         await bot.send_message(chat_id, await saved_text(services, created))
         return
     await state.update_data(pending=None, typed=[r.model_dump(mode="json") for r in recipients])

@@ -21,11 +21,19 @@ from core.services.schedules import Schedules
 
 logger = logging.getLogger(__name__)
 
-# `| ask` at the end of the one-line /schedule form, with what happens if nobody answers.
+# `| ask` at the end of the one-line /schedule form, with how long before (`ask 30 min
+# before`; ASK_LEAD_S when not said) and what happens if nobody answers.
 _ASK_OPTION = re.compile(
-    r"\|\s*ask(?:\s+me)?(?:\s+first)?(?:\s*,\s*(?P<policy>send|skip)\s+if\s+no\s+answer)?\s*$",
+    r"\|\s*ask(?:\s+me)?(?:\s+first)?"
+    r"(?:\s+(?P<lead>\d{1,5})\s*(?P<unit>m|mins?|minutes?|h|hours?)\s+before)?"
+    r"(?:\s*,\s*(?P<policy>send|skip)\s+if\s+no\s+answer)?\s*$",
     re.IGNORECASE,
 )
+# The last `|` part of the text starts with "ask": meant as the option.
+_ASK_TRIED = re.compile(r"\|\s*ask\b[^|]*$", re.IGNORECASE)
+# The lead a schedule may ask with: at least a minute, at most a week.
+LEAD_RANGE_S = (60, 7 * 24 * 3600)
+ASK_FORMS = "| ask, | ask 30 min before or | ask 2 h before, skip if no answer"
 
 # The choices a person can make (the others are the no-answer policy's).
 OWNER_CHOICES = (AskChoice.send_now, AskChoice.at_time, AskChoice.snooze, AskChoice.skip)
@@ -40,14 +48,25 @@ class Answer(Record):
     fresh: bool
 
 
-def split_ask_option(text: str) -> tuple[str, NoAnswer | None]:
-    """`Hi! | ask, skip if no answer` -> (`Hi!`, skip): the one-line form's ask option
-    taken off the text; None when the text has none."""
+def split_ask_option(text: str) -> tuple[str, NoAnswer | None, int | None]:
+    """`Hi! | ask 30 min before, skip if no answer` -> (`Hi!`, skip, 1800): the one-line
+    form's ask option taken off the text, with its lead in seconds (None: ASK_LEAD_S); no
+    policy when the text has no option. A lead outside a minute to a week is refused."""
     found = _ASK_OPTION.search(text)
     if found is None:
-        return text, None
+        if _ASK_TRIED.search(text):
+            # `| ask tomorrow`: an option gone wrong, not words to send to everyone.
+            raise InvalidInput(f"Not saved: the ask option was not understood. Type {ASK_FORMS}.")
+        return text, None, None
     policy = NoAnswer(found["policy"].lower()) if found["policy"] else NoAnswer.send
-    return text[: found.start()].rstrip(), policy
+    lead_s = None
+    if found["lead"]:
+        lead_s = int(found["lead"]) * (3600 if found["unit"].lower().startswith("h") else 60)
+        if not LEAD_RANGE_S[0] <= lead_s <= LEAD_RANGE_S[1]:
+            raise InvalidInput(
+                "Ask from 1 minute to 7 days (168 h) before a run, e.g. " + ASK_FORMS + "."
+            )
+    return text[: found.start()].rstrip(), policy, lead_s
 
 
 def next_ask(current: NoAnswer | None) -> NoAnswer | None:
@@ -135,13 +154,15 @@ class Asks:
         *,
         on: bool,
         on_no_answer: NoAnswer = NoAnswer.send,
+        lead_s: int | None = None,
     ) -> Schedule:
-        """Turn asking before each run on (with what happens without an answer) or off."""
+        """Turn asking before each run on (with what happens without an answer, `lead_s`
+        before each run, ASK_LEAD_S when None) or off."""
         await self._schedules.get_schedule(owner_id, schedule_id)
         updated = await self._store.set_ask_first(
             schedule_id,
             ask_first=on,
-            ask_lead_s=self.lead_s if on else None,
+            ask_lead_s=(lead_s or self.lead_s) if on else None,
             on_no_answer=on_no_answer,
         )
         self._hooks.schedules_changed()

@@ -520,3 +520,32 @@ async def test_help_names_skip_next_ask_me_first_and_how_a_schedule_ends(world: 
     help_text = (await world.say("/help", "/schedule")).text
     assert "Skip next" in help_text and "Ask me first" in help_text
     assert "| ask" in help_text and "5 times" in help_text and "until 31.12" in help_text
+
+
+async def test_a_schedule_asks_as_long_before_as_its_one_line_form_says(world: World) -> None:
+    saved = await world.say(
+        f"/schedule {ANNA} | every day at 9:00 | Hi! | ask 30 min before, skip if no answer",
+        "#1",
+    )
+    assert "asks 30 min before (skips if no answer)" in saved.text
+    await world.clock.advance((SUNDAY_9 - START).total_seconds() - 31 * 60)  # 08:29
+    await world.core.asker.pass_once()
+    await world.notifier.outbox.drained()
+    assert questions(world) == []
+    await world.clock.advance(60)  # 08:30
+    question = await world.telegram.wait_for(lambda: next(iter(questions(world)), None), within=5)
+    assert "Without an answer by then, it is skipped." in question.text
+    schedule = await world.core.services.schedules.get_schedule(ADMIN, 1)
+    assert schedule.ask_lead_s == 1800 and schedule.ask_first
+
+
+async def test_a_lead_out_of_range_is_refused_with_what_to_type(world: World) -> None:
+    answer = await world.say(f"/schedule {ANNA} | every day at 9:00 | Hi! | ask 0 min before")
+    assert "from 1 minute to 7 days" in answer.text and "| ask 30 min before" in answer.text
+    assert await world.core.store.list_schedules() == []
+
+
+async def test_an_ask_option_not_understood_is_refused_not_sent_as_text(world: World) -> None:
+    answer = await world.say(f"/schedule {ANNA} | every day at 9:00 | Hi! | ask tomorrow")
+    assert "ask option was not understood" in answer.text and "| ask 30 min before" in answer.text
+    assert await world.core.store.list_schedules() == []
