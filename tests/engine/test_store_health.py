@@ -167,7 +167,8 @@ async def test_healthz_answers_busy_while_another_process_holds_the_lock_and_not
     await eventually(lambda: len(sidecar.outbox) == 1, what="the send after the lock")
     (run,) = await core.store.list_runs(schedule_id=schedule.id)
     (delivery,) = await deliveries(core, run_id=run.id)
-    assert delivery.status is DeliveryStatus.sent
+    # Sent (the fake sidecar's acks may already have moved it on to delivered or read).
+    assert delivery.status in (DeliveryStatus.sent, DeliveryStatus.delivered, DeliveryStatus.read)
     # Fired on time by the pass's reading; stored and sent 8 s late, and /metrics says so.
     assert run.late_by_s == 0
     assert sample("wasched_run_lateness_seconds_sum") - lateness == 8
